@@ -86,3 +86,23 @@ def db_engine(db_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def cipher():
+    import os
+
+    from registry_core.crypto import IdentifierCipher
+
+    return IdentifierCipher(os.urandom(32), os.urandom(32))
+
+
+@pytest.fixture
+def registry(db_engine: Engine, cipher):
+    """Registry services over the parametrised database, built-in identifier systems present."""
+    from registry_core.db import make_session_factory
+    from registry_core.service import Registry
+
+    service = Registry(make_session_factory(db_engine), cipher)
+    service.ensure_identifier_systems()
+    return service

@@ -1,0 +1,257 @@
+"""The canonical household model as database tables.
+
+Current values live in plain columns (households, persons) so they can be queried and indexed;
+every assertion that produced them is kept in ``field_assertions`` with its source, so the
+current value can be re-derived when source precedence changes. Personal identifiers are never
+stored in clear: ``identifiers`` holds an AES-GCM ciphertext plus a keyed hash for exact look-up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from registry_core.db import Base, new_uuid, utcnow
+
+# BIGINT on PostgreSQL; INTEGER on SQLite, where only "INTEGER PRIMARY KEY" autoincrements.
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class HouseholdStatus:
+    ACTIVE = "active"
+    NEEDS_REVIEW = "needs_review"  # e.g. the head died: someone must name a new head
+    DISSOLVED = "dissolved"
+    ALL = (ACTIVE, NEEDS_REVIEW, DISSOLVED)
+
+
+class VerificationStatus:
+    UNVERIFIED = "unverified"
+    VERIFIED = "verified"
+    FAILED = "failed"
+    ALL = (UNVERIFIED, VERIFIED, FAILED)
+
+
+class Household(Base):
+    __tablename__ = "households"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    registry_number: Mapped[str] = mapped_column(String(32), unique=True)
+    admin_area_code: Mapped[str] = mapped_column(String(64), index=True)
+    address: Mapped[str | None] = mapped_column(Text)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(String(16), default=HouseholdStatus.ACTIVE, index=True)
+    review_reason: Mapped[str | None] = mapped_column(Text)
+    head_person_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("persons.id", use_alter=True, name="fk_households_head_person_id")
+    )
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="household", order_by="Membership.start_date"
+    )
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (CheckConstraint(f"status IN {HouseholdStatus.ALL!r}", name="status_known"),)
+
+
+class Person(Base):
+    __tablename__ = "persons"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    given_name: Mapped[str | None] = mapped_column(String(200))
+    family_name: Mapped[str | None] = mapped_column(String(200), index=True)
+    other_names: Mapped[str | None] = mapped_column(String(200))
+    sex: Mapped[str | None] = mapped_column(String(16))
+    birth_date: Mapped[date | None] = mapped_column(Date, index=True)
+    death_date: Mapped[date | None] = mapped_column(Date)
+    is_deceased: Mapped[bool] = mapped_column(Boolean, default=False)
+    verification_status: Mapped[str] = mapped_column(
+        String(16), default=VerificationStatus.UNVERIFIED
+    )
+    verification_source: Mapped[str | None] = mapped_column(String(64))
+    verified_at: Mapped[datetime | None] = mapped_column()
+    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(back_populates="person")
+    identifiers: Mapped[list[Identifier]] = relationship(back_populates="person")
+
+    __mapper_args__ = {"version_id_col": version}
+    __table_args__ = (
+        CheckConstraint(
+            f"verification_status IN {VerificationStatus.ALL!r}", name="verification_known"
+        ),
+    )
+
+
+class Membership(Base):
+    """A person's membership of a household over time; ended rows are history, never deleted."""
+
+    __tablename__ = "memberships"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"), index=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    relationship_to_head: Mapped[str] = mapped_column(String(32))
+    start_date: Mapped[date] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    end_reason: Mapped[str | None] = mapped_column(String(64))
+
+    household: Mapped[Household] = relationship(back_populates="memberships")
+    person: Mapped[Person] = relationship(back_populates="memberships")
+
+
+class IdentifierSystem(Base):
+    """The identifier systems the registry accepts; new ones are registered, not hard-coded."""
+
+    __tablename__ = "identifier_systems"
+
+    code: Mapped[str] = mapped_column(String(64), primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    unique_per_person: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Identifier(Base):
+    """A person's identifier: ciphertext for display to authorised users, keyed hash for look-up."""
+
+    __tablename__ = "identifiers"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    system: Mapped[str] = mapped_column(ForeignKey("identifier_systems.code"))
+    value_hash: Mapped[str] = mapped_column(String(64))
+    value_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
+    verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    source_system: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person] = relationship(back_populates="identifiers")
+
+    __table_args__ = (UniqueConstraint("system", "value_hash", name="uq_identifiers_system_value"),)
+
+
+class Consent(Base):
+    """A subject's consent for one program and purpose; revocation keeps the row."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"), index=True)
+    household_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("households.id"), index=True)
+    program_code: Mapped[str] = mapped_column(String(64), index=True)
+    purpose: Mapped[str] = mapped_column(String(64))
+    channel: Mapped[str] = mapped_column(String(32))
+    granted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column()
+
+    __table_args__ = (
+        CheckConstraint("person_id IS NOT NULL OR household_id IS NOT NULL", name="has_subject"),
+    )
+
+
+class SocioEconomicAttribute(Base):
+    """One socio-economic fact used by scoring (income by source and period, dwelling, assets).
+
+    A new survey question is a new ``domain``/``name`` pair, not a schema migration.
+    """
+
+    __tablename__ = "socio_economic_attributes"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"), index=True)
+    person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("persons.id"))
+    domain: Mapped[str] = mapped_column(String(32))  # income | dwelling | asset | other
+    name: Mapped[str] = mapped_column(String(64))  # e.g. "employment", "roof_material"
+    period: Mapped[str] = mapped_column(String(16), default="")  # e.g. "2025", "" for timeless
+    value: Mapped[Any] = mapped_column(JSON)
+    unit: Mapped[str | None] = mapped_column(String(16))
+    source_system: Mapped[str] = mapped_column(String(64))
+    source_record_id: Mapped[str | None] = mapped_column(String(128))
+    observed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint(
+            "household_id",
+            "person_id",
+            "domain",
+            "name",
+            "period",
+            "source_system",
+            name="uq_socio_economic_fact",
+        ),
+    )
+
+
+class FieldAssertion(Base):
+    """What one source said about one field of a person or household, and when."""
+
+    __tablename__ = "field_assertions"
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    entity_type: Mapped[str] = mapped_column(String(16))  # person | household
+    entity_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    field: Mapped[str] = mapped_column(String(64))
+    value: Mapped[Any] = mapped_column(JSON)
+    source_system: Mapped[str] = mapped_column(String(64))
+    source_record_id: Mapped[str | None] = mapped_column(String(128))
+    asserted_at: Mapped[datetime] = mapped_column()
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (Index("ix_field_assertions_entity", "entity_type", "entity_id", "field"),)
+
+
+class EligibilityScore(Base):
+    """A household's score under one scoring model; the newest row per model is current."""
+
+    __tablename__ = "eligibility_scores"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id"), index=True)
+    model: Mapped[str] = mapped_column(String(64))
+    score: Mapped[float] = mapped_column(Float)
+    computed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class OutboxEvent(Base):
+    """A change event written in the same transaction as the change (transactional outbox).
+
+    ``sequence`` is monotonic; the relay publishes in sequence order per subject and sets
+    ``published_at``. The row holds CloudEvents fields; the JSON envelope is built on publish.
+    """
+
+    __tablename__ = "outbox"
+
+    sequence: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(String(36), unique=True)
+    type: Mapped[str] = mapped_column(String(128))
+    routing_key: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(String(128), index=True)
+    time: Mapped[datetime] = mapped_column()
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    published_at: Mapped[datetime | None] = mapped_column(index=True)

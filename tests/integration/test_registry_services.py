@@ -1,0 +1,442 @@
+"""Registry services against real databases (SQLite and PostgreSQL): the exact outbox events each
+change writes, provenance and precedence, identifier protection, and optimistic locking."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from sqlalchemy import select, text
+
+from registry_core.errors import (
+    BusinessRuleViolation,
+    ConflictError,
+    DuplicateIdentifier,
+    InvalidRecord,
+    NotFound,
+)
+from registry_core.models import OutboxEvent
+from registry_core.service import Source
+from standards.validation import SchemaViolation, violations
+
+SURVEY = Source("field_survey", "form-1", datetime(2026, 1, 5, 10, 0, tzinfo=UTC))
+CRVS = Source("civil_registry", "reg-9")
+
+
+def household_payload() -> dict:
+    return {
+        "admin_area_code": "R01-D02-L003",
+        "address": "12 Mango Lane",
+        "location": {"lat": -1.25, "lon": 36.8},
+        "members": [
+            {
+                "given_name": "Amina",
+                "family_name": "Otieno",
+                "sex": "female",
+                "birth_date": "1985-04-02",
+                "relationship": "head",
+                "identifiers": [{"system": "national_id", "value": "1234567897"}],
+            },
+            {
+                "given_name": "Brian",
+                "family_name": "Otieno",
+                "sex": "male",
+                "birth_date": "1983-01-20",
+                "relationship": "spouse",
+                "identifiers": [
+                    {"system": "national_id", "value": "2234567891"},
+                    {"system": "tax_id", "value": "T-99812"},
+                ],
+            },
+            {
+                "given_name": "Cleo",
+                "family_name": "Otieno",
+                "sex": "female",
+                "birth_date": "2012-09-09",
+                "relationship": "child",
+            },
+        ],
+        "attributes": [
+            {
+                "domain": "income",
+                "name": "employment",
+                "period": "2025",
+                "value": 5400,
+                "unit": "XCU",
+                "member_index": 1,
+            },
+            {"domain": "dwelling", "name": "roof_material", "value": "iron_sheet"},
+        ],
+    }
+
+
+def outbox(registry) -> list[OutboxEvent]:
+    return registry.outbox_since(0, limit=1000)
+
+
+def members_by_name(record: dict) -> dict[str, dict]:
+    return {m["given_name"]: m for m in record["members"]}
+
+
+def test_register_household_writes_exactly_household_created(registry):
+    result = registry.register_household(household_payload(), SURVEY)
+    record = result.record
+    assert violations("household.json", record) == []
+    assert record["version"] == 1 and record["status"] == "active"
+    people = members_by_name(record)
+    assert record["head_person_id"] == people["Amina"]["id"]
+    assert people["Brian"]["identifiers"] == [
+        {"system": "national_id", "value": "2234567891", "verified": False},
+        {"system": "tax_id", "value": "T99812", "verified": False},
+    ]
+    assert {(a["name"], a.get("member_index")) for a in record["attributes"]} == {
+        ("employment", 1),
+        ("roof_material", None),
+    }
+
+    events = outbox(registry)
+    assert [e.routing_key for e in events] == ["household.created"]
+    event = events[0]
+    assert event.type == "org.socialregistry.household.created"
+    assert event.subject == f"household/{record['id']}"
+    assert event.data == {
+        "household_id": record["id"],
+        "registry_number": record["registry_number"],
+        "member_count": 3,
+        "members": [
+            {"person_id": people["Amina"]["id"], "relationship": "head"},
+            {"person_id": people["Brian"]["id"], "relationship": "spouse"},
+            {"person_id": people["Cleo"]["id"], "relationship": "child"},
+        ],
+        "admin_area_code": "R01-D02-L003",
+        "source": {"system": "field_survey", "record_id": "form-1"},
+    }
+
+
+def test_identifiers_are_never_stored_in_clear(registry, db_engine):
+    registry.register_household(household_payload(), SURVEY)
+    with db_engine.connect() as conn:
+        dump = " ".join(
+            repr(row)
+            for table in ("identifiers", "field_assertions", "outbox", "persons")
+            for row in conn.execute(text(f"SELECT * FROM {table}"))  # noqa: S608 - fixed names
+        )
+    assert "1234567897" not in dump and "2234567891" not in dump and "99812" not in dump
+    found = registry.find_person_by_identifier("national_id", "1234-567-897")
+    assert found is not None and found["given_name"] == "Amina"
+    assert registry.find_person_by_identifier("tax_id", "1234567897") is None
+
+
+def test_duplicate_identifier_is_refused_without_revealing_it(registry):
+    registry.register_household(household_payload(), SURVEY)
+    second = household_payload()
+    second["members"] = [dict(second["members"][0], given_name="Other")]
+    with pytest.raises(DuplicateIdentifier) as info:
+        registry.register_household(second, SURVEY)
+    assert "1234567897" not in str(info.value)
+    assert len(outbox(registry)) == 1  # the failed transaction wrote no event
+
+
+def test_invalid_record_lists_every_violation_with_paths(registry):
+    bad = household_payload()
+    bad["members"][0]["birth_date"] = "1985-13-40"
+    bad["members"][1]["sex"] = "M"
+    bad["id"] = "00000000-0000-0000-0000-000000000000"
+    with pytest.raises(SchemaViolation) as info:
+        registry.register_household(bad, SURVEY)
+    paths = {(v.path, v.rule) for v in info.value.violations}
+    assert paths == {
+        ("$.members[0].birth_date", "format"),
+        ("$.members[1].sex", "enum"),
+        ("$.id", "readOnly"),
+    }
+    unknown_system = household_payload()
+    unknown_system["members"][2]["identifiers"] = [{"system": "passport_xx", "value": "P1"}]
+    with pytest.raises(InvalidRecord) as info2:
+        registry.register_household(unknown_system, SURVEY)
+    assert info2.value.violations[0].path == "$.members[2].identifiers[0].system"
+    assert outbox(registry) == []
+
+
+def test_birth_joins_mothers_household_and_is_idempotent(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    mother = members_by_name(record)["Amina"]
+    child = {
+        "given_name": "Dan",
+        "family_name": "Otieno",
+        "sex": "male",
+        "birth_date": "2026-10-01",
+        "identifiers": [{"system": "birth_registration", "value": "BRN-2026-0001"}],
+    }
+    result = registry.record_birth(mother["id"], child, CRVS)
+    assert result.events == ["person.born", "household.member_added"]
+    born = result.record
+    events = outbox(registry)[1:]
+    assert [(e.routing_key, e.subject) for e in events] == [
+        ("household.member_added", f"household/{record['id']}"),
+        ("person.born", f"person/{born['id']}"),
+    ]
+    assert events[0].data == {
+        "household_id": record["id"],
+        "person_id": born["id"],
+        "relationship": "child",
+        "start_date": "2026-10-01",
+        "reason": "birth",
+        "admin_area_code": "R01-D02-L003",
+        "source": {"system": "civil_registry", "record_id": "reg-9"},
+    }
+    assert events[1].data == {
+        "person_id": born["id"],
+        "household_id": record["id"],
+        "mother_person_id": mother["id"],
+        "birth_date": "2026-10-01",
+        "sex": "male",
+        "identifier_systems": ["birth_registration"],
+        "admin_area_code": "R01-D02-L003",
+        "source": {"system": "civil_registry", "record_id": "reg-9"},
+    }
+    household = registry.get_household(record["id"])
+    assert household["version"] == 2
+    assert members_by_name(household)["Dan"]["relationship"] == "child"
+
+    again = registry.record_birth(mother["id"], child, CRVS)
+    assert again.events == [] and again.record["id"] == born["id"]
+    assert len(outbox(registry)) == 3
+
+
+def test_death_of_member_closes_membership_once(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    cleo = members_by_name(record)["Cleo"]
+    result = registry.record_death(cleo["id"], "2026-11-01", CRVS, "DRN-77")
+    assert result.events == ["person.died", "household.member_removed"]
+    assert result.record["is_deceased"] is True and result.record["death_date"] == "2026-11-01"
+    assert result.record["memberships"][0]["end_reason"] == "death"
+    died, removed = outbox(registry)[1:]
+    assert died.routing_key == "person.died" and died.data == {
+        "person_id": cleo["id"],
+        "household_id": record["id"],
+        "death_date": "2026-11-01",
+        "was_head": False,
+        "identifier_systems": ["death_registration"],
+        "admin_area_code": "R01-D02-L003",
+        "source": {"system": "civil_registry", "record_id": "reg-9"},
+    }
+    assert removed.data["reason"] == "death" and removed.data["end_date"] == "2026-11-01"
+    household = registry.get_household(record["id"])
+    assert "Cleo" not in members_by_name(household) and household["status"] == "active"
+
+    assert registry.record_death(cleo["id"], "2026-11-01", CRVS, "DRN-77").events == []
+    assert len(outbox(registry)) == 3
+
+
+def test_death_of_head_flags_household_for_review(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    amina = members_by_name(record)["Amina"]
+    result = registry.record_death(amina["id"], date(2026, 11, 2), CRVS)
+    assert result.events == ["person.died", "household.member_removed", "household.updated"]
+    updated = outbox(registry)[-1]
+    assert updated.data["status"] == "needs_review" and updated.data["reason"] == "head_died"
+    assert updated.data["changed_fields"] == ["status"]
+    assert outbox(registry)[1].data["was_head"] is True
+    household = registry.get_household(record["id"])
+    assert household["status"] == "needs_review"
+    brian = members_by_name(household)["Brian"]
+    fixed = registry.set_head(
+        record["id"], brian["id"], Source("registry_staff"), expected_version=household["version"]
+    )
+    assert fixed.record["status"] == "active" and fixed.record["head_person_id"] == brian["id"]
+
+
+def test_death_in_the_future_or_before_birth_is_refused(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    cleo = members_by_name(record)["Cleo"]
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    with pytest.raises(InvalidRecord):
+        registry.record_death(cleo["id"], tomorrow, CRVS)
+    with pytest.raises(InvalidRecord):
+        registry.record_death(cleo["id"], "2001-01-01", CRVS)
+    assert registry.get_person(cleo["id"])["is_deceased"] is False
+
+
+def test_verification_success_and_failure_events(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    amina, brian = members_by_name(record)["Amina"], members_by_name(record)["Brian"]
+    nid = Source("national_id", "txn-1", datetime(2026, 11, 20, 9, 30, tzinfo=UTC))
+    ok = registry.record_verification(amina["id"], True, nid, matched_fields=["name", "dob"])
+    assert ok.record["verification"] == {
+        "status": "verified",
+        "source": "national_id",
+        "verified_at": "2026-11-20T09:30:00Z",
+    }
+    assert ok.record["identifiers"][0]["verified"] is True
+    bad = registry.record_verification(
+        brian["id"], False, nid, mismatched_fields=["dob"], reason="birth date does not match"
+    )
+    verified, failed = outbox(registry)[1:]
+    assert verified.routing_key == "person.verified" and verified.data == {
+        "person_id": amina["id"],
+        "verified_at": "2026-11-20T09:30:00Z",
+        "matched_fields": ["name", "dob"],
+        "admin_area_code": "R01-D02-L003",
+        "source": {"system": "national_id", "record_id": "txn-1"},
+    }
+    assert failed.routing_key == "person.verification_failed" and failed.data == {
+        "person_id": brian["id"],
+        "checked_at": "2026-11-20T09:30:00Z",
+        "reason": "birth date does not match",
+        "mismatched_fields": ["dob"],
+        "admin_area_code": "R01-D02-L003",
+        "source": {"system": "national_id", "record_id": "txn-1"},
+    }
+    assert bad.record["verification"]["status"] == "failed"
+    assert registry.record_verification(amina["id"], True, nid).events == []
+
+
+def test_update_follows_source_precedence_and_keeps_provenance(registry):
+    record = registry.register_household(household_payload(), Source("self_declared")).record
+    cleo = members_by_name(record)["Cleo"]
+    t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    first = registry.update_person(
+        cleo["id"], {"birth_date": "2012-09-10"}, Source("civil_registry", "b-1", t0)
+    )
+    assert first.record["birth_date"] == "2012-09-10"
+    assert first.events == ["household.updated"]
+    assert outbox(registry)[-1].data["changed_fields"] == ["person.birth_date"]
+    assert outbox(registry)[-1].data["person_id"] == cleo["id"]
+    # A later self-declared value is kept as provenance but does not win.
+    later = registry.update_person(
+        cleo["id"],
+        {"birth_date": "2013-01-01"},
+        Source("self_declared", None, t0 + timedelta(days=30)),
+    )
+    assert later.record["birth_date"] == "2012-09-10" and later.events == []
+    history = [p for p in registry.provenance("person", cleo["id"]) if p["field"] == "birth_date"]
+    assert [(p["source_system"], p["value"], p["current"]) for p in history] == [
+        ("self_declared", "2012-09-09", False),
+        ("civil_registry", "2012-09-10", True),
+        ("self_declared", "2013-01-01", False),
+    ]
+
+
+def test_stale_version_is_refused(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    registry.update_household(
+        record["id"], {"address": "1 New Road"}, Source("registry_staff"), expected_version=1
+    )
+    with pytest.raises(ConflictError) as info:
+        registry.update_household(
+            record["id"], {"address": "2 Other Road"}, Source("registry_staff"), expected_version=1
+        )
+    assert info.value.current_version == 2
+    assert registry.get_household(record["id"])["address"] == "1 New Road"
+
+
+def test_concurrent_updates_one_wins_no_lost_update(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    barrier = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def worker(n: int) -> None:
+        barrier.wait()
+        try:
+            registry.update_household(
+                record["id"],
+                {"address": f"{n} Race Street"},
+                Source("registry_staff"),
+                expected_version=1,
+            )
+            outcomes.append(f"ok:{n}")
+        except ConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if o.startswith("ok")]
+    assert len(winners) == 1 and outcomes.count("conflict") == 3
+    final = registry.get_household(record["id"])
+    assert final["version"] == 2 and final["address"] == f"{winners[0][3:]} Race Street"
+    assert [e.routing_key for e in outbox(registry)] == ["household.created", "household.updated"]
+
+
+def test_members_added_and_removed_with_history(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    added = registry.add_member(
+        record["id"],
+        {
+            "given_name": "Eve",
+            "family_name": "Wanjiru",
+            "sex": "female",
+            "birth_date": "1950-02-02",
+            "relationship": "parent",
+        },
+        SURVEY,
+    )
+    eve = members_by_name(added.record)["Eve"]
+    assert added.events == ["household.member_added"]
+    removed = registry.remove_member(record["id"], eve["id"], SURVEY, reason="left")
+    assert "Eve" not in members_by_name(removed.record)
+    person = registry.get_person(eve["id"])
+    assert person["memberships"][0]["end_reason"] == "left"
+    with pytest.raises(BusinessRuleViolation):
+        registry.remove_member(record["id"], record["head_person_id"], SURVEY)
+    with pytest.raises(NotFound):
+        registry.remove_member(record["id"], eve["id"], SURVEY)
+    kinds = [e.routing_key for e in outbox(registry)]
+    assert kinds == ["household.created", "household.member_added", "household.member_removed"]
+
+
+def test_consent_grant_and_revoke(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    granted = registry.grant_consent(
+        "CCT", "eligibility", "in_person", SURVEY, household_id=record["id"]
+    )
+    revoked = registry.revoke_consent(granted.record["consent_id"], SURVEY)
+    assert revoked.events == ["consent.revoked"]
+    assert registry.revoke_consent(granted.record["consent_id"], SURVEY).events == []
+    kinds = [e.routing_key for e in outbox(registry)]
+    assert kinds == ["household.created", "consent.granted", "consent.revoked"]
+
+
+def test_attributes_update_emits_changed_facts_only(registry, db_engine):
+    record = registry.register_household(household_payload(), SURVEY).record
+    tax = Source("tax", "file-1")
+    first = registry.record_attributes(
+        record["id"],
+        [
+            {
+                "domain": "income",
+                "name": "employment",
+                "period": "2025",
+                "value": 6100,
+                "member_index": 1,
+            }
+        ],
+        tax,
+    )
+    assert first.events == ["household.updated"]
+    assert outbox(registry)[-1].data["changed_fields"] == ["attributes.income.employment"]
+    assert (
+        registry.record_attributes(
+            record["id"],
+            [
+                {
+                    "domain": "income",
+                    "name": "employment",
+                    "period": "2025",
+                    "value": 6100,
+                    "member_index": 1,
+                }
+            ],
+            tax,
+        ).events
+        == []
+    )
+    with db_engine.connect() as conn:
+        rows = conn.execute(
+            select(text("count(*)")).select_from(text("socio_economic_attributes"))
+        ).scalar()
+    assert rows == 3  # survey employment, survey roof, tax employment: one fact per source
