@@ -1,1 +1,31 @@
-"""hub/api"""
+"""The hub's HTTP API: ``create_app(settings)`` builds the Flask app with every blueprint,
+deny-by-default access control and problem+json errors."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from hub.settings import Settings, load_settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, runtime: object | None = None) -> Flask:
+    """Build the app. ``runtime`` (a HubRuntime) may be shared with workers in one process."""
+    from hub.api import health, households, persons
+    from hub.api.context import EXTENSION_KEY
+    from hub.api.problems import install_error_handlers
+    from hub.auth.flask_auth import init_app as init_auth
+    from hub.runtime import HubRuntime
+
+    settings = settings or load_settings()
+    hub = runtime if isinstance(runtime, HubRuntime) else HubRuntime(settings)
+    app = Flask("hub")
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION_KEY] = hub
+    init_auth(app, settings, hub.sessions)
+    install_error_handlers(app)
+    for blueprint in (health.bp, households.bp, persons.bp):
+        app.register_blueprint(blueprint)
+    return app

@@ -1,0 +1,122 @@
+"""Households: list, register, read, update, members.
+
+Field workers see and change only households in their own administrative areas; auditors read
+everything with identifiers masked (see ``hub.api.visibility``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, url_for
+
+from hub.api.context import hub_registry
+from hub.api.problems import PreconditionRequired
+from hub.api.requests import MAX_PAGE_SIZE, caller_source, expected_version, int_arg, json_object
+from hub.api.visibility import shape_household
+from hub.auth.flask_auth import current_principal, require_area, requires
+from hub.auth.roles import UNSCOPED_AREA_ROLES, Role
+
+bp = Blueprint("households", __name__, url_prefix="/api/v1/households")
+
+READERS = (Role.admin, Role.registry_staff, Role.field_worker, Role.auditor)
+WRITERS = (Role.admin, Role.registry_staff, Role.field_worker)
+
+
+def _with_etag(record: dict[str, Any], status: int = 200) -> Response:
+    response = jsonify(shape_household(record))
+    response.status_code = status
+    response.headers["ETag"] = f'"{record["version"]}"'
+    return response
+
+
+def _load_in_scope(household_id: str) -> dict[str, Any]:
+    record = hub_registry().get_household(household_id)
+    require_area(record["admin_area_code"])
+    return record
+
+
+@bp.get("")
+@requires(*READERS)
+def list_households() -> Response:
+    limit = int_arg("limit", 50, 1, MAX_PAGE_SIZE)
+    offset = int_arg("offset", 0, 0, 10_000_000)
+    status = request.args.get("status") or None
+    principal = current_principal()
+    areas = None if principal.has_any(UNSCOPED_AREA_ROLES) else list(principal.admin_areas)
+    items, total = hub_registry().list_households(
+        area_prefixes=areas, status=status, limit=limit, offset=offset
+    )
+    return jsonify(
+        {
+            "items": [shape_household(i) for i in items],
+            "total": total,
+            "limit": limit,
+            "offset": offset,
+        }
+    )
+
+
+@bp.post("")
+@requires(*WRITERS)
+def register_household() -> Response:
+    body = json_object()
+    area = body.get("admin_area_code")
+    require_area(area if isinstance(area, str) else None)
+    result = hub_registry().register_household(body, caller_source())
+    response = _with_etag(result.record, 201)
+    response.headers["Location"] = url_for(".get_household", household_id=result.record["id"])
+    return response
+
+
+@bp.get("/<uuid:household_id>")
+@requires(*READERS)
+def get_household(household_id: Any) -> Response:
+    return _with_etag(_load_in_scope(str(household_id)))
+
+
+@bp.patch("/<uuid:household_id>")
+@requires(*WRITERS)
+def update_household(household_id: Any) -> Response:
+    body = json_object()
+    version = expected_version(body)
+    if version is None:
+        raise PreconditionRequired(
+            'say which version you changed: send If-Match: "<version>" or "version" in the body'
+        )
+    _load_in_scope(str(household_id))
+    changes = {k: v for k, v in body.items() if k != "version"}
+    if isinstance(changes.get("admin_area_code"), str):
+        require_area(changes["admin_area_code"])
+    result = hub_registry().update_household(
+        str(household_id), changes, caller_source(), expected_version=version
+    )
+    return _with_etag(result.record)
+
+
+@bp.post("/<uuid:household_id>/members")
+@requires(*WRITERS)
+def add_member(household_id: Any) -> Response:
+    body = json_object()
+    version = expected_version(None)
+    _load_in_scope(str(household_id))
+    result = hub_registry().add_member(
+        str(household_id), body, caller_source(), expected_version=version
+    )
+    return _with_etag(result.record, 201)
+
+
+@bp.delete("/<uuid:household_id>/members/<uuid:person_id>")
+@requires(*WRITERS)
+def remove_member(household_id: Any, person_id: Any) -> Response:
+    version = expected_version(None)
+    _load_in_scope(str(household_id))
+    reason = request.args.get("reason", "left")
+    result = hub_registry().remove_member(
+        str(household_id),
+        str(person_id),
+        caller_source(),
+        reason=reason,
+        expected_version=version,
+    )
+    return _with_etag(result.record)

@@ -1,0 +1,118 @@
+"""``srhub run``: the whole hub in one process, for a laptop or a single small server.
+
+It migrates the database, starts the sandbox mocks (unless told not to), the workers (relay,
+ingest, dispatch) as threads, and serves the API. Production runs the same pieces as separate
+processes (``srhub worker ...`` and gunicorn); see docs/operations.md.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any
+
+import click
+from werkzeug.serving import make_server
+
+from hub.settings import Settings, load_settings, with_overrides
+
+log = logging.getLogger("srhub.run")
+
+
+def _optional_component(name: str, starter: Callable[[], Any], stack: ExitStack) -> Any:
+    """Start a component that a later build step provides; report clearly if it is absent."""
+    try:
+        return starter()
+    except ModuleNotFoundError as exc:
+        click.echo(f"  {name}: not available in this build ({exc.name})", err=True)
+        return None
+
+
+def start_background(
+    settings: Settings, runtime: Any, stack: ExitStack, sandbox: bool, workers: bool
+) -> None:
+    """Start the sandbox and the in-process workers; each registers its stop on ``stack``."""
+    if sandbox:
+
+        def start_sandbox() -> Any:
+            from hub.embedded_services import start_sandbox_for
+
+            return start_sandbox_for(settings, stack)
+
+        _optional_component("sandbox", start_sandbox, stack)
+    if workers:
+
+        def start_workers() -> Any:
+            from hub.embedded_services import start_workers_for
+
+            return start_workers_for(settings, runtime, stack)
+
+        _optional_component("workers", start_workers, stack)
+
+
+@click.command()
+@click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port to listen on (default 8000).")
+@click.option("--no-sandbox", is_flag=True, help="Do not start the sandbox mocks.")
+@click.option("--no-workers", is_flag=True, help="Serve the API only; run workers separately.")
+def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) -> None:
+    """Run the hub: API, workers and (by default) the sandbox partner systems."""
+    from hub.api import create_app
+    from hub.auth.bootstrap import ensure_admin_token
+    from hub.dbschema import upgrade_to_head
+    from hub.runtime import HubRuntime
+
+    settings = load_settings()
+    changes: dict[str, Any] = {}
+    if host:
+        changes["host"] = host
+    if port is not None:
+        changes["port"] = port
+    settings = with_overrides(settings, **changes) if changes else settings
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    upgrade_to_head(settings.effective_database_url)
+    runtime = HubRuntime(settings)
+    runtime.registry.ensure_identifier_systems()
+    token = ensure_admin_token(settings)
+
+    stop = threading.Event()
+    with ExitStack() as stack:
+        stack.callback(runtime.close)
+        app = create_app(settings, runtime)
+        server = make_server(settings.host, settings.port, app, threaded=True)
+        url = f"http://{settings.host}:{server.server_port}"
+        click.echo(f"srhub: API on {url}  (health: {url}/health)")
+        click.echo(f"srhub: database {settings.effective_database_url.split('@')[-1]}")
+        click.echo(
+            "srhub: broker "
+            + ("embedded queue in the database" if settings.uses_embedded_broker else "RabbitMQ")
+        )
+        if token:
+            click.echo(f"srhub: admin token (also in {settings.effective_admin_token_file}):")
+            click.echo(f"  {token}")
+        start_background(
+            settings,
+            runtime,
+            stack,
+            sandbox=settings.sandbox and not no_sandbox,
+            workers=not no_workers,
+        )
+
+        def _stop(signum: int, _frame: Any) -> None:
+            log.info("signal %s: shutting down", signum)
+            stop.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        click.echo("srhub: ready; Ctrl-C to stop")
+        server.serve_forever()
+        server.server_close()
+    click.echo("srhub: stopped")

@@ -1,0 +1,55 @@
+"""Wiring the hub's long-lived parts from settings, once per process.
+
+The API, the workers and the CLI all need the same engine, session factory, keys and registry
+services; building them in one place keeps their configuration identical everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.settings import Keys, Settings, load_keys
+from registry_core.crypto import IdentifierCipher
+from registry_core.db import make_engine, make_session_factory
+from registry_core.precedence import SourcePrecedence
+from registry_core.service import Registry
+
+
+@dataclass
+class HubRuntime:
+    settings: Settings
+
+    @cached_property
+    def keys(self) -> Keys:
+        return load_keys(self.settings)
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.settings.effective_database_url)
+
+    @cached_property
+    def sessions(self) -> sessionmaker[Session]:
+        return make_session_factory(self.engine)
+
+    @cached_property
+    def cipher(self) -> IdentifierCipher:
+        return IdentifierCipher(self.keys.identifier_encryption_key, self.keys.identifier_hmac_key)
+
+    @cached_property
+    def precedence(self) -> SourcePrecedence:
+        path = self.settings.precedence_file
+        if str(path) in ("", "."):
+            return SourcePrecedence.default()
+        return SourcePrecedence.from_file(path)
+
+    @cached_property
+    def registry(self) -> Registry:
+        return Registry(self.sessions, self.cipher, self.precedence)
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
