@@ -1,0 +1,177 @@
+"""Bearer tokens: JWTs signed by the hub with HS256.
+
+The hub is both issuer and only audience of these tokens, so a shared-secret MAC is enough and
+avoids a key-distribution problem. Verification pins the algorithm (a token that names ``none``
+or an asymmetric algorithm is refused before any key is used), pins the issuer, requires every
+claim we rely on, and allows only a small clock leeway. Each refusal carries an internal reason
+for logs and tests; callers over HTTP only ever see a generic 401.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+
+from hub.auth.roles import (
+    MAX_SUBJECT_LENGTH,
+    GrantError,
+    Principal,
+    Role,
+    validate_grant,
+)
+from hub.settings import Settings, load_keys
+
+ALGORITHM = "HS256"
+DEFAULT_LEEWAY_SECONDS = 30
+# A token longer than this is refused unparsed: ours are a few hundred bytes, and parsing
+# arbitrarily large attacker input is wasted work.
+MAX_TOKEN_LENGTH = 8192
+REQUIRED_CLAIMS = ("sub", "roles", "iat", "exp", "iss", "jti")
+
+
+class TokenError(Exception):
+    """A token was refused. ``reason`` is a short machine-readable cause for logs and tests.
+
+    Reasons: ``malformed``, ``too_long``, ``algorithm``, ``bad_signature``, ``expired``,
+    ``not_yet_valid``, ``wrong_issuer``, ``missing_claim``, ``bad_claims``.
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenSigner:
+    """Issues and verifies the hub's tokens with one secret and issuer."""
+
+    secret: bytes
+    issuer: str
+    default_ttl_seconds: int = 8 * 3600
+    leeway_seconds: int = DEFAULT_LEEWAY_SECONDS
+
+    def __repr__(self) -> str:  # never print the secret
+        return f"TokenSigner(issuer={self.issuer!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenSigner:
+        return cls(
+            secret=load_keys(settings).jwt_secret,
+            issuer=settings.jwt_issuer,
+            default_ttl_seconds=settings.token_ttl_seconds,
+        )
+
+    def issue(
+        self,
+        *,
+        subject: str,
+        roles: Iterable[Role | str],
+        admin_areas: Iterable[str] = (),
+        program: str | None = None,
+        ttl_seconds: int | None = None,
+        now: datetime | None = None,
+    ) -> str:
+        """Return a signed token for ``subject``; raises GrantError for inconsistent grants."""
+        subject = subject.strip()
+        if not subject:
+            raise GrantError("the subject (--sub) may not be empty")
+        if len(subject) > MAX_SUBJECT_LENGTH:
+            raise GrantError(f"the subject is longer than {MAX_SUBJECT_LENGTH} characters")
+        ttl = self.default_ttl_seconds if ttl_seconds is None else ttl_seconds
+        if ttl <= 0:
+            raise GrantError("the token lifetime must be a positive number of seconds")
+        grant = validate_grant(roles, admin_areas, program)
+        issued = (now or datetime.now(UTC)).replace(microsecond=0)
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": subject,
+            "iat": issued,
+            "exp": issued + timedelta(seconds=ttl),
+            "jti": secrets.token_hex(16),
+            "roles": sorted(r.value for r in grant.roles),
+        }
+        if grant.admin_areas:
+            claims["areas"] = list(grant.admin_areas)
+        if grant.program:
+            claims["program"] = grant.program
+        return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
+
+    def verify(self, token: str) -> Principal:
+        """Return the principal a valid token stands for, or raise TokenError."""
+        if len(token) > MAX_TOKEN_LENGTH:
+            raise TokenError("too_long", f"token longer than {MAX_TOKEN_LENGTH} characters")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.DecodeError as exc:
+            raise TokenError("malformed", "token is not a JWT") from exc
+        if header.get("alg") != ALGORITHM:
+            raise TokenError("algorithm", f"algorithm {header.get('alg')!r} is not accepted")
+        options: dict[str, Any] = {"require": list(REQUIRED_CLAIMS)}
+        try:
+            claims = jwt.decode(
+                token,
+                self.secret,
+                algorithms=[ALGORITHM],
+                issuer=self.issuer,
+                leeway=self.leeway_seconds,
+                options=options,
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise TokenError("expired", "token has expired") from exc
+        except jwt.ImmatureSignatureError as exc:
+            raise TokenError("not_yet_valid", "token is not valid yet") from exc
+        except jwt.InvalidIssuerError as exc:
+            raise TokenError("wrong_issuer", "token was issued by someone else") from exc
+        except jwt.InvalidSignatureError as exc:
+            raise TokenError("bad_signature", "token signature does not match") from exc
+        except jwt.MissingRequiredClaimError as exc:
+            raise TokenError("missing_claim", f"token lacks claim {exc.claim!r}") from exc
+        except jwt.InvalidAlgorithmError as exc:
+            raise TokenError("algorithm", "algorithm is not accepted") from exc
+        except jwt.DecodeError as exc:
+            raise TokenError("malformed", "token cannot be decoded") from exc
+        except jwt.InvalidTokenError as exc:
+            raise TokenError("bad_claims", f"token claims are invalid: {exc}") from exc
+        return _principal_from_claims(claims)
+
+
+def _principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """Build a Principal, refusing claims we did not issue in this shape."""
+    subject, jti = claims.get("sub"), claims.get("jti")
+    roles, areas, program = claims.get("roles"), claims.get("areas", []), claims.get("program")
+    if not isinstance(subject, str) or not subject or not isinstance(jti, str):
+        raise TokenError("bad_claims", "sub and jti must be non-empty strings")
+    if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
+        raise TokenError("bad_claims", "roles must be a list of strings")
+    if not isinstance(areas, list) or not all(isinstance(a, str) for a in areas):
+        raise TokenError("bad_claims", "areas must be a list of strings")
+    if program is not None and not isinstance(program, str):
+        raise TokenError("bad_claims", "program must be a string")
+    try:
+        grant = validate_grant(roles, areas, program)
+    except GrantError as exc:
+        raise TokenError("bad_claims", str(exc)) from exc
+    return Principal(
+        subject=subject,
+        roles=grant.roles,
+        admin_areas=grant.admin_areas,
+        program=grant.program,
+        kind="token",
+        token_id=jti,
+        expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+    )
+
+
+def issue_token(settings: Settings, **kwargs: Any) -> str:
+    """Issue a token with the keys and issuer of ``settings`` (see TokenSigner.issue)."""
+    return TokenSigner.from_settings(settings).issue(**kwargs)
+
+
+def verify_token(settings: Settings, token: str) -> Principal:
+    """Verify a token with the keys and issuer of ``settings`` (see TokenSigner.verify)."""
+    return TokenSigner.from_settings(settings).verify(token)
