@@ -1,0 +1,986 @@
+"""The civil-registry mock over real HTTP: FHIR bundles, webhooks, DCI, feed, clock, faults.
+
+Receivers are real werkzeug servers on loopback; webhook signatures are checked here with an
+independent HMAC implementation (the ``hmac`` module), never with the mock's own signer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+import requests
+from fhir.resources.R4B.bundle import Bundle
+from flask import Flask, Response, jsonify, request
+
+from sandbox_mocks.civil_registry import CivilRegistryConfig, create_app
+from sandbox_mocks.civil_registry.delivery import RetryPolicy
+from sandbox_mocks.common.server import MockServer
+from sandbox_mocks.population.model import Person, VitalEvent
+
+START = date(2025, 1, 1)
+SECRET = "s3cret-" + uuid.uuid4().hex
+FAST_RETRY = RetryPolicy(max_attempts=4, base_delay_s=0.05, factor=2.0, timeout_s=2.0)
+
+
+def person(
+    key: str,
+    given: str,
+    sex: str,
+    born: date,
+    nid: str | None = None,
+    brn: str | None = None,
+    died: date | None = None,
+) -> Person:
+    return Person(
+        person_key=key,
+        given_name=given,
+        family_name="Okafor",
+        sex=sex,
+        birth_date=born,
+        national_id=nid,
+        birth_registration_number=brn,
+        tax_id=None,
+        relationship="child",
+        death_date=died,
+    )
+
+
+MOTHER = person("m", "Ada", "female", date(1994, 4, 2), nid="1111111111")
+FATHER = person("f", "Ben", "male", date(1990, 7, 9), nid="2222222222")
+EVENTS = [
+    VitalEvent(
+        "birth",
+        date(2025, 1, 3),
+        date(2025, 1, 10),
+        "BR1",
+        person("c1", "Chi", "female", date(2025, 1, 3), brn="BR1"),
+        "HH1",
+        mother=MOTHER,
+        father=FATHER,
+        place_locality_code="R01-D01-L001",
+    ),
+    VitalEvent(
+        "death",
+        date(2025, 1, 4),
+        date(2025, 1, 12),
+        "DR1",
+        person(
+            "d1",
+            "Dan",
+            "male",
+            date(1941, 2, 2),
+            nid="3333333333",
+            brn="BR0",
+            died=date(2025, 1, 4),
+        ),
+        "HH2",
+        place_locality_code="R01-D02-L003",
+    ),
+    VitalEvent(
+        "birth",
+        date(2025, 2, 1),
+        date(2025, 2, 20),
+        "BR2",
+        person("c2", "Eze", "male", date(2025, 2, 1), brn="BR2"),
+        "HH1",
+        mother=MOTHER,
+        father=None,
+    ),
+    VitalEvent(
+        "death",
+        date(2025, 3, 1),
+        date(2025, 3, 15),
+        "DR2",
+        person("d2", "Fola", "female", date(1950, 5, 5), nid="4444444444", died=date(2025, 3, 1)),
+        "HH3",
+    ),
+]
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 5.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.02)
+    raise AssertionError("condition not met in time")
+
+
+class Receiver:
+    """A partner system receiving webhooks and DCI callbacks; records everything."""
+
+    def __init__(
+        self, fail_first: int = 0, always_fail: bool = False, wrong_challenge: bool = False
+    ) -> None:
+        self.verifications: list[dict[str, str]] = []
+        self.deliveries: list[tuple[dict[str, str], bytes]] = []
+        self.callbacks: list[tuple[str, dict[str, Any]]] = []
+        self.posts_seen = 0
+        self._lock = threading.Lock()
+        app = Flask("receiver")
+
+        @app.get("/hook")
+        def verify() -> Response:
+            self.verifications.append(dict(request.args))
+            challenge = request.args.get("challenge", "")
+            return jsonify({"challenge": "nope" if wrong_challenge else challenge})
+
+        @app.post("/hook")
+        def deliver() -> tuple[str, int]:
+            with self._lock:
+                self.posts_seen += 1
+                if always_fail or self.posts_seen <= fail_first:
+                    return "busy", 500
+                self.deliveries.append((dict(request.headers), request.get_data()))
+            return "", 204
+
+        @app.post("/registry/<action>")
+        def dci_callback(action: str) -> Response:
+            self.callbacks.append((action, request.get_json()))
+            return jsonify({"message": {"ack_status": "ACK"}})
+
+        self.server = MockServer(app).start()
+
+    @property
+    def hook(self) -> str:
+        return self.server.url + "/hook"
+
+    def of(self, action: str) -> list[dict[str, Any]]:
+        return [body for name, body in self.callbacks if name == action]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    recv = Receiver()
+    yield recv
+    recv.server.stop()
+
+
+def start_registry(**overrides: Any) -> MockServer:
+    events = overrides.pop("events", EVENTS)
+    config = CivilRegistryConfig(start_date=START, retry=FAST_RETRY, **overrides)
+    return MockServer(create_app(config, events=events)).start()
+
+
+@pytest.fixture
+def crvs() -> Iterator[MockServer]:
+    srv = start_registry()
+    yield srv
+    srv.stop()
+
+
+def advance(srv: MockServer, days: int) -> dict[str, Any]:
+    answer = requests.post(srv.url + "/_admin/clock/advance", json={"days": days}, timeout=5)
+    assert answer.status_code == 200
+    return answer.json()
+
+
+def subscribe(srv: MockServer, callback: str, topic: str, secret: str) -> dict[str, Any]:
+    answer = requests.post(
+        srv.url + "/webhooks",
+        json={"hub": {"callback": callback, "mode": "subscribe", "topic": topic, "secret": secret}},
+        timeout=5,
+    )
+    assert answer.status_code == 202
+    return answer.json()
+
+
+def subscription_status(srv: MockServer, sub_id: str) -> str:
+    subs = requests.get(srv.url + "/webhooks", timeout=5).json()["subscriptions"]
+    return next(s["status"] for s in subs if s["id"] == sub_id)
+
+
+def expected_signature(secret: str, body: bytes) -> str:
+    """Independent of the mock: HMAC-SHA256 over the raw body, hex, prefixed."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+# --- FHIR bundles ------------------------------------------------------------------------
+
+
+def resources(bundle: dict[str, Any], kind: str) -> list[dict[str, Any]]:
+    return [e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == kind]
+
+
+def identifier_codes(patient: dict[str, Any]) -> dict[str, str]:
+    return {i["type"]["coding"][0]["code"]: i["value"] for i in patient["identifier"]}
+
+
+def feed_all(srv: MockServer, limit: int = 2) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    cursor = ""
+    for _ in range(1000):
+        page = requests.get(
+            srv.url + "/feed", params={"since": cursor, "limit": limit}, timeout=5
+        ).json()
+        entries.extend(page["entries"])
+        cursor = page["next"]
+        if not page["has_more"]:
+            return entries
+    raise AssertionError("feed never ended")
+
+
+def test_feed_bundles_are_valid_opencrvs_documents(crvs: MockServer) -> None:
+    assert feed_all(crvs) == []
+    released = advance(crvs, 80)["released"]
+    assert released == 4
+    entries = feed_all(crvs)
+    assert [e["registration_number"] for e in entries] == ["BR1", "DR1", "BR2", "DR2"]
+    for entry in entries:
+        bundle = entry["bundle"]
+        Bundle.model_validate(bundle)  # strict R4B
+        assert bundle["type"] == "document"
+        composition = bundle["entry"][0]["resource"]
+        assert composition["resourceType"] == "Composition"
+        coding = composition["type"]["coding"][0]
+        assert coding["system"] == "http://opencrvs.org/doc-types"
+        assert coding["code"] == f"{entry['kind']}-declaration"
+        task = resources(bundle, "Task")[0]
+        assert task["businessStatus"]["coding"][0]["code"] == "REGISTERED"
+        assert task["identifier"][0]["value"] == entry["registration_number"]
+        # Every section reference resolves to an entry of the bundle.
+        full_urls = {e["fullUrl"] for e in bundle["entry"]}
+        for section in composition["section"]:
+            assert section["entry"][0]["reference"] in full_urls
+
+    birth, death = entries[0]["bundle"], entries[1]["bundle"]
+    sections = {
+        s["code"]["coding"][0]["code"]: s["entry"][0]["reference"]
+        for s in birth["entry"][0]["resource"]["section"]
+    }
+    assert {"child-details", "mother-details", "father-details", "informant-details"} <= set(
+        sections
+    )
+    by_url = {e["fullUrl"]: e["resource"] for e in birth["entry"]}
+    child, mother = by_url[sections["child-details"]], by_url[sections["mother-details"]]
+    assert identifier_codes(child) == {"BIRTH_REGISTRATION_NUMBER": "BR1"}
+    assert child["deceasedBoolean"] is False and child["birthDate"] == "2025-01-03"
+    assert identifier_codes(mother)["NATIONAL_ID"] == "1111111111"
+    death_sections = {
+        s["code"]["coding"][0]["code"]: s["entry"][0]["reference"]
+        for s in death["entry"][0]["resource"]["section"]
+    }
+    deceased = {e["fullUrl"]: e["resource"] for e in death["entry"]}[
+        death_sections["deceased-details"]
+    ]
+    assert deceased["deceasedDateTime"].startswith("2025-01-04")
+    assert identifier_codes(deceased) == {
+        "DEATH_REGISTRATION_NUMBER": "DR1",
+        "NATIONAL_ID": "3333333333",
+        "BIRTH_REGISTRATION_NUMBER": "BR0",
+    }
+
+
+def test_generated_population_bundles_validate() -> None:
+    """The default data source: a year of the synthetic country, every bundle strict FHIR."""
+    srv = MockServer(create_app(CivilRegistryConfig(population_people=2000))).start()
+    try:
+        advance(srv, 366)
+        entries = feed_all(srv, limit=500)
+        status = requests.get(srv.url + "/_admin/status", timeout=5).json()["events"]
+    finally:
+        srv.stop()
+    assert len(entries) == status["total"] > 10
+    kinds = {e["kind"] for e in entries}
+    assert kinds == {"birth", "death"}
+    for entry in entries:
+        Bundle.model_validate(entry["bundle"])
+    dates = [e["registration_date"] for e in entries]
+    assert dates == sorted(dates)
+
+
+def test_messy_mode_emits_real_world_quirks() -> None:
+    srv = start_registry(messy_rate=1.0)
+    try:
+        advance(srv, 80)
+        entries = feed_all(srv)
+    finally:
+        srv.stop()
+    assert len(entries) == 4
+    for entry in entries:
+        with pytest.raises(ValueError):
+            Bundle.model_validate(entry["bundle"])
+        text = json.dumps(entry["bundle"])
+        assert entry["registration_number"] in text  # the facts are still there
+        assert '""' in text  # empty strings
+        refs = [
+            s["entry"][0]["reference"] for s in entry["bundle"]["entry"][0]["resource"]["section"]
+        ]
+        assert any(r.startswith(("Patient/", "/fhir/Patient/")) for r in refs)
+
+
+# --- pull feed ---------------------------------------------------------------------------
+
+
+def test_feed_cursor_pages_without_gaps_or_repeats(crvs: MockServer) -> None:
+    advance(crvs, 45)  # Feb 15: BR1 and DR1 registered; BR2 (Feb 20) not yet
+    first = requests.get(crvs.url + "/feed", params={"limit": 1}, timeout=5).json()
+    assert len(first["entries"]) == 1 and first["has_more"] is True
+    rest = requests.get(crvs.url + "/feed", params={"since": first["next"]}, timeout=5).json()
+    seen = [e["id"] for e in first["entries"] + rest["entries"]]
+    assert len(seen) == len(set(seen)) == 2
+    # Polling with the last cursor is safe while nothing new exists ...
+    idle = requests.get(crvs.url + "/feed", params={"since": rest["next"]}, timeout=5).json()
+    assert idle["entries"] == [] and idle["next"] == rest["next"]
+    # ... and yields exactly the newly registered events later.
+    advance(crvs, 60)
+    new = requests.get(crvs.url + "/feed", params={"since": rest["next"]}, timeout=5).json()
+    assert [e["registration_number"] for e in new["entries"]] == ["BR2", "DR2"]
+
+
+@pytest.mark.parametrize(
+    ("params", "code"),
+    [
+        ({"since": "not-a-cursor"}, "bad_cursor"),
+        ({"since": "Y3J2cy1mZWVkLXYxOjk5OQ"}, "bad_cursor"),  # our format, but past the end
+        ({"limit": "0"}, "bad_limit"),
+        ({"limit": "abc"}, "bad_limit"),
+        ({"limit": "100000"}, "bad_limit"),
+    ],
+)
+def test_feed_rejects_bad_parameters(crvs: MockServer, params: dict[str, str], code: str) -> None:
+    response = requests.get(crvs.url + "/feed", params=params, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == code
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+
+def test_webhook_challenge_signed_delivery_and_topic_filter(
+    crvs: MockServer, receiver: Receiver
+) -> None:
+    secret = "birth-secret-" + uuid.uuid4().hex
+    sub = subscribe(crvs, receiver.hook, "BIRTH_REGISTERED", secret)
+    assert sub["status"] == "pending" and "secret" not in sub
+    wait_for(lambda: subscription_status(crvs, sub["id"]) == "active")
+    verification = receiver.verifications[0]
+    assert verification["mode"] == "subscribe" and verification["topic"] == "BIRTH_REGISTERED"
+    assert len(verification["challenge"]) >= 16
+
+    result = advance(crvs, 15)  # BR1 and DR1 registered; only the birth goes to this topic
+    assert result["released"] == 2 and result["webhooks_queued"] == 1
+    wait_for(lambda: receiver.deliveries)
+    time.sleep(0.2)  # a wrong second delivery would arrive by now
+    assert len(receiver.deliveries) == 1
+    headers, body = receiver.deliveries[0]
+    assert hmac.compare_digest(headers["X-Hub-Signature"], expected_signature(secret, body))
+    assert headers["X-Hub-Signature"] != expected_signature("other secret", body)
+    payload = json.loads(body)["payload"]
+    assert payload["event"]["hub"]["topic"] == "BIRTH_REGISTERED"
+    assert datetime.fromisoformat(payload["timestamp"]).tzinfo is not None
+    bundle = payload["event"]["context"][0]
+    Bundle.model_validate(bundle)
+    task = resources(bundle, "Task")[0]
+    assert task["identifier"][0]["value"] == "BR1"
+    # The payload id is the event id of the feed: a consumer can de-duplicate across both.
+    feed_ids = {e["registration_number"]: e["id"] for e in feed_all(crvs)}
+    assert payload["id"] == feed_ids["BR1"]
+
+
+def test_failed_challenge_means_no_deliveries(crvs: MockServer) -> None:
+    liar = Receiver(wrong_challenge=True)
+    try:
+        sub = subscribe(crvs, liar.hook, "DEATH_REGISTERED", "s")
+        wait_for(lambda: subscription_status(crvs, sub["id"]) == "failed")
+        assert len(liar.verifications) == FAST_RETRY.max_attempts
+        assert advance(crvs, 80)["webhooks_queued"] == 0
+    finally:
+        liar.server.stop()
+    assert liar.deliveries == []
+
+
+def test_failing_receiver_gets_retries_with_backoff(crvs: MockServer) -> None:
+    flaky = Receiver(fail_first=2)
+    try:
+        sub = subscribe(crvs, flaky.hook, "DEATH_REGISTERED", SECRET)
+        wait_for(lambda: subscription_status(crvs, sub["id"]) == "active")
+        advance(crvs, 15)
+        wait_for(lambda: flaky.deliveries)
+        _, body = flaky.deliveries[0]
+        assert json.loads(body)["payload"]["event"]["hub"]["topic"] == "DEATH_REGISTERED"
+    finally:
+        flaky.server.stop()
+    log = requests.get(crvs.url + "/_admin/deliveries", timeout=5).json()
+    attempts = [a for a in log["attempts"] if a["kind"] == "webhook"]
+    assert [(a["attempt"], a["ok"]) for a in attempts] == [(1, False), (2, False), (3, True)]
+    assert attempts[0]["status_code"] == 500
+    gaps = [
+        datetime.fromisoformat(b["at"]) - datetime.fromisoformat(a["at"])
+        for a, b in itertools.pairwise(attempts)
+    ]
+    # Backoff grows: base 0.05 s, then 0.1 s (lower bounds only; a busy machine adds delay).
+    assert gaps[0].total_seconds() >= FAST_RETRY.delay(1)
+    assert gaps[1].total_seconds() >= FAST_RETRY.delay(2)
+    # The shared secret never shows in what the registry exposes.
+    assert SECRET not in json.dumps(log)
+    assert SECRET not in requests.get(crvs.url + "/webhooks", timeout=5).text
+    assert SECRET not in requests.get(crvs.url + "/_admin/status", timeout=5).text
+
+
+def test_retries_are_bounded(crvs: MockServer) -> None:
+    dead = Receiver(always_fail=True)
+    try:
+        sub = subscribe(crvs, dead.hook, "BIRTH_REGISTERED", "k")
+        wait_for(lambda: subscription_status(crvs, sub["id"]) == "active")
+        advance(crvs, 15)
+
+        def finished() -> dict[str, Any] | None:
+            snap = requests.get(crvs.url + "/_admin/deliveries", timeout=5).json()
+            return snap if snap["summary"]["failed"] == 1 else None
+
+        snapshot = wait_for(finished)
+        time.sleep(0.3)
+    finally:
+        dead.server.stop()
+    webhook_attempts = [a for a in snapshot["attempts"] if a["kind"] == "webhook"]
+    assert len(webhook_attempts) == FAST_RETRY.max_attempts
+    assert dead.posts_seen == FAST_RETRY.max_attempts
+
+
+@pytest.mark.parametrize(
+    "hub",
+    [
+        None,
+        {
+            "callback": "http://127.0.0.1:9/x",
+            "mode": "unsubscribe",
+            "topic": "BIRTH_REGISTERED",
+            "secret": "s",
+        },
+        {
+            "callback": "file:///etc/passwd",
+            "mode": "subscribe",
+            "topic": "BIRTH_REGISTERED",
+            "secret": "s",
+        },
+        {
+            "callback": "http://127.0.0.1:9/x",
+            "mode": "subscribe",
+            "topic": "MARRIAGE",
+            "secret": "s",
+        },
+        {"callback": "http://127.0.0.1:9/x", "mode": "subscribe", "topic": "BIRTH_REGISTERED"},
+    ],
+)
+def test_webhook_subscription_input_is_checked(crvs: MockServer, hub: Any) -> None:
+    response = requests.post(crvs.url + "/webhooks", json={"hub": hub}, timeout=5)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"]
+    assert requests.get(crvs.url + "/webhooks", timeout=5).json()["subscriptions"] == []
+
+
+# --- DCI ---------------------------------------------------------------------------------
+
+
+def envelope(
+    action: str, message: dict[str, Any], sender_uri: str | None = None, **header: Any
+) -> dict[str, Any]:
+    head: dict[str, Any] = {
+        "version": "1.0.0",
+        "message_id": str(uuid.uuid4()),
+        "message_ts": datetime.now(UTC).isoformat(),
+        "action": action,
+        "sender_id": "social-registry",
+        "receiver_id": "civil-registry",
+        "total_count": 1,
+        "is_msg_encrypted": False,
+    }
+    if sender_uri:
+        head["sender_uri"] = sender_uri
+    head.update(header)
+    return {"signature": "", "header": head, "message": message}
+
+
+def search_message(*criteria: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "transaction_id": str(uuid.uuid4()),
+        "search_request": [
+            {
+                "reference_id": f"ref-{i}",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "search_criteria": {
+                    "version": "1.0.0",
+                    "reg_type": "ns:org:RegistryType:Civil",
+                    **c,
+                },
+            }
+            for i, c in enumerate(criteria)
+        ],
+    }
+
+
+def sync_search(srv: MockServer, *criteria: dict[str, Any]) -> list[dict[str, Any]]:
+    response = requests.post(
+        srv.url + "/registry/sync/search",
+        json=envelope("search", search_message(*criteria)),
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["header"]["action"] == "on-search"
+    return list(body["message"]["search_response"])
+
+
+def record_ids(item: dict[str, Any]) -> list[str]:
+    return [r["registration_number"] for r in item["data"]["reg_records"]]
+
+
+def test_dci_sync_search_by_identifier(crvs: MockServer) -> None:
+    by_brn = {"query_type": "idtype-value", "query": {"type": "BRN", "value": "BR2"}}
+    assert sync_search(crvs, by_brn)[0]["data"]["reg_records"] == []  # not registered yet
+    advance(crvs, 80)
+    results = sync_search(
+        crvs,
+        by_brn,
+        {"query_type": "idtype-value", "query": {"type": "UIN", "value": "3333333333"}},
+        {
+            "query_type": "idtype-value",
+            "query": {"type": "DRN", "value": "DR2"},
+            "reg_event_type": "death",
+        },
+        {
+            "query_type": "idtype-value",
+            "query": {"type": "DRN", "value": "DR2"},
+            "reg_event_type": "live_birth",
+        },
+    )
+    assert [r["status"] for r in results] == ["succ"] * 4
+    assert record_ids(results[0]) == ["BR2"]
+    assert record_ids(results[1]) == ["DR1"]
+    assert record_ids(results[2]) == ["DR2"] and results[2]["data"]["reg_event_type"] == "death"
+    assert record_ids(results[3]) == []
+    birth = results[0]["data"]["reg_records"][0]
+    assert birth["parent1_identifier"] == {
+        "identifier_type": "UIN",
+        "identifier_value": "1111111111",
+    }
+    assert "parent2_identifier" not in birth  # father unknown
+    assert {"identifier_type": "BRN", "identifier_value": "BR2"} in birth["identifier"]
+    death = results[1]["data"]["reg_records"][0]
+    assert death["death_date"].startswith("2025-01-04")
+
+
+def test_dci_sync_search_by_date_predicates(crvs: MockServer) -> None:
+    advance(crvs, 80)
+    window = [
+        {
+            "seq_num": 1,
+            "expression1": {
+                "attribute_name": "registration_date",
+                "operator": "ge",
+                "attribute_value": "2025-01-11",
+            },
+            "condition": "and",
+            "expression2": {
+                "attribute_name": "registration_date",
+                "operator": "le",
+                "attribute_value": "2025-02-28T23:59:59Z",
+            },
+        },
+    ]
+    births_2025 = [
+        {"attribute_name": "birth_date", "operator": "ge", "attribute_value": "2025-01-01"}
+    ]
+    results = sync_search(
+        crvs,
+        {"query_type": "predicate", "query": window},
+        {"query_type": "expression", "query": {"expression": window}},  # the mixed-up form
+        {
+            "query_type": "predicate",
+            "query": births_2025,
+            "reg_event_type": "live_birth",
+            "sort": [{"attribute_name": "birth_date", "sort_order": "desc"}],
+        },
+        {
+            "query_type": "predicate",
+            "query": births_2025,
+            "pagination": {"page_size": 1, "page_number": 2},
+            "sort": [{"attribute_name": "birth_date", "sort_order": "asc"}],
+        },
+    )
+    assert record_ids(results[0]) == ["DR1", "BR2"]
+    assert record_ids(results[1]) == ["DR1", "BR2"]
+    assert record_ids(results[2]) == ["BR2", "BR1"]
+    assert record_ids(results[3]) == ["BR2"]
+    assert results[3]["pagination"] == {"page_size": 1, "page_number": 2, "total_count": 2}
+
+
+@pytest.mark.parametrize(
+    ("criteria", "reason"),
+    [
+        (
+            {
+                "query_type": "predicate",
+                "query": [
+                    {"attribute_name": "shoe_size", "operator": "eq", "attribute_value": "9"}
+                ],
+            },
+            "rjct.search_criteria.invalid",
+        ),
+        (
+            {
+                "query_type": "predicate",
+                "query": [
+                    {"attribute_name": "birth_date", "operator": "eq", "attribute_value": "May"}
+                ],
+            },
+            "rjct.search_criteria.invalid",
+        ),
+        (
+            {"query_type": "idtype-value", "query": {"type": "PASSPORT", "value": "1"}},
+            "rjct.search_criteria.invalid",
+        ),
+        ({"query_type": "sql", "query": "select *"}, "rjct.search_criteria.invalid"),
+        (
+            {
+                "query_type": "idtype-value",
+                "query": {"type": "UIN", "value": "1"},
+                "reg_event_type": "marriage",
+            },
+            "rjct.search_criteria.invalid",
+        ),
+        (
+            {
+                "query_type": "idtype-value",
+                "query": {"type": "UIN", "value": "1"},
+                "pagination": {"page_size": 0},
+            },
+            "rjct.pagination.invalid",
+        ),
+        (
+            {
+                "query_type": "idtype-value",
+                "query": {"type": "UIN", "value": "1"},
+                "sort": [{"attribute_name": "x"}],
+            },
+            "rjct.sort.invalid",
+        ),
+    ],
+)
+def test_dci_bad_search_item_is_rejected_alone(
+    crvs: MockServer, criteria: dict[str, Any], reason: str
+) -> None:
+    good = {"query_type": "idtype-value", "query": {"type": "BRN", "value": "BR1"}}
+    advance(crvs, 15)
+    results = sync_search(crvs, good, criteria)
+    assert results[0]["status"] == "succ" and record_ids(results[0]) == ["BR1"]
+    assert results[1]["status"] == "rjct"
+    assert results[1]["status_reason_code"] == reason
+    assert results[1]["status_reason_message"]
+
+
+def post_raw(srv: MockServer, path: str, data: Any, **kwargs: Any) -> requests.Response:
+    if isinstance(data, bytes | str):
+        return requests.post(
+            srv.url + path,
+            data=data,
+            headers={"Content-Type": "application/json"},
+            timeout=5,
+            **kwargs,
+        )
+    return requests.post(srv.url + path, json=data, timeout=5, **kwargs)
+
+
+def dci_error(response: requests.Response) -> tuple[str, str | None]:
+    body = response.json()
+    assert body["message"]["ack_status"] == "ERR"
+    assert body["message"]["error"]["message"]
+    return body["message"]["error"]["code"], body["header"].get("status_reason_code")
+
+
+def test_dci_envelope_errors_use_spec_codes(crvs: MockServer) -> None:
+    message = search_message({"query_type": "idtype-value", "query": {"type": "UIN", "value": "1"}})
+    cases: list[tuple[Any, str, str | None]] = [
+        (b"{not json", "err.request.bad", None),
+        ({"header": {}}, "err.request.bad", None),
+        (
+            {k: v for k, v in envelope("search", message).items() if k != "header"},
+            "err.request.bad",
+            None,
+        ),
+        (
+            envelope("search", message, version="9.9.9"),
+            "err.version.not_supported",
+            "rjct.version.invalid",
+        ),
+        (envelope("subscribe", message), "err.request.bad", "rjct.action.invalid"),
+        (
+            envelope("search", message, message_ts="yesterday"),
+            "err.request.bad",
+            "rjct.message_ts.invalid",
+        ),
+        (
+            envelope("search", message, total_count="one"),
+            "err.request.bad",
+            "rjct.total_count.invalid",
+        ),
+        (envelope("search", message, is_msg_encrypted=True), "err.encryption.invalid", None),
+        (
+            envelope("search", {"transaction_id": "t", "search_request": []}),
+            "err.request.bad",
+            None,
+        ),
+    ]
+    missing_ts = envelope("search", message)
+    del missing_ts["header"]["message_ts"]
+    cases.append((missing_ts, "err.request.bad", "rjct.message_ts.invalid"))
+    for body, code, reason in cases:
+        response = post_raw(crvs, "/registry/sync/search", body)
+        assert response.status_code == 400, (body, response.text)
+        assert dci_error(response) == (code, reason) or (
+            reason is None and dci_error(response)[0] == code
+        ), (body, response.text)
+
+
+def test_dci_duplicate_message_id_is_refused(crvs: MockServer) -> None:
+    body = envelope(
+        "search",
+        search_message({"query_type": "idtype-value", "query": {"type": "UIN", "value": "1"}}),
+    )
+    assert post_raw(crvs, "/registry/sync/search", body).status_code == 200
+    again = post_raw(crvs, "/registry/sync/search", body)
+    assert again.status_code == 400
+    assert dci_error(again) == ("err.request.bad", "rjct.message_id.duplicate")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/registry/sync/search", "/registry/search", "/registry/subscribe", "/registry/unsubscribe"],
+)
+@pytest.mark.parametrize(
+    "junk",
+    [
+        b"[]",
+        b'"text"',
+        b"null",
+        b"\xff\xfe",
+        b'{"header": 5}',
+        b'{"header": {"message_id": 1}, "message": []}',
+    ],
+)
+def test_dci_never_answers_500(crvs: MockServer, path: str, junk: bytes) -> None:
+    response = post_raw(crvs, path, junk)
+    assert 400 <= response.status_code < 500
+    assert dci_error(response)[0] == "err.request.bad"
+
+
+def test_dci_async_requires_sender_uri(crvs: MockServer) -> None:
+    message = search_message({"query_type": "idtype-value", "query": {"type": "UIN", "value": "1"}})
+    body = envelope("search", message)
+    response = post_raw(crvs, "/registry/search", body)
+    assert response.status_code == 400
+    assert dci_error(response)[0] == "err.sender_uri.invalid"
+    # The same message, fixed, is not refused as a replay.
+    body["header"]["sender_uri"] = "http://127.0.0.1:9"
+    assert post_raw(crvs, "/registry/search", body).json()["message"]["ack_status"] == "ACK"
+
+
+def test_dci_bearer_token_when_configured() -> None:
+    srv = start_registry(dci_bearer_token="tok-123")
+    try:
+        body = envelope(
+            "search",
+            search_message({"query_type": "idtype-value", "query": {"type": "UIN", "value": "1"}}),
+        )
+        denied = post_raw(srv, "/registry/sync/search", body)
+        assert denied.status_code == 401
+        assert dci_error(denied)[0] == "err.request.unauthorized"
+        ok = post_raw(
+            srv, "/registry/sync/search", body, headers={"Authorization": "Bearer tok-123"}
+        )
+        assert ok.status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_dci_async_search_acks_then_calls_back(crvs: MockServer, receiver: Receiver) -> None:
+    advance(crvs, 15)
+    message = search_message(
+        {"query_type": "idtype-value", "query": {"type": "BRN", "value": "BR1"}}
+    )
+    response = post_raw(
+        crvs, "/registry/search", envelope("search", message, sender_uri=receiver.server.url)
+    )
+    ack = response.json()["message"]
+    assert response.status_code == 200 and ack["ack_status"] == "ACK"
+    callback = wait_for(lambda: receiver.of("on-search"))[0]
+    assert callback["header"]["action"] == "on-search"
+    assert callback["header"]["status"] == "succ"
+    assert callback["header"]["receiver_id"] == "social-registry"
+    assert callback["message"]["correlation_id"] == ack["correlation_id"]
+    assert callback["message"]["transaction_id"] == message["transaction_id"]
+    assert record_ids(callback["message"]["search_response"][0]) == ["BR1"]
+
+
+def test_dci_subscribe_notify_unsubscribe(crvs: MockServer, receiver: Receiver) -> None:
+    subscribe_message = {
+        "transaction_id": "txn-sub-1",
+        "subscribe_request": [
+            {
+                "reference_id": "r1",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "subscribe_criteria": {
+                    "reg_type": "ns:org:RegistryType:Civil",
+                    "reg_event_type": "death",
+                },
+            },
+            {
+                "reference_id": "r2",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "subscribe_criteria": {"reg_event_type": "marriage"},
+            },
+        ],
+    }
+    ack = post_raw(
+        crvs,
+        "/registry/subscribe",
+        envelope("subscribe", subscribe_message, sender_uri=receiver.server.url),
+    )
+    assert ack.json()["message"]["ack_status"] == "ACK"
+    on_subscribe = wait_for(lambda: receiver.of("on-subscribe"))[0]
+    assert on_subscribe["header"]["status"] == "part"
+    first, second = on_subscribe["message"]["subscribe_response"]
+    code = first["subscriptions"][0]["code"]
+    assert first["status"] == "succ" and second["status"] == "rjct"
+
+    again = post_raw(
+        crvs,
+        "/registry/subscribe",
+        envelope(
+            "subscribe",
+            {**subscribe_message, "subscribe_request": subscribe_message["subscribe_request"][:1]},
+            sender_uri=receiver.server.url,
+        ),
+    )
+    assert again.status_code == 200
+    dup = wait_for(lambda: receiver.of("on-subscribe")[1:])[0]
+    assert dup["message"]["subscribe_response"][0]["status_reason_code"] == (
+        "rjct.event.already_subscribed"
+    )
+
+    advance(crvs, 15)  # BR1 and DR1: only the death is notified
+    notify = wait_for(lambda: receiver.of("notify"))[0]
+    assert notify["header"]["action"] == "notify"
+    events = notify["message"]["notify_event"]
+    assert len(events) == 1
+    assert events[0]["data"]["reg_event_type"] == "death"
+    assert events[0]["data"]["reg_records"][0]["registration_number"] == "DR1"
+
+    unsub = {
+        "transaction_id": "txn-unsub",
+        "timestamp": datetime.now(UTC).isoformat(),
+        "subscription_codes": [code, "no-such-code"],
+    }
+    post_raw(
+        crvs,
+        "/registry/unsubscribe",
+        envelope("unsubscribe", unsub, sender_uri=receiver.server.url),
+    )
+    on_unsub = wait_for(lambda: receiver.of("on-unsubscribe"))[0]
+    statuses = {s["code"]: s for s in on_unsub["message"]["subscription_status"]}
+    assert statuses[code]["status"] == "unsubscribe"
+    assert statuses["no-such-code"]["status_reason_code"] == "rjct.subscription_code.invalid"
+
+    advance(crvs, 80)  # DR2 registered after unsubscribing: no second notify
+    time.sleep(0.3)
+    assert len(receiver.of("notify")) == 1
+
+
+# --- clock and faults --------------------------------------------------------------------
+
+
+def test_running_clock_releases_events_without_admin_calls() -> None:
+    srv = start_registry(rate_days_per_second=100.0, tick_interval_s=0.05)
+    try:
+        entries = wait_for(lambda: len(feed_all(srv)) == 4 and feed_all(srv), timeout=5)
+    finally:
+        srv.stop()
+    assert [e["registration_number"] for e in entries] == ["BR1", "DR1", "BR2", "DR2"]
+
+
+def test_faults_on_the_registry_speak_its_formats(crvs: MockServer) -> None:
+    body = envelope(
+        "search",
+        search_message({"query_type": "idtype-value", "query": {"type": "UIN", "value": "1"}}),
+    )
+    faulted = post_raw(crvs, "/registry/sync/search", body, headers={"X-Mock-Fault": "error"})
+    assert faulted.status_code == 503
+    assert dci_error(faulted)[0] == "err.service.unavailable"
+    requests.put(crvs.url + "/_admin/faults", json={"down": True}, timeout=5)
+    assert requests.get(crvs.url + "/feed", timeout=5).status_code == 503
+    assert requests.delete(crvs.url + "/_admin/faults", timeout=5).status_code == 200
+    assert requests.get(crvs.url + "/feed", timeout=5).status_code == 200
+    slow = time.monotonic()
+    requests.get(crvs.url + "/feed", headers={"X-Mock-Latency-Ms": "200"}, timeout=5)
+    assert time.monotonic() - slow >= 0.2
+    broken = requests.get(crvs.url + "/feed", headers={"X-Mock-Fault": "malformed"}, timeout=5)
+    with pytest.raises(ValueError):
+        broken.json()
+
+
+def test_noise_gives_the_registry_its_own_stable_copy() -> None:
+    def names_and_numbers() -> list[tuple[str, str]]:
+        srv = start_registry(noise_rate=1.0)
+        try:
+            advance(srv, 80)
+            body = envelope(
+                "search",
+                search_message(
+                    {
+                        "query_type": "predicate",
+                        "query": [
+                            {
+                                "attribute_name": "registration_date",
+                                "operator": "ge",
+                                "attribute_value": "2025-01-01",
+                            }
+                        ],
+                    }
+                ),
+            )
+            records = post_raw(srv, "/registry/sync/search", body).json()["message"][
+                "search_response"
+            ][0]["data"]["reg_records"]
+        finally:
+            srv.stop()
+        return [
+            (
+                r["registration_number"],
+                f"{r['name']['given_name']} {r['name']['surname']} {r['sex']} {r['birth_date']}",
+            )
+            for r in records
+        ]
+
+    first, second = names_and_numbers(), names_and_numbers()
+    assert first == second  # the same wrong record on every run
+    truth = {
+        e.registration_number: f"{e.person.given_name} {e.person.family_name} "
+        f"{e.person.sex} {e.person.birth_date.isoformat()}"
+        for e in EVENTS
+    }
+    assert [number for number, _ in first] == ["BR1", "DR1", "BR2", "DR2"]  # keys stay exact
+    assert any(shown != truth[number] for number, shown in first)
+
+
+def test_http_errors_are_json_never_html(crvs: MockServer) -> None:
+    missing = requests.get(crvs.url + "/no/such/page", timeout=5)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+    wrong_method = requests.get(crvs.url + "/registry/sync/search", timeout=5)
+    assert wrong_method.status_code == 405
+    assert dci_error(wrong_method)[0] == "err.request.bad"
+    huge = b'{"header": {}, "message": {"x": "' + b"a" * (3 * 1024 * 1024) + b'"}}'
+    too_big = post_raw(crvs, "/registry/sync/search", huge)
+    assert too_big.status_code == 413
+    assert dci_error(too_big)[0] == "err.request.bad"
