@@ -11,6 +11,7 @@ from the broker needs.
 from __future__ import annotations
 
 import base64
+import copy
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -116,15 +117,28 @@ class Registry:
         self._sessions = session_factory
         self._cipher = cipher
         self._precedence = precedence or SourcePrecedence.default()
+        self._outer: Session | None = None
+
+    def within(self, session: Session) -> Registry:
+        """The same services, working inside the caller's open transaction.
+
+        Each call runs in a SAVEPOINT of ``session``: a refused record rolls back alone, and a
+        successful one commits together with whatever else the caller does in that transaction
+        (the ingest worker records the message as processed there: exactly-once effect).
+        """
+        bound = copy.copy(self)
+        bound._outer = session
+        return bound
 
     # ------------------------------------------------------------------ plumbing
 
     @contextmanager
     def _transaction(self) -> Iterator[Session]:
         """One unit of work; stale versions and constraint races become ConflictError."""
-        session = self._sessions()
+        outer = self._outer
+        session = outer if outer is not None else self._sessions()
         try:
-            with session.begin():
+            with session.begin_nested() if outer is not None else session.begin():
                 yield session
         except StaleDataError as exc:
             raise ConflictError(
@@ -135,9 +149,12 @@ class Registry:
                 "a concurrent change created the same record first; read it again"
             ) from exc
         finally:
-            session.close()
+            if outer is None:
+                session.close()
 
     def _read(self, work: Callable[[Session], T]) -> T:
+        if self._outer is not None:
+            return work(self._outer)
         with self._sessions() as session:
             return work(session)
 

@@ -440,3 +440,27 @@ def test_attributes_update_emits_changed_facts_only(registry, db_engine):
             select(text("count(*)")).select_from(text("socio_economic_attributes"))
         ).scalar()
     assert rows == 3  # survey employment, survey roof, tax employment: one fact per source
+
+
+def test_within_an_outer_transaction_a_refused_record_rolls_back_alone(registry, db_engine):
+    from registry_core.db import make_session_factory
+
+    sessions = make_session_factory(db_engine)
+    good = household_payload()
+    bad = household_payload()
+    bad["members"][0]["identifiers"] = [{"system": "no_such_system", "value": "X1"}]
+    with sessions() as session, session.begin():
+        bound = registry.within(session)
+        first = bound.register_household(good, SURVEY)
+        with pytest.raises(InvalidRecord):
+            bound.register_household(bad, SURVEY)
+        assert bound.get_household(first.record["id"])["id"] == first.record["id"]
+    assert [e.routing_key for e in outbox(registry)] == ["household.created"]
+    with sessions() as session:
+        session.begin()
+        other = household_payload()
+        other["members"] = [dict(other["members"][2], relationship="head")]
+        other["attributes"] = []
+        registry.within(session).register_household(other, SURVEY)
+        session.rollback()  # the caller's transaction decides: nothing of it remains
+    assert len(outbox(registry)) == 1
