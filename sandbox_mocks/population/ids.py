@@ -1,0 +1,151 @@
+"""Identifier formats of the synthetic country, and the check digit of the national ID.
+
+Why a check digit: real national ID numbers carry one so that a mistyped number is caught at the
+counter instead of matching some other person. We use the Verhoeff scheme (as India's Aadhaar
+does): unlike Luhn it catches every single-digit error *and* every swap of two adjacent digits,
+the two commonest keying errors.
+
+Why a permutation: identifiers must be unique and look random (sequential numbers leak the
+enrolment order and make every adjacent number valid), yet the generator must make them without a
+table of numbers already issued. An affine map ``n -> (a*n + b) mod m`` with ``gcd(a, m) == 1``
+is a bijection on ``0..m-1``, so distinct person numbers give distinct identifiers.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+
+# Verhoeff tables: multiplication in the dihedral group D5, a position permutation, inverses.
+_D = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
+    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
+    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
+    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
+    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
+    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
+    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
+    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
+    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+)
+_P = (
+    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
+    (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
+    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
+    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
+    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0),
+    (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
+    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),
+    (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
+)
+_INV = (0, 4, 3, 2, 1, 5, 6, 7, 8, 9)
+
+NATIONAL_ID_LENGTH = 10  # 9 digits of body + 1 Verhoeff check digit
+VID_LENGTH = 16  # virtual ID: 15 digits + Verhoeff check digit (MOSIP VIDs are 16 digits)
+
+
+def verhoeff_check_digit(body: str) -> str:
+    """The Verhoeff check digit to append to ``body`` (a string of decimal digits)."""
+    if not body.isdigit() or not body.isascii():
+        raise ValueError("the body of an identifier must be decimal digits")
+    c = 0
+    for i, ch in enumerate(reversed(body)):
+        c = _D[c][_P[(i + 1) % 8][ord(ch) - 48]]
+    return str(_INV[c])
+
+
+def verhoeff_is_valid(number: str) -> bool:
+    """True if ``number`` (digits, check digit last) passes the Verhoeff check."""
+    if not number or not number.isdigit() or not number.isascii():
+        return False
+    c = 0
+    for i, ch in enumerate(reversed(number)):
+        c = _D[c][_P[i % 8][ord(ch) - 48]]
+    return c == 0
+
+
+def national_id_check_digit(body: str) -> str:
+    """Check digit of a national ID body (9 digits); the Verhoeff scheme."""
+    if len(body) != NATIONAL_ID_LENGTH - 1:
+        raise ValueError(f"a national ID body has {NATIONAL_ID_LENGTH - 1} digits")
+    return verhoeff_check_digit(body)
+
+
+def is_valid_national_id(nid: str | None) -> bool:
+    """10 ASCII digits, no leading zero, and a correct Verhoeff check digit."""
+    return (
+        nid is not None
+        and len(nid) == NATIONAL_ID_LENGTH
+        and nid[:1] != "0"
+        and verhoeff_is_valid(nid)
+    )
+
+
+def is_valid_vid(vid: str | None) -> bool:
+    """16 ASCII digits with a correct Verhoeff check digit."""
+    return vid is not None and len(vid) == VID_LENGTH and verhoeff_is_valid(vid)
+
+
+class Scrambler:
+    """A seeded bijection from ``0..size-1`` onto ``offset..offset+size-1``.
+
+    Used to turn a person's sequence number into an identifier that looks random but can never
+    collide with another person's.
+    """
+
+    __slots__ = ("_a", "_b", "_offset", "size")
+
+    def __init__(self, rng: random.Random, size: int, offset: int = 0) -> None:
+        self.size = size
+        self._offset = offset
+        while True:
+            a = rng.randrange(size // 3, size - 1)
+            if math.gcd(a, size) == 1:
+                break
+        self._a = a
+        self._b = rng.randrange(size)
+
+    def __call__(self, n: int) -> int:
+        if not 0 <= n < self.size:
+            raise ValueError("sequence number out of range")
+        return (self._a * n + self._b) % self.size + self._offset
+
+
+class IdentifierFactory:
+    """All identifier formats of one synthetic world (one seed).
+
+    Formats (documented here because other mocks parse them):
+
+    - national ID: 10 digits, first digit 1-9, Verhoeff check digit last;
+    - birth registration number (BRN): ``BR`` + registration year + 8 digits; numbers of people
+      already registered at the start start with 0-8, those issued during the simulated period
+      with 9 (sequential per year, in registration order);
+    - death registration number (DRN): ``DR`` + year + 8 digits, sequential per year;
+    - tax ID (TIN) of a person: 9 digits, first digit 1-8; of an employer: ``9`` + 8 digits.
+    """
+
+    def __init__(self, seed: int) -> None:
+        rng = random.Random(f"identifiers:{seed}")
+        self._nid = Scrambler(rng, 9 * 10**8, 10**8)
+        self._brn = Scrambler(rng, 9 * 10**7)
+        self._tin = Scrambler(rng, 8 * 10**8, 10**8)
+
+    def national_id(self, person_number: int) -> str:
+        body = str(self._nid(person_number))
+        return body + verhoeff_check_digit(body)
+
+    def birth_registration_number(self, person_number: int, year: int) -> str:
+        return f"BR{year:04d}{self._brn(person_number):08d}"
+
+    def tax_id(self, person_number: int) -> str:
+        return str(self._tin(person_number))
+
+
+def new_birth_registration_number(year: int, sequence: int) -> str:
+    """BRN issued during the simulated period: ``BR<year>9<7-digit sequence>``."""
+    return f"BR{year:04d}9{sequence:07d}"
+
+
+def new_death_registration_number(year: int, sequence: int) -> str:
+    return f"DR{year:04d}{sequence:08d}"
