@@ -99,7 +99,9 @@ def load_settings(
     values: dict[str, Any] = {}
     known = {f.name: f.type for f in fields(Settings)}
 
-    path = config_file or (Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env else None)
+    path = config_file or (
+        Path(env[f"{ENV_PREFIX}CONFIG"]) if f"{ENV_PREFIX}CONFIG" in env else None
+    )
     if path is None and Path("srhub.toml").is_file():
         path = Path("srhub.toml")
     if path is not None:
