@@ -108,7 +108,9 @@ class BrokerStatus:
     """Where a broker connection stands, for health checks and operators.
 
     ``state`` is ``connected``, ``waiting`` (the broker is unreachable; retrying with backoff
-    since ``since``) or ``closed``. ``last_error`` never contains credentials.
+    since ``since``), ``failed`` (refused for a reason retrying cannot fix, e.g. credentials;
+    ``last_error`` says which) or ``closed`` (not connected yet, or closed by us).
+    ``last_error`` never contains credentials.
     """
 
     state: str
@@ -170,7 +172,9 @@ class Broker(abc.ABC):
         """Messages ready for delivery in ``queue``. Raises ``QueueNotFound``.
 
         Deliveries in flight (received, not yet settled) are not counted: AMQP 0-9-1 reports
-        only ready messages (``queue.declare-ok``), and both backends must agree.
+        only ready messages (``queue.declare-ok``), and both backends must agree. It is a
+        snapshot: RabbitMQ applies acks and requeues asynchronously, so a settlement shows in
+        the depth shortly after the call that made it, not necessarily at once.
         """
 
     @abc.abstractmethod

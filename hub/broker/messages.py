@@ -1,0 +1,132 @@
+"""Checks and header conventions that both backends apply in the same way.
+
+Keeping them in one place is what makes the backends interchangeable: a message that one
+backend refuses, the other refuses too, with the same reason, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from .base import (
+    EXCHANGES,
+    H_ATTEMPTS,
+    H_ERROR_CLASS,
+    H_FIRST_FAILURE,
+    H_LAST_FAILURE,
+    H_ORIGINAL_EXCHANGE,
+    H_ORIGINAL_QUEUE,
+    H_ORIGINAL_ROUTING_KEY,
+    H_REASON,
+    DeadLetterReason,
+    Delivery,
+    Message,
+)
+from .errors import BrokerError
+from .topic import InvalidRoutingKey, validate_routing_key
+
+MAX_MESSAGE_ID = 255
+DELIVERY_LIMIT_ERROR = "DeliveryLimitExceeded"
+
+
+class InvalidMessage(BrokerError, ValueError):
+    """A message that cannot be published as given; the text says what to fix."""
+
+
+def check_exchange(exchange: str) -> None:
+    if exchange not in EXCHANGES:
+        raise InvalidMessage(f"unknown exchange {exchange!r}; use one of {', '.join(EXCHANGES)}")
+
+
+def _check_header_value(name: str, value: Any) -> None:
+    # JSON types only: the embedded queue stores headers as JSON and AMQP field tables
+    # carry them as is, so both give back exactly what was published.
+    if value is None or isinstance(value, str | bool | int):
+        return
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidMessage(f"header {name!r} is not a finite number")
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_header_value(name, item)
+        return
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidMessage(f"header {name!r} has a non-string key")
+            _check_header_value(name, item)
+        return
+    raise InvalidMessage(
+        f"header {name!r} has a {type(value).__name__} value; use JSON types "
+        "(str, int, float, bool, None, list, dict)"
+    )
+
+
+def check_message(message: Message) -> None:
+    """Raise ``InvalidMessage`` for anything one of the backends could not carry faithfully."""
+    if not isinstance(message.body, bytes | bytearray):
+        raise InvalidMessage("message body must be bytes")
+    if not isinstance(message.message_id, str) or not message.message_id:
+        raise InvalidMessage("every message needs a non-empty string message_id")
+    if len(message.message_id) > MAX_MESSAGE_ID:
+        raise InvalidMessage(f"message_id is longer than {MAX_MESSAGE_ID} characters")
+    try:
+        validate_routing_key(message.routing_key)
+    except InvalidRoutingKey as exc:
+        raise InvalidMessage(str(exc)) from exc
+    for name, value in message.headers.items():
+        if not isinstance(name, str):
+            raise InvalidMessage("header names must be strings")
+        _check_header_value(name, value)
+
+
+def encode_headers(headers: Mapping[str, Any]) -> str:
+    return json.dumps(dict(headers), separators=(",", ":"), sort_keys=True)
+
+
+def decode_headers(text: str) -> dict[str, Any]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def dead_letter_headers(delivery: Delivery, reason: DeadLetterReason) -> dict[str, Any]:
+    """The headers of the dead-lettered copy: the original ones plus why and from where."""
+    headers = dict(delivery.message.headers)
+    headers.update(
+        {
+            H_ERROR_CLASS: reason.error_class,
+            H_REASON: reason.reason,
+            H_ORIGINAL_EXCHANGE: delivery.exchange,
+            H_ORIGINAL_ROUTING_KEY: delivery.message.routing_key,
+            H_ORIGINAL_QUEUE: delivery.queue,
+            H_ATTEMPTS: int(reason.attempts),
+            H_FIRST_FAILURE: _iso(reason.first_failure),
+            H_LAST_FAILURE: _iso(reason.last_failure),
+        }
+    )
+    return headers
+
+
+def delivery_limit_reason(
+    attempts: int, limit: int, first: datetime, last: datetime
+) -> DeadLetterReason:
+    """The reason written when a queue gives up on a message it could not get acknowledged."""
+    return DeadLetterReason(
+        error_class=DELIVERY_LIMIT_ERROR,
+        reason=(
+            f"not acknowledged after {attempts} deliveries (queue delivery limit {limit}); "
+            "consumers kept failing or crashing on it"
+        ),
+        attempts=attempts,
+        first_failure=first,
+        last_failure=last,
+    )
