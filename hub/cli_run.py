@@ -22,7 +22,7 @@ from hub.settings import Settings, load_settings, with_overrides
 log = logging.getLogger("srhub.run")
 
 
-def _optional_component(name: str, starter: Callable[[], Any], stack: ExitStack) -> Any:
+def _optional_component(name: str, starter: Callable[[], Any]) -> Any:
     """Start a component that a later build step provides; report clearly if it is absent."""
     try:
         return starter()
@@ -34,23 +34,18 @@ def _optional_component(name: str, starter: Callable[[], Any], stack: ExitStack)
 def start_background(
     settings: Settings, runtime: Any, stack: ExitStack, sandbox: bool, workers: bool
 ) -> None:
-    """Start the sandbox and the in-process workers; each registers its stop on ``stack``."""
-    if sandbox:
+    """Start the sandbox (and seed the registry from it) and the in-process workers; each
+    registers its stop on ``stack``."""
+    from hub import embedded_services as services
 
-        def start_sandbox() -> Any:
-            from hub.embedded_services import start_sandbox_for
-
-            return start_sandbox_for(settings, stack)
-
-        _optional_component("sandbox", start_sandbox, stack)
     if workers:
-
-        def start_workers() -> Any:
-            from hub.embedded_services import start_workers_for
-
-            return start_workers_for(settings, runtime, stack)
-
-        _optional_component("workers", start_workers, stack)
+        _optional_component("workers", lambda: services.start_workers_for(settings, runtime, stack))
+    if sandbox:
+        running = _optional_component(
+            "sandbox", lambda: services.start_sandbox_for(settings, stack)
+        )
+        if running is not None:
+            services.seed_registry_in_background(runtime, running)
 
 
 @click.command()
