@@ -1,0 +1,90 @@
+"""The values that cross the connector contract: raw records, poll results, file reports.
+
+They are plain frozen dataclasses with no behaviour, so connectors, runners, the hub and tests
+can build and compare them without importing any transport.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+# A record type becomes the last word of the routing key ``<connector>.<record_type>``.
+RECORD_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+CONNECTOR_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+Payload = bytes | Mapping[str, Any]
+
+
+def check_record_type(record_type: str) -> str:
+    if not isinstance(record_type, str) or not RECORD_TYPE_RE.match(record_type):
+        raise ValueError(
+            f"record type {record_type!r} must be lower-case snake_case (a-z, 0-9, _), "
+            "starting with a letter: it becomes a routing-key word"
+        )
+    return record_type
+
+
+@dataclass(frozen=True)
+class RawRecord:
+    """One record exactly as the partner sent it, before any mapping.
+
+    ``payload`` is the partner's bytes (XML, a CSV line) or its decoded JSON object.
+    ``source_id`` is the partner's own reference for the record (a bundle id, ``file:line``),
+    kept so a record can be traced back; ``headers`` carry transport facts worth keeping
+    (content type, partner sequence number). Neither is logged.
+    """
+
+    record_type: str
+    payload: Payload
+    source_id: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    content_type: str | None = None  # for bytes payloads; defaults per the envelope helper
+
+    def __post_init__(self) -> None:
+        check_record_type(self.record_type)
+        if not isinstance(self.payload, bytes | Mapping):
+            raise TypeError("a raw payload is bytes or a JSON object (mapping)")
+        if not isinstance(self.source_id, str) or not self.source_id:
+            raise ValueError("a raw record needs a non-empty source_id")
+
+
+@dataclass(frozen=True)
+class PollResult:
+    """What one ``poll`` fetched, and where the next one starts.
+
+    ``next_checkpoint`` is saved only after every record here is published. ``more`` says the
+    partner has further pages right now, so the runner polls again without waiting.
+    """
+
+    records: Sequence[RawRecord]
+    next_checkpoint: Any
+    more: bool = False
+
+
+@dataclass(frozen=True)
+class RowRejection:
+    """A row of a file that could not be read; ``row`` is 1-based, ``reason`` names no person."""
+
+    row: int
+    reason: str
+
+
+@dataclass
+class FileReport:
+    """The outcome of handling one dropped file that was accepted as a whole."""
+
+    accepted: int = 0
+    rejected: list[RowRejection] = field(default_factory=list)
+
+    def reject_row(self, row: int, reason: str) -> None:
+        self.rejected.append(RowRejection(row, reason))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "accepted": self.accepted,
+            "rejected_count": len(self.rejected),
+            "rejected": [{"row": r.row, "reason": r.reason} for r in self.rejected],
+        }
