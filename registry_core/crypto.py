@@ -48,6 +48,20 @@ class IdentifierCipher:
         plaintext = normalise_identifier(value).encode()
         return _KEY_VERSION + nonce + self._aead.encrypt(nonce, plaintext, system.encode())
 
+    def seal(self, context: str, data: bytes) -> bytes:
+        """Encrypt arbitrary bytes (e.g. a record held for review) bound to ``context``."""
+        nonce = os.urandom(_NONCE_BYTES)
+        return _KEY_VERSION + nonce + self._aead.encrypt(nonce, data, context.encode())
+
+    def unseal(self, context: str, blob: bytes) -> bytes:
+        if len(blob) < 1 + _NONCE_BYTES + 16 or blob[:1] != _KEY_VERSION:
+            raise IdentifierDecryptionError("sealed data has an unknown format")
+        nonce = blob[1 : 1 + _NONCE_BYTES]
+        try:
+            return self._aead.decrypt(nonce, blob[1 + _NONCE_BYTES :], context.encode())
+        except InvalidTag as exc:
+            raise IdentifierDecryptionError("sealed data failed authentication") from exc
+
     def decrypt(self, system: str, blob: bytes) -> str:
         if len(blob) < 1 + _NONCE_BYTES + 16 or blob[:1] != _KEY_VERSION:
             raise IdentifierDecryptionError("stored identifier has an unknown format")

@@ -237,6 +237,41 @@ class EligibilityScore(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
+class PersonMatchKey(Base):
+    """Blocking keys of a person for the probabilistic matcher (phonetic name + birth year,
+    birth date, name pair). Identifier-derived keys are never stored: identifiers are matched
+    through their keyed hash instead."""
+
+    __tablename__ = "person_match_keys"
+
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True, index=True)
+
+
+class MatchReview(Base):
+    """An incoming record the registry would not apply on its own: an ambiguous match, or a
+    birth whose mother is not registered. A person decides; nothing is merged automatically.
+
+    The record is kept sealed (AES-GCM): it may hold identifiers and names.
+    """
+
+    __tablename__ = "match_reviews"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # birth, death, income, ...
+    reason: Mapped[str] = mapped_column(Text)
+    candidates: Mapped[list[Any]] = mapped_column(JSON, default=list)  # [[person_id, score]]
+    record_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    source_system: Mapped[str] = mapped_column(String(64))
+    source_record_id: Mapped[str | None] = mapped_column(String(128))
+    message_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column()
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
+    resolution: Mapped[str | None] = mapped_column(Text)
+
+
 class OutboxEvent(Base):
     """A change event written in the same transaction as the change (transactional outbox).
 

@@ -33,6 +33,7 @@ from registry_core.errors import (
     InvalidRecord,
     NotFound,
 )
+from registry_core.matching import Matcher
 from registry_core.models import (
     Consent,
     EligibilityScore,
@@ -41,6 +42,7 @@ from registry_core.models import (
     HouseholdStatus,
     Identifier,
     IdentifierSystem,
+    MatchReview,
     Membership,
     OutboxEvent,
     Person,
@@ -50,6 +52,13 @@ from registry_core.models import (
 from registry_core.outbox import write_event
 from registry_core.precedence import Candidate, SourcePrecedence
 from registry_core.records import household_record, person_record
+from registry_core.resolution import (
+    Resolution,
+    open_review,
+    refresh_match_keys,
+    resolve_person,
+    review_record,
+)
 from standards.validation import Violation, validate
 
 T = TypeVar("T")
@@ -113,10 +122,12 @@ class Registry:
         session_factory: sessionmaker[Session],
         cipher: IdentifierCipher,
         precedence: SourcePrecedence | None = None,
+        matcher: Matcher | None = None,
     ) -> None:
         self._sessions = session_factory
         self._cipher = cipher
         self._precedence = precedence or SourcePrecedence.default()
+        self._matcher = matcher or Matcher()
         self._outer: Session | None = None
 
     def within(self, session: Session) -> Registry:
@@ -291,6 +302,8 @@ class Registry:
             if getattr(person, name) != typed:
                 setattr(person, name, typed)
                 changed.append(name)
+        if not new and set(changed) & {"given_name", "family_name", "birth_date", "sex"}:
+            refresh_match_keys(session, person)
         return changed
 
     def _apply_household_fields(
@@ -302,9 +315,7 @@ class Registry:
         *,
         new: bool = False,
     ) -> list[str]:
-        winners = self._assert_fields(
-            session, "household", household.id, values, source, new=new
-        )
+        winners = self._assert_fields(session, "household", household.id, values, source, new=new)
         changed: list[str] = []
         for name, value in winners.items():
             if name == "location":
@@ -361,6 +372,7 @@ class Registry:
             session, person, {k: data[k] for k in PERSON_FIELDS if k in data}, source, new=True
         )
         session.add(person)
+        refresh_match_keys(session, person)
         self._add_identifiers(session, person, data.get("identifiers", []), source, path)
         return person
 
@@ -1134,6 +1146,106 @@ class Registry:
             )
             write_event(session, "consent.revoked", f"consent/{consent.id}", data)
             return ChangeResult(data, ["consent.revoked"])
+
+    # ------------------------------------------------------------------ resolution, review
+
+    def resolve(
+        self, reference: dict[str, Any], household_hint: dict[str, Any] | None = None
+    ) -> Resolution:
+        """Who ``reference`` (identifiers and/or names and birth date) is in the registry."""
+        return self._read(
+            lambda s: resolve_person(s, self._cipher, self._matcher, reference, household_hint)
+        )
+
+    def queue_review(
+        self,
+        *,
+        kind: str,
+        reason: str,
+        record: dict[str, Any],
+        candidates: Sequence[tuple[str, float]],
+        source: Source,
+        message_id: str | None = None,
+    ) -> str:
+        """Put a record in front of a person; returns the review id (idempotent per message)."""
+        with self._transaction() as session:
+            review = open_review(
+                session,
+                self._cipher,
+                kind=kind,
+                reason=reason,
+                record=record,
+                candidates=candidates,
+                source_system=source.system,
+                source_record_id=source.record_id,
+                message_id=message_id,
+            )
+            session.flush()
+            return str(review.id)
+
+    def list_reviews(
+        self, status: str = "open", limit: int = 50, offset: int = 0
+    ) -> tuple[list[dict[str, Any]], int]:
+        """A page of reviews (with the sealed record opened) and the total."""
+
+        def work(session: Session) -> tuple[list[dict[str, Any]], int]:
+            query = select(MatchReview).where(MatchReview.status == status)
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            rows = session.scalars(
+                query.order_by(MatchReview.created_at, MatchReview.id).limit(limit).offset(offset)
+            ).all()
+            return [
+                {
+                    "id": str(r.id),
+                    "kind": r.kind,
+                    "reason": r.reason,
+                    "candidates": [{"person_id": c, "score": sc} for c, sc in r.candidates],
+                    "record": review_record(self._cipher, r),
+                    "source": {"system": r.source_system, "record_id": r.source_record_id},
+                    "status": r.status,
+                    "created_at": r.created_at.isoformat().replace("+00:00", "Z"),
+                }
+                for r in rows
+            ], total
+
+        return self._read(work)
+
+    def record_person_attributes(
+        self, person_id: uuid.UUID | str, attributes: Sequence[dict[str, Any]], source: Source
+    ) -> ChangeResult:
+        """Socio-economic facts about one person (e.g. income from the tax authority), kept on
+        their current household; emits ``household.updated`` listing the facts that changed."""
+        facts = [{**a, "member_index": 0} for a in attributes]
+        validate(
+            "household.json",
+            {
+                "admin_area_code": "X",
+                "attributes": facts,
+                "members": [
+                    {
+                        "given_name": "x",
+                        "family_name": "x",
+                        "sex": "unknown",
+                        "birth_date": "2000-01-01",
+                    }
+                ],
+            },
+        )
+        with self._transaction() as session:
+            person = self._person(session, person_id)
+            membership = self._current_membership(session, person.id)
+            if membership is None:
+                raise BusinessRuleViolation("the person is not a current member of any household")
+            household = self._household(session, membership.household_id)
+            changed = self._record_attributes(session, household, [person], facts, source)
+            events = []
+            if changed:
+                events.append(
+                    self._household_updated(
+                        session, household, sorted(set(changed)), source, person.id
+                    )
+                )
+            return ChangeResult(household_record(session, household, self._cipher), events)
 
     # ------------------------------------------------------------------ reads
 
