@@ -1,0 +1,402 @@
+"""The ingest worker's handlers: raw partner record -> mapping -> registry.
+
+Each routing key on ``sr.inbound`` (``<connector>.<record_type>``) names a route: how to take
+the partner payload out of the envelope, which mapping spec turns it into an inbound record
+(``standards/schemas/inbound``), and which registry service applies it. Handlers run inside the
+worker's transaction (``Registry.within``), so the effect and the processed-message record
+commit together: a redelivered message changes nothing twice.
+
+Outcomes that are normal for a registry are not errors: a death of someone never registered is
+acknowledged and counted; an ambiguous match or a birth whose mother is not registered goes to
+the review queue for a person to decide. Only records that can never be applied (mapping or
+schema failures, broken rules) are dead-lettered, with the reason.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from hub.workers.errors import PermanentError, TransientError
+from hub.workers.handlers import INGEST_HANDLERS, HandlerContext
+from mappings.engine import MappingError, map_record
+from registry_core.errors import (
+    BusinessRuleViolation,
+    ConflictError,
+    InvalidRecord,
+    NotFound,
+)
+from registry_core.service import Registry, Source
+from standards.validation import SchemaViolation
+
+log = logging.getLogger(__name__)
+
+CloudEvent = dict[str, Any]
+
+# What happened to each record, by outcome; read by monitoring and tests.
+OUTCOMES: Counter[str] = Counter()
+_OUTCOMES_LOCK = threading.Lock()
+
+
+def _count(outcome: str) -> None:
+    with _OUTCOMES_LOCK:
+        OUTCOMES[outcome] += 1
+
+
+# ---------------------------------------------------------------------------- the registry
+
+_registry_factory: Callable[[], Registry] | None = None
+_registry: Registry | None = None
+_registry_lock = threading.Lock()
+
+
+def configure(factory: Callable[[], Registry]) -> None:
+    """Use ``factory``'s registry (``srhub run`` shares its runtime's); tests pass their own."""
+    global _registry_factory, _registry
+    with _registry_lock:
+        _registry_factory, _registry = factory, None
+
+
+def _the_registry() -> Registry:
+    global _registry
+    with _registry_lock:
+        if _registry is None:
+            if _registry_factory is not None:
+                _registry = _registry_factory()
+            else:  # a separate ``srhub worker ingest`` process: build from settings
+                from hub.runtime import HubRuntime
+                from hub.settings import load_settings
+
+                _registry = HubRuntime(load_settings()).registry
+        return _registry
+
+
+# ---------------------------------------------------------------------------- payloads
+
+
+def _payload(event: CloudEvent) -> Any:
+    """The partner payload of a raw-record envelope (JSON object, or text for bytes)."""
+    data = event.get("data") or {}
+    if "payload" in data:
+        return data["payload"]
+    body = data.get("body")
+    if body is None:
+        raise PermanentError("the raw record carries neither payload nor body", "EnvelopeError")
+    if data.get("body_encoding") == "base64":
+        raise PermanentError("binary partner payloads are not mapped", "EnvelopeError")
+    return body
+
+
+def _websub_bundle(event: CloudEvent) -> Any:
+    """OpenCRVS WebSub delivery or feed entry -> the FHIR Bundle inside it."""
+    payload = _payload(event)
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError as exc:
+            raise PermanentError(
+                f"delivery body is not JSON ({exc.msg})", "EnvelopeError"
+            ) from None
+    if isinstance(payload, Mapping):
+        if payload.get("resourceType") == "Bundle":
+            return payload
+        for path in (("payload", "event", "context"), ("event", "context"), ("bundle",)):
+            node: Any = payload
+            for key in path:
+                node = node.get(key) if isinstance(node, Mapping) else None
+            if isinstance(node, list) and node:
+                return node[0]
+            if isinstance(node, Mapping):
+                return node
+    raise PermanentError("no FHIR Bundle found in the delivery", "EnvelopeError")
+
+
+def _as_is(event: CloudEvent) -> Any:
+    payload = _payload(event)
+    if isinstance(payload, str):
+        try:
+            return json.loads(payload)
+        except ValueError:
+            return payload
+    return payload
+
+
+def _xml_or_json(event: CloudEvent) -> Any:
+    """Tax rows arrive as JSON objects (CSV) or XML text (one <Return> element)."""
+    payload = _payload(event)
+    if isinstance(payload, str) and payload.lstrip().startswith("<"):
+        from lxml import etree
+
+        from mappings.xml_records import element_to_dict
+
+        parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        )
+        try:
+            element = etree.fromstring(payload.encode("utf-8"), parser=parser)
+        except etree.XMLSyntaxError as exc:
+            raise PermanentError(f"XML record is not well-formed: {exc}", "EnvelopeError") from None
+        return element_to_dict(element)
+    return payload
+
+
+# ---------------------------------------------------------------------------- applying
+
+
+def _source(system: str, record_id: Any, on: Any = None) -> Source:
+    asserted = None
+    if isinstance(on, str) and on:
+        try:
+            day = date.fromisoformat(on[:10])
+            asserted = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        except ValueError:
+            asserted = None
+    return Source(system, str(record_id)[:128] if record_id else None, asserted)
+
+
+def _ref_with_ids(ref: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in ref.items() if v is not None}
+
+
+def apply_birth(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
+    source = _source(
+        "civil_registry",
+        record.get("event_id") or record["registration_number"],
+        record.get("registered_on"),
+    )
+    mother = registry.resolve(_ref_with_ids(record["mother"]))
+    if mother.outcome != "match" or mother.person_id is None:
+        reason = (
+            "the mother is not registered"
+            if mother.outcome == "no_match"
+            else f"the mother could not be identified with certainty: {mother.reason}"
+        )
+        registry.queue_review(
+            kind="birth",
+            reason=reason,
+            record=record,
+            candidates=mother.candidates,
+            source=source,
+            message_id=ctx.message_id,
+        )
+        return "review"
+    try:
+        result = registry.record_birth(mother.person_id, record["child"], source)
+    except BusinessRuleViolation as exc:
+        registry.queue_review(
+            kind="birth",
+            reason=str(exc),
+            record=record,
+            candidates=[],
+            source=source,
+            message_id=ctx.message_id,
+        )
+        return "review"
+    return "applied" if result.events else "already_applied"
+
+
+def apply_death(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
+    source = _source(
+        "civil_registry",
+        record.get("event_id") or record["registration_number"],
+        record.get("registered_on"),
+    )
+    deceased = registry.resolve(_ref_with_ids(record["deceased"]))
+    if deceased.outcome == "no_match":
+        return "not_registered"
+    if deceased.outcome != "match" or deceased.person_id is None:
+        registry.queue_review(
+            kind="death",
+            reason=deceased.reason,
+            record=record,
+            candidates=deceased.candidates,
+            source=source,
+            message_id=ctx.message_id,
+        )
+        return "review"
+    result = registry.record_death(
+        deceased.person_id, record["death_date"], source, record.get("registration_number")
+    )
+    return "applied" if result.events else "already_applied"
+
+
+def apply_income(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
+    source = _source("tax", record.get("record_no") or ctx.source_id, record.get("filed_on"))
+    taxpayer = registry.resolve(_ref_with_ids(record["taxpayer"]))
+    if taxpayer.outcome == "no_match":
+        return "not_registered"
+    if taxpayer.outcome != "match" or taxpayer.person_id is None:
+        registry.queue_review(
+            kind="income",
+            reason=taxpayer.reason,
+            record=record,
+            candidates=taxpayer.candidates,
+            source=source,
+            message_id=ctx.message_id,
+        )
+        return "review"
+    known = {i["system"] for i in registry.get_person(taxpayer.person_id).get("identifiers", [])}
+    missing = [i for i in record["taxpayer"].get("identifiers", []) if i["system"] not in known]
+    if missing:  # the tax authority taught us an identifier we did not have
+        registry.update_person(taxpayer.person_id, {"identifiers": missing}, source)
+    try:
+        result = registry.record_person_attributes(taxpayer.person_id, record["attributes"], source)
+    except BusinessRuleViolation:
+        return "not_in_household"
+    return "applied" if result.events else "already_applied"
+
+
+def apply_verification(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
+    person_id = ctx.headers.get("person_id") or record.get("person_id")
+    if not person_id:
+        raise PermanentError(
+            "a verification answer must name the person it was asked for", "MissingReference"
+        )
+    source = _source("national_id", record.get("transaction_id") or ctx.source_id)
+    result = registry.record_verification(
+        person_id,
+        bool(record["verified"]),
+        source,
+        matched_fields=record.get("matched_fields", []),
+        mismatched_fields=record.get("mismatched_fields", []),
+        reason=record.get("reason") or ("not verified" if not record["verified"] else None),
+    )
+    return "applied" if result.events else "already_applied"
+
+
+def apply_identity(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
+    """An eKYC record: the authority's view of a person's names, sex and birth date."""
+    person = record["person"]
+    found = registry.resolve({"identifiers": person.get("identifiers", [])})
+    if found.outcome != "match" or found.person_id is None:
+        return "not_registered"
+    source = _source("national_id", record.get("transaction_id") or ctx.source_id)
+    fields = {
+        k: person[k]
+        for k in ("given_name", "family_name", "other_names", "sex", "birth_date")
+        if k in person
+    }
+    result = registry.update_person(found.person_id, fields, source) if fields else None
+    return "applied" if result and result.events else "already_applied"
+
+
+def apply_area(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
+    """GIS: a household's location resolved to an area, with the area's risk layers."""
+    household_id = ctx.headers.get("household_id") or record.get("household_id")
+    if not household_id:
+        return "no_household"
+    source = _source("gis", ctx.source_id)
+    changes: dict[str, Any] = {"admin_area_code": record["admin_area_code"]}
+    if record.get("location"):
+        changes["location"] = record["location"]
+    registry.update_household(household_id, changes, source)
+    if record.get("attributes"):
+        registry.record_attributes(household_id, record["attributes"], source)
+    return "applied"
+
+
+def apply_enrollment(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
+    source = _source(
+        "programs",
+        f"{record['program_code']}:{record['beneficiary_number']}",
+        record.get("enrolled_on"),
+    )
+    who = registry.resolve(_ref_with_ids(record["beneficiary"]))
+    if who.outcome == "no_match":
+        return "not_registered"
+    if who.outcome != "match" or who.person_id is None:
+        registry.queue_review(
+            kind="enrollment",
+            reason=who.reason,
+            record=record,
+            candidates=who.candidates,
+            source=source,
+            message_id=ctx.message_id,
+        )
+        return "review"
+    number = f"{record['program_code']}-{record['beneficiary_number']}"
+    known = registry.get_person(who.person_id).get("identifiers", [])
+    if any(i["system"] == "program_beneficiary_id" and i["value"] == number.upper() for i in known):
+        return "already_applied"
+    registry.update_person(
+        who.person_id,
+        {"identifiers": [{"system": "program_beneficiary_id", "value": number}]},
+        source,
+    )
+    return "applied"
+
+
+# ---------------------------------------------------------------------------- routes
+
+
+@dataclass(frozen=True)
+class IngestContext:
+    message_id: str
+    source_id: str
+    headers: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Route:
+    spec: str
+    extract: Callable[[CloudEvent], Any]
+    apply: Callable[[Registry, dict[str, Any], IngestContext], str]
+
+
+ROUTES: dict[str, Route] = {
+    "civil_registry.birth": Route("civil_registry_birth", _websub_bundle, apply_birth),
+    "civil_registry.death": Route("civil_registry_death", _websub_bundle, apply_death),
+    "civil_registry.dci_birth": Route("civil_registry_dci_birth", _as_is, apply_birth),
+    "civil_registry.dci_death": Route("civil_registry_dci_death", _as_is, apply_death),
+    "national_id.verification": Route("national_id_verification", _as_is, apply_verification),
+    "national_id.person": Route("national_id_person", _as_is, apply_identity),
+    "tax.income_row": Route("tax_income_row", _xml_or_json, apply_income),
+    "gis.location": Route("gis_area", _as_is, apply_area),
+    "programs.enrollment": Route("program_enrollment", _as_is, apply_enrollment),
+}
+
+
+def handle(event: CloudEvent, ctx: HandlerContext) -> None:
+    """The ingest handler for every routing key in ROUTES."""
+    routing_key = ctx.delivery.message.routing_key
+    route = ROUTES.get(routing_key)
+    if route is None:
+        raise PermanentError(f"no ingest route for {routing_key}", "NoRoute")
+    data = event.get("data") or {}
+    context = IngestContext(
+        message_id=str(event.get("id")),
+        source_id=str(data.get("source_id") or ""),
+        headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
+    )
+    try:
+        record = map_record(route.spec, route.extract(event))
+    except MappingError as exc:
+        _count("mapping_failed")
+        raise PermanentError(json.dumps(exc.as_dict())[:2000], "MappingError") from None
+    registry = _the_registry()
+    if ctx.session is not None:
+        registry = registry.within(ctx.session)
+    try:
+        outcome = route.apply(registry, record, context)
+    except ConflictError as exc:
+        raise TransientError(str(exc)) from exc
+    except SchemaViolation as exc:
+        _count("invalid")
+        raise PermanentError(
+            "; ".join(f"{v.path}: {v.message}" for v in exc.violations)[:2000], "SchemaViolation"
+        ) from None
+    except (InvalidRecord, BusinessRuleViolation, NotFound) as exc:
+        _count("refused")
+        raise PermanentError(str(exc)[:2000], type(exc).__name__) from None
+    _count(outcome)
+    log.debug("ingest %s: %s", routing_key, outcome)
+
+
+for _key in ROUTES:
+    INGEST_HANDLERS.register(_key, handle)

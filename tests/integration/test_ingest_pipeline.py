@@ -1,0 +1,184 @@
+"""The ingest worker end to end on the embedded broker (SQLite and PostgreSQL): raw civil
+registry deliveries and tax rows from the sandbox's own renderers -> sr.inbound -> mapping ->
+registry. Births join the mother's household, deaths close memberships, incomes land on the
+household, and a bad record is dead-lettered with its reason while the good ones around it land.
+Everything is published twice: the effect happens once."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from connectors.base.envelope import raw_event
+from connectors.base.records import RawRecord
+from hub.broker import Message, connect
+from hub.broker.base import EXCHANGE_INBOUND, H_ERROR_CLASS, H_REASON, QUEUE_DEAD
+from hub.pipeline import ingest
+from hub.sandbox_seed import seed_registry
+from hub.workers.handlers import INGEST_HANDLERS
+from hub.workers.runtime import ConsumerRuntime, RetryPolicy
+from hub.workers.topology import INGEST_QUEUE
+from registry_core.db import make_session_factory
+from registry_core.models import OutboxEvent, Person
+from sandbox_mocks.civil_registry.fhir_bundles import build_bundle
+from sandbox_mocks.population import iter_households, iter_vital_events
+from standards.cloudevents import to_json_bytes
+
+SEED, PEOPLE = 11, 400
+START = date(2025, 1, 1)
+
+
+def delivery(bundle: dict[str, Any], topic: str) -> dict[str, Any]:
+    return {
+        "payload": {
+            "id": bundle["id"],
+            "timestamp": "2025-06-01T00:00:00Z",
+            "event": {"hub": {"topic": topic}, "context": [bundle]},
+        }
+    }
+
+
+def message(connector: str, record: RawRecord) -> Message:
+    event = raw_event(connector, record, time=datetime(2025, 6, 1, tzinfo=UTC))
+    return Message(to_json_bytes(event), f"{connector}.{record.record_type}", event["id"])
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "the ingest did not finish in time"
+        time.sleep(0.1)
+
+
+@pytest.fixture
+def world(registry):
+    households = list(iter_households(SEED, PEOPLE))
+    assert seed_registry(registry, households) > 50
+    events = list(iter_vital_events(SEED, PEOPLE, start=START, days=365))
+    births = [e for e in events if e.kind == "birth"]
+    deaths = [e for e in events if e.kind == "death"]
+    assert births and deaths
+    return births, deaths
+
+
+def test_births_deaths_and_income_flow_in_once_and_bad_records_are_dead_lettered(
+    registry, db_engine, db_url, world
+):
+    births, deaths = world
+    ingest.configure(lambda: registry)
+    sessions = make_session_factory(db_engine)
+    broker = connect(db_url)
+    broker.declare_topology([INGEST_QUEUE])
+    messages = [
+        message(
+            "civil_registry",
+            RawRecord(
+                "birth",
+                delivery(build_bundle(e), "BIRTH_REGISTERED"),
+                source_id=e.registration_number,
+            ),
+        )
+        for e in births
+    ] + [
+        message(
+            "civil_registry",
+            RawRecord(
+                "death",
+                delivery(build_bundle(e), "DEATH_REGISTERED"),
+                source_id=e.registration_number,
+            ),
+        )
+        for e in deaths
+    ]
+    from sandbox_mocks.tax.records import income_row
+
+    earner, income = next(
+        (p, inc)
+        for h in iter_households(SEED, PEOPLE)
+        for inc in h.incomes
+        for p in h.members
+        if p.tax_id == inc.tax_id and p.national_id and p.death_date is None
+    )
+    row = dict(income_row(income, earner, "XTS"), RECORD_NO="1")
+    bad = delivery(build_bundle(births[0]), "BIRTH_REGISTERED")
+    bad["payload"]["event"]["context"][0]["entry"] = []  # a bundle with nothing in it
+    messages.append(message("tax", RawRecord("income_row", row, source_id="f1:2")))
+    messages.append(message("civil_registry", RawRecord("birth", bad, source_id="broken")))
+    broker.publish(EXCHANGE_INBOUND, messages)
+    broker.publish(EXCHANGE_INBOUND, messages)  # at-least-once upstream: every record twice
+
+    runtime = ConsumerRuntime(
+        "ingest",
+        INGEST_QUEUE,
+        lambda: connect(db_url),
+        sessions,
+        INGEST_HANDLERS,
+        retry=RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05, jitter=0.01),
+        receive_timeout=0.1,
+    )
+    thread = threading.Thread(target=runtime.run)
+    thread.start()
+    try:
+        wait_until(
+            lambda: (
+                broker.queue_depth(INGEST_QUEUE.name) == 0
+                and runtime.status.snapshot()["processed"]
+                + runtime.status.snapshot()["duplicates"]
+                + runtime.status.snapshot()["dead_lettered"]
+                >= 2 * len(messages)
+            )
+        )
+    finally:
+        runtime.stop()
+        thread.join(30)
+
+    with sessions() as session:
+        died_events = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.routing_key == "person.died")
+        ).all()
+        born_events = session.scalars(
+            select(OutboxEvent).where(OutboxEvent.routing_key == "person.born")
+        ).all()
+        deceased = session.scalar(
+            select(func.count()).select_from(Person).where(Person.is_deceased.is_(True))
+        )
+    # Every registered person who died is deceased, once; each applied birth emitted once.
+    assert died_events and len(died_events) == deceased
+    assert len({e.subject for e in died_events}) == len(died_events)
+    assert born_events and len({e.subject for e in born_events}) == len(born_events)
+    for event in born_events:
+        child = registry.get_person(event.data["person_id"])
+        household = registry.get_household(event.data["household_id"])
+        assert any(m["id"] == child["id"] for m in household["members"])
+        assert event.data["mother_person_id"] in {m["id"] for m in household["members"]}
+    for event in died_events:
+        person = registry.get_person(event.data["person_id"])
+        assert person["is_deceased"] and person["memberships"][-1]["end_reason"] == "death"
+    found = registry.find_person_by_identifier("national_id", earner.national_id)
+    household = registry.get_household(found["memberships"][-1]["household_id"])
+    incomes = [a for a in household["attributes"] if a["domain"] == "income"]
+    assert sorted((a["name"], a["value"], a["period"]) for a in incomes) == [
+        ("formal_employment", True, str(income.year)),
+        ("gross_income", income.amount, str(income.year)),
+    ]
+
+    dead = broker.open_consumer(QUEUE_DEAD, prefetch=10)
+    letters = []
+    while (d := dead.receive(0.5)) is not None:
+        letters.append(d)
+        dead.ack(d)
+    dead.close()
+    broker.close()
+    # Only the broken bundle (published twice, so dead-lettered twice) is dead; the good
+    # records around it all landed.
+    assert {d.message.headers[H_ERROR_CLASS] for d in letters} == {"MappingError"}
+    assert {d.message.message_id for d in letters} == {messages[-1].message_id}
+    assert "civil_registry_birth" in letters[0].message.headers[H_REASON]
+    outcomes = set(ingest.OUTCOMES)
+    assert {"applied", "mapping_failed"} <= outcomes
