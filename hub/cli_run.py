@@ -32,20 +32,33 @@ def _optional_component(name: str, starter: Callable[[], Any]) -> Any:
 
 
 def start_background(
-    settings: Settings, runtime: Any, stack: ExitStack, sandbox: bool, workers: bool
+    settings: Settings,
+    runtime: Any,
+    app: Any,
+    url: str,
+    stack: ExitStack,
+    sandbox: bool,
+    workers: bool,
 ) -> None:
-    """Start the sandbox (and seed the registry from it) and the in-process workers; each
+    """Start the workers, the sandbox (seeding the registry from it) and the connectors; each
     registers its stop on ``stack``."""
     from hub import embedded_services as services
 
     if workers:
         _optional_component("workers", lambda: services.start_workers_for(settings, runtime, stack))
+    running = None
     if sandbox:
         running = _optional_component(
             "sandbox", lambda: services.start_sandbox_for(settings, stack)
         )
         if running is not None:
             services.seed_registry_in_background(runtime, running)
+    host = _optional_component(
+        "connectors",
+        lambda: services.start_connectors_for(settings, runtime, app, running, stack),
+    )
+    if host is not None:
+        services.after_serving_in_background(host, url)
 
 
 @click.command()
@@ -95,6 +108,8 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
         start_background(
             settings,
             runtime,
+            app,
+            url,
             stack,
             sandbox=settings.sandbox and not no_sandbox,
             workers=not no_workers,

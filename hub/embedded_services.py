@@ -38,12 +38,68 @@ def start_sandbox_for(settings: Settings, stack: ExitStack) -> Any:
 
 def start_workers_for(settings: Settings, runtime: HubRuntime, stack: ExitStack) -> Any:
     """Run relay, ingest and dispatch as threads of this process."""
+    from hub.pipeline import ingest
     from hub.workers.service import start_workers
 
+    ingest.configure(lambda: runtime.registry)  # share this process's keys and engine
     group = start_workers(settings, runtime.sessions)
     stack.callback(group.stop)
     click.echo("srhub: workers relay, ingest, dispatch running")
     return group
+
+
+def load_connector_configs(settings: Settings, sandbox: Any | None) -> dict[str, Any]:
+    """Connector tables: from the running sandbox, else from ``SRHUB_CONNECTORS_FILE``."""
+    if sandbox is not None:
+        return sandbox.connectors()
+    path = settings.connectors_file
+    if str(path) in ("", "."):
+        return {}
+    import tomllib
+
+    with path.open("rb") as fh:
+        return dict(tomllib.load(fh).get("connectors", {}))
+
+
+def start_connectors_for(
+    settings: Settings, runtime: HubRuntime, app: Any, sandbox: Any | None, stack: ExitStack
+) -> Any:
+    """Build, mount and start the configured connectors; print their state."""
+    from hub.connectors_host import ConnectorHost
+
+    configs = load_connector_configs(settings, sandbox)
+    if not configs:
+        return None
+    host = ConnectorHost(settings, runtime.engine).build(configs)
+    host.mount(app)
+    host.start()
+    stack.callback(host.stop)
+    names = ", ".join(sorted(host.connectors)) or "none"
+    click.echo(f"srhub: connectors running: {names}")
+    for name, problem in sorted(host.problems.items()):
+        click.echo(f"srhub: connector {name} NOT running: {problem}", err=True)
+    return host
+
+
+def after_serving_in_background(host: Any, url: str) -> threading.Thread:
+    """Once the API answers, let connectors subscribe to partners that call us back."""
+    import time
+
+    import requests
+
+    def work() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if requests.get(f"{url}/health", timeout=2).ok:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        host.after_serving(url)
+
+    thread = threading.Thread(target=work, name="srhub-after-serving", daemon=True)
+    thread.start()
+    return thread
 
 
 def seed_registry_in_background(runtime: HubRuntime, sandbox: Any) -> threading.Thread:

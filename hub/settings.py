@@ -44,6 +44,7 @@ class Settings:
     admin_token_file: Path = Path("")  # empty: <data_dir>/admin-token
     sandbox: bool = True
     precedence_file: Path = Path("")  # empty: built-in source precedence
+    connectors_file: Path = Path("")  # TOML with [connectors.<name>] tables; sandbox: generated
     max_request_bytes: int = 2 * 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)
 

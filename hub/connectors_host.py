@@ -1,0 +1,189 @@
+"""Running the configured connectors inside the hub.
+
+The host builds each connector from its configuration table, gives it a context (a publisher to
+``sr.inbound``, SQL checkpoint and seen-file stores, a status), starts a runner thread for each
+pull and file connector, mounts push connectors' blueprints under ``/connectors/<name>/``, and
+keeps lookup connectors for the API (prefill, verification). A connector whose configuration is
+invalid or whose plugin is missing is reported and skipped: the others still run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from connectors.base import (
+    ConnectorContext,
+    FileConnector,
+    FileDropRunner,
+    PullConnector,
+    PullRunner,
+    PushConnector,
+    RawRecord,
+    SqlCheckpointStore,
+    SqlSeenFileStore,
+    raw_event,
+    routing_key,
+)
+from connectors.base.clock import SystemClock
+from connectors.base.errors import ConnectorError
+from connectors.base.registry import create_connector
+from hub.broker import Broker, connect
+from hub.broker.base import EXCHANGE_INBOUND, Message
+from hub.settings import Settings
+from standards.cloudevents import to_json_bytes
+
+log = logging.getLogger(__name__)
+
+EXTENSION_KEY = "srhub_connectors"
+
+
+class BrokerRawPublisher:
+    """Publishes raw records to ``sr.inbound``; one broker connection per calling thread
+    (runner threads, request threads), as pika requires."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._local = threading.local()
+        self._all: list[Broker] = []
+        self._lock = threading.Lock()
+        self._clock = SystemClock()
+
+    def _broker(self) -> Broker:
+        broker = getattr(self._local, "broker", None)
+        if broker is None:
+            broker = connect(self._settings, wait_for=5)
+            from hub.workers.topology import WORKER_QUEUES
+
+            broker.declare_topology(list(WORKER_QUEUES))
+            self._local.broker = broker
+            with self._lock:
+                self._all.append(broker)
+        return broker
+
+    def _message(self, connector: str, record: RawRecord) -> Message:
+        event = raw_event(connector, record, time=self._clock.now())
+        return Message(
+            to_json_bytes(event), routing_key(connector, record.record_type), event["id"]
+        )
+
+    def __call__(self, connector: str, record: RawRecord) -> None:
+        self.publish_many(connector, [record])
+
+    def publish_many(self, connector: str, records: Sequence[RawRecord]) -> None:
+        messages = [self._message(connector, r) for r in records]
+        try:
+            self._broker().publish(EXCHANGE_INBOUND, messages)
+        except Exception:
+            self._drop_thread_broker()
+            raise
+
+    def _drop_thread_broker(self) -> None:
+        broker = getattr(self._local, "broker", None)
+        self._local.broker = None
+        if broker is not None:
+            with contextlib.suppress(Exception):  # a broken connection is thrown away anyway
+                broker.close()
+
+    def close(self) -> None:
+        with self._lock:
+            brokers, self._all = self._all, []
+        for broker in brokers:
+            try:
+                broker.close()
+            except Exception:  # noqa: S112 - closing every connection matters more
+                continue
+
+
+@dataclass
+class ConnectorHost:
+    settings: Settings
+    engine: Any
+    connectors: dict[str, Any] = field(default_factory=dict)
+    runners: dict[str, Any] = field(default_factory=dict)
+    problems: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.publisher = BrokerRawPublisher(self.settings)
+        self.checkpoints = SqlCheckpointStore(self.engine)
+        self.seen_files = SqlSeenFileStore(self.engine)
+
+    def build(self, configs: Mapping[str, Mapping[str, Any]]) -> ConnectorHost:
+        """Create every enabled connector; record (not raise) what cannot be built."""
+        for name, config in configs.items():
+            settings = dict(config)
+            if settings.get("enabled") is False:
+                continue
+            context = ConnectorContext(
+                name=name,
+                publisher=self.publisher,
+                checkpoints=self.checkpoints,
+                seen_files=self.seen_files,
+            )
+            try:
+                self.connectors[name] = create_connector(settings, context)
+            except (ConnectorError, ValueError, ImportError) as exc:
+                self.problems[name] = f"{type(exc).__name__}: {exc}"
+                log.error("connector %s not started: %s", name, self.problems[name])
+        return self
+
+    def mount(self, app: Any) -> None:
+        """Register push connectors' blueprints and expose all connectors to the API."""
+        from connectors.base.webhooks import mount_prefix
+
+        app.extensions[EXTENSION_KEY] = self.connectors
+        app.extensions["srhub_connector_host"] = self
+        for name, connector in self.connectors.items():
+            if isinstance(connector, PushConnector):
+                app.register_blueprint(
+                    connector.blueprint(), url_prefix=mount_prefix(name), name=f"connector_{name}"
+                )
+
+    def start(self) -> None:
+        for name, connector in self.connectors.items():
+            runners = []
+            if isinstance(connector, PullConnector):
+                runners.append(PullRunner(connector))
+            if isinstance(connector, FileConnector):
+                runners.append(FileDropRunner(connector))
+            for runner in runners:
+                runner.start()
+            if runners:
+                self.runners[name] = runners
+
+    def after_serving(self, hub_url: str) -> None:
+        """Work that needs the API to be reachable (e.g. webhook subscriptions whose challenge
+        the partner sends back to us)."""
+        from connectors.base.webhooks import mount_prefix
+
+        for name, connector in self.connectors.items():
+            subscribe = getattr(connector, "subscribe", None)
+            if isinstance(connector, PushConnector) and callable(subscribe):
+                try:
+                    subscribe(f"{hub_url}{mount_prefix(name)}")
+                except Exception as exc:  # a partner down now is retried by its next start
+                    self.problems[name] = f"subscription failed: {type(exc).__name__}"
+                    log.warning("connector %s: subscription failed: %s", name, exc)
+
+    def statuses(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            name: connector.status.snapshot() for name, connector in self.connectors.items()
+        }
+        for name, problem in self.problems.items():
+            found.setdefault(name, {"name": name, "state": "down", "last_error": problem})
+        return found
+
+    def stop(self) -> None:
+        for runners in self.runners.values():
+            for runner in runners:
+                runner.stop()
+        for connector in self.connectors.values():
+            try:
+                connector.close()
+            except Exception:  # noqa: S112 - one connector must not keep others open
+                continue
+        self.publisher.close()
