@@ -1,0 +1,237 @@
+"""The civil-registry connector: an OpenCRVS-like registry that pushes, can be pulled, and
+speaks DCI.
+
+Three ways in, one rule: what the registry sends is published raw to ``sr.inbound`` before
+anything else happens, and the registry (or our checkpoint) is told "done" only afterwards.
+
+- **push** (``blueprint``): WebSub deliveries of ``BIRTH_REGISTERED`` / ``DEATH_REGISTERED``
+  after ``subscribe(callback_url)``; DCI ``notify`` after ``dci_subscribe(...)``.
+- **pull** (``poll``): the ``/feed`` of registered events, resumed from the saved cursor; the
+  way to fill gaps (events registered before a subscription, deliveries the registry gave up).
+- **DCI client** (``self.dci``): searches by identifier or date, synchronous or with the answer
+  coming back to the ``on-search`` view.
+
+All registry calls share this connector's resilience (timeout, retry, breaker, rate limit).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any, ClassVar
+
+from flask import Blueprint
+
+from connectors.base import (
+    ConnectorContext,
+    PollResult,
+    PullConnector,
+    PushConnector,
+    verify_hmac_sha256,
+)
+from connectors.base.errors import PartnerProtocolError
+from connectors.civil_registry import feed
+from connectors.civil_registry.dci_client import DciClient
+from connectors.civil_registry.dci_inbox import DciInbox
+from connectors.civil_registry.rejections import RejectionLog
+from connectors.civil_registry.settings import (
+    SETTINGS_SCHEMA,
+    endpoints,
+    secret_or_generated,
+    split_url,
+)
+from connectors.civil_registry.views import build_blueprint
+from connectors.civil_registry.websub import DELIVERY_BUNDLE_PATH, SubscriptionBook
+
+WEBHOOK_PATH = "/webhook"
+# A registry retries a notify for a while; its message_ts stays that of the first attempt.
+DCI_MAX_AGE = timedelta(days=1)
+
+
+class CivilRegistryConnector(PullConnector, PushConnector):
+    name: ClassVar[str] = "civil_registry"
+    kind: ClassVar[str] = "civil_registry"
+    settings_schema: ClassVar[dict[str, Any]] = SETTINGS_SCHEMA
+
+    def __init__(self, settings: Mapping[str, Any], context: ConnectorContext) -> None:
+        super().__init__(settings, context)
+        self.endpoints = endpoints(context.name, self.settings)
+        feed_base, self._feed_path = split_url(self.endpoints.feed_url)
+        hooks_base, self._webhooks_path = split_url(self.endpoints.webhooks_url)
+        self._feed = self.http(feed_base)
+        self._hooks = self._feed if hooks_base == feed_base else self.http(hooks_base)
+        token = self.settings.get("dci_bearer_token")
+        self.dci = DciClient(
+            self.http(
+                self.endpoints.dci_base_url + "/",
+                headers={"Authorization": f"Bearer {token}"} if token else None,
+            ),
+            sender_id=self.settings["sender_id"],
+            receiver_id=self.settings.get("registry_id"),
+            clock=context.clock,
+            pending_ttl=float(self.settings["pending_ttl_seconds"]),
+        )
+        self.dci_max_age = DCI_MAX_AGE
+        self.webhook_secret, secret_generated = secret_or_generated(self.settings, "webhook_secret")
+        self.callback_token, token_generated = secret_or_generated(
+            self.settings, "dci_callback_token"
+        )
+        self.generated_secrets = [
+            key
+            for key, generated in (
+                ("webhook_secret", secret_generated),
+                ("dci_callback_token", token_generated),
+            )
+            if generated
+        ]
+        if self.generated_secrets:
+            self.log.warning(
+                "%s: %s not configured; generated for this process only (subscriptions made "
+                "now stop verifying after a restart)",
+                context.name,
+                " and ".join(self.generated_secrets),
+            )
+        self.topics = frozenset(self.settings["webhook_topics"])
+        self.subscriptions = SubscriptionBook(
+            context.clock, float(self.settings["pending_ttl_seconds"])
+        )
+        self.rejections = RejectionLog(self.status, context.clock, self.log)
+        self.inbox = DciInbox(context, self.dci, self.rejections)
+
+    # --- pull: the feed ------------------------------------------------------------------------
+
+    def poll(self, checkpoint: Any | None) -> PollResult:
+        """One feed page after ``checkpoint`` (the feed's opaque cursor)."""
+        cursor = str(checkpoint) if checkpoint else None
+        params: dict[str, Any] = {"limit": int(self.settings["feed_page_size"])}
+        if cursor:
+            params["since"] = cursor
+        operation = "GET feed"
+        response = self._feed.get(self._feed_path, params=params, operation=operation)
+        try:
+            body = json.loads(response.content)
+        except (ValueError, UnicodeDecodeError):
+            raise PartnerProtocolError(
+                self.partner, operation, "bad_page", "the page is not valid JSON; not advancing"
+            ) from None
+        try:
+            page = feed.parse_page(body, cursor)
+        except feed.FeedPageError as error:
+            raise PartnerProtocolError(
+                self.partner, operation, "bad_page", f"{error}; not advancing"
+            ) from None
+        for rejection in page.rejected:
+            self.rejections.add(rejection)
+        return PollResult(page.records, page.next_cursor, page.has_more)
+
+    # --- push: WebSub --------------------------------------------------------------------------
+
+    def blueprint(self) -> Blueprint:
+        return build_blueprint(self)
+
+    def callback_base(self, given: str | None = None) -> str:
+        base = given or self.settings.get("callback_base_url")
+        if not base:
+            raise ValueError(
+                "the hub's public URL of this connector is needed: pass it or set "
+                "callback_base_url (e.g. https://hub.example/connectors/civil_registry)"
+            )
+        return str(base).rstrip("/")
+
+    def subscribe(self, callback_url: str | None = None) -> dict[str, str]:
+        """Subscribe to the registry by every way configured in ``subscriptions``.
+
+        ``callback_url`` is where the hub mounted this connector (``<hub>/connectors/<name>``,
+        what the hub's connector host passes; default ``callback_base_url``) or, for WebSub
+        only, the full ``.../webhook`` URL. Returns topic -> the registry's subscription id,
+        plus ``"dci"`` -> the correlation id of the DCI subscribe when that is configured."""
+        given = (callback_url or self.callback_base()).rstrip("/")
+        base = given.removesuffix(WEBHOOK_PATH)
+        ids: dict[str, str] = {}
+        if "websub" in self.settings["subscriptions"]:
+            ids.update(self.websub_subscribe(base + WEBHOOK_PATH))
+        if "dci" in self.settings["subscriptions"]:
+            ids["dci"] = self.dci_subscribe(base)
+        return ids
+
+    def websub_subscribe(self, callback: str) -> dict[str, str]:
+        """Ask the registry to deliver each configured topic to ``callback`` (our ``/webhook``
+        view); returns topic -> the registry's subscription id.
+
+        Each topic is marked pending *before* the request: the registry may send its
+        challenge before its 202 reaches us."""
+        ids: dict[str, str] = {}
+        for topic in sorted(self.topics):
+            self.subscriptions.mark_pending(topic)
+            request = {
+                "hub": {
+                    "callback": callback,
+                    "mode": "subscribe",
+                    "topic": topic,
+                    "secret": self.webhook_secret,
+                }
+            }
+            try:
+                answer = self._hooks.post_json(
+                    self._webhooks_path, json=request, operation="POST webhooks"
+                )
+            except BaseException:
+                self.subscriptions.forget_pending(topic)
+                raise
+            if isinstance(answer, dict) and isinstance(answer.get("id"), str):
+                self.subscriptions.remember_id(topic, answer["id"])
+                ids[topic] = answer["id"]
+        return ids
+
+    def verify_signature(self, body: bytes, header: str) -> bool:
+        return verify_hmac_sha256(self.webhook_secret.encode("utf-8"), body, header)
+
+    @staticmethod
+    def delivery_headers(topic: str) -> dict[str, str]:
+        return {
+            "origin": "webhook",
+            "topic": topic,
+            feed.BUNDLE_PATH_HEADER: DELIVERY_BUNDLE_PATH,
+        }
+
+    # --- push: DCI -----------------------------------------------------------------------------
+
+    def dci_sender_uri(self, callback_base_url: str | None = None) -> str:
+        """Where the registry sends our DCI callbacks: ``<base>/dci/<token>`` (it appends
+        ``/registry/<action>``). The token in the path is what authenticates those calls."""
+        return f"{self.callback_base(callback_base_url)}/dci/{self.callback_token}"
+
+    def dci_subscribe(self, callback_base_url: str | None = None) -> str:
+        """Subscribe to the configured DCI event types; returns the correlation id."""
+        return self.dci.subscribe(
+            self.settings["dci_event_types"], sender_uri=self.dci_sender_uri(callback_base_url)
+        )
+
+    def close(self) -> None:
+        for client in {id(c): c for c in (self._feed, self._hooks, self.dci.http)}.values():
+            client.session.close()
+
+    # --- the operator's view -------------------------------------------------------------------
+
+    def describe(self) -> dict[str, Any]:
+        info = super().describe()
+        info["websub"] = self.subscriptions.snapshot()
+        info["dci"] = self.inbox.snapshot()
+        info["recent_rejections"] = self.rejections.recent()
+        info["generated_secrets"] = list(self.generated_secrets)
+        return info
+
+
+def bundle_of(payload: Mapping[str, Any], bundle_path: str | None = None) -> Any:
+    """The FHIR Bundle inside a published ``birth`` / ``death`` payload, whichever way it came:
+    a webhook delivery (``payload.event.context[0]``) or a feed entry (``bundle``). None when
+    absent; for the ingest side, which maps the Bundle."""
+    if bundle_path == feed.FEED_BUNDLE_PATH or (bundle_path is None and "bundle" in payload):
+        return payload.get("bundle")
+    inner = payload.get("payload")
+    event = inner.get("event") if isinstance(inner, Mapping) else None
+    context = event.get("context") if isinstance(event, Mapping) else None
+    if isinstance(context, list) and context:
+        return context[0]
+    return None

@@ -1,0 +1,133 @@
+"""Settings of the civil-registry connector and where each of the registry's services lives.
+
+The schema accepts the ``[connectors.civil_registry]`` table the sandbox launcher writes as is
+(``url``, ``base_url``, ``fhir_feed_url``, ``webhooks_url``, ``dci_base_url``,
+``dci_bearer_token``, ``registry_id``), so ``srhub run`` can hand it over without editing.
+Everything the launcher cannot know (our own public callback URL, the WebSub secret we choose,
+the token that guards our DCI callback views) has a key of its own; secrets left out are
+generated per process, which works until a restart (see docs/connectors.md).
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.base import SettingsError, connector_settings_schema
+
+BIRTH_TOPIC = "BIRTH_REGISTERED"
+DEATH_TOPIC = "DEATH_REGISTERED"
+# WebSub topic -> record type (the routing key's last word and the mapping spec's suffix).
+RECORD_TYPE_BY_TOPIC: dict[str, str] = {BIRTH_TOPIC: "birth", DEATH_TOPIC: "death"}
+# DCI reg_event_type -> record type (mapping specs civil_registry_dci_birth / _dci_death).
+DCI_RECORD_TYPE_BY_EVENT: dict[str, str] = {"live_birth": "dci_birth", "death": "dci_death"}
+
+_URL = {"type": "string", "pattern": r"^https?://[^\s]+$", "maxLength": 2000}
+_TOKEN = {"type": "string", "pattern": r"^[A-Za-z0-9_.~-]{16,256}$"}
+
+SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
+    {
+        # --- written by the sandbox launcher ---------------------------------------------------
+        "url": _URL,
+        "base_url": _URL,
+        "fhir_feed_url": _URL,
+        "webhooks_url": _URL,
+        "dci_base_url": _URL,
+        "dci_bearer_token": {"type": "string", "minLength": 1, "maxLength": 4096},
+        "registry_id": {"type": "string", "minLength": 1, "maxLength": 200},
+        # --- ours ----------------------------------------------------------------------------
+        "sender_id": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "default": "social-registry-hub",
+        },
+        "callback_base_url": _URL,
+        "webhook_secret": {"type": "string", "minLength": 16, "maxLength": 512},
+        "webhook_topics": {
+            "type": "array",
+            "items": {"enum": [BIRTH_TOPIC, DEATH_TOPIC]},
+            "minItems": 1,
+            "uniqueItems": True,
+            "default": [BIRTH_TOPIC, DEATH_TOPIC],
+        },
+        "subscriptions": {
+            "type": "array",
+            "items": {"enum": ["websub", "dci"]},
+            "uniqueItems": True,
+            "default": ["websub"],
+        },
+        "dci_event_types": {
+            "type": "array",
+            "items": {"enum": sorted(DCI_RECORD_TYPE_BY_EVENT)},
+            "minItems": 1,
+            "uniqueItems": True,
+            "default": ["live_birth", "death"],
+        },
+        "dci_callback_token": _TOKEN,
+        "feed_page_size": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+        "max_body_bytes": {
+            "type": "integer",
+            "minimum": 1024,
+            "maximum": 64 * 1024 * 1024,
+            "default": 4 * 1024 * 1024,
+        },
+        "pending_ttl_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 86400,
+            "default": 600,
+        },
+    }
+)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Absolute URLs of the registry's services; each may live on its own host."""
+
+    feed_url: str
+    webhooks_url: str
+    dci_base_url: str
+
+
+def endpoints(connector: str, settings: Mapping[str, Any]) -> Endpoints:
+    """The service URLs from explicit keys, else derived from ``base_url`` / ``url``."""
+    base = settings.get("base_url") or settings.get("url")
+    base = base.rstrip("/") if isinstance(base, str) else None
+    missing = [
+        key
+        for key, fallback in (
+            ("fhir_feed_url", "/feed"),
+            ("webhooks_url", "/webhooks"),
+            ("dci_base_url", "/registry"),
+        )
+        if not settings.get(key) and base is None
+    ]
+    if missing:
+        raise SettingsError(
+            connector,
+            [f"$.{key}: is required when neither base_url nor url is given" for key in missing],
+        )
+    return Endpoints(
+        feed_url=str(settings.get("fhir_feed_url") or f"{base}/feed"),
+        webhooks_url=str(settings.get("webhooks_url") or f"{base}/webhooks"),
+        dci_base_url=str(settings.get("dci_base_url") or f"{base}/registry").rstrip("/"),
+    )
+
+
+def secret_or_generated(settings: Mapping[str, Any], key: str) -> tuple[str, bool]:
+    """The configured secret, or a fresh random one (and True: it will not survive a restart)."""
+    value = settings.get(key)
+    if isinstance(value, str) and value:
+        return value, False
+    return secrets.token_urlsafe(32), True
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """``("http://h/a/", "feed")`` for ``http://h/a/feed``: a client base and the last segment,
+    so a partner HTTP client (which resolves paths under its base) can call the URL exactly."""
+    head, _, tail = url.rstrip("/").rpartition("/")
+    return head + "/", tail

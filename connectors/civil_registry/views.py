@@ -1,0 +1,203 @@
+"""The HTTP face of the connector: the views the hub mounts under ``/connectors/<name>/``.
+
+- ``GET  /webhook``: the WebSub challenge, answered only for a topic we have a pending
+  subscription to.
+- ``POST /webhook``: a signed delivery. The body is read within the size limit, the
+  ``X-Hub-Signature`` HMAC is checked in constant time *before* anything is parsed, and 2xx is
+  answered only after the raw record was published (otherwise 503 and the registry resends).
+- ``POST /dci/<token>/registry/<action>`` and ``POST /registry/<action>`` (``notify``,
+  ``on-search``, ``on-subscribe``, ``on-unsubscribe``): DCI calls from the registry. The
+  registry sends no token of the hub, so these views are declared public to the hub's auth
+  and check their own: the capability token in the path (the ``sender_uri`` we gave the
+  registry) or ``Authorization: Bearer <token>``. Every answer is a DCI acknowledgement;
+  nothing a caller sends produces a 500.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from flask import Blueprint, Response, jsonify, request
+
+from connectors.base import PublishFailed, signed_webhook
+from connectors.civil_registry.dci_inbox import Answer, nack
+from connectors.civil_registry.dci_messages import check_message
+from connectors.civil_registry.feed import Rejection
+from connectors.civil_registry.websub import MAX_CHALLENGE_LENGTH, DeliveryError, parse_delivery
+from standards.dci import codes
+from standards.dci.envelope import EnvelopeError, parse_envelope
+
+if TYPE_CHECKING:
+    from connectors.civil_registry.connector import CivilRegistryConnector
+
+log = logging.getLogger(__name__)
+
+SIGNATURE_HEADER = "X-Hub-Signature"
+DCI_ACTIONS = (codes.NOTIFY, codes.ON_SEARCH, codes.ON_SUBSCRIBE, codes.ON_UNSUBSCRIBE)
+RETRY_AFTER_SECONDS = "5"
+_NOT_JSON = object()
+
+
+def _error(status: int, code: str, message: str) -> Response:
+    response = jsonify({"error": {"code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def _read_body(limit: int) -> bytes | None:
+    """The request body, or None when it is larger than ``limit`` (read no further)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        return None
+    data = request.stream.read(limit + 1)
+    return None if len(data) > limit else data
+
+
+def _arg(*names: str) -> str | None:
+    for name in names:
+        value = request.args.get(name)
+        if value is not None:
+            return value
+    return None
+
+
+def build_blueprint(connector: CivilRegistryConnector) -> Blueprint:
+    bp = Blueprint(f"connector_{connector.instance_name}", __name__)
+    limit = int(connector.settings["max_body_bytes"])
+    status = connector.status
+
+    def refuse_push(http_status: int, code: str, reason: str) -> Response:
+        connector.rejections.add(Rejection("webhook delivery", reason), "pushes_refused")
+        return _error(http_status, code, reason)
+
+    @bp.get("/webhook")
+    @signed_webhook
+    def websub_challenge() -> Response:
+        mode = _arg("hub.mode", "mode")
+        topic = _arg("hub.topic", "topic")
+        challenge = _arg("hub.challenge", "challenge")
+        if mode != "subscribe" or not topic or not challenge:
+            return _error(400, "bad_request", "mode=subscribe, topic and challenge are required")
+        if len(challenge) > MAX_CHALLENGE_LENGTH or not challenge.isprintable():
+            return _error(400, "bad_request", "the challenge is too long or not printable")
+        if not connector.subscriptions.confirm(topic):
+            log.warning(
+                "%s: refused a WebSub challenge for a topic not pending", connector.instance_name
+            )
+            return _error(404, "not_subscribing", "no pending subscription to this topic")
+        return jsonify({"challenge": challenge})
+
+    @bp.post("/webhook")
+    @signed_webhook
+    def websub_delivery() -> Response:
+        body = _read_body(limit)
+        if body is None:
+            return refuse_push(413, "too_large", f"the body is larger than {limit} bytes")
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if not signature:
+            return refuse_push(
+                401, "signature_missing", f"the {SIGNATURE_HEADER} header is missing"
+            )
+        if not connector.verify_signature(body, signature):
+            return refuse_push(
+                403, "signature_invalid", f"{SIGNATURE_HEADER} does not match the body"
+            )
+        try:
+            delivery = parse_delivery(body, connector.topics)
+        except DeliveryError as error:
+            return refuse_push(422 if "topic" in str(error) else 400, "bad_delivery", str(error))
+        try:
+            message_id = connector.accept_push(
+                delivery.record_type,
+                delivery.body,
+                source_id=delivery.event_id,
+                headers=connector.delivery_headers(delivery.topic),
+            )
+        except PublishFailed:
+            response = _error(503, "unavailable", "the hub could not store the event; resend")
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+            return response
+        return jsonify({"status": "accepted", "message_id": message_id})
+
+    def dci_answer(answer: Answer) -> Response:
+        response = jsonify(answer.body)
+        response.status_code = answer.status
+        if answer.status == 503:
+            response.headers["Retry-After"] = RETRY_AFTER_SECONDS
+        return response
+
+    def dci_call(action: str, authorized: bool) -> Response:
+        if action not in DCI_ACTIONS:
+            return dci_answer(nack(codes.ERR_NOT_FOUND, "no such DCI callback here", 404))
+        if not authorized:
+            status.count("pushes_refused")
+            status.record_error(f"DCI {action}: refused an unauthorized call")
+            return dci_answer(
+                nack(codes.ERR_UNAUTHORIZED, "a valid callback token is required", 401)
+            )
+        body = _read_body(limit)
+        if body is None:
+            status.count("pushes_refused")
+            return dci_answer(
+                nack(codes.ERR_REQUEST_BAD, f"the body is larger than {limit} bytes", 413)
+            )
+        try:
+            decoded: Any = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            decoded = _NOT_JSON
+        try:
+            if decoded is _NOT_JSON:
+                raise EnvelopeError(codes.ERR_REQUEST_BAD, "the body is not JSON")
+            envelope = parse_envelope(
+                decoded,
+                action,
+                max_age=connector.dci_max_age,
+                receiver_id=connector.dci.sender_id,
+            )
+            registry_id = connector.settings.get("registry_id")
+            if registry_id and envelope.sender_id != registry_id:
+                raise EnvelopeError(
+                    codes.ERR_SENDER_ID,
+                    "header.sender_id is not the registry this connector talks to",
+                    http_status=403,
+                )
+            message = check_message(action, envelope.message)
+            return dci_answer(connector.inbox.handle(action, envelope, message))
+        except EnvelopeError as error:
+            connector.rejections.add(Rejection(f"DCI {action}", error.message), "pushes_refused")
+            return dci_answer(nack(error.code, error.message, error.http_status))
+        except PublishFailed:
+            return dci_answer(
+                nack(
+                    codes.ERR_UNAVAILABLE,
+                    "the hub could not store the records; resend",
+                    503,
+                    codes.ERR,
+                )
+            )
+        except Exception:  # the contract: never a 500 or a stack trace to the partner
+            log.exception("%s: DCI %s failed", connector.instance_name, action)
+            return dci_answer(
+                nack(codes.ERR_UNAVAILABLE, "internal error; resend later", 503, codes.ERR)
+            )
+
+    @bp.post("/registry/<action>")
+    @signed_webhook
+    def dci_with_bearer(action: str) -> Response:
+        given = request.headers.get("Authorization", "")
+        expected = f"Bearer {connector.callback_token}"
+        authorized = hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
+        return dci_call(action, authorized)
+
+    @bp.post("/dci/<token>/registry/<action>")
+    @signed_webhook
+    def dci_with_path_token(token: str, action: str) -> Response:
+        authorized = hmac.compare_digest(
+            token.encode("utf-8", "replace"), connector.callback_token.encode()
+        )
+        return dci_call(action, authorized)
+
+    return bp
