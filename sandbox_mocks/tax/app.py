@@ -2,7 +2,9 @@
 
 The data itself travels as files; this API is the control plane a tester or the sandbox
 launcher uses: see where the folder is, list what was dropped (with the faults each drop was
-given, which the files themselves never admit), drop now, and set the fault mix.
+given, which the files themselves never admit), drop now, and set the fault mix. One data
+endpoint answers on demand: ``POST /taxpayers/lookup`` gives one person's taxpayer records and
+returns by national ID (what a real authority's look-up service offers a social registry).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from sandbox_mocks.population.model import Household
 from sandbox_mocks.tax import formats
 from sandbox_mocks.tax.drops import DropRequest, TaxDropFolder, UnknownPeriodError
 from sandbox_mocks.tax.injection import InjectionMix
-from sandbox_mocks.tax.records import rows_by_period
+from sandbox_mocks.tax.records import Row, rows_by_period, taxpayers
 
 EXTENSION_KEY = "tax_drop_folder"
 
@@ -59,14 +61,15 @@ def _json_body(allow_empty: bool) -> Any:
 
 def create_app(config: TaxAuthorityConfig) -> Flask:
     """Build the status API and its drop folder; periodic drops start here when configured."""
+    periods = rows_by_period(
+        config.households,
+        currency=config.currency,
+        seed=config.seed,
+        noise_rate=config.noise_rate,
+    )
     folder = TaxDropFolder(
         config.drop_folder,
-        rows_by_period(
-            config.households,
-            currency=config.currency,
-            seed=config.seed,
-            noise_rate=config.noise_rate,
-        ),
+        periods,
         seed=config.seed,
         formats_cycle=config.formats,
         rows_per_file=config.rows_per_file,
@@ -112,6 +115,24 @@ def create_app(config: TaxAuthorityConfig) -> Flask:
             return _error(404, "unknown_period", str(exc.args[0]))
         return jsonify(record), 201
 
+    lookup = _taxpayer_index(config, periods)
+
+    @app.post("/taxpayers/lookup")
+    def taxpayer_lookup() -> Response | tuple[Response, int]:
+        """Read-only: one person's taxpayer records and returns, asked by national ID (a POST,
+        so the ID is not written into URLs and access logs)."""
+        try:
+            body = _json_body(allow_empty=False)
+        except ValueError as exc:
+            return _error(400, "bad_request", str(exc))
+        national_id = body.get("national_id")
+        if not isinstance(national_id, str) or not national_id.isdigit() or len(national_id) > 20:
+            return _error(400, "bad_request", "national_id: a string of digits is required")
+        found = lookup.get(national_id)
+        if found is None:
+            return _error(404, "not_found", "no taxpayer with this national ID")
+        return jsonify({"national_id": national_id, **found})
+
     @app.get("/schema/income-extract.xsd")
     def schema() -> Response:
         """The published XSD of the XML variant, so receivers can validate at the edge."""
@@ -135,6 +156,43 @@ def create_app(config: TaxAuthorityConfig) -> Flask:
     folder.start()
     add_shutdown_hook(app, folder.stop)
     return app
+
+
+def _taxpayer_index(
+    config: TaxAuthorityConfig, periods: dict[str, list[Row]]
+) -> dict[str, dict[str, Any]]:
+    """National ID -> the authority's taxpayer records (with the registered address it keeps,
+    geocoded) and every return filed under that ID, oldest period first."""
+    copies = taxpayers(config.households, config.seed, config.noise_rate)
+    addresses: dict[str, dict[str, Any]] = {}
+    for household in config.households:
+        for person in household.members:
+            if person.tax_id:
+                addresses[person.tax_id] = {
+                    "line": household.address,
+                    "locality_code": household.locality_code,
+                    "lat": household.latitude,
+                    "lon": household.longitude,
+                }
+    index: dict[str, dict[str, Any]] = {}
+    for rows in periods.values():
+        for row in rows:
+            national_id = row["NATIONAL_ID"]
+            if not national_id:
+                continue
+            entry = index.setdefault(national_id, {"taxpayers": [], "returns": []})
+            entry["returns"].append(dict(row))
+            tin = row["TAXPAYER_TIN"]
+            if all(t["tin"] != tin for t in entry["taxpayers"]):
+                copy = copies.get(tin)
+                entry["taxpayers"].append({
+                    "tin": tin,
+                    "national_id": national_id,
+                    "name": row["TAXPAYER_NAME"],
+                    "phone": copy.phone if copy is not None else None,
+                    "registered_address": addresses.get(tin),
+                })
+    return index
 
 
 def drop_folder_of(app: Flask) -> TaxDropFolder:

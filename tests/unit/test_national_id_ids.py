@@ -1,0 +1,52 @@
+"""Our Verhoeff check agrees with the sandbox population's generator and catches keying
+errors; the reasons never repeat the number."""
+
+from __future__ import annotations
+
+import random
+
+from connectors.national_id.ids import (
+    is_valid_national_id,
+    national_id_problem,
+    verhoeff_digit,
+    verhoeff_valid,
+)
+from sandbox_mocks.population.ids import verhoeff_check_digit
+
+
+def test_check_digit_matches_the_generator() -> None:
+    rng = random.Random(7)
+    for _ in range(500):
+        body = str(rng.randrange(10**8, 10**9))
+        assert verhoeff_digit(body) == verhoeff_check_digit(body)
+        assert verhoeff_valid(body + verhoeff_digit(body))
+
+
+def test_single_digit_errors_and_adjacent_swaps_are_caught() -> None:
+    rng = random.Random(11)
+    for _ in range(200):
+        body = str(rng.randrange(10**8, 10**9))
+        number = body + verhoeff_digit(body)
+        position = rng.randrange(10)
+        typo = number[:position] + str((int(number[position]) + 1) % 10) + number[position + 1:]
+        assert not is_valid_national_id(typo)
+        i = rng.randrange(9)
+        if number[i] != number[i + 1]:
+            swapped = number[:i] + number[i + 1] + number[i] + number[i + 2:]
+            assert not is_valid_national_id(swapped)
+
+
+def test_reasons_are_specific_and_do_not_echo_the_number() -> None:
+    body = "683493142"
+    good = body + verhoeff_digit(body)
+    assert national_id_problem(good) is None
+    bad = good[:-1] + str((int(good[-1]) + 1) % 10)
+    assert "check digit" in (national_id_problem(bad) or "")
+    assert "10 digits" in (national_id_problem("12345") or "")
+    assert "10 digits" in (national_id_problem("0" + good[1:]) or "")
+    assert "string" in (national_id_problem(6834931422) or "")
+    assert "UIN or VID" in (national_id_problem(good, "PASSPORT") or "")
+    for value in (bad, "12345"):
+        assert value not in (national_id_problem(value) or "")
+    vid_body = "371591051525010"
+    assert national_id_problem(vid_body + verhoeff_digit(vid_body), "VID") is None
