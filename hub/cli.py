@@ -18,6 +18,9 @@ LAZY_COMMANDS: dict[str, str] = {
     "run": "hub.cli_run:run",
     "token": "hub.cli_token:token",
     "sandbox": "sandbox_mocks.cli:sandbox",
+    "worker": "hub.cli_worker:worker",
+    "dead-letters": "hub.cli_deadletters:dead_letters",
+    "dedup": "hub.cli_dedup:dedup",
 }
 
 

@@ -5,11 +5,10 @@ keys, each built to survive a different kind of noise, and only records sharing 
 compared. A true pair is found if *any* key survives, so the passes cover for each other:
 
 ``fy:`` family-name Soundex + birth year   survives given-name typos, address changes
-``gy:`` given-name Soundex + birth year    survives family-name changes (marriage) and typos
 ``d:``  birth date, day and month sorted   survives any name change and DD/MM transposition
 ``n:``  both name Soundexes, sorted        survives swapped names and a wrong or missing date
 ``i:``  national identifier               survives everything else being wrong
-``ih:`` each half of the identifier        survives one typo in the identifier as well
+``ih:`` identifier's first / last part     survives one typo in the identifier as well
 ``pf:`` postcode + family-name Soundex     survives a wrong or missing birth date
 ``pg:`` postcode + given-name Soundex      survives a family-name change and a wrong date
 
@@ -18,7 +17,9 @@ fetch a candidate block for the ingest path with ``WHERE key IN (...)``.
 
 Blocks larger than a cap are dropped (not truncated: truncating would make the result depend on
 input order). A huge block means the key is not selective there (a very common name); the
-other passes still reach those records.
+other passes still reach those records. The ingest path should apply the same cap when it
+fetches a block from the registry (skip a key that returns more than ``max_block_size``
+records), or a common birth date in a large registry returns thousands of candidates.
 """
 
 from __future__ import annotations
@@ -35,8 +36,6 @@ def blocking_keys(record: PersonRecord) -> list[str]:
     year = birth[:4] if birth else ""
     if record.family_sx and year:
         keys.append(f"fy:{record.family_sx}{year}")
-    if record.given_sx and year:
-        keys.append(f"gy:{record.given_sx}{year}")
     if birth:
         month, day = birth[4:6], birth[6:8]
         keys.append(f"d:{year}{min(month, day)}{max(month, day)}")
@@ -46,10 +45,12 @@ def blocking_keys(record: PersonRecord) -> list[str]:
     if record.national_id:
         nid = record.national_id
         keys.append(f"i:{nid}")
-        if len(nid) >= 6:  # shorter halves would not be selective enough
-            half = len(nid) // 2
-            keys.append(f"ih:{len(nid)}a{nid[:half]}")
-            keys.append(f"ih:{len(nid)}b{nid[half:]}")
+        if len(nid) >= 6:  # shorter parts would not be selective enough
+            # Two parts of at least 4 characters (overlapping for short identifiers): a typo
+            # outside the overlap leaves one intact.
+            part = max(4, (len(nid) + 1) // 2)
+            keys.append(f"ih:{len(nid)}a{nid[:part]}")
+            keys.append(f"ih:{len(nid)}b{nid[-part:]}")
     if record.postcode and record.family_sx:
         keys.append(f"pf:{record.postcode}{record.family_sx}")
     if record.postcode and record.given_sx:
