@@ -41,6 +41,26 @@ log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "srhub_connectors"
 
+_active: ConnectorHost | None = None
+_active_lock = threading.Lock()
+
+
+def active_connector(name: str) -> Any | None:
+    """The running connector ``name`` of this process's host, if any (workers use it)."""
+    with _active_lock:
+        host = _active
+    return host.connectors.get(name) if host is not None else None
+
+
+def publish_raw(connector: str, record: RawRecord) -> str:
+    """Publish a record on the active host's publisher (the API's own requests use it)."""
+    with _active_lock:
+        host = _active
+    if host is None:
+        raise RuntimeError("no connector host runs in this process")
+    host.publisher(connector, record)
+    return raw_event(connector, record, time=host.publisher.clock_now())["id"]
+
 
 class BrokerRawPublisher:
     """Publishes raw records to ``sr.inbound``; one broker connection per calling thread
@@ -64,6 +84,9 @@ class BrokerRawPublisher:
             with self._lock:
                 self._all.append(broker)
         return broker
+
+    def clock_now(self) -> Any:
+        return self._clock.now()
 
     def _message(self, connector: str, record: RawRecord) -> Message:
         event = raw_event(connector, record, time=self._clock.now())
@@ -129,6 +152,9 @@ class ConnectorHost:
             except (ConnectorError, ValueError, ImportError) as exc:
                 self.problems[name] = f"{type(exc).__name__}: {exc}"
                 log.error("connector %s not started: %s", name, self.problems[name])
+        global _active
+        with _active_lock:
+            _active = self
         return self
 
     def mount(self, app: Any) -> None:
@@ -187,3 +213,7 @@ class ConnectorHost:
             except Exception:  # noqa: S112 - one connector must not keep others open
                 continue
         self.publisher.close()
+        global _active
+        with _active_lock:
+            if _active is self:
+                _active = None

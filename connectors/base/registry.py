@@ -28,7 +28,15 @@ ENTRY_POINT_GROUP = "srhub.connectors"
 
 # name -> "module:Class" of the connectors shipped in this repository. Keep in step with the
 # [project.entry-points."srhub.connectors"] table of pyproject.toml.
-BUILTIN_CONNECTORS: dict[str, str] = {}
+BUILTIN_CONNECTORS: dict[str, str] = {
+    # Mirrors [project.entry-points."srhub.connectors"] in pyproject.toml, so a checkout works
+    # before it is (re)installed.
+    "national_id": "connectors.national_id:NationalIdConnector",
+    "civil_registry": "connectors.civil_registry:CivilRegistryConnector",
+    "tax": "connectors.tax:TaxFileConnector",
+    "gis": "connectors.gis:GisConnector",
+    "programs": "connectors.programs:ProgramsConnector",
+}
 
 
 def available_connectors() -> dict[str, str]:

@@ -400,3 +400,6 @@ def handle(event: CloudEvent, ctx: HandlerContext) -> None:
 
 for _key in ROUTES:
     INGEST_HANDLERS.register(_key, handle)
+
+# Verification requests call a partner: they run outside a database transaction.
+import hub.pipeline.verification  # noqa: E402,F401

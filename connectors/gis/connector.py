@@ -1,0 +1,206 @@
+"""The GIS connector: where a point lies (admin area chain) and each locality's risk layers.
+
+Two jobs, one partner:
+
+- **Look-up** (``locate(lat, lon)``, or ``lookup({"lat", "lon", "household_id"})`` from the hub):
+  asks ``GET /gis/v1/lookup`` which region, district and locality hold a point; the answer
+  carries the locality's ``flood_risk`` and ``poverty_rate``. When the hub asks for a
+  household, the answer is also published raw as ``gis.location`` (header ``household_id``),
+  so the ingest sets the household's ``admin_area_code`` and layer attributes from it
+  (mapping spec ``gis_area``). A point outside every area is an answer, not a failure: None.
+- **Layer refresh** (a pull on a schedule): reads the area list (``GET /gis/v1/areas``, which
+  carries each area's layer values) and publishes one ``gis.area_layers`` record per locality,
+  shaped like a look-up answer without the point (``{"locality", "district", "region"}``,
+  each the partner's area object unchanged), so the same ``gis_area`` spec maps it and the
+  ingest can put ``flood_risk`` / ``poverty_rate`` onto every household of that locality.
+  Only localities whose values changed since the last refresh are published again; the
+  checkpoint keeps a digest per locality.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from connectors.base import (
+    Deadline,
+    LookupConnector,
+    PollResult,
+    PullConnector,
+    RawRecord,
+    connector_settings_schema,
+)
+from connectors.base.errors import PartnerProtocolError, PartnerRejected
+
+LOCATION = "location"
+AREA_LAYERS = "area_layers"
+LEVELS = {1: "region", 2: "district", 3: "locality"}
+_URL = {"type": "string", "pattern": "^https?://"}
+
+SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
+    {
+        # the sandbox launcher's [connectors.gis] section
+        "url": _URL,
+        "base_url": _URL,
+        "api_url": _URL,
+        "api_prefix": {"type": "string", "pattern": "^(/[A-Za-z0-9._-]+)*$", "default": "/gis/v1"},
+        "lookup_timeout_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 120,
+            "default": 5,
+        },
+        "locality_level": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
+        "poll_interval_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 86400,
+            "default": 3600,
+        },
+    },
+)
+SETTINGS_SCHEMA["anyOf"] = [{"required": ["api_url"]}, {"required": ["base_url"]}]
+
+
+def _digest(payload: Mapping[str, Any]) -> str:
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _coordinate(value: Any, name: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number") from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise ValueError(f"{name} must be between {low} and {high}")
+    return number
+
+
+class GisConnector(LookupConnector, PullConnector):
+    """Point look-ups on demand, and a scheduled refresh of per-locality layers."""
+
+    name: ClassVar[str] = "gis"
+    kind: ClassVar[str] = "gis"
+    settings_schema: ClassVar[dict[str, Any]] = SETTINGS_SCHEMA
+
+    def __init__(self, settings: Mapping[str, Any], context: Any) -> None:
+        super().__init__(settings, context)
+        api = self.settings.get("api_url") or (
+            self.settings["base_url"].rstrip("/") + self.settings["api_prefix"]
+        )
+        self.client = self.http(api)
+
+    def close(self) -> None:
+        self.client.session.close()
+
+    # --- look-up -----------------------------------------------------------------------------
+
+    def lookup(self, request: Any, deadline: Deadline) -> dict[str, Any] | None:
+        """``request``: ``{"lat", "lon"}`` and optionally ``"household_id"``. Returns the GIS
+        answer (``point``, ``region``, ``district``, ``locality``) or None outside the country.
+        With a household id the answer is published raw as ``gis.location`` before returning.
+        """
+        if not isinstance(request, Mapping):
+            raise TypeError("a GIS look-up request is a mapping with lat and lon")
+        lat = _coordinate(request.get("lat"), "lat", -90.0, 90.0)
+        lon = _coordinate(request.get("lon"), "lon", -180.0, 180.0)
+        try:
+            response = self.client.get(
+                "lookup", params={"lat": repr(lat), "lon": repr(lon)}, deadline=deadline
+            )
+        except PartnerRejected as error:
+            if error.status == 404:  # the route exists: 404 means the point is in no area
+                self.status.record_success()
+                return None
+            raise
+        answer = self.client.json_of(response, "GET /lookup")
+        if not isinstance(answer, dict) or not any(
+            isinstance(answer.get(level), dict) for level in LEVELS.values()
+        ):
+            raise PartnerProtocolError(
+                self.partner, "GET /lookup", "unexpected_shape", "no area in the answer"
+            )
+        household = request.get("household_id")
+        if household is not None:
+            household = str(household)
+            self.context.publish_raw(
+                LOCATION,
+                answer,
+                source_id=f"household:{household}",
+                headers={"household_id": household},
+            )
+        return answer
+
+    def locate(self, lat: float, lon: float) -> dict[str, Any] | None:
+        """The area chain and layers of a point, within ``lookup_timeout_seconds``."""
+        return self.lookup_within(
+            {"lat": lat, "lon": lon}, float(self.settings["lookup_timeout_seconds"])
+        )
+
+    def locate_household(self, household_id: str, lat: float, lon: float) -> dict[str, Any] | None:
+        """Locate a household's point and publish the answer for the ingest (``gis.location``)."""
+        return self.lookup_within(
+            {"lat": lat, "lon": lon, "household_id": household_id},
+            float(self.settings["lookup_timeout_seconds"]),
+        )
+
+    # --- layer refresh -------------------------------------------------------------------------
+
+    def poll(self, checkpoint: Any | None) -> PollResult:
+        areas = self._areas()
+        by_code = {area["code"]: area for area in areas}
+        previous: Mapping[str, str] = {}
+        if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("digests"), Mapping):
+            previous = checkpoint["digests"]
+        level = int(self.settings["locality_level"])
+        digests: dict[str, str] = {}
+        records: list[RawRecord] = []
+        for area in areas:
+            if area.get("level") != level:
+                continue
+            payload = self._chain(area, by_code)
+            digest = _digest(payload)
+            digests[area["code"]] = digest
+            if previous.get(area["code"]) == digest:
+                continue
+            records.append(
+                RawRecord(
+                    AREA_LAYERS,
+                    payload,
+                    source_id=f"area:{area['code']}",
+                    headers={"admin_area_code": str(area["code"])},
+                )
+            )
+        refreshed = self.context.clock.now().isoformat()
+        return PollResult(records, {"digests": digests, "refreshed_at": refreshed}, more=False)
+
+    def _areas(self) -> list[dict[str, Any]]:
+        body = self.client.get_json("areas")
+        areas = body.get("areas") if isinstance(body, dict) else None
+        if not isinstance(areas, list) or not all(
+            isinstance(a, dict) and isinstance(a.get("code"), str) and a["code"] for a in areas
+        ):
+            raise PartnerProtocolError(
+                self.partner, "GET /areas", "unexpected_shape", "expected areas: [{code, ...}]"
+            )
+        return areas
+
+    @staticmethod
+    def _chain(area: dict[str, Any], by_code: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+        """``{"locality": area, "district": parent, "region": grandparent}`` as the GIS sent
+        them, named by each area's own level."""
+        chain: dict[str, Any] = {}
+        current: dict[str, Any] | None = area
+        hops = 0
+        while current is not None and hops < 10:
+            level = current.get("level")
+            name = LEVELS.get(level, f"level_{level}") if isinstance(level, int) else "area"
+            chain.setdefault(name, current)
+            parent = current.get("parent_code")
+            current = by_code.get(parent) if isinstance(parent, str) else None
+            hops += 1
+        return chain

@@ -1,0 +1,1 @@
+"""The message pipeline: ingest (inbound -> registry), relay (outbox -> broker), dispatch."""

@@ -1,0 +1,136 @@
+"""A whole hub for user stories: the sandbox partner systems on free ports, a registry seeded
+from the sandbox's field survey, the API served over HTTP with the connectors mounted, and the
+relay and ingest workers running — on the embedded broker in the test's database (SQLite and
+PostgreSQL)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from werkzeug.serving import make_server
+
+from hub.api import create_app
+from hub.auth.tokens import issue_token
+from hub.connectors_host import ConnectorHost
+from hub.pipeline import ingest
+from hub.runtime import HubRuntime
+from hub.sandbox_seed import seed_registry
+from hub.settings import Settings, load_settings
+from hub.workers.handlers import INGEST_HANDLERS
+from hub.workers.relay_worker import RelayWorker
+from hub.workers.runtime import ConsumerRuntime, RetryPolicy
+from hub.workers.topology import INGEST_QUEUE
+from sandbox_mocks.launcher import SandboxConfig, start_sandbox
+
+FAST_RESILIENCE = {
+    "timeout_seconds": 2,
+    "max_attempts": 2,
+    "initial_backoff_seconds": 0.05,
+    "max_backoff_seconds": 0.2,
+    "jitter_seconds": 0.05,
+    "failure_threshold": 3,
+    "cooldown_seconds": 1,
+}
+
+
+@dataclass
+class LiveHub:
+    settings: Settings
+    runtime: HubRuntime
+    sandbox: Any
+    host: ConnectorHost
+    url: str
+    ingest: ConsumerRuntime
+
+    @property
+    def registry(self) -> Any:
+        return self.runtime.registry
+
+    def token(self, *roles: str) -> dict[str, str]:
+        token = issue_token(self.settings, subject="scenario", roles=list(roles))
+        return {"Authorization": f"Bearer {token}"}
+
+    def mock(self, name: str) -> str:
+        return self.sandbox.url(name)
+
+    def fault(self, name: str, **faults: Any) -> None:
+        response = requests.patch(f"{self.mock(name)}/_admin/faults", json=faults, timeout=5)
+        response.raise_for_status()
+
+    def heal(self, name: str) -> None:
+        requests.delete(f"{self.mock(name)}/_admin/faults", timeout=5).raise_for_status()
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def live_hub(db_url: str, tmp_path: Path) -> Iterator[LiveHub]:
+    sandbox = start_sandbox(
+        SandboxConfig(
+            people=600,
+            seed=42,
+            ports=dict.fromkeys(("national_id", "civil_registry", "tax", "gis", "programs"), 0),
+            work_dir=tmp_path / "sandbox",
+            tax_interval_seconds=0,
+            tax_drop_on_start=False,
+        )
+    )
+    settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path / "var", sandbox=False)
+    runtime = HubRuntime(settings)
+    runtime.registry.ensure_identifier_systems()
+    assert seed_registry(runtime.registry, sandbox.households) > 50
+    configs = sandbox.connectors()
+    for config in configs.values():
+        config["resilience"] = dict(FAST_RESILIENCE)
+    app = create_app(settings, runtime)
+    host = ConnectorHost(settings, runtime.engine).build(configs)
+    host.mount(app)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    url = f"http://127.0.0.1:{server.server_port}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    ingest.configure(lambda: runtime.registry)
+    from hub.broker import connect
+
+    consumer = ConsumerRuntime(
+        "ingest",
+        INGEST_QUEUE,
+        lambda: connect(settings, wait_for=0),
+        runtime.sessions,
+        INGEST_HANDLERS,
+        retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.2, jitter=0.05),
+        receive_timeout=0.1,
+    )
+    relay = RelayWorker(lambda: connect(settings, wait_for=0), runtime.sessions)
+    threads = [threading.Thread(target=w.run, daemon=True) for w in (consumer, relay)]
+    for thread in threads:
+        thread.start()
+    host.start()
+    host.after_serving(url)
+    hub = LiveHub(settings, runtime, sandbox, host, url, consumer)
+    try:
+        yield hub
+    finally:
+        host.stop()
+        consumer.stop()
+        relay.stop()
+        for thread in threads:
+            thread.join(20)
+        server.shutdown()
+        sandbox.stop()
+        ingest.configure(lambda: runtime.registry)
+        runtime.close()
