@@ -1313,6 +1313,23 @@ class Registry:
 
         return self._read(work)
 
+    def household_ids_in_area(self, admin_area_code: str, limit: int = 100_000) -> list[str]:
+        """Ids of the active households whose area is ``admin_area_code`` or inside it."""
+
+        def work(session: Session) -> list[str]:
+            rows = session.scalars(
+                select(Household.id)
+                .where(
+                    Household.admin_area_code.startswith(admin_area_code, autoescape=True),
+                    Household.status != HouseholdStatus.DISSOLVED,
+                )
+                .order_by(Household.id)
+                .limit(limit)
+            )
+            return [str(r) for r in rows]
+
+        return self._read(work)
+
     def provenance(self, entity: str, entity_id: uuid.UUID | str) -> list[dict[str, Any]]:
         """Every assertion about an entity with a flag marking the current value per field."""
         if entity not in ("person", "household"):

@@ -301,6 +301,18 @@ def apply_area(registry: Registry, record: dict[str, Any], ctx: IngestContext) -
     return "applied"
 
 
+def apply_area_layers(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
+    """GIS risk and poverty layers of one locality, onto every household registered there."""
+    if not record.get("attributes"):
+        return "nothing_to_apply"
+    source = _source("gis", ctx.source_id)
+    changed = 0
+    for household_id in registry.household_ids_in_area(record["admin_area_code"]):
+        result = registry.record_attributes(household_id, record["attributes"], source)
+        changed += bool(result.events)
+    return "applied" if changed else "already_applied"
+
+
 def apply_enrollment(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
     source = _source(
         "programs",
@@ -358,6 +370,7 @@ ROUTES: dict[str, Route] = {
     "national_id.person": Route("national_id_person", _as_is, apply_identity),
     "tax.income_row": Route("tax_income_row", _xml_or_json, apply_income),
     "gis.location": Route("gis_area", _as_is, apply_area),
+    "gis.area_layers": Route("gis_area", _as_is, apply_area_layers),
     "programs.enrollment": Route("program_enrollment", _as_is, apply_enrollment),
 }
 
