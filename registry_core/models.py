@@ -61,9 +61,7 @@ class Household(Base):
     longitude: Mapped[float | None] = mapped_column(Float)
     status: Mapped[str] = mapped_column(String(16), default=HouseholdStatus.ACTIVE, index=True)
     review_reason: Mapped[str | None] = mapped_column(Text)
-    head_person_id: Mapped[uuid.UUID | None] = mapped_column(
-        Uuid, ForeignKey("persons.id", use_alter=True, name="fk_households_head_person_id")
-    )
+    head_person_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("persons.id"))
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -18,7 +18,10 @@ def json_object() -> dict[str, Any]:
     """The request body as a JSON object, or a 400 that says what was wrong with it."""
     if not request.is_json:
         raise BadRequest("send the body as JSON with 'Content-Type: application/json'")
-    body = request.get_json(silent=True)
+    try:
+        body = request.get_json(silent=True)
+    except RecursionError:
+        raise BadRequest("the body nests too deeply to be a record") from None
     if body is None:
         raise BadRequest("the body is not valid JSON")
     if not isinstance(body, dict):

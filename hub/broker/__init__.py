@@ -94,4 +94,20 @@ def connect(target: Settings | str, **options: Any) -> Broker:
         raise BrokerError("no broker configured: give an amqp:// URL or a database URL")
     name = backend_for(url)
     cls = _load(name)
+    if name == "embedded" and not isinstance(target, str) and "body_codec" not in options:
+        options["body_codec"] = _sealed_bodies(target)
     return cls(url, **options)
+
+
+def _sealed_bodies(settings: Settings) -> Any:
+    """The embedded queue lives in the registry's database: seal its message bodies with the
+    hub's identifier key so partner records are never stored in clear there."""
+    from hub.broker.embedded import SealedBodies
+    from hub.settings import load_keys
+    from registry_core.crypto import IdentifierCipher
+
+    keys = load_keys(settings)
+    cipher = IdentifierCipher(keys.identifier_encryption_key, keys.identifier_hmac_key)
+    return SealedBodies(
+        lambda body: cipher.seal("broker", body), lambda blob: cipher.unseal("broker", blob)
+    )

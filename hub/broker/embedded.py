@@ -103,6 +103,7 @@ class EmbeddedBroker(Broker):
         wait_for: float | None = None,
         min_poll: float = 0.005,
         max_poll: float = 0.25,
+        body_codec: BodyCodec | None = None,
     ) -> None:
         if engine is None:
             if not database_url:
@@ -112,6 +113,7 @@ class EmbeddedBroker(Broker):
         else:
             self._owns_engine = False
         self.engine = engine
+        self.codec = body_codec or PLAIN
         self.visibility_timeout = float(visibility_timeout)
         self.min_poll = min_poll
         self.max_poll = max_poll
@@ -269,7 +271,7 @@ class EmbeddedBroker(Broker):
                     continue
                 headers = encode_headers(message.headers)
                 for queue in targets:
-                    rows.append(_row(queue, exchange, message, headers, now))
+                    rows.append(_row(queue, exchange, message, headers, now, self.codec))
             if rows:
                 conn.execute(insert(MESSAGES), rows)
 
@@ -365,12 +367,15 @@ class EmbeddedBroker(Broker):
         headers = encode_headers(dead.headers)
         now = utcnow()
         conn.execute(
-            insert(MESSAGES), [_row(q, EXCHANGE_DEAD, dead, headers, now) for q in targets]
+            insert(MESSAGES),
+            [_row(q, EXCHANGE_DEAD, dead, headers, now, self.codec) for q in targets],
         )
         return True
 
 
-def _row(queue: str, exchange: str, message: Message, headers: str, now: datetime) -> dict:
+def _row(
+    queue: str, exchange: str, message: Message, headers: str, now: datetime, codec: BodyCodec
+) -> dict:
     return {
         "queue": queue,
         "message_id": message.message_id,
@@ -378,13 +383,48 @@ def _row(queue: str, exchange: str, message: Message, headers: str, now: datetim
         "routing_key": message.routing_key,
         "content_type": message.content_type,
         "headers": headers,
-        "body": bytes(message.body),
+        "body": codec.seal(bytes(message.body)),
         "enqueued_at": now,
         "visible_at": now,
         "attempts": 0,
         "locked_by": None,
         "first_delivered_at": None,
     }
+
+
+class BodyCodec:
+    """How message bodies are kept in the queue table. The base class keeps them as they are;
+    ``SealedBodies`` encrypts them, so partner records (which carry personal identifiers) are
+    never in clear in the database that also holds the registry."""
+
+    def seal(self, body: bytes) -> bytes:
+        return body
+
+    def unseal(self, stored: bytes) -> bytes:
+        return stored
+
+
+PLAIN = BodyCodec()
+_SEALED_MARK = b"\x00srseal1"
+
+
+class SealedBodies(BodyCodec):
+    """AES-GCM sealing with the hub's identifier key (``seal``/``unseal`` callables given).
+
+    Stored bodies carry a marker, so a queue written before sealing was switched on (or by a
+    codec-less test client) is still read correctly.
+    """
+
+    def __init__(self, seal: Any, unseal: Any) -> None:
+        self._seal, self._unseal = seal, unseal
+
+    def seal(self, body: bytes) -> bytes:
+        return _SEALED_MARK + self._seal(body)
+
+    def unseal(self, stored: bytes) -> bytes:
+        if stored.startswith(_SEALED_MARK):
+            return self._unseal(stored[len(_SEALED_MARK) :])
+        return stored
 
 
 class EmbeddedConsumer(Consumer):
@@ -476,7 +516,7 @@ class EmbeddedConsumer(Consumer):
     def _delivery(self, row: Any) -> Delivery:
         return Delivery(
             message=Message(
-                body=bytes(row.body),
+                body=self.broker.codec.unseal(bytes(row.body)),
                 routing_key=row.routing_key,
                 message_id=row.message_id,
                 headers=decode_headers(row.headers),

@@ -7,11 +7,19 @@ from alembic import context
 from sqlalchemy import pool
 
 from hub.dbschema import import_all_models
-from registry_core.db import Base, make_engine
+from registry_core.db import Base, UTCDateTime, make_engine
 
 import_all_models()
 target_metadata = Base.metadata
 config = context.config
+
+
+def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+    """Write our portable column types as plain SQLAlchemy types: a migration must not
+    depend on application code that may change after it was written."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
 
 
 def run_migrations_offline() -> None:
@@ -20,6 +28,7 @@ def run_migrations_offline() -> None:
         target_metadata=target_metadata,
         literal_binds=True,
         render_as_batch=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -42,6 +51,7 @@ def _run(connection) -> None:  # type: ignore[no-untyped-def]
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        render_item=render_item,
     )
     with context.begin_transaction():
         context.run_migrations()
