@@ -3,16 +3,28 @@ deny-by-default access control and problem+json errors."""
 
 from __future__ import annotations
 
+import importlib
+
 from flask import Flask
 
 from hub.settings import Settings, load_settings
 
-__all__ = ["create_app"]
+__all__ = ["BLUEPRINTS", "create_app"]
+
+# Every blueprint of the API, as "module:attribute", registered in this order.
+BLUEPRINTS: tuple[str, ...] = (
+    "hub.api.health:bp",
+    "hub.api.households:bp",
+    "hub.api.persons:bp",
+    "hub.api.verification:bp",
+    "hub.api.prefill:bp",
+    "hub.api.dci:bp",
+    "hub.api.fhir:bp",
+)
 
 
 def create_app(settings: Settings | None = None, runtime: object | None = None) -> Flask:
     """Build the app. ``runtime`` (a HubRuntime) may be shared with workers in one process."""
-    from hub.api import health, households, persons
     from hub.api.context import EXTENSION_KEY
     from hub.api.problems import install_error_handlers
     from hub.auth.flask_auth import init_app as init_auth
@@ -26,6 +38,7 @@ def create_app(settings: Settings | None = None, runtime: object | None = None) 
     app.extensions[EXTENSION_KEY] = hub
     init_auth(app, settings, hub.sessions)
     install_error_handlers(app)
-    for blueprint in (health.bp, households.bp, persons.bp):
-        app.register_blueprint(blueprint)
+    for target in BLUEPRINTS:
+        module_name, _, attribute = target.partition(":")
+        app.register_blueprint(getattr(importlib.import_module(module_name), attribute))
     return app
