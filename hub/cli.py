@@ -21,6 +21,10 @@ LAZY_COMMANDS: dict[str, str] = {
     "worker": "hub.cli_worker:worker",
     "dead-letters": "hub.cli_deadletters:dead_letters",
     "dedup": "hub.cli_dedup:dedup",
+    "dci": "hub.dci.cli:dci",
+    "users": "hub.cli_users:users",
+    "monitoring": "hub.cli_monitoring:monitoring",
+    "subscriptions": "hub.cli_subscriptions:subscriptions",
 }
 
 

@@ -94,6 +94,9 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
     with ExitStack() as stack:
         stack.callback(runtime.close)
         app = create_app(settings, runtime)
+        from hub.api.dci import close_app
+
+        stack.callback(close_app, app)
         server = make_server(settings.host, settings.port, app, threaded=True)
         url = f"http://{settings.host}:{server.server_port}"
         click.echo(f"srhub: API on {url}  (health: {url}/health)")

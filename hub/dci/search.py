@@ -1,0 +1,80 @@
+"""One ``search_request`` item -> one ``search_response`` item.
+
+Everything a single request can get wrong (duplicate reference_id, a query we cannot read, an
+unknown attribute, a bad sort or page) rejects that item alone with the spec's reason code;
+the other items of the batch are answered normally.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from registry_core.queries import SORTABLE, HouseholdQueries
+from standards.dci import codes
+from standards.dci.envelope import timestamp
+from standards.dci.query import QueryError, parse_pagination, parse_query, parse_sort
+from standards.dci.sr_record import group_record
+
+LOCALE_LENGTH = 3  # ISO 639-3
+
+
+def _reject(answer: dict[str, Any], reason_code: str, message: str) -> dict[str, Any]:
+    return {
+        **answer,
+        "status": codes.RJCT,
+        "status_reason_code": reason_code,
+        "status_reason_message": message[:999],
+    }
+
+
+def answer_item(
+    item: dict[str, Any],
+    seen: set[str],
+    queries: HouseholdQueries,
+    *,
+    default_page_size: int,
+    max_page_size: int,
+) -> dict[str, Any]:
+    reference = str(item["reference_id"])
+    answer: dict[str, Any] = {"reference_id": reference, "timestamp": timestamp()}
+    locale = item.get("locale")
+    if isinstance(locale, str) and len(locale) == LOCALE_LENGTH and locale.isalpha():
+        answer["locale"] = locale.lower()
+    if reference in seen:
+        return _reject(
+            answer,
+            codes.RJCT_REFERENCE_ID_DUPLICATE,
+            "this reference_id appears twice in the message",
+        )
+    seen.add(reference)
+    criteria = item["search_criteria"]
+    try:
+        if criteria.get("response_entity") == "Member":
+            raise QueryError(
+                codes.RJCT_SEARCH_CRITERIA, "this registry answers with Group records only"
+            )
+        node = parse_query(criteria.get("query_type"), criteria.get("query"))
+        sort = parse_sort(criteria.get("sort"), SORTABLE)
+        page = parse_pagination(
+            criteria.get("pagination"), default_size=default_page_size, max_size=max_page_size
+        )
+        found, total = queries.search(node, sort, page)
+    except QueryError as error:
+        return _reject(answer, error.reason_code, error.message)
+    records = [
+        group_record(
+            f.record, poverty_score=f.poverty_score, poverty_score_type=f.poverty_score_type
+        )
+        for f in found
+    ]
+    return {
+        **answer,
+        "status": codes.SUCC,
+        "data": {
+            "version": codes.PROTOCOL_VERSION,
+            "reg_type": codes.REG_TYPE_SOCIAL,
+            "reg_record_type": codes.RECORD_TYPE_GROUP,
+            "reg_records": records,
+        },
+        "pagination": {"page_size": page.size, "page_number": page.number, "total_count": total},
+    }

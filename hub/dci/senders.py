@@ -1,0 +1,140 @@
+"""Onboarded DCI senders: their signing keys and the callback URIs they registered.
+
+Onboarding is an operator's act (CLI or admin tooling call these functions); a request can
+never add a key or a callback URI by itself. Callback targets are checked against the
+registered base URIs here, so the registry never POSTs personal data to a host nobody approved.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.dci.tables import DciSenderKey, DciSenderUri
+from registry_core.db import utcnow
+from standards.dci import codes
+from standards.dci.envelope import EnvelopeError, check_sender_uri
+from standards.dci.signature import load_public_key, public_key_base64
+
+CALLBACK_PATHS = {
+    "on-search": "/registry/on-search",
+    "on-subscribe": "/registry/on-subscribe",
+    "on-unsubscribe": "/registry/on-unsubscribe",
+    "txn-on-status": "/registry/txn/on-status",
+    "notify": "/registry/notify",
+}
+
+# Last path segments that mark a sender_uri as a full callback URL rather than a base.
+_CALLBACK_NAMES = frozenset(path.rsplit("/", 1)[-1] for path in CALLBACK_PATHS.values())
+
+
+def register_key(
+    sessions: sessionmaker[Session], sender_id: str, key_id: str, public_key: str
+) -> None:
+    """Register (or replace) a sender's ed25519 public key (PEM or Base64 of 32 bytes)."""
+    normalised = public_key_base64(load_public_key(public_key))
+    with sessions() as session, session.begin():
+        row = session.scalar(
+            select(DciSenderKey).where(
+                DciSenderKey.sender_id == sender_id, DciSenderKey.key_id == key_id
+            )
+        )
+        if row is None:
+            session.add(DciSenderKey(sender_id=sender_id, key_id=key_id, public_key=normalised))
+        else:
+            row.public_key, row.revoked_at = normalised, None
+
+
+def revoke_key(sessions: sessionmaker[Session], sender_id: str, key_id: str) -> bool:
+    with sessions() as session, session.begin():
+        row = session.scalar(
+            select(DciSenderKey).where(
+                DciSenderKey.sender_id == sender_id, DciSenderKey.key_id == key_id
+            )
+        )
+        if row is None or row.revoked_at is not None:
+            return False
+        row.revoked_at = utcnow()
+        return True
+
+
+def active_keys(session: Session, sender_id: str) -> dict[str, Ed25519PublicKey]:
+    rows = session.scalars(
+        select(DciSenderKey).where(
+            DciSenderKey.sender_id == sender_id, DciSenderKey.revoked_at.is_(None)
+        )
+    ).all()
+    return {row.key_id: load_public_key(row.public_key) for row in rows}
+
+
+def register_callback_uri(sessions: sessionmaker[Session], sender_id: str, base_uri: str) -> None:
+    """Allow callbacks for ``sender_id`` to ``base_uri`` and anything below it."""
+    normalised = check_sender_uri(base_uri).rstrip("/")
+    with sessions() as session, session.begin():
+        exists = session.scalar(
+            select(DciSenderUri.id).where(
+                DciSenderUri.sender_id == sender_id, DciSenderUri.base_uri == normalised
+            )
+        )
+        if exists is None:
+            session.add(DciSenderUri(sender_id=sender_id, base_uri=normalised))
+
+
+def _below(uri: str, base: str) -> bool:
+    target, allowed = urlsplit(uri), urlsplit(base)
+    if (target.scheme, target.netloc.lower()) != (allowed.scheme, allowed.netloc.lower()):
+        return False
+    if target.query or target.fragment or target.username or target.password:
+        return False
+    segments = target.path.split("/")
+    if ".." in segments or "." in segments:
+        return False
+    base_path = allowed.path.rstrip("/")
+    return target.path == base_path or target.path.startswith(base_path + "/")
+
+
+def callback_url(session: Session, sender_id: str, sender_uri: str | None, action: str) -> str:
+    """Where to POST the ``action`` callback, or EnvelopeError(err.sender_uri.invalid).
+
+    ``sender_uri`` may be a full callback URL (ending in ``/on-search``...; its last segment is
+    swapped for the one of ``action``, so ``.../on-subscribe`` also yields ``.../notify``) or a
+    base to which the spec's path (``/registry/on-search``...) is appended; without one, the
+    sender's first registered base is used. Either way the target must lie below a registered base.
+    """
+    bases = list(
+        session.scalars(
+            select(DciSenderUri.base_uri)
+            .where(DciSenderUri.sender_id == sender_id)
+            .order_by(DciSenderUri.id)
+        )
+    )
+    if not bases:
+        raise EnvelopeError(
+            codes.ERR_SENDER_URI,
+            "no callback URI is registered for this sender_id; ask the registry operators",
+            http_status=403,
+        )
+    suffix = CALLBACK_PATHS[action]
+    if sender_uri:
+        check_sender_uri(sender_uri)
+        trimmed = sender_uri.rstrip("/")
+        parent, _, last = trimmed.rpartition("/")
+        spec_path = next((p for p in CALLBACK_PATHS.values() if trimmed.endswith(p)), None)
+        if spec_path is not None:  # <base>/registry/on-search: the spec's layout under a base
+            target = trimmed[: -len(spec_path)] + suffix
+        elif last in _CALLBACK_NAMES:  # some other layout: swap the last segment
+            target = parent + "/" + suffix.rsplit("/", 1)[-1]
+        else:
+            target = trimmed + suffix
+    else:
+        target = bases[0] + suffix
+    if not any(_below(target, base) for base in bases):
+        raise EnvelopeError(
+            codes.ERR_SENDER_URI,
+            "header.sender_uri is not a callback URI registered for this sender_id",
+            http_status=403,
+        )
+    return target

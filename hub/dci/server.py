@@ -1,0 +1,576 @@
+"""The DCI Social Registry server: one ``handle(endpoint, body)`` for every DCI endpoint.
+
+Kept apart from Flask so the protocol logic can be read (and tested) in one place. Each request
+goes through the same gate, in this order, and the first failure decides the answer:
+
+1. envelope shape, header fields, version, action, timestamp window (``standards.dci``);
+2. the sender's signature, when the sender has a registered key (or always, when configured);
+3. our JSON Schema for the endpoint (``standards.dci.validation``, ``schemas/``);
+4. for async endpoints, a callback target registered for the sender (deny by default);
+5. replay protection on (sender_id, message_id).
+
+Then sync endpoints answer with the callback-shaped body at once; async endpoints store a
+transaction, answer ``ACK`` (or ``NACK`` when the work queue is full) and post the ``on-*``
+callback from a small thread pool. Every body with a header is signed. Errors never become a
+500: unexpected failures answer ``err.service.unavailable`` with an incident id in the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.dci.config import DciConfig, SigningKey
+from hub.dci.delivery import post_envelope
+from hub.dci.ledger import MessageLedger, TransactionStore, status_item
+from hub.dci.search import answer_item
+from hub.dci.senders import active_keys, callback_url
+from hub.dci.subscriptions import subscribe_item, unsubscribe_codes
+from registry_core.crypto import IdentifierCipher
+from registry_core.queries import HouseholdQueries
+from standards.dci import codes, validation
+from standards.dci.envelope import (
+    EnvelopeError,
+    ParsedEnvelope,
+    ack,
+    callback_header,
+    check_batch_size,
+    http_errors,
+    new_id,
+    parse_envelope,
+    timestamp,
+)
+from standards.dci.signature import (
+    SignatureError,
+    parse_signature,
+    sign_envelope,
+    verify_envelope,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    path: str  # the spec's path, used to find its schema in standards.dci.validation
+    action: str  # the header.action it takes
+    sync: bool
+    reply_action: str  # action of the answer (sync) or of the callback (async)
+
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "search": Endpoint("/registry/search", codes.SEARCH, False, codes.ON_SEARCH),
+    "sync/search": Endpoint("/registry/sync/search", codes.SEARCH, True, codes.ON_SEARCH),
+    "subscribe": Endpoint("/registry/subscribe", codes.SUBSCRIBE, False, codes.ON_SUBSCRIBE),
+    "unsubscribe": Endpoint(
+        "/registry/unsubscribe", codes.UNSUBSCRIBE, False, codes.ON_UNSUBSCRIBE
+    ),
+    "txn/status": Endpoint("/registry/txn/status", codes.TXN_STATUS, False, codes.TXN_ON_STATUS),
+    "sync/txn/status": Endpoint(
+        "/registry/sync/txn/status", codes.TXN_STATUS, True, codes.TXN_ON_STATUS
+    ),
+}
+CALLBACK_SCHEMA_PATHS = {
+    codes.ON_SEARCH: "/registry/on-search",
+    codes.ON_SUBSCRIBE: "/registry/on-subscribe",
+    codes.ON_UNSUBSCRIBE: "/registry/on-unsubscribe",
+    codes.TXN_ON_STATUS: "/registry/txn/on-status",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any]
+
+
+class DciServer:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        cipher: IdentifierCipher,
+        config: DciConfig,
+        signing_key: SigningKey,
+    ) -> None:
+        self.sessions = sessions
+        self.config = config
+        self.signing_key = signing_key
+        self.queries = HouseholdQueries(sessions, cipher, score_model=config.score_model or None)
+        self.transactions = TransactionStore(sessions)
+        self.ledger = MessageLedger(sessions, config.max_age + config.max_future)
+        self._executor: ThreadPoolExecutor | None = None
+        self._lock = threading.Lock()
+        self._pending = 0
+        # Outgoing bodies that broke our message schemas (by path, no values): a bug of ours.
+        self.outgoing_problems: list[str] = []
+
+    # ------------------------------------------------------------------ plumbing
+
+    def close(self, wait: bool = True) -> None:
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=wait)
+
+    def _submit(self, job: Callable[[], None]) -> bool:
+        """Queue ``job``; False when the queue is full (the caller answers NACK)."""
+        with self._lock:
+            if self._pending >= self.config.max_pending:
+                return False
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.config.async_workers, thread_name_prefix="dci"
+                )
+            self._pending += 1
+            executor = self._executor
+
+        def run() -> None:
+            try:
+                job()
+            except Exception:  # a job must never kill the pool thread silently
+                log.exception("DCI async job failed")
+            finally:
+                with self._lock:
+                    self._pending -= 1
+
+        executor.submit(run)
+        return True
+
+    def _sign(self, header: dict[str, Any], message: Any) -> str:
+        return sign_envelope(
+            header,
+            message,
+            self.signing_key.private_key,
+            sender_id=self.config.registry_id,
+            key_id=self.signing_key.key_id,
+        )
+
+    def _envelope(self, header: dict[str, Any], message: Any | None) -> dict[str, Any]:
+        body: dict[str, Any] = {"signature": self._sign(header, message), "header": header}
+        if message is not None:
+            body["message"] = message
+        return body
+
+    def _check_outgoing(self, problems: list[validation.Problem], what: str) -> None:
+        if problems:
+            summary = "; ".join(str(p) for p in problems[:5])
+            self.outgoing_problems.append(f"{what}: {summary}")
+            log.error("outgoing DCI %s breaks the DCI message schema: %s", what, summary)
+
+    def _callback_header(
+        self,
+        action: str,
+        receiver_id: str | None,
+        status: str,
+        total: int,
+        reason_code: str | None = None,
+        reason_message: str | None = None,
+    ) -> dict[str, Any]:
+        return callback_header(
+            action,
+            sender_id=self.config.registry_id,
+            receiver_id=receiver_id,
+            status=status,
+            total_count=total,
+            completed_count=total,
+            reason_code=reason_code,
+            reason_message=reason_message,
+        )
+
+    # ------------------------------------------------------------------ the gate
+
+    def handle(self, name: str, body: Any) -> Reply:
+        """Answer one DCI request; logs who asked what and the outcome, never the content."""
+        reply = self._handle(name, body)
+        header = body.get("header") if isinstance(body, dict) else None
+        sender = header.get("sender_id") if isinstance(header, dict) else None
+        message_id = header.get("message_id") if isinstance(header, dict) else None
+        outcome = reply.body.get("message", {}) if isinstance(reply.body, dict) else {}
+        log.info(
+            "DCI %s sender=%.80s message_id=%.99s -> %s %s",
+            name[:60],
+            sender if isinstance(sender, str) else "-",
+            message_id if isinstance(message_id, str) else "-",
+            reply.status,
+            outcome.get("ack_status") or reply.body.get("header", {}).get("status", ""),
+        )
+        return reply
+
+    def _handle(self, name: str, body: Any) -> Reply:
+        endpoint = ENDPOINTS.get(name)
+        correlation_id = new_id()
+        if endpoint is None:
+            error = EnvelopeError(
+                codes.ERR_NOT_FOUND,
+                "no such DCI endpoint; this registry serves registry/search, registry/sync/search,"
+                " registry/subscribe, registry/unsubscribe, registry/txn/status and "
+                "registry/sync/txn/status",
+                http_status=404,
+            )
+            return Reply(404, ack(codes.ERR, correlation_id, (error.code, error.message)))
+        sender: str | None = None
+        try:
+            envelope = parse_envelope(
+                body,
+                endpoint.action,
+                max_age=self.config.max_age,
+                max_future=self.config.max_future,
+                receiver_id=self.config.receiver_id or None,
+            )
+            sender = envelope.sender_id
+            with self.sessions() as session:
+                self._check_signature(session, envelope)
+            problems = validation.request_problems(endpoint.path, body)
+            if problems:
+                raise EnvelopeError(
+                    codes.ERR_REQUEST_BAD,
+                    "the message does not match the DCI schema: "
+                    + "; ".join(str(p) for p in problems[:5]),
+                )
+            callback = None
+            if not endpoint.sync:
+                with self.sessions() as session:
+                    callback = callback_url(
+                        session, sender, envelope.header.get("sender_uri"), endpoint.reply_action
+                    )
+            self._check_batch(endpoint, envelope)
+            self.ledger.remember(envelope)
+            return self._dispatch(endpoint, envelope, correlation_id, callback)
+        except EnvelopeError as error:
+            return self._refuse(endpoint, error, correlation_id, sender)
+        except SQLAlchemyError:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("DCI %s: database unavailable (incident %s)", name, incident)
+            return self._unavailable(endpoint, correlation_id, sender, incident)
+        except Exception:
+            incident = uuid.uuid4().hex[:12]
+            log.exception("DCI %s: unexpected failure (incident %s)", name, incident)
+            return self._unavailable(endpoint, correlation_id, sender, incident)
+
+    def _unavailable(
+        self, endpoint: Endpoint, correlation_id: str, sender: str | None, incident: str
+    ) -> Reply:
+        error = EnvelopeError(
+            codes.ERR_UNAVAILABLE,
+            f"the registry cannot serve this request now; retry later (incident {incident})",
+            http_status=503,
+        )
+        return self._refuse(endpoint, error, correlation_id, sender)
+
+    def _refuse(
+        self, endpoint: Endpoint, error: EnvelopeError, correlation_id: str, sender: str | None
+    ) -> Reply:
+        text = f"{error.reason_code}: {error.message}" if error.reason_code else error.message
+        status = error.http_status
+        if status in (401, 403):
+            errors = http_errors(error.code, text)
+            if endpoint.sync:
+                return Reply(status, errors)
+            return Reply(status, {**ack(codes.ERR, correlation_id, (error.code, text)), **errors})
+        if not endpoint.sync:
+            return Reply(status, ack(codes.ERR, correlation_id, (error.code, text)))
+        header = self._callback_header(
+            endpoint.reply_action,
+            sender,
+            codes.RJCT,
+            0,
+            reason_code=error.reason_code,
+            reason_message=f"{error.code}: {text}",
+        )
+        return Reply(status, self._envelope(header, None))
+
+    def _check_signature(self, session: Session, envelope: ParsedEnvelope) -> None:
+        keys = active_keys(session, envelope.sender_id)
+        if not keys:
+            if self.config.require_signatures:
+                raise EnvelopeError(
+                    codes.ERR_SENDER_ID,
+                    "this sender_id has no registered signing key; ask the registry operators",
+                    http_status=403,
+                )
+            return
+        try:
+            params = parse_signature(envelope.signature)
+            if params.sender_id != envelope.sender_id:
+                raise SignatureError(
+                    codes.ERR_SIGNATURE_INVALID, "the signature's kidId names another sender"
+                )
+            key = keys.get(params.key_id)
+            if key is None:
+                raise SignatureError(
+                    codes.ERR_SIGNATURE_INVALID, "the signature's key id is not registered"
+                )
+            verify_envelope(
+                envelope.signature,
+                envelope.header,
+                envelope.message,
+                key,
+                clock_skew_seconds=self.config.max_clock_skew_seconds,
+            )
+        except SignatureError as error:
+            raise EnvelopeError(error.code, error.message, http_status=401) from None
+
+    def _check_batch(self, endpoint: Endpoint, envelope: ParsedEnvelope) -> None:
+        """Batch limits before the message id is spent, so a corrected resend is not a replay."""
+        key = {codes.SEARCH: "search_request", codes.SUBSCRIBE: "subscribe_request"}.get(
+            endpoint.action
+        )
+        if key is not None:
+            check_batch_size(len(envelope.message[key]), envelope.header, self.config.max_batch)
+
+    def _dispatch(
+        self,
+        endpoint: Endpoint,
+        envelope: ParsedEnvelope,
+        correlation_id: str,
+        callback: str | None,
+    ) -> Reply:
+        if endpoint.action == codes.SEARCH:
+            return self._search(endpoint, envelope, correlation_id, callback)
+        if endpoint.action == codes.SUBSCRIBE:
+            return self._subscribe(envelope, correlation_id, callback)
+        if endpoint.action == codes.UNSUBSCRIBE:
+            return self._unsubscribe(envelope, correlation_id, callback)
+        return self._txn_status(endpoint, envelope, correlation_id, callback)
+
+    # ------------------------------------------------------------------ async helpers
+
+    def _accept(self, correlation_id: str, job: Callable[[], None]) -> Reply:
+        if not self._submit(job):
+            self.transactions.finish(
+                correlation_id, codes.RJCT, None, "none", "queue full: answered NACK"
+            )
+            return Reply(
+                429,
+                ack(
+                    codes.NACK,
+                    correlation_id,
+                    (codes.ERR_TOO_MANY, "the registry is busy; send the request again later"),
+                ),
+            )
+        return Reply(200, ack(codes.ACK, correlation_id))
+
+    def _post_callback(
+        self,
+        correlation_id: str,
+        url: str,
+        body: dict[str, Any],
+        status: str,
+        items: list[dict[str, Any]] | None,
+    ) -> None:
+        action = body["header"]["action"]
+        self._check_outgoing(
+            validation.answer_problems(CALLBACK_SCHEMA_PATHS[action], body), f"{action} callback"
+        )
+        result = post_envelope(
+            url,
+            body,
+            timeout=self.config.callback_timeout_seconds,
+            attempts=self.config.callback_attempts,
+        )
+        self.transactions.finish(
+            correlation_id, status, items, "sent" if result.ok else "failed", result.error
+        )
+
+    # ------------------------------------------------------------------ search
+
+    def _search(
+        self,
+        endpoint: Endpoint,
+        envelope: ParsedEnvelope,
+        correlation_id: str,
+        callback: str | None,
+    ) -> Reply:
+        if endpoint.sync:
+            body, status, summary = self._search_answer(envelope, correlation_id)
+            self.transactions.start(
+                envelope, correlation_id, "search", summary, None, status=status
+            )
+            self._check_outgoing(
+                validation.answer_problems(endpoint.path, body), "sync search answer"
+            )
+            return Reply(200, body)
+        assert callback is not None
+        pending = [
+            {"reference_id": str(r["reference_id"]), "timestamp": timestamp(), "status": codes.PDNG}
+            for r in envelope.message["search_request"]
+        ]
+        self.transactions.start(envelope, correlation_id, "search", pending, callback)
+
+        def job() -> None:
+            try:
+                body, status, summary = self._search_answer(envelope, correlation_id)
+            except Exception:
+                incident = uuid.uuid4().hex[:12]
+                log.exception("DCI async search failed (incident %s)", incident)
+                self.transactions.finish(
+                    correlation_id, codes.RJCT, None, "none", f"search failed ({incident})"
+                )
+                return
+            self._post_callback(correlation_id, callback, body, status, summary)
+
+        return self._accept(correlation_id, job)
+
+    def _search_answer(
+        self, envelope: ParsedEnvelope, correlation_id: str
+    ) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+        seen: set[str] = set()
+        answers = [
+            answer_item(
+                item,
+                seen,
+                self.queries,
+                default_page_size=self.config.default_page_size,
+                max_page_size=self.config.max_page_size,
+            )
+            for item in envelope.message["search_request"]
+        ]
+        status = codes.SUCC if any(a["status"] == codes.SUCC for a in answers) else codes.RJCT
+        message = {
+            "transaction_id": envelope.message["transaction_id"],
+            "correlation_id": correlation_id,
+            "search_response": answers,
+        }
+        header = self._callback_header(codes.ON_SEARCH, envelope.sender_id, status, len(answers))
+        summary = [
+            {k: v for k, v in a.items() if k not in ("data", "pagination", "locale")}
+            for a in answers
+        ]
+        return self._envelope(header, message), status, summary
+
+    # ------------------------------------------------------------------ subscribe
+
+    def _subscribe(
+        self, envelope: ParsedEnvelope, correlation_id: str, callback: str | None
+    ) -> Reply:
+        assert callback is not None
+        requests_ = envelope.message["subscribe_request"]
+        with self.sessions() as session:
+            notify_url = callback_url(
+                session, envelope.sender_id, envelope.header.get("sender_uri"), "notify"
+            )
+        answers: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        with self.sessions() as session, session.begin():
+            for item in requests_:
+                answers.append(
+                    subscribe_item(
+                        session,
+                        self.queries,
+                        sender_id=envelope.sender_id,
+                        transaction_id=str(envelope.message["transaction_id"]),
+                        item=item,
+                        notify_url=notify_url,
+                        seen=seen,
+                    )
+                )
+        status = codes.SUCC if any(a["status"] == codes.SUCC for a in answers) else codes.RJCT
+        summary = [{k: v for k, v in a.items() if k != "subscriptions"} for a in answers]
+        self.transactions.start(envelope, correlation_id, "subscribe", summary, callback)
+        message = {
+            "transaction_id": envelope.message["transaction_id"],
+            "correlation_id": correlation_id,
+            "subscribe_response": answers,
+        }
+        header = self._callback_header(codes.ON_SUBSCRIBE, envelope.sender_id, status, len(answers))
+        body = self._envelope(header, message)
+        return self._accept(
+            correlation_id,
+            lambda: self._post_callback(correlation_id, callback, body, status, None),
+        )
+
+    # ------------------------------------------------------------------ unsubscribe
+
+    def _unsubscribe(
+        self, envelope: ParsedEnvelope, correlation_id: str, callback: str | None
+    ) -> Reply:
+        assert callback is not None
+        wanted = [str(c) for c in envelope.message["subscription_codes"]]
+        if not wanted or len(wanted) > self.config.max_batch * 10:
+            raise EnvelopeError(
+                codes.ERR_REQUEST_BAD,
+                f"subscription_codes must list 1 to {self.config.max_batch * 10} codes",
+            )
+        with self.sessions() as session, session.begin():
+            states, unknown = unsubscribe_codes(session, envelope.sender_id, wanted)
+        message: dict[str, Any] = {
+            "transaction_id": envelope.message["transaction_id"],
+            "correlation_id": correlation_id,
+            "timestamp": timestamp(),
+            "status": codes.SUCC if not unknown else codes.RJCT,
+            "subscription_status": states,
+        }
+        if unknown:
+            message["status_reason_code"] = codes.RJCT_SUBSCRIPTION_CODE
+            message["status_reason_message"] = (
+                f"{unknown} subscription code(s) are not subscriptions of this sender"
+            )
+        status = message["status"]
+        summary = [
+            {"reference_id": code, "timestamp": timestamp(), "status": status} for code in wanted
+        ]
+        self.transactions.start(envelope, correlation_id, "unsubscribe", summary, callback)
+        header = self._callback_header(codes.ON_UNSUBSCRIBE, envelope.sender_id, status, 1)
+        body = self._envelope(header, message)
+        return self._accept(
+            correlation_id,
+            lambda: self._post_callback(correlation_id, callback, body, status, None),
+        )
+
+    # ------------------------------------------------------------------ txn status
+
+    def _txn_status(
+        self,
+        endpoint: Endpoint,
+        envelope: ParsedEnvelope,
+        correlation_id: str,
+        callback: str | None,
+    ) -> Reply:
+        request = envelope.message["txnstatus_request"]
+        rows = self.transactions.find(envelope.sender_id, request)
+        found = bool(rows)
+        if found:
+            items = [status_item(item) for row in rows for item in row.items]
+            message: dict[str, Any] | None = {
+                "transaction_id": envelope.message["transaction_id"],
+                "correlation_id": correlation_id,
+                "txnstatus_response": {
+                    "txn_type": request["txn_type"],
+                    "txn_status": {
+                        "transaction_id": rows[0].transaction_id or rows[0].correlation_id,
+                        "correlation_id": rows[0].correlation_id,
+                        "search_response": items,
+                    },
+                },
+            }
+            header = self._callback_header(codes.TXN_ON_STATUS, envelope.sender_id, codes.SUCC, 1)
+        else:
+            message = None
+            header = self._callback_header(
+                codes.TXN_ON_STATUS,
+                envelope.sender_id,
+                codes.RJCT,
+                1,
+                reason_message="no transaction of this sender matches the request",
+            )
+        body = self._envelope(header, message)
+        if endpoint.sync:
+            self._check_outgoing(
+                validation.answer_problems(endpoint.path, body), "sync txn status answer"
+            )
+            return Reply(200 if found else 404, body)
+        assert callback is not None
+        self.transactions.start(envelope, correlation_id, "txn-status", [], callback)
+        status = header["status"]
+        return self._accept(
+            correlation_id,
+            lambda: self._post_callback(correlation_id, callback, body, status, None),
+        )

@@ -1,0 +1,1113 @@
+"""The DCI Social Registry server over real databases and real HTTP callbacks.
+
+Every answer and every callback is validated against our own DCI schemas (always) and against
+the spec's OpenAPI files when they are available (``SRHUB_DCI_SPEC_DIR``, see
+``standards.dci.openapi``; kept outside the repo). With the spec present, every request these
+tests send that the spec accepts must also pass our request schemas. Every signature the hub
+sends is verified here independently (ed25519 over our own rebuild of the signing string), so a
+change that breaks the contract fails these tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import queue
+import random
+import re
+import threading
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from hub.api import create_app
+from hub.api.dci import close_app
+from hub.auth.tokens import issue_token
+from hub.dci import senders
+from hub.dci.notify import NotifyEvent, build_notify, send_notify
+from hub.dci.tables import DciSubscription
+from hub.settings import load_settings
+from registry_core.service import Source
+from standards.dci import openapi, validation
+from standards.dci.envelope import request_header
+from standards.dci.signature import public_key_base64, sign_envelope
+from standards.dci.sr_record import group_record
+
+SENDER = "spmis.example.org"
+KEY_ID = "k1"
+TODAY = date.today()
+
+
+# --------------------------------------------------------------------------- helpers
+
+SPEC = openapi.available()  # raises when SRHUB_DCI_SPEC_DIR names a folder without the files
+
+# Spec path of each endpoint these tests post to (the unknown ones are not validated).
+REQUEST_PATHS = {
+    name: "/registry/" + name
+    for name in (
+        "search",
+        "sync/search",
+        "subscribe",
+        "unsubscribe",
+        "txn/status",
+        "sync/txn/status",
+    )
+}
+
+
+def check_answer(path: str, body: Any) -> None:
+    """A body the hub sent with a header: our schema always, the spec's too when present."""
+    problems = validation.answer_problems(path, body)
+    assert problems == [], problems
+    if SPEC:
+        problems = openapi.answer_problems(path, body)
+        assert problems == [], problems
+
+
+def check_ack_body(body: Any) -> None:
+    problems = validation.ack_problems(body)
+    assert problems == [], problems
+    if SPEC:
+        problems = openapi.ack_problems(body)
+        assert problems == [], problems
+
+
+def check_errors_body(body: Any) -> None:
+    problems = validation.http_error_problems(body)
+    assert problems == [], problems
+    if SPEC:
+        problems = openapi.http_error_problems(body)
+        assert problems == [], problems
+
+
+def check_request_agreement(path: str, body: Any) -> None:
+    """What the spec accepts (with its documented relaxation), our request schema accepts."""
+    if SPEC and not openapi.request_problems(path, body):
+        assert validation.request_problems(path, body) == [], (path, body)
+
+
+def born(years: int, days: int = 10) -> str:
+    return (TODAY.replace(year=TODAY.year - years) - timedelta(days=days)).isoformat()
+
+
+def household(area: str, head: tuple[str, str, str, int], others: list[tuple]) -> dict:
+    """head/others: (given, family, sex, age[, nid])."""
+
+    def person(spec: tuple, relationship: str) -> dict:
+        item = {
+            "given_name": spec[0],
+            "family_name": spec[1],
+            "sex": spec[2],
+            "birth_date": born(spec[3]),
+            "relationship": relationship,
+        }
+        if len(spec) > 4:
+            item["identifiers"] = [{"system": "national_id", "value": spec[4]}]
+        return item
+
+    return {
+        "admin_area_code": area,
+        "address": f"{area} main road",
+        "members": [person(head, "head")] + [person(o, "child") for o in others],
+    }
+
+
+class Receiver:
+    """A real HTTP server on 127.0.0.1:<ephemeral> that records DCI callbacks."""
+
+    def __init__(self) -> None:
+        self.received: queue.Queue[tuple[str, dict]] = queue.Queue()
+        self.gate = threading.Event()  # cleared: callbacks wait (to hold the hub's workers busy)
+        self.gate.set()
+        self.server = make_server("127.0.0.1", 0, self._app)
+        self.base = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self.thread.start()
+
+    @Request.application
+    def _app(self, request: Request) -> Response:
+        self.gate.wait(10)
+        self.received.put((request.path, json.loads(request.get_data(as_text=True))))
+        body = {
+            "message": {
+                "ack_status": "ACK",
+                "timestamp": "2025-01-01T00:00:00Z",
+                "correlation_id": "x",
+            }
+        }
+        return Response(json.dumps(body), mimetype="application/json")
+
+    def next(self, timeout: float = 10.0) -> tuple[str, dict]:
+        return self.received.get(timeout=timeout)
+
+    def close(self) -> None:
+        self.gate.set()
+        self.server.shutdown()
+        self.thread.join(5)
+
+
+def verify_hub_signature(body: dict, public_pem: bytes) -> None:
+    """Independent check: rebuild the signing string and verify with the hub's public key."""
+    params = dict(re.findall(r'([A-Za-z]+)="([^"]*)"', body["signature"]))
+    assert params["algorithm"] == "ed25519"
+    assert params["headers"] == "(created) (expires) digest"
+    assert params["kidId"].startswith("social-registry|") and params["kidId"].endswith("|ed25519")
+    canonical = json.dumps(
+        {"header": body["header"], "message": body.get("message")},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+    digest = base64.b64encode(hashlib.blake2b(canonical, digest_size=64).digest()).decode()
+    signing = (
+        f"(created): {params['created']}\n(expires): {params['expires']}\n"
+        f"digest: BLAKE-512={digest}"
+    ).encode()
+    public = serialization.load_pem_private_key(public_pem, password=None).public_key()
+    public.verify(base64.b64decode(params["signature"]), signing)  # raises if invalid
+
+
+class Dci:
+    """The app under test, a signing sender and helpers to talk DCI to it."""
+
+    def __init__(self, db_url: str, tmp_path: Path, extra: dict | None = None) -> None:
+        self.settings = load_settings(
+            env={}, database_url=db_url, data_dir=tmp_path, extra={"dci": extra or {}}
+        )
+        self.app = create_app(self.settings)
+        self.runtime = self.app.extensions["srhub_runtime"]
+        self.runtime.registry.ensure_identifier_systems()
+        self.client = self.app.test_client()
+        self.key = Ed25519PrivateKey.generate()
+        token = issue_token(self.settings, subject="spmis", roles=["partner"])
+        self.headers = {"Authorization": f"Bearer {token}"}
+        self.receiver = Receiver()
+        senders.register_key(
+            self.runtime.sessions, SENDER, KEY_ID, public_key_base64(self.key.public_key())
+        )
+        senders.register_callback_uri(self.runtime.sessions, SENDER, self.receiver.base)
+
+    def close(self) -> None:
+        server = self.app.extensions.get("srhub_dci")
+        close_app(self.app)
+        assert "srhub_dci" not in self.app.extensions
+        if server is not None:
+            assert server.outgoing_problems == []
+        self.receiver.close()
+        self.runtime.close()
+
+    def hub_key_pem(self) -> bytes:
+        return (Path(self.settings.data_dir) / "dci-signing-key.pem").read_bytes()
+
+    def envelope(self, action: str, message: dict, /, *, sign: bool = True, **header: Any) -> dict:
+        count = header.pop("total_count", None)
+        if count is None:
+            items = message.get("search_request") or message.get("subscribe_request") or [1]
+            count = len(items) if isinstance(items, list) else 1
+        head = request_header(action, sender_id=SENDER, total_count=count)
+        head.update(header)
+        body = {"header": head, "message": message}
+        if sign:
+            body["signature"] = sign_envelope(
+                head, message, self.key, sender_id=SENDER, key_id=KEY_ID
+            )
+        return body
+
+    def post(self, path: str, body: Any, **kwargs: Any):
+        kwargs.setdefault("headers", self.headers)
+        if path in REQUEST_PATHS:
+            check_request_agreement(REQUEST_PATHS[path], body)
+        if isinstance(body, dict | list):
+            return self.client.post(f"/dci/registry/{path}", json=body, **kwargs)
+        return self.client.post(f"/dci/registry/{path}", data=body, **kwargs)
+
+    def add(self, record: dict, score: float | None = None) -> dict:
+        created = self.runtime.registry.register_household(record, Source("registry_staff"))
+        if score is not None:
+            self.runtime.registry.record_eligibility_score(
+                created.record["id"], "pmt-2025", score, {}
+            )
+        return created.record
+
+
+def search_message(*criteria: dict, refs: list[str] | None = None) -> dict:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return {
+        "transaction_id": "txn-" + str(random.randrange(10**9)),
+        "search_request": [
+            {
+                "reference_id": (refs or [f"ref-{i}" for i in range(len(criteria))])[i],
+                "timestamp": now,
+                "search_criteria": c,
+            }
+            for i, c in enumerate(criteria)
+        ],
+    }
+
+
+def check_sync(response, path: str = "/registry/sync/search") -> dict:
+    assert response.status_code < 500
+    body = response.get_json()
+    check_answer(path, body)
+    return body
+
+
+def check_ack(response) -> dict:
+    assert response.status_code < 500
+    body = response.get_json()
+    check_ack_body(body)
+    if response.status_code in (401, 403):
+        check_errors_body(body)
+    return body
+
+
+@pytest.fixture
+def dci(db_url: str, tmp_path: Path):
+    harness = Dci(db_url, tmp_path, extra={"callback_attempts": 1})
+    yield harness
+    harness.close()
+
+
+@pytest.fixture
+def population(dci: Dci) -> dict[str, dict]:
+    return {
+        "otieno": dci.add(
+            household(
+                "R01-D01",
+                ("Amina", "Otieno", "female", 40, "1111111111"),
+                [("Cleo", "Otieno", "female", 12), ("Dan", "Otieno", "male", 8)],
+            ),
+            score=2.1,
+        ),
+        "kamau": dci.add(
+            household("R01-D02", ("Peter", "Kamau", "male", 67, "2222222222"), []), score=4.5
+        ),
+        "wanjiru": dci.add(
+            household(
+                "R02-D01",
+                ("Grace", "Wanjiru", "female", 30, "3333333333"),
+                [("Eve", "Wanjiru", "female", 3)],
+            ),
+            score=1.2,
+        ),
+        "odhiambo": dci.add(
+            household(
+                "R02-D02",
+                ("Tom", "Odhiambo", "male", 52, "4444444444"),
+                [
+                    ("Ann", "Odhiambo", "female", 50),
+                    ("Joy", "Odhiambo", "female", 20),
+                    ("Sam", "Odhiambo", "male", 17),
+                ],
+            ),
+        ),
+    }
+
+
+def numbers(body: dict, index: int = 0) -> list[str]:
+    item = body["message"]["search_response"][index]
+    return [r["group_identifier"][0]["identifier_value"] for r in item["data"]["reg_records"]]
+
+
+# --------------------------------------------------------------------------- search
+
+
+def test_sync_search_by_uin_returns_the_household_as_an_sr_group(dci, population):
+    body = dci.envelope(
+        "search",
+        search_message(
+            {"query_type": "idtype-value", "query": {"type": "UIN", "value": "1111111111"}}
+        ),
+    )
+    response = dci.post("sync/search", body)
+    assert response.status_code == 200
+    answer = check_sync(response)
+    verify_hub_signature(answer, dci.hub_key_pem())
+    header = answer["header"]
+    assert header["action"] == "on-search" and header["status"] == "succ"
+    assert header["receiver_id"] == SENDER and header["completed_count"] == 1
+    item = answer["message"]["search_response"][0]
+    assert item["status"] == "succ" and item["reference_id"] == "ref-0"
+    assert item["pagination"] == {"page_size": 20, "page_number": 1, "total_count": 1}
+    [group] = item["data"]["reg_records"]
+    expected = population["otieno"]
+    assert group["group_identifier"] == [
+        {"identifier_type": "SRN", "identifier_value": expected["registry_number"]}
+    ]
+    assert group["group_type"] == "household" and group["group_size"] == 3
+    assert group["poverty_score"] == 2.1 and group["poverty_score_type"] == "pmt-2025"
+    assert group["place"]["admin_area_code"] == "R01-D01"
+    head = group["group_head_info"]
+    assert head["demographic_info"]["name"] == {"surname": "Otieno", "given_name": "Amina"}
+    assert head["demographic_info"]["identifier"] == [
+        {"identifier_type": "UIN", "identifier_value": "1111111111"}
+    ]
+    assert head["demographic_info"]["sex"] == "female"
+    assert [m["demographic_info"]["name"]["given_name"] for m in group["member_list"]] == [
+        "Amina",
+        "Cleo",
+        "Dan",
+    ]
+    # An unknown number is an empty success, not an error.
+    none = dci.post(
+        "sync/search",
+        dci.envelope(
+            "search",
+            search_message(
+                {"query_type": "idtype-value", "query": {"type": "UIN", "value": "999"}}
+            ),
+        ),
+    )
+    assert check_sync(none)["message"]["search_response"][0]["data"]["reg_records"] == []
+
+
+EXPRESSION_CASES = [
+    # the spec's own shape: {type, value: {expression: {collection, query}}}
+    (
+        "expression",
+        {
+            "type": "ns:org:QueryType:expression",
+            "value": {
+                "expression": {
+                    "collection": "Group",
+                    "query": {
+                        "$and": [{"poverty_score": {"$lt": 3}}, {"location": {"$eq": "R01-D01"}}]
+                    },
+                }
+            },
+        },
+        ["otieno"],
+    ),
+    # bare expression without wrapper, $or and $in
+    (
+        "expression",
+        {"$or": [{"group_size": {"$gt": 3}}, {"admin_area_code": {"$in": ["R01-D02"]}}]},
+        ["kamau", "odhiambo"],
+    ),
+    # predicate list sent under query_type expression (a known variant)
+    (
+        "expression",
+        [
+            {
+                "seq_num": 1,
+                "expression1": {"attribute_name": "age", "operator": "lt", "attribute_value": "5"},
+            }
+        ],
+        ["wanjiru"],
+    ),
+    # the spec's predicate: age < 25 and poverty_score < 2.5
+    (
+        "predicate",
+        [
+            {
+                "seq_num": 1,
+                "expression1": {"attribute_name": "age", "operator": "lt", "attribute_value": "25"},
+                "condition": "and",
+                "expression2": {
+                    "attribute_name": "poverty_score",
+                    "operator": "lt",
+                    "attribute_value": "2.5",
+                },
+            }
+        ],
+        ["otieno", "wanjiru"],
+    ),
+    # a single predicate object, "not": households with a woman and no child under 10
+    (
+        "predicate",
+        {
+            "expression1": {"attribute_name": "sex", "operator": "eq", "attribute_value": "female"},
+            "condition": "not",
+            "expression2": {"attribute_name": "age", "operator": "lt", "attribute_value": 10},
+        },
+        ["odhiambo"],
+    ),
+    # two predicates (ANDed), "or" inside, ge on age
+    (
+        "predicate",
+        [
+            {
+                "seq_num": 2,
+                "expression1": {"attribute_name": "age", "operator": "ge", "attribute_value": 60},
+                "condition": "or",
+                "expression2": {
+                    "attribute_name": "group_size",
+                    "operator": "eq",
+                    "attribute_value": 4,
+                },
+            },
+            {
+                "seq_num": 1,
+                "expression1": {
+                    "attribute_name": "UIN",
+                    "operator": "in",
+                    "attribute_value": ["2222222222", "999"],
+                },
+            },
+        ],
+        ["kamau"],
+    ),
+]
+
+
+def check_expression_predicate_and_their_variants(dci, population):
+    for query_type, query, expected in EXPRESSION_CASES:
+        body = dci.envelope(
+            "search",
+            search_message(
+                {
+                    "query_type": query_type,
+                    "query": query,
+                    "sort": [{"attribute_name": "registration_date", "sort_order": "asc"}],
+                }
+            ),
+        )
+        answer = check_sync(dci.post("sync/search", body))
+        assert answer["message"]["search_response"][0]["status"] == "succ", (query, answer)
+        wanted = [population[name]["registry_number"] for name in expected]
+        assert sorted(numbers(answer)) == sorted(wanted), query
+
+
+def check_sort_and_pagination(dci, population):
+    def page(number: int, order: str) -> tuple[list[str], dict]:
+        body = dci.envelope(
+            "search",
+            search_message(
+                {
+                    "query_type": "expression",
+                    "query": {"group_size": {"$ge": 1}},
+                    "sort": [{"attribute_name": "poverty_score", "sort_order": order}],
+                    "pagination": {"page_size": 2, "page_number": number},
+                }
+            ),
+        )
+        answer = check_sync(dci.post("sync/search", body))
+        return numbers(answer), answer["message"]["search_response"][0]["pagination"]
+
+    by = {name: record["registry_number"] for name, record in population.items()}
+    first, meta = page(1, "desc")
+    second, _ = page(2, "desc")
+    third, _ = page(3, "desc")
+    assert meta == {"page_size": 2, "page_number": 1, "total_count": 4}
+    # scores: kamau 4.5, otieno 2.1, wanjiru 1.2, odhiambo none (nulls last)
+    assert first + second == [by["kamau"], by["otieno"], by["wanjiru"], by["odhiambo"]]
+    assert third == []
+    ascending, _ = page(1, "asc")
+    assert ascending == [by["wanjiru"], by["otieno"]]
+
+
+def check_page_records_match_the_canonical_record(dci, population):
+    """Search builds a page's records in bulk; the SR Groups must equal those built from the
+    registry's canonical household record."""
+    body = dci.envelope(
+        "search",
+        search_message({"query_type": "expression", "query": {"group_size": {"$ge": 1}}}),
+    )
+    [item] = check_sync(dci.post("sync/search", body))["message"]["search_response"]
+    ids = {record["registry_number"]: record["id"] for record in population.values()}
+    assert len(item["data"]["reg_records"]) == len(population)
+    for group in item["data"]["reg_records"]:
+        canonical = dci.runtime.registry.get_household(
+            ids[group["group_identifier"][0]["identifier_value"]]
+        )
+        expected = group_record(
+            canonical,
+            poverty_score=group.get("poverty_score"),
+            poverty_score_type=group.get("poverty_score_type"),
+        )
+        assert group == expected
+
+
+def check_batch_with_mixed_outcomes(dci, population):
+    message = search_message(
+        {"query_type": "idtype-value", "query": {"type": "UIN", "value": "3333333333"}},
+        {"query_type": "expression", "query": {"shoe_size": {"$eq": 4}}},
+        {
+            "query_type": "expression",
+            "query": {"group_size": {"$eq": 1}},
+            "pagination": {"page_size": 5000},
+        },
+        {
+            "query_type": "expression",
+            "query": {"group_size": {"$eq": 1}},
+            "sort": [{"attribute_name": "secret", "sort_order": "asc"}],
+        },
+        {"query_type": "idtype-value", "query": {"type": "UIN", "value": "3333333333"}},
+        refs=["a", "b", "c", "d", "a"],
+    )
+    answer = check_sync(dci.post("sync/search", dci.envelope("search", message)))
+    items = answer["message"]["search_response"]
+    assert [i["status"] for i in items] == ["succ", "rjct", "rjct", "rjct", "rjct"]
+    assert [i.get("status_reason_code") for i in items[1:]] == [
+        "rjct.search_criteria.invalid",
+        "rjct.pagination.invalid",
+        "rjct.sort.invalid",
+        "rjct.reference_id.duplicate",
+    ]
+    assert "shoe_size" in items[1]["status_reason_message"]
+    assert answer["header"]["status"] == "succ" and answer["header"]["completed_count"] == 5
+
+
+# --------------------------------------------------------------------------- async + callbacks
+
+
+def test_queries_sorting_paging_and_batches(dci, population):
+    """One database for several read-only checks: the population is the slow part."""
+    check_expression_predicate_and_their_variants(dci, population)
+    check_sort_and_pagination(dci, population)
+    check_batch_with_mixed_outcomes(dci, population)
+    check_page_records_match_the_canonical_record(dci, population)
+
+
+def test_async_search_posts_a_signed_on_search_to_the_registered_receiver(dci, population):
+    message = search_message(
+        {"query_type": "idtype-value", "query": {"type": "UIN", "value": "4444444444"}}
+    )
+    body = dci.envelope("search", message, sender_uri=dci.receiver.base + "/cb")
+    response = dci.post("search", body)
+    assert response.status_code == 200
+    ack = check_ack(response)["message"]
+    assert ack["ack_status"] == "ACK"
+    path, callback = dci.receiver.next()
+    assert path == "/cb/registry/on-search"
+    check_answer("/registry/on-search", callback)
+    verify_hub_signature(callback, dci.hub_key_pem())
+    assert callback["header"]["action"] == "on-search"
+    assert callback["message"]["correlation_id"] == ack["correlation_id"]
+    assert callback["message"]["transaction_id"] == message["transaction_id"]
+    assert numbers(callback) == [population["odhiambo"]["registry_number"]]
+
+    # txn status, sync and async, by transaction id and by reference ids
+    status = dci.envelope(
+        "txn-status",
+        {
+            "transaction_id": "t-status",
+            "txnstatus_request": {
+                "reference_id": "s1",
+                "txn_type": "search",
+                "attribute_type": "transaction_id",
+                "attribute_value": message["transaction_id"],
+            },
+        },
+    )
+    deadline = datetime.now(UTC) + timedelta(seconds=5)
+    while True:  # the callback arrived; the row is marked done right after
+        answer = check_sync(dci.post("sync/txn/status", status), "/registry/sync/txn/status")
+        txn = answer["message"]["txnstatus_response"]["txn_status"]
+        status = dci.envelope("txn-status", status["message"])
+        if txn["search_response"][0]["status"] == "succ" or datetime.now(UTC) > deadline:
+            break
+    assert txn["correlation_id"] == ack["correlation_id"]
+    assert txn["search_response"] == [
+        {
+            "reference_id": "ref-0",
+            "timestamp": txn["search_response"][0]["timestamp"],
+            "status": "succ",
+        }
+    ]
+    async_status = dci.envelope(
+        "txn-status",
+        {
+            "transaction_id": "t-status-2",
+            "txnstatus_request": {
+                "reference_id": "s2",
+                "txn_type": "search",
+                "attribute_type": "reference_id_list",
+                "attribute_value": ["ref-0"],
+            },
+        },
+    )
+    assert check_ack(dci.post("txn/status", async_status))["message"]["ack_status"] == "ACK"
+    path, on_status = dci.receiver.next()
+    assert path == "/registry/txn/on-status"
+    check_answer("/registry/txn/on-status", on_status)
+    verify_hub_signature(on_status, dci.hub_key_pem())
+    assert on_status["header"]["status"] == "succ"
+    unknown = dci.envelope(
+        "txn-status",
+        {
+            "transaction_id": "t3",
+            "txnstatus_request": {
+                "reference_id": "s3",
+                "txn_type": "search",
+                "attribute_type": "correlation_id",
+                "attribute_value": "nope",
+            },
+        },
+    )
+    missing = dci.post("sync/txn/status", unknown)
+    assert missing.status_code == 404
+    assert check_sync(missing, "/registry/sync/txn/status")["header"]["status"] == "rjct"
+
+
+def test_callbacks_only_go_to_registered_uris(dci, population):
+    for uri in (
+        "http://127.0.0.1:9/elsewhere",
+        "http://evil.example/registry",
+        dci.receiver.base + "/../x",
+        "ftp://127.0.0.1/x",
+    ):
+        body = dci.envelope(
+            "search",
+            search_message({"query_type": "expression", "query": {"group_size": {"$ge": 1}}}),
+            sender_uri=uri,
+        )
+        response = dci.post("search", body)
+        ack = check_ack(response)["message"]
+        assert ack["ack_status"] == "ERR", uri
+        assert ack["error"]["code"] == "err.sender_uri.invalid"
+    assert dci.receiver.received.empty()
+    check_notify_is_not_sent_to_an_unregistered_uri(dci, population)
+
+
+def test_subscribe_notify_unsubscribe(dci, population):
+    message = {
+        "transaction_id": "sub-txn",
+        "subscribe_request": [
+            {
+                "reference_id": "r1",
+                "timestamp": datetime.now(UTC).isoformat(),
+                "subscribe_criteria": {
+                    "reg_event_type": "spdci-common:RegistryEventType:NewHouseHoldMember",
+                    "filter_type": "expression",
+                    "filter": {
+                        "type": "ns:org:QueryType:expression",
+                        "value": {"expression": {"admin_area_code": {"$eq": "R01-D01"}}},
+                    },
+                    "notify_record_type": "Group",
+                },
+            }
+        ],
+    }
+    ack = check_ack(dci.post("subscribe", dci.envelope("subscribe", message)))["message"]
+    assert ack["ack_status"] == "ACK"
+    path, on_subscribe = dci.receiver.next()
+    assert path == "/registry/on-subscribe"
+    check_answer("/registry/on-subscribe", on_subscribe)
+    verify_hub_signature(on_subscribe, dci.hub_key_pem())
+    [sub] = on_subscribe["message"]["subscribe_response"][0]["subscriptions"]
+    assert sub["status"] == "subscribe" and sub["reg_event_type"] == "NewHouseHoldMember"
+
+    again = dci.post("subscribe", dci.envelope("subscribe", message))
+    assert check_ack(again)["message"]["ack_status"] == "ACK"
+    _, duplicate = dci.receiver.next()
+    assert duplicate["message"]["subscribe_response"][0]["status_reason_code"] == (
+        "rjct.event.already_subscribed"
+    )
+
+    # notify: built for the stored subscription, delivered to the receiver, signed and valid
+    with dci.runtime.sessions() as session:
+        row = session.get(DciSubscription, sub["code"])
+    from hub.dci.notify import wants
+
+    assert wants(row, "household.member_added") and not wants(row, "household.created")
+    server_key = dci.app.extensions.get("srhub_dci").signing_key
+    event = NotifyEvent("household.member_added", population["otieno"], "evt-1", 2.1, "pmt")
+    envelope = build_notify(row, [event], registry_id="social-registry", signing_key=server_key)
+    check_answer("/registry/notify", envelope)
+    result = send_notify(
+        dci.runtime.sessions,
+        row,
+        [event],
+        registry_id="social-registry",
+        signing_key=server_key,
+        attempts=1,
+    )
+    assert result.ok, result
+    path, notify = dci.receiver.next()
+    assert path == "/registry/notify"
+    verify_hub_signature(notify, dci.hub_key_pem())
+    data = notify["message"]["notify_event"][0]["data"]
+    assert data["reg_event_type"] == "NewHouseHoldMember"
+    assert data["reg_records"]["group_size"] == 3
+    assert notify["header"]["meta"] == {"subscription_code": sub["code"]}
+
+    unsubscribe = dci.envelope(
+        "unsubscribe",
+        {
+            "transaction_id": "unsub",
+            "timestamp": datetime.now(UTC).isoformat(),
+            "subscription_codes": [sub["code"], "sub-unknown"],
+        },
+        total_count=1,
+    )
+    assert check_ack(dci.post("unsubscribe", unsubscribe))["message"]["ack_status"] == "ACK"
+    path, on_unsub = dci.receiver.next()
+    assert path == "/registry/on-unsubscribe"
+    check_answer("/registry/on-unsubscribe", on_unsub)
+    assert on_unsub["message"]["subscription_status"] == [
+        {"code": sub["code"], "status": "unsubscribe"}
+    ]
+    assert on_unsub["message"]["status_reason_code"] == "rjct.subscription_code.invalid"
+    with dci.runtime.sessions() as session:
+        assert session.get(DciSubscription, sub["code"]).status == "unsubscribe"
+
+
+def check_notify_is_not_sent_to_an_unregistered_uri(dci, population):
+    row = DciSubscription(
+        code="sub-x",
+        sender_id="someone-else",
+        callback_uri="http://127.0.0.1:9/registry/notify",
+        reg_event_type="REGISTER",
+    )
+    dci.post("sync/search", {})  # any DCI call builds the server and its signing key
+    server_key = dci.app.extensions["srhub_dci"].signing_key
+    result = send_notify(
+        dci.runtime.sessions,
+        row,
+        [NotifyEvent("household.created", population["kamau"])],
+        registry_id="social-registry",
+        signing_key=server_key,
+    )
+    assert not result.ok and result.attempts == 0
+    assert "err.sender_uri.invalid" in (result.error or "")
+
+
+# --------------------------------------------------------------------------- refusals
+
+
+def idtype(dci: Dci, /, *, sign: bool = True, **header: Any) -> dict:
+    message = search_message(
+        {"query_type": "idtype-value", "query": {"type": "UIN", "value": "1111111111"}}
+    )
+    return dci.envelope("search", message, sign=sign, **header)
+
+
+def test_refusals_carry_the_specs_codes(dci):
+    sync_cases = []
+    # malformed: not JSON, no header, no message, header without message_id
+    sync_cases.append(
+        ("not json", dci.post("sync/search", b"{oops", content_type="text/plain"), 400, None)
+    )
+    sync_cases.append(("no header", dci.post("sync/search", {"message": {}}), 400, None))
+    deep = dci.post("sync/search", b"[" * 100_000, content_type="application/json")
+    sync_cases.append(("deep", deep, 400, None))
+    nan = dci.post("sync/search", b'{"header": {"message_id": NaN}, "message": {}}')
+    sync_cases.append(("NaN", nan, 400, None))
+    body = idtype(dci)
+    del body["header"]["message_id"]
+    sync_cases.append(("no message_id", dci.post("sync/search", body), 400, None))
+    # unknown action, and a real action at the wrong endpoint
+    sync_cases.append(
+        (
+            "unknown action",
+            dci.post("sync/search", idtype(dci, action="frobnicate")),
+            400,
+            "rjct.action.invalid",
+        )
+    )
+    sync_cases.append(
+        (
+            "wrong action",
+            dci.post("sync/search", idtype(dci, action="subscribe")),
+            400,
+            "rjct.action.not_supported",
+        )
+    )
+    # timestamps
+    old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    future = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    sync_cases.append(
+        (
+            "expired",
+            dci.post("sync/search", idtype(dci, message_ts=old)),
+            400,
+            "rjct.message_ts.invalid",
+        )
+    )
+    sync_cases.append(
+        (
+            "future",
+            dci.post("sync/search", idtype(dci, message_ts=future)),
+            400,
+            "rjct.message_ts.invalid",
+        )
+    )
+    sync_cases.append(
+        (
+            "bad version",
+            dci.post("sync/search", idtype(dci, version="9.9")),
+            400,
+            "rjct.version.invalid",
+        )
+    )
+    sync_cases.append(
+        (
+            "count",
+            dci.post("sync/search", idtype(dci, total_count=3)),
+            400,
+            "rjct.total_count.invalid",
+        )
+    )
+    # replay: the same envelope twice
+    once = idtype(dci)
+    assert dci.post("sync/search", once).status_code == 200
+    sync_cases.append(("replay", dci.post("sync/search", once), 409, "rjct.message_id.duplicate"))
+    for label, response, status, reason in sync_cases:
+        assert response.status_code == status, (label, response.get_json())
+        answer = check_sync(response)
+        assert answer["header"]["status"] == "rjct", label
+        assert answer["header"].get("status_reason_code") == reason, label
+        assert answer["header"]["status_reason_message"], label
+        verify_hub_signature(answer, dci.hub_key_pem())
+
+    # signatures: tampered, missing, wrong key, expired: 401 with the spec's error body
+    tampered = idtype(dci)
+    tampered["message"]["search_request"][0]["search_criteria"]["query"]["value"] = "2222222222"
+    unsigned = idtype(dci, sign=False)
+    other = Ed25519PrivateKey.generate()
+    wrong_key = idtype(dci)
+    wrong_key["signature"] = sign_envelope(
+        wrong_key["header"], wrong_key["message"], other, sender_id=SENDER, key_id=KEY_ID
+    )
+    stale = idtype(dci)
+    stale["signature"] = sign_envelope(
+        stale["header"],
+        stale["message"],
+        dci.key,
+        sender_id=SENDER,
+        key_id=KEY_ID,
+        now=datetime.now(UTC).timestamp() - 3600,
+    )
+    for label, body, code in (
+        ("tampered", tampered, "err.signature.invalid"),
+        ("unsigned", unsigned, "err.signature.missing"),
+        ("wrong key", wrong_key, "err.signature.invalid"),
+        ("stale", stale, "err.signature.invalid"),
+    ):
+        response = dci.post("sync/search", body)
+        assert response.status_code == 401, label
+        check_errors_body(response.get_json())
+        assert response.get_json()["errors"][0]["code"] == code, label
+        async_response = dci.post(
+            "search",
+            {
+                **body,
+                "header": {**body["header"], "message_id": body["header"]["message_id"] + "a"},
+            },
+        )
+        assert check_ack(async_response)["message"]["error"]["code"] in (
+            "err.signature.invalid",
+            "err.signature.missing",
+        )
+
+    # async: the same refusals as ERR acknowledgements
+    for label, body, code in (
+        ("no message", {"header": idtype(dci)["header"]}, "err.request.bad"),
+        ("expired", idtype(dci, message_ts=old), "err.request.bad"),
+        ("encrypted", idtype(dci, is_msg_encrypted=True), "err.encryption.invalid"),
+    ):
+        ack = check_ack(dci.post("search", body))["message"]
+        assert ack["ack_status"] == "ERR" and ack["error"]["code"] == code, label
+
+    # oversized page and oversized batch
+    big_page = dci.envelope(
+        "search",
+        search_message(
+            {
+                "query_type": "expression",
+                "query": {"group_size": {"$ge": 1}},
+                "pagination": {"page_size": 100000, "page_number": 1},
+            }
+        ),
+    )
+    item = check_sync(dci.post("sync/search", big_page))["message"]["search_response"][0]
+    assert item["status"] == "rjct" and item["status_reason_code"] == "rjct.pagination.invalid"
+    many = dci.envelope(
+        "search",
+        search_message(*[{"query_type": "expression", "query": {"group_size": {"$ge": 1}}}] * 11),
+    )
+    response = dci.post("sync/search", many)
+    assert check_sync(response)["header"]["status_reason_code"] == (
+        "rjct.total_count.limit_exceeded"
+    )
+
+    # unknown endpoint, wrong method, no token, wrong role
+    too_big = dci.post("search", b"{" + b" " * 3_000_000 + b"}", content_type="application/json")
+    assert too_big.status_code == 413
+    assert too_big.get_json()["errors"][0]["code"] == "err.request.bad"
+    wrong_method = dci.client.get("/dci/registry/search", headers=dci.headers)
+    assert wrong_method.status_code == 405
+    assert wrong_method.get_json()["errors"][0]["code"] == "err.request.bad"
+    ack = check_ack(dci.post("frobnicate", idtype(dci)))
+    assert ack["message"]["error"]["code"] == "err.request.not_found"
+    anonymous = dci.post("sync/search", idtype(dci), headers={})
+    assert anonymous.status_code == 401
+    assert anonymous.get_json()["errors"][0]["code"] == "err.request.unauthorized"
+    staff = {
+        "Authorization": "Bearer "
+        + issue_token(dci.settings, subject="x", roles=["field_worker"], admin_areas=["R01"])
+    }
+    forbidden = dci.post("sync/search", idtype(dci), headers=staff)
+    assert forbidden.status_code == 403
+    assert forbidden.get_json()["errors"][0]["code"] == "err.request.forbidden"
+
+
+def test_senders_without_a_key_may_be_refused(db_url, tmp_path):
+    harness = Dci(db_url, tmp_path, extra={"require_signatures": True})
+    try:
+        body = idtype(harness, sender_id="stranger")
+        response = harness.post("sync/search", body)
+        assert response.status_code == 403
+        assert response.get_json()["errors"][0]["code"] == "err.sender_id.invalid"
+    finally:
+        harness.close()
+
+
+def _mutations(body: dict, rng: random.Random) -> dict:
+    junk: list[Any] = [None, 0, -1, 1.5, True, "", "x" * 300, [], {}, [1, "a"], {"$ne": 1}]
+    mutated = json.loads(json.dumps(body))
+    for _ in range(rng.randint(1, 3)):
+        node: Any = mutated
+        path: list[Any] = []
+        while isinstance(node, dict | list) and node and rng.random() < 0.8:
+            key = rng.choice(list(node)) if isinstance(node, dict) else rng.randrange(len(node))
+            path.append(key)
+            parent, node = node, node[key]
+        if not path:
+            continue
+        if isinstance(parent, dict) and rng.random() < 0.3:
+            del parent[path[-1]]
+        else:
+            parent[path[-1]] = rng.choice(junk)
+    return mutated
+
+
+def test_junk_never_gets_a_500(dci):
+    rng = random.Random(20251126)
+    bases = {
+        "sync/search": idtype(dci),
+        "search": idtype(dci),
+        "subscribe": dci.envelope(
+            "subscribe",
+            {
+                "transaction_id": "t",
+                "subscribe_request": [
+                    {
+                        "reference_id": "r",
+                        "timestamp": datetime.now(UTC).isoformat(),
+                        "subscribe_criteria": {
+                            "reg_event_type": "REGISTER",
+                            "filter": {"group_size": 1},
+                            "notify_record_type": "Group",
+                        },
+                    }
+                ],
+            },
+        ),
+        "sync/txn/status": dci.envelope(
+            "txn-status",
+            {
+                "transaction_id": "t",
+                "txnstatus_request": {
+                    "reference_id": "r",
+                    "txn_type": "search",
+                    "attribute_type": "transaction_id",
+                    "attribute_value": "t",
+                },
+            },
+        ),
+    }
+    for endpoint in [*bases] * 30:
+        body = _mutations(bases[endpoint], rng)
+        if isinstance(body.get("header"), dict) and isinstance(
+            body["header"].get("message_id"), str
+        ):
+            body["header"]["message_id"] += str(rng.randrange(10**9))
+        response = dci.post(endpoint, body)
+        # 503 is what an unexpected failure becomes: for junk it would hide a bug, so refuse it
+        assert response.status_code < 500, body
+        answer = response.get_json()
+        if response.status_code in (401, 403):
+            check_errors_body(answer)
+            if not endpoint.startswith("sync/"):
+                check_ack_body(answer)
+        elif endpoint.startswith("sync/"):
+            check_answer("/registry/" + endpoint, answer)
+        else:
+            check_ack_body(answer)
+    # drain callbacks the surviving async requests caused
+    while not dci.receiver.received.empty():
+        dci.receiver.received.get_nowait()
+
+
+def test_callback_target_failure_is_recorded(dci):
+    senders.register_callback_uri(dci.runtime.sessions, SENDER, "http://127.0.0.1:1")
+    body = idtype(dci, sender_uri="http://127.0.0.1:1")
+    ack = check_ack(dci.post("search", body))["message"]
+    assert ack["ack_status"] == "ACK"
+    server = dci.app.extensions["srhub_dci"]
+    server.close()  # waits for the job
+    from hub.dci.tables import DciTransaction
+
+    with dci.runtime.sessions() as session:
+        row = session.get(DciTransaction, ack["correlation_id"])
+    assert row.callback_status == "failed" and row.status == "succ"
+    assert row.callback_error.startswith("network error")
+
+
+def test_operators_onboard_senders_from_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from hub.dci.cli import dci as dci_cli
+
+    env = {"SRHUB_DATA_DIR": str(tmp_path), "SRHUB_DATABASE_URL": ""}
+    runner = CliRunner()
+    public = public_key_base64(Ed25519PrivateKey.generate().public_key())
+    assert runner.invoke(dci_cli, ["add-key", "spmis", "k1", public], env=env).exit_code == 0
+    added = runner.invoke(dci_cli, ["add-callback", "spmis", "http://127.0.0.1:9/cb"], env=env)
+    assert added.exit_code == 0
+    refused = runner.invoke(dci_cli, ["add-callback", "spmis", "ftp://x"], env=env)
+    assert refused.exit_code != 0 and "http(s) URL" in refused.output
+    shown = runner.invoke(dci_cli, ["signing-key"], env=env)
+    key = json.loads(shown.stdout.strip().splitlines()[-1])
+    assert key["algorithm"] == "ed25519" and key["key_id"].startswith("hub-")
+    pem = (tmp_path / "dci-signing-key.pem").stat()
+    assert pem.st_mode & 0o777 == 0o600
+    assert runner.invoke(dci_cli, ["revoke-key", "spmis", "k1"], env=env).exit_code == 0
+    assert runner.invoke(dci_cli, ["revoke-key", "spmis", "k1"], env=env).exit_code != 0
+
+
+def test_a_full_work_queue_answers_nack(db_url, tmp_path):
+    harness = Dci(db_url, tmp_path, extra={"max_pending": 1, "async_workers": 1})
+    try:
+        harness.receiver.gate.clear()  # the first callback hangs, holding the only worker
+        first = check_ack(harness.post("search", idtype(harness)))["message"]
+        second = harness.post("search", idtype(harness))
+        assert first["ack_status"] == "ACK"
+        assert second.status_code == 429
+        nack = check_ack(second)["message"]
+        assert nack["ack_status"] == "NACK"
+        assert nack["error"]["code"] == "err.request.too_many_requests"
+        harness.receiver.gate.set()
+        path, _ = harness.receiver.next()
+        assert path == "/registry/on-search"
+        assert harness.receiver.received.empty()  # the refused request never calls back
+    finally:
+        harness.close()
+
+
+def test_callback_targets_follow_the_sender_uri_layout(dci):
+    from hub.dci.senders import callback_url
+
+    base = dci.receiver.base
+    with dci.runtime.sessions() as session:
+        cases = [
+            (None, "on-search", base + "/registry/on-search"),
+            (base + "/cb", "on-search", base + "/cb/registry/on-search"),
+            (base + "/cb/registry/on-search", "txn-on-status", base + "/cb/registry/txn/on-status"),
+            (base + "/cb/registry/on-subscribe", "notify", base + "/cb/registry/notify"),
+            (base + "/hooks/on-search", "on-unsubscribe", base + "/hooks/on-unsubscribe"),
+        ]
+        for sender_uri, action, expected in cases:
+            assert callback_url(session, SENDER, sender_uri, action) == expected
