@@ -243,11 +243,16 @@ def _syntax(error: etree.XMLSyntaxError) -> FileRejected:
     """A refusal naming the parser's first complaint and its line (libxml2 keeps the root
     cause in the error log; the exception itself may only say where parsing stopped)."""
     entries = list(error.error_log) if error.error_log else []
-    first = entries[0] if entries else None
+    # The log can still hold an earlier parse's complaints in this thread: an entity problem
+    # anywhere in it, or in the exception itself, is what decides the reason.
+    entity = next(
+        (e for e in entries if "ENTITY" in e.type_name or "ntity" in (e.message or "")), None
+    )
+    first = entity or (entries[-1] if entries else None)
     line = (first.line if first is not None else error.lineno) or "?"
     message = (first.message if first is not None else error.msg) or "syntax error"
     kind = first.type_name if first is not None else ""
-    if "ENTITY" in kind or "ntity" in message:
+    if "ENTITY" in kind or "ntity" in message or "ntity" in (error.msg or ""):
         return FileRejected(
             f"the XML uses an entity reference at line {line}; entities are refused"
         )

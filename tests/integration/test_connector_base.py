@@ -748,8 +748,11 @@ def test_discovery_by_entry_point_with_builtin_fallback(monkeypatch: pytest.Monk
     monkeypatch.setattr(
         connector_registry, "entry_points", lambda group: plugins if group == group else []
     )
-    monkeypatch.setitem(
-        connector_registry.BUILTIN_CONNECTORS, "example_files", f"{here}:ExampleFileConnector"
+    # Only this test's plugins: the project's own built-ins are not part of what is checked.
+    monkeypatch.setattr(
+        connector_registry,
+        "BUILTIN_CONNECTORS",
+        {"example_files": f"{here}:ExampleFileConnector"},
     )
     assert load_connector_class("example_feed") is ExampleFeedConnector
     assert load_connector_class("example_files") is ExampleFileConnector
