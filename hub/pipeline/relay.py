@@ -102,9 +102,10 @@ def envelope_for(row: Row[Any] | OutboxEvent) -> dict[str, Any]:
     }
 
 
-def message_for(row: Row[Any] | OutboxEvent) -> Message:
+def message_for(row: Row[Any] | OutboxEvent, envelope: dict[str, Any] | None = None) -> Message:
+    """The broker message of an outbox row: its envelope as JSON, keyed by the event id."""
     return Message(
-        body=to_json_bytes(envelope_for(row)),
+        body=to_json_bytes(envelope if envelope is not None else envelope_for(row)),
         routing_key=row.routing_key,
         message_id=row.event_id,
         content_type=CONTENT_TYPE,
@@ -278,12 +279,7 @@ class OutboxRelay:
         bad: list[Message] = []
         for row in rows:
             envelope = envelope_for(row)
-            message = Message(
-                body=to_json_bytes(envelope),
-                routing_key=row.routing_key,
-                message_id=row.event_id,
-                content_type=CONTENT_TYPE,
-            )
+            message = message_for(row, envelope)
             problem = _problem_with(envelope, message)
             if problem is None:
                 good.append(message)

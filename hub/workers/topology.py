@@ -1,0 +1,17 @@
+"""The queues the workers consume, with the bindings that feed them.
+
+Every worker declares the whole topology when it connects, so whichever process starts first
+creates it and a message published by the relay always has a queue to land in (publishing is
+``mandatory``: an event that matched no queue would be refused, not silently dropped).
+"""
+
+from __future__ import annotations
+
+from hub.broker.base import EXCHANGE_EVENTS, EXCHANGE_INBOUND, QUEUE_INGEST, QueueSpec
+
+QUEUE_DISPATCH = "sr.dispatch"
+
+INGEST_QUEUE = QueueSpec(name=QUEUE_INGEST, bindings=[(EXCHANGE_INBOUND, "#")])
+DISPATCH_QUEUE = QueueSpec(name=QUEUE_DISPATCH, bindings=[(EXCHANGE_EVENTS, "#")])
+
+WORKER_QUEUES: tuple[QueueSpec, ...] = (INGEST_QUEUE, DISPATCH_QUEUE)
