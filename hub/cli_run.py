@@ -44,8 +44,13 @@ def start_background(
     registers its stop on ``stack``."""
     from hub import embedded_services as services
 
+    group = None
     if workers:
-        _optional_component("workers", lambda: services.start_workers_for(settings, runtime, stack))
+        group = _optional_component(
+            "workers", lambda: services.start_workers_for(settings, runtime, stack)
+        )
+        if group is not None:
+            app.extensions["srhub_workers"] = group
     running = None
     if sandbox:
         running = _optional_component(
@@ -59,6 +64,10 @@ def start_background(
     )
     if host is not None:
         services.after_serving_in_background(host, url)
+    _optional_component(
+        "monitoring",
+        lambda: services.start_monitoring_for(settings, runtime, host, group, stack),
+    )
 
 
 @click.command()

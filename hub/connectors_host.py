@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ from connectors.base.errors import ConnectorError
 from connectors.base.registry import create_connector
 from hub.broker import Broker, connect
 from hub.broker.base import EXCHANGE_INBOUND, Message
+from hub.monitoring.hooks import inbound_published
 from hub.settings import Settings
 from standards.cloudevents import to_json_bytes
 
@@ -99,11 +101,14 @@ class BrokerRawPublisher:
 
     def publish_many(self, connector: str, records: Sequence[RawRecord]) -> None:
         messages = [self._message(connector, r) for r in records]
+        started = time.monotonic()  # monitoring hook (Step 6)
         try:
             self._broker().publish(EXCHANGE_INBOUND, messages)
-        except Exception:
+        except Exception as exc:
             self._drop_thread_broker()
+            inbound_published(connector, messages, started, exc)  # monitoring hook (Step 6)
             raise
+        inbound_published(connector, messages, started)  # monitoring hook (Step 6)
 
     def _drop_thread_broker(self) -> None:
         broker = getattr(self._local, "broker", None)

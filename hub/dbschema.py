@@ -23,6 +23,9 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.broker.embedded_tables",
     "connectors.base.tables",
     "hub.dci.tables",
+    "hub.ui.tables",
+    "hub.monitoring.tables",
+    "hub.subscriptions.tables",
 )
 
 

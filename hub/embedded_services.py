@@ -38,14 +38,29 @@ def start_sandbox_for(settings: Settings, stack: ExitStack) -> Any:
 
 def start_workers_for(settings: Settings, runtime: HubRuntime, stack: ExitStack) -> Any:
     """Run relay, ingest and dispatch as threads of this process."""
-    from hub.pipeline import ingest
+    from hub.pipeline import dispatch, ingest
+    from hub.subscriptions.delivery import start_delivery_workers
     from hub.workers.service import start_workers
 
     ingest.configure(lambda: runtime.registry)  # share this process's keys and engine
+    dispatch.configure(lambda: runtime)
     group = start_workers(settings, runtime.sessions)
     stack.callback(group.stop)
-    click.echo("srhub: workers relay, ingest, dispatch running")
+    deliveries = start_delivery_workers(settings, runtime)
+    stack.callback(deliveries.stop)
+    click.echo("srhub: workers relay, ingest, dispatch and subscription delivery running")
     return group
+
+
+def start_monitoring_for(
+    settings: Settings, runtime: HubRuntime, host: Any, workers: Any, stack: ExitStack
+) -> Any:
+    """Health model, alert evaluation and message-log retention on a schedule."""
+    from hub.monitoring.service import start_monitoring
+
+    monitor = start_monitoring(settings, runtime, host, workers)
+    stack.callback(monitor.stop)
+    return monitor
 
 
 def load_connector_configs(settings: Settings, sandbox: Any | None) -> dict[str, Any]:

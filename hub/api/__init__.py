@@ -20,6 +20,11 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.prefill:bp",
     "hub.api.dci:bp",
     "hub.api.fhir:bp",
+    "hub.api.openapi:bp",
+    "hub.api.monitoring:bp",
+    "hub.ui:bp",
+    "hub.api.subscriptions:bp",
+    "hub.api.events:bp",
 )
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
+from hub.monitoring.hooks import observe_ingest
 from hub.workers.errors import PermanentError, TransientError
 from hub.workers.handlers import INGEST_HANDLERS, HandlerContext
 from mappings.engine import MappingError, map_record
@@ -377,6 +378,12 @@ ROUTES: dict[str, Route] = {
 
 def handle(event: CloudEvent, ctx: HandlerContext) -> None:
     """The ingest handler for every routing key in ROUTES."""
+    # monitoring hook (Step 6): message log outcome and metrics of every handling
+    with observe_ingest(event, ctx.delivery.message.routing_key) as note:
+        note.outcome = _handle(event, ctx)
+
+
+def _handle(event: CloudEvent, ctx: HandlerContext) -> str:
     routing_key = ctx.delivery.message.routing_key
     route = ROUTES.get(routing_key)
     if route is None:
@@ -409,6 +416,7 @@ def handle(event: CloudEvent, ctx: HandlerContext) -> None:
         raise PermanentError(str(exc)[:2000], type(exc).__name__) from None
     _count(outcome)
     log.debug("ingest %s: %s", routing_key, outcome)
+    return outcome
 
 
 for _key in ROUTES:

@@ -1,0 +1,1 @@
+"""OpenAPI fragments, one per blueprint (data files; a package so wheels ship them)."""

@@ -1,0 +1,82 @@
+"""``srhub monitoring prune|health|alerts``: retention on demand and the health model in a
+terminal, for operators without the dashboard (or when the API is what is broken)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, replace
+from datetime import timedelta
+
+import click
+
+from hub.settings import load_settings
+
+
+@click.group("monitoring")
+def monitoring() -> None:
+    """Message-log retention, health and alerts."""
+
+
+@monitoring.command("prune")
+@click.option("--max-age-days", type=click.FloatRange(min=0), default=None,
+              help="Override message_log_max_age_days.")
+@click.option("--max-rows", type=click.IntRange(min=0), default=None,
+              help="Override message_log_max_rows.")
+@click.option("--max-bytes", type=click.IntRange(min=0), default=None,
+              help="Override message_log_max_bytes.")
+def prune(max_age_days: float | None, max_rows: int | None, max_bytes: int | None) -> None:
+    """Delete message-log rows beyond the retention limits; print what was deleted as JSON."""
+    from hub.monitoring.message_log import RetentionPolicy, enforce_retention
+    from hub.runtime import HubRuntime
+
+    settings = load_settings()
+    policy = RetentionPolicy.from_settings(dict(settings.extra or {}))
+    if max_age_days is not None:
+        policy = replace(policy, max_age=timedelta(days=max_age_days))
+    if max_rows is not None:
+        policy = replace(policy, max_rows=max_rows)
+    if max_bytes is not None:
+        policy = replace(policy, max_bytes=max_bytes)
+    runtime = HubRuntime(settings)
+    try:
+        with runtime.sessions.begin() as session:
+            result = enforce_retention(session, policy)
+    finally:
+        runtime.close()
+    click.echo(json.dumps({**asdict(result), "deleted": result.deleted}))
+
+
+@monitoring.command("health")
+def health() -> None:
+    """Print this process's view of the health model as JSON (database, broker, queues,
+    subscriptions, message log; connectors and workers only show in the running hub)."""
+    from hub.monitoring.health import MonitoringContext, health_snapshot
+    from hub.runtime import HubRuntime
+
+    runtime = HubRuntime(load_settings())
+    context = MonitoringContext(runtime.settings, runtime)
+    try:
+        snapshot = health_snapshot(context)
+    finally:
+        context.broker_probe().close()
+        runtime.close()
+    click.echo(json.dumps(snapshot, indent=2, default=str))
+    if snapshot["status"] == "down":
+        raise SystemExit(1)
+
+
+@monitoring.command("alerts")
+@click.option("--state", type=click.Choice(["firing", "resolved"]), default=None)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=100, show_default=True)
+def alerts(state: str | None, limit: int) -> None:
+    """Print alerts as JSON lines, firing first."""
+    from hub.monitoring.alerts import list_alerts
+    from hub.runtime import HubRuntime
+
+    runtime = HubRuntime(load_settings())
+    try:
+        with runtime.sessions() as session:
+            for alert in list_alerts(session, state=state, limit=limit):
+                click.echo(json.dumps(alert))
+    finally:
+        runtime.close()

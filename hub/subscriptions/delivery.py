@@ -1,0 +1,451 @@
+"""Delivery workers: one consumer per webhook / DCI subscription, each on its own queue.
+
+Why one consumer per subscription, with prefetch 1: a subscriber's queue is delivered strictly
+in order, so events about one person arrive in the order they happened, and a subscriber whose
+endpoint is down or slow only holds up its own queue: the dispatch worker never waits for any
+subscriber, and every other subscription has its own thread and connection. (The price: while
+one event of a subscription is being retried, later events of that subscription wait too; that
+is the simple way to keep per-subject order without tracking subjects.)
+
+Each delivery is POSTed with retries and exponential backoff (tenacity); every attempt is
+written to the delivery log. An endpoint that answers 4xx (other than 408/429) will not get
+better by retrying and the message is dead-lettered at once; network errors, timeouts and 5xx
+are retried ``attempts`` times, then the message goes to ``sr.dead`` with the reason (replay it
+with ``srhub dead-letters replay`` once the subscriber is fixed). An event already delivered to
+a subscription (a redelivery after a crash) is not sent twice unless an operator re-drives it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from sqlalchemy import func, select
+from tenacity import (
+    Retrying,
+    retry_if_result,
+    stop_after_attempt,
+    stop_when_event_set,
+    wait_exponential,
+    wait_random,
+)
+
+from hub.broker import connect
+from hub.broker.base import Broker, Consumer, DeadLetterReason, Delivery
+from hub.broker.errors import BrokerError, ConnectionClosed
+from hub.runtime import HubRuntime
+from hub.settings import Settings
+from hub.subscriptions import service
+from hub.subscriptions.fanout import H_EVENT_ID, H_PERSONAL, H_REDRIVE, H_SEQUENCE
+from hub.subscriptions.signing import signature_headers
+from hub.subscriptions.tables import (
+    CHANNEL_DCI,
+    CHANNEL_WEBHOOK,
+    DEAD_LETTERED,
+    DELIVERED,
+    DUPLICATE,
+    FAILED,
+    STATUS_ACTIVE,
+    WITHHELD,
+    DeliveryAttempt,
+    Subscription,
+)
+from hub.workers.connect import connect_with_retry
+from hub.workers.status import RUNNING, STOPPED, WorkerStatus
+from registry_core.db import utcnow
+from registry_core.outbox import EVENT_TYPE_PREFIX
+
+log = logging.getLogger(__name__)
+
+PUSH_CHANNELS = (CHANNEL_WEBHOOK, CHANNEL_DCI)
+RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class DeliveryPolicy:
+    """How hard to try one delivery, and how often to look for new subscriptions."""
+
+    attempts: int = 5
+    initial_delay: float = 0.5
+    max_delay: float = 30.0
+    timeout: float = 5.0  # per request (read); connecting gets at most 3 s
+    refresh: float = 1.0  # seconds between looks at the subscriptions table
+    receive_timeout: float = 0.2
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DeliveryPolicy:
+        raw = settings.extra.get("notifications", {}) if isinstance(settings.extra, dict) else {}
+        known = {k: v for k, v in (raw or {}).items() if k in cls.__dataclass_fields__}
+        return cls(**{k: float(v) if k != "attempts" else int(v) for k, v in known.items()})
+
+
+@dataclass
+class _Outcome:
+    ok: bool
+    retryable: bool
+    http_status: int | None = None
+    error: str | None = None
+
+
+@dataclass
+class SubscriptionSender:
+    """Consumes ``sr.deliver.<code>`` and pushes each message to the subscriber."""
+
+    code: str
+    settings: Settings
+    runtime: HubRuntime
+    policy: DeliveryPolicy
+    http: requests.Session = field(default_factory=requests.Session)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self.status = WorkerStatus(f"deliver-{self.code}")
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    # -- loop --------------------------------------------------------------------------------
+
+    def _broker(self) -> Broker:
+        options: dict[str, Any] = {"wait_for": 0}
+        if not self.settings.uses_embedded_broker:
+            options["connection_name"] = f"srhub-deliver-{self.code}"
+        return connect(self.settings, **options)
+
+    def run(self) -> None:
+        queue = service.delivery_queue(self.code)
+        while not self.stop_event.is_set():
+            broker = connect_with_retry(self._broker, [queue], self.status, self.stop_event)
+            if broker is None:
+                break
+            consumer: Consumer | None = None
+            try:
+                consumer = broker.open_consumer(queue.name, prefetch=1)
+                self.status.set_state(RUNNING, f"consuming {queue.name}", log)
+                while not self.stop_event.is_set():
+                    delivery = consumer.receive(self.policy.receive_timeout)
+                    if delivery is not None:
+                        self._handle_safely(consumer, delivery)
+            except (ConnectionClosed, BrokerError) as exc:
+                self.status.record_error(exc)
+                log.warning("delivery %s: broker trouble (%s); reconnecting", self.code, exc)
+                self.stop_event.wait(1.0)
+            finally:
+                for closer in (consumer.close if consumer else None, broker.close):
+                    if closer is not None:
+                        try:
+                            closer()
+                        except (BrokerError, OSError):
+                            log.debug("delivery %s: close failed", self.code)
+        self.status.set_state(STOPPED, "", log)
+
+    # -- one message -------------------------------------------------------------------------
+
+    def _subscription(self) -> Subscription | None:
+        with self.runtime.sessions() as session:
+            found = session.scalar(select(Subscription).where(Subscription.code == self.code))
+            if found is not None:
+                session.expunge(found)
+            return found
+
+    def _already_delivered(self, event_id: str) -> bool:
+        with self.runtime.sessions() as session:
+            return bool(
+                session.scalar(
+                    select(func.count())
+                    .select_from(DeliveryAttempt)
+                    .where(
+                        DeliveryAttempt.subscription_code == self.code,
+                        DeliveryAttempt.event_id == event_id,
+                        DeliveryAttempt.status == DELIVERED,
+                    )
+                )
+            )
+
+    def _attempts_so_far(self, event_id: str) -> int:
+        with self.runtime.sessions() as session:
+            return int(
+                session.scalar(
+                    select(func.count())
+                    .select_from(DeliveryAttempt)
+                    .where(
+                        DeliveryAttempt.subscription_code == self.code,
+                        DeliveryAttempt.event_id == event_id,
+                    )
+                )
+                or 0
+            )
+
+    def _log(self, info: dict[str, Any], attempt: int, status: str, **values: Any) -> None:
+        with self.runtime.sessions() as session, session.begin():
+            session.add(
+                DeliveryAttempt(
+                    subscription_code=self.code,
+                    event_id=info["event_id"],
+                    sequence=info["sequence"],
+                    event_type=info["event_type"],
+                    attempt=attempt,
+                    status=status,
+                    personal=info["personal"],
+                    **values,
+                )
+            )
+
+    def _handle_safely(self, consumer: Consumer, delivery: Delivery) -> None:
+        """A bug or a database outage while handling one message must not end the sender:
+        the message goes back to its queue and is tried again after a pause."""
+        try:
+            self.handle(consumer, delivery)
+        except (ConnectionClosed, BrokerError):
+            raise
+        except Exception as exc:
+            self.status.record_error(exc)
+            log.exception("delivery %s: handling a message failed; it stays queued", self.code)
+            consumer.requeue(delivery)
+            self.stop_event.wait(1.0)
+
+    def handle(self, consumer: Consumer, delivery: Delivery) -> None:
+        subscription = self._subscription()
+        if subscription is None:  # deleted: its queue goes too; nothing to deliver to
+            consumer.ack(delivery)
+            return
+        if subscription.status != STATUS_ACTIVE:
+            consumer.requeue(delivery)
+            self.stop_event.set()  # paused: leave the queue alone until resumed
+            return
+        headers = delivery.message.headers
+        try:
+            event = json.loads(delivery.message.body)
+        except ValueError:
+            event = {}
+        event_type = str(event.get("type", "")).removeprefix(EVENT_TYPE_PREFIX)
+        info = {
+            "event_id": str(headers.get(H_EVENT_ID) or event.get("id") or "")[:64],
+            "sequence": headers.get(H_SEQUENCE),
+            "event_type": event_type[:128],
+            "personal": bool(headers.get(H_PERSONAL)),
+        }
+        if not headers.get(H_REDRIVE) and self._already_delivered(info["event_id"]):
+            self._log(info, self._attempts_so_far(info["event_id"]) + 1, DUPLICATE)
+            consumer.ack(delivery)
+            return
+        body = self._body(subscription, event, info)
+        if body is None:
+            self._log(info, 1, WITHHELD, error="no consent: DCI notify carries personal data")
+            consumer.ack(delivery)
+            return
+        first = self._attempts_so_far(info["event_id"])
+        counter = {"n": first}
+
+        def attempt() -> _Outcome:
+            counter["n"] += 1
+            return self._post(subscription, body, info, counter["n"])
+
+        retrying = Retrying(
+            stop=stop_after_attempt(max(self.policy.attempts, 1))
+            | stop_when_event_set(self.stop_event),
+            wait=wait_exponential(multiplier=self.policy.initial_delay, max=self.policy.max_delay)
+            + wait_random(0, self.policy.initial_delay / 2),
+            retry=retry_if_result(lambda outcome: not outcome.ok and outcome.retryable),
+            sleep=self.stop_event.wait,
+            retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
+        )
+        outcome: _Outcome = retrying(attempt)
+        if outcome.ok:
+            consumer.ack(delivery)
+            self.status.count("processed")
+            return
+        if outcome.retryable and self.stop_event.is_set():
+            consumer.requeue(delivery)  # shutting down: try again after the restart
+            return
+        reason = (
+            f"subscription {self.code}: {counter['n'] - first} attempt(s) failed; last: "
+            f"{outcome.error}"
+        )[:300]
+        self._log(info, counter["n"], DEAD_LETTERED, error=reason, http_status=outcome.http_status)
+        now = utcnow()
+        consumer.dead_letter(
+            delivery,
+            DeadLetterReason(
+                error_class="DeliveryFailed",
+                reason=reason,
+                attempts=counter["n"] - first,
+                first_failure=now,
+                last_failure=now,
+            ),
+        )
+        self.status.count("dead_lettered")
+
+    def _body(self, subscription: Subscription, event: dict[str, Any], info: dict[str, Any]) -> Any:
+        if subscription.channel != CHANNEL_DCI:
+            return None if not event else json.dumps(event, separators=(",", ":")).encode()
+        if not info["personal"]:
+            return None
+        return _dci_body(self.settings, self.runtime, subscription, event, info["event_type"])
+
+    def _post(
+        self, subscription: Subscription, body: bytes, info: dict[str, Any], number: int
+    ) -> _Outcome:
+        headers = {
+            "Content-Type": "application/cloudevents+json"
+            if subscription.channel == CHANNEL_WEBHOOK
+            else "application/json",
+            "X-SR-Subscription": self.code,
+            "X-SR-Event-Id": info["event_id"],
+            "X-SR-Attempt": str(number),
+        }
+        secret = service.secret_of(self.runtime.cipher, subscription)
+        if secret is not None:
+            headers.update(signature_headers(secret, body))
+        started_at = utcnow()
+        clock = time.monotonic()
+        try:
+            response = self.http.post(
+                subscription.target,
+                data=body,
+                headers=headers,
+                timeout=(min(self.policy.timeout, 3.0), self.policy.timeout),
+                allow_redirects=False,
+            )
+        except requests.RequestException as exc:
+            outcome = _Outcome(False, True, None, f"network error {type(exc).__name__}")
+        else:
+            code = response.status_code
+            if 200 <= code < 300:
+                outcome = _Outcome(True, False, code)
+            else:
+                outcome = _Outcome(False, code in RETRYABLE_STATUSES, code, f"HTTP {code}")
+        self._log(
+            info,
+            number,
+            DELIVERED if outcome.ok else FAILED,
+            http_status=outcome.http_status,
+            error=outcome.error,
+            started_at=started_at,
+            duration_ms=int((time.monotonic() - clock) * 1000),
+        )
+        if not outcome.ok:
+            log.warning(
+                "delivery %s to %s attempt %d failed: %s",
+                self.code,
+                urlsplit(subscription.target).netloc,
+                number,
+                outcome.error,
+            )
+        return outcome
+
+
+def _dci_body(
+    settings: Settings,
+    runtime: HubRuntime,
+    subscription: Subscription,
+    event: dict[str, Any],
+    event_type: str,
+) -> bytes | None:
+    """A signed DCI ``notify`` envelope about the event's household (None: no household)."""
+    from hub.dci.config import DciConfig, load_signing_key
+    from hub.dci.notify import NotifyEvent, build_notify
+
+    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    household_id = data.get("household_id")
+    if not household_id:
+        return None
+    config = DciConfig.from_settings(settings)
+    household = runtime.registry.get_household(household_id)
+
+    @dataclass(frozen=True)
+    class _Target:
+        code: str
+        sender_id: str
+        callback_uri: str
+        reg_event_type: str
+
+    envelope = build_notify(
+        _Target(subscription.code, subscription.program_code, subscription.target, ""),
+        [NotifyEvent(event_type, household, reference_id=str(event.get("id")))],
+        registry_id=config.registry_id,
+        signing_key=load_signing_key(settings, config),
+    )
+    return json.dumps(envelope, separators=(",", ":")).encode()
+
+
+class DeliveryWorkers:
+    """Keeps one ``SubscriptionSender`` thread per active webhook / DCI subscription."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        runtime: HubRuntime,
+        policy: DeliveryPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.runtime = runtime
+        self.policy = policy or DeliveryPolicy.from_settings(settings)
+        self.senders: dict[str, tuple[SubscriptionSender, threading.Thread]] = {}
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def start(self) -> DeliveryWorkers:
+        self.refresh()
+        self._thread = threading.Thread(target=self._watch, name="srhub-deliver", daemon=True)
+        self._thread.start()
+        return self
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.policy.refresh):
+            try:
+                self.refresh()
+            except Exception as exc:  # a database hiccup must not end deliveries
+                log.warning("delivery workers: could not read subscriptions (%s)", exc)
+
+    def refresh(self) -> None:
+        """Start senders for new active subscriptions; stop those paused or deleted."""
+        with self.runtime.sessions() as session:
+            wanted = {s.code for s in service.active(session) if s.channel in PUSH_CHANNELS}
+        with self._lock:
+            for code in list(self.senders):
+                sender, thread = self.senders[code]
+                if code not in wanted or not thread.is_alive():
+                    sender.stop()
+                    if code not in wanted:
+                        thread.join(0)
+                    del self.senders[code]
+            if self._stop.is_set():
+                return
+            for code in sorted(wanted - set(self.senders)):
+                sender = SubscriptionSender(code, self.settings, self.runtime, self.policy)
+                thread = threading.Thread(
+                    target=sender.run, name=f"srhub-deliver-{code}", daemon=True
+                )
+                self.senders[code] = (sender, thread)
+                thread.start()
+
+    def statuses(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            return {code: s.status.snapshot() for code, (s, _t) in self.senders.items()}
+
+    def stop(self, timeout: float = 15.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            senders = list(self.senders.values())
+            self.senders.clear()
+        for sender, _thread in senders:
+            sender.stop()
+        for _sender, thread in senders:
+            thread.join(timeout)
+
+
+def start_delivery_workers(
+    settings: Settings, runtime: HubRuntime, policy: DeliveryPolicy | None = None
+) -> DeliveryWorkers:
+    """Start the webhook / DCI delivery workers; call ``.stop()`` on the result to end them."""
+    return DeliveryWorkers(settings, runtime, policy).start()

@@ -1,0 +1,46 @@
+"""Which subscriptions an event goes to: event-type patterns and the area filter.
+
+Event-type patterns use the broker's topic rules (``*`` one word, ``#`` any number), so a
+subscription reads like the AMQP binding an AMQP subscriber would write. The area filter is a
+list of prefixes of ``data.admin_area_code`` (area codes are hierarchical: ``R01`` contains
+``R01-D02``); an event without an area never passes an area filter, because guessing would send
+it to programs of the wrong region.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hub.broker.topic import matches
+from registry_core.outbox import EVENT_TYPES
+
+SUBSCRIBABLE_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES
+
+
+def type_matches(patterns: Iterable[str], routing_key: str) -> bool:
+    return any(matches(pattern, routing_key) for pattern in patterns)
+
+
+def pattern_is_useful(pattern: str) -> bool:
+    """True when ``pattern`` matches at least one event type the registry emits."""
+    return any(matches(pattern, event_type) for event_type in SUBSCRIBABLE_EVENT_TYPES)
+
+
+def area_matches(filters: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
+    prefixes = filters.get("admin_areas") or []
+    if not prefixes:
+        return True
+    area = data.get("admin_area_code")
+    if not isinstance(area, str) or not area:
+        return False
+    return any(area.startswith(prefix) for prefix in prefixes)
+
+
+def subscription_matches(
+    event_types: Iterable[str], filters: Mapping[str, Any], routing_key: str, data: Any
+) -> bool:
+    """Type and area filters; the enrolment filter needs the database (see ``fanout``)."""
+    if not type_matches(event_types, routing_key):
+        return False
+    return area_matches(filters, data if isinstance(data, Mapping) else {})

@@ -1,0 +1,293 @@
+"""The message log: recording through the hooks, sealed bodies, keyset pages served by an
+index, and retention that keeps the table bounded (by age, rows and bytes) — on SQLite and
+PostgreSQL, directly, through ``srhub monitoring prune`` and through the scheduled job."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import func, insert, select, text
+
+from hub.broker.base import Message
+from hub.monitoring import hooks, message_log
+from hub.monitoring.message_log import (
+    INBOUND,
+    MessageLogEntry,
+    MessageLogWriter,
+    RetentionPolicy,
+    enforce_retention,
+    list_messages,
+    read_body,
+)
+from hub.runtime import HubRuntime
+from hub.settings import load_settings
+from hub.workers.errors import PermanentError
+from registry_core.db import utcnow
+
+
+@pytest.fixture
+def runtime(db_url: str, tmp_path: Path) -> Iterator[HubRuntime]:
+    settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path / "var", sandbox=False)
+    hub = HubRuntime(settings)
+    try:
+        yield hub
+    finally:
+        message_log.install_writer(None)
+        hub.close()
+
+
+def _fill(runtime: HubRuntime, count: int, *, start_id: int = 1, age: timedelta = timedelta(0),
+          size: int = 100, connectors: int = 10) -> None:
+    """Bulk insert ``count`` rows (ids ascending with time, as the writer produces them)."""
+    base = utcnow() - age
+    rows = [
+        {
+            "id": start_id + i,
+            "direction": INBOUND,
+            "connector": f"c{i % connectors}",
+            "message_id": f"m-{start_id + i}",
+            "routing_key": f"c{i % connectors}.record",
+            "size": size,
+            "status": "applied" if i % 7 else "failed",
+            "started_at": base + timedelta(milliseconds=i),
+            "finished_at": base + timedelta(milliseconds=i + 5),
+        }
+        for i in range(count)
+    ]
+    with runtime.sessions.begin() as session:
+        for offset in range(0, len(rows), 10_000):
+            session.execute(insert(MessageLogEntry), rows[offset : offset + 10_000])
+
+
+MOMENT = "2026-01-01 00:00:00.000000"  # SQLite stores naive UTC text
+FILL_SQL = {
+    "postgresql": (
+        "INSERT INTO message_log (id, direction, connector, message_id, routing_key, size,"
+        " status, started_at, finished_at)"
+        " SELECT i + 1, 'in', 'c' || (i % 10), 'm-' || (i + 1), 'c' || (i % 10) || '.record',"
+        " 100, CASE WHEN i % 7 = 0 THEN 'failed' ELSE 'applied' END, :moment, :moment"
+        " FROM generate_series(0, :last) AS i"
+    ),
+    "sqlite": (
+        "INSERT INTO message_log (id, direction, connector, message_id, routing_key, size,"
+        " status, started_at, finished_at)"
+        " WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i < :last)"
+        " SELECT i + 1, 'in', 'c' || (i % 10), 'm-' || (i + 1), 'c' || (i % 10) || '.record',"
+        " 100, CASE WHEN i % 7 = 0 THEN 'failed' ELSE 'applied' END, :moment, :moment FROM n"
+    ),
+}
+
+
+def _fill_fast(runtime: HubRuntime, count: int) -> None:
+    """Bulk insert in one INSERT ... SELECT (the database generates the rows): 100,000 rows in
+    about a second, same layout as ``_fill`` (connector c<i % 10>, every 7th row failed)."""
+    dialect = runtime.engine.dialect.name
+    with runtime.engine.begin() as conn:
+        conn.execute(
+            text(FILL_SQL[dialect]),
+            {"last": count - 1, "moment": MOMENT if dialect == "sqlite" else utcnow()},
+        )
+
+
+def _fix_sequence(runtime: HubRuntime) -> None:
+    """Explicit ids do not advance PostgreSQL's sequence; the writer's inserts must not clash."""
+    if runtime.engine.dialect.name == "postgresql":
+        with runtime.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "SELECT setval(pg_get_serial_sequence('message_log', 'id'), "
+                    "(SELECT COALESCE(MAX(id), 1) FROM message_log))"
+                )
+            )
+
+
+def _count(runtime: HubRuntime) -> int:
+    with runtime.sessions() as session:
+        return int(session.execute(select(func.count()).select_from(MessageLogEntry)).scalar())
+
+
+def test_hooks_record_publish_and_outcome_with_sealed_bodies(runtime: HubRuntime) -> None:
+    writer = MessageLogWriter(runtime.sessions, runtime.cipher, body_connectors=["tax"])
+    message_log.install_writer(writer)
+    body = b'{"data": {"payload": "NATIONAL-ID 123456789"}}'
+    started = time.monotonic()
+    hooks.inbound_published("tax", [Message(body, "tax.income_row", "ev-tax-1")], started)
+    hooks.inbound_published("gis", [Message(body, "gis.location", "ev-gis-1")], started)
+    hooks.inbound_published("gis", [Message(body, "gis.location", "ev-gis-2")], started)
+    writer.flush()
+
+    event = {"id": "ev-tax-1", "time": utcnow().isoformat()}
+    with hooks.observe_ingest(event, "tax.income_row") as note:
+        note.outcome = "applied"
+    with pytest.raises(PermanentError), hooks.observe_ingest({"id": "ev-gis-1"}, "gis.location"):
+        raise PermanentError("row 3: date 2024-13-01 is not a date", "MappingError")
+    writer.flush()
+
+    with runtime.sessions() as session:
+        items, cursor = list_messages(session, limit=10)
+        by_id = {item["message_id"]: item for item in items}
+        assert cursor is None
+        assert set(by_id) == {"ev-tax-1", "ev-gis-1", "ev-gis-2"}
+        assert by_id["ev-tax-1"]["status"] == "applied"
+        assert by_id["ev-tax-1"]["has_body"] is True
+        assert by_id["ev-tax-1"]["size"] == len(body)
+        assert by_id["ev-tax-1"]["finished_at"] is not None
+        assert by_id["ev-gis-1"]["status"] == "failed"
+        assert by_id["ev-gis-1"]["error"] == "MappingError"  # class only: no record content
+        assert by_id["ev-gis-1"]["has_body"] is False  # bodies only where configured
+        assert by_id["ev-gis-2"]["status"] == "received"
+
+        sealed = session.execute(
+            select(MessageLogEntry.body_sealed).where(MessageLogEntry.message_id == "ev-tax-1")
+        ).scalar_one()
+        assert b"123456789" not in sealed  # encrypted at rest
+        assert read_body(session, by_id["ev-tax-1"]["id"], runtime.cipher) == body
+        pending = message_log.pending_by_connector(session)
+    assert pending["gis"]["backlog"] == 1 and "tax" not in pending
+
+
+def test_outcome_without_a_published_row_is_inserted(runtime: HubRuntime) -> None:
+    writer = MessageLogWriter(runtime.sessions, runtime.cipher)
+    message_log.install_writer(writer)
+    with hooks.observe_ingest({"id": "ev-other-process"}, "civil_registry.birth") as note:
+        note.outcome = "review"
+    message_log.record_outbound(
+        "program-mis", "ev-out-1", status="delivered", started_at=utcnow(), size=321
+    )
+    writer.flush()
+    with runtime.sessions() as session:
+        items, _ = list_messages(session, limit=10)
+    statuses = {(i["direction"], i["connector"], i["status"]) for i in items}
+    assert statuses == {("in", "civil_registry", "review"), ("out", "program-mis", "delivered")}
+
+
+def test_keyset_pages_over_100k_rows_use_an_index(runtime: HubRuntime) -> None:
+    _fill_fast(runtime, 100_000)
+    assert _count(runtime) == 100_000
+    with runtime.engine.begin() as conn:
+        conn.execute(text("ANALYZE message_log"))
+    seen: list[int] = []
+    with runtime.sessions() as session:
+        before = None
+        for _ in range(5):
+            items, before = list_messages(session, connector="c3", before=before, limit=200)
+            seen.extend(item["id"] for item in items)
+        # the last page of a filtered walk deep into the table
+        deep, _ = list_messages(session, connector="c3", status="failed", before=1000, limit=5)
+    assert len(seen) == 1000 == len(set(seen))
+    assert seen == sorted(seen, reverse=True)
+    assert all(i % 10 == 4 for i in seen)  # c3 rows are ids 4, 14, 24, ... (start_id 1)
+    assert seen[0] == 99_994
+    assert [d["id"] for d in deep] == sorted((d["id"] for d in deep), reverse=True)
+    assert all(d["id"] < 1000 and d["status"] == "failed" for d in deep)
+
+    query = (
+        "SELECT id FROM message_log WHERE connector = 'c3' AND id < 50000 "
+        "ORDER BY id DESC LIMIT 51"
+    )
+    with runtime.engine.connect() as conn:
+        if runtime.engine.dialect.name == "sqlite":
+            plan = " ".join(str(r[-1]) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {query}")))
+            assert "INDEX" in plan.upper() and "TEMP B-TREE" not in plan.upper(), plan
+        else:
+            plan = " ".join(r[0] for r in conn.execute(text(f"EXPLAIN {query}")))
+            assert "Index" in plan and "Sort" not in plan and "Seq Scan" not in plan, plan
+
+
+def test_retention_holds_the_log_within_age_rows_and_bytes(runtime: HubRuntime) -> None:
+    _fill(runtime, 1_000, start_id=1, age=timedelta(days=40))  # too old
+    _fill(runtime, 6_000, start_id=1_001, size=100)  # young, 600,000 bytes
+    assert _count(runtime) == 7_000
+
+    with runtime.sessions.begin() as session:
+        result = enforce_retention(
+            session, RetentionPolicy(max_age=timedelta(days=30), max_rows=5_000, max_bytes=10**9)
+        )
+    assert (result.deleted_by_age, result.deleted_by_rows) == (1_000, 1_000)
+    assert result.rows_left == _count(runtime) == 5_000
+
+    with runtime.sessions.begin() as session:
+        result = enforce_retention(
+            session, RetentionPolicy(max_age=timedelta(days=30), max_rows=5_000, max_bytes=250_000)
+        )
+    assert result.deleted_by_bytes == 2_500 and result.bytes_left <= 250_000
+    with runtime.sessions() as session:
+        low, high = session.execute(
+            select(func.min(MessageLogEntry.id), func.max(MessageLogEntry.id))
+        ).one()
+        oldest = session.execute(select(func.min(MessageLogEntry.started_at))).scalar()
+    assert high == 7_000 and low == 7_000 - 2_500 + 1  # the newest kept, the oldest gone
+    assert oldest > utcnow() - timedelta(days=1)
+
+    with runtime.sessions.begin() as session:  # nothing more to do: a second run is a no-op
+        again = enforce_retention(
+            session, RetentionPolicy(max_age=timedelta(days=30), max_rows=5_000, max_bytes=250_000)
+        )
+    assert again.deleted == 0 and again.rows_left == 2_500
+
+
+def test_cli_prune_applies_the_limits(runtime: HubRuntime, tmp_path: Path) -> None:
+    from hub.cli import main
+
+    _fill(runtime, 3_000)
+    env = {
+        "SRHUB_DATABASE_URL": runtime.settings.effective_database_url,
+        "SRHUB_DATA_DIR": str(tmp_path / "var"),
+        "SRHUB_EXTRA": '{"message_log_max_rows": 1200}',
+    }
+    result = CliRunner().invoke(main, ["monitoring", "prune"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert '"deleted_by_rows": 1800' in result.output
+    assert _count(runtime) == 1_200
+    result = CliRunner().invoke(
+        main, ["monitoring", "prune", "--max-rows", "1000"], env=env, catch_exceptions=False
+    )
+    assert '"deleted": 200' in result.output and _count(runtime) == 1_000
+
+
+def test_the_scheduled_job_keeps_a_growing_log_bounded(runtime: HubRuntime) -> None:
+    from dataclasses import replace
+
+    from hub.monitoring.service import start_monitoring
+
+    settings = replace(
+        runtime.settings,
+        extra={
+            "message_log_max_rows": 500,
+            "monitoring_interval_seconds": 0.1,
+            "message_log_retention_interval_seconds": 0.2,
+            "message_log_flush_seconds": 0.05,
+        },
+    )
+    _fill(runtime, 2_000)
+    _fix_sequence(runtime)
+    monitor = start_monitoring(settings, runtime)
+    try:
+        for batch in range(5):  # traffic keeps arriving while the job runs
+            hooks.inbound_published(
+                "c1",
+                [Message(b"x" * 10, "c1.record", f"live-{batch}-{i}") for i in range(200)],
+                time.monotonic(),
+            )
+            time.sleep(0.1)
+        deadline = time.monotonic() + 15
+        newest = None
+        while time.monotonic() < deadline:
+            with runtime.sessions() as session:
+                newest = session.execute(
+                    select(MessageLogEntry.message_id).order_by(MessageLogEntry.id.desc()).limit(1)
+                ).scalar()
+            if newest == "live-4-199" and _count(runtime) <= 500:
+                break
+            time.sleep(0.1)
+        assert monitor.writer.written >= 1_000
+        assert newest == "live-4-199"  # the newest traffic is kept ...
+        assert _count(runtime) <= 500  # ... and the log is back under its limit
+        assert monitor.last_retention is not None and monitor.last_retention.deleted > 0
+    finally:
+        monitor.stop()
