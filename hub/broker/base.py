@@ -134,6 +134,11 @@ class Consumer(abc.ABC):
     def ack(self, delivery: Delivery) -> None:
         """Settle the delivery: the message is removed from the queue for good."""
 
+    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
+        """Settle several deliveries; backends override it to do so in one round trip."""
+        for delivery in deliveries:
+            self.ack(delivery)
+
     @abc.abstractmethod
     def requeue(self, delivery: Delivery) -> None:
         """Give the delivery back for another attempt (counts towards the delivery limit)."""

@@ -237,6 +237,23 @@ def test_requeue_and_close_give_messages_back(broker_factory: BrokerTarget) -> N
     assert {d.message.message_id: d.attempts for d in back} == {"r-0": 3, "r-1": 2, "r-2": 2}
 
 
+def test_ack_many_settles_exactly_the_batch(broker_factory: BrokerTarget) -> None:
+    broker = broker_factory.make()
+    queue = one_queue(broker_factory, broker)
+    broker.publish(EXCHANGE_EVENTS, [msg(broker_factory.key("a"), f"b-{i}") for i in range(6)])
+    consumer = broker.open_consumer(queue, prefetch=6)
+    held = [consumer.receive(timeout=5) for _ in range(6)]
+    assert all(held)
+    consumer.ack_many(held[:3])  # a contiguous batch: one round trip on RabbitMQ
+    consumer.ack_many([held[3], held[5]])  # a gap: settled one by one
+    with pytest.raises(BrokerError):
+        consumer.ack_many([held[0]])  # already settled
+    consumer.close()  # only b-4 was never acked
+    back = take(broker_factory.make().open_consumer(queue, prefetch=10), 1)
+    assert [d.message.message_id for d in back] == ["b-4"]
+    assert depth_soon(broker, queue, 0) == 0
+
+
 def test_dead_letter_after_delivery_limit(
     broker_factory: BrokerTarget, dead_queue_empty: None
 ) -> None:
