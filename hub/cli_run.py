@@ -109,6 +109,7 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
         server = make_server(settings.host, settings.port, app, threaded=True)
         url = f"http://{settings.host}:{server.server_port}"
         click.echo(f"srhub: API on {url}  (health: {url}/health)")
+        click.echo(f"srhub: dashboard {url}/  (log in with the admin token below)")
         click.echo(f"srhub: database {settings.effective_database_url.split('@')[-1]}")
         click.echo(
             "srhub: broker "
