@@ -18,8 +18,10 @@ $(STAMP): $(BIN)/python pyproject.toml
 run: $(STAMP)
 	$(BIN)/srhub run
 
+# Tests are isolated (own PostgreSQL database, RabbitMQ vhost and ports per worker process), so
+# they run in parallel on every core.
 test: $(STAMP)
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
