@@ -10,30 +10,7 @@ from __future__ import annotations
 
 import re
 
-# Verhoeff: multiplication table of the dihedral group D5, position permutation, inverses.
-_MULTIPLY = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
-    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
-    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
-    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
-    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
-    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
-    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
-    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
-    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-)
-_PERMUTE = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-    (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
-    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
-    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
-    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0),
-    (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
-    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),
-    (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
-)
-_INVERSE = (0, 4, 3, 2, 1, 5, 6, 7, 8, 9)
+from standards.identifiers import verhoeff_check_digit, verhoeff_is_valid
 
 NATIONAL_ID_RE = re.compile(r"[1-9][0-9]{9}")  # 9 digits of body + the check digit
 VID_RE = re.compile(r"[1-9][0-9]{15}")  # MOSIP-like virtual ID: 15 digits + check digit
@@ -41,22 +18,12 @@ VID_RE = re.compile(r"[1-9][0-9]{15}")  # MOSIP-like virtual ID: 15 digits + che
 
 def verhoeff_valid(number: str) -> bool:
     """True when ``number`` (ASCII digits, check digit last) passes the Verhoeff check."""
-    if not number or not number.isascii() or not number.isdigit():
-        return False
-    check = 0
-    for position, char in enumerate(reversed(number)):
-        check = _MULTIPLY[check][_PERMUTE[position % 8][ord(char) - 48]]
-    return check == 0
+    return verhoeff_is_valid(number)
 
 
 def verhoeff_digit(body: str) -> str:
     """The check digit to append to ``body`` (used by tests to build wrong numbers)."""
-    if not body or not body.isascii() or not body.isdigit():
-        raise ValueError("the body of an identifier must be decimal digits")
-    check = 0
-    for position, char in enumerate(reversed(body)):
-        check = _MULTIPLY[check][_PERMUTE[(position + 1) % 8][ord(char) - 48]]
-    return str(_INVERSE[check])
+    return verhoeff_check_digit(body)
 
 
 def national_id_problem(value: object, id_type: str = "UIN") -> str | None:

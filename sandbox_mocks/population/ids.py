@@ -16,53 +16,11 @@ from __future__ import annotations
 import math
 import random
 
-# Verhoeff tables: multiplication in the dihedral group D5, a position permutation, inverses.
-_D = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-    (1, 2, 3, 4, 0, 6, 7, 8, 9, 5),
-    (2, 3, 4, 0, 1, 7, 8, 9, 5, 6),
-    (3, 4, 0, 1, 2, 8, 9, 5, 6, 7),
-    (4, 0, 1, 2, 3, 9, 5, 6, 7, 8),
-    (5, 9, 8, 7, 6, 0, 4, 3, 2, 1),
-    (6, 5, 9, 8, 7, 1, 0, 4, 3, 2),
-    (7, 6, 5, 9, 8, 2, 1, 0, 4, 3),
-    (8, 7, 6, 5, 9, 3, 2, 1, 0, 4),
-    (9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-)
-_P = (
-    (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),
-    (1, 5, 7, 6, 2, 8, 3, 0, 9, 4),
-    (5, 8, 0, 3, 7, 9, 6, 1, 4, 2),
-    (8, 9, 1, 6, 0, 4, 3, 5, 2, 7),
-    (9, 4, 5, 3, 1, 2, 6, 8, 7, 0),
-    (4, 2, 8, 6, 5, 7, 3, 9, 0, 1),
-    (2, 7, 9, 3, 8, 0, 6, 4, 1, 5),
-    (7, 0, 4, 6, 9, 1, 3, 2, 5, 8),
-)
-_INV = (0, 4, 3, 2, 1, 5, 6, 7, 8, 9)
+# The check digit is the one every partner and the hub agree on (the standards package).
+from standards.identifiers import verhoeff_check_digit, verhoeff_is_valid
 
 NATIONAL_ID_LENGTH = 10  # 9 digits of body + 1 Verhoeff check digit
 VID_LENGTH = 16  # virtual ID: 15 digits + Verhoeff check digit (MOSIP VIDs are 16 digits)
-
-
-def verhoeff_check_digit(body: str) -> str:
-    """The Verhoeff check digit to append to ``body`` (a string of decimal digits)."""
-    if not body.isdigit() or not body.isascii():
-        raise ValueError("the body of an identifier must be decimal digits")
-    c = 0
-    for i, ch in enumerate(reversed(body)):
-        c = _D[c][_P[(i + 1) % 8][ord(ch) - 48]]
-    return str(_INV[c])
-
-
-def verhoeff_is_valid(number: str) -> bool:
-    """True if ``number`` (digits, check digit last) passes the Verhoeff check."""
-    if not number or not number.isdigit() or not number.isascii():
-        return False
-    c = 0
-    for i, ch in enumerate(reversed(number)):
-        c = _D[c][_P[i % 8][ord(ch) - 48]]
-    return c == 0
 
 
 def national_id_check_digit(body: str) -> str:
