@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -165,6 +166,32 @@ def _ref_with_ids(ref: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in ref.items() if v is not None}
 
 
+def _who(
+    registry: Registry,
+    reference: Mapping[str, Any],
+    kind: str,
+    record: dict[str, Any],
+    source: Source,
+    ctx: IngestContext,
+) -> uuid.UUID | str:
+    """The registered person ``reference`` is about, or the outcome to report instead:
+    "not_registered" when nobody matches, "review" (queued for a person) when unsure."""
+    found = registry.resolve(_ref_with_ids(reference))
+    if found.outcome == "no_match":
+        return "not_registered"
+    if found.outcome != "match" or found.person_id is None:
+        registry.queue_review(
+            kind=kind,
+            reason=found.reason,
+            record=record,
+            candidates=found.candidates,
+            source=source,
+            message_id=ctx.message_id,
+        )
+        return "review"
+    return found.person_id
+
+
 def apply_birth(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
     source = _source(
         "civil_registry",
@@ -208,46 +235,26 @@ def apply_death(registry: Registry, record: dict[str, Any], ctx: IngestContext) 
         record.get("event_id") or record["registration_number"],
         record.get("registered_on"),
     )
-    deceased = registry.resolve(_ref_with_ids(record["deceased"]))
-    if deceased.outcome == "no_match":
-        return "not_registered"
-    if deceased.outcome != "match" or deceased.person_id is None:
-        registry.queue_review(
-            kind="death",
-            reason=deceased.reason,
-            record=record,
-            candidates=deceased.candidates,
-            source=source,
-            message_id=ctx.message_id,
-        )
-        return "review"
+    deceased = _who(registry, record["deceased"], "death", record, source, ctx)
+    if isinstance(deceased, str):
+        return deceased
     result = registry.record_death(
-        deceased.person_id, record["death_date"], source, record.get("registration_number")
+        deceased, record["death_date"], source, record.get("registration_number")
     )
     return "applied" if result.events else "already_applied"
 
 
 def apply_income(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
     source = _source("tax", record.get("record_no") or ctx.source_id, record.get("filed_on"))
-    taxpayer = registry.resolve(_ref_with_ids(record["taxpayer"]))
-    if taxpayer.outcome == "no_match":
-        return "not_registered"
-    if taxpayer.outcome != "match" or taxpayer.person_id is None:
-        registry.queue_review(
-            kind="income",
-            reason=taxpayer.reason,
-            record=record,
-            candidates=taxpayer.candidates,
-            source=source,
-            message_id=ctx.message_id,
-        )
-        return "review"
-    known = {i["system"] for i in registry.get_person(taxpayer.person_id).get("identifiers", [])}
+    taxpayer = _who(registry, record["taxpayer"], "income", record, source, ctx)
+    if isinstance(taxpayer, str):
+        return taxpayer
+    known = {i["system"] for i in registry.get_person(taxpayer).get("identifiers", [])}
     missing = [i for i in record["taxpayer"].get("identifiers", []) if i["system"] not in known]
     if missing:  # the tax authority taught us an identifier we did not have
-        registry.update_person(taxpayer.person_id, {"identifiers": missing}, source)
+        registry.update_person(taxpayer, {"identifiers": missing}, source)
     try:
-        result = registry.record_person_attributes(taxpayer.person_id, record["attributes"], source)
+        result = registry.record_person_attributes(taxpayer, record["attributes"], source)
     except BusinessRuleViolation:
         return "not_in_household"
     return "applied" if result.events else "already_applied"
@@ -320,25 +327,15 @@ def apply_enrollment(registry: Registry, record: dict[str, Any], ctx: IngestCont
         f"{record['program_code']}:{record['beneficiary_number']}",
         record.get("enrolled_on"),
     )
-    who = registry.resolve(_ref_with_ids(record["beneficiary"]))
-    if who.outcome == "no_match":
-        return "not_registered"
-    if who.outcome != "match" or who.person_id is None:
-        registry.queue_review(
-            kind="enrollment",
-            reason=who.reason,
-            record=record,
-            candidates=who.candidates,
-            source=source,
-            message_id=ctx.message_id,
-        )
-        return "review"
+    who = _who(registry, record["beneficiary"], "enrollment", record, source, ctx)
+    if isinstance(who, str):
+        return who
     number = f"{record['program_code']}-{record['beneficiary_number']}"
-    known = registry.get_person(who.person_id).get("identifiers", [])
+    known = registry.get_person(who).get("identifiers", [])
     if any(i["system"] == "program_beneficiary_id" and i["value"] == number.upper() for i in known):
         return "already_applied"
     registry.update_person(
-        who.person_id,
+        who,
         {"identifiers": [{"system": "program_beneficiary_id", "value": number}]},
         source,
     )
