@@ -1,0 +1,56 @@
+"""The program MIS and GIS feeds land in the registry: enrolled beneficiaries get their program
+beneficiary number, and every registered household gets its locality's flood-risk and
+poverty-rate layers from the GIS."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.scenarios.conftest import wait_for
+
+
+def test_enrollments_and_area_layers_reach_registered_households(live_hub):
+    hub = live_hub
+    households, _ = hub.registry.list_households(limit=200)
+    people = [m for h in households for m in h["members"]]
+
+    def beneficiaries() -> list[dict]:
+        found = []
+        for person in people:
+            current = hub.registry.get_person(person["id"])
+            if any(i["system"] == "program_beneficiary_id" for i in current["identifiers"]):
+                found.append(current)
+        return found
+
+    enrolled = wait_for(beneficiaries, timeout=60, what="an enrolment applied")
+    mis = hub.mock("programs")
+    known = set()
+    for program in ("CCG", "OAP", "SFP"):
+        page = requests.get(
+            f"{mis}/programs/{program}/beneficiaries", params={"page_size": 500}, timeout=10
+        ).json()
+        for item in page.get("items") or page.get("beneficiaries") or []:
+            number = item.get("beneficiaryNo") or item.get("beneficiary_no") or ""
+            known.add(f"{program}{number}".upper().replace("-", ""))
+    for person in enrolled:
+        numbers = {
+            i["value"] for i in person["identifiers"] if i["system"] == "program_beneficiary_id"
+        }
+        assert numbers <= known  # stored normalised: program code + the MIS's number
+
+    gis = f"{hub.mock('gis')}/gis/v1"
+
+    def layered() -> bool:
+        for household in households[:20]:
+            current = hub.registry.get_household(household["id"])
+            names = {a["name"] for a in current["attributes"]}
+            if not {"flood_risk", "poverty_rate"} <= names:
+                return False
+        return True
+
+    wait_for(layered, timeout=60, what="GIS layers on every household")
+    sample = hub.registry.get_household(households[0]["id"])
+    area = requests.get(f"{gis}/areas/{sample['admin_area_code']}", timeout=10).json()
+    values = {a["name"]: a["value"] for a in sample["attributes"]}
+    flat = str(area)
+    assert str(values["flood_risk"]) in flat and str(values["poverty_rate"]) in flat
