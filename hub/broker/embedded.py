@@ -91,6 +91,9 @@ def _describe(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
+_TOPOLOGY_LOCK = 0x5352_544F_504F  # an arbitrary key of this project's advisory lock
+
+
 class EmbeddedBroker(Broker):
     """A broker on SQL tables. One instance per thread, like the AMQP one."""
 
@@ -188,6 +191,10 @@ class EmbeddedBroker(Broker):
                 raise BrokerError(f"queue {spec.name}: delivery_limit must be >= 0")
 
         def work(conn: Connection) -> None:
+            if conn.dialect.name == "postgresql":
+                # Workers and publishers declare at start-up at the same moment: serialise the
+                # read-then-insert so two of them never race to create the same queue.
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _TOPOLOGY_LOCK})
             now = utcnow()
             for spec in specs:
                 row = conn.execute(
