@@ -10,6 +10,7 @@ production deployment passes its keys explicitly.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import secrets
@@ -165,23 +166,43 @@ def load_keys(settings: Settings) -> Keys:
         return Keys(**{k: _decode_key(k, v) for k, v in given.items()})
 
     path = settings.effective_key_file
-    stored: dict[str, str] = {}
-    if path.is_file():
-        stored = json.loads(path.read_text(encoding="utf-8"))
-    changed = False
-    for name in given:
-        if not stored.get(name):
-            stored[name] = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-            changed = True
-    if changed:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(stored, fh, indent=2)
-        os.replace(tmp, path)
+    stored = _read_key_file(path)
+    missing = [name for name in given if not stored.get(name)]
+    if missing:
+        fresh = dict(stored)
+        for name in missing:
+            fresh[name] = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+        _write_key_file(path, fresh, replace_existing=bool(stored))
+        # Several threads or processes may start at once: whoever created the file first wins,
+        # and everyone uses what is on disk, so no two workers ever hold different keys.
+        stored = _read_key_file(path)
     merged = {k: (given[k] or stored[k]) for k in given}
     return Keys(**{k: _decode_key(k, v) for k, v in merged.items()})
+
+
+def _read_key_file(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    return dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+def _write_key_file(path: Path, keys: dict[str, str], *, replace_existing: bool) -> None:
+    """Write a new key file (mode 0600) atomically. A first key file is created with a hard
+    link, which fails if another writer got there first; its keys are then kept."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(keys, fh, indent=2)
+        if replace_existing:
+            os.replace(tmp, path)
+        else:
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
 
 
 def with_overrides(settings: Settings, **changes: Any) -> Settings:

@@ -57,3 +57,23 @@ def test_explicit_keys_win_and_are_checked(tmp_path: Path):
     env["SRHUB_IDENTIFIER_HMAC_KEY"] = base64.b64encode(b"short").decode()
     with pytest.raises(SettingsError, match="32 bytes"):
         load_keys(load_settings(env=env))
+
+
+def test_workers_starting_together_share_one_key_file(tmp_path: Path):
+    import threading
+
+    settings = load_settings(env={}, data_dir=tmp_path)
+    results: list[bytes] = []
+    barrier = threading.Barrier(8)
+
+    def start() -> None:
+        barrier.wait()
+        results.append(load_keys(settings).identifier_encryption_key)
+
+    threads = [threading.Thread(target=start) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 8 and len(set(results)) == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["keys.json"]  # no temporary files left
