@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pika
+import pytest
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -182,3 +183,20 @@ effects = Table(
 def ensure_effects_table(engine: Engine) -> None:
     effects_metadata.drop_all(engine)
     effects_metadata.create_all(engine)
+
+
+# ---------------------------------------------------------------- fixtures the pipeline tests share
+
+
+# Broker x database: the embedded queue on both databases; RabbitMQ with SQLite for the
+# idempotency store (the store's PostgreSQL path is covered by the embedded runs).
+BACKENDS = pytest.mark.parametrize(
+    ("db_url", "target"),
+    [
+        ("sqlite", "embedded"),
+        pytest.param("postgresql", "embedded", marks=pytest.mark.postgres),
+        pytest.param("sqlite", "amqp", marks=pytest.mark.amqp),
+    ],
+    indirect=True,
+    ids=["embedded-sqlite", "embedded-postgresql", "amqp"],
+)

@@ -23,21 +23,14 @@ from registry_core.db import make_engine, make_session_factory
 from registry_core.models import OutboxEvent
 from standards.cloudevents import parse_envelope
 from tests.integration.pipeline_support import (
+    BACKENDS,
     Target,
     add_events,
     effects,
     ensure_effects_table,
     ensure_tables,
-    own_amqp_vhost,
     unpublished,
 )
-from tests.services import amqp_url_or_skip
-
-
-@pytest.fixture(scope="module")
-def amqp_url() -> Iterator[str]:
-    with own_amqp_vhost(amqp_url_or_skip()) as url:
-        yield url
 
 
 @pytest.fixture
@@ -48,33 +41,6 @@ def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
         yield make_session_factory(engine)
     finally:
         engine.dispose()
-
-
-# Broker x database: the embedded queue on both databases; RabbitMQ with SQLite for the
-# idempotency store (the store's PostgreSQL path is covered by the embedded runs).
-BACKENDS = pytest.mark.parametrize(
-    ("db_url", "target"),
-    [
-        ("sqlite", "embedded"),
-        pytest.param("postgresql", "embedded", marks=pytest.mark.postgres),
-        pytest.param("sqlite", "amqp", marks=pytest.mark.amqp),
-    ],
-    indirect=True,
-    ids=["embedded-sqlite", "embedded-postgresql", "amqp"],
-)
-
-
-@pytest.fixture
-def target(request: pytest.FixtureRequest, db_url: str) -> Iterator[Target]:
-    """The broker under test (indirect parameter: "embedded" or "amqp")."""
-    if request.param == "embedded":
-        chosen = Target("embedded", db_url)
-    else:
-        chosen = Target("amqp", request.getfixturevalue("amqp_url"))
-    try:
-        yield chosen
-    finally:
-        chosen.cleanup()
 
 
 def take_all(broker: Broker, queue: str, expected: int, timeout: float = 10.0) -> list[bytes]:

@@ -42,23 +42,16 @@ from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from registry_core.db import make_engine, make_session_factory
 from standards.cloudevents import build_event, to_json_bytes
 from tests.integration.pipeline_support import (
+    BACKENDS,
     Target,
     add_events,
     effects,
     ensure_effects_table,
     ensure_tables,
-    own_amqp_vhost,
     unpublished,
 )
-from tests.services import amqp_url_or_skip
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def amqp_url() -> Iterator[str]:
-    with own_amqp_vhost(amqp_url_or_skip()) as url:
-        yield url
 
 
 @pytest.fixture
@@ -70,33 +63,6 @@ def sessions(db_url: str) -> Iterator[sessionmaker[Session]]:
         yield make_session_factory(engine)
     finally:
         engine.dispose()
-
-
-# Broker x database: the embedded queue on both databases; RabbitMQ with SQLite for the
-# idempotency store (the store's PostgreSQL path is covered by the embedded runs).
-BACKENDS = pytest.mark.parametrize(
-    ("db_url", "target"),
-    [
-        ("sqlite", "embedded"),
-        pytest.param("postgresql", "embedded", marks=pytest.mark.postgres),
-        pytest.param("sqlite", "amqp", marks=pytest.mark.amqp),
-    ],
-    indirect=True,
-    ids=["embedded-sqlite", "embedded-postgresql", "amqp"],
-)
-
-
-@pytest.fixture
-def target(request: pytest.FixtureRequest, db_url: str) -> Iterator[Target]:
-    """The broker under test (indirect parameter: "embedded" or "amqp")."""
-    if request.param == "embedded":
-        chosen = Target("embedded", db_url)
-    else:
-        chosen = Target("amqp", request.getfixturevalue("amqp_url"))
-    try:
-        yield chosen
-    finally:
-        chosen.cleanup()
 
 
 def event_message(target: Target, n: int, *, event_id: str | None = None) -> Message:
