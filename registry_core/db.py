@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import DateTime, MetaData, create_engine, event
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -102,6 +102,27 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         url = parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)
+
+
+def is_postgresql(engine: Engine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+@contextmanager
+def read_connection(engine: Engine) -> Iterator[Connection]:
+    """A connection for a hot path of reads and single-statement writes.
+
+    On PostgreSQL it runs in autocommit: each statement is its own transaction (one statement
+    reads one snapshot; a data-modifying CTE is atomic), so no BEGIN and COMMIT round trips are
+    paid. On SQLite (no data-modifying CTEs, one writer at a time) it is one ordinary
+    transaction, committed when the block ends without error.
+    """
+    if is_postgresql(engine):
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
+        return
+    with engine.begin() as connection:
+        yield connection
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

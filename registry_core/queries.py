@@ -25,17 +25,19 @@ from dateutil.relativedelta import relativedelta
 from sqlalchemy import (
     ColumnElement,
     and_,
+    bindparam,
     exists,
     func,
     not_,
     or_,
     select,
 )
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry_core.crypto import IdentifierCipher
+from registry_core.db import read_connection
 from registry_core.models import EligibilityScore, Household, Identifier, Membership, Person
-from registry_core.records import identifier_record
 from standards.dci import codes
 from standards.dci.query import And, Cmp, IdMatch, Node, Not, Or, Page, QueryError, SortKey
 
@@ -100,6 +102,85 @@ def _invalid(message: str) -> QueryError:
     return QueryError(codes.RJCT_SEARCH_CRITERIA, message)
 
 
+# What a search page reads: household columns, then one row per member and identifier.
+_PAGE_COLUMNS = (
+    Household.id,
+    Household.registry_number,
+    Household.version,
+    Household.status,
+    Household.head_person_id,
+    Household.admin_area_code,
+    Household.address,
+    Household.latitude,
+    Household.longitude,
+    Household.created_at,
+    Household.updated_at,
+)
+_MEMBER_COLUMNS = (
+    Membership.relationship_to_head.label("m_relationship"),
+    Person.id.label("p_id"),
+    Person.version.label("p_version"),
+    Person.given_name.label("p_given_name"),
+    Person.family_name.label("p_family_name"),
+    Person.other_names.label("p_other_names"),
+    Person.sex.label("p_sex"),
+    Person.birth_date.label("p_birth_date"),
+    Person.death_date.label("p_death_date"),
+    Person.is_deceased.label("p_is_deceased"),
+    Person.created_at.label("p_created_at"),
+    Person.updated_at.label("p_updated_at"),
+    Identifier.system.label("i_system"),
+    Identifier.value_ciphertext.label("i_ciphertext"),
+    Identifier.verified.label("i_verified"),
+)
+
+
+def _ordering(keys: list[tuple[Any, bool]], created_at: Any, key: Any) -> list[Any]:
+    """ORDER BY terms: the caller's sort keys (nulls last), then creation time and id, so
+    pages are stable however many households share a sort value."""
+    terms = [
+        column.desc().nulls_last() if desc else column.asc().nulls_last() for column, desc in keys
+    ]
+    return [*terms, created_at.asc(), key.asc()]
+
+
+def _household_fields(row: Any) -> dict[str, Any]:
+    location = None
+    if row["latitude"] is not None and row["longitude"] is not None:
+        location = {"lat": row["latitude"], "lon": row["longitude"]}
+    head = row["head_person_id"]
+    return {
+        "id": str(row["id"]),
+        "registry_number": row["registry_number"],
+        "version": row["version"],
+        "status": row["status"],
+        "head_person_id": str(head) if head else None,
+        "admin_area_code": row["admin_area_code"],
+        "address": row["address"],
+        "location": location,
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+
+
+def _member_fields(row: Any) -> dict[str, Any]:
+    return {
+        "id": str(row["p_id"]),
+        "version": row["p_version"],
+        "given_name": row["p_given_name"],
+        "family_name": row["p_family_name"],
+        "other_names": row["p_other_names"],
+        "sex": row["p_sex"],
+        "birth_date": _iso(row["p_birth_date"]),
+        "death_date": _iso(row["p_death_date"]),
+        "is_deceased": row["p_is_deceased"],
+        "relationship": row["m_relationship"],
+        "identifiers": [],
+        "created_at": _iso(row["p_created_at"]),
+        "updated_at": _iso(row["p_updated_at"]),
+    }
+
+
 def searchable_attributes() -> list[str]:
     return sorted(HOUSEHOLD_ATTRIBUTES | MEMBER_ATTRIBUTES | set(codes.IDENTIFIER_TYPE_TO_SYSTEM))
 
@@ -122,8 +203,21 @@ class HouseholdQueries:
 
     # ---------------------------------------------------------------- expressions
 
+    @property
+    def engine(self) -> Engine:
+        bind = self._sessions.kw["bind"]
+        assert isinstance(bind, Engine)
+        return bind
+
     def _score(self) -> Any:
-        query = select(EligibilityScore.score).where(EligibilityScore.household_id == Household.id)
+        return self._newest_score(EligibilityScore.score)
+
+    def _score_type(self) -> Any:
+        return self._newest_score(EligibilityScore.model)
+
+    def _newest_score(self, column: Any) -> Any:
+        """``column`` of the household's newest eligibility score (of our model, if one is set)."""
+        query = select(column).where(EligibilityScore.household_id == Household.id)
         if self._score_model:
             query = query.where(EligibilityScore.model == self._score_model)
         return (
@@ -311,124 +405,165 @@ class HouseholdQueries:
     # ---------------------------------------------------------------- execution
 
     def search(
-        self, node: Node, sort: tuple[SortKey, ...] = (), page: Page | None = None
+        self,
+        node: Node,
+        sort: tuple[SortKey, ...] = (),
+        page: Page | None = None,
+        *,
+        connection: Connection | None = None,
     ) -> tuple[list[FoundHousehold], int]:
-        """One page of matching households (with their poverty score) and the total count."""
+        """One page of matching households (with their poverty score) and the total count.
+
+        The page and its members come back from ONE statement (a CTE with the page, joined to
+        members, persons and identifiers), so a look-up by identifier is one round trip and
+        reads one snapshot. The count is a second statement only when the page cannot tell it:
+        a first page with room to spare holds every match. ``connection`` lets a caller run the
+        search on the connection it already holds (the DCI sync search writes its ledger row on
+        the same one); without it a connection is taken from the engine for the call.
+        """
+        if connection is None:
+            with read_connection(self.engine) as own:
+                return self.search(node, sort, page, connection=own)
         page = page or Page(20, 1)
-        where = self.condition(node)
-        order = []
-        for key in sort:
-            column, _kind = self._household_column(key.attribute)
-            order.append(
-                column.desc().nulls_last() if key.descending else column.asc().nulls_last()
-            )
-        order.extend([Household.created_at.asc(), Household.id.asc()])
-        with self._sessions() as session:
-            total = session.scalar(select(func.count(Household.id)).where(where)) or 0
-            rows = session.execute(
-                select(Household, self._score().label("score"))
-                .where(where)
-                .order_by(*order)
-                .limit(page.size)
-                .offset((page.number - 1) * page.size)
-            ).all()
-            records = self._page_records(session, [household for household, _score in rows])
-            found = [
-                FoundHousehold(
-                    record,
-                    score,
-                    self._score_type(session, household.id) if score is not None else None,
-                )
-                for record, (household, score) in zip(records, rows, strict=True)
-            ]
+        offset = (page.number - 1) * page.size
+        params: dict[str, Any] = {"page_limit": page.size, "page_offset": offset}
+        by_identifier = self._identifier_lookup(node) if not sort else None
+        if by_identifier is not None:
+            # The common query (one identifier, no sort) reuses one prepared statement tree:
+            # building a statement costs more Python time than the database takes to run it.
+            statement, count, values = self._by_identifier_statements()
+            params.update(values | by_identifier)
+        else:
+            where = self.condition(node)
+            keys = []
+            for key in sort:
+                column, _kind = self._household_column(key.attribute)
+                keys.append((column, key.descending))
+            statement = self._page_statement(where, keys)
+            count = select(func.count(Household.id)).where(where)
+        found = self._assemble(connection.execute(statement, params).mappings())
+        if page.number == 1 and len(found) < page.size:
+            total = len(found)
+        elif found and len(found) < page.size:
+            total = offset + len(found)
+        else:
+            total = connection.scalar(count, params) or 0
         return found, total
 
-    def _page_records(self, session: Session, households: list[Household]) -> list[dict[str, Any]]:
-        """Household records for a whole page in two queries (not two per member).
+    def _identifier_lookup(self, node: Node) -> dict[str, str] | None:
+        """Bind values for an identifier-equality query (``UIN = x``), or None for others."""
+        if not isinstance(node, IdMatch) or node.id_type in codes.GROUP_IDENTIFIER_ALIASES:
+            return None
+        system = codes.identifier_system(node.id_type)
+        if system is None:
+            return None
+        return {"id_system": system, "id_hash": self._cipher.lookup_hash(system, str(node.value))}
+
+    def _by_identifier_statements(self) -> tuple[Any, Any, dict[str, Any]]:
+        cached = self.__dict__.get("_by_identifier")
+        if cached is None:
+            where = exists(
+                select(Membership.id)
+                .join(Identifier, Identifier.person_id == Membership.person_id)
+                .where(
+                    Membership.household_id == Household.id,
+                    Membership.end_date.is_(None),
+                    Identifier.system == bindparam("id_system"),
+                    Identifier.value_hash == bindparam("id_hash"),
+                )
+                .correlate(Household)
+            )
+            cached = (
+                self._page_statement(where, []),
+                select(func.count(Household.id)).where(where),
+                {},
+            )
+            self.__dict__["_by_identifier"] = cached
+        return cached
+
+    def _page_statement(self, where: ColumnElement, keys: list[tuple[Any, bool]]) -> Any:
+        """The page (bound ``page_limit``/``page_offset``) joined to members and identifiers."""
+        page_cte = (
+            select(
+                *_PAGE_COLUMNS,
+                self._score().label("score"),
+                self._score_type().label("score_model"),
+                *[column.label(f"sort_{n}") for n, (column, _d) in enumerate(keys)],
+            )
+            .where(where)
+            .order_by(*_ordering(keys, Household.created_at, Household.id))
+            .limit(bindparam("page_limit"))
+            .offset(bindparam("page_offset"))
+            .cte("page")
+        )
+        sort_columns = [(page_cte.c[f"sort_{n}"], d) for n, (_c, d) in enumerate(keys)]
+        return (
+            select(page_cte, *_MEMBER_COLUMNS)
+            .select_from(
+                page_cte.outerjoin(
+                    Membership,
+                    and_(Membership.household_id == page_cte.c.id, Membership.end_date.is_(None)),
+                )
+                .outerjoin(Person, Person.id == Membership.person_id)
+                .outerjoin(Identifier, Identifier.person_id == Person.id)
+            )
+            .order_by(
+                *_ordering(sort_columns, page_cte.c.created_at, page_cte.c.id),
+                Membership.start_date,
+                Person.birth_date,
+                Person.id,
+                Identifier.system,
+                Identifier.id,
+            )
+        )
+
+    def _assemble(self, rows: Any) -> list[FoundHousehold]:
+        """Page rows (one per household x member x identifier) -> household records in order.
 
         The shape is ``household_record``'s without the parts a search answer does not carry
         (socio-economic attributes, each member's membership history and verification); the
         members come in the same order (head first, then by joining date and age), so an SR
         Group built from either is the same (the tests compare them).
         """
-        if not households:
-            return []
-        keys = [h.id for h in households]
-        current = session.execute(
-            select(Membership, Person)
-            .join(Person, Person.id == Membership.person_id)
-            .where(Membership.household_id.in_(keys), Membership.end_date.is_(None))
-            .order_by(Membership.start_date, Person.birth_date, Person.id)
-        ).all()
-        person_ids = [person.id for _m, person in current]
-        identifiers: dict[uuid.UUID, list[dict[str, Any]]] = {}
-        for row in session.scalars(
-            select(Identifier)
-            .where(Identifier.person_id.in_(person_ids))
-            .order_by(Identifier.system, Identifier.id)
-        ):
-            identifiers.setdefault(row.person_id, []).append(identifier_record(row, self._cipher))
-        members: dict[uuid.UUID, list[tuple[Membership, Person]]] = {}
-        for membership, person in current:
-            members.setdefault(membership.household_id, []).append((membership, person))
-        records = []
-        for household in households:
-            rows = sorted(
-                members.get(household.id, []),
-                key=lambda row, head=household.head_person_id: row[0].person_id != head,
-            )
-            location = None
-            if household.latitude is not None and household.longitude is not None:
-                location = {"lat": household.latitude, "lon": household.longitude}
-            records.append(
-                _compact(
+        households: dict[uuid.UUID, dict[str, Any]] = {}
+        members: dict[uuid.UUID, dict[uuid.UUID, dict[str, Any]]] = {}
+        scores: dict[uuid.UUID, tuple[Any, Any]] = {}
+        for row in rows:
+            key = row["id"]
+            if key not in households:
+                households[key] = _household_fields(row)
+                members[key] = {}
+                scores[key] = (row["score"], row["score_model"])
+            person_id = row["p_id"]
+            if person_id is None:
+                continue
+            member = members[key].get(person_id)
+            if member is None:
+                member = members[key][person_id] = _member_fields(row)
+            if row["i_system"] is not None:
+                member["identifiers"].append(
                     {
-                        "id": str(household.id),
-                        "registry_number": household.registry_number,
-                        "version": household.version,
-                        "status": household.status,
-                        "head_person_id": str(household.head_person_id)
-                        if household.head_person_id
-                        else None,
-                        "admin_area_code": household.admin_area_code,
-                        "address": household.address,
-                        "location": location,
-                        "members": [
-                            _compact(
-                                {
-                                    "id": str(person.id),
-                                    "version": person.version,
-                                    "given_name": person.given_name,
-                                    "family_name": person.family_name,
-                                    "other_names": person.other_names,
-                                    "sex": person.sex,
-                                    "birth_date": _iso(person.birth_date),
-                                    "death_date": _iso(person.death_date),
-                                    "is_deceased": person.is_deceased,
-                                    "relationship": membership.relationship_to_head,
-                                    "identifiers": identifiers.get(person.id, []),
-                                    "created_at": _iso(person.created_at),
-                                    "updated_at": _iso(person.updated_at),
-                                }
-                            )
-                            for membership, person in rows
-                        ],
-                        "created_at": _iso(household.created_at),
-                        "updated_at": _iso(household.updated_at),
+                        "system": row["i_system"],
+                        "value": self._cipher.decrypt(row["i_system"], row["i_ciphertext"]),
+                        "verified": row["i_verified"],
                     }
                 )
+        found = []
+        for key, record in households.items():
+            head = record.get("head_person_id")
+            ordered = sorted(members[key].values(), key=lambda member: member["id"] != head)
+            record["members"] = [_compact(member) for member in ordered]
+            record["created_at"] = record.pop("created_at")  # keep the canonical key order
+            record["updated_at"] = record.pop("updated_at")
+            score, model = scores[key]
+            found.append(
+                FoundHousehold(
+                    _compact(record),
+                    score,
+                    (self._score_model or model) if score is not None else None,
+                )
             )
-        return records
-
-    def _score_type(self, session: Session, household_id: uuid.UUID) -> str | None:
-        if self._score_model:
-            return self._score_model
-        return session.scalar(
-            select(EligibilityScore.model)
-            .where(EligibilityScore.household_id == household_id)
-            .order_by(EligibilityScore.computed_at.desc(), EligibilityScore.id)
-            .limit(1)
-        )
+        return found
 
     def matches(self, node: Node, household_id: uuid.UUID | str) -> bool:
         """Whether one household satisfies a filter (a subscription's, for notify routing)."""

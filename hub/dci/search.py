@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.engine import Connection
+
 from registry_core.queries import SORTABLE, HouseholdQueries
 from standards.dci import codes
 from standards.dci.envelope import timestamp
@@ -34,6 +36,7 @@ def answer_item(
     *,
     default_page_size: int,
     max_page_size: int,
+    connection: Connection | None = None,
 ) -> dict[str, Any]:
     reference = str(item["reference_id"])
     answer: dict[str, Any] = {"reference_id": reference, "timestamp": timestamp()}
@@ -58,7 +61,7 @@ def answer_item(
         page = parse_pagination(
             criteria.get("pagination"), default_size=default_page_size, max_size=max_page_size
         )
-        found, total = queries.search(node, sort, page)
+        found, total = queries.search(node, sort, page, connection=connection)
     except QueryError as error:
         return _reject(answer, error.reason_code, error.message)
     records = [
