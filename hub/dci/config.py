@@ -38,6 +38,14 @@ class DciConfig:
     callback_attempts: int = 3
     signing_key_file: str = ""  # empty: <data_dir>/dci-signing-key.pem
     score_model: str = ""  # eligibility model reported as poverty_score; empty: newest
+    # How long a process trusts what it read of a sender's keys: a key an operator registers
+    # or revokes takes effect within this time.
+    key_cache_seconds: float = 5.0
+    # Sync searches record their transaction and spend the message id with PostgreSQL's
+    # synchronous_commit off (their own small connection pool): the row is written, but a
+    # database crash may forget the last fraction of a second of them. Registry data is never
+    # written this way. False: every ledger row waits for its WAL flush (about 15% slower).
+    relaxed_search_ledger: bool = True
 
     @property
     def max_age(self) -> timedelta:

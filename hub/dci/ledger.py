@@ -13,7 +13,9 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import JSON, bindparam, delete, insert, select, text
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -26,19 +28,107 @@ PURGE_EVERY_SECONDS = 60
 REFERENCE_SCAN_LIMIT = 500  # newest transactions searched for a reference_id_list
 
 
+_REPLAY = "this message_id was already received from this sender; use a new message_id"
+
+# PostgreSQL: the message id and the finished transaction in one atomic statement. The
+# transaction row is written only when the message id was new (``FROM seen`` has a row), so
+# "no row returned" means a replay and nothing was written.
+_SEEN_AND_DONE_PG = text(
+    "WITH seen AS ("
+    " INSERT INTO dci_seen_messages (sender_id, message_id, seen_at)"
+    " VALUES (:sender_id, :message_id, :now) ON CONFLICT DO NOTHING RETURNING 1"
+    ") INSERT INTO dci_transactions (correlation_id, sender_id, transaction_id, message_id,"
+    " txn_type, status, items, callback_uri, callback_status, created_at, completed_at)"
+    " SELECT :correlation_id, :sender_id, :transaction_id, :message_id, :txn_type, :status,"
+    " :items, NULL, 'none', :now, :now FROM seen RETURNING 1"
+).bindparams(bindparam("items", type_=JSON))
+
+
+def _replayed() -> EnvelopeError:
+    return EnvelopeError(
+        codes.ERR_REQUEST_BAD,
+        _REPLAY,
+        reason_code=codes.RJCT_MESSAGE_ID_DUPLICATE,
+        http_status=409,
+    )
+
+
 class MessageLedger:
     def __init__(self, sessions: sessionmaker[Session], window: timedelta) -> None:
         self._sessions = sessions
         self._window = window
         self._last_purge = 0.0
 
+    def _purge_due(self) -> bool:
+        now = time.monotonic()
+        if now - self._last_purge > PURGE_EVERY_SECONDS:
+            self._last_purge = now
+            return True
+        return False
+
+    def remember_answered(
+        self,
+        connection: Connection,
+        envelope: ParsedEnvelope,
+        correlation_id: str,
+        txn_type: str,
+        status: str,
+        items: list[dict[str, Any]],
+    ) -> None:
+        """Spend the message id and record a transaction answered on the spot (sync search).
+
+        Written on the caller's connection after the answer is built, so the whole request
+        costs no separate round trips for the ledger: one statement on PostgreSQL (autocommit,
+        see ``registry_core.db.read_connection``), one transaction on SQLite. A replayed
+        message id raises EnvelopeError (409) and writes nothing; the answer is discarded.
+        """
+        now = utcnow()
+        values = {
+            "sender_id": envelope.sender_id,
+            "message_id": envelope.message_id,
+            "correlation_id": correlation_id,
+            "transaction_id": str(envelope.message.get("transaction_id", ""))[:99],
+            "txn_type": txn_type,
+            "status": status,
+            "items": items,
+            "now": now,
+        }
+        if self._purge_due():
+            connection.execute(
+                delete(DciSeenMessage).where(DciSeenMessage.seen_at < now - self._window)
+            )
+        if connection.dialect.name == "postgresql":
+            if connection.execute(_SEEN_AND_DONE_PG, values).first() is None:
+                raise _replayed()
+            return
+        spent = connection.execute(
+            sqlite_insert(DciSeenMessage)
+            .values(sender_id=envelope.sender_id, message_id=envelope.message_id, seen_at=now)
+            .on_conflict_do_nothing()
+        )
+        if spent.rowcount != 1:
+            raise _replayed()
+        connection.execute(
+            insert(DciTransaction).values(
+                correlation_id=correlation_id,
+                sender_id=envelope.sender_id,
+                transaction_id=values["transaction_id"],
+                message_id=envelope.message_id,
+                txn_type=txn_type,
+                status=status,
+                items=items,
+                callback_uri=None,
+                callback_status="none",
+                created_at=now,
+                completed_at=now,
+            )
+        )
+
     def remember(self, envelope: ParsedEnvelope) -> None:
         """Record (sender_id, message_id); a second use is a replay: EnvelopeError (409)."""
-        now = time.monotonic()
         try:
             with self._sessions() as session, session.begin():
-                if now - self._last_purge > PURGE_EVERY_SECONDS:
-                    self._last_purge = now
+                if self._purge_due():
                     session.execute(
                         delete(DciSeenMessage).where(
                             DciSeenMessage.seen_at < utcnow() - self._window
@@ -48,12 +138,7 @@ class MessageLedger:
                     DciSeenMessage(sender_id=envelope.sender_id, message_id=envelope.message_id)
                 )
         except IntegrityError:
-            raise EnvelopeError(
-                codes.ERR_REQUEST_BAD,
-                "this message_id was already received from this sender; use a new message_id",
-                reason_code=codes.RJCT_MESSAGE_ID_DUPLICATE,
-                http_status=409,
-            ) from None
+            raise _replayed() from None
 
 
 class TransactionStore:

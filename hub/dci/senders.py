@@ -7,6 +7,8 @@ registered base URIs here, so the registry never POSTs personal data to a host n
 
 from __future__ import annotations
 
+import threading
+import time
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -68,6 +70,40 @@ def active_keys(session: Session, sender_id: str) -> dict[str, Ed25519PublicKey]
         )
     ).all()
     return {row.key_id: load_public_key(row.public_key) for row in rows}
+
+
+class KeyDirectory:
+    """Senders' active keys, read through a short per-process cache.
+
+    Every request needs its sender's keys (to know whether it must be signed, and with which
+    key), and they change only when an operator acts, so a busy server should not read them
+    from the database per request. A read is trusted for ``ttl`` seconds, absent keys too (an
+    unsigned sender is the common case), so a key registered or revoked by an operator (the
+    CLI, another process) takes effect within ``ttl``. The cache holds at most
+    ``max_senders`` entries, so made-up sender ids cannot grow it without bound.
+    """
+
+    def __init__(
+        self, sessions: sessionmaker[Session], ttl: float, max_senders: int = 10_000
+    ) -> None:
+        self._sessions = sessions
+        self._ttl = ttl
+        self._max = max_senders
+        self._cache: dict[str, tuple[float, dict[str, Ed25519PublicKey]]] = {}
+        self._lock = threading.Lock()
+
+    def active(self, sender_id: str) -> dict[str, Ed25519PublicKey]:
+        now = time.monotonic()
+        hit = self._cache.get(sender_id)
+        if hit is not None and now - hit[0] < self._ttl:
+            return hit[1]
+        with self._sessions() as session:
+            keys = active_keys(session, sender_id)
+        with self._lock:
+            if len(self._cache) >= self._max:
+                self._cache.clear()
+            self._cache[sender_id] = (now, keys)
+        return keys
 
 
 def register_callback_uri(sessions: sessionmaker[Session], sender_id: str, base_uri: str) -> None:

@@ -13,6 +13,14 @@ Then sync endpoints answer with the callback-shaped body at once; async endpoint
 transaction, answer ``ACK`` (or ``NACK`` when the work queue is full) and post the ``on-*``
 callback from a small thread pool. Every body with a header is signed. Errors never become a
 500: unexpected failures answer ``err.service.unavailable`` with an incident id in the log.
+
+The sync search is the hot path (partners look people up one at a time), so it is built to
+cost two database round trips: senders' keys come from a short cache (``KeyDirectory``), the
+search reads its page and members in one statement, and step 5 is done last, in the same
+statement that records the transaction (``MessageLedger.remember_answered``), on the same
+autocommit connection. A replayed message id is still refused and its answer discarded. On
+PostgreSQL those connections come from a pool of their own whose commits do not wait for the
+WAL flush (``relaxed_search_ledger``): the only thing they write is that ledger row.
 """
 
 from __future__ import annotations
@@ -25,16 +33,18 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.dci.config import DciConfig, SigningKey
 from hub.dci.delivery import post_envelope
 from hub.dci.ledger import MessageLedger, TransactionStore, status_item
 from hub.dci.search import answer_item
-from hub.dci.senders import active_keys, callback_url
+from hub.dci.senders import KeyDirectory, callback_url
 from hub.dci.subscriptions import subscribe_item, unsubscribe_codes
 from registry_core.crypto import IdentifierCipher
+from registry_core.db import is_postgresql, make_engine, read_connection
 from registry_core.queries import HouseholdQueries
 from standards.dci import codes, validation
 from standards.dci.envelope import (
@@ -86,6 +96,21 @@ CALLBACK_SCHEMA_PATHS = {
 }
 
 
+def _search_engine(engine: Engine, relaxed: bool) -> Engine:
+    """The engine of the sync search path: the registry's own on SQLite; on PostgreSQL a pool
+    of its own, without a ping per checkout (``_sync_search`` retries a search whose
+    connection turns out dead instead) and, when ``relaxed``, whose sessions commit without
+    waiting for the WAL flush."""
+    if not is_postgresql(engine):
+        return engine
+    options = {"options": "-c synchronous_commit=off"} if relaxed else {}
+    return make_engine(
+        engine.url.render_as_string(hide_password=False),
+        pool_pre_ping=False,
+        connect_args=options,
+    )
+
+
 @dataclass(frozen=True)
 class Reply:
     status: int
@@ -106,6 +131,8 @@ class DciServer:
         self.queries = HouseholdQueries(sessions, cipher, score_model=config.score_model or None)
         self.transactions = TransactionStore(sessions)
         self.ledger = MessageLedger(sessions, config.max_age + config.max_future)
+        self.keys = KeyDirectory(sessions, config.key_cache_seconds)
+        self.search_engine = _search_engine(self.queries.engine, config.relaxed_search_ledger)
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._pending = 0
@@ -119,6 +146,8 @@ class DciServer:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=wait)
+        if self.search_engine is not self.queries.engine:
+            self.search_engine.dispose()
 
     def _submit(self, job: Callable[[], None]) -> bool:
         """Queue ``job``; False when the queue is full (the caller answers NACK)."""
@@ -226,8 +255,7 @@ class DciServer:
                 receiver_id=self.config.receiver_id or None,
             )
             sender = envelope.sender_id
-            with self.sessions() as session:
-                self._check_signature(session, envelope)
+            self._check_signature(envelope)
             problems = validation.request_problems(endpoint.path, body)
             if problems:
                 raise EnvelopeError(
@@ -242,6 +270,8 @@ class DciServer:
                         session, sender, envelope.header.get("sender_uri"), endpoint.reply_action
                     )
             self._check_batch(endpoint, envelope)
+            if endpoint.sync and endpoint.action == codes.SEARCH:
+                return self._sync_search(endpoint, envelope, correlation_id)
             self.ledger.remember(envelope)
             return self._dispatch(endpoint, envelope, correlation_id, callback)
         except EnvelopeError as error:
@@ -287,8 +317,8 @@ class DciServer:
         )
         return Reply(status, self._envelope(header, None))
 
-    def _check_signature(self, session: Session, envelope: ParsedEnvelope) -> None:
-        keys = active_keys(session, envelope.sender_id)
+    def _check_signature(self, envelope: ParsedEnvelope) -> None:
+        keys = self.keys.active(envelope.sender_id)
         if not keys:
             if self.config.require_signatures:
                 raise EnvelopeError(
@@ -382,6 +412,33 @@ class DciServer:
 
     # ------------------------------------------------------------------ search
 
+    def _sync_search(
+        self, endpoint: Endpoint, envelope: ParsedEnvelope, correlation_id: str
+    ) -> Reply:
+        """Search, then spend the message id and record the transaction: one connection.
+
+        A connection found dead during the search (the database restarted since it was
+        pooled: the pool has no ping) invalidates the pool, and the search runs once more on
+        a fresh one. A failure while writing the ledger row is not retried: the row may have
+        been written, and a second try would call the request a replay.
+        """
+        for attempt in (1, 2):
+            with read_connection(self.search_engine) as connection:
+                try:
+                    body, status, summary = self._search_answer(
+                        envelope, correlation_id, connection
+                    )
+                except DBAPIError as error:
+                    if attempt == 1 and error.connection_invalidated:
+                        continue
+                    raise
+                self.ledger.remember_answered(
+                    connection, envelope, correlation_id, "search", status, summary
+                )
+            break
+        self._check_outgoing(validation.answer_problems(endpoint.path, body), "sync search answer")
+        return Reply(200, body)
+
     def _search(
         self,
         endpoint: Endpoint,
@@ -389,15 +446,6 @@ class DciServer:
         correlation_id: str,
         callback: str | None,
     ) -> Reply:
-        if endpoint.sync:
-            body, status, summary = self._search_answer(envelope, correlation_id)
-            self.transactions.start(
-                envelope, correlation_id, "search", summary, None, status=status
-            )
-            self._check_outgoing(
-                validation.answer_problems(endpoint.path, body), "sync search answer"
-            )
-            return Reply(200, body)
         assert callback is not None
         pending = [
             {"reference_id": str(r["reference_id"]), "timestamp": timestamp(), "status": codes.PDNG}
@@ -420,7 +468,7 @@ class DciServer:
         return self._accept(correlation_id, job)
 
     def _search_answer(
-        self, envelope: ParsedEnvelope, correlation_id: str
+        self, envelope: ParsedEnvelope, correlation_id: str, connection: Connection | None = None
     ) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
         seen: set[str] = set()
         answers = [
@@ -430,6 +478,7 @@ class DciServer:
                 self.queries,
                 default_page_size=self.config.default_page_size,
                 max_page_size=self.config.max_page_size,
+                connection=connection,
             )
             for item in envelope.message["search_request"]
         ]

@@ -17,6 +17,7 @@ import queue
 import random
 import re
 import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -1111,3 +1112,89 @@ def test_callback_targets_follow_the_sender_uri_layout(dci):
         ]
         for sender_uri, action, expected in cases:
             assert callback_url(session, SENDER, sender_uri, action) == expected
+
+
+# --------------------------------------------------------------------------- the sync hot path
+
+
+def test_a_sync_search_is_on_record_and_a_replay_of_it_writes_nothing(dci, population):
+    """The sync search spends its message id and records its transaction in one write after
+    the search: the record must be there for txn/status, and a replay must add nothing."""
+    from sqlalchemy import select
+
+    from hub.dci.tables import DciTransaction
+
+    body = idtype(dci)
+    first = check_sync(dci.post("sync/search", body))
+    assert first["header"]["status"] == "succ"
+    assert numbers(first) == [population["otieno"]["registry_number"]]
+    replay = dci.post("sync/search", body)
+    assert replay.status_code == 409
+    with dci.runtime.sessions() as session:
+        rows = session.scalars(
+            select(DciTransaction).where(DciTransaction.message_id == body["header"]["message_id"])
+        ).all()
+    assert len(rows) == 1
+    assert (rows[0].status, rows[0].callback_status, rows[0].txn_type) == ("succ", "none", "search")
+    assert rows[0].correlation_id == first["message"]["correlation_id"]
+    assert rows[0].completed_at is not None
+    status = dci.envelope(
+        "txn-status",
+        {
+            "transaction_id": "t-hot",
+            "txnstatus_request": {
+                "reference_id": "s1",
+                "txn_type": "search",
+                "attribute_type": "correlation_id",
+                "attribute_value": first["message"]["correlation_id"],
+            },
+        },
+    )
+    answer = check_sync(dci.post("sync/txn/status", status), "/registry/sync/txn/status")
+    items = answer["message"]["txnstatus_response"]["txn_status"]["search_response"]
+    assert [(i["reference_id"], i["status"]) for i in items] == [("ref-0", "succ")]
+
+
+def test_a_sync_search_survives_the_database_dropping_its_connections(dci, population):
+    """The search path's pool does not ping each connection it takes; a connection the
+    database has dropped must cost a retry, not a refusal."""
+    if dci.runtime.engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only: a SQLite file has no server connections to drop")
+    assert check_sync(dci.post("sync/search", idtype(dci)))["header"]["status"] == "succ"
+    with dci.runtime.engine.connect() as connection:
+        dropped = connection.exec_driver_sql(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).scalar()
+    assert dropped >= 1  # the search pool's connection among them
+    answer = check_sync(dci.post("sync/search", idtype(dci)))
+    assert answer["header"]["status"] == "succ"
+    assert numbers(answer) == [population["otieno"]["registry_number"]]
+
+
+def test_key_changes_reach_the_server_within_the_key_cache_time(db_url, tmp_path):
+    harness = Dci(db_url, tmp_path, extra={"key_cache_seconds": 0.5})
+    try:
+        assert harness.post("sync/search", idtype(harness)).status_code == 200  # k1 cached
+        second = Ed25519PrivateKey.generate()
+        senders.register_key(
+            harness.runtime.sessions, SENDER, "k2", public_key_base64(second.public_key())
+        )
+
+        def signed_by_k2() -> dict:
+            body = idtype(harness, sign=False)
+            body["signature"] = sign_envelope(
+                body["header"], body["message"], second, sender_id=SENDER, key_id="k2"
+            )
+            return body
+
+        assert harness.post("sync/search", signed_by_k2()).status_code == 401  # not seen yet
+        time.sleep(0.6)
+        assert harness.post("sync/search", signed_by_k2()).status_code == 200
+        assert senders.revoke_key(harness.runtime.sessions, SENDER, "k2")
+        time.sleep(0.6)
+        refused = harness.post("sync/search", signed_by_k2())
+        assert refused.status_code == 401
+        assert refused.get_json()["errors"][0]["code"] == "err.signature.invalid"
+    finally:
+        harness.close()
