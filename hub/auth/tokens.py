@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,6 +32,9 @@ DEFAULT_LEEWAY_SECONDS = 30
 # arbitrarily large attacker input is wasted work.
 MAX_TOKEN_LENGTH = 8192
 REQUIRED_CLAIMS = ("sub", "roles", "iat", "exp", "iss", "jti")
+# Tokens already verified, kept until they expire: a client sends the same token with every
+# request, and decoding and checking it again costs more than a fast API call itself.
+VERIFIED_CACHE_SIZE = 1024
 
 
 class TokenError(Exception):
@@ -54,6 +57,9 @@ class TokenSigner:
     issuer: str
     default_ttl_seconds: int = 8 * 3600
     leeway_seconds: int = DEFAULT_LEEWAY_SECONDS
+    _verified: dict[str, Principal] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __repr__(self) -> str:  # never print the secret
         return f"TokenSigner(issuer={self.issuer!r})"
@@ -102,7 +108,24 @@ class TokenSigner:
         return jwt.encode(claims, self.secret, algorithm=ALGORITHM)
 
     def verify(self, token: str) -> Principal:
-        """Return the principal a valid token stands for, or raise TokenError."""
+        """Return the principal a valid token stands for, or raise TokenError.
+
+        A token verified before is answered from memory until it expires (with the same
+        leeway as a full check); only valid tokens are remembered, so a refused one is checked
+        in full every time, and the cache is emptied when it reaches its size.
+        """
+        known = self._verified.get(token)
+        if known is not None and known.expires_at is not None:
+            if datetime.now(UTC) < known.expires_at + timedelta(seconds=self.leeway_seconds):
+                return known
+            self._verified.pop(token, None)
+        principal = self._verify(token)
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[token] = principal
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         if len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("too_long", f"token longer than {MAX_TOKEN_LENGTH} characters")
         try:

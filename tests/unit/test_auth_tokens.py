@@ -6,6 +6,7 @@ import base64
 import json
 import os
 import stat
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -81,6 +82,26 @@ def test_small_clock_skew_is_tolerated(signer: TokenSigner) -> None:
     issued = datetime.now(UTC) - timedelta(seconds=70)
     token = signer.issue(subject="a", roles=["admin"], ttl_seconds=60, now=issued)
     assert signer.verify(token).subject == "a"
+
+
+def test_a_remembered_token_still_expires(signer: TokenSigner) -> None:
+    """Verified tokens are remembered, but only until their expiry (plus the leeway)."""
+    issued = datetime.now(UTC).replace(microsecond=0) - timedelta(seconds=88)
+    token = signer.issue(subject="a", roles=["admin"], ttl_seconds=60, now=issued)
+    assert signer.verify(token).subject == "a"  # 28 s past exp: inside the 30 s leeway
+    assert signer.verify(token).subject == "a"  # from memory
+    time.sleep(2.1)
+    assert _reason(signer, token) == "expired"
+
+
+def test_remembering_a_token_never_lends_it_to_another_secret(signer: TokenSigner) -> None:
+    token = signer.issue(subject="a", roles=["admin"])
+    assert signer.verify(token).subject == "a"
+    other = TokenSigner(secret=b"z" * 32, issuer="srhub")
+    assert _reason(other, token) == "bad_signature"
+    tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
+    assert _reason(signer, tampered) == "bad_signature"
+    assert _reason(signer, tampered) == "bad_signature"  # refusals are never remembered
 
 
 def test_token_from_the_future_is_refused(signer: TokenSigner) -> None:
