@@ -75,7 +75,8 @@ def redrive_command(code: str, from_sequence: int | None, since: str | None) -> 
 
 @subscriptions.command("deliver")
 def deliver_command() -> None:
-    """Run the webhook / DCI delivery workers in this process until SIGTERM or Ctrl-C."""
+    """Run the webhook / DCI delivery workers (and the AMQP forwarders when the hub is on the
+    embedded queue with SRHUB_DELIVERY_AMQP_URL) in this process until SIGTERM or Ctrl-C."""
     import signal
     import threading
 
@@ -89,7 +90,8 @@ def deliver_command() -> None:
         sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGTERM, signal.SIGINT)
     }
     workers = start_delivery_workers(settings, runtime)
-    click.echo("srhub: delivery workers running (one per webhook / DCI subscription)")
+    extra = " and AMQP subscription" if settings.forwards_amqp_deliveries else ""
+    click.echo(f"srhub: delivery workers running (one per webhook / DCI{extra} subscription)")
     try:
         done.wait()
     finally:

@@ -33,6 +33,10 @@ class Settings:
     data_dir: Path = Path("var")
     database_url: str = ""  # empty: sqlite:///<data_dir>/srhub.db
     amqp_url: str = ""  # empty: the embedded durable queue in the database
+    # Where AMQP-channel subscribers consume when the hub's own broker is the embedded queue
+    # (ignored when amqp_url is set: they consume on the hub's RabbitMQ). Empty: no AMQP channel
+    # on the embedded broker.
+    delivery_amqp_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"
@@ -68,6 +72,17 @@ class Settings:
     @property
     def uses_embedded_broker(self) -> bool:
         return not self.amqp_url
+
+    @property
+    def offers_amqp_channel(self) -> bool:
+        """AMQP-channel subscriptions can be served: the hub runs on RabbitMQ, or forwards."""
+        return not self.uses_embedded_broker or self.forwards_amqp_deliveries
+
+    @property
+    def forwards_amqp_deliveries(self) -> bool:
+        """The hub runs on the embedded queue and forwards AMQP-channel deliveries to the
+        operator's RabbitMQ (``SRHUB_DELIVERY_AMQP_URL``)."""
+        return self.uses_embedded_broker and bool(self.delivery_amqp_url)
 
 
 def _coerce(name: str, raw: Any, kind: Any) -> Any:
@@ -126,7 +141,22 @@ def load_settings(
         if key not in known:
             raise SettingsError(f"unknown setting {key!r}")
         values[key] = raw
-    return Settings(**values)
+    settings = Settings(**values)
+    _check_amqp_url("delivery_amqp_url", settings.delivery_amqp_url)
+    return settings
+
+
+def _check_amqp_url(name: str, url: str) -> None:
+    """An AMQP URL setting is empty or an amqp(s):// URL with a host; the message never
+    repeats the URL (it may hold a password)."""
+    if not url:
+        return
+    scheme, _, rest = url.partition("://")
+    if scheme.lower() not in ("amqp", "amqps") or not rest.split("/", 1)[0].rsplit("@", 1)[-1]:
+        raise SettingsError(
+            f"{ENV_PREFIX}{name.upper()} must be an amqp:// or amqps:// URL with a host, "
+            "e.g. amqp://user:password@rabbitmq:5672/%2F"
+        )
 
 
 @dataclass(frozen=True)

@@ -128,8 +128,11 @@ def handle(event: dict[str, Any], ctx: HandlerContext) -> None:
         {(p.subscription.code, str(p.subscription.id)) for p in planned},
         [p.message for p in planned],
     )
+    # On RabbitMQ the AMQP subscriber consumes the queue just published to: handed over. A hub
+    # on the embedded queue forwards AMQP deliveries to SRHUB_DELIVERY_AMQP_URL, and the
+    # forwarder logs ``queued`` once that broker has confirmed (hub/subscriptions/forwarding.py).
     amqp = [p for p in planned if p.subscription.channel == CHANNEL_AMQP]
-    if amqp:
+    if amqp and not runtime.settings.forwards_amqp_deliveries:
         elapsed = int((time.monotonic() - started) * 1000)
         with runtime.sessions() as session, session.begin():
             for p in amqp:

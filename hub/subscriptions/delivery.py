@@ -21,8 +21,9 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import requests
@@ -45,6 +46,7 @@ from hub.subscriptions import service
 from hub.subscriptions.fanout import H_EVENT_ID, H_PERSONAL, H_REDRIVE, H_SEQUENCE
 from hub.subscriptions.signing import signature_headers
 from hub.subscriptions.tables import (
+    CHANNEL_AMQP,
     CHANNEL_DCI,
     CHANNEL_WEBHOOK,
     DEAD_LETTERED,
@@ -154,6 +156,9 @@ class SubscriptionSender:
                 session.expunge(found)
             return found
 
+    #: Delivery-log statuses that mean "this event has reached the subscriber".
+    done_statuses: ClassVar[tuple[str, ...]] = (DELIVERED,)
+
     def _already_delivered(self, event_id: str) -> bool:
         with self.runtime.sessions() as session:
             return bool(
@@ -163,7 +168,7 @@ class SubscriptionSender:
                     .where(
                         DeliveryAttempt.subscription_code == self.code,
                         DeliveryAttempt.event_id == event_id,
-                        DeliveryAttempt.status == DELIVERED,
+                        DeliveryAttempt.status.in_(self.done_statuses),
                     )
                 )
             )
@@ -210,42 +215,83 @@ class SubscriptionSender:
             consumer.requeue(delivery)
             self.stop_event.wait(1.0)
 
-    def handle(self, consumer: Consumer, delivery: Delivery) -> None:
+    def _active_subscription(self, consumer: Consumer, delivery: Delivery) -> Subscription | None:
+        """The subscription, when it is active; otherwise the delivery is settled here (acked
+        when the subscription is gone, requeued and this sender stopped when it is paused)."""
         subscription = self._subscription()
         if subscription is None:  # deleted: its queue goes too; nothing to deliver to
             consumer.ack(delivery)
-            return
+            return None
         if subscription.status != STATUS_ACTIVE:
             consumer.requeue(delivery)
             self.stop_event.set()  # paused: leave the queue alone until resumed
+            return None
+        return subscription
+
+    def handle(self, consumer: Consumer, delivery: Delivery) -> None:
+        subscription = self._active_subscription(consumer, delivery)
+        if subscription is None:
             return
-        headers = delivery.message.headers
-        try:
-            event = json.loads(delivery.message.body)
-        except ValueError:
-            event = {}
-        event_type = str(event.get("type", "")).removeprefix(EVENT_TYPE_PREFIX)
-        info = {
-            "event_id": str(headers.get(H_EVENT_ID) or event.get("id") or "")[:64],
-            "sequence": headers.get(H_SEQUENCE),
-            "event_type": event_type[:128],
-            "personal": bool(headers.get(H_PERSONAL)),
-        }
-        if not headers.get(H_REDRIVE) and self._already_delivered(info["event_id"]):
-            self._log(info, self._attempts_so_far(info["event_id"]) + 1, DUPLICATE)
-            consumer.ack(delivery)
+        event = self._event(delivery)
+        info = self._info(delivery, event)
+        if self._is_duplicate(consumer, delivery, info):
             return
         body = self._body(subscription, event, info)
         if body is None:
             self._log(info, 1, WITHHELD, error="no consent: DCI notify carries personal data")
             consumer.ack(delivery)
             return
+        self._with_retries(
+            consumer,
+            delivery,
+            info,
+            lambda number: self._post(subscription, body, info, number),
+        )
+
+    @staticmethod
+    def _event(delivery: Delivery) -> dict[str, Any]:
+        try:
+            event = json.loads(delivery.message.body)
+        except ValueError:
+            return {}
+        return event if isinstance(event, dict) else {}
+
+    @staticmethod
+    def _info(delivery: Delivery, event: dict[str, Any]) -> dict[str, Any]:
+        """What the delivery log records of one message."""
+        headers = delivery.message.headers
+        event_type = str(event.get("type", "")).removeprefix(EVENT_TYPE_PREFIX)
+        return {
+            "event_id": str(headers.get(H_EVENT_ID) or event.get("id") or "")[:64],
+            "sequence": headers.get(H_SEQUENCE),
+            "event_type": event_type[:128],
+            "personal": bool(headers.get(H_PERSONAL)),
+        }
+
+    def _is_duplicate(self, consumer: Consumer, delivery: Delivery, info: dict[str, Any]) -> bool:
+        """An event already handed over to this subscription (a redelivery after a crash) is
+        logged as ``duplicate`` and acked, unless an operator re-drives it."""
+        if delivery.message.headers.get(H_REDRIVE) or not self._already_delivered(info["event_id"]):
+            return False
+        self._log(info, self._attempts_so_far(info["event_id"]) + 1, DUPLICATE)
+        consumer.ack(delivery)
+        return True
+
+    def _with_retries(
+        self,
+        consumer: Consumer,
+        delivery: Delivery,
+        info: dict[str, Any],
+        send: Callable[[int], _Outcome],
+    ) -> None:
+        """Call ``send(attempt number)`` with backoff until it succeeds or the attempts are
+        used up; then ack, or dead-letter to ``sr.dead`` with the reason (never drop)."""
         first = self._attempts_so_far(info["event_id"])
         counter = {"n": first}
 
         def attempt() -> _Outcome:
             counter["n"] += 1
-            return self._post(subscription, body, info, counter["n"])
+            return send(counter["n"])
 
         retrying = Retrying(
             stop=stop_after_attempt(max(self.policy.attempts, 1))
@@ -376,7 +422,9 @@ def _dci_body(
 
 
 class DeliveryWorkers:
-    """Keeps one ``SubscriptionSender`` thread per active webhook / DCI subscription."""
+    """Keeps one ``SubscriptionSender`` thread per active webhook / DCI subscription, and, when
+    the hub runs on the embedded queue with ``SRHUB_DELIVERY_AMQP_URL`` set, one
+    ``AmqpForwarder`` thread per active AMQP subscription."""
 
     def __init__(
         self,
@@ -405,24 +453,39 @@ class DeliveryWorkers:
             except Exception as exc:  # a database hiccup must not end deliveries
                 log.warning("delivery workers: could not read subscriptions (%s)", exc)
 
+    def _sender_class(self, channel: str) -> type[SubscriptionSender]:
+        if channel == CHANNEL_AMQP:
+            from hub.subscriptions.forwarding import AmqpForwarder
+
+            return AmqpForwarder
+        return SubscriptionSender
+
     def refresh(self) -> None:
         """Start senders for new active subscriptions; stop those paused or deleted."""
+        channels = PUSH_CHANNELS
+        if self.settings.forwards_amqp_deliveries:
+            channels = (*PUSH_CHANNELS, CHANNEL_AMQP)
         with self.runtime.sessions() as session:
-            wanted = {s.code for s in service.active(session) if s.channel in PUSH_CHANNELS}
+            wanted = {
+                s.code: self._sender_class(s.channel)
+                for s in service.active(session)
+                if s.channel in channels
+            }
         with self._lock:
             for code in list(self.senders):
                 sender, thread = self.senders[code]
-                if code not in wanted or not thread.is_alive():
+                current = code in wanted and type(sender) is wanted[code]
+                if not current or not thread.is_alive():
                     sender.stop()
-                    if code not in wanted:
+                    if not current:
                         thread.join(0)
                     del self.senders[code]
             if self._stop.is_set():
                 return
-            for code in sorted(wanted - set(self.senders)):
-                sender = SubscriptionSender(code, self.settings, self.runtime, self.policy)
+            for code in sorted(set(wanted) - set(self.senders)):
+                sender = wanted[code](code, self.settings, self.runtime, self.policy)
                 thread = threading.Thread(
-                    target=sender.run, name=f"srhub-deliver-{code}", daemon=True
+                    target=sender.run, name=f"srhub-{sender.status.name}", daemon=True
                 )
                 self.senders[code] = (sender, thread)
                 thread.start()
@@ -447,5 +510,6 @@ class DeliveryWorkers:
 def start_delivery_workers(
     settings: Settings, runtime: HubRuntime, policy: DeliveryPolicy | None = None
 ) -> DeliveryWorkers:
-    """Start the webhook / DCI delivery workers; call ``.stop()`` on the result to end them."""
+    """Start the webhook / DCI delivery workers (and the AMQP forwarders of an embedded hub
+    with ``SRHUB_DELIVERY_AMQP_URL``); call ``.stop()`` on the result to end them."""
     return DeliveryWorkers(settings, runtime, policy).start()

@@ -2,7 +2,8 @@
 
 Input is validated with a JSON schema at the edge (every problem listed with its path), then
 with the rules a schema cannot express: patterns must match an event the registry emits, the
-AMQP channel needs RabbitMQ, webhook and DCI targets must be http(s) URLs.
+AMQP channel needs RabbitMQ (the hub's own, or ``SRHUB_DELIVERY_AMQP_URL`` when the hub runs on
+the embedded queue), webhook and DCI targets must be http(s) URLs.
 """
 
 from __future__ import annotations
@@ -118,8 +119,9 @@ def validate_create(body: dict[str, Any], *, amqp_available: bool) -> None:
                 Violation(
                     "$.channel",
                     "unavailable",
-                    "the amqp channel needs the hub to run on RabbitMQ (SRHUB_AMQP_URL); "
-                    "use webhook here",
+                    "the amqp channel needs RabbitMQ: this hub runs on the embedded queue and "
+                    "SRHUB_DELIVERY_AMQP_URL (the RabbitMQ where AMQP subscribers consume) is "
+                    "not set; ask the operator to set it (or SRHUB_AMQP_URL), or use webhook",
                 )
             )
         if "secret" in body:

@@ -1,5 +1,6 @@
-"""A loopback TCP forwarder that can be started late: it stands in for a broker that comes up
-after the hub, without touching the real server."""
+"""A loopback TCP forwarder that can be started late, or switched off and on: it stands in for
+a broker that comes up after the hub, or goes away for a while, without touching the real
+server."""
 
 from __future__ import annotations
 
@@ -25,12 +26,17 @@ def _pump(src: socket.socket, dst: socket.socket) -> None:
 
 
 class Forwarder:
-    """Listens on ``127.0.0.1:port`` and forwards every connection to ``upstream``."""
+    """Listens on ``127.0.0.1:port`` (0: any free port, see ``.port``) and forwards every
+    connection to ``upstream``. ``down()`` cuts every connection and refuses new ones until
+    ``up`` is set again: a broker outage as clients see it."""
 
     def __init__(self, port: int, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
+        self.up = True
         self.server = socket.create_server(("127.0.0.1", port))
-        self.sockets: list[socket.socket] = [self.server]
+        self.port = int(self.server.getsockname()[1])
+        self.connections: list[socket.socket] = []
+        self.lock = threading.Lock()
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
@@ -38,12 +44,26 @@ class Forwarder:
         with contextlib.suppress(OSError):
             while True:
                 client, _ = self.server.accept()
+                if not self.up:
+                    client.close()
+                    continue
                 upstream = socket.create_connection(self.upstream)
-                self.sockets += [client, upstream]
+                with self.lock:
+                    self.connections += [client, upstream]
                 for a, b in ((client, upstream), (upstream, client)):
                     threading.Thread(target=_pump, args=(a, b), daemon=True).start()
 
-    def close(self) -> None:
-        for sock in self.sockets:
+    def down(self) -> None:
+        self.up = False
+        with self.lock:
+            connections, self.connections = self.connections, []
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 sock.close()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.server.close()
+        self.down()

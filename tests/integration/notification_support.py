@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
@@ -19,6 +20,7 @@ from hub.pipeline import dispatch
 from hub.runtime import HubRuntime
 from hub.settings import Settings
 from hub.subscriptions.delivery import DeliveryPolicy, start_delivery_workers
+from hub.subscriptions.tables import DeliveryAttempt
 from hub.workers.handlers import DISPATCH_HANDLERS
 from hub.workers.relay_worker import RelayWorker
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
@@ -121,3 +123,15 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
             return found
         assert time.monotonic() < deadline, f"{what} not reached within {timeout}s"
         time.sleep(0.05)
+
+
+def log_rows(runtime: HubRuntime, code: str) -> list[DeliveryAttempt]:
+    """A subscription's delivery log, oldest first."""
+    with runtime.sessions() as session:
+        return list(
+            session.scalars(
+                select(DeliveryAttempt)
+                .where(DeliveryAttempt.subscription_code == code)
+                .order_by(DeliveryAttempt.id)
+            )
+        )

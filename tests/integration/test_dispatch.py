@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from hub.broker import QUEUE_DEAD, connect
 from hub.broker.base import H_REASON
@@ -18,9 +17,14 @@ from hub.runtime import HubRuntime
 from hub.settings import load_settings
 from hub.subscriptions import service
 from hub.subscriptions.signing import verify
-from hub.subscriptions.tables import DEAD_LETTERED, DELIVERED, FAILED, DeliveryAttempt
+from hub.subscriptions.tables import DEAD_LETTERED, DELIVERED, FAILED
 from registry_core.service import Source
-from tests.integration.notification_support import notification_workers, receiver, wait_until
+from tests.integration.notification_support import (
+    log_rows,
+    notification_workers,
+    receiver,
+    wait_until,
+)
 
 SECRET = "a-test-secret-of-some-length"
 
@@ -65,17 +69,6 @@ def household(runtime: HubRuntime, area: str, nids: list[str]) -> dict[str, Any]
     ]
     record = {"admin_area_code": area, "members": members}
     return runtime.registry.register_household(record, Source("registry_staff")).record
-
-
-def log_rows(runtime: HubRuntime, code: str) -> list[DeliveryAttempt]:
-    with runtime.sessions() as session:
-        return list(
-            session.scalars(
-                select(DeliveryAttempt)
-                .where(DeliveryAttempt.subscription_code == code)
-                .order_by(DeliveryAttempt.id)
-            )
-        )
 
 
 def test_consent_decides_content_area_filter_applies_and_every_delivery_is_logged(hub):

@@ -1,14 +1,18 @@
 """The notifications "done when": a death registered in the civil registry mock reaches a
-subscribed program MIS mock by webhook and (on RabbitMQ) by AMQP exactly once, with the right
-content, within 5 seconds; a program without consent gets nothing personal.
+subscribed program MIS mock by webhook and by AMQP exactly once, with the right content, within
+5 seconds; a program without consent gets nothing personal, on either channel.
 
 Runs on the embedded broker over SQLite and PostgreSQL, and on RabbitMQ (a virtual host of its
-own). The embedded broker has no AMQP endpoint for outsiders, so there the AMQP channel is
-refused at subscription time (tested in test_subscriptions_api) and only the webhook is used.
+own). The embedded broker has no AMQP endpoint for outsiders: there the hub forwards AMQP
+deliveries to the RabbitMQ named by ``SRHUB_DELIVERY_AMQP_URL`` (a virtual host of its own
+here), where the MIS mock consumes. Without ``SRHUB_TEST_AMQP_URL`` the embedded runs check
+the webhook only (under ``CI=true`` they fail instead).
 """
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +35,7 @@ from hub.runtime import HubRuntime
 from hub.sandbox_seed import seed_registry
 from hub.settings import load_settings
 from hub.subscriptions import service
+from hub.subscriptions.fanout import opaque_ref
 from hub.workers.handlers import INGEST_HANDLERS
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from hub.workers.topology import INGEST_QUEUE
@@ -40,11 +45,12 @@ from sandbox_mocks.population import iter_vital_events
 from tests.integration.notification_support import notification_workers
 from tests.integration.pipeline_support import own_amqp_vhost
 from tests.scenarios.conftest import FAST_RESILIENCE, wait_for
-from tests.services import amqp_url_or_skip
+from tests.services import AMQP_ENV, amqp_url_or_skip, in_ci
 
 PEOPLE = 250
 START = date(2025, 1, 1)
 AMQP_CODE = "mis-deaths-amqp"
+NUTRI_AMQP_CODE = "nutri-deaths-amqp"
 
 
 @dataclass
@@ -54,6 +60,7 @@ class NotifyHub:
     sandbox: Any
     settings: Any
     amqp: bool
+    subscriber_amqp_url: str | None = None  # where AMQP subscribers consume (hub's or delivery)
 
     def token(self, *roles: str, program: str | None = None) -> dict[str, str]:
         token = issue_token(self.settings, subject="scenario", roles=list(roles), program=program)
@@ -99,12 +106,17 @@ def _database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def notify_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[NotifyHub]:
     db_url = _database(request, tmp_path)
     with ExitStack() as stack:
-        amqp_url = None
+        amqp_url = delivery_url = None
         if request.param == "amqp":
             amqp_url = stack.enter_context(own_amqp_vhost(amqp_url_or_skip()))
+        elif os.environ.get(AMQP_ENV) or in_ci():
+            # Embedded hub: AMQP subscribers consume on the operator's RabbitMQ.
+            delivery_url = stack.enter_context(own_amqp_vhost(amqp_url_or_skip()))
+        subscriber_url = amqp_url or delivery_url
+        if subscriber_url:
             # The MIS mock consumes the subscription's queue; declare it before the mock starts
             # so its consumer attaches at once instead of backing off.
-            with connect(amqp_url, wait_for=10) as broker:
+            with connect(subscriber_url, wait_for=10) as broker:
                 broker.declare_topology([service.delivery_queue(AMQP_CODE)])
         sandbox = start_sandbox(
             SandboxConfig(
@@ -114,7 +126,7 @@ def notify_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Notif
                 work_dir=tmp_path / "sandbox",
                 tax_interval_seconds=0,
                 tax_drop_on_start=False,
-                amqp_url=amqp_url,
+                amqp_url=subscriber_url,
                 amqp_queue=service.delivery_queue(AMQP_CODE).name,
             )
         )
@@ -125,6 +137,7 @@ def notify_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Notif
             data_dir=tmp_path / "var",
             sandbox=False,
             amqp_url=amqp_url or "",
+            delivery_amqp_url=delivery_url or "",
         )
         runtime = HubRuntime(settings)
         stack.callback(runtime.close)
@@ -158,7 +171,7 @@ def notify_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Notif
         host.start()
         stack.callback(host.stop)
         host.after_serving(url)
-        yield NotifyHub(url, runtime, sandbox, settings, request.param == "amqp")
+        yield NotifyHub(url, runtime, sandbox, settings, bool(subscriber_url), subscriber_url)
 
 
 def _registered(hub: NotifyHub, person: Any) -> dict[str, Any] | None:
@@ -321,6 +334,8 @@ def test_a_registered_death_reaches_the_program_once_by_each_channel_within_5s(n
     )
     if hub.amqp:
         _subscribe(hub, "cash", {"code": AMQP_CODE, "channel": "amqp", **common})
+        # no consent, by AMQP: must learn nothing personal either
+        _subscribe(hub, "nutri", {"code": NUTRI_AMQP_CODE, "channel": "amqp", **common})
     time.sleep(0.5)  # delivery workers pick the new subscriptions up
 
     # Register everything before that day first and let the hub absorb it, so the clock
@@ -339,6 +354,13 @@ def test_a_registered_death_reaches_the_program_once_by_each_channel_within_5s(n
             and ((n.get("json") or {}).get("data") or {}).get("person_id") == person["id"]
         ]
 
+    nutri_ref = opaque_ref(hub.runtime.keys.identifier_hmac_key, "nutri", f"person/{person['id']}")
+    nutri_amqp: list[dict[str, Any]] = []
+
+    def nutri_amqp_about_person() -> list[dict[str, Any]]:
+        nutri_amqp.extend(_drain(hub.subscriber_amqp_url, NUTRI_AMQP_CODE))
+        return [m for m in nutri_amqp if m["json"]["data"].get("subject_ref") == nutri_ref]
+
     channels = [("webhook", "cash")] + ([("amqp", None)] if hub.amqp else [])
     arrival = {}
     for channel, label in channels:
@@ -347,6 +369,9 @@ def test_a_registered_death_reaches_the_program_once_by_each_channel_within_5s(n
         except AssertionError:
             raise AssertionError(_diagnosis(hub, person["id"], channel)) from None
         arrival[channel] = time.monotonic() - started
+    if hub.amqp:
+        wait_for(nutri_amqp_about_person, timeout=15, what="amqp without consent")
+        arrival["amqp (no consent)"] = time.monotonic() - started
     print(f"\ndeath -> program MIS: {', '.join(f'{k} {v:.2f}s' for k, v in arrival.items())}")
     print(_timeline(hub, person["id"], started_wall))
     assert all(seconds < 5.0 for seconds in arrival.values()), _timeline(
@@ -367,8 +392,32 @@ def test_a_registered_death_reaches_the_program_once_by_each_channel_within_5s(n
 
     nutri = [n for n in hub.notifications("webhook") if n.get("label") == "nutri"]
     assert nutri, "the program without consent still hears that a death happened"
+    if hub.amqp:
+        assert len(nutri_amqp_about_person()) == 1  # exactly once, and nothing personal:
+        nutri += nutri_amqp
     for entry in nutri:
         text = entry["body"]
         assert entry["json"]["srpersonal"] is False
         for value in (person["id"], national_id, person["given_name"], person["family_name"]):
             assert value not in text
+
+
+def _drain(url: str | None, code: str) -> list[dict[str, Any]]:
+    """Take every message waiting in a subscription's queue on the subscribers' RabbitMQ."""
+    import pika
+
+    assert url
+    got = []
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    try:
+        channel = connection.channel()
+        while True:
+            method, properties, body = channel.basic_get(
+                service.delivery_queue(code).name, auto_ack=True
+            )
+            if method is None:
+                return got
+            text = body.decode()
+            got.append({"body": text, "json": json.loads(text), "headers": properties.headers})
+    finally:
+        connection.close()

@@ -77,3 +77,18 @@ def test_workers_starting_together_share_one_key_file(tmp_path: Path):
         thread.join()
     assert len(results) == 8 and len(set(results)) == 1
     assert [p.name for p in tmp_path.iterdir()] == ["keys.json"]  # no temporary files left
+
+
+def test_delivery_amqp_url_is_read_checked_and_only_used_on_the_embedded_broker():
+    url = "amqp://guest:guest@rabbit:5672/%2F"
+    embedded = load_settings(env={"SRHUB_DELIVERY_AMQP_URL": url})
+    assert embedded.delivery_amqp_url == url
+    assert embedded.forwards_amqp_deliveries and embedded.offers_amqp_channel
+    plain = load_settings(env={})
+    assert not plain.forwards_amqp_deliveries and not plain.offers_amqp_channel
+    on_rabbitmq = load_settings(env={"SRHUB_AMQP_URL": url, "SRHUB_DELIVERY_AMQP_URL": url})
+    assert on_rabbitmq.offers_amqp_channel and not on_rabbitmq.forwards_amqp_deliveries
+    for bad in ("http://rabbit/", "rabbit:5672", "amqp://", "amqp://user:secret@/vhost"):
+        with pytest.raises(SettingsError, match="SRHUB_DELIVERY_AMQP_URL") as caught:
+            load_settings(env={"SRHUB_DELIVERY_AMQP_URL": bad})
+        assert "secret" not in str(caught.value)
