@@ -25,6 +25,7 @@ the same function in both. A test runs both over valid and broken bodies.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,8 @@ try:  # optional accelerator; jsonschema alone gives the same verdicts
     import fastjsonschema
 except ImportError:  # pragma: no cover - exercised only where the package is absent
     fastjsonschema = None
+
+log = logging.getLogger(__name__)
 
 BASE = "https://schemas.socialregistry.example/v1/dci/"
 
@@ -158,16 +161,21 @@ def _load_remote(uri: str) -> dict[str, Any]:
 
 @cache
 def _fast_check(kind: str, key: str) -> Callable[[Any], Any] | None:
-    """The compiled validator for a schema, or None without fastjsonschema."""
+    """The compiled validator for a schema, or None without fastjsonschema (or when it cannot
+    compile the schema: then jsonschema alone checks, slower but the same verdicts)."""
     if fastjsonschema is None:
         return None
     root = {k: v for k, v in _root(kind, key).items() if k != "$schema"}
-    checker: Callable[[Any], Any] = fastjsonschema.compile(
-        root,
-        handlers={"https": _load_remote},
-        formats={"date-time": _is_date_time},
-        use_default=False,  # never fill in defaults: a check must not change the body
-    )
+    try:
+        checker: Callable[[Any], Any] = fastjsonschema.compile(
+            root,
+            handlers={"https": _load_remote},
+            formats={"date-time": _is_date_time},
+            use_default=False,  # never fill in defaults: a check must not change the body
+        )
+    except fastjsonschema.JsonSchemaDefinitionException:
+        log.warning("DCI schema %s %s: no compiled check, jsonschema only", kind, key)
+        return None
     return checker
 
 

@@ -790,3 +790,14 @@ def test_answers_pass_the_compiled_check_only_when_jsonschema_does():
     for candidate in [ack, *_mutants(ack, rng, 80)]:
         fast = validation._passes_fast("file", "ack.json", candidate)
         assert fast is (not list(reference.iter_errors(candidate))), candidate
+
+
+def test_every_endpoint_schema_compiles_to_a_fast_check():
+    """A schema fastjsonschema could not compile would silently fall back to jsonschema (slow)."""
+    if validation.fastjsonschema is None:
+        pytest.skip("fastjsonschema is not installed")
+    keys = [("request", path) for path in validation.REQUESTS]
+    keys += [("answer", path) for path in validation.ANSWERS]
+    keys += [("file", name) for name in ("ack.json", "error.json")]
+    for kind, key in keys:
+        assert validation._fast_check(kind, key) is not None, (kind, key)
