@@ -25,7 +25,9 @@ def monitoring() -> None:
 @click.option("--max-bytes", type=click.IntRange(min=0), default=None,
               help="Override message_log_max_bytes.")
 def prune(max_age_days: float | None, max_rows: int | None, max_bytes: int | None) -> None:
-    """Delete message-log rows beyond the retention limits; print what was deleted as JSON."""
+    """Delete message-log rows beyond the retention limits, and DCI transactions and
+    delivery-log rows past their age; print what was deleted as JSON."""
+    from hub.monitoring.log_retention import LogAges, prune_logs
     from hub.monitoring.message_log import RetentionPolicy, enforce_retention
     from hub.runtime import HubRuntime
 
@@ -41,9 +43,11 @@ def prune(max_age_days: float | None, max_rows: int | None, max_bytes: int | Non
     try:
         with runtime.sessions.begin() as session:
             result = enforce_retention(session, policy)
+        with runtime.sessions.begin() as session:
+            others = prune_logs(session, LogAges.from_settings(dict(settings.extra or {})))
     finally:
         runtime.close()
-    click.echo(json.dumps({**asdict(result), "deleted": result.deleted}))
+    click.echo(json.dumps({**asdict(result), "deleted": result.deleted, "other_logs": others}))
 
 
 @monitoring.command("health")

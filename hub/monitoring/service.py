@@ -23,6 +23,7 @@ from typing import Any
 
 from hub.monitoring import health, message_log
 from hub.monitoring.alerts import AlertEvaluator, AlertRules, WebhookNotifier
+from hub.monitoring.log_retention import LogAges, prune_logs
 from hub.monitoring.message_log import MessageLogWriter, RetentionPolicy, enforce_retention
 from hub.monitoring.metrics import RECORDER, CounterSampler, sample_connector_statuses
 
@@ -62,10 +63,16 @@ class Monitoring:
         return snapshot
 
     def prune(self) -> Any:
+        """Retention of the message log, then of the DCI transactions and the delivery log
+        (``log_retention``), each in its own transaction."""
         with self.runtime.sessions.begin() as session:
             self.last_retention = enforce_retention(session, self.policy)
         if self.last_retention.deleted:
             log.info("message log retention: %s", self.last_retention)
+        with self.runtime.sessions.begin() as session:
+            pruned = prune_logs(session, LogAges.from_settings(dict(self.settings.extra or {})))
+        if any(pruned.values()):
+            log.info("log retention: deleted %s", pruned)
         return self.last_retention
 
     def _run(self) -> None:

@@ -76,4 +76,5 @@ class DeliveryAttempt(Base):
     __table_args__ = (
         Index("ix_subscription_deliveries_sub", "subscription_code", "id"),
         Index("ix_subscription_deliveries_event", "subscription_code", "event_id"),
+        Index("ix_subscription_deliveries_started", "started_at"),  # retention by age
     )

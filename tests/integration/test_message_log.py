@@ -291,3 +291,94 @@ def test_the_scheduled_job_keeps_a_growing_log_bounded(runtime: HubRuntime) -> N
         assert monitor.last_retention is not None and monitor.last_retention.deleted > 0
     finally:
         monitor.stop()
+
+
+# ----------------------------------------------------------------- DCI transactions, delivery log
+
+
+def _fill_other_logs(runtime: HubRuntime, old: int, new: int, age: timedelta) -> None:
+    """``old`` rows of each log from ``age`` ago and ``new`` rows from now."""
+    from hub.dci.tables import DciTransaction
+    from hub.subscriptions.tables import DeliveryAttempt
+
+    now = utcnow()
+    moments = [now - age - timedelta(seconds=i) for i in range(old)] + [now] * new
+    with runtime.sessions.begin() as session:
+        session.execute(
+            insert(DciTransaction),
+            [
+                {
+                    "correlation_id": f"c{i:05d}",
+                    "sender_id": "spmis",
+                    "transaction_id": f"t{i}",
+                    "message_id": f"m{i}",
+                    "txn_type": "search",
+                    "status": "succ",
+                    "items": [],
+                    "callback_status": "none",
+                    "created_at": moment,
+                    "completed_at": moment,
+                }
+                for i, moment in enumerate(moments)
+            ],
+        )
+        session.execute(
+            insert(DeliveryAttempt),
+            [
+                {
+                    "subscription_code": "cash-deaths",
+                    "event_id": f"e{i}",
+                    "event_type": "person.died",
+                    "attempt": 1,
+                    "status": "delivered",
+                    "personal": False,
+                    "started_at": moment,
+                }
+                for i, moment in enumerate(moments)
+            ],
+        )
+
+
+def _other_log_counts(runtime: HubRuntime) -> tuple[int, int]:
+    from hub.dci.tables import DciTransaction
+    from hub.subscriptions.tables import DeliveryAttempt
+
+    with runtime.sessions() as session:
+        return (
+            session.scalar(select(func.count()).select_from(DciTransaction)) or 0,
+            session.scalar(select(func.count()).select_from(DeliveryAttempt)) or 0,
+        )
+
+
+def test_dci_transactions_and_the_delivery_log_are_kept_for_their_age(
+    runtime: HubRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hub.monitoring import log_retention
+
+    monkeypatch.setattr(log_retention, "CHUNK", 7)  # several chunks
+    _fill_other_logs(runtime, old=30, new=5, age=timedelta(days=40))
+    with runtime.sessions.begin() as session:
+        deleted = log_retention.prune_logs(session, log_retention.LogAges())
+    # 40 days old: past the 30 days of DCI transactions, within the 90 of the delivery log
+    assert deleted == {"dci_transactions": 30, "delivery_log": 0}
+    assert _other_log_counts(runtime) == (5, 35)
+    ages = log_retention.LogAges.from_settings({"delivery_log_max_age_days": 10})
+    with runtime.sessions.begin() as session:
+        deleted = log_retention.prune_logs(session, ages)
+    assert deleted == {"dci_transactions": 0, "delivery_log": 30}
+    assert _other_log_counts(runtime) == (5, 5)  # the recent rows stay
+
+
+def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -> None:
+    from hub.cli import main
+
+    _fill_other_logs(runtime, old=12, new=3, age=timedelta(days=5))
+    env = {
+        "SRHUB_DATABASE_URL": runtime.settings.effective_database_url,
+        "SRHUB_DATA_DIR": str(tmp_path / "var"),
+        "SRHUB_EXTRA": '{"dci_transaction_max_age_days": 1, "delivery_log_max_age_days": 2}',
+    }
+    result = CliRunner().invoke(main, ["monitoring", "prune"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert '"other_logs": {"dci_transactions": 12, "delivery_log": 12}' in result.output
+    assert _other_log_counts(runtime) == (3, 3)
