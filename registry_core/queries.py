@@ -19,6 +19,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
+from functools import cached_property
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
@@ -144,7 +145,23 @@ def _ordering(keys: list[tuple[Any, bool]], created_at: Any, key: Any) -> list[A
     return [*terms, created_at.asc(), key.asc()]
 
 
-def _household_fields(row: Any) -> dict[str, Any]:
+def _holds_identifier(system: Any, hash_matches: ColumnElement) -> ColumnElement:
+    """A current member of the household holds an identifier of ``system`` whose keyed hash
+    satisfies ``hash_matches`` (values or bound parameters)."""
+    return exists(
+        select(Membership.id)
+        .join(Identifier, Identifier.person_id == Membership.person_id)
+        .where(
+            Membership.household_id == Household.id,
+            Membership.end_date.is_(None),
+            Identifier.system == system,
+            hash_matches,
+        )
+        .correlate(Household)
+    )
+
+
+def _household_record(row: Any, members: list[dict[str, Any]]) -> dict[str, Any]:
     location = None
     if row["latitude"] is not None and row["longitude"] is not None:
         location = {"lat": row["latitude"], "lon": row["longitude"]}
@@ -158,6 +175,7 @@ def _household_fields(row: Any) -> dict[str, Any]:
         "admin_area_code": row["admin_area_code"],
         "address": row["address"],
         "location": location,
+        "members": members,
         "created_at": _iso(row["created_at"]),
         "updated_at": _iso(row["updated_at"]),
     }
@@ -361,17 +379,7 @@ class HouseholdQueries:
             raise _invalid(f"identifier type {id_type} only takes eq or in")
         values = value if op == "in" else (value,)
         hashes = [self._cipher.lookup_hash(system, str(v)) for v in values]
-        return exists(
-            select(Membership.id)
-            .join(Identifier, Identifier.person_id == Membership.person_id)
-            .where(
-                Membership.household_id == Household.id,
-                Membership.end_date.is_(None),
-                Identifier.system == system,
-                Identifier.value_hash.in_(hashes),
-            )
-            .correlate(Household)
-        )
+        return _holds_identifier(system, Identifier.value_hash.in_(hashes))
 
     def condition(self, node: Node) -> ColumnElement:
         """The SQL condition on ``households`` for a filter tree; QueryError when unsupported."""
@@ -431,8 +439,8 @@ class HouseholdQueries:
         if by_identifier is not None:
             # The common query (one identifier, no sort) reuses one prepared statement tree:
             # building a statement costs more Python time than the database takes to run it.
-            statement, count, values = self._by_identifier_statements()
-            params.update(values | by_identifier)
+            statement, count = self._by_identifier
+            params.update(by_identifier)
         else:
             where = self.condition(node)
             keys = []
@@ -459,27 +467,13 @@ class HouseholdQueries:
             return None
         return {"id_system": system, "id_hash": self._cipher.lookup_hash(system, str(node.value))}
 
-    def _by_identifier_statements(self) -> tuple[Any, Any, dict[str, Any]]:
-        cached = self.__dict__.get("_by_identifier")
-        if cached is None:
-            where = exists(
-                select(Membership.id)
-                .join(Identifier, Identifier.person_id == Membership.person_id)
-                .where(
-                    Membership.household_id == Household.id,
-                    Membership.end_date.is_(None),
-                    Identifier.system == bindparam("id_system"),
-                    Identifier.value_hash == bindparam("id_hash"),
-                )
-                .correlate(Household)
-            )
-            cached = (
-                self._page_statement(where, []),
-                select(func.count(Household.id)).where(where),
-                {},
-            )
-            self.__dict__["_by_identifier"] = cached
-        return cached
+    @cached_property
+    def _by_identifier(self) -> tuple[Any, Any]:
+        """(page statement, count statement) for one bound identifier: built once."""
+        where = _holds_identifier(
+            bindparam("id_system"), Identifier.value_hash == bindparam("id_hash")
+        )
+        return self._page_statement(where, []), select(func.count(Household.id)).where(where)
 
     def _page_statement(self, where: ColumnElement, keys: list[tuple[Any, bool]]) -> Any:
         """The page (bound ``page_limit``/``page_offset``) joined to members and identifiers."""
@@ -525,15 +519,12 @@ class HouseholdQueries:
         members come in the same order (head first, then by joining date and age), so an SR
         Group built from either is the same (the tests compare them).
         """
-        households: dict[uuid.UUID, dict[str, Any]] = {}
+        first_rows: dict[uuid.UUID, Any] = {}  # a household's first row carries its own columns
         members: dict[uuid.UUID, dict[uuid.UUID, dict[str, Any]]] = {}
-        scores: dict[uuid.UUID, tuple[Any, Any]] = {}
         for row in rows:
             key = row["id"]
-            if key not in households:
-                households[key] = _household_fields(row)
-                members[key] = {}
-                scores[key] = (row["score"], row["score_model"])
+            if key not in first_rows:
+                first_rows[key], members[key] = row, {}
             person_id = row["p_id"]
             if person_id is None:
                 continue
@@ -549,18 +540,16 @@ class HouseholdQueries:
                     }
                 )
         found = []
-        for key, record in households.items():
-            head = record.get("head_person_id")
+        for key, row in first_rows.items():
+            head = str(row["head_person_id"]) if row["head_person_id"] else None
             ordered = sorted(members[key].values(), key=lambda member: member["id"] != head)
-            record["members"] = [_compact(member) for member in ordered]
-            record["created_at"] = record.pop("created_at")  # keep the canonical key order
-            record["updated_at"] = record.pop("updated_at")
-            score, model = scores[key]
+            record = _household_record(row, [_compact(member) for member in ordered])
+            score = row["score"]
             found.append(
                 FoundHousehold(
                     _compact(record),
                     score,
-                    (self._score_model or model) if score is not None else None,
+                    (self._score_model or row["score_model"]) if score is not None else None,
                 )
             )
         return found
