@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, MetaData, create_engine, event
+from sqlalchemy import DateTime, MetaData, create_engine, delete, event, select
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
@@ -123,6 +123,26 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
         return
     with engine.begin() as connection:
         yield connection
+
+
+def delete_older_than(
+    session: Session, key: Any, moment: Any, cutoff: datetime, chunk: int = 10_000
+) -> int:
+    """Delete the rows whose ``moment`` column is before ``cutoff``, oldest first along its
+    index, ``chunk`` rows per statement so no statement holds a long lock; ``key`` is the
+    primary key column. Returns how many rows were deleted."""
+    table = key.class_
+    total = 0
+    while True:
+        keys = (
+            session.execute(select(key).where(moment < cutoff).order_by(moment).limit(chunk))
+            .scalars()
+            .all()
+        )
+        if not keys:
+            return total
+        session.execute(delete(table).where(key.in_(keys)))
+        total += len(keys)
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

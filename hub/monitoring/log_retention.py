@@ -21,14 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub.dci.tables import DciTransaction
 from hub.subscriptions.tables import DeliveryAttempt
-from registry_core.db import utcnow
-
-CHUNK = 10_000  # rows per delete statement
+from registry_core.db import delete_older_than, utcnow
 
 
 @dataclass(frozen=True)
@@ -44,24 +41,9 @@ class LogAges:
         )
 
 
-def delete_older_than(session: Session, key: Any, moment: Any, cutoff: datetime) -> int:
-    """Delete the rows whose ``moment`` column is before ``cutoff``, oldest first, ``CHUNK``
-    rows per statement; ``key`` is the primary key column. Returns how many were deleted."""
-    table = key.class_
-    total = 0
-    while True:
-        keys = (
-            session.execute(select(key).where(moment < cutoff).order_by(moment).limit(CHUNK))
-            .scalars()
-            .all()
-        )
-        if not keys:
-            return total
-        session.execute(delete(table).where(key.in_(keys)))
-        total += len(keys)
-
-
-def prune_logs(session: Session, ages: LogAges, now: datetime | None = None) -> dict[str, int]:
+def prune_logs(
+    session: Session, ages: LogAges, now: datetime | None = None, chunk: int = 10_000
+) -> dict[str, int]:
     """Delete DCI transactions and delivery-log rows past their age; counts by log."""
     now = now or utcnow()
     return {
@@ -70,8 +52,9 @@ def prune_logs(session: Session, ages: LogAges, now: datetime | None = None) -> 
             DciTransaction.correlation_id,
             DciTransaction.created_at,
             now - ages.dci_transactions,
+            chunk,
         ),
         "delivery_log": delete_older_than(
-            session, DeliveryAttempt.id, DeliveryAttempt.started_at, now - ages.delivery_log
+            session, DeliveryAttempt.id, DeliveryAttempt.started_at, now - ages.delivery_log, chunk
         ),
     }

@@ -40,7 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
-from registry_core.db import Base, UTCDateTime, utcnow
+from registry_core.db import Base, UTCDateTime, delete_older_than, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -438,19 +438,12 @@ def enforce_retention(
     (ids grow with time, so there "oldest" is "lowest id"). Every step walks an index and
     deletes in chunks."""
     now = now or utcnow()
-    by_age = by_rows = by_bytes = 0
+    by_rows = by_bytes = 0
     cutoff_time = now - policy.max_age
-    while True:  # by age: exact, along the started_at index, in chunks
-        ids = session.execute(
-            select(MessageLogEntry.id)
-            .where(MessageLogEntry.started_at < cutoff_time)
-            .order_by(MessageLogEntry.started_at)
-            .limit(_CHUNK)
-        ).scalars().all()
-        if not ids:
-            break
-        session.execute(delete(MessageLogEntry).where(MessageLogEntry.id.in_(ids)))
-        by_age += len(ids)
+    # by age: exact, along the started_at index, in chunks
+    by_age = delete_older_than(
+        session, MessageLogEntry.id, MessageLogEntry.started_at, cutoff_time, _CHUNK
+    )
 
     count = session.execute(select(func.count()).select_from(MessageLogEntry)).scalar() or 0
     if count > policy.max_rows:

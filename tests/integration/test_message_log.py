@@ -351,20 +351,19 @@ def _other_log_counts(runtime: HubRuntime) -> tuple[int, int]:
 
 
 def test_dci_transactions_and_the_delivery_log_are_kept_for_their_age(
-    runtime: HubRuntime, monkeypatch: pytest.MonkeyPatch
+    runtime: HubRuntime,
 ) -> None:
     from hub.monitoring import log_retention
 
-    monkeypatch.setattr(log_retention, "CHUNK", 7)  # several chunks
     _fill_other_logs(runtime, old=30, new=5, age=timedelta(days=40))
     with runtime.sessions.begin() as session:
-        deleted = log_retention.prune_logs(session, log_retention.LogAges())
+        deleted = log_retention.prune_logs(session, log_retention.LogAges(), chunk=7)
     # 40 days old: past the 30 days of DCI transactions, within the 90 of the delivery log
     assert deleted == {"dci_transactions": 30, "delivery_log": 0}
     assert _other_log_counts(runtime) == (5, 35)
     ages = log_retention.LogAges.from_settings({"delivery_log_max_age_days": 10})
     with runtime.sessions.begin() as session:
-        deleted = log_retention.prune_logs(session, ages)
+        deleted = log_retention.prune_logs(session, ages, chunk=7)  # several chunks
     assert deleted == {"dci_transactions": 0, "delivery_log": 30}
     assert _other_log_counts(runtime) == (5, 5)  # the recent rows stay
 
