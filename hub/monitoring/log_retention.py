@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from hub.dci.tables import DciTransaction
+from hub.settings import SettingsError
 from hub.subscriptions.tables import DeliveryAttempt
 from registry_core.db import delete_older_than, utcnow
 
@@ -35,10 +36,20 @@ class LogAges:
 
     @classmethod
     def from_settings(cls, extra: dict[str, Any]) -> LogAges:
+        """Read from ``settings.extra``; a value that is not a positive number of days is a
+        SettingsError naming the key (read at start, so a typo never waits for the first
+        prune)."""
         return cls(
-            dci_transactions=timedelta(days=float(extra.get("dci_transaction_max_age_days", 30))),
-            delivery_log=timedelta(days=float(extra.get("delivery_log_max_age_days", 90))),
+            dci_transactions=_days(extra, "dci_transaction_max_age_days", 30),
+            delivery_log=_days(extra, "delivery_log_max_age_days", 90),
         )
+
+
+def _days(extra: dict[str, Any], key: str, default: float) -> timedelta:
+    value = extra.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise SettingsError(f"extra.{key} must be a positive number of days")
+    return timedelta(days=value)
 
 
 def prune_logs(

@@ -44,6 +44,7 @@ class Monitoring:
     writer: MessageLogWriter
     evaluator: AlertEvaluator
     policy: RetentionPolicy
+    ages: LogAges = field(default_factory=LogAges)
     interval: float = 5.0
     retention_interval: float = 600.0
     last_snapshot: dict[str, Any] | None = None
@@ -70,7 +71,7 @@ class Monitoring:
         if self.last_retention.deleted:
             log.info("message log retention: %s", self.last_retention)
         with self.runtime.sessions.begin() as session:
-            pruned = prune_logs(session, LogAges.from_settings(dict(self.settings.extra or {})))
+            pruned = prune_logs(session, self.ages)
         if any(pruned.values()):
             log.info("log retention: deleted %s", pruned)
         return self.last_retention
@@ -136,6 +137,7 @@ def start_monitoring(
         writer,
         evaluator,
         RetentionPolicy.from_settings(extra),
+        ages=LogAges.from_settings(extra),
         interval=float(extra.get("monitoring_interval_seconds", 5)),
         retention_interval=float(extra.get("message_log_retention_interval_seconds", 600)),
     ).start()

@@ -381,3 +381,12 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
     assert result.exit_code == 0, result.output
     assert '"other_logs": {"dci_transactions": 12, "delivery_log": 12}' in result.output
     assert _other_log_counts(runtime) == (3, 3)
+
+
+@pytest.mark.parametrize("bad", [0, -3, "thirty", True, None])
+def test_a_bad_log_age_is_refused_with_its_name(bad: object) -> None:
+    from hub.monitoring.log_retention import LogAges
+    from hub.settings import SettingsError
+
+    with pytest.raises(SettingsError, match=r"extra\.delivery_log_max_age_days"):
+        LogAges.from_settings({"delivery_log_max_age_days": bad})
