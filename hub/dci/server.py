@@ -455,7 +455,7 @@ class DciServer:
             except Exception:
                 incident = uuid.uuid4().hex[:12]
                 log.exception("DCI async search failed (incident %s)", incident)
-                reason = f"the registry could not run this search; retry later ({incident})"
+                reason = f"the search failed here (incident {incident}); send it again later"
                 message, summary = failed_answer(envelope.message, correlation_id, reason)
                 header = self._callback_header(
                     codes.ON_SEARCH, envelope.sender_id, codes.RJCT, len(summary), None, reason

@@ -778,6 +778,32 @@ def test_junk_never_gets_a_500(dci):
         dci.receiver.received.get_nowait()
 
 
+def test_a_search_that_fails_on_our_side_still_calls_back(dci, monkeypatch):
+    """The sender gets an rjct on-search with its ids and an incident to quote, not silence."""
+    dci.post("sync/search", {})  # builds the server
+    server = dci.app.extensions["srhub_dci"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the database fell over")
+
+    monkeypatch.setattr(server, "_search_answer", broken)
+    message = search_message(
+        {"query_type": "expression", "query": {"group_size": {"$ge": 1}}}, refs=["r-a"]
+    )
+    ack = check_ack(dci.post("search", dci.envelope("search", message)))["message"]
+    assert ack["ack_status"] == "ACK"
+    path, callback = dci.receiver.next()
+    assert path == "/registry/on-search"
+    check_answer("/registry/on-search", callback)
+    verify_hub_signature(callback, dci.hub_key_pem())
+    assert callback["header"]["status"] == "rjct"
+    assert callback["message"]["transaction_id"] == message["transaction_id"]
+    assert callback["message"]["correlation_id"] == ack["correlation_id"]
+    [item] = callback["message"]["search_response"]
+    assert item["reference_id"] == "r-a" and item["status"] == "rjct"
+    assert "incident" in item["status_reason_message"]
+
+
 def test_callback_target_failure_is_recorded(dci):
     senders.register_callback_uri(dci.runtime.sessions, SENDER, "http://127.0.0.1:1")
     body = idtype(dci, sender_uri="http://127.0.0.1:1")
