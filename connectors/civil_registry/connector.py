@@ -65,10 +65,13 @@ class CivilRegistryConnector(PullConnector, PushConnector):
         super().__init__(settings, context)
         check_opencrvs_websub(context.name, self.settings)
         self.endpoints = endpoints(context.name, self.settings)
-        feed_base, self._feed_path = split_url(self.endpoints.feed_url)
+        self.feed_enabled = bool(self.settings["feed"])
         hooks_base, self._webhooks_path = split_url(self.endpoints.webhooks_url)
-        self._feed = self.http(feed_base)
-        self._hooks = self._feed if hooks_base == feed_base else self.http(hooks_base)
+        self._hooks = self.http(hooks_base)
+        self._feed, self._feed_path = self._hooks, ""
+        if self.feed_enabled:
+            feed_base, self._feed_path = split_url(self.endpoints.feed_url)
+            self._feed = self._hooks if feed_base == hooks_base else self.http(feed_base)
         token = self.settings.get("dci_bearer_token")
         self.dci = DciClient(
             self.http(
@@ -151,7 +154,10 @@ class CivilRegistryConnector(PullConnector, PushConnector):
     # --- pull: the feed ------------------------------------------------------------------------
 
     def poll(self, checkpoint: Any | None) -> PollResult:
-        """One feed page after ``checkpoint`` (the feed's opaque cursor)."""
+        """One feed page after ``checkpoint`` (the feed's opaque cursor); nothing with
+        ``feed = false``."""
+        if not self.feed_enabled:
+            return PollResult([], checkpoint, False)
         cursor = str(checkpoint) if checkpoint else None
         params: dict[str, Any] = {"limit": int(self.settings["feed_page_size"])}
         if cursor:

@@ -102,6 +102,8 @@ SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
         },
         "dci_callback_token": _TOKEN,
         "feed_page_size": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+        # false: no feed is polled (OpenCRVS itself has none; the sandbox's registry has one)
+        "feed": {"type": "boolean", "default": True},
         "max_body_bytes": {
             "type": "integer",
             "minimum": 1024,
@@ -131,22 +133,17 @@ def endpoints(connector: str, settings: Mapping[str, Any]) -> Endpoints:
     """The service URLs from explicit keys, else derived from ``base_url`` / ``url``."""
     base = settings.get("base_url") or settings.get("url")
     base = base.rstrip("/") if isinstance(base, str) else None
-    missing = [
-        key
-        for key, fallback in (
-            ("fhir_feed_url", "/feed"),
-            ("webhooks_url", "/webhooks"),
-            ("dci_base_url", "/registry"),
-        )
-        if not settings.get(key) and base is None
-    ]
+    wanted = ["webhooks_url", "dci_base_url"]
+    if settings.get("feed", True):
+        wanted.insert(0, "fhir_feed_url")
+    missing = [key for key in wanted if not settings.get(key) and base is None]
     if missing:
         raise SettingsError(
             connector,
             [f"$.{key}: is required when neither base_url nor url is given" for key in missing],
         )
     return Endpoints(
-        feed_url=str(settings.get("fhir_feed_url") or f"{base}/feed"),
+        feed_url=str(settings.get("fhir_feed_url") or (f"{base}/feed" if base else "")),
         webhooks_url=str(settings.get("webhooks_url") or f"{base}/webhooks"),
         dci_base_url=str(settings.get("dci_base_url") or f"{base}/registry").rstrip("/"),
     )

@@ -278,3 +278,29 @@ def test_token_expiry_is_read_from_the_jwt():
     assert token_expiry(jwt_with_exp(moment.timestamp())) == moment
     assert token_expiry("not-a-jwt") is None
     assert token_expiry("a.b.c") is None
+
+
+@responses.activate
+def test_without_a_feed_nothing_is_polled(clock):
+    context = ConnectorContext(
+        "civil_registry", CollectingPublisher(), clock=clock, limiters=PartnerLimiters(clock)
+    )
+    given = {k: v for k, v in settings().items() if k != "base_url"}
+    with pytest.raises(SettingsError, match=r"\$\.fhir_feed_url: is required"):
+        CivilRegistryConnector(
+            given | {"webhooks_url": HOOKS, "dci_base_url": "http://crvs.test/dci"}, context
+        )
+    quiet = CivilRegistryConnector(
+        given | {"webhooks_url": HOOKS, "dci_base_url": "http://crvs.test/dci", "feed": False},
+        context,
+    )
+    try:
+        result = quiet.poll("cursor-7")
+        assert (list(result.records), result.next_checkpoint, result.more) == (
+            [],
+            "cursor-7",
+            False,
+        )
+        assert len(responses.calls) == 0  # OpenCRVS has no feed: nothing was asked
+    finally:
+        quiet.close()
