@@ -10,8 +10,10 @@ in-process.
 A mock whose package is not present in this checkout is skipped with the reason, so a partial
 sandbox still starts; ``RunningSandbox.skipped`` lists what is missing.
 
-Secrets (SOAP password, DCI bearer token, webhook secret) are generated per start unless the
-config gives them; they appear only in the connectors file, never in logs.
+Secrets (SOAP password, DCI bearer token, the civil registry's system client — id, secret and
+signing secret, as an OpenCRVS administrator registers one for the hub — and the program MIS
+webhook secret) are generated per start unless the config gives them; they appear only in the
+connectors file, never in logs.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import os
 import secrets
 import socket
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -227,6 +230,9 @@ def _build_civil_registry(cfg: SandboxConfig, ctx: dict[str, Any]) -> _Built:
         "population_people": cfg.people,
         "dci_bearer_token": ctx["dci_bearer_token"],
         "rate_days_per_second": cfg.civil_registry_rate_days_per_second,
+        "system_client_id": ctx["crvs_client_id"],
+        "system_client_secret": ctx["crvs_client_secret"],
+        "system_sha_secret": ctx["crvs_sha_secret"],
     }
     if cfg.as_of is not None:
         kwargs["start_date"] = cfg.as_of
@@ -240,6 +246,12 @@ def _build_civil_registry(cfg: SandboxConfig, ctx: dict[str, Any]) -> _Built:
             "dci_base_url": url + "/registry",
             "dci_bearer_token": ctx["dci_bearer_token"],
             "registry_id": getattr(conf, "registry_id", "civil-registry"),
+            # OpenCRVS's webhooks: the system client registered for the hub
+            "signature_scheme": "opencrvs",
+            "auth_url": url + "/auth",
+            "client_id": ctx["crvs_client_id"],
+            "client_secret": ctx["crvs_client_secret"],
+            "webhook_secret": ctx["crvs_sha_secret"],
         }
 
     return _Built(factory(conf), details)
@@ -362,6 +374,10 @@ def _context(config: SandboxConfig, sandbox: RunningSandbox) -> dict[str, Any]:
         "soap_password": config.soap_password or secrets.token_urlsafe(18),
         "dci_bearer_token": config.dci_bearer_token or secrets.token_urlsafe(24),
         "programs_webhook_secret": config.programs_webhook_secret or secrets.token_urlsafe(24),
+        # OpenCRVS makes all three UUIDs (user-mgnt registerSystem)
+        "crvs_client_id": str(uuid.uuid4()),
+        "crvs_client_secret": str(uuid.uuid4()),
+        "crvs_sha_secret": str(uuid.uuid4()),
     }
 
 

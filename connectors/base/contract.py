@@ -132,9 +132,12 @@ class ConnectorContext:
         source_id: str,
         headers: Mapping[str, str] | None = None,
         content_type: str | None = None,
+        content_key: str | None = None,
     ) -> str:
         return self.publish(
-            RawRecord(record_type, payload, source_id, dict(headers or {}), content_type)
+            RawRecord(
+                record_type, payload, source_id, dict(headers or {}), content_type, content_key
+            )
         )
 
     def publish_many(self, records: Sequence[RawRecord]) -> int:
@@ -345,10 +348,17 @@ class PushConnector(Connector):
         source_id: str,
         headers: Mapping[str, str] | None = None,
         content_type: str | None = None,
+        content_key: str | None = None,
     ) -> str:
-        """Publish one pushed record raw; raises ``PublishFailed`` (answer 503 then)."""
+        """Publish one pushed record raw; raises ``PublishFailed`` (answer 503 then).
+        ``content_key``: see ``RawRecord`` (copies of one event share one message id)."""
         message_id = self.context.publish_raw(
-            record_type, payload, source_id=source_id, headers=headers, content_type=content_type
+            record_type,
+            payload,
+            source_id=source_id,
+            headers=headers,
+            content_type=content_type,
+            content_key=content_key,
         )
         self.status.count("pushes_accepted")
         self.status.record_success()

@@ -40,8 +40,12 @@ def payload_bytes(payload: bytes | Mapping[str, Any]) -> bytes:
 
 
 def raw_record_id(connector: str, record: RawRecord) -> str:
-    """The stable message id of ``record`` (a UUIDv5 over what identifies it)."""
-    digest = hashlib.sha256(payload_bytes(record.payload)).hexdigest()
+    """The stable message id of ``record`` (a UUIDv5 over what identifies it): the payload's
+    bytes, or the record's ``content_key`` when the connector named what identifies it."""
+    if record.content_key is not None:
+        digest = "key:" + record.content_key
+    else:
+        digest = hashlib.sha256(payload_bytes(record.payload)).hexdigest()
     name = "\x1f".join((connector, record.record_type, record.source_id, digest))
     return str(uuid.uuid5(RAW_ID_NAMESPACE, name))
 

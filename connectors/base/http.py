@@ -12,6 +12,9 @@ raises into the connectors' error tree at the point where it enters:
   (redirects are not followed unless a call asks for it: a partner API should not move)
 - a body that is not the JSON promised -> ``PartnerProtocolError`` (permanent)
 
+A call that must read a refusal's body (a partner that explains its 400 in JSON) names those
+statuses in ``accept``: they come back as responses instead of being raised.
+
 Each request runs through the connector's ``ResilientCaller``, so retries, the circuit breaker
 and the rate limit apply without the connector writing a loop. Error messages carry the method,
 the path without its query string and the status; never bodies, query values or headers.
@@ -107,16 +110,20 @@ class PartnerHttpClient:
         *,
         deadline: Deadline | None = None,
         operation: str | None = None,
+        accept: frozenset[int] = frozenset(),
         **kwargs: Any,
     ) -> requests.Response:
-        """One logical request (retried as needed); returns a 2xx/3xx response, body read."""
+        """One logical request (retried as needed); returns a 2xx/3xx response, or one with a
+        status listed in ``accept``; body read."""
         if "timeout" in kwargs:
             raise TypeError("timeouts come from the connector's resilience settings")
         url = self.url(path)
         op = operation or _operation(method, url)
 
         def attempt(timeout: float) -> requests.Response:
-            return self.send_once(method, url, timeout=timeout, operation=op, **kwargs)
+            return self.send_once(
+                method, url, timeout=timeout, operation=op, accept=accept, **kwargs
+            )
 
         return self.caller.call(attempt, operation=op, deadline=deadline)
 
@@ -141,9 +148,17 @@ class PartnerHttpClient:
             ) from None
 
     def send_once(
-        self, method: str, url: str, *, timeout: float, operation: str, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float,
+        operation: str,
+        accept: frozenset[int] = frozenset(),
+        **kwargs: Any,
     ) -> requests.Response:
-        """Exactly one HTTP exchange, no retry: errors mapped to the connectors' tree."""
+        """Exactly one HTTP exchange, no retry: errors mapped to the connectors' tree; a
+        status in ``accept`` is returned as it is."""
         connect = min(self.caller.connect_timeout, timeout)
         kwargs.setdefault("allow_redirects", False)  # a partner API that redirects is a surprise
         started = time.monotonic()
@@ -168,6 +183,8 @@ class PartnerHttpClient:
         finally:
             response.close()
         status = response.status_code
+        if status in accept:
+            return response
         if response.is_redirect:
             raise PartnerProtocolError(
                 self.partner, operation, f"http_{status}", "unexpected redirect (not followed)"

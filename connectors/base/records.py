@@ -35,6 +35,12 @@ class RawRecord:
     ``source_id`` is the partner's own reference for the record (a bundle id, ``file:line``),
     kept so a record can be traced back; ``headers`` carry transport facts worth keeping
     (content type, partner sequence number). Neither is logged.
+
+    ``content_key``, when given, replaces the payload's bytes in the stable message id. It is
+    for payloads whose wrapping changes with every delivery of the same content (OpenCRVS puts
+    the delivery time and the subscription's id around the same Bundle): the connector names
+    what identifies the content (a digest of the Bundle), so copies share one message id and
+    the ingest applies the event once, while changed content still gets a new id.
     """
 
     record_type: str
@@ -42,6 +48,7 @@ class RawRecord:
     source_id: str
     headers: Mapping[str, str] = field(default_factory=dict)
     content_type: str | None = None  # for bytes payloads; defaults per the envelope helper
+    content_key: str | None = None  # what identifies the content, instead of the payload bytes
 
     def __post_init__(self) -> None:
         check_record_type(self.record_type)
@@ -49,6 +56,10 @@ class RawRecord:
             raise TypeError("a raw payload is bytes or a JSON object (mapping)")
         if not isinstance(self.source_id, str) or not self.source_id:
             raise ValueError("a raw record needs a non-empty source_id")
+        if self.content_key is not None and (
+            not isinstance(self.content_key, str) or not self.content_key
+        ):
+            raise ValueError("a content_key, when given, is a non-empty string")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ A partner that is down must be visible as down, with when it last worked and why
 instead of showing up only as missing data days later. The status keeps reasons produced by
 ``errors.safe_reason`` (partner, operation, reason code), never payloads or identifiers.
 
+A connector that lives on subscriptions (WebSub topics, DCI event types) also reports each
+one here (``set_subscription``): a subscription that was refused, failed, or was accepted but
+never confirmed keeps the connector ``degraded`` with the reason, so it is never silently "up"
+while nothing can arrive.
+
 Writers are the connector's own threads (runner, HTTP views, retry loop); readers are the
 monitoring pages. Every change and ``snapshot`` take one lock, so a reader never sees half an
 update.
@@ -26,6 +31,15 @@ UP = "up"
 DEGRADED = "degraded"  # working, but recent calls failed or needed retries
 DOWN = "down"  # the circuit is open, or the last attempts all failed
 PAUSED = "paused"  # stopped on purpose by an operator
+
+# Subscription states; every one but ACTIVE keeps the connector degraded.
+SUBSCRIBING = "subscribing"  # the request is being made (or retried)
+AWAITING_CONFIRMATION = "awaiting_confirmation"  # accepted; the partner has yet to verify
+ACTIVE = "active"
+REFUSED = "refused"  # the partner said no; an operator must act
+FAILED = "failed"  # the partner could not be asked; retried later
+UNCONFIRMED = "unconfirmed"  # accepted, but not verified in time
+SUBSCRIPTION_STATES = (SUBSCRIBING, AWAITING_CONFIRMATION, ACTIVE, REFUSED, FAILED, UNCONFIRMED)
 
 # Counters a connector may bump; unknown names are refused so typos do not vanish silently.
 COUNTERS: tuple[str, ...] = (
@@ -59,6 +73,7 @@ class ConnectorStatus:
     last_error: str | None = None
     checkpoint_saved_at: datetime | None = None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # --- writers -------------------------------------------------------------------------------
@@ -105,6 +120,42 @@ class ConnectorStatus:
         with self._lock:
             self.checkpoint_saved_at = self.clock.now()
 
+    def set_subscription(
+        self,
+        key: str,
+        state: str,
+        reason: str | None = None,
+        *,
+        confirm_by: datetime | None = None,
+        **details: str,
+    ) -> None:
+        """Record the outcome of one subscription (``key`` names it: ``websub:BIRTH_REGISTERED``).
+
+        ``reason`` says why it is not active, in words an operator can act on (no secrets, no
+        personal data). ``confirm_by``: with ``awaiting_confirmation``, the moment after which
+        it counts as ``unconfirmed``. ``details`` are shown beside it (e.g. the partner's id).
+        """
+        if state not in SUBSCRIPTION_STATES:
+            raise ValueError(f"unknown subscription state {state!r}; known: {SUBSCRIPTION_STATES}")
+        with self._lock:
+            previous = self.subscriptions.get(key)
+            since = (
+                previous["since"]
+                if previous is not None and previous["state"] == state
+                else self.clock.now()
+            )
+            self.subscriptions[key] = {
+                "state": state,
+                "reason": reason[:500] if reason else None,
+                "since": since,
+                "confirm_by": confirm_by,
+                "details": {k: str(v)[:200] for k, v in details.items()},
+            }
+
+    def forget_subscription(self, key: str) -> None:
+        with self._lock:
+            self.subscriptions.pop(key, None)
+
     def count(self, counter: str, n: int = 1) -> None:
         if counter not in self.counts:
             raise KeyError(f"unknown connector counter {counter!r}; known: {', '.join(COUNTERS)}")
@@ -113,7 +164,28 @@ class ConnectorStatus:
 
     # --- readers -------------------------------------------------------------------------------
 
-    def _state_locked(self) -> str:
+    def _subscriptions_locked(self) -> dict[str, dict[str, Any]]:
+        """Each subscription as shown, an overdue confirmation turned ``unconfirmed``."""
+        now = self.clock.now()
+        shown: dict[str, dict[str, Any]] = {}
+        for key, entry in sorted(self.subscriptions.items()):
+            state, reason = entry["state"], entry["reason"]
+            due = entry["confirm_by"]
+            if state == AWAITING_CONFIRMATION and due is not None and now > due:
+                state = UNCONFIRMED
+                reason = (
+                    "the partner accepted the subscription but never verified it "
+                    f"(no challenge by {due.isoformat()})"
+                )
+            shown[key] = {
+                "state": state,
+                "reason": reason,
+                "since": entry["since"].isoformat(),
+                **entry["details"],
+            }
+        return shown
+
+    def _state_locked(self, subscriptions: dict[str, dict[str, Any]] | None = None) -> str:
         if self.paused:
             return PAUSED
         if self.circuit == "open":
@@ -121,6 +193,9 @@ class ConnectorStatus:
         if self.circuit == "half_open" or self.consecutive_failures:
             if self.last_success_at is None or self.consecutive_failures >= 3:
                 return DOWN
+            return DEGRADED
+        shown = self._subscriptions_locked() if subscriptions is None else subscriptions
+        if any(entry["state"] != ACTIVE for entry in shown.values()):
             return DEGRADED
         return UP
 
@@ -130,15 +205,22 @@ class ConnectorStatus:
             return self._state_locked()
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready copy: state, circuit, times (ISO 8601), last error reason, counters."""
+        """A JSON-ready copy: state, circuit, times (ISO 8601), last error reason, counters,
+        subscriptions and ``problems`` (why a subscription keeps the connector degraded)."""
 
         def iso(moment: datetime | None) -> str | None:
             return moment.isoformat() if moment else None
 
         with self._lock:
+            subscriptions = self._subscriptions_locked()
+            problems = [
+                f"{key}: {entry['state']}" + (f" ({entry['reason']})" if entry["reason"] else "")
+                for key, entry in subscriptions.items()
+                if entry["state"] != ACTIVE
+            ]
             return {
                 "name": self.name,
-                "state": self._state_locked(),
+                "state": self._state_locked(subscriptions),
                 "circuit": self.circuit,
                 "paused": self.paused,
                 "consecutive_failures": self.consecutive_failures,
@@ -147,4 +229,6 @@ class ConnectorStatus:
                 "last_error": self.last_error,
                 "checkpoint_saved_at": iso(self.checkpoint_saved_at),
                 "counts": dict(self.counts),
+                "subscriptions": subscriptions,
+                "problems": problems,
             }

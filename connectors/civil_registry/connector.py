@@ -4,8 +4,9 @@ speaks DCI.
 Three ways in, one rule: what the registry sends is published raw to ``sr.inbound`` before
 anything else happens, and the registry (or our checkpoint) is told "done" only afterwards.
 
-- **push** (``blueprint``): WebSub deliveries of ``BIRTH_REGISTERED`` / ``DEATH_REGISTERED``
-  after ``subscribe(callback_url)``; DCI ``notify`` after ``dci_subscribe(...)``.
+- **push** (``blueprint``): OpenCRVS webhook deliveries of ``BIRTH_REGISTERED`` /
+  ``DEATH_REGISTERED`` after ``subscribe(callback_url)`` (one subscription per topic, made with
+  a system client's token; ``websub_client``); DCI ``notify`` after ``dci_subscribe(...)``.
 - **pull** (``poll``): the ``/feed`` of registered events, resumed from the saved cursor; the
   way to fill gaps (events registered before a subscription, deliveries the registry gave up).
 - **DCI client** (``self.dci``): searches by identifier or date, synchronous or with the answer
@@ -25,24 +26,30 @@ from flask import Blueprint
 
 from connectors.base import (
     ConnectorContext,
+    PartnerHttpClient,
     PollResult,
     PullConnector,
     PushConnector,
-    verify_hmac_sha256,
+    SettingsError,
 )
 from connectors.base.errors import PartnerProtocolError
+from connectors.base.webhooks import OPENCRVS, verify_signature
 from connectors.civil_registry import feed
 from connectors.civil_registry.dci_client import DciClient
 from connectors.civil_registry.dci_inbox import DciInbox
+from connectors.civil_registry.opencrvs_auth import SystemToken
 from connectors.civil_registry.rejections import RejectionLog
 from connectors.civil_registry.settings import (
     SETTINGS_SCHEMA,
+    check_opencrvs_websub,
     endpoints,
     secret_or_generated,
     split_url,
+    token_path_url,
 )
 from connectors.civil_registry.views import build_blueprint
-from connectors.civil_registry.websub import DELIVERY_BUNDLE_PATH, SubscriptionBook
+from connectors.civil_registry.websub import SubscriptionBook, value_at
+from connectors.civil_registry.websub_client import WebSubSubscriber
 
 WEBHOOK_PATH = "/webhook"
 # A registry retries a notify for a while; its message_ts stays that of the first attempt.
@@ -56,11 +63,15 @@ class CivilRegistryConnector(PullConnector, PushConnector):
 
     def __init__(self, settings: Mapping[str, Any], context: ConnectorContext) -> None:
         super().__init__(settings, context)
+        check_opencrvs_websub(context.name, self.settings)
         self.endpoints = endpoints(context.name, self.settings)
-        feed_base, self._feed_path = split_url(self.endpoints.feed_url)
+        self.feed_enabled = bool(self.settings["feed"])
         hooks_base, self._webhooks_path = split_url(self.endpoints.webhooks_url)
-        self._feed = self.http(feed_base)
-        self._hooks = self._feed if hooks_base == feed_base else self.http(hooks_base)
+        self._hooks = self.http(hooks_base)
+        self._feed, self._feed_path = self._hooks, ""
+        if self.feed_enabled:
+            feed_base, self._feed_path = split_url(self.endpoints.feed_url)
+            self._feed = self._hooks if feed_base == hooks_base else self.http(feed_base)
         token = self.settings.get("dci_bearer_token")
         self.dci = DciClient(
             self.http(
@@ -73,7 +84,15 @@ class CivilRegistryConnector(PullConnector, PushConnector):
             pending_ttl=float(self.settings["pending_ttl_seconds"]),
         )
         self.dci_max_age = DCI_MAX_AGE
-        self.webhook_secret, secret_generated = secret_or_generated(self.settings, "webhook_secret")
+        if self.settings["signature_scheme"] == OPENCRVS:
+            # OpenCRVS issues the secret; one made up here could never match (and with WebSub
+            # on, check_opencrvs_websub already refused its absence).
+            self.webhook_secret = str(self.settings.get("webhook_secret") or "")
+            secret_generated = False
+        else:
+            self.webhook_secret, secret_generated = secret_or_generated(
+                self.settings, "webhook_secret"
+            )
         self.callback_token, token_generated = secret_or_generated(
             self.settings, "dci_callback_token"
         )
@@ -93,8 +112,41 @@ class CivilRegistryConnector(PullConnector, PushConnector):
                 " and ".join(self.generated_secrets),
             )
         self.topics = frozenset(self.settings["webhook_topics"])
+        self.signature_scheme: str = self.settings["signature_scheme"]
+        self.signature_algorithms = tuple(self.settings["signature_algorithms"])
         self.subscriptions = SubscriptionBook(
             context.clock, float(self.settings["pending_ttl_seconds"])
+        )
+        self.system_token: SystemToken | None = None
+        self._auth: PartnerHttpClient | None = None
+        if self.settings.get("client_id") and self.settings.get("client_secret"):
+            auth_url = self.settings.get("auth_url")
+            if not auth_url:
+                raise SettingsError(
+                    context.name, ["$.auth_url: is required when client_id is given"]
+                )
+            auth_base, auth_path = split_url(token_path_url(str(auth_url)))
+            auth = self._auth = self.http(auth_base)
+            self.system_token = SystemToken(
+                auth,
+                auth_path,
+                str(self.settings["client_id"]),
+                str(self.settings["client_secret"]),
+                context.clock,
+            )
+        self.websub = WebSubSubscriber(
+            http=self._hooks,
+            path=self._webhooks_path,
+            scheme=self.signature_scheme,
+            secret=self.webhook_secret,
+            token=self.system_token,
+            book=self.subscriptions,
+            status=self.status,
+            clock=context.clock,
+            log=self.log,
+            confirm_within=float(self.settings["pending_ttl_seconds"]),
+            retry_initial=float(self.settings["resubscribe_initial_seconds"]),
+            retry_max=float(self.settings["resubscribe_max_seconds"]),
         )
         self.rejections = RejectionLog(self.status, context.clock, self.log)
         self.inbox = DciInbox(context, self.dci, self.rejections)
@@ -102,7 +154,10 @@ class CivilRegistryConnector(PullConnector, PushConnector):
     # --- pull: the feed ------------------------------------------------------------------------
 
     def poll(self, checkpoint: Any | None) -> PollResult:
-        """One feed page after ``checkpoint`` (the feed's opaque cursor)."""
+        """One feed page after ``checkpoint`` (the feed's opaque cursor); nothing with
+        ``feed = false``."""
+        if not self.feed_enabled:
+            return PollResult([], checkpoint, False)
         cursor = str(checkpoint) if checkpoint else None
         params: dict[str, Any] = {"limit": int(self.settings["feed_page_size"])}
         if cursor:
@@ -144,56 +199,43 @@ class CivilRegistryConnector(PullConnector, PushConnector):
 
         ``callback_url`` is where the hub mounted this connector (``<hub>/connectors/<name>``,
         what the hub's connector host passes; default ``callback_base_url``) or, for WebSub
-        only, the full ``.../webhook`` URL. Returns topic -> the registry's subscription id,
-        plus ``"dci"`` -> the correlation id of the DCI subscribe when that is configured."""
+        only, the full ``.../webhook`` URL. Returns topic -> the subscription's state
+        (``active``, ``refused``, ``failed``, ``awaiting_confirmation``; each also in the
+        status, with its reason), plus ``"dci"`` -> the correlation id of the DCI subscribe
+        when that is configured."""
         given = (callback_url or self.callback_base()).rstrip("/")
         base = given.removesuffix(WEBHOOK_PATH)
-        ids: dict[str, str] = {}
+        outcome: dict[str, str] = {}
         if "websub" in self.settings["subscriptions"]:
-            ids.update(self.websub_subscribe(base + WEBHOOK_PATH))
+            outcome.update(self.websub_subscribe(base + WEBHOOK_PATH))
         if "dci" in self.settings["subscriptions"]:
-            ids["dci"] = self.dci_subscribe(base)
-        return ids
+            outcome["dci"] = self.dci_subscribe(base)
+        return outcome
 
     def websub_subscribe(self, callback: str) -> dict[str, str]:
         """Ask the registry to deliver each configured topic to ``callback`` (our ``/webhook``
-        view); returns topic -> the registry's subscription id.
+        view), each topic on its own; returns topic -> state. A topic the registry could not
+        be asked about is tried again in the background; a refusal waits for an operator."""
+        return self.websub.subscribe(callback, self.topics)
 
-        Each topic is marked pending *before* the request: the registry may send its
-        challenge before its 202 reaches us."""
-        ids: dict[str, str] = {}
-        for topic in sorted(self.topics):
-            self.subscriptions.mark_pending(topic)
-            request = {
-                "hub": {
-                    "callback": callback,
-                    "mode": "subscribe",
-                    "topic": topic,
-                    "secret": self.webhook_secret,
-                }
-            }
-            try:
-                answer = self._hooks.post_json(
-                    self._webhooks_path, json=request, operation="POST webhooks"
-                )
-            except BaseException:
-                self.subscriptions.forget_pending(topic)
-                raise
-            if isinstance(answer, dict) and isinstance(answer.get("id"), str):
-                self.subscriptions.remember_id(topic, answer["id"])
-                ids[topic] = answer["id"]
-        return ids
+    def verify_signature(self, body: bytes, header: str | None) -> bool:
+        return verify_signature(
+            self.signature_scheme,
+            self.webhook_secret.encode("utf-8"),
+            body,
+            header,
+            self.signature_algorithms,
+        )
 
-    def verify_signature(self, body: bytes, header: str) -> bool:
-        return verify_hmac_sha256(self.webhook_secret.encode("utf-8"), body, header)
+    def challenge_answered(self, topic: str) -> None:
+        self.websub.challenge_answered(topic)
 
     @staticmethod
-    def delivery_headers(topic: str) -> dict[str, str]:
-        return {
-            "origin": "webhook",
-            "topic": topic,
-            feed.BUNDLE_PATH_HEADER: DELIVERY_BUNDLE_PATH,
-        }
+    def delivery_headers(topic: str, bundle_path: str, webhook_id: str | None) -> dict[str, str]:
+        headers = {"origin": "webhook", "topic": topic, feed.BUNDLE_PATH_HEADER: bundle_path}
+        if webhook_id:
+            headers["webhook_id"] = webhook_id
+        return headers
 
     # --- push: DCI -----------------------------------------------------------------------------
 
@@ -209,14 +251,22 @@ class CivilRegistryConnector(PullConnector, PushConnector):
         )
 
     def close(self) -> None:
-        for client in {id(c): c for c in (self._feed, self._hooks, self.dci.http)}.values():
+        self.websub.close()
+        clients = [self._feed, self._hooks, self.dci.http]
+        if self._auth is not None:
+            clients.append(self._auth)
+        for client in {id(c): c for c in clients}.values():
             client.session.close()
 
     # --- the operator's view -------------------------------------------------------------------
 
     def describe(self) -> dict[str, Any]:
         info = super().describe()
-        info["websub"] = self.subscriptions.snapshot()
+        info["websub"] = {
+            **self.subscriptions.snapshot(),
+            "signature_scheme": self.signature_scheme,
+            "retrying": self.websub.waiting_retries(),
+        }
         info["dci"] = self.inbox.snapshot()
         info["recent_rejections"] = self.rejections.recent()
         info["generated_secrets"] = list(self.generated_secrets)
@@ -225,13 +275,10 @@ class CivilRegistryConnector(PullConnector, PushConnector):
 
 def bundle_of(payload: Mapping[str, Any], bundle_path: str | None = None) -> Any:
     """The FHIR Bundle inside a published ``birth`` / ``death`` payload, whichever way it came:
-    a webhook delivery (``payload.event.context[0]``) or a feed entry (``bundle``). None when
-    absent; for the ingest side, which maps the Bundle."""
-    if bundle_path == feed.FEED_BUNDLE_PATH or (bundle_path is None and "bundle" in payload):
+    a webhook delivery (``event.context[<n>]``, the ``bundle_path`` header says which) or a feed
+    entry (``bundle``). None when absent; for the ingest side, which maps the Bundle."""
+    if bundle_path:
+        return value_at(payload, bundle_path)
+    if "bundle" in payload:
         return payload.get("bundle")
-    inner = payload.get("payload")
-    event = inner.get("event") if isinstance(inner, Mapping) else None
-    context = event.get("context") if isinstance(event, Mapping) else None
-    if isinstance(context, list) and context:
-        return context[0]
-    return None
+    return value_at(payload, "event.context[0]")

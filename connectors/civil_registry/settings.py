@@ -3,9 +3,16 @@
 The schema accepts the ``[connectors.civil_registry]`` table the sandbox launcher writes as is
 (``url``, ``base_url``, ``fhir_feed_url``, ``webhooks_url``, ``dci_base_url``,
 ``dci_bearer_token``, ``registry_id``), so ``srhub run`` can hand it over without editing.
-Everything the launcher cannot know (our own public callback URL, the WebSub secret we choose,
-the token that guards our DCI callback views) has a key of its own; secrets left out are
-generated per process, which works until a restart (see docs/connectors.md).
+Everything the launcher cannot know (our own public callback URL, the token that guards our
+DCI callback views) has a key of its own.
+
+OpenCRVS (``signature_scheme = "opencrvs"``, the default) decides the WebSub secret itself: it
+is the signing ("sha") secret it issued to the system client whose credentials
+(``client_id``, ``client_secret``) get the token for the subscribe call from its auth service
+(``auth_url``). Those four are required there when WebSub is used, and nothing is generated in
+their place: a made-up secret would only be refused ("hub.secret is incorrect"). With
+``plain-hmac`` (other WebSub hubs) a missing secret is generated per process, which works
+until a restart (see docs/connectors.md).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connectors.base import SettingsError, connector_settings_schema
+from connectors.base.webhooks import OPENCRVS, SIGNATURE_ALGORITHMS, SIGNATURE_SCHEMES
 
 BIRTH_TOPIC = "BIRTH_REGISTERED"
 DEATH_TOPIC = "DEATH_REGISTERED"
@@ -46,6 +54,32 @@ SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
         },
         "callback_base_url": _URL,
         "webhook_secret": {"type": "string", "minLength": 16, "maxLength": 512},
+        "signature_scheme": {"enum": list(SIGNATURE_SCHEMES), "default": OPENCRVS},
+        "signature_algorithms": {
+            "type": "array",
+            "items": {"enum": list(SIGNATURE_ALGORITHMS)},
+            "minItems": 1,
+            "uniqueItems": True,
+            "default": ["sha256"],
+        },
+        # OpenCRVS system client (client credentials at its auth service)
+        "client_id": {"type": "string", "minLength": 1, "maxLength": 200},
+        "client_secret": {"type": "string", "minLength": 1, "maxLength": 4096},
+        "auth_url": _URL,
+        # a topic that could not be subscribed (partner down) is tried again after this,
+        # doubling up to the maximum
+        "resubscribe_initial_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 86400,
+            "default": 30,
+        },
+        "resubscribe_max_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 86400,
+            "default": 3600,
+        },
         "webhook_topics": {
             "type": "array",
             "items": {"enum": [BIRTH_TOPIC, DEATH_TOPIC]},
@@ -68,6 +102,8 @@ SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
         },
         "dci_callback_token": _TOKEN,
         "feed_page_size": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
+        # false: no feed is polled (OpenCRVS itself has none; the sandbox's registry has one)
+        "feed": {"type": "boolean", "default": True},
         "max_body_bytes": {
             "type": "integer",
             "minimum": 1024,
@@ -97,25 +133,52 @@ def endpoints(connector: str, settings: Mapping[str, Any]) -> Endpoints:
     """The service URLs from explicit keys, else derived from ``base_url`` / ``url``."""
     base = settings.get("base_url") or settings.get("url")
     base = base.rstrip("/") if isinstance(base, str) else None
-    missing = [
-        key
-        for key, fallback in (
-            ("fhir_feed_url", "/feed"),
-            ("webhooks_url", "/webhooks"),
-            ("dci_base_url", "/registry"),
-        )
-        if not settings.get(key) and base is None
-    ]
+    wanted = ["webhooks_url", "dci_base_url"]
+    if settings.get("feed", True):
+        wanted.insert(0, "fhir_feed_url")
+    missing = [key for key in wanted if not settings.get(key) and base is None]
     if missing:
         raise SettingsError(
             connector,
             [f"$.{key}: is required when neither base_url nor url is given" for key in missing],
         )
     return Endpoints(
-        feed_url=str(settings.get("fhir_feed_url") or f"{base}/feed"),
+        feed_url=str(settings.get("fhir_feed_url") or (f"{base}/feed" if base else "")),
         webhooks_url=str(settings.get("webhooks_url") or f"{base}/webhooks"),
         dci_base_url=str(settings.get("dci_base_url") or f"{base}/registry").rstrip("/"),
     )
+
+
+OPENCRVS_WEBSUB_KEYS = {
+    "webhook_secret": "the signing (sha) secret OpenCRVS issued to the system client "
+    "(shaSecret in its registration answer)",
+    "client_id": "the system client's id",
+    "client_secret": "the system client's secret",
+    "auth_url": "OpenCRVS's auth service, e.g. https://auth.<domain> (the token is asked at "
+    "<auth_url>/token)",
+}
+
+
+def check_opencrvs_websub(connector: str, settings: Mapping[str, Any]) -> None:
+    """In the ``opencrvs`` scheme with WebSub on, the four keys OpenCRVS needs are given."""
+    if settings.get("signature_scheme", OPENCRVS) != OPENCRVS:
+        return
+    if "websub" not in settings.get("subscriptions", ["websub"]):
+        return
+    missing = [
+        f'$.{key}: is required with signature_scheme = "opencrvs" and WebSub subscriptions: '
+        f"{meaning}"
+        for key, meaning in OPENCRVS_WEBSUB_KEYS.items()
+        if not settings.get(key)
+    ]
+    if missing:
+        raise SettingsError(connector, missing)
+
+
+def token_path_url(auth_url: str) -> str:
+    """The client-credentials token URL of OpenCRVS's auth service (``POST <auth>/token``)."""
+    base = auth_url.rstrip("/")
+    return base if base.endswith("/token") else base + "/token"
 
 
 def secret_or_generated(settings: Mapping[str, Any], key: str) -> tuple[str, bool]:

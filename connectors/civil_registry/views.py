@@ -2,9 +2,11 @@
 
 - ``GET  /webhook``: the WebSub challenge, answered only for a topic we have a pending
   subscription to.
-- ``POST /webhook``: a signed delivery. The body is read within the size limit, the
-  ``X-Hub-Signature`` HMAC is checked in constant time *before* anything is parsed, and 2xx is
-  answered only after the raw record was published (otherwise 503 and the registry resends).
+- ``POST /webhook``: a signed delivery in OpenCRVS's form. The body is read within the size
+  limit, the ``X-Hub-Signature`` is checked (the connector's ``signature_scheme``) in constant
+  time *before* anything is parsed, and 2xx is answered only after each Bundle of
+  ``event.context`` was published as one raw record (otherwise 503; see docs/connectors.md on
+  what OpenCRVS does with that).
 - ``POST /dci/<token>/registry/<action>`` and ``POST /registry/<action>`` (``notify``,
   ``on-search``, ``on-subscribe``, ``on-unsubscribe``): DCI calls from the registry. The
   registry sends no token of the hub, so these views are declared public to the hub's auth
@@ -88,6 +90,7 @@ def build_blueprint(connector: CivilRegistryConnector) -> Blueprint:
                 "%s: refused a WebSub challenge for a topic not pending", connector.instance_name
             )
             return _error(404, "not_subscribing", "no pending subscription to this topic")
+        connector.challenge_answered(topic)
         return jsonify({"challenge": challenge})
 
     @bp.post("/webhook")
@@ -101,26 +104,54 @@ def build_blueprint(connector: CivilRegistryConnector) -> Blueprint:
             return refuse_push(
                 401, "signature_missing", f"the {SIGNATURE_HEADER} header is missing"
             )
+        if not connector.webhook_secret:
+            return refuse_push(
+                403,
+                "signature_invalid",
+                "no webhook_secret is configured, so no delivery can be verified",
+            )
         if not connector.verify_signature(body, signature):
             return refuse_push(
-                403, "signature_invalid", f"{SIGNATURE_HEADER} does not match the body"
+                403,
+                "signature_invalid",
+                f"{SIGNATURE_HEADER} does not match the body "
+                f"({connector.signature_scheme} scheme, "
+                f"{' or '.join(connector.signature_algorithms)})",
             )
         try:
             delivery = parse_delivery(body, connector.topics)
         except DeliveryError as error:
-            return refuse_push(422 if "topic" in str(error) else 400, "bad_delivery", str(error))
-        try:
-            message_id = connector.accept_push(
-                delivery.record_type,
-                delivery.body,
-                source_id=delivery.event_id,
-                headers=connector.delivery_headers(delivery.topic),
+            return refuse_push(error.status, "bad_delivery", str(error))
+        if delivery.refused_items:
+            connector.rejections.add(
+                Rejection(
+                    "webhook delivery",
+                    f"{delivery.refused_items} item(s) of event.context are not FHIR Bundles; "
+                    "the Bundles beside them were accepted",
+                ),
+                "pushes_refused",
             )
+        message_ids: list[str] = []
+        try:
+            for event in delivery.events:
+                message_ids.append(
+                    connector.accept_push(
+                        delivery.record_type,
+                        delivery.body,
+                        source_id=event.source_id,
+                        headers=connector.delivery_headers(
+                            delivery.topic, event.bundle_path, delivery.webhook_id
+                        ),
+                        content_key=event.content_key,
+                    )
+                )
         except PublishFailed:
             response = _error(503, "unavailable", "the hub could not store the event; resend")
             response.headers["Retry-After"] = RETRY_AFTER_SECONDS
             return response
-        return jsonify({"status": "accepted", "message_id": message_id})
+        return jsonify(
+            {"status": "accepted", "message_id": message_ids[0], "message_ids": message_ids}
+        )
 
     def dci_answer(answer: Answer) -> Response:
         response = jsonify(answer.body)

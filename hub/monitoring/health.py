@@ -249,6 +249,9 @@ def connector_health(
             "lag_seconds": round((now - oldest).total_seconds(), 1) if oldest else 0.0,
             "dead_letters_24h": failed.get(name, 0),
             "counts": status.get("counts") or {},
+            # per subscription (WebSub topic, DCI event type): state and why it is not active
+            "subscriptions": status.get("subscriptions") or {},
+            "problems": status.get("problems") or [],
         }
     return found
 
@@ -358,8 +361,9 @@ def _firing_alerts(session: Any) -> int:
     from hub.monitoring.alerts import FIRING, Alert
 
     return int(
-        session.execute(select(func.count()).select_from(Alert).where(Alert.state == FIRING))
-        .scalar()
+        session.execute(
+            select(func.count()).select_from(Alert).where(Alert.state == FIRING)
+        ).scalar()
         or 0
     )
 
@@ -380,6 +384,7 @@ def readiness(source: Any = None) -> tuple[bool, dict[str, Any]]:
                 "circuit": c["circuit"],
                 "last_success_at": c["last_success_at"],
                 "last_error": c["last_error"],
+                "problems": c["problems"],
             }
             for name, c in snapshot["connectors"].items()
         },

@@ -96,7 +96,13 @@ def _payload(event: CloudEvent) -> Any:
 
 
 def _websub_bundle(event: CloudEvent) -> Any:
-    """OpenCRVS WebSub delivery or feed entry -> the FHIR Bundle inside it."""
+    """OpenCRVS webhook delivery or feed entry -> the FHIR Bundle inside it.
+
+    A delivery is OpenCRVS's body unchanged (``{"timestamp", "id", "event": {"hub",
+    "context": [Bundle]}}``); the ``bundle_path`` header says which item of ``event.context``
+    this record is about (``connectors.civil_registry.bundle_of`` reads it)."""
+    from connectors.civil_registry import bundle_of
+
     payload = _payload(event)
     if isinstance(payload, str):
         try:
@@ -108,15 +114,15 @@ def _websub_bundle(event: CloudEvent) -> Any:
     if isinstance(payload, Mapping):
         if payload.get("resourceType") == "Bundle":
             return payload
-        for path in (("payload", "event", "context"), ("event", "context"), ("bundle",)):
-            node: Any = payload
-            for key in path:
-                node = node.get(key) if isinstance(node, Mapping) else None
-            if isinstance(node, list) and node:
-                return node[0]
-            if isinstance(node, Mapping):
-                return node
-    raise PermanentError("no FHIR Bundle found in the delivery", "EnvelopeError")
+        headers = (event.get("data") or {}).get("headers") or {}
+        path = headers.get("bundle_path") if isinstance(headers, Mapping) else None
+        bundle = bundle_of(payload, path if isinstance(path, str) and path else None)
+        if isinstance(bundle, Mapping):
+            return bundle
+    raise PermanentError(
+        "no FHIR Bundle found in the delivery (expected event.context[n] or bundle)",
+        "EnvelopeError",
+    )
 
 
 def _as_is(event: CloudEvent) -> Any:

@@ -11,8 +11,14 @@ released and how many deliveries were queued) or let it run with ``rate_days_per
 Registered events then appear in ``GET /feed``, in DCI searches, and go out as webhook
 deliveries (``/webhooks``) and DCI ``notify`` calls.
 
+Webhooks behave as OpenCRVS's (``webhooks``): subscribing needs a system client's token from
+``POST /auth/token`` (client credentials, ``systems``) and the client's signing secret; the
+client configured in ``CivilRegistryConfig`` is registered at start.
+
 Admin: ``/_admin/faults`` (fault injection), ``/_admin/clock``, ``/_admin/deliveries`` (every
-outbound attempt), ``/_admin/status`` (event counts, subscriptions).
+outbound attempt), ``/_admin/status`` (event counts, subscriptions), ``POST /_admin/systems``
+(register another system client, answered as OpenCRVS's ``registerSystem``) and
+``POST /_admin/systems/<client_id>/deactivate`` / ``reactivate``.
 """
 
 from __future__ import annotations
@@ -28,10 +34,15 @@ from werkzeug.exceptions import HTTPException
 from sandbox_mocks.civil_registry.config import CivilRegistryConfig
 from sandbox_mocks.civil_registry.dci import DciService, dci_blueprint
 from sandbox_mocks.civil_registry.dci_envelope import EnvelopeError, error_body
-from sandbox_mocks.civil_registry.delivery import Deliverer
+from sandbox_mocks.civil_registry.delivery import Deliverer, RetryPolicy
 from sandbox_mocks.civil_registry.feed import feed_blueprint
 from sandbox_mocks.civil_registry.store import EventStore
-from sandbox_mocks.civil_registry.webhooks import WebhookHub, webhooks_blueprint
+from sandbox_mocks.civil_registry.systems import SystemClients, auth_blueprint
+from sandbox_mocks.civil_registry.webhooks import (
+    OPENCRVS_DELIVERY,
+    WebhookHub,
+    webhooks_blueprint,
+)
 from sandbox_mocks.common.clock import SimClock, install_clock
 from sandbox_mocks.common.faults import (
     ADMIN_TOKEN_HEADER,
@@ -55,7 +66,25 @@ class CivilRegistry:
             events, config.messy_rate, config.population_seed, config.noise_rate
         )
         self.deliverer = Deliverer(config.retry)
-        self.webhooks = WebhookHub(self.deliverer)
+        self.systems = SystemClients(config.system_token_seconds)
+        self.client = self.systems.register(
+            config.system_client_name,
+            config.system_client_type,
+            client_id=config.system_client_id,
+            client_secret=config.system_client_secret,
+            sha_secret=config.system_sha_secret,
+            webhook_permissions=config.system_client_permissions,
+        )
+        self.webhooks = WebhookHub(
+            self.deliverer,
+            self.systems,
+            delivery_policy=RetryPolicy(
+                max_attempts=config.webhook_attempts,
+                base_delay_s=OPENCRVS_DELIVERY.base_delay_s,
+                factor=OPENCRVS_DELIVERY.factor,
+                timeout_s=config.retry.timeout_s,
+            ),
+        )
         self.dci = DciService(config.registry_id, self.deliverer)
         self._release_lock = threading.Lock()
         self._stop = threading.Event()
@@ -93,6 +122,8 @@ class CivilRegistry:
             "events": self.store.counts(),
             "clock": self.clock.to_dict(),
             "webhook_subscriptions": self.webhooks.list(),
+            "challenges_sent": self.webhooks.challenges_sent,
+            "tokens_issued": self.systems.tokens_issued,
             "dci_subscriptions": self.dci.subscriptions(),
         }
 
@@ -142,13 +173,18 @@ def create_app(
             action = request.path.rstrip("/").rsplit("/", 1)[-1]
             code = "err.request.bad" if status < 500 else "err.service.unavailable"
             response = jsonify(
-                error_body(EnvelopeError(code, exc.description or exc.name), config.registry_id,
-                           action)
+                error_body(
+                    EnvelopeError(code, exc.description or exc.name), config.registry_id, action
+                )
             )
         else:
             response = jsonify(
-                {"error": {"code": exc.name.lower().replace(" ", "_"),
-                           "message": exc.description or exc.name}}
+                {
+                    "error": {
+                        "code": exc.name.lower().replace(" ", "_"),
+                        "message": exc.description or exc.name,
+                    }
+                }
             )
         response.status_code = status
         return response
@@ -172,6 +208,7 @@ def create_app(
         return None
 
     install_clock(app, registry.clock, on_change=registry.release_due)
+    app.register_blueprint(auth_blueprint(registry.systems))
     app.register_blueprint(webhooks_blueprint(registry.webhooks))
     app.register_blueprint(feed_blueprint(registry.store))
     app.register_blueprint(dci_blueprint(registry.dci, config.dci_bearer_token))
@@ -184,6 +221,35 @@ def create_app(
     @app.get("/_admin/status")
     def status() -> Response:
         return jsonify(registry.status())
+
+    @app.post("/_admin/systems")
+    def register_system() -> tuple[Response, int]:
+        """Register a system client, answered as OpenCRVS's ``registerSystem`` (201)."""
+        body = request.get_json(silent=True) or {}
+        permissions = {
+            str(w.get("event")): [str(p) for p in w.get("permissions", [])]
+            for w in (body.get("settings") or {}).get("webhook", [])
+            if isinstance(w, dict)
+        }
+        try:
+            client = registry.systems.register(
+                str(body.get("name") or "system"),
+                str(body.get("type") or "HEALTH"),
+                webhook_permissions=permissions,
+            )
+        except ValueError as exc:
+            return jsonify({"error": {"code": "bad_request", "message": str(exc)}}), 400
+        return jsonify({"clientSecret": client.client_secret, "system": client.public()}), 201
+
+    @app.post("/_admin/systems/<client_id>/<action>")
+    def system_status(client_id: str, action: str) -> tuple[Response, int]:
+        states = {"deactivate": "deactivated", "reactivate": "active"}
+        if action not in states:
+            return jsonify({"error": {"code": "not_found", "message": "no such action"}}), 404
+        client = registry.systems.set_status(client_id, states[action])
+        if client is None:
+            return jsonify({"error": {"code": "not_found", "message": "no such client"}}), 404
+        return jsonify(client.public()), 200
 
     @app.get("/health")
     def health() -> Response:

@@ -24,6 +24,13 @@ class CivilRegistryConfig:
     ``rate_days_per_second``: simulated days per real second (0 = time moves only when told).
     ``dci_bearer_token``: when set, DCI calls must carry ``Authorization: Bearer <token>``.
     ``admin_token``: when set, ``/_admin/*`` calls must carry ``X-Mock-Admin-Token``.
+
+    ``system_client_*``: the system client registered at start, as an OpenCRVS administrator
+    would (its id, client secret and signing "sha" secret; None: generated, UUIDs as OpenCRVS
+    makes them). ``system_client_type`` decides what its webhooks carry: ``WEBHOOK`` clients
+    get Bundles cut to ``system_client_permissions`` (event -> section codes), every other
+    type whole Bundles. ``system_token_seconds``: life of the tokens ``/auth/token`` issues.
+    ``webhook_attempts``: delivery attempts while a subscriber cannot be reached (OpenCRVS: 3).
     """
 
     population_seed: int = 42
@@ -40,3 +47,11 @@ class CivilRegistryConfig:
     dci_bearer_token: str | None = None
     admin_token: str | None = None
     tick_interval_s: float = 0.2
+    system_client_name: str = "Social Registry Hub"
+    system_client_type: str = "HEALTH"
+    system_client_id: str | None = None
+    system_client_secret: str | None = None
+    system_sha_secret: str | None = None
+    system_client_permissions: dict[str, list[str]] = field(default_factory=dict)
+    system_token_seconds: int = 600
+    webhook_attempts: int = 3

@@ -1,9 +1,15 @@
 """Outbound HTTP from the registry: webhook deliveries, DCI callbacks, with bounded retries.
 
-Why one worker: a real registry pushes to subscribers from a background job, and retries a
-subscriber that is down with growing pauses, then gives up. The hub must cope with exactly that
+Why one worker: a real registry pushes to subscribers from a background job, retries a
+subscriber that cannot be reached, then gives up. The hub must cope with exactly that
 (duplicates after a lost answer, gaps after give-up), so the mock does the same and records every
 attempt where a test or the dashboard demo can read it (``/_admin/deliveries``).
+
+Each job may carry its own policy. OpenCRVS's webhook deliveries are a BullMQ job with
+``attempts: 3`` and no backoff whose worker POSTs with node-fetch, which resolves on *any* HTTP
+answer: so a webhook is retried (at once, 3 attempts in all) only when the subscriber cannot be
+reached, and an error answer (a 500, a 503) ends it (``retry_on_answer=False``). DCI callbacks
+and the like keep the growing pauses of ``RetryPolicy``.
 
 A few daemon worker threads share one due-time heap, so one hanging subscriber does not hold up
 the others; ``stop()`` ends them (registered as a server shutdown hook). Secrets and bodies are
@@ -58,6 +64,8 @@ class Job:
     check: Callable[[requests.Response], bool] | None = None
     on_done: Callable[[bool], None] | None = None
     label: dict[str, Any] = field(default_factory=dict)  # safe metadata recorded with attempts
+    policy: RetryPolicy | None = None  # None: the deliverer's
+    retry_on_answer: bool = True  # False: an HTTP answer, even an error, ends the job
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     attempt: int = 0
 
@@ -109,9 +117,7 @@ class Deliverer:
     def _loop(self, session: requests.Session) -> None:
         while True:
             with self._cond:
-                while not self._stopped and (
-                    not self._heap or self._heap[0][0] > time.monotonic()
-                ):
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
                     wait = self._heap[0][0] - time.monotonic() if self._heap else None
                     self._cond.wait(wait)
                 if self._stopped:
@@ -132,6 +138,8 @@ class Deliverer:
         status: int | None = None
         error: str | None = None
         ok = False
+        answered = False
+        policy = job.policy or self.policy
         try:
             response = session.request(
                 job.method,
@@ -139,10 +147,11 @@ class Deliverer:
                 data=job.body,
                 headers=job.headers,
                 params=job.params,
-                timeout=self.policy.timeout_s,
+                timeout=policy.timeout_s,
                 allow_redirects=False,
             )
             status = response.status_code
+            answered = True
             ok = job.check(response) if job.check else 200 <= status < 300
             if not ok:
                 error = f"unexpected answer: HTTP {status}"
@@ -160,7 +169,9 @@ class Deliverer:
             "elapsed_ms": round((time.monotonic() - started) * 1000, 1),
             **job.label,
         }
-        retry = not ok and job.attempt < self.policy.max_attempts
+        retry = not ok and job.attempt < policy.max_attempts
+        if answered and not job.retry_on_answer:
+            retry = False
         with self._cond:
             self.attempts.append(record)
             if ok:
@@ -168,7 +179,7 @@ class Deliverer:
             elif not retry:
                 self.outcomes[job.id] = "failed"
             if retry:
-                due = time.monotonic() + self.policy.delay(job.attempt)
+                due = time.monotonic() + policy.delay(job.attempt)
                 heapq.heappush(self._heap, (due, next(self._counter), job))
                 self._cond.notify()
         if (ok or not retry) and job.on_done is not None:

@@ -5,12 +5,15 @@ the section the launcher writes); the connector's blueprint runs in a real werkz
 another ephemeral port, mounted where the hub mounts it, so the registry's WebSub challenges,
 signed deliveries and DCI callbacks cross real sockets. Checkpoints live in SQLite and
 PostgreSQL (``db_engine``). Faults come from the mock's own fault injection.
+
+The mock behaves as OpenCRVS's webhooks service: subscribing takes a system client's token and
+the signing secret OpenCRVS issued to it (both in the launcher's section), the challenge comes
+before the 202, deliveries are ``{"timestamp", "id", "event"}`` signed over
+``"sha256:" + encodeURIComponent(body)``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -33,14 +36,12 @@ from connectors.base import (
 )
 from connectors.base.clock import SYSTEM_CLOCK, Clock
 from connectors.base.errors import (
-    CircuitOpenError,
     PartnerRejected,
     SettingsError,
-    TransientPartnerError,
 )
 from connectors.base.resilience import PartnerLimiters
 from connectors.base.testing import BatchCollectingPublisher, CollectingPublisher
-from connectors.base.webhooks import mount_prefix
+from connectors.base.webhooks import mount_prefix, opencrvs_signature, plain_signature
 from connectors.civil_registry import CivilRegistryConnector, DciClient, bundle_of
 from connectors.civil_registry.feed import FeedPageError, parse_page
 from mappings.engine import MappingError, map_record
@@ -50,7 +51,6 @@ from sandbox_mocks.common.server import MockServer
 from sandbox_mocks.launcher import RunningSandbox, SandboxConfig, start_sandbox
 
 NAME = "civil_registry"
-SECRET = "whsec-" + "k" * 26
 CALLBACK_TOKEN = "cbtoken" + "x" * 25
 DCI_ACTIONS_PREFIX = "/dci/"
 
@@ -76,7 +76,6 @@ def launcher_settings(sandbox: RunningSandbox, **extra: Any) -> dict[str, Any]:
     settings = dict(sandbox.connectors()[NAME])
     settings.update(
         {
-            "webhook_secret": SECRET,
             "dci_callback_token": CALLBACK_TOKEN,
             "feed_page_size": 7,
             "resilience": {
@@ -178,7 +177,20 @@ def released(sandbox: RunningSandbox) -> list[Any]:
 
 
 def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """The signature OpenCRVS sends (checked against Node's vectors in tests/unit)."""
+    return opencrvs_signature(secret.encode(), body)
+
+
+def mock_status(sandbox: RunningSandbox) -> dict[str, Any]:
+    return dict(requests.get(sandbox.url(NAME) + "/_admin/status", timeout=5).json())
+
+
+def composition_id(bundle: dict[str, Any]) -> str:
+    return next(
+        e["resource"]["id"]
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Composition"
+    )
 
 
 # --- settings and the hub's auth marker ------------------------------------------------------
@@ -192,7 +204,9 @@ def test_launcher_section_is_accepted_and_every_view_is_declared(sandbox: Runnin
     connector = CivilRegistryConnector(section, context)  # exactly what the launcher writes
     assert connector.endpoints.feed_url == section["fhir_feed_url"]
     assert connector.dci.receiver_id == section["registry_id"]
-    assert sorted(connector.generated_secrets) == ["dci_callback_token", "webhook_secret"]
+    # OpenCRVS issued the WebSub secret: only our own DCI callback token is made up here.
+    assert connector.generated_secrets == ["dci_callback_token"]
+    assert connector.signature_scheme == "opencrvs" and connector.system_token is not None
     assert {"pull", "push"} == set(connector.describe()["modes"])
 
     app = Flask("hub_like", static_folder=None)
@@ -216,26 +230,131 @@ def test_settings_problems_are_listed_without_values() -> None:
         assert problem in text
     assert "short" not in text  # a secret is never echoed
     with pytest.raises(SettingsError) as missing:
-        CivilRegistryConnector({"webhook_topics": ["BIRTH_REGISTERED"]}, context)
+        CivilRegistryConnector(
+            {"webhook_topics": ["BIRTH_REGISTERED"], "subscriptions": ["dci"]}, context
+        )
     assert "$.fhir_feed_url: is required when neither base_url nor url is given" in str(
         missing.value
     )
 
 
-def test_subscribe_to_a_registry_that_is_down_fails_and_leaves_nothing_pending(
-    sandbox: RunningSandbox,
+def test_subscribing_while_the_registry_is_down_fails_per_topic_then_recovers_by_itself(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
 ) -> None:
-    connector = make_connector(sandbox, CollectingPublisher())
+    connector = make_connector(
+        sandbox,
+        CollectingPublisher(),
+        resubscribe_initial_seconds=0.3,
+        resilience={
+            "timeout_seconds": 3,
+            "max_attempts": 2,
+            "initial_backoff_seconds": 0.01,
+            "jitter_seconds": 0,
+            "failure_threshold": 50,
+        },
+    )
+    hub = hub_side(connector)
     set_faults(sandbox, {"down": True})
-    with pytest.raises(TransientPartnerError):
-        connector.subscribe("http://127.0.0.1:9/never")
-    assert connector.describe()["websub"]["pending"] == []
-    assert connector.status.snapshot()["counts"]["retries"] == 2
-    # Feed, WebSub and DCI share one breaker: two more failures reach the threshold of 5.
-    with pytest.raises(CircuitOpenError):
-        connector.dci_subscribe("http://127.0.0.1:9/never")
-    assert connector.status.state == "down"
-    set_faults(sandbox, None)
+    try:
+        outcome = connector.subscribe(hub.base)  # never raises: each topic has its outcome
+        assert outcome == {"BIRTH_REGISTERED": "failed", "DEATH_REGISTERED": "failed"}
+        snapshot = connector.status.snapshot()
+        assert snapshot["state"] != "up"
+        for topic in ("BIRTH_REGISTERED", "DEATH_REGISTERED"):
+            reason = snapshot["subscriptions"][f"websub:{topic}"]["reason"]
+            assert "could not be reached" in reason and "http_503" in reason
+            assert "tried again in the background" in reason
+        assert connector.describe()["websub"]["pending"] == []
+        assert connector.describe()["websub"]["retrying"] == [
+            "BIRTH_REGISTERED",
+            "DEATH_REGISTERED",
+        ]
+    finally:
+        set_faults(sandbox, None)  # the registry is back: the background retry subscribes
+
+    def both_active() -> bool:
+        subs = connector.status.snapshot()["subscriptions"]
+        return all(entry["state"] == "active" for entry in subs.values())
+
+    wait_until(both_active)
+    assert connector.status.state == "up"
+    assert sorted(h["topic"] for h in mock_status(sandbox)["webhook_subscriptions"]) == [
+        "BIRTH_REGISTERED",
+        "DEATH_REGISTERED",
+    ]
+    connector.close()
+
+
+def test_handshake_refusals_come_back_with_opencrvs_reasons(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    # A secret that is not the one OpenCRVS issued to this client.
+    wrong = make_connector(sandbox, CollectingPublisher(), webhook_secret="not-the-sha-secret-1")
+    hub = hub_side(wrong)
+    assert wrong.subscribe(hub.base) == {
+        "BIRTH_REGISTERED": "refused",
+        "DEATH_REGISTERED": "refused",
+    }
+    snapshot = wrong.status.snapshot()
+    assert snapshot["state"] == "degraded"
+    assert snapshot["subscriptions"]["websub:BIRTH_REGISTERED"]["reason"] == (
+        "OpenCRVS denied the subscription: hub.secret is incorrect"
+    )
+    assert mock_status(sandbox)["webhook_subscriptions"] == []
+    assert mock_status(sandbox)["challenges_sent"] == 0  # refused before any challenge
+
+    # Wrong client credentials: the auth service refuses, webhooks are never called.
+    stranger = make_connector(sandbox, CollectingPublisher(), client_secret="guessed")
+    outcome = stranger.subscribe(hub_side(stranger).base)
+    assert set(outcome.values()) == {"refused"}
+    reason = stranger.status.snapshot()["subscriptions"]["websub:DEATH_REGISTERED"]["reason"]
+    assert "invalid_client: Invalid client id or secret" in reason
+
+    # A deactivated system client: OpenCRVS's own words.
+    client_id = sandbox.connectors()[NAME]["client_id"]
+    requests.post(
+        f"{sandbox.url(NAME)}/_admin/systems/{client_id}/deactivate", timeout=5
+    ).raise_for_status()
+    inactive = make_connector(sandbox, CollectingPublisher())
+    assert set(inactive.subscribe(hub_side(inactive).base).values()) == {"refused"}
+    reason = inactive.status.snapshot()["subscriptions"]["websub:BIRTH_REGISTERED"]["reason"]
+    assert "invalid_client" in reason  # OpenCRVS's auth service refuses an inactive client
+
+
+def test_one_topic_failing_its_challenge_does_not_stop_the_other(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    connector = make_connector(sandbox, CollectingPublisher(), resubscribe_initial_seconds=0.3)
+    hub = hub_side(connector)
+    blocked = {"topic": "DEATH_REGISTERED"}
+
+    @hub.app.before_request
+    def lie_about_one_topic() -> Any:  # a proxy in front of the hub garbles one answer
+        from flask import jsonify, request
+
+        if request.method == "GET" and request.args.get("topic") == blocked["topic"]:
+            return jsonify({"challenge": "garbled"})
+        return None
+
+    assert connector.subscribe(hub.base) == {
+        "BIRTH_REGISTERED": "active",
+        "DEATH_REGISTERED": "failed",
+    }
+    snapshot = connector.status.snapshot()
+    assert snapshot["state"] == "degraded"
+    assert snapshot["problems"] and "websub:DEATH_REGISTERED: failed" in snapshot["problems"][0]
+    assert "OpenCRVS could not verify the callback" in snapshot["problems"][0]
+    assert [h["topic"] for h in mock_status(sandbox)["webhook_subscriptions"]] == [
+        "BIRTH_REGISTERED"
+    ]
+
+    blocked["topic"] = "nothing"  # the proxy is fixed: the background retry succeeds
+    wait_until(lambda: connector.status.state == "up")
+    assert sorted(h["topic"] for h in mock_status(sandbox)["webhook_subscriptions"]) == [
+        "BIRTH_REGISTERED",
+        "DEATH_REGISTERED",
+    ]
+    connector.close()
 
 
 # --- push: WebSub ----------------------------------------------------------------------------
@@ -246,6 +365,7 @@ def test_websub_subscribe_challenge_and_signed_deliveries(
 ) -> None:
     publisher = CollectingPublisher()
     connector = make_connector(sandbox, publisher, max_body_bytes=64 * 1024)
+    secret = connector.webhook_secret  # the sha secret the registry issued to the hub's client
     hub = hub_side(connector)
 
     # A challenge for a topic we never asked for is refused.
@@ -256,82 +376,135 @@ def test_websub_subscribe_challenge_and_signed_deliveries(
     )
     assert stray.status_code == 404
 
-    ids = connector.subscribe(hub.base)  # what the hub's connector host passes
-    assert set(ids) == {"BIRTH_REGISTERED", "DEATH_REGISTERED"}
-    callbacks = requests.get(sandbox.url(NAME) + "/webhooks", timeout=5).json()["subscriptions"]
-    assert {s["callback"] for s in callbacks} == {hub.webhook}
-
-    def active() -> bool:
-        subs = requests.get(sandbox.url(NAME) + "/webhooks", timeout=5).json()["subscriptions"]
-        return sorted(s["status"] for s in subs) == ["active", "active"]
-
-    wait_until(active)
-    assert set(connector.describe()["websub"]["active"]) == set(ids)
+    outcome = connector.subscribe(hub.base)  # what the hub's connector host passes
+    assert outcome == {"BIRTH_REGISTERED": "active", "DEATH_REGISTERED": "active"}
+    status = mock_status(sandbox)
+    hooks = {h["topic"]: h for h in status["webhook_subscriptions"]}
+    assert {h["callback"] for h in hooks.values()} == {hub.webhook}
+    assert status["challenges_sent"] == 2 and status["tokens_issued"] == 1
+    assert set(connector.describe()["websub"]["active"]) == set(outcome)
+    assert connector.status.state == "up"
 
     before = len(released(sandbox))
-    outcome = advance(sandbox, 120)
+    outcome_days = advance(sandbox, 120)
     fresh = released(sandbox)[before:]
-    assert outcome["released"] == len(fresh) > 0
+    assert outcome_days["released"] == len(fresh) > 0
     wait_until(lambda: len(publisher.records()) >= len(fresh))
     time.sleep(0.3)  # anything extra would show up now
 
     records = publisher.records()
-    assert sorted(r.source_id for r in records) == sorted(e.event_id for e in fresh)
-    by_id = {e.event_id: e for e in fresh}
+    expected = {f"{e.topic}:composition:{composition_id(e.bundle)}": e for e in fresh}
+    assert sorted(r.source_id for r in records) == sorted(expected)
     for record in records:
-        event = by_id[record.source_id]
+        event = expected[record.source_id]
         assert (
             record.record_type
             == {"BIRTH_REGISTERED": "birth", "DEATH_REGISTERED": "death"}[event.topic]
         )
-        # the payload is the delivery body, unchanged; the Bundle sits at payload.event.context[0]
-        assert record.payload["payload"]["id"] == event.event_id
-        assert record.headers["bundle_path"] == "payload.event.context[0]"
+        # The payload is OpenCRVS's body, unchanged: no wrapper; "id" is the subscription's.
+        assert set(record.payload) == {"timestamp", "id", "event"}
+        assert record.payload["id"] == hooks[event.topic]["id"]
+        assert record.payload["event"]["hub"] == {"topic": event.topic}
+        assert record.headers["bundle_path"] == "event.context[0]"
+        assert record.headers["webhook_id"] == hooks[event.topic]["id"]
         bundle = bundle_of(record.payload, record.headers["bundle_path"])
         assert bundle == event.bundle
         mapped = map_record(f"civil_registry_{record.record_type}", bundle)
         assert mapped["registration_number"] == event.event.registration_number
 
-    # Forged and unsigned deliveries are refused and never published.
+    # Forged, unsigned or wrongly signed deliveries are refused and never published.
     forged = json.dumps(
-        {"payload": {"id": "forged", "event": {"hub": {"topic": "DEATH_REGISTERED"}}}}
+        {"timestamp": "t", "id": "x", "event": {"hub": {"topic": "DEATH_REGISTERED"}}}
     ).encode()
     bad = requests.post(
         hub.webhook, data=forged, headers={"X-Hub-Signature": sign("wrong" * 8, forged)}, timeout=5
     )
     assert bad.status_code == 403 and bad.json()["error"]["code"] == "signature_invalid"
+    plain = requests.post(  # the right secret in the plain scheme is not OpenCRVS's signature
+        hub.webhook,
+        data=forged,
+        headers={"X-Hub-Signature": plain_signature(secret.encode(), forged)},
+        timeout=5,
+    )
+    assert plain.status_code == 403 and "opencrvs scheme" in plain.json()["error"]["message"]
     missing = requests.post(hub.webhook, data=forged, timeout=5)
     assert missing.status_code == 401 and missing.json()["error"]["code"] == "signature_missing"
     huge = b"{" + b" " * (100 * 1024) + b"}"
     too_big = requests.post(
-        hub.webhook, data=huge, headers={"X-Hub-Signature": sign(SECRET, huge)}, timeout=10
+        hub.webhook, data=huge, headers={"X-Hub-Signature": sign(secret, huge)}, timeout=10
     )
     assert too_big.status_code == 413
     signed_junk = b"not json"
     junk = requests.post(
         hub.webhook,
         data=signed_junk,
-        headers={"X-Hub-Signature": sign(SECRET, signed_junk)},
+        headers={"X-Hub-Signature": sign(secret, signed_junk)},
         timeout=5,
     )
     assert junk.status_code == 400 and "not JSON" in junk.json()["error"]["message"]
-    assert "forged" not in publisher.source_ids()
+    wrapped = json.dumps({"payload": {"id": "e", "event": {"hub": {"topic": "X"}}}}).encode()
+    old_form = requests.post(
+        hub.webhook, data=wrapped, headers={"X-Hub-Signature": sign(secret, wrapped)}, timeout=5
+    )
+    assert old_form.status_code == 400 and '"payload"' in old_form.json()["error"]["message"]
+    assert len(publisher.records()) == len(fresh)
     snapshot = connector.status.snapshot()
-    assert snapshot["counts"]["pushes_refused"] == 4
+    assert snapshot["counts"]["pushes_refused"] == 6
     assert snapshot["counts"]["pushes_accepted"] == len(fresh)
     assert snapshot["state"] == "up"  # refusals are shown, they do not make the partner "down"
     assert "refused webhook delivery" in (snapshot["last_error"] or "")
 
-    # The hub cannot store one event: 503, the registry resends it, nothing is lost.
+    # The hub cannot store one event: it answers 503. OpenCRVS's queue does not resend on an
+    # HTTP answer (only when the hub cannot be reached), so the feed is what fills the gap.
     publisher.fail_at = len(publisher.published) + 1
     before = len(released(sandbox))
     advance(sandbox, 90)
     more = released(sandbox)[before:]
     assert more
-    wait_until(lambda: len(publisher.records()) >= len(fresh) + len(more))
-    assert sorted(publisher.source_ids()) == sorted(e.event_id for e in fresh + more)
+    wait_until(lambda: len(publisher.records()) >= len(fresh) + len(more) - 1)
+    time.sleep(0.3)
     attempts = requests.get(sandbox.url(NAME) + "/_admin/deliveries", timeout=5).json()
-    assert any(a["status_code"] == 503 and a["kind"] == "webhook" for a in attempts["attempts"])
+    refused_attempts = [
+        a for a in attempts["attempts"] if a["kind"] == "webhook" and a["status_code"] == 503
+    ]
+    assert len(refused_attempts) == 1  # answered, so not tried again
+    lost = [e for e in more if e.event_id == refused_attempts[0]["event_id"]]
+    assert len(lost) == 1 and len(publisher.records()) == len(fresh) + len(more) - 1
+    PullRunner(connector, interval=60).run_once()
+    fed = [r for r in publisher.records() if r.headers["origin"] == "feed"]
+    assert lost[0].event_id in {r.source_id for r in fed}
+
+
+def test_a_re_sent_delivery_has_one_message_id(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    """OpenCRVS re-sends through every subscription, each time with its own id and time."""
+    from connectors.base import raw_record_id
+
+    publisher = CollectingPublisher()
+    connector = make_connector(sandbox, publisher)
+    hub = hub_side(connector)
+    secret = connector.webhook_secret
+    advance(sandbox, 120)
+    event = released(sandbox)[0]
+    ids = set()
+    for n in range(3):
+        body = json.dumps(
+            {
+                "timestamp": f"2025-05-0{n + 1}T10:00:00.000Z",
+                "id": f"webhook-{n}",
+                "event": {"hub": {"topic": event.topic}, "context": [event.bundle]},
+            },
+            ensure_ascii=False,
+        ).encode()
+        answer = requests.post(
+            hub.webhook, data=body, headers={"X-Hub-Signature": sign(secret, body)}, timeout=5
+        )
+        assert answer.status_code == 200, answer.text
+        ids.add(answer.json()["message_id"])
+    assert len(publisher.records()) == 3  # each copy published raw (at least once) ...
+    assert len(ids) == 1  # ... under one message id: the ingest applies it once
+    assert ids == {raw_record_id(NAME, publisher.records()[0])}
 
 
 # --- pull: the feed --------------------------------------------------------------------------

@@ -35,12 +35,11 @@ START = date(2025, 1, 1)
 
 
 def delivery(bundle: dict[str, Any], topic: str) -> dict[str, Any]:
+    """OpenCRVS's webhook body: ``id`` is the subscription's, the Bundle in event.context."""
     return {
-        "payload": {
-            "id": bundle["id"],
-            "timestamp": "2025-06-01T00:00:00Z",
-            "event": {"hub": {"topic": topic}, "context": [bundle]},
-        }
+        "timestamp": "2025-06-01T00:00:00.000Z",
+        "id": "5f0e3c1a-webhook-subscription",
+        "event": {"hub": {"topic": topic}, "context": [bundle]},
     }
 
 
@@ -107,7 +106,7 @@ def test_births_deaths_and_income_flow_in_once_and_bad_records_are_dead_lettered
     )
     row = dict(income_row(income, earner, "XTS"), RECORD_NO="1")
     bad = delivery(build_bundle(births[0]), "BIRTH_REGISTERED")
-    bad["payload"]["event"]["context"][0]["entry"] = []  # a bundle with nothing in it
+    bad["event"]["context"][0]["entry"] = []  # a bundle with nothing in it
     messages.append(message("tax", RawRecord("income_row", row, source_id="f1:2")))
     messages.append(message("civil_registry", RawRecord("birth", bad, source_id="broken")))
     broker.publish(EXCHANGE_INBOUND, messages)

@@ -37,7 +37,8 @@ class PartnerSettings(Connector):
         key: {"type": "string"} for key in (
             "url", "base_url", "fhir_feed_url", "webhooks_url", "dci_base_url",
             "dci_bearer_token", "registry_id", "drop_folder", "manifest_glob", "status_url",
-            "api_url")
+            "api_url", "signature_scheme", "auth_url", "client_id", "client_secret",
+            "webhook_secret")
     })
 
 

@@ -1,21 +1,25 @@
 """The civil-registry mock over real HTTP: FHIR bundles, webhooks, DCI, feed, clock, faults.
 
 Receivers are real werkzeug servers on loopback; webhook signatures are checked here with an
-independent HMAC implementation (the ``hmac`` module), never with the mock's own signer.
+independent implementation (``urllib``'s quoting and the ``hmac`` module), never with the mock's
+own signer. The webhooks part checks the mock against what OpenCRVS's webhooks and auth
+services do (opencrvs-core ``packages/webhooks``, ``packages/auth``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
-import itertools
 import json
+import re
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 import requests
@@ -28,7 +32,9 @@ from sandbox_mocks.common.server import MockServer
 from sandbox_mocks.population.model import Person, VitalEvent
 
 START = date(2025, 1, 1)
-SECRET = "s3cret-" + uuid.uuid4().hex
+CLIENT_ID = str(uuid.uuid4())
+CLIENT_SECRET = str(uuid.uuid4())
+SECRET = str(uuid.uuid4())  # the signing ("sha") secret OpenCRVS issues to the client
 FAST_RETRY = RetryPolicy(max_attempts=4, base_delay_s=0.05, factor=2.0, timeout_s=2.0)
 
 
@@ -169,6 +175,9 @@ def receiver() -> Iterator[Receiver]:
 
 def start_registry(**overrides: Any) -> MockServer:
     events = overrides.pop("events", EVENTS)
+    overrides.setdefault("system_client_id", CLIENT_ID)
+    overrides.setdefault("system_client_secret", CLIENT_SECRET)
+    overrides.setdefault("system_sha_secret", SECRET)
     config = CivilRegistryConfig(start_date=START, retry=FAST_RETRY, **overrides)
     return MockServer(create_app(config, events=events)).start()
 
@@ -186,24 +195,53 @@ def advance(srv: MockServer, days: int) -> dict[str, Any]:
     return answer.json()
 
 
-def subscribe(srv: MockServer, callback: str, topic: str, secret: str) -> dict[str, Any]:
+def token(srv: MockServer, client_id: str = CLIENT_ID, client_secret: str = CLIENT_SECRET) -> str:
+    """A system token, asked for as OpenCRVS's auth service wants it (query parameters)."""
     answer = requests.post(
-        srv.url + "/webhooks",
-        json={"hub": {"callback": callback, "mode": "subscribe", "topic": topic, "secret": secret}},
+        srv.url + "/auth/token",
+        params={
+            "grant_type": "client_credentials",
+            "client_id": client_id,
+            "client_secret": client_secret,
+        },
         timeout=5,
     )
-    assert answer.status_code == 202
-    return answer.json()
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["access_token"])
 
 
-def subscription_status(srv: MockServer, sub_id: str) -> str:
-    subs = requests.get(srv.url + "/webhooks", timeout=5).json()["subscriptions"]
-    return next(s["status"] for s in subs if s["id"] == sub_id)
+def subscribe(
+    srv: MockServer,
+    callback: str,
+    topic: str,
+    secret: str = SECRET,
+    bearer: str | None = None,
+    mode: str = "subscribe",
+) -> requests.Response:
+    return requests.post(
+        srv.url + "/webhooks",
+        json={"hub": {"callback": callback, "mode": mode, "topic": topic, "secret": secret}},
+        headers={"Authorization": f"Bearer {bearer or token(srv)}"},
+        timeout=10,
+    )
+
+
+def listed(srv: MockServer, bearer: str | None = None) -> list[dict[str, Any]]:
+    answer = requests.get(
+        srv.url + "/webhooks",
+        headers={"Authorization": f"Bearer {bearer or token(srv)}"},
+        timeout=5,
+    )
+    assert answer.status_code == 200
+    return list(answer.json()["entries"])
 
 
 def expected_signature(secret: str, body: bytes) -> str:
-    """Independent of the mock: HMAC-SHA256 over the raw body, hex, prefixed."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    """Independent of the mock: OpenCRVS's HMAC-SHA256 over "sha256:" + encodeURIComponent
+    of the body (JavaScript's set of unescaped characters), hex, prefixed."""
+    encoded = quote(body.decode("utf-8"), safe="-_.!~*'()")
+    digest = hmac.new(secret.encode(), f"sha256:{encoded}".encode(), hashlib.sha256)
+    return "sha256=" + digest.hexdigest()
 
 
 # --- FHIR bundles ------------------------------------------------------------------------
@@ -361,13 +399,16 @@ def test_feed_rejects_bad_parameters(crvs: MockServer, params: dict[str, str], c
 def test_webhook_challenge_signed_delivery_and_topic_filter(
     crvs: MockServer, receiver: Receiver
 ) -> None:
-    secret = "birth-secret-" + uuid.uuid4().hex
-    sub = subscribe(crvs, receiver.hook, "BIRTH_REGISTERED", secret)
-    assert sub["status"] == "pending" and "secret" not in sub
-    wait_for(lambda: subscription_status(crvs, sub["id"]) == "active")
+    answer = subscribe(crvs, receiver.hook, "BIRTH_REGISTERED")
+    # As OpenCRVS: the challenge is made *before* the answer, which is 202 with no body.
+    assert answer.status_code == 202 and answer.content == b""
+    assert len(receiver.verifications) == 1
     verification = receiver.verifications[0]
     assert verification["mode"] == "subscribe" and verification["topic"] == "BIRTH_REGISTERED"
-    assert len(verification["challenge"]) >= 16
+    assert len(base64.b64decode(verification["challenge"], validate=True)) == 16
+    (entry,) = listed(crvs)
+    assert entry["callback"] == receiver.hook and entry["topic"] == "BIRTH_REGISTERED"
+    assert entry["createdBy"]["client_id"] == CLIENT_ID and "secret" not in json.dumps(entry)
 
     result = advance(crvs, 15)  # BR1 and DR1 registered; only the birth goes to this topic
     assert result["released"] == 2 and result["webhooks_queued"] == 1
@@ -375,110 +416,254 @@ def test_webhook_challenge_signed_delivery_and_topic_filter(
     time.sleep(0.2)  # a wrong second delivery would arrive by now
     assert len(receiver.deliveries) == 1
     headers, body = receiver.deliveries[0]
-    assert hmac.compare_digest(headers["X-Hub-Signature"], expected_signature(secret, body))
+    assert headers["Content-Type"] == "application/json"
+    assert hmac.compare_digest(headers["X-Hub-Signature"], expected_signature(SECRET, body))
     assert headers["X-Hub-Signature"] != expected_signature("other secret", body)
-    payload = json.loads(body)["payload"]
-    assert payload["event"]["hub"]["topic"] == "BIRTH_REGISTERED"
-    assert datetime.fromisoformat(payload["timestamp"]).tzinfo is not None
-    bundle = payload["event"]["context"][0]
+    # OpenCRVS's body: JSON.stringify({timestamp, id, event}) — compact, no wrapper.
+    payload = json.loads(body)
+    assert list(payload) == ["timestamp", "id", "event"]
+    assert body == json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", payload["timestamp"])
+    assert payload["id"] == entry["id"]  # the subscription's id, not the event's
+    assert payload["event"]["hub"] == {"topic": "BIRTH_REGISTERED"}
+    (bundle,) = payload["event"]["context"]
     Bundle.model_validate(bundle)
     task = resources(bundle, "Task")[0]
     assert task["identifier"][0]["value"] == "BR1"
-    # The payload id is the event id of the feed: a consumer can de-duplicate across both.
-    feed_ids = {e["registration_number"]: e["id"] for e in feed_all(crvs)}
-    assert payload["id"] == feed_ids["BR1"]
 
 
-def test_failed_challenge_means_no_deliveries(crvs: MockServer) -> None:
+def test_the_token_endpoint_speaks_client_credentials_as_opencrvs(crvs: MockServer) -> None:
+    url = crvs.url + "/auth/token"
+    good = {"grant_type": "client_credentials", "client_id": CLIENT_ID}
+    answer = requests.post(url, params={**good, "client_secret": CLIENT_SECRET}, timeout=5)
+    assert answer.status_code == 200 and answer.headers["Cache-Control"] == "no-store"
+    assert answer.json()["token_type"] == "Bearer"
+    claims = json.loads(
+        base64.urlsafe_b64decode(answer.json()["access_token"].split(".")[1] + "==")
+    )
+    assert claims["iss"] == "opencrvs:auth-service" and "opencrvs:webhooks-user" in claims["aud"]
+    assert claims["exp"] - claims["iat"] == 600
+    cases = [
+        ({**good, "client_secret": "wrong"}, None, 401, "invalid_client"),
+        (good, None, 400, "invalid_request"),
+        (
+            {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET},
+            None,
+            400,
+            "unsupported_grant_type",
+        ),
+        (None, {**good, "client_secret": CLIENT_SECRET}, 400, "unsupported_grant_type"),  # form
+    ]
+    for params, form, status, code in cases:
+        refused = requests.post(url, params=params, data=form, timeout=5)
+        assert refused.status_code == status and refused.json()["error"] == code
+        assert refused.headers["Cache-Control"] == "no-store"
+
+
+def test_subscribing_needs_a_valid_token(crvs: MockServer, receiver: Receiver) -> None:
+    hub = {"callback": receiver.hook, "mode": "subscribe", "topic": "BIRTH_REGISTERED"}
+    none = requests.post(crvs.url + "/webhooks", json={"hub": {**hub, "secret": SECRET}}, timeout=5)
+    assert none.status_code == 401 and none.json()["message"] == "Missing authentication"
+    forged = subscribe(crvs, receiver.hook, "BIRTH_REGISTERED", bearer="e30.e30.c2ln")
+    assert forged.status_code == 401 and forged.json()["message"] == "Invalid token"
+    assert receiver.verifications == []
+
+
+def test_expired_tokens_are_refused(receiver: Receiver) -> None:
+    srv = start_registry(system_token_seconds=1)
+    try:
+        bearer = token(srv)
+        time.sleep(2.1)
+        late = subscribe(srv, receiver.hook, "BIRTH_REGISTERED", bearer=bearer)
+        assert late.status_code == 401 and late.json()["message"] == "Invalid token"
+    finally:
+        srv.stop()
+
+
+def test_failed_challenge_means_no_subscription(crvs: MockServer) -> None:
     liar = Receiver(wrong_challenge=True)
     try:
-        sub = subscribe(crvs, liar.hook, "DEATH_REGISTERED", "s")
-        wait_for(lambda: subscription_status(crvs, sub["id"]) == "failed")
-        assert len(liar.verifications) == FAST_RETRY.max_attempts
+        answer = subscribe(crvs, liar.hook, "DEATH_REGISTERED")
+        assert answer.status_code == 400 and answer.text == "Subscription callback check failed"
+        assert len(liar.verifications) == 1  # OpenCRVS asks once, while the subscriber waits
+        assert listed(crvs) == []
         assert advance(crvs, 80)["webhooks_queued"] == 0
     finally:
         liar.server.stop()
     assert liar.deliveries == []
 
 
-def test_failing_receiver_gets_retries_with_backoff(crvs: MockServer) -> None:
-    flaky = Receiver(fail_first=2)
+def test_an_error_answer_is_final_and_an_unreachable_subscriber_is_tried_three_times(
+    crvs: MockServer,
+) -> None:
+    failing = Receiver(always_fail=True)
+    gone = Receiver()
     try:
-        sub = subscribe(crvs, flaky.hook, "DEATH_REGISTERED", SECRET)
-        wait_for(lambda: subscription_status(crvs, sub["id"]) == "active")
-        advance(crvs, 15)
-        wait_for(lambda: flaky.deliveries)
-        _, body = flaky.deliveries[0]
-        assert json.loads(body)["payload"]["event"]["hub"]["topic"] == "DEATH_REGISTERED"
-    finally:
-        flaky.server.stop()
-    log = requests.get(crvs.url + "/_admin/deliveries", timeout=5).json()
-    attempts = [a for a in log["attempts"] if a["kind"] == "webhook"]
-    assert [(a["attempt"], a["ok"]) for a in attempts] == [(1, False), (2, False), (3, True)]
-    assert attempts[0]["status_code"] == 500
-    gaps = [
-        datetime.fromisoformat(b["at"]) - datetime.fromisoformat(a["at"])
-        for a, b in itertools.pairwise(attempts)
-    ]
-    # Backoff grows: base 0.05 s, then 0.1 s (lower bounds only; a busy machine adds delay).
-    assert gaps[0].total_seconds() >= FAST_RETRY.delay(1)
-    assert gaps[1].total_seconds() >= FAST_RETRY.delay(2)
-    # The shared secret never shows in what the registry exposes.
-    assert SECRET not in json.dumps(log)
-    assert SECRET not in requests.get(crvs.url + "/webhooks", timeout=5).text
-    assert SECRET not in requests.get(crvs.url + "/_admin/status", timeout=5).text
-
-
-def test_retries_are_bounded(crvs: MockServer) -> None:
-    dead = Receiver(always_fail=True)
-    try:
-        sub = subscribe(crvs, dead.hook, "BIRTH_REGISTERED", "k")
-        wait_for(lambda: subscription_status(crvs, sub["id"]) == "active")
+        assert subscribe(crvs, failing.hook, "DEATH_REGISTERED").status_code == 202
+        assert subscribe(crvs, gone.hook, "DEATH_REGISTERED").status_code == 202
+        gone.server.stop()  # subscribed, then it went away
         advance(crvs, 15)
 
         def finished() -> dict[str, Any] | None:
             snap = requests.get(crvs.url + "/_admin/deliveries", timeout=5).json()
-            return snap if snap["summary"]["failed"] == 1 else None
+            return snap if snap["summary"]["failed"] == 2 else None
 
         snapshot = wait_for(finished)
         time.sleep(0.3)
     finally:
-        dead.server.stop()
-    webhook_attempts = [a for a in snapshot["attempts"] if a["kind"] == "webhook"]
-    assert len(webhook_attempts) == FAST_RETRY.max_attempts
-    assert dead.posts_seen == FAST_RETRY.max_attempts
+        failing.server.stop()
+    attempts = [a for a in snapshot["attempts"] if a["kind"] == "webhook"]
+    answered = [a for a in attempts if a["url"] == failing.hook]
+    unreachable = [a for a in attempts if a["url"] == gone.hook]
+    # node-fetch resolves on any HTTP answer: OpenCRVS's queue retries only network failures,
+    # three attempts in all.
+    assert [(a["attempt"], a["status_code"]) for a in answered] == [(1, 500)]
+    assert failing.posts_seen == 1
+    assert [a["attempt"] for a in unreachable] == [1, 2, 3]
+    assert all(a["status_code"] is None and a["error"] for a in unreachable)
+    # The secrets never show in what the registry exposes.
+    exposed = json.dumps(snapshot) + requests.get(crvs.url + "/_admin/status", timeout=5).text
+    assert SECRET not in exposed and CLIENT_SECRET not in exposed
+
+
+def test_every_subscribe_adds_a_subscription_and_each_delivers(
+    crvs: MockServer, receiver: Receiver
+) -> None:
+    assert subscribe(crvs, receiver.hook, "DEATH_REGISTERED").status_code == 202
+    assert subscribe(crvs, receiver.hook, "DEATH_REGISTERED").status_code == 202
+    entries = listed(crvs)
+    assert len(entries) == 2 and entries[0]["id"] != entries[1]["id"]
+    advance(crvs, 15)
+    wait_for(lambda: len(receiver.deliveries) == 2)
+    bodies = [json.loads(body) for _, body in receiver.deliveries]
+    assert {b["id"] for b in bodies} == {e["id"] for e in entries}
+    assert bodies[0]["event"]["context"] == bodies[1]["event"]["context"]
+    deleted = requests.delete(
+        f"{crvs.url}/webhooks/{entries[0]['id']}",
+        headers={"Authorization": f"Bearer {token(crvs)}"},
+        timeout=5,
+    )
+    assert deleted.status_code == 204 and len(listed(crvs)) == 1
+
+
+def test_a_webhook_client_gets_only_its_permitted_sections(receiver: Receiver) -> None:
+    srv = start_registry()
+    try:
+        registered = requests.post(
+            srv.url + "/_admin/systems",
+            json={
+                "name": "Welfare MIS",
+                "type": "WEBHOOK",
+                "settings": {"webhook": [{"event": "birth", "permissions": ["mother-details"]}]},
+            },
+            timeout=5,
+        )
+        assert registered.status_code == 201
+        system = registered.json()["system"]
+        bearer = token(srv, system["clientId"], registered.json()["clientSecret"])
+        answer = subscribe(
+            srv, receiver.hook, "BIRTH_REGISTERED", secret=system["shaSecret"], bearer=bearer
+        )
+        assert answer.status_code == 202
+        advance(srv, 15)
+        wait_for(lambda: receiver.deliveries)
+    finally:
+        srv.stop()
+    headers, body = receiver.deliveries[0]
+    assert headers["X-Hub-Signature"] == expected_signature(system["shaSecret"], body)
+    (bundle,) = json.loads(body)["event"]["context"]
+    kinds = sorted(e["resource"]["resourceType"] for e in bundle["entry"])
+    # OpenCRVS's getPermissionsBundle: the permitted sections' resources and the Task only.
+    assert kinds == ["Patient", "Task"]
+    assert resources(bundle, "Patient")[0]["name"][0]["given"] == ["Ada"]
 
 
 @pytest.mark.parametrize(
-    "hub",
+    ("body", "status", "expected"),
     [
-        None,
-        {
-            "callback": "http://127.0.0.1:9/x",
-            "mode": "unsubscribe",
-            "topic": "BIRTH_REGISTERED",
-            "secret": "s",
-        },
-        {
-            "callback": "file:///etc/passwd",
-            "mode": "subscribe",
-            "topic": "BIRTH_REGISTERED",
-            "secret": "s",
-        },
-        {
-            "callback": "http://127.0.0.1:9/x",
-            "mode": "subscribe",
-            "topic": "MARRIAGE",
-            "secret": "s",
-        },
-        {"callback": "http://127.0.0.1:9/x", "mode": "subscribe", "topic": "BIRTH_REGISTERED"},
+        ({"hub": None}, 400, "Invalid request payload input"),
+        (
+            {"hub": {"callback": 5, "topic": "BIRTH_REGISTERED"}},
+            400,
+            "Invalid request payload input",
+        ),
+        (
+            {"hub": {"callback": "http://127.0.0.1:9/x", "extra": "y"}},
+            400,
+            "Invalid request payload input",
+        ),
+        ({}, 500, "An internal server error occurred"),
+        (
+            {
+                "hub": {
+                    "callback": "http://127.0.0.1:9/x",
+                    "mode": "unsubscribe",
+                    "topic": "BIRTH_REGISTERED",
+                    "secret": SECRET,
+                }
+            },
+            400,
+            {
+                "mode": "denied",
+                "topic": "BIRTH_REGISTERED",
+                "reason": "hub.mode must be set to subscribe",
+            },
+        ),
+        (
+            {
+                "hub": {
+                    "callback": "http://127.0.0.1:9/x",
+                    "mode": "subscribe",
+                    "topic": "MARRIAGE",
+                    "secret": SECRET,
+                }
+            },
+            400,
+            {"mode": "denied", "topic": "MARRIAGE", "reason": "Unsupported topic: MARRIAGE"},
+        ),
+        (
+            {
+                "hub": {
+                    "callback": "http://127.0.0.1:9/x",
+                    "mode": "subscribe",
+                    "topic": "BIRTH_REGISTERED",
+                }
+            },
+            400,
+            {"mode": "denied", "topic": "BIRTH_REGISTERED", "reason": "hub.secret is incorrect"},
+        ),
+        (
+            {
+                "hub": {
+                    "callback": "file:///etc/passwd",
+                    "mode": "subscribe",
+                    "topic": "BIRTH_REGISTERED",
+                    "secret": SECRET,
+                }
+            },
+            400,
+            "Subscription callback check failed",
+        ),
     ],
 )
-def test_webhook_subscription_input_is_checked(crvs: MockServer, hub: Any) -> None:
-    response = requests.post(crvs.url + "/webhooks", json={"hub": hub}, timeout=5)
-    assert response.status_code == 400
-    assert response.json()["error"]["message"]
-    assert requests.get(crvs.url + "/webhooks", timeout=5).json()["subscriptions"] == []
+def test_webhook_subscription_refusals_are_opencrvs_s(
+    crvs: MockServer, body: Any, status: int, expected: Any
+) -> None:
+    bearer = token(crvs)
+    response = requests.post(
+        crvs.url + "/webhooks",
+        json=body,
+        headers={"Authorization": f"Bearer {bearer}"},
+        timeout=5,
+    )
+    assert response.status_code == status
+    if isinstance(expected, dict):
+        assert response.json() == {"hub": expected}
+    elif status == 500 or expected.startswith("Invalid request"):
+        assert response.json()["message"] == expected
+    else:
+        assert response.text == expected
+    assert listed(crvs, bearer) == []
 
 
 # --- DCI ---------------------------------------------------------------------------------
