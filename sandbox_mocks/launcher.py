@@ -86,6 +86,7 @@ class SandboxConfig:
     amqp_url: str | None = None  # program MIS consumes amqp_queue there when set
     amqp_queue: str = "sr.deliver.program-mis"
     civil_registry_rate_days_per_second: float = 0.0
+    civil_registry_messy_rate: float = 0.0  # share of bundles with real-world quirks (0..1)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def port(self, name: str) -> int:
@@ -227,6 +228,7 @@ def _build_civil_registry(cfg: SandboxConfig, ctx: dict[str, Any]) -> _Built:
         "population_people": cfg.people,
         "dci_bearer_token": ctx["dci_bearer_token"],
         "rate_days_per_second": cfg.civil_registry_rate_days_per_second,
+        "messy_rate": cfg.civil_registry_messy_rate,
     }
     if cfg.as_of is not None:
         kwargs["start_date"] = cfg.as_of
