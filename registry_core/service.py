@@ -59,7 +59,15 @@ from registry_core.resolution import (
     resolve_person,
     review_record,
 )
-from registry_core.vital import VitalFacts, provenance_rows, subject_facts
+from registry_core.vital import (
+    VitalFacts,
+    event_flags,
+    move_death_end,
+    owner_of,
+    provenance_rows,
+    subject_facts,
+    unknown_identifiers,
+)
 from standards.validation import Violation, validate
 
 T = TypeVar("T")
@@ -782,7 +790,7 @@ class Registry:
         validate("person.json", child, writing=True)
         facts = facts or VitalFacts()
         with self._transaction() as session:
-            existing = self._owner_of(session, child.get("identifiers", []))
+            existing = owner_of(self._finder(session), child.get("identifiers", []))
             if existing is not None:
                 events = self._learn(session, existing, child, source, facts, "birth_place")
                 return ChangeResult(person_record(session, existing, self._cipher), events)
@@ -814,7 +822,7 @@ class Registry:
                 "sex": child["sex"],
                 "identifier_systems": sorted({i["system"] for i in child.get("identifiers", [])}),
                 "admin_area_code": household.admin_area_code,
-                **self._vital_flags(facts),
+                **event_flags(facts),
                 "source": source.as_event(),
             }
             write_event(session, "person.born", f"person/{person.id}", data)
@@ -859,7 +867,7 @@ class Registry:
             )
         with self._transaction() as session:
             person = self._person(session, person_id)
-            fresh = self._unknown_identifiers(session, person, ids)
+            fresh = unknown_identifiers(self._finder(session), person, ids)
             if person.is_deceased and not fresh and person.death_date == when:
                 return ChangeResult(person_record(session, person, self._cipher), [])
             if person.birth_date and when < person.birth_date:
@@ -872,7 +880,7 @@ class Registry:
             self._keep_facts(session, person, subject_facts(facts, "death_place"), source)
             if person.is_deceased:
                 if person.death_date != before:
-                    self._move_death_end(session, person)
+                    move_death_end(session, person)
                 return ChangeResult(person_record(session, person, self._cipher), [])
             person.is_deceased = True
             person.updated_at = utcnow()
@@ -902,7 +910,7 @@ class Registry:
                     "was_head": was_head,
                     "identifier_systems": systems,
                     "admin_area_code": household.admin_area_code if household else None,
-                    **self._vital_flags(facts),
+                    **event_flags(facts),
                     "source": source.as_event(),
                 },
             )
@@ -921,36 +929,8 @@ class Registry:
 
     # -- helpers of the vital events (kept together: they move out with them) --------------
 
-    def _owner_of(self, session: Session, identifiers: Sequence[dict[str, Any]]) -> Person | None:
-        """The one person holding any of ``identifiers``; two different holders are a
-        conflict a person must look at."""
-        owners = {
-            found.id: found
-            for ident in identifiers
-            if (found := self._find_by_identifier(session, ident["system"], ident["value"]))
-        }
-        if len(owners) > 1:
-            raise BusinessRuleViolation(
-                "the record's identifiers belong to different people: "
-                + ", ".join(sorted(str(k) for k in owners))
-            )
-        return next(iter(owners.values()), None)
-
-    def _unknown_identifiers(
-        self, session: Session, person: Person, identifiers: Sequence[dict[str, Any]]
-    ) -> list[dict[str, Any]]:
-        """Those of ``identifiers`` the person does not hold yet; one held by someone else is
-        a conflict, never silently moved."""
-        fresh = []
-        for ident in identifiers:
-            owner = self._find_by_identifier(session, ident["system"], ident["value"])
-            if owner is None:
-                fresh.append(ident)
-            elif owner.id != person.id:
-                raise BusinessRuleViolation(
-                    f"the {ident['system']} of this record belongs to another person ({owner.id})"
-                )
-        return fresh
+    def _finder(self, session: Session) -> Callable[[str, str], Person | None]:
+        return lambda system, value: self._find_by_identifier(session, system, value)
 
     def _learn(
         self,
@@ -963,7 +943,7 @@ class Registry:
     ) -> list[str]:
         """A known subject delivered again: keep what the delivery adds (identifiers, then its
         fields and facts under this record); nothing when it adds no identifier."""
-        fresh = self._unknown_identifiers(session, person, data.get("identifiers", []))
+        fresh = unknown_identifiers(self._finder(session), person, data.get("identifiers", []))
         if not fresh:
             return []
         self._add_identifiers(session, person, fresh, source, "$.identifiers")
@@ -1013,27 +993,6 @@ class Registry:
             changed = self._apply_household_fields(session, household, {"address": text}, source)
             if changed:
                 self._household_updated(session, household, changed, source, person.id)
-
-    def _move_death_end(self, session: Session, person: Person) -> None:
-        """A corrected date of death moves the end of the membership the death ended."""
-        ended = session.scalars(
-            select(Membership).where(
-                Membership.person_id == person.id, Membership.end_reason == "death"
-            )
-        ).all()
-        for membership in ended:
-            membership.end_date = person.death_date
-
-    @staticmethod
-    def _vital_flags(facts: VitalFacts) -> dict[str, Any]:
-        """Event fields of a birth/death beyond the registry's own: where it happened, and
-        ``provisional`` (only when true: absent means the record was registered)."""
-        flags: dict[str, Any] = {}
-        if facts.place.get("admin_area_code"):
-            flags["place_admin_area_code"] = facts.place["admin_area_code"]
-        if facts.provisional:
-            flags["provisional"] = True
-        return flags
 
     def record_verification(
         self,

@@ -14,12 +14,19 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from registry_core.crypto import IdentifierCipher
-from registry_core.models import FieldAssertion
+from registry_core.errors import BusinessRuleViolation
+from registry_core.models import FieldAssertion, Membership, Person
+
+# Who holds an identifier: (system, value) -> the person, or None (a keyed-hash look-up).
+Finder = Callable[[str, str], Person | None]
 
 # Identifier systems a civil registry's declaration ids live in (registered at start-up).
 DECLARATION_SYSTEMS = ("crvs_tracking_id", "crvs_draft_id")
@@ -107,3 +114,58 @@ def subject_facts(facts: VitalFacts, place_field: str) -> dict[str, Any]:
         if ref:
             found[role] = dict(ref)
     return found
+
+
+def event_flags(facts: VitalFacts) -> dict[str, Any]:
+    """Event fields of a birth/death beyond the registry's own: where it happened, and
+    ``provisional`` (only when true: absent means the record was registered)."""
+    flags: dict[str, Any] = {}
+    if facts.place.get("admin_area_code"):
+        flags["place_admin_area_code"] = facts.place["admin_area_code"]
+    if facts.provisional:
+        flags["provisional"] = True
+    return flags
+
+
+def owner_of(find: Finder, identifiers: Sequence[Mapping[str, Any]]) -> Person | None:
+    """The one person holding any of ``identifiers``; two different holders are a conflict a
+    person must look at (the record goes to review), never resolved by guessing."""
+    owners = {
+        found.id: found
+        for ident in identifiers
+        if (found := find(ident["system"], ident["value"])) is not None
+    }
+    if len(owners) > 1:
+        raise BusinessRuleViolation(
+            "the record's identifiers belong to different people: "
+            + ", ".join(sorted(str(k) for k in owners))
+        )
+    return next(iter(owners.values()), None)
+
+
+def unknown_identifiers(
+    find: Finder, person: Person, identifiers: Sequence[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Those of ``identifiers`` the person does not hold yet; one held by someone else is a
+    conflict, never silently moved."""
+    fresh = []
+    for ident in identifiers:
+        owner = find(ident["system"], ident["value"])
+        if owner is None:
+            fresh.append(ident)
+        elif owner.id != person.id:
+            raise BusinessRuleViolation(
+                f"the {ident['system']} of this record belongs to another person ({owner.id})"
+            )
+    return fresh
+
+
+def move_death_end(session: Session, person: Person) -> None:
+    """A corrected date of death moves the end of the membership the death ended."""
+    ended = session.scalars(
+        select(Membership).where(
+            Membership.person_id == person.id, Membership.end_reason == "death"
+        )
+    ).all()
+    for membership in ended:
+        membership.end_date = person.death_date
