@@ -37,7 +37,7 @@ _PLACE_TYPE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _NAMED_PLACES = {"HEALTH_FACILITY", "CRVS_OFFICE"}
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _AREA_MARKERS = {"URBAN", "RURAL"}  # OpenCRVS keeps the urban/rural flag among address lines
-_RELATIONSHIPS = {"mother": {"MOTHER", "MTH"}, "father": {"FATHER", "FTH"}}
+_RELATIONSHIPS = {"mother": ("MOTHER", "MTH"), "father": ("FATHER", "FTH")}
 _REGISTRATION_TYPE = {"child": "BIRTH_REGISTRATION_NUMBER", "deceased": "DEATH_REGISTRATION_NUMBER"}
 _TASK_NUMBER = {
     "child": "http://opencrvs.org/specs/id/birth-registration-number",
