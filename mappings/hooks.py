@@ -60,11 +60,14 @@ def check_arguments(name: str, args: dict[str, Any]) -> list[str]:
         elif not isinstance(value, param.types):
             kinds = " or ".join(t.__name__ for t in param.types)
             problems.append(f"hook {name!r}: {arg!r} must be {kinds}")
+        elif param.choices and value not in param.choices:
+            problems.append(f"hook {name!r}: {arg!r} must be one of {', '.join(param.choices)}")
         elif arg in spec.path_params:
-            try:
-                parse(value)
-            except PathSyntaxError as exc:
-                problems.append(f"hook {name!r}: {arg!r}: {exc}")
+            for path in value if isinstance(value, list) else [value]:
+                try:
+                    parse(path)
+                except PathSyntaxError as exc:
+                    problems.append(f"hook {name!r}: {arg!r}: {exc}")
     problems.extend(
         f"hook {name!r} needs parameter {arg!r}"
         for arg, param in spec.params.items()
@@ -75,6 +78,21 @@ def check_arguments(name: str, args: dict[str, Any]) -> list[str]:
 
 def call(name: str, context: Context, args: dict[str, Any]) -> HookResult:
     return HOOKS[name].fn(context, **args)
+
+
+MAX_NOTES = 50
+
+
+def note(context: Context, text: str, path: str = "$") -> None:
+    """Remember that a part of the record was present but could not be used.
+
+    Notes are about the *shape* of a record (section codes, resource types, references),
+    never its personal values; a spec's last field hands them to the mapped record (see the
+    ``opencrvs_ignored`` hook).
+    """
+    notes: list[Located] = context.cache.setdefault("notes", [])
+    if len(notes) < MAX_NOTES and all(n.value != text for n in notes):
+        notes.append(Located(text[:300], path))
 
 
 # ---------------------------------------------------------------------------- FHIR references
@@ -163,38 +181,29 @@ def fhir_section_entry(context: Context, section: str) -> HookResult:
     return resolve_reference(context, reference)
 
 
-@hook("fhir_reference", {"reference": Param((str,), required=True)}, path_params=("reference",))
-def fhir_reference(context: Context, reference: str) -> HookResult:
-    """The entry the reference at path ``reference`` points at (None if there is none)."""
+@hook(
+    "fhir_reference",
+    {"reference": Param((str,), required=True), "optional": Param((bool,))},
+    path_params=("reference",),
+)
+def fhir_reference(context: Context, reference: str, optional: bool = False) -> HookResult:
+    """The entry the reference at path ``reference`` points at (None if there is none).
+
+    ``optional``: a reference to an entry the bundle does not hold (a partner trimmed it away)
+    reads as absent, with a note, instead of failing the record.
+    """
     found = context.first(reference)
     if found is None:
         return None
-    return resolve_reference(context, found)
-
-
-_MOTHER_CODES = {"MOTHER", "MTH"}
-
-
-@hook("opencrvs_mother")
-def opencrvs_mother(context: Context) -> HookResult:
-    """The mother's Patient: the ``mother-details`` section, else an informant who is MOTHER.
-
-    OpenCRVS leaves ``mother-details`` out when the mother is also the informant in some
-    versions, so the informant's RelatedPerson (relationship MOTHER) is followed to its Patient.
-    """
-    mother = fhir_section_entry(context, "mother-details")
-    if mother is not None:
-        return mother
-    informant = fhir_section_entry(context, "informant-details")
-    if not isinstance(informant, Located) or not isinstance(informant.value, dict):
+    if not optional:
+        return resolve_reference(context, found)
+    try:
+        return resolve_reference(context, found)
+    except HookProblem as exc:
+        note(context, f"{reference}: {exc.reason}; read as absent", exc.path)
         return None
-    if informant.value.get("resourceType") != "RelatedPerson":
-        return None
-    codes = {
-        hit.value
-        for hit in context.read(f"{informant.path}.relationship[*].coding[*].code")
-    } | {hit.value for hit in context.read(f"{informant.path}.relationship[*].text")}
-    if not {str(c).upper() for c in codes} & _MOTHER_CODES:
-        return None
-    reference = context.first(f"{informant.path}.patient.reference")
-    return resolve_reference(context, reference) if reference is not None else None
+
+
+# OpenCRVS's own ways of writing a bundle (roles, places, residences) live in their module;
+# importing it registers its hooks.
+from mappings import opencrvs as _opencrvs  # noqa: E402,F401

@@ -56,7 +56,15 @@ DEFAULT_PRECEDENCE: dict[str, list[str]] = {
     ],
     "household.location": ["gis", "field_survey", "registry_staff", "self_declared"],
     "household.admin_area_code": ["gis", "registry_staff", "field_survey", "self_declared"],
-    "household.address": ["registry_staff", "field_survey", "self_declared", "gis"],
+    # The civil registry knows a mother's or a deceased's address as declared: it fills a
+    # household with none, and never outranks what staff, surveys or the household said.
+    "household.address": [
+        "registry_staff",
+        "field_survey",
+        "self_declared",
+        "gis",
+        "civil_registry",
+    ],
     "person.*": ["civil_registry", "national_id", "registry_staff", "field_survey"],
     "household.*": ["registry_staff", "field_survey", "self_declared"],
 }

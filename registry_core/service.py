@@ -59,6 +59,15 @@ from registry_core.resolution import (
     resolve_person,
     review_record,
 )
+from registry_core.vital import (
+    VitalFacts,
+    event_flags,
+    move_death_end,
+    owner_of,
+    provenance_rows,
+    subject_facts,
+    unknown_identifiers,
+)
 from standards.validation import Violation, validate
 
 T = TypeVar("T")
@@ -69,6 +78,9 @@ BUILTIN_IDENTIFIER_SYSTEMS: dict[str, str] = {
     "death_registration": "Death registration number (DRN) from the civil registry",
     "tax_id": "Taxpayer identification number",
     "program_beneficiary_id": "Beneficiary number in a social program",
+    "crvs_tracking_id": "Tracking id of a civil registry declaration (before or besides its "
+    "registration number)",
+    "crvs_draft_id": "Draft id of a civil registry declaration",
 }
 
 PERSON_FIELDS = ("given_name", "family_name", "other_names", "sex", "birth_date")
@@ -701,7 +713,11 @@ class Registry:
         if membership is None:
             return []
         end = end_date or source.at().date()
-        membership.end_date = max(end, membership.start_date)
+        # Memberships are half-open intervals [start_date, end_date). A death ends one on the
+        # date of death as reported, even before start_date (the day the registry recorded the
+        # member): the interval is then empty, the person was never a living member of record.
+        # Other ends are processing days and never precede the start.
+        membership.end_date = end if reason == "death" else max(end, membership.start_date)
         membership.end_reason = reason
         household.updated_at = utcnow()
         write_event(
@@ -754,23 +770,33 @@ class Registry:
 
     def record_birth(
         self,
-        mother_person_id: uuid.UUID | str,
+        mother_person_id: uuid.UUID | str | None,
         child: dict[str, Any],
         source: Source,
+        facts: VitalFacts | None = None,
     ) -> ChangeResult:
         """A child born to a registered mother joins her current household.
 
-        ``child`` is a canonical person; its identifiers should include the birth registration
-        number, which makes the call idempotent: a birth already recorded returns the child and
-        emits nothing. Emits ``person.born`` and ``household.member_added``.
+        ``child`` is a canonical person; its identifiers (birth registration number, the civil
+        registry's tracking or draft id) make the call idempotent: a child already recorded
+        under any of them is that child. A later delivery that brings an identifier the child
+        lacks (the registration number after a provisional record) adds it and re-asserts the
+        child's fields under that record: the same child, no second ``person.born``, and a
+        ``household.updated``. ``mother_person_id`` may be None only for such a child.
+        ``facts`` (place, mother's residence, father, informant) are kept as provenance; the
+        residence's text becomes the household's address only where no better source gave one.
+        Emits ``person.born`` and ``household.member_added`` for a new child.
         """
         validate("person.json", child, writing=True)
+        facts = facts or VitalFacts()
         with self._transaction() as session:
+            existing = owner_of(self._finder(session), child.get("identifiers", []))
+            if existing is not None:
+                events = self._learn(session, existing, child, source, facts, "birth_place")
+                return ChangeResult(person_record(session, existing, self._cipher), events)
+            if mother_person_id is None:
+                raise BusinessRuleViolation("the mother is not known and the child is not")
             mother = self._person(session, mother_person_id)
-            for ident in child.get("identifiers", []):
-                existing = self._find_by_identifier(session, ident["system"], ident["value"])
-                if existing is not None:
-                    return ChangeResult(person_record(session, existing, self._cipher), [])
             membership = self._current_membership(session, mother.id)
             if membership is None:
                 raise BusinessRuleViolation(
@@ -786,23 +812,20 @@ class Registry:
             events = self._join(
                 session, household, person, relationship, source, "birth", birth_date
             )
-            write_event(
-                session,
-                "person.born",
-                f"person/{person.id}",
-                {
-                    "person_id": str(person.id),
-                    "household_id": str(household.id),
-                    "mother_person_id": str(mother.id),
-                    "birth_date": child["birth_date"],
-                    "sex": child["sex"],
-                    "identifier_systems": sorted(
-                        {i["system"] for i in child.get("identifiers", [])}
-                    ),
-                    "admin_area_code": household.admin_area_code,
-                    "source": source.as_event(),
-                },
-            )
+            self._keep_facts(session, person, subject_facts(facts, "birth_place"), source)
+            self._keep_residence(session, mother, household, facts, source)
+            data = {
+                "person_id": str(person.id),
+                "household_id": str(household.id),
+                "mother_person_id": str(mother.id),
+                "birth_date": child["birth_date"],
+                "sex": child["sex"],
+                "identifier_systems": sorted({i["system"] for i in child.get("identifiers", [])}),
+                "admin_area_code": household.admin_area_code,
+                **event_flags(facts),
+                "source": source.as_event(),
+            }
+            write_event(session, "person.born", f"person/{person.id}", data)
             return ChangeResult(
                 person_record(session, person, self._cipher), ["person.born", *events]
             )
@@ -813,41 +836,52 @@ class Registry:
         death_date: date | str,
         source: Source,
         death_registration_number: str | None = None,
+        identifiers: Sequence[dict[str, Any]] = (),
+        facts: VitalFacts | None = None,
     ) -> ChangeResult:
-        """Mark a person deceased, close their membership, flag the household if they headed it.
+        """Mark a person deceased, end their membership on the date of death, flag the
+        household if they headed it.
 
-        Idempotent: a person already recorded as deceased emits nothing new (a later, more
-        authoritative date is still kept as provenance). Emits ``person.died``,
-        ``household.member_removed`` and, for a head, ``household.updated`` (needs_review).
+        Idempotent: a person already recorded as deceased emits nothing new. A later delivery
+        that brings something new (the registration number after a provisional record, a
+        corrected date) is kept: identifiers added, the date asserted (and the membership's
+        end moved with it), the facts kept as provenance. ``identifiers``: the civil
+        registry's ids of the death (tracking, draft id), so its later deliveries find this
+        person. Emits ``person.died``, ``household.member_removed`` and, for a head,
+        ``household.updated`` (needs_review).
         """
         when = _parse_date(death_date)
         if when is None or when > utcnow().date():
             raise InvalidRecord(
                 [Violation("$.death_date", "range", "must be a date not in the future")]
             )
+        facts = facts or VitalFacts()
+        ids = list(identifiers)
+        if death_registration_number:
+            ids.append(
+                {
+                    "system": "death_registration",
+                    "value": death_registration_number,
+                    "verified": True,
+                }
+            )
         with self._transaction() as session:
             person = self._person(session, person_id)
-            if death_registration_number:
-                self._add_identifiers(
-                    session,
-                    person,
-                    [
-                        {
-                            "system": "death_registration",
-                            "value": death_registration_number,
-                            "verified": True,
-                        }
-                    ],
-                    source,
-                    "$.death_registration_number",
-                )
-            self._apply_person_fields(session, person, {"death_date": when}, source)
-            if person.is_deceased:
+            fresh = unknown_identifiers(self._finder(session), person, ids)
+            if person.is_deceased and not fresh and person.death_date == when:
                 return ChangeResult(person_record(session, person, self._cipher), [])
             if person.birth_date and when < person.birth_date:
                 raise InvalidRecord(
                     [Violation("$.death_date", "range", "is before the birth date")]
                 )
+            self._add_identifiers(session, person, fresh, source, "$.identifiers")
+            before = person.death_date
+            self._apply_person_fields(session, person, {"death_date": when}, source)
+            self._keep_facts(session, person, subject_facts(facts, "death_place"), source)
+            if person.is_deceased:
+                if person.death_date != before:
+                    move_death_end(session, person)
+                return ChangeResult(person_record(session, person, self._cipher), [])
             person.is_deceased = True
             person.updated_at = utcnow()
             membership = self._current_membership(session, person.id)
@@ -857,6 +891,7 @@ class Registry:
             if membership is not None:
                 household = self._household(session, membership.household_id)
                 was_head = household.head_person_id == person.id
+                self._keep_residence(session, person, household, facts, source)
             systems = sorted(
                 set(
                     session.scalars(
@@ -875,6 +910,7 @@ class Registry:
                     "was_head": was_head,
                     "identifier_systems": systems,
                     "admin_area_code": household.admin_area_code if household else None,
+                    **event_flags(facts),
                     "source": source.as_event(),
                 },
             )
@@ -890,6 +926,73 @@ class Registry:
                         )
                     )
             return ChangeResult(person_record(session, person, self._cipher), events)
+
+    # -- helpers of the vital events (kept together: they move out with them) --------------
+
+    def _finder(self, session: Session) -> Callable[[str, str], Person | None]:
+        return lambda system, value: self._find_by_identifier(session, system, value)
+
+    def _learn(
+        self,
+        session: Session,
+        person: Person,
+        data: dict[str, Any],
+        source: Source,
+        facts: VitalFacts,
+        place_field: str,
+    ) -> list[str]:
+        """A known subject delivered again: keep what the delivery adds (identifiers, then its
+        fields and facts under this record); nothing when it adds no identifier."""
+        fresh = unknown_identifiers(self._finder(session), person, data.get("identifiers", []))
+        if not fresh:
+            return []
+        self._add_identifiers(session, person, fresh, source, "$.identifiers")
+        fields_ = {k: data[k] for k in PERSON_FIELDS if k in data}
+        changed = ["identifiers", *self._apply_person_fields(session, person, fields_, source)]
+        self._keep_facts(session, person, subject_facts(facts, place_field), source)
+        person.updated_at = utcnow()
+        membership = self._current_membership(session, person.id)
+        if membership is None:
+            return []
+        household = self._household(session, membership.household_id)
+        return [
+            self._household_updated(
+                session, household, [f"person.{c}" for c in changed], source, person.id
+            )
+        ]
+
+    def _keep_facts(
+        self, session: Session, person: Person, facts: dict[str, Any], source: Source
+    ) -> None:
+        session.add_all(
+            provenance_rows(
+                self._cipher,
+                person.id,
+                facts,
+                system=source.system,
+                record_id=source.record_id,
+                asserted_at=source.at(),
+            )
+        )
+
+    def _keep_residence(
+        self,
+        session: Session,
+        person: Person,
+        household: Household,
+        facts: VitalFacts,
+        source: Source,
+    ) -> None:
+        """The mother's / deceased's residence: provenance of the person, and the address of
+        their household through source precedence (it never outranks a survey or staff)."""
+        if not facts.residence:
+            return
+        self._keep_facts(session, person, {"residence": dict(facts.residence)}, source)
+        text = facts.residence.get("text")
+        if text:
+            changed = self._apply_household_fields(session, household, {"address": text}, source)
+            if changed:
+                self._household_updated(session, household, changed, source, person.id)
 
     def record_verification(
         self,

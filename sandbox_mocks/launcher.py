@@ -89,6 +89,7 @@ class SandboxConfig:
     amqp_url: str | None = None  # program MIS consumes amqp_queue there when set
     amqp_queue: str = "sr.deliver.program-mis"
     civil_registry_rate_days_per_second: float = 0.0
+    civil_registry_messy_rate: float = 0.0  # share of bundles with real-world quirks (0..1)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def port(self, name: str) -> int:
@@ -233,6 +234,7 @@ def _build_civil_registry(cfg: SandboxConfig, ctx: dict[str, Any]) -> _Built:
         "system_client_id": ctx["crvs_client_id"],
         "system_client_secret": ctx["crvs_client_secret"],
         "system_sha_secret": ctx["crvs_sha_secret"],
+        "messy_rate": cfg.civil_registry_messy_rate,
     }
     if cfg.as_of is not None:
         kwargs["start_date"] = cfg.as_of

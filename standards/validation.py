@@ -120,6 +120,12 @@ def _message(error: ValidationError) -> str:
     if keyword in ("minLength", "maxLength", "minItems", "maxItems", "minimum", "maximum"):
         return f"violates {keyword} {schema_value}"
     if keyword in ("anyOf", "oneOf"):
+        # Alternatives that only require fields say which: "needs registration_number or
+        # tracking_id or draft_id" is something a partner can act on.
+        if isinstance(schema_value, list) and all(
+            isinstance(b, dict) and set(b) == {"required"} for b in schema_value
+        ):
+            return "needs " + " or ".join(" and ".join(b["required"]) for b in schema_value)
         return "does not match any allowed form"
     return f"violates {keyword}"
 

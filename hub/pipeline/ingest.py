@@ -35,6 +35,7 @@ from registry_core.errors import (
     NotFound,
 )
 from registry_core.service import Registry, Source
+from registry_core.vital import VitalFacts
 from standards.validation import SchemaViolation
 
 log = logging.getLogger(__name__)
@@ -198,30 +199,80 @@ def _who(
     return found.person_id
 
 
-def apply_birth(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
-    source = _source(
-        "civil_registry",
-        record.get("event_id") or record["registration_number"],
-        record.get("registered_on"),
+def _declaration_source(record: dict[str, Any]) -> Source:
+    """Provenance of a civil-registry record: its registration number, else (provisional)
+    its tracking id, else its draft id, else the event id."""
+    record_id = next(
+        (
+            record[k]
+            for k in ("registration_number", "tracking_id", "draft_id", "event_id")
+            if record.get(k)
+        ),
+        None,
     )
-    mother = registry.resolve(_ref_with_ids(record["mother"]))
-    if mother.outcome != "match" or mother.person_id is None:
-        reason = (
-            "the mother is not registered"
-            if mother.outcome == "no_match"
-            else f"the mother could not be identified with certainty: {mother.reason}"
+    return _source("civil_registry", record_id, record.get("registered_on"))
+
+
+def _vital_facts(record: dict[str, Any], event: str, subject: str) -> VitalFacts:
+    """The parts of a birth/death record beyond its subject, for the registry's provenance."""
+    place = {
+        part: record[f"{event}_place_{part}"]
+        for part in ("admin_area_code", "type", "name")
+        if record.get(f"{event}_place_{part}")
+    }
+    related = {role: record[role] for role in ("mother", "father", "informant") if record.get(role)}
+    if event == "birth" and "mother" in related:
+        related["mother"] = {k: v for k, v in related["mother"].items() if k == "identifiers"}
+    return VitalFacts(
+        place=place,
+        residence=record.get(f"{subject}_residence") or {},
+        related=related,
+        provisional=bool(record.get("provisional")) or not record.get("registration_number"),
+    )
+
+
+def _note_ignored(kind: str, record: dict[str, Any], ctx: IngestContext) -> None:
+    """What the partner sent but the mapping did not read: shapes only, never values."""
+    ignored = record.get("ignored") or []
+    if ignored:
+        log.info(
+            "civil registry %s (message %s): %d part(s) not read: %s",
+            kind,
+            ctx.message_id,
+            len(ignored),
+            "; ".join(ignored)[:1000],
         )
-        registry.queue_review(
-            kind="birth",
-            reason=reason,
-            record=record,
-            candidates=mother.candidates,
-            source=source,
-            message_id=ctx.message_id,
-        )
-        return "review"
+
+
+def apply_birth(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
+    """A birth: the child joins the mother's household; a later delivery of the same birth
+    (the registration number after a provisional record) updates that child."""
+    source = _declaration_source(record)
+    facts = _vital_facts(record, "birth", "mother")
+    _note_ignored("birth", record, ctx)
+    child_ids = record["child"].get("identifiers", [])
+    known = registry.resolve({"identifiers": child_ids}) if child_ids else None
+    mother_id: uuid.UUID | None = None
+    if known is None or known.outcome != "match":
+        mother = registry.resolve(_ref_with_ids(record["mother"]))
+        if mother.outcome != "match" or mother.person_id is None:
+            reason = (
+                "the mother is not registered"
+                if mother.outcome == "no_match"
+                else f"the mother could not be identified with certainty: {mother.reason}"
+            )
+            registry.queue_review(
+                kind="birth",
+                reason=reason,
+                record=record,
+                candidates=mother.candidates,
+                source=source,
+                message_id=ctx.message_id,
+            )
+            return "review"
+        mother_id = mother.person_id
     try:
-        result = registry.record_birth(mother.person_id, record["child"], source)
+        result = registry.record_birth(mother_id, record["child"], source, facts)
     except BusinessRuleViolation as exc:
         registry.queue_review(
             kind="birth",
@@ -235,18 +286,39 @@ def apply_birth(registry: Registry, record: dict[str, Any], ctx: IngestContext) 
     return "applied" if result.events else "already_applied"
 
 
+_DECLARATION_SYSTEMS = ("crvs_tracking_id", "crvs_draft_id")
+
+
 def apply_death(registry: Registry, record: dict[str, Any], ctx: IngestContext) -> str:
-    source = _source(
-        "civil_registry",
-        record.get("event_id") or record["registration_number"],
-        record.get("registered_on"),
-    )
+    """A death: the person is marked deceased once, their membership ending on the date of
+    death; a later delivery of the same death adds its registration number, nothing else."""
+    source = _declaration_source(record)
+    _note_ignored("death", record, ctx)
     deceased = _who(registry, record["deceased"], "death", record, source, ctx)
     if isinstance(deceased, str):
         return deceased
-    result = registry.record_death(
-        deceased, record["death_date"], source, record.get("registration_number")
-    )
+    declaration_ids = [
+        i for i in record["deceased"].get("identifiers", []) if i["system"] in _DECLARATION_SYSTEMS
+    ]
+    try:
+        result = registry.record_death(
+            deceased,
+            record["death_date"],
+            source,
+            record.get("registration_number"),
+            identifiers=declaration_ids,
+            facts=_vital_facts(record, "death", "deceased"),
+        )
+    except BusinessRuleViolation as exc:
+        registry.queue_review(
+            kind="death",
+            reason=str(exc),
+            record=record,
+            candidates=[(str(deceased), 1.0)],
+            source=source,
+            message_id=ctx.message_id,
+        )
+        return "review"
     return "applied" if result.events else "already_applied"
 
 

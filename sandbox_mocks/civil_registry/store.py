@@ -119,7 +119,7 @@ class EventStore:
                     event_id=event_id(event),
                     event=event,
                     topic=TOPIC_BY_KIND[event.kind],
-                    bundle=make_messy(bundle) if messy else bundle,
+                    bundle=make_messy(bundle, self._seed) if messy else bundle,
                     messy=messy,
                 )
                 self._released.append(released)

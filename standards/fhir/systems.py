@@ -19,6 +19,8 @@ SYSTEM_URIS: dict[str, str] = {
         "death_registration",
         "tax_id",
         "program_beneficiary_id",
+        "crvs_tracking_id",
+        "crvs_draft_id",
     )
 }
 REGISTRY_NUMBER_URI = IDENTIFIER_BASE + "registry_number"

@@ -259,6 +259,88 @@ def test_death_in_the_future_or_before_birth_is_refused(registry):
     assert registry.get_person(cleo["id"])["is_deceased"] is False
 
 
+def test_a_death_before_the_recorded_membership_start_ends_it_on_the_date_of_death(registry):
+    # The survey listed Cleo on 2026-01-05; the civil registry says she died on 2025-12-20.
+    record = registry.register_household(household_payload(), SURVEY).record
+    cleo = members_by_name(record)["Cleo"]
+    result = registry.record_death(cleo["id"], "2025-12-20", CRVS)
+    [membership] = result.record["memberships"]
+    assert (membership["start_date"], membership["end_date"]) == ("2026-01-05", "2025-12-20")
+    assert outbox(registry)[-1].data["end_date"] == "2025-12-20"
+    # Leaving for another reason never ends before the start: its end is a processing day.
+    brian = members_by_name(record)["Brian"]
+    registry.remove_member(record["id"], brian["id"], CRVS, end_date=date(2025, 6, 1))
+    left = registry.get_person(brian["id"])["memberships"][0]
+    assert (left["end_date"], left["end_reason"]) == ("2026-01-05", "left")
+
+
+def test_a_death_delivered_again_with_its_number_or_a_new_date_is_kept_not_repeated(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    cleo = members_by_name(record)["Cleo"]
+    tracking = [{"system": "crvs_tracking_id", "value": "D1TRACK"}]
+    first = registry.record_death(cleo["id"], "2026-11-01", CRVS, identifiers=tracking)
+    assert first.events == ["person.died", "household.member_removed"]
+    again = registry.record_death(cleo["id"], "2026-11-01", CRVS, identifiers=tracking)
+    assert again.events == []
+    later = registry.record_death(
+        cleo["id"], "2026-10-31", Source("civil_registry", "DRN-9"), "DRN-9", identifiers=tracking
+    )
+    assert later.events == []  # still one person.died
+    assert {i["system"] for i in later.record["identifiers"]} == {
+        "crvs_tracking_id",
+        "death_registration",
+    }
+    assert later.record["death_date"] == "2026-10-31"
+    assert later.record["memberships"][0]["end_date"] == "2026-10-31"
+    assert [e.routing_key for e in outbox(registry)].count("person.died") == 1
+    # The tracking id now names Cleo: a death of someone else under it is refused.
+    amina = members_by_name(record)["Amina"]
+    with pytest.raises(BusinessRuleViolation, match="belongs to another person"):
+        registry.record_death(amina["id"], "2026-11-01", CRVS, identifiers=tracking)
+
+
+def test_a_birth_is_found_again_by_any_of_its_ids_and_conflicting_ids_are_refused(registry):
+    record = registry.register_household(household_payload(), SURVEY).record
+    mother = members_by_name(record)["Amina"]
+    child = {
+        "given_name": "Dan",
+        "family_name": "Otieno",
+        "sex": "male",
+        "birth_date": "2026-10-01",
+        "identifiers": [{"system": "crvs_tracking_id", "value": "B1TRACK"}],
+    }
+    born = registry.record_birth(mother["id"], child, Source("civil_registry", "B1TRACK"))
+    with_number = {
+        **child,
+        "identifiers": [*child["identifiers"], {"system": "birth_registration", "value": "BRN-1"}],
+    }
+    again = registry.record_birth(None, with_number, CRVS)  # the mother is not needed now
+    assert again.record["id"] == born.record["id"]
+    assert again.events == ["household.updated"]
+    with pytest.raises(BusinessRuleViolation, match="not known"):
+        registry.record_birth(
+            None,
+            {**child, "identifiers": [{"system": "crvs_tracking_id", "value": "B2OTHER"}]},
+            CRVS,
+        )
+    cleo = members_by_name(record)["Cleo"]
+    registry.update_person(
+        cleo["id"], {"identifiers": [{"system": "crvs_tracking_id", "value": "B3CLEO"}]}, CRVS
+    )
+    with pytest.raises(BusinessRuleViolation, match="belong to different people"):
+        registry.record_birth(
+            mother["id"],
+            {
+                **child,
+                "identifiers": [
+                    {"system": "crvs_tracking_id", "value": "B1TRACK"},
+                    {"system": "crvs_tracking_id", "value": "B3CLEO"},
+                ],
+            },
+            CRVS,
+        )
+
+
 def test_verification_success_and_failure_events(registry):
     record = registry.register_household(household_payload(), SURVEY).record
     amina, brian = members_by_name(record)["Amina"], members_by_name(record)["Brian"]

@@ -28,6 +28,7 @@ from flask import Flask, Response, jsonify, request
 
 from sandbox_mocks.civil_registry import CivilRegistryConfig, create_app
 from sandbox_mocks.civil_registry.delivery import RetryPolicy
+from sandbox_mocks.civil_registry.fhir_bundles import build_bundle, variant
 from sandbox_mocks.common.server import MockServer
 from sandbox_mocks.population.model import Person, VitalEvent
 
@@ -255,6 +256,14 @@ def identifier_codes(patient: dict[str, Any]) -> dict[str, str]:
     return {i["type"]["coding"][0]["code"]: i["value"] for i in patient["identifier"]}
 
 
+def task_number(task: dict[str, Any]) -> str | None:
+    """The registration number on a Task (beside its draft and tracking ids)."""
+    return next(
+        (i["value"] for i in task["identifier"] if i["system"].endswith("-registration-number")),
+        None,
+    )
+
+
 def feed_all(srv: MockServer, limit: int = 2) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     cursor = ""
@@ -286,7 +295,7 @@ def test_feed_bundles_are_valid_opencrvs_documents(crvs: MockServer) -> None:
         assert coding["code"] == f"{entry['kind']}-declaration"
         task = resources(bundle, "Task")[0]
         assert task["businessStatus"]["coding"][0]["code"] == "REGISTERED"
-        assert task["identifier"][0]["value"] == entry["registration_number"]
+        assert task_number(task) == entry["registration_number"]
         # Every section reference resolves to an entry of the bundle.
         full_urls = {e["fullUrl"] for e in bundle["entry"]}
         for section in composition["section"]:
@@ -350,11 +359,15 @@ def test_messy_mode_emits_real_world_quirks() -> None:
         with pytest.raises(ValueError):
             Bundle.model_validate(entry["bundle"])
         text = json.dumps(entry["bundle"])
-        assert entry["registration_number"] in text  # the facts are still there
+        event = next(e for e in EVENTS if e.registration_number == entry["registration_number"])
+        bends = variant(build_bundle(event), seed=CivilRegistryConfig().population_seed)
+        # The facts are still there: the registration number, or (provisional) the tracking id.
+        assert (entry["registration_number"] in text) == ("provisional" not in bends)
+        assert '"http://opencrvs.org/specs/id/' in text and "-tracking-id" in text
         assert '""' in text  # empty strings
-        refs = [
-            s["entry"][0]["reference"] for s in entry["bundle"]["entry"][0]["resource"]["section"]
-        ]
+        kinds = [e["resource"]["resourceType"] for e in entry["bundle"]["entry"]]
+        assert ("Composition" in kinds) == ("scoped" not in bends)
+        refs = re.findall(r'"reference": "([^"]+)"', text)
         assert any(r.startswith(("Patient/", "/fhir/Patient/")) for r in refs)
 
 
@@ -429,7 +442,7 @@ def test_webhook_challenge_signed_delivery_and_topic_filter(
     (bundle,) = payload["event"]["context"]
     Bundle.model_validate(bundle)
     task = resources(bundle, "Task")[0]
-    assert task["identifier"][0]["value"] == "BR1"
+    assert task_number(task) == "BR1"
 
 
 def test_the_token_endpoint_speaks_client_credentials_as_opencrvs(crvs: MockServer) -> None:

@@ -79,7 +79,9 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condi
 
 
 @pytest.fixture
-def live_hub(db_url: str, tmp_path: Path) -> Iterator[LiveHub]:
+def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[LiveHub]:
+    # A test may set more sandbox options: @pytest.mark.sandbox(civil_registry_messy_rate=1.0)
+    marker = request.node.get_closest_marker("sandbox")
     sandbox = start_sandbox(
         SandboxConfig(
             people=600,
@@ -88,6 +90,7 @@ def live_hub(db_url: str, tmp_path: Path) -> Iterator[LiveHub]:
             work_dir=tmp_path / "sandbox",
             tax_interval_seconds=0,
             tax_drop_on_start=False,
+            **(marker.kwargs if marker else {}),
         )
     )
     settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path / "var", sandbox=False)

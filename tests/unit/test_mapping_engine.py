@@ -587,7 +587,7 @@ def test_a_dangling_reference_is_a_problem_at_its_path() -> None:
     first = caught.value.problems[0]
     assert first.source_path == "$.entry[0].resource.section[0].entry[0].reference"
     assert first.message == "points at no entry of the bundle"
-    assert first.rule == "hook:fhir_section_entry"
+    assert first.rule == "hook:opencrvs_role"
 
 
 def test_a_hook_that_breaks_on_odd_input_is_reported_not_raised() -> None:
