@@ -7,12 +7,19 @@ instead of showing up only as missing data days later. The status keeps reasons 
 Writers are the connector's own threads (runner, HTTP views, retry loop); readers are the
 monitoring pages. Every change and ``snapshot`` take one lock, so a reader never sees half an
 update.
+
+Some trouble is not a failed call but a promise the partner has not kept (a subscription it
+never confirmed). A connector registers a *condition* for it: a function read at every
+``snapshot``; while it returns a reason, the connector is at least ``degraded`` and the reason
+is listed. Reading it when the page is looked at, not on a timer, means a deadline that passes
+while nothing else happens still shows.
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -59,6 +66,9 @@ class ConnectorStatus:
     last_error: str | None = None
     checkpoint_saved_at: datetime | None = None
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTERS, 0))
+    conditions: dict[str, Callable[[], str | None]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     # --- writers -------------------------------------------------------------------------------
@@ -105,6 +115,16 @@ class ConnectorStatus:
         with self._lock:
             self.checkpoint_saved_at = self.clock.now()
 
+    def add_condition(self, name: str, check: Callable[[], str | None]) -> None:
+        """Keep the connector at least degraded while ``check()`` returns a reason.
+
+        ``check`` runs on the reader's thread at every ``state`` / ``snapshot`` (outside this
+        status's lock), so it must be quick and take only its own locks. A check that raises
+        is itself reported as the reason. Registering ``name`` again replaces it.
+        """
+        with self._lock:
+            self.conditions[name] = check
+
     def count(self, counter: str, n: int = 1) -> None:
         if counter not in self.counts:
             raise KeyError(f"unknown connector counter {counter!r}; known: {', '.join(COUNTERS)}")
@@ -113,7 +133,7 @@ class ConnectorStatus:
 
     # --- readers -------------------------------------------------------------------------------
 
-    def _state_locked(self) -> str:
+    def _state_locked(self, reasons: list[str] | None = None) -> str:
         if self.paused:
             return PAUSED
         if self.circuit == "open":
@@ -122,23 +142,41 @@ class ConnectorStatus:
             if self.last_success_at is None or self.consecutive_failures >= 3:
                 return DOWN
             return DEGRADED
-        return UP
+        return DEGRADED if reasons else UP
+
+    def _reasons(self) -> list[str]:
+        """The reasons of the conditions that hold now (read outside the lock)."""
+        with self._lock:
+            checks = sorted(self.conditions.items())
+        found: list[str] = []
+        for name, check in checks:
+            try:
+                reason = check()
+            except Exception as exc:  # a broken check must not hide the rest of the status
+                reason = f"{name}: the check failed ({type(exc).__name__})"
+            if reason:
+                found.append(str(reason)[:500])
+        return found
 
     @property
     def state(self) -> str:
+        reasons = self._reasons()
         with self._lock:
-            return self._state_locked()
+            return self._state_locked(reasons)
 
     def snapshot(self) -> dict[str, Any]:
-        """A JSON-ready copy: state, circuit, times (ISO 8601), last error reason, counters."""
+        """A JSON-ready copy: state, circuit, times (ISO 8601), last error reason, counters,
+        and the reasons of the conditions that hold now."""
 
         def iso(moment: datetime | None) -> str | None:
             return moment.isoformat() if moment else None
 
+        reasons = self._reasons()
         with self._lock:
             return {
                 "name": self.name,
-                "state": self._state_locked(),
+                "state": self._state_locked(reasons),
+                "conditions": reasons,
                 "circuit": self.circuit,
                 "paused": self.paused,
                 "consecutive_failures": self.consecutive_failures,

@@ -231,6 +231,7 @@ def connector_health(
         state = status.get("state")
         if state is None:  # runs in another process: judge by its records
             state = DEGRADED if records["alert_window"]["error_rate"] > 0.5 else UP
+        conditions = list(status.get("conditions") or [])  # why it is not up right now
         found[name] = {
             "name": name,
             "state": state,
@@ -239,7 +240,10 @@ def connector_health(
             "consecutive_failures": status.get("consecutive_failures", 0),
             "last_success_at": _latest(status.get("last_success_at"), records["last_ok_at"]),
             "last_error_at": _latest(status.get("last_error_at"), records["last_error_at"]),
-            "last_error": status.get("last_error") or records["last_error"],
+            "last_error": "; ".join(conditions)
+            or status.get("last_error")
+            or records["last_error"],
+            "conditions": conditions,
             "heartbeat_at": heartbeat,
             "runner_alive": alive,
             "calls": calls,
@@ -358,8 +362,9 @@ def _firing_alerts(session: Any) -> int:
     from hub.monitoring.alerts import FIRING, Alert
 
     return int(
-        session.execute(select(func.count()).select_from(Alert).where(Alert.state == FIRING))
-        .scalar()
+        session.execute(
+            select(func.count()).select_from(Alert).where(Alert.state == FIRING)
+        ).scalar()
         or 0
     )
 

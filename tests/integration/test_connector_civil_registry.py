@@ -126,7 +126,7 @@ class HubSide:
         return self.base + "/webhook"
 
     def notify_url(self, token: str = CALLBACK_TOKEN) -> str:
-        return f"{self.base}{DCI_ACTIONS_PREFIX}{token}/registry/notify"
+        return f"{self.base}{DCI_ACTIONS_PREFIX}{token}/notify"
 
 
 @pytest.fixture
@@ -179,6 +179,31 @@ def released(sandbox: RunningSandbox) -> list[Any]:
 
 def sign(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def number_of(record: dict[str, Any]) -> str:
+    """The registration number of a DCI person record: its DRN (a death) or BRN (a birth);
+    ``identifier`` is one object or a list, as the spec's example allows."""
+    found = record["identifier"]
+    ids = {
+        i["identifier_type"]: i["identifier_value"]
+        for i in (found if isinstance(found, list) else [found])
+    }
+    return ids.get("DRN") or ids["BRN"]
+
+
+# The sandbox registry lives in simulated time from its start date: subscribe to what it
+# registers from then on (the default filter, "from today", would be its far future).
+SANDBOX_FILTER = [
+    {
+        "seq_num": 1,
+        "expression1": {
+            "attribute_name": "registration_date",
+            "operator": "ge",
+            "attribute_value": "2025-01-01",
+        },
+    }
+]
 
 
 # --- settings and the hub's auth marker ------------------------------------------------------
@@ -497,11 +522,11 @@ def test_dci_sync_search_by_brn_drn_and_dates(sandbox: RunningSandbox) -> None:
     connector = make_connector(sandbox, CollectingPublisher())
 
     found = connector.dci.search_by_id("BRN", birth.event.registration_number)
-    assert [r["registration_number"] for r in found] == [birth.event.registration_number]
+    assert [number_of(r) for r in found] == [birth.event.registration_number]
     mapped = map_record("civil_registry_dci_birth", found[0])
     assert mapped["registration_number"] == birth.event.registration_number
     found = connector.dci.search_by_id("DRN", death.event.registration_number)
-    assert [r["reg_event_type"] for r in found] == ["death"]
+    assert [r["reg_event_type"] for r in found] == ["spdci-common:RegistryEventType:Death"]
     assert connector.dci.search_by_id("BRN", "NO-SUCH-NUMBER") == []
 
     since, until = (
@@ -516,7 +541,7 @@ def test_dci_sync_search_by_brn_drn_and_dates(sandbox: RunningSandbox) -> None:
     page = connector.dci.search_by_dates(
         "registration_date", since=since, until=until, event_type="death", page_size=500
     )
-    assert page.ok and sorted(r["registration_number"] for r in page.records) == expected
+    assert page.ok and sorted(number_of(r) for r in page.records) == expected
 
     # A wrong bearer token is a permanent refusal with the status, not a crash or a retry.
     caller = ResilientCaller("civil_registry", timeout=3)
@@ -547,14 +572,12 @@ def test_dci_async_search_answer_comes_back_to_on_search(
 
     txn = connector.dci.search_async(
         [id_criteria("BRN", birth.event.registration_number)],
-        sender_uri=connector.dci_sender_uri(hub.base),
+        sender_uri=connector.dci_sender_uri("on-search", hub.base),
         publish=True,
     )
     results = connector.dci.wait_for(txn, timeout=15)
     assert results is not None and results[0].ok
-    assert [r["registration_number"] for r in results[0].records] == [
-        birth.event.registration_number
-    ]
+    assert [number_of(r) for r in results[0].records] == [birth.event.registration_number]
     assert [(r.record_type, r.source_id) for r in publisher.records()] == [
         ("dci_birth", birth.event.registration_number)
     ]
@@ -570,7 +593,7 @@ def test_dci_async_search_answer_comes_back_to_on_search(
         },
         "message": {"transaction_id": "invented", "search_response": []},
     }
-    url = f"{hub.base}/dci/{CALLBACK_TOKEN}/registry/on-search"
+    url = f"{hub.base}/dci/{CALLBACK_TOKEN}/on-search"
     answer = requests.post(url, json=body, timeout=5)
     assert answer.status_code == 400
     assert answer.json()["message"]["ack_status"] == "NACK"
@@ -586,15 +609,23 @@ def test_dci_subscribe_then_notify_receiver_publishes_each_record(
     sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
 ) -> None:
     publisher = BatchCollectingPublisher()
-    connector = make_connector(sandbox, publisher, subscriptions=["dci"])
+    connector = make_connector(
+        sandbox, publisher, subscriptions=["dci"], dci_subscribe_filter=SANDBOX_FILTER
+    )
     hub = hub_side(connector)
     assert set(connector.subscribe(hub.base)) == {"dci"}  # no WebSub: one way in, no copies
     wait_until(lambda: len(connector.describe()["dci"]["subscriptions"]) == 2)
+    assert sorted(connector.describe()["dci"]["subscriptions"].values()) == [
+        "spdci-common:RegistryEventType:Death",
+        "spdci-common:RegistryEventType:LiveBirth",
+    ]
+    assert connector.status.snapshot()["conditions"] == []
     status = requests.get(sandbox.url(NAME) + "/_admin/status", timeout=5).json()
     assert sorted(s["reg_event_type"] for s in status["dci_subscriptions"]) == [
         "death",
         "live_birth",
     ]
+    assert [s["filter"] for s in status["dci_subscriptions"]] == [SANDBOX_FILTER] * 2
 
     before = len(released(sandbox))
     advance(sandbox, 365)
@@ -606,6 +637,7 @@ def test_dci_subscribe_then_notify_receiver_publishes_each_record(
     assert sorted(r.source_id for r in records) == sorted(
         e.event.registration_number for e in fresh
     )
+    assert connector.describe()["dci"]["callbacks"]["notify"]["count"] >= 1
     by_number = {e.event.registration_number: e for e in fresh}
     mapped_count = 0
     for record in records:
