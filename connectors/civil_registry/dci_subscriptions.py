@@ -137,7 +137,7 @@ class DciSubscriptions:
                 elif status == codes.RJCT:
                     text = str(item.get("status_reason_message") or "")[:200]
                     refusals.append(f"{reason or 'rjct'}{': ' + text if text else ''}")
-            if header.get("status") == codes.RJCT and not granted and not refusals:
+            if header.get("status") == codes.RJCT and not items:
                 reason = str(header.get("status_reason_code") or "rjct")[:80]
                 text = str(header.get("status_reason_message") or "")[:200]
                 refusals.append(f"{reason}{': ' + text if text else ''}")

@@ -760,3 +760,133 @@ def test_search_by_id_keeps_only_records_that_carry_the_identifier() -> None:
     assert carries(record, "BRN", "BR-9")
     assert not carries(record, "UIN", "124")
     assert not carries(record, "DRN", "BR-9")  # a birth number is not a death number
+
+
+# --- DCI subscriptions that do not work show in health --------------------------------------
+
+
+def test_a_subscription_never_confirmed_makes_the_connector_degraded(
+    sandbox: RunningSandbox,
+) -> None:
+    """The registry ACKs, but its on-subscribe cannot reach us (a wrong public URL)."""
+    from hub.monitoring.health import MonitoringContext, connector_health
+
+    connector = make_connector(
+        sandbox,
+        CollectingPublisher(),
+        subscriptions=["dci"],
+        dci_subscribe_filter=SANDBOX_FILTER,
+        pending_ttl_seconds=0.5,
+    )
+    connector.subscribe("http://127.0.0.1:9/connectors/civil_registry")  # nobody listens
+    assert connector.status.state == "up"  # ACKed; within the time the registry has
+    wait_until(lambda: connector.status.state == "degraded", timeout=5)
+    [reason] = connector.status.snapshot()["conditions"]
+    assert "not confirmed: no on-subscribe within 0.5 s" in reason
+    assert CALLBACK_TOKEN not in reason  # the callback URL carries a secret
+
+    class Host:
+        runners: dict[str, Any] = {}
+
+        def statuses(self) -> dict[str, Any]:
+            return {NAME: connector.status.snapshot()}
+
+    shown = connector_health(MonitoringContext(None, None, Host()), {}, {})[NAME]
+    assert shown["state"] == "degraded" and shown["last_error"] == reason
+    [attempt] = connector.describe()["dci"]["attempts"]
+    assert attempt["state"] == "pending" and attempt["codes"] == {}
+
+
+def test_a_subscription_the_registry_refuses_shows_its_reason(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    template = {"type": "ns:org:QueryType:graphql", "value": {"expression": "births { id }"}}
+    connector = make_connector(
+        sandbox, CollectingPublisher(), subscriptions=["dci"], dci_subscribe_filter=template
+    )
+    hub = hub_side(connector)
+    connector.subscribe(hub.base)
+    wait_until(lambda: connector.status.state == "degraded")
+    [reason] = connector.status.snapshot()["conditions"]
+    assert reason.startswith(
+        "DCI subscription to spdci-common:RegistryEventType:LiveBirth, "
+        "spdci-common:RegistryEventType:Death refused by the registry: "
+        "rjct.notify_details.invalid: subscribe_criteria.filter: query templates"
+    )
+    assert connector.describe()["dci"]["callbacks"]["on-subscribe"]["count"] == 1
+
+
+# --- the callback views ------------------------------------------------------------------------
+
+
+def test_each_callback_url_takes_its_own_action_and_the_subscribe_url_takes_notify(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    publisher = CollectingPublisher()
+    connector = make_connector(sandbox, publisher)
+    hub = hub_side(connector)
+    url = connector.dci_sender_uri
+    assert url("on-search", hub.base) == f"{hub.base}/dci/{CALLBACK_TOKEN}/on-search"
+    good = {
+        "identifier": {"identifier_type": "BRN", "identifier_value": "B-7"},
+        "reg_event_type": "spdci-common:RegistryEventType:LiveBirth",
+    }
+    body = _notify_body([good], event_type="spdci-common:RegistryEventType:LiveBirth")
+    for target in (url("notify", hub.base), url("on-subscribe", hub.base)):
+        answer = requests.post(
+            target,
+            json={**body, "header": {**body["header"], "message_id": uuid.uuid4().hex}},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+    assert [r.source_id for r in publisher.records()] == ["B-7", "B-7"]  # same id: one effect
+    wrong = requests.post(url("on-search", hub.base), json=_notify_body([good]), timeout=5)
+    assert wrong.status_code == 400
+    assert "takes action 'on-search', not 'notify'" in wrong.json()["message"]["error"]["message"]
+    gone = requests.post(f"{hub.base}/dci/{CALLBACK_TOKEN}/registry/notify", json=body, timeout=5)
+    assert gone.status_code == 404  # the registry calls sender_uri as given, appending nothing
+
+
+def test_callbacks_must_carry_the_registrys_signature_when_its_key_is_configured(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from standards.dci.signature import public_key_base64, sign_envelope
+
+    registry_key = Ed25519PrivateKey.generate()
+    publisher = CollectingPublisher()
+    connector = make_connector(
+        sandbox, publisher, registry_public_key=public_key_base64(registry_key.public_key())
+    )
+    hub = hub_side(connector)
+    url = connector.dci_sender_uri("notify", hub.base)
+
+    def signed(number: str, key: Ed25519PrivateKey = registry_key) -> dict[str, Any]:
+        record = {"identifier": {"identifier_type": "BRN", "identifier_value": number}}
+        body = _notify_body([record])
+        body["signature"] = sign_envelope(
+            body["header"], body["message"], key, sender_id="civil-registry", key_id="k1"
+        )
+        return body
+
+    assert requests.post(url, json=signed("B-1"), timeout=5).status_code == 200
+    tampered = signed("B-2")
+    tampered["message"]["notify_event"][0]["data"]["reg_records"][0]["name"] = "Mallory"
+    unsigned = signed("B-3")
+    del unsigned["signature"]
+    for body, code in (
+        (signed("B-4", Ed25519PrivateKey.generate()), "err.signature.invalid"),
+        (tampered, "err.signature.invalid"),
+        (unsigned, "err.signature.missing"),
+    ):
+        answer = requests.post(url, json=body, timeout=5)
+        assert answer.status_code == 401
+        assert answer.json()["message"]["error"]["code"] == code
+    assert publisher.source_ids() == ["B-1"]
+    assert connector.describe()["dci"]["signatures"] == {
+        "signing": False,
+        "verifying_registry": True,
+    }
+    with pytest.raises(SettingsError, match=r"\$\.registry_public_key"):
+        make_connector(sandbox, publisher, registry_public_key="A" * 40)
