@@ -121,7 +121,7 @@ class DciService:
                             "reg_type": REG_TYPE,
                             "reg_event_type": dci_query.EVENT_NAMES[sub.event_type],
                             "reg_record_type": REG_RECORD_TYPE,
-                            "reg_records": [item.record],
+                            "reg_records": item.record,  # an object in NotifyEventRequest
                         },
                         "locale": LOCALE,
                     }

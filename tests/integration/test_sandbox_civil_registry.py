@@ -582,7 +582,8 @@ def identifiers(record: dict[str, Any]) -> dict[str, str]:
 def record_ids(item: dict[str, Any]) -> list[str]:
     """The registration numbers (the BRN of a birth, the DRN of a death) of the records."""
     numbers = []
-    for record in item["data"]["reg_records"]:
+    found = item["data"]["reg_records"]  # a list in a search answer, one object in a notify
+    for record in found if isinstance(found, list) else [found]:
         ids = identifiers(record)
         numbers.append(ids["DRN"] if record["reg_event_type"] == DEATH else ids["BRN"])
     return numbers
@@ -962,7 +963,7 @@ def test_dci_subscribe_notify_unsubscribe(crvs: MockServer, receiver: Receiver) 
     assert len(events) == 1
     assert events[0]["data"]["reg_event_type"] == DEATH
     assert events[0]["locale"] == "eng"
-    assert identifiers(events[0]["data"]["reg_records"][0])["DRN"] == "DR1"
+    assert identifiers(events[0]["data"]["reg_records"])["DRN"] == "DR1"
 
     unsub = {
         "transaction_id": "txn-unsub",
@@ -982,6 +983,80 @@ def test_dci_subscribe_notify_unsubscribe(crvs: MockServer, receiver: Receiver) 
     advance(crvs, 80)  # DR2 registered after unsubscribing: no second notify
     time.sleep(0.3)
     assert len(receiver.of("notify")) == 1
+
+
+def test_dci_answers_and_callbacks_follow_the_crvs_api_file(
+    crvs: MockServer, receiver: Receiver
+) -> None:
+    """Every body the mock's DCI side sends, checked against the spec's own schemas."""
+    from standards.dci import openapi
+
+    spec = "crvs_api_v1.0.0.yaml"
+    if not openapi.available() or not (openapi.spec_dir() / spec).is_file():  # type: ignore[operator]
+        pytest.skip(openapi.SKIP_REASON + f" (and {spec})")
+    subscribe = {
+        "transaction_id": "t-spec",
+        "subscribe_request": [
+            subscribe_item("r1", LIVE_BIRTH),
+            subscribe_item("r2", DEATH),
+            subscribe_item("r3", "spdci-common:RegistryEventType:Adoption"),
+        ],
+    }
+    acks = [
+        post_raw(
+            crvs,
+            "/registry/subscribe",
+            envelope("subscribe", subscribe, sender_uri=receiver.dci("on-subscribe")),
+        ),
+    ]
+    on_subscribe = wait_for(lambda: receiver.of("on-subscribe"))[0]
+    advance(crvs, 80)
+    query = {"query_type": "idtype-value", "query": {"type": "BRN", "value": "BR1"}}
+    mixed = {"query_type": "predicate", "query": SINCE_2025}
+    acks.append(
+        post_raw(
+            crvs,
+            "/registry/search",
+            envelope("search", search_message(query, mixed), sender_uri=receiver.dci("on-search")),
+        )
+    )
+    codes = [s["code"] for s in on_subscribe["message"]["subscribe_response"][0]["subscriptions"]]
+    acks.append(
+        post_raw(
+            crvs,
+            "/registry/unsubscribe",
+            envelope(
+                "unsubscribe",
+                {
+                    "transaction_id": "t-u",
+                    "timestamp": datetime.now(UTC).isoformat(),
+                    "subscription_codes": [*codes, "unknown"],
+                },
+                sender_uri=receiver.dci("on-unsubscribe"),
+            ),
+        )
+    )
+    sync = post_raw(crvs, "/registry/sync/search", envelope("search", search_message(mixed)))
+    wait_for(
+        lambda: receiver.of("notify") and receiver.of("on-search") and receiver.of("on-unsubscribe")
+    )
+    problems = {
+        "sync/search": openapi.problems(
+            sync.json(), openapi.sync_response_pointer("/registry/sync/search"), spec
+        ),
+        **{
+            f"ack {n}": openapi.problems(a.json(), openapi.ACK_POINTER, spec)
+            for n, a in enumerate(acks)
+        },
+        **{
+            f"{action} {n}": openapi.problems(
+                body, openapi.request_pointer(f"/registry/{action}"), spec
+            )
+            for n, (action, body) in enumerate(receiver.callbacks)
+        },
+    }
+    assert {k: v for k, v in problems.items() if v} == {}
+    assert len(problems) == 3 + 1 + len(receiver.callbacks) and len(receiver.callbacks) >= 4
 
 
 def test_dci_subscribe_filter_narrows_the_notifications(
