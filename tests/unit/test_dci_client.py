@@ -146,6 +146,26 @@ def test_every_request_follows_the_crvs_api_file_and_is_signed_with_our_sender_i
     assert {c["notify_record_type"] for c in criteria} == {"spdci-extensions-dci:Person"}
 
 
+def test_the_prefills_uin_lookup_speaks_the_same_dci() -> None:
+    """The prefill's civil-registry look-up: configured sender id, ISO 639-3, signed."""
+    from connectors.base import ResilientCaller
+    from connectors.national_id.crvs_lookup import CivilRegistryUinLookup
+
+    hub_key = Key(Ed25519PrivateKey.generate(), "hub-k2")
+    settings = {"dci_base_url": "http://registry.example/registry", "sender_id": "sr.gov.example"}
+    lookup = CivilRegistryUinLookup(settings, ResilientCaller("x"), signing_key=hub_key)
+    body = lookup.search_body("1234567890")
+    assert crvs_spec_problems("/registry/sync/search", body) == []
+    assert body["header"]["sender_id"] == "sr.gov.example"
+    assert body["message"]["search_request"][0]["locale"] == "eng"
+    params = verify_envelope(
+        body["signature"], body["header"], body["message"], hub_key.private_key.public_key()
+    )
+    assert params.sender_id == "sr.gov.example"
+    unsigned = CivilRegistryUinLookup(settings, ResilientCaller("x")).search_body("1")
+    assert "signature" not in unsigned
+
+
 def test_without_a_key_the_signature_is_left_out_never_null() -> None:
     stub = StubRegistry(on_search([]))
     client(stub).search([msgs.id_criteria("UIN", "1")])
