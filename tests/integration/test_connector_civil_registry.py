@@ -890,3 +890,21 @@ def test_callbacks_must_carry_the_registrys_signature_when_its_key_is_configured
     }
     with pytest.raises(SettingsError, match=r"\$\.registry_public_key"):
         make_connector(sandbox, publisher, registry_public_key="A" * 40)
+
+
+def test_the_hub_hands_its_dci_signing_key_to_the_connector(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    from hub.connectors_host import ConnectorHost
+    from hub.dci.config import DciConfig, load_signing_key
+    from hub.settings import load_settings
+
+    settings = load_settings(env={}, data_dir=tmp_path / "var", sandbox=False)
+    host = ConnectorHost(settings, None).build({NAME: launcher_settings(sandbox)})
+    try:
+        connector = host.connectors[NAME]
+        hub_key = load_signing_key(settings, DciConfig.from_settings(settings))
+        assert connector.context.signing_key.key_id == hub_key.key_id  # the DCI server's key
+        assert connector.describe()["dci"]["signatures"]["signing"] is True
+    finally:
+        host.stop()
