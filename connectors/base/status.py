@@ -44,6 +44,7 @@ COUNTERS: tuple[str, ...] = (
     "polls",
     "pushes_accepted",
     "pushes_refused",
+    "callbacks",  # answers the partner called back with (e.g. DCI on-subscribe, on-search)
     "files_processed",
     "files_rejected",
     "files_duplicate",

@@ -67,11 +67,15 @@ class DciInbox:
         return self._on_unsubscribe(message)
 
     def _seen(self, action: str) -> None:
-        """An authenticated, well-formed callback arrived: the registry reaches us."""
+        """An authenticated, well-formed call arrived: the registry reaches our callback URL.
+        Counted (``callbacks`` in the status, per action in ``snapshot``) and a success."""
         with self._lock:
             entry = self._callbacks.setdefault(action, {"count": 0, "last_at": None})
             entry["count"] += 1
             entry["last_at"] = self.context.clock.now().isoformat()
+        status = self.context.connector_status
+        status.count("callbacks")
+        status.record_success()
 
     def _publish(self, extracted: msgs.Extracted, counter: str) -> Answer:
         for rejection in extracted.rejected:

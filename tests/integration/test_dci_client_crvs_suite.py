@@ -294,6 +294,7 @@ def test_subscribe_search_and_notify_with_the_suites_crvs_mock(
     codes = list(connector.describe()["dci"]["subscriptions"])
     connector.dci.unsubscribe(codes, sender_uri=connector.dci_sender_uri("on-unsubscribe", base))
     wait_until(lambda: "on-unsubscribe" in connector.describe()["dci"]["callbacks"])
+    assert connector.status.snapshot()["counts"]["callbacks"] == 3  # shown on the dashboard
 
     # Records: the spec's example person, notified by the mock as a birth and as a death.
     person = crvs_mock.example_person()
