@@ -17,6 +17,7 @@ from typing import Any
 import click
 from werkzeug.serving import make_server
 
+from hub.logging_setup import configure_logging
 from hub.settings import Settings, load_settings, with_overrides
 
 log = logging.getLogger("srhub.run")
@@ -54,20 +55,41 @@ def start_background(
     running = None
     if sandbox:
         running = _optional_component(
-            "sandbox", lambda: services.start_sandbox_for(settings, stack)
+            "sandbox", lambda: services.start_sandbox_for(settings, runtime, stack)
         )
-        if running is not None:
-            services.seed_registry_in_background(runtime, running)
     host = _optional_component(
         "connectors",
         lambda: services.start_connectors_for(settings, runtime, app, running, stack),
     )
+    if running is not None:
+        services.sandbox_activity_in_background(settings, runtime, running, host)
     if host is not None:
         services.after_serving_in_background(host, url)
     _optional_component(
         "monitoring",
         lambda: services.start_monitoring_for(settings, runtime, host, group, stack),
     )
+
+
+def login_lines(url: str, has_local_token: bool, settings: Settings) -> list[str]:
+    """How to log in to the dashboard, true for the setup that runs.
+
+    The token itself is never printed: start-up output ends up in terminals' scroll-back,
+    CI logs and log shippers, and whoever reads it would hold an admin credential. The
+    embedded default keeps it in a 0600 file; PostgreSQL/RabbitMQ setups have no local token
+    at all, so their operator is told how to make the first admin login.
+    """
+    if has_local_token:
+        path = settings.effective_admin_token_file
+        return [
+            f"srhub: dashboard {url}/  (log in with the local admin token kept in {path})",
+            f'srhub:   e.g. curl -H "Authorization: Bearer $(cat {path})" {url}/api/v1/events',
+        ]
+    return [
+        f"srhub: dashboard {url}/  (no local admin token on PostgreSQL/RabbitMQ setups)",
+        "srhub:   first admin: srhub users add NAME --role admin   (a password login), or",
+        "srhub:                srhub token issue --role admin --sub NAME   (a bearer token)",
+    ]
 
 
 @click.command()
@@ -89,10 +111,7 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
     if port is not None:
         changes["port"] = port
     settings = with_overrides(settings, **changes) if changes else settings
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     upgrade_to_head(settings.effective_database_url)
     runtime = HubRuntime(settings)
@@ -109,15 +128,13 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
         server = make_server(settings.host, settings.port, app, threaded=True)
         url = f"http://{settings.host}:{server.server_port}"
         click.echo(f"srhub: API on {url}  (health: {url}/health)")
-        click.echo(f"srhub: dashboard {url}/  (log in with the admin token below)")
+        for line in login_lines(url, token is not None, settings):
+            click.echo(line)
         click.echo(f"srhub: database {settings.effective_database_url.split('@')[-1]}")
         click.echo(
             "srhub: broker "
             + ("embedded queue in the database" if settings.uses_embedded_broker else "RabbitMQ")
         )
-        if token:
-            click.echo(f"srhub: admin token (also in {settings.effective_admin_token_file}):")
-            click.echo(f"  {token}")
         start_background(
             settings,
             runtime,

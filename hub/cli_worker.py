@@ -12,6 +12,7 @@ import logging
 
 import click
 
+from hub.logging_setup import configure_logging
 from hub.settings import load_settings
 
 
@@ -19,10 +20,7 @@ def _run(kind: str, batch_size: int | None, prefetch: int | None = None) -> None
     from hub.workers.service import run_worker_process
 
     settings = load_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(settings.log_level)
     if settings.log_level.upper() != "DEBUG":
         # pika logs every failed connection attempt as an ERROR with a traceback; the worker
         # reports the same thing once per attempt in one line (hub.workers.connect).

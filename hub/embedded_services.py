@@ -17,18 +17,30 @@ from hub.settings import Settings
 log = logging.getLogger("srhub.run")
 
 
-def start_sandbox_for(settings: Settings, stack: ExitStack) -> Any:
-    """Start every sandbox mock on its fixed port and print what runs where."""
-    from sandbox_mocks.launcher import SandboxConfig, start_sandbox
+def start_sandbox_for(settings: Settings, runtime: HubRuntime, stack: ExitStack) -> Any:
+    """Start every sandbox mock on its fixed port and print what runs where.
 
+    The program MIS's AMQP subscription is made first, so its consumer finds its queue."""
+    from sandbox_mocks.launcher import MOCK_NAMES, SandboxConfig, start_sandbox
+
+    ports: dict[str, Any] = {}
+    if "sandbox_port_base" in settings.extra:
+        # 0: free ports (tests, a machine where 8101-8105 are taken); N: N, N+1, ... in order.
+        base = int(settings.extra["sandbox_port_base"])
+        ports["ports"] = {name: base + i if base else 0 for i, name in enumerate(MOCK_NAMES)}
     config = SandboxConfig(
+        **ports,
         work_dir=settings.data_dir / "sandbox",
-        amqp_url=settings.amqp_url or None,
+        # The MIS consumes its AMQP subscription where AMQP subscribers do.
+        amqp_url=settings.amqp_url or settings.delivery_amqp_url or None,
         tax_interval_seconds=float(settings.extra.get("sandbox_tax_interval_seconds", 20)),
         civil_registry_rate_days_per_second=float(
             settings.extra.get("sandbox_days_per_second", 2.0)
         ),
     )
+    from hub.sandbox_activity import subscribe_program_mis_by_amqp
+
+    subscribe_program_mis_by_amqp(settings, runtime)
     sandbox = start_sandbox(config)
     stack.callback(sandbox.stop)
     click.echo("srhub: sandbox partner systems")
@@ -117,22 +129,48 @@ def after_serving_in_background(host: Any, url: str) -> threading.Thread:
     return thread
 
 
-def seed_registry_in_background(runtime: HubRuntime, sandbox: Any) -> threading.Thread:
-    """Register the sandbox population's households (as a field survey would have), once.
+def sandbox_activity_in_background(
+    settings: Settings, runtime: HubRuntime, sandbox: Any, host: Any | None
+) -> threading.Thread:
+    """Subscribe the sandbox's program MIS, register the population's households (as a field
+    survey would have), then queue a round of national ID verifications.
 
-    Runs in a thread so the API answers at once; a registry that already holds households is
-    left alone, so restarts do not duplicate anyone.
+    Runs in a thread so the API answers at once. Subscribing comes first, so the first births
+    and deaths reach the MIS; a registry that already holds households is not seeded again,
+    so restarts duplicate no one. See ``hub/sandbox_activity.py``.
     """
+    from hub import sandbox_activity
     from hub.sandbox_seed import seed_registry
 
+    round_size = int(
+        settings.extra.get(
+            "sandbox_verification_round", sandbox_activity.DEFAULT_VERIFICATION_ROUND
+        )
+    )
+
     def work() -> None:
+        mis = sandbox.connectors().get("programs")
+        if mis:
+            try:
+                sandbox_activity.subscribe_program_mis_by_webhook(settings, runtime, mis)
+            except Exception:
+                log.exception("sandbox: subscribing the program MIS failed")
         try:
             count = seed_registry(runtime.registry, sandbox.households)
             if count:
                 log.info("sandbox: registered %d households from the field survey", count)
         except Exception:
             log.exception("sandbox: seeding the registry failed")
+            return
+        if host is None or "national_id" not in host.connectors or round_size <= 0:
+            return
+        from hub.connectors_host import publish_raw
 
-    thread = threading.Thread(target=work, name="srhub-seed", daemon=True)
+        try:
+            sandbox_activity.queue_verification_round(runtime, publish_raw, round_size)
+        except Exception:
+            log.exception("sandbox: queueing the verification round failed")
+
+    thread = threading.Thread(target=work, name="srhub-sandbox-activity", daemon=True)
     thread.start()
     return thread

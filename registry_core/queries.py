@@ -16,6 +16,7 @@ caller names it). Nothing here writes.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -36,6 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from registry_core.consent import ConsentScope, member_covered
 from registry_core.crypto import IdentifierCipher
 from registry_core.db import read_connection
 from registry_core.models import EligibilityScore, Household, Identifier, Membership, Person
@@ -145,15 +147,17 @@ def _ordering(keys: list[tuple[Any, bool]], created_at: Any, key: Any) -> list[A
     return [*terms, created_at.asc(), key.asc()]
 
 
-def _holds_identifier(system: Any, hash_matches: ColumnElement) -> ColumnElement:
-    """A current member of the household holds an identifier of ``system`` whose keyed hash
-    satisfies ``hash_matches`` (values or bound parameters)."""
+def _holds_identifier(
+    system: Any, hash_matches: ColumnElement, members: list[ColumnElement]
+) -> ColumnElement:
+    """A member of the household (``members``: the conditions on the Membership row) holds
+    an identifier of ``system`` whose keyed hash satisfies ``hash_matches``."""
     return exists(
         select(Membership.id)
         .join(Identifier, Identifier.person_id == Membership.person_id)
         .where(
             Membership.household_id == Household.id,
-            Membership.end_date.is_(None),
+            *members,
             Identifier.system == system,
             hash_matches,
         )
@@ -204,7 +208,14 @@ def searchable_attributes() -> list[str]:
 
 
 class HouseholdQueries:
-    """Search households with a DCI filter tree; read-only."""
+    """Search households with a DCI filter tree; read-only.
+
+    ``scoped(consent)`` gives the same queries as one program sees the registry: a household
+    is there only when a current member is covered by the program's consent
+    (``registry_core.consent``), it consists of its covered members only (``member_list``,
+    ``group_size``), and member and identifier criteria match covered members only, so a
+    search cannot learn anything about a person the consent does not cover.
+    """
 
     def __init__(
         self,
@@ -218,6 +229,24 @@ class HouseholdQueries:
         self._cipher = cipher
         self._score_model = score_model
         self._today = today
+        self._consent: ConsentScope | None = None
+
+    def scoped(self, consent: ConsentScope | None) -> HouseholdQueries:
+        """These queries restricted to what ``consent`` covers (None: unrestricted)."""
+        if consent is None:
+            return self
+        view = copy.copy(self)
+        view._consent = consent
+        view.__dict__.pop("_by_identifier", None)  # its statements are the unrestricted ones
+        return view
+
+    def _members(self) -> list[ColumnElement]:
+        """Conditions on a Membership row for a member this view shows: current, and covered
+        by the consent when the view is scoped."""
+        current: list[ColumnElement] = [Membership.end_date.is_(None)]
+        if self._consent is not None:
+            current.append(member_covered(self._consent))
+        return current
 
     # ---------------------------------------------------------------- expressions
 
@@ -245,11 +274,10 @@ class HouseholdQueries:
             .scalar_subquery()
         )
 
-    @staticmethod
-    def _size() -> Any:
+    def _size(self) -> Any:
         return (
             select(func.count(Membership.id))
-            .where(Membership.household_id == Household.id, Membership.end_date.is_(None))
+            .where(Membership.household_id == Household.id, *self._members())
             .correlate(Household)
             .scalar_subquery()
         )
@@ -364,11 +392,7 @@ class HouseholdQueries:
         return exists(
             select(Membership.id)
             .join(Person, Person.id == Membership.person_id)
-            .where(
-                Membership.household_id == Household.id,
-                Membership.end_date.is_(None),
-                condition,
-            )
+            .where(Membership.household_id == Household.id, *self._members(), condition)
             .correlate(Household)
         )
 
@@ -379,7 +403,7 @@ class HouseholdQueries:
             raise _invalid(f"identifier type {id_type} only takes eq or in")
         values = value if op == "in" else (value,)
         hashes = [self._cipher.lookup_hash(system, str(v)) for v in values]
-        return _holds_identifier(system, Identifier.value_hash.in_(hashes))
+        return _holds_identifier(system, Identifier.value_hash.in_(hashes), self._members())
 
     def condition(self, node: Node) -> ColumnElement:
         """The SQL condition on ``households`` for a filter tree; QueryError when unsupported."""
@@ -435,7 +459,9 @@ class HouseholdQueries:
         page = page or Page(20, 1)
         offset = (page.number - 1) * page.size
         params: dict[str, Any] = {"page_limit": page.size, "page_offset": offset}
-        by_identifier = self._identifier_lookup(node) if not sort else None
+        by_identifier = None
+        if not sort and self._consent is None:
+            by_identifier = self._identifier_lookup(node)
         if by_identifier is not None:
             # The common query (one identifier, no sort) reuses one prepared statement tree:
             # building a statement costs more Python time than the database takes to run it.
@@ -443,6 +469,15 @@ class HouseholdQueries:
             params.update(by_identifier)
         else:
             where = self.condition(node)
+            if self._consent is not None:  # only households with a covered member
+                where = and_(
+                    where,
+                    exists(
+                        select(Membership.id)
+                        .where(Membership.household_id == Household.id, *self._members())
+                        .correlate(Household)
+                    ),
+                )
             keys = []
             for key in sort:
                 column, _kind = self._household_column(key.attribute)
@@ -471,7 +506,7 @@ class HouseholdQueries:
     def _by_identifier(self) -> tuple[Any, Any]:
         """(page statement, count statement) for one bound identifier: built once."""
         where = _holds_identifier(
-            bindparam("id_system"), Identifier.value_hash == bindparam("id_hash")
+            bindparam("id_system"), Identifier.value_hash == bindparam("id_hash"), self._members()
         )
         return self._page_statement(where, []), select(func.count(Household.id)).where(where)
 
@@ -495,8 +530,7 @@ class HouseholdQueries:
             select(page_cte, *_MEMBER_COLUMNS)
             .select_from(
                 page_cte.outerjoin(
-                    Membership,
-                    and_(Membership.household_id == page_cte.c.id, Membership.end_date.is_(None)),
+                    Membership, and_(Membership.household_id == page_cte.c.id, *self._members())
                 )
                 .outerjoin(Person, Person.id == Membership.person_id)
                 .outerjoin(Identifier, Identifier.person_id == Person.id)

@@ -1,9 +1,12 @@
 """DCI Social Registry endpoints under ``/dci/registry/...`` (the protocol lives in hub.dci).
 
 Callers authenticate with a bearer token (roles partner, program or admin); the body is a DCI
-envelope. Refusals by the hub's auth layer (401/403, problem documents elsewhere in the API)
-are rewritten here into the spec's ``HttpErrorResponse`` (``{"errors": [{code, message}]}``)
-so DCI clients get DCI error codes from every answer of these routes.
+envelope. What a search may show is the caller's ``ReadScope`` (``hub.api.visibility``): an
+admin reads everything, a program what its consents cover, a partner nothing personal.
+Refusals by the hub's auth layer (401/403, problem documents elsewhere in the API) are
+rewritten here into the spec's ``HttpErrorResponse`` (``{"errors": [{code, message}]}``), kept
+with the problem members, and on the async endpoints with an ``ERR`` ack too, so DCI clients
+and generic HTTP clients find a DCI error code in every answer of these routes.
 """
 
 from __future__ import annotations
@@ -15,12 +18,13 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, request
 
 from hub.api.context import hub_runtime
-from hub.auth.flask_auth import requires
+from hub.api.visibility import read_scope
+from hub.auth.flask_auth import current_principal, requires
 from hub.auth.roles import Role
 from hub.dci.config import DciConfig, load_signing_key
 from hub.dci.server import DciServer
 from standards.dci import codes
-from standards.dci.envelope import http_errors
+from standards.dci.envelope import ack, http_errors, new_id, problem_fields
 
 bp = Blueprint("dci", __name__, url_prefix="/dci")
 
@@ -90,7 +94,7 @@ def _body() -> Any:
 
 def _answer(name: str) -> Response:
     body = _body()
-    reply = dci_server().handle(name, body)
+    reply = dci_server().handle(name, body, read_scope(current_principal()))
     response = Response(json.dumps(reply.body), status=reply.status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -138,20 +142,32 @@ def unknown_endpoint(unknown: str) -> Response:
     return _answer("unknown:" + unknown[:50])
 
 
+SYNC_PREFIX = "/registry/sync/"
+
+
 @bp.after_app_request
 def _dci_errors(response: Response) -> Response:
     """Give refusals on /dci/ made outside our views (auth layer, routing, body too large) the
     spec's error body and codes. App-wide hook: routing errors never reach the blueprint."""
+    prefix = str(bp.url_prefix)
     if (
         response.mimetype == "application/problem+json"
         and response.status_code in _AUTH_CODES
-        and request.path.startswith(str(bp.url_prefix) + "/")
+        and request.path.startswith(prefix + "/")
     ):
         try:
             detail = json.loads(response.get_data(as_text=True)).get("detail", "")
         except ValueError:
             detail = ""
-        body = http_errors(_AUTH_CODES[response.status_code], str(detail) or response.status)
+        code = _AUTH_CODES[response.status_code]
+        text = str(detail) or response.status
+        if request.path.startswith(prefix + SYNC_PREFIX):
+            body = http_errors(code, text, response.status_code)
+        else:  # async endpoints answer with an acknowledgement: an ERR one here
+            body = {
+                **problem_fields(code, text, response.status_code),
+                **ack(codes.ERR, new_id(), (code, text)),
+            }
         response.set_data(json.dumps(body))
         response.mimetype = "application/json"
     return response

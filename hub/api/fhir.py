@@ -1,9 +1,11 @@
 """FHIR R4B read API under ``/fhir/``: CapabilityStatement, Patient, Group (a household) and
 ``Group/{id}/$everything``, built by ``standards.fhir.convert``.
 
-Reads obey the same rules as the registry's own API: field workers only see households of
-their areas, and roles that check the registry rather than serve people (auditors, partner and
-program systems) see identifiers masked (``hub.api.visibility``). Every error on these routes,
+Reads obey the same rules as every read API (``hub.api.visibility``): field workers only see
+households of their areas; auditors see everyone with identifiers masked; a program's system
+sees only the people its program's consents cover (``registry_core.consent``) and, of a
+household, only those members (anything else is "not known here", so nothing leaks about
+people it may not see); a partner system reads no personal data. Every error on these routes,
 including the auth layer's 401/403, is answered as an ``OperationOutcome``.
 """
 
@@ -15,10 +17,16 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
-from hub.api.context import hub_registry
-from hub.api.visibility import shape_household, shape_person
+from hub.api.context import hub_registry, hub_runtime
+from hub.api.visibility import only_members, read_scope, shape_household, shape_person
 from hub.auth.flask_auth import current_principal, public, require_area, requires
 from hub.auth.roles import Role
+from registry_core.consent import (
+    NOTHING_TO_READ,
+    ConsentScope,
+    covered_members,
+    covers_person,
+)
 from registry_core.errors import NotFound
 from standards.fhir import systems
 
@@ -80,14 +88,38 @@ def _uuid(text: str, kind: str) -> str:
         raise _FhirError(404, f"{kind}/{text[:64]} is not known here") from None
 
 
+def _consent() -> ConsentScope | None:
+    """The caller's consent restriction; 403 for a caller that may read nothing personal."""
+    scope = read_scope(current_principal())
+    if scope.nothing:
+        raise _FhirError(403, NOTHING_TO_READ)
+    return scope.consent()
+
+
+def _not_known(reference: str, consent: ConsentScope | None) -> _FhirError:
+    """The same 404 whether the record is absent or outside the caller's consent."""
+    if consent is None:
+        return _FhirError(404, f"{reference} is not known here")
+    return _FhirError(
+        404, f"{reference} is not known here, or no consent for program {consent.program} covers it"
+    )
+
+
 def _household(group_id: str) -> dict[str, Any]:
+    consent = _consent()
     key = _uuid(group_id, "Group")
     try:
         record = hub_registry().get_household(key)
     except NotFound:
-        raise _FhirError(404, f"Group/{key} is not known here") from None
+        raise _not_known(f"Group/{key}", consent) from None
     if current_principal().area_scoped:
         require_area(record.get("admin_area_code"))
+    if consent is not None:
+        with hub_runtime().sessions() as session:
+            covered = {str(p) for p in covered_members(session, consent, uuid.UUID(key))}
+        if not covered:
+            raise _not_known(f"Group/{key}", consent)
+        record = only_members(record, covered)
     return shape_household(record)
 
 
@@ -99,6 +131,13 @@ def _in_scope(person_id: str) -> bool:
     return principal.may_touch_area(hub_registry().person_household_area(person_id))
 
 
+def _covered(person_id: str, consent: ConsentScope | None) -> bool:
+    if consent is None:
+        return True
+    with hub_runtime().sessions() as session:
+        return covers_person(session, consent, uuid.UUID(person_id))
+
+
 @bp.get("/metadata")
 @public
 def metadata() -> Response:
@@ -108,19 +147,23 @@ def metadata() -> Response:
 @bp.get("/Patient/<patient_id>")
 @requires(*READERS)
 def read_patient(patient_id: str) -> Response:
+    consent = _consent()
     key = _uuid(patient_id, "Patient")
     try:
         record = hub_registry().get_person(key)
     except NotFound:
-        raise _FhirError(404, f"Patient/{key} is not known here") from None
+        raise _not_known(f"Patient/{key}", consent) from None
     if not _in_scope(key):
         raise _FhirError(403, "This person is outside the administrative areas you cover.")
+    if not _covered(key, consent):
+        raise _not_known(f"Patient/{key}", consent)
     return _fhir(_convert().patient(shape_person(record)))
 
 
 @bp.get("/Patient")
 @requires(*READERS)
 def search_patients() -> Response:
+    consent = _consent()
     raw = request.args.get("identifier", "")
     system_text, sep, value = raw.partition("|")
     if not sep or not system_text or not value:
@@ -136,7 +179,7 @@ def search_patients() -> Response:
         raise _FhirError(400, f"unknown identifier system; use a URI or one of: {known}")
     found = hub_registry().find_person_by_identifier(system, value)
     resources = []
-    if found is not None and _in_scope(found["id"]):
+    if found is not None and _in_scope(found["id"]) and _covered(found["id"], consent):
         resources.append(_convert().patient(shape_person(found)))
     return _fhir(_convert().searchset(resources, _base_url(), request.url))
 

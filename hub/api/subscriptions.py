@@ -7,7 +7,6 @@ is accepted once (or generated and shown once) and never returned afterwards.
 
 from __future__ import annotations
 
-import logging
 import uuid
 from typing import Any
 
@@ -21,10 +20,9 @@ from hub.api.requests import int_arg, json_object
 from hub.auth.flask_auth import current_principal, require_program, requires
 from hub.auth.roles import Role
 from hub.subscriptions import service
-from hub.subscriptions.tables import CHANNEL_AMQP, Subscription
+from hub.subscriptions.queues import declare_queues, delete_queues
+from hub.subscriptions.tables import Subscription
 from registry_core.errors import NotFound
-
-log = logging.getLogger(__name__)
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/api/v1/subscriptions")
 
@@ -57,29 +55,6 @@ def _find(session: Session, key: str) -> Subscription:
     return found
 
 
-def _with_broker(work: Any, *, delivery: bool = False) -> None:
-    """Best effort: the dispatch worker declares queues too, so a broker that is down now only
-    delays when an AMQP subscriber can start consuming. ``delivery``: the operator's RabbitMQ
-    of AMQP subscribers (``SRHUB_DELIVERY_AMQP_URL``, embedded hub) instead of the hub's own
-    broker; the forwarder declares the queue there too before its first message."""
-    from hub.broker import connect
-    from hub.broker.errors import BrokerError
-
-    settings = hub_runtime().settings
-    try:
-        if delivery:
-            target = connect(
-                settings.delivery_amqp_url, wait_for=2, connection_name="srhub-api-delivery"
-            )
-        else:
-            target = connect(settings, wait_for=2)
-        with target as broker:
-            work(broker)
-    except (BrokerError, OSError) as exc:
-        where = "delivery broker (SRHUB_DELIVERY_AMQP_URL)" if delivery else "broker"
-        log.warning("subscriptions: %s not reachable for queue upkeep (%s)", where, exc)
-
-
 @bp.post("")
 @requires(*OWNERS)
 def create_subscription() -> tuple[Response, int, dict[str, str]]:
@@ -96,10 +71,7 @@ def create_subscription() -> tuple[Response, int, dict[str, str]]:
             created_by=current_principal().subject,
         )
         result = service.to_json(subscription)
-    _with_broker(lambda broker: service.declare_queue(broker, result["code"]))
-    if result["channel"] == CHANNEL_AMQP and runtime.settings.forwards_amqp_deliveries:
-        # So the subscriber can start consuming before the first event is forwarded.
-        _with_broker(lambda broker: service.declare_queue(broker, result["code"]), delivery=True)
+    declare_queues(runtime.settings, result["code"], result["channel"])
     if secret is not None:
         result["secret"] = secret  # shown once: keep it, the hub will not show it again
     return jsonify(result), 201, {"Location": f"{bp.url_prefix}/{result['code']}"}
@@ -141,12 +113,9 @@ def change_subscription(key: str) -> Response:
 def delete_subscription(key: str) -> tuple[str, int]:
     with hub_runtime().sessions() as session, session.begin():
         subscription = _find(session, key)
-        code = subscription.code
-        forwarded = subscription.channel == CHANNEL_AMQP
+        code, channel = subscription.code, subscription.channel
         session.delete(subscription)
-    _with_broker(lambda broker: service.delete_queue(broker, code))
-    if forwarded and hub_runtime().settings.forwards_amqp_deliveries:
-        _with_broker(lambda broker: service.delete_queue(broker, code), delivery=True)
+    delete_queues(hub_runtime().settings, code, channel)
     return "", 204
 
 

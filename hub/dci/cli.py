@@ -1,11 +1,14 @@
-"""``srhub dci``: onboard DCI senders (signing keys, callback URIs) and show the hub's own key.
+"""``srhub dci``: onboard DCI senders (signing keys, callback URIs, or an explicit exemption
+from signing) and show the hub's own key.
 
-Onboarding is deliberately an operator's command: no DCI request can register a key or a
-callback target, so the registry only ever calls back hosts someone approved.
+Onboarding is deliberately an operator's command: no DCI request can register a key, a
+callback target or an exemption, so the registry only ever believes senders and calls back
+hosts someone approved. Every change is logged and shown by ``srhub dci senders``.
 """
 
 from __future__ import annotations
 
+import getpass
 import json
 
 import click
@@ -85,6 +88,92 @@ def add_callback(sender_id: str, base_uri: str) -> None:
     finally:
         runtime.close()
     click.echo(f"callbacks for {sender_id} may go to {base_uri}", err=True)
+
+
+def _operator() -> str:
+    """Who runs the command, for the record of an exemption (the login name, else "operator")."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in a bare container
+        return "operator"
+
+
+@dci.command("allow-unsigned")
+@click.argument("sender_id")
+@click.option(
+    "--reason", required=True, help="Why this sender cannot sign (kept with the exemption)."
+)
+@click.option("--by", "by", default=None, help="Who decides (default: your login name).")
+def allow_unsigned_cmd(sender_id: str, reason: str, by: str | None) -> None:
+    """Let SENDER_ID send DCI requests without a signature.
+
+    Only for a partner that cannot sign yet: anyone who can send its sender_id with a valid
+    bearer token is then believed. A signature it does send must still verify.
+    """
+    from hub.dci.senders import allow_unsigned
+
+    runtime = _runtime()
+    try:
+        done = allow_unsigned(runtime.sessions, sender_id, by=by or _operator(), reason=reason)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        runtime.close()
+    if not done:
+        raise click.ClickException(f"{sender_id} may already send unsigned requests")
+    click.echo(
+        f"{sender_id} may now send unsigned requests (revoke: srhub dci revoke-unsigned "
+        f"{sender_id})",
+        err=True,
+    )
+
+
+@dci.command("revoke-unsigned")
+@click.argument("sender_id")
+@click.option("--by", "by", default=None, help="Who decides (default: your login name).")
+def revoke_unsigned_cmd(sender_id: str, by: str | None) -> None:
+    """Require SENDER_ID to sign again."""
+    from hub.dci.senders import revoke_unsigned
+
+    runtime = _runtime()
+    try:
+        done = revoke_unsigned(runtime.sessions, sender_id, by=by or _operator())
+    finally:
+        runtime.close()
+    if not done:
+        raise click.ClickException(f"{sender_id} has no exemption from signing")
+    click.echo(f"{sender_id} must sign its requests again", err=True)
+
+
+@dci.command("senders")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+def senders_cmd(as_json: bool) -> None:
+    """List the DCI senders this registry knows: keys, callback bases, exemptions."""
+    from hub.dci.senders import senders_overview
+
+    runtime = _runtime()
+    try:
+        found = senders_overview(runtime.sessions)
+    finally:
+        runtime.close()
+    if as_json:
+        click.echo(json.dumps(found, indent=2))
+        return
+    if not found:
+        click.echo("no DCI sender is onboarded (srhub dci add-key / add-callback)")
+    for sender in found:
+        keys = [k["key_id"] for k in sender["keys"] if not k["revoked"]]
+        unsigned = sender["unsigned"]
+        if keys:
+            auth = "signs with " + ", ".join(keys)
+            if unsigned:
+                auth += " (its exemption from signing is unused while it has a key)"
+        elif unsigned:
+            auth = f"UNSIGNED allowed by {unsigned['allowed_by']}: {unsigned['reason']}"
+        else:
+            auth = "refused: no key, no exemption"
+        callbacks = ", ".join(sender["callbacks"]) or "no callback URI (async refused)"
+        click.echo(f"{sender['sender_id']}\t{auth}\tcallbacks: {callbacks}")
 
 
 @dci.command("signing-key")

@@ -1,7 +1,10 @@
 """The DCI server's settings, read from ``settings.extra["dci"]`` (``SRHUB_EXTRA`` as JSON or
 the ``extra.dci`` table of the TOML file), with defaults that suit one machine.
 
-Example: ``SRHUB_EXTRA='{"dci": {"registry_id": "sr.gov.example", "require_signatures": true}}'``.
+Example: ``SRHUB_EXTRA='{"dci": {"registry_id": "sr.gov.example", "max_page_size": 50}}'``.
+
+Signatures are always required: there is no setting to turn them off. A sender that cannot sign
+is let in one by one, by an operator (``srhub dci allow-unsigned``).
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ SIGNING_KEY_FILE = "dci-signing-key.pem"
 class DciConfig:
     registry_id: str = "social-registry"  # our sender_id on everything we send
     receiver_id: str = ""  # when set, requests naming another receiver_id are refused
-    require_signatures: bool = False  # refuse senders without a registered key
     max_batch: int = 10  # search_request / subscribe_request items per message
     default_page_size: int = 20
     max_page_size: int = 100
@@ -64,6 +66,14 @@ class DciConfig:
         known = {f.name: f for f in fields(cls)}
         values: dict[str, Any] = {}
         for key, value in raw.items():
+            if key == "require_signatures":  # the old switch: on is now the only way
+                if value is not True:
+                    raise SettingsError(
+                        "extra.dci.require_signatures cannot be turned off: every DCI sender "
+                        "must sign. Let a sender that cannot sign in with "
+                        "`srhub dci allow-unsigned SENDER_ID --reason ...`"
+                    )
+                continue
             if key not in known:
                 raise SettingsError(f"unknown DCI setting extra.dci.{key}")
             default = getattr(cls, key)

@@ -230,3 +230,45 @@ def status_item(item: dict[str, Any]) -> dict[str, Any]:
     if item.get("status_reason_message"):
         answer["status_reason_message"] = str(item["status_reason_message"])[:999]
     return answer
+
+
+def txn_status_of(
+    request: dict[str, Any],
+    rows: list[DciTransaction],
+    *,
+    transaction_id: str,
+    correlation_id: str,
+) -> dict[str, Any]:
+    """The ``txn_status`` answering a TxnStatusRequest from the sender's matching rows.
+
+    No matching transaction is not a refusal of the status request: its answer says so per
+    request, as the spec's ``search_response`` items do (``rjct``, ``rjct.reference_id.invalid``
+    and a message). The spec requires ``transaction_id`` and ``correlation_id`` here: they name
+    the id that was asked about when it was one of them, else the status request's own ids
+    (``transaction_id``, ``correlation_id``), never another transaction's.
+    """
+    if rows:
+        return {
+            "transaction_id": rows[0].transaction_id or rows[0].correlation_id,
+            "correlation_id": rows[0].correlation_id,
+            "search_response": [status_item(item) for row in rows for item in row.items],
+        }
+    kind, value = request["attribute_type"], request["attribute_value"]
+    answer: dict[str, Any] = {
+        "transaction_id": transaction_id,
+        "correlation_id": correlation_id,
+        "search_response": [
+            {
+                "reference_id": str(request["reference_id"]),
+                "timestamp": timestamp(),
+                "status": codes.RJCT,
+                "status_reason_code": codes.RJCT_REFERENCE_ID_INVALID,
+                "status_reason_message": (
+                    f"no {request['txn_type']} transaction of this sender matches this {kind}"
+                ),
+            }
+        ],
+    }
+    if kind in ("transaction_id", "correlation_id") and isinstance(value, str) and value:
+        answer[kind] = value[:99]
+    return answer

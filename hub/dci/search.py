@@ -3,6 +3,11 @@
 Everything a single request can get wrong (duplicate reference_id, a query we cannot read, an
 unknown attribute, a bad sort or page) rejects that item alone with the spec's reason code;
 the other items of the batch are answered normally.
+
+What the caller may see is decided before the query runs (``ReadScope``): a program's search
+runs on ``HouseholdQueries.scoped`` (only households and members its consents cover; the
+request's ``search_criteria.consent.purpose.code``, when given, narrows it to consents for that
+purpose), and a caller that may read nothing personal gets an empty success saying why.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from registry_core.consent import NOTHING_TO_READ, ReadScope
 from registry_core.queries import SORTABLE, HouseholdQueries
 from standards.dci import codes
 from standards.dci.envelope import timestamp
@@ -18,6 +24,14 @@ from standards.dci.query import QueryError, parse_pagination, parse_query, parse
 from standards.dci.sr_record import group_record
 
 LOCALE_LENGTH = 3  # ISO 639-3
+
+
+def consent_purpose(criteria: dict[str, Any]) -> str | None:
+    """``search_criteria.consent.purpose.code`` when the sender names one."""
+    consent = criteria.get("consent")
+    purpose = consent.get("purpose") if isinstance(consent, dict) else None
+    code = purpose.get("code") if isinstance(purpose, dict) else None
+    return code[:64] if isinstance(code, str) and code.strip() else None
 
 
 def _reject(answer: dict[str, Any], reason_code: str, message: str) -> dict[str, Any]:
@@ -33,6 +47,7 @@ def answer_item(
     item: dict[str, Any],
     seen: set[str],
     queries: HouseholdQueries,
+    scope: ReadScope,
     *,
     default_page_size: int,
     max_page_size: int,
@@ -61,7 +76,12 @@ def answer_item(
         page = parse_pagination(
             criteria.get("pagination"), default_size=default_page_size, max_size=max_page_size
         )
-        found, total = queries.search(node, sort, page, connection=connection)
+        if scope.nothing:
+            found, total = [], 0
+            answer["status_reason_message"] = NOTHING_TO_READ
+        else:
+            view = queries.scoped(scope.consent(consent_purpose(criteria)))
+            found, total = view.search(node, sort, page, connection=connection)
     except QueryError as error:
         return _reject(answer, error.reason_code, error.message)
     records = [
@@ -81,3 +101,25 @@ def answer_item(
         },
         "pagination": {"page_size": page.size, "page_number": page.number, "total_count": total},
     }
+
+
+def failed_answer(
+    message: dict[str, Any], correlation_id: str, reason: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ``rjct`` on-search message of a search that failed on our side, and its items: the
+    sender learns it gets no records (with the ids to match and the reason), not silence."""
+    items = [
+        {
+            "reference_id": str(item["reference_id"]),
+            "timestamp": timestamp(),
+            "status": codes.RJCT,
+            "status_reason_message": reason[:999],
+        }
+        for item in message["search_request"]
+    ]
+    answer = {
+        "transaction_id": message["transaction_id"],
+        "correlation_id": correlation_id,
+        "search_response": items,
+    }
+    return answer, items

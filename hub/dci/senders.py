@@ -1,25 +1,32 @@
-"""Onboarded DCI senders: their signing keys and the callback URIs they registered.
+"""Onboarded DCI senders: their signing keys, the callback URIs they registered, and the
+senders an operator let in without a signature.
 
 Onboarding is an operator's act (CLI or admin tooling call these functions); a request can
-never add a key or a callback URI by itself. Callback targets are checked against the
-registered base URIs here, so the registry never POSTs personal data to a host nobody approved.
+never add a key, a callback URI or an exemption by itself. Callback targets are checked against
+the registered base URIs here, so the registry never POSTs personal data to a host nobody
+approved. Every decision is logged (who, which sender, never a key's secret part).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.dci.tables import DciSenderKey, DciSenderUri
+from hub.dci.tables import DciSenderKey, DciSenderUri, DciUnsignedSender
 from registry_core.db import utcnow
 from standards.dci import codes
 from standards.dci.envelope import EnvelopeError, check_sender_uri
 from standards.dci.signature import load_public_key, public_key_base64
+
+log = logging.getLogger(__name__)
 
 CALLBACK_PATHS = {
     "on-search": "/registry/on-search",
@@ -48,6 +55,7 @@ def register_key(
             session.add(DciSenderKey(sender_id=sender_id, key_id=key_id, public_key=normalised))
         else:
             row.public_key, row.revoked_at = normalised, None
+    log.warning("DCI sender %.200s: signing key %.99s registered", sender_id, key_id)
 
 
 def revoke_key(sessions: sessionmaker[Session], sender_id: str, key_id: str) -> bool:
@@ -60,7 +68,8 @@ def revoke_key(sessions: sessionmaker[Session], sender_id: str, key_id: str) -> 
         if row is None or row.revoked_at is not None:
             return False
         row.revoked_at = utcnow()
-        return True
+    log.warning("DCI sender %.200s: signing key %.99s revoked", sender_id, key_id)
+    return True
 
 
 def active_keys(session: Session, sender_id: str) -> dict[str, Ed25519PublicKey]:
@@ -72,15 +81,74 @@ def active_keys(session: Session, sender_id: str) -> dict[str, Ed25519PublicKey]
     return {row.key_id: load_public_key(row.public_key) for row in rows}
 
 
+def _unsigned_row(session: Session, sender_id: str) -> DciUnsignedSender | None:
+    return session.scalar(
+        select(DciUnsignedSender)
+        .where(DciUnsignedSender.sender_id == sender_id, DciUnsignedSender.revoked_at.is_(None))
+        .order_by(DciUnsignedSender.id.desc())
+        .limit(1)
+    )
+
+
+def allow_unsigned(
+    sessions: sessionmaker[Session], sender_id: str, *, by: str, reason: str
+) -> bool:
+    """Let ``sender_id`` send requests without a signature; False when it already may.
+
+    This is the only way in for a sender that cannot sign. It does not excuse a signature that
+    is present: one that does not verify is refused from every sender.
+    """
+    if not sender_id.strip() or not reason.strip():
+        raise ValueError("a sender id and a reason are needed")
+    with sessions() as session, session.begin():
+        if _unsigned_row(session, sender_id) is not None:
+            return False
+        session.add(
+            DciUnsignedSender(sender_id=sender_id, allowed_by=by[:200], reason=reason.strip()[:500])
+        )
+    log.warning(
+        "DCI sender %.200s may now send unsigned requests (allowed by %.200s)", sender_id, by
+    )
+    return True
+
+
+def revoke_unsigned(sessions: sessionmaker[Session], sender_id: str, *, by: str) -> bool:
+    """End ``sender_id``'s exemption from signing; False when it had none."""
+    with sessions() as session, session.begin():
+        row = _unsigned_row(session, sender_id)
+        if row is None:
+            return False
+        row.revoked_at, row.revoked_by = utcnow(), by[:200]
+    log.warning("DCI sender %.200s must sign again (exemption revoked by %.200s)", sender_id, by)
+    return True
+
+
+@dataclass(frozen=True)
+class SenderTrust:
+    """What the registry holds to authenticate one sender's requests."""
+
+    keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)
+    unsigned_allowed: bool = False
+
+    @property
+    def onboarded(self) -> bool:
+        return bool(self.keys) or self.unsigned_allowed
+
+
+def sender_trust(session: Session, sender_id: str) -> SenderTrust:
+    exempt = _unsigned_row(session, sender_id) is not None
+    return SenderTrust(active_keys(session, sender_id), exempt)
+
+
 class KeyDirectory:
-    """Senders' active keys, read through a short per-process cache.
+    """Senders' active keys and signing exemptions, read through a short per-process cache.
 
     Every request needs its sender's keys (to know whether it must be signed, and with which
     key), and they change only when an operator acts, so a busy server should not read them
-    from the database per request. A read is trusted for ``ttl`` seconds, absent keys too (an
-    unsigned sender is the common case), so a key registered or revoked by an operator (the
-    CLI, another process) takes effect within ``ttl``. The cache holds at most
-    ``max_senders`` entries, so made-up sender ids cannot grow it without bound.
+    from the database per request. A read is trusted for ``ttl`` seconds, absent keys too, so a
+    key or an exemption granted or revoked by an operator (the CLI, another process) takes
+    effect within ``ttl``. The cache holds at most ``max_senders`` entries, so made-up sender
+    ids cannot grow it without bound.
     """
 
     def __init__(
@@ -89,21 +157,55 @@ class KeyDirectory:
         self._sessions = sessions
         self._ttl = ttl
         self._max = max_senders
-        self._cache: dict[str, tuple[float, dict[str, Ed25519PublicKey]]] = {}
+        self._cache: dict[str, tuple[float, SenderTrust]] = {}
         self._lock = threading.Lock()
 
-    def active(self, sender_id: str) -> dict[str, Ed25519PublicKey]:
+    def trust(self, sender_id: str) -> SenderTrust:
         now = time.monotonic()
         hit = self._cache.get(sender_id)
         if hit is not None and now - hit[0] < self._ttl:
             return hit[1]
         with self._sessions() as session:
-            keys = active_keys(session, sender_id)
+            trust = sender_trust(session, sender_id)
         with self._lock:
             if len(self._cache) >= self._max:
                 self._cache.clear()
-            self._cache[sender_id] = (now, keys)
-        return keys
+            self._cache[sender_id] = (now, trust)
+        return trust
+
+    def active(self, sender_id: str) -> dict[str, Ed25519PublicKey]:
+        return self.trust(sender_id).keys
+
+
+def senders_overview(sessions: sessionmaker[Session]) -> list[dict[str, Any]]:
+    """Every sender the registry knows, with its keys, callback bases and exemption: what an
+    operator reviews (``srhub dci senders``). Public keys are shown by id only."""
+    found: dict[str, dict[str, Any]] = {}
+
+    def entry(sender_id: str) -> dict[str, Any]:
+        return found.setdefault(
+            sender_id, {"sender_id": sender_id, "keys": [], "callbacks": [], "unsigned": None}
+        )
+
+    with sessions() as session:
+        for key in session.scalars(select(DciSenderKey).order_by(DciSenderKey.id)):
+            entry(key.sender_id)["keys"].append(
+                {"key_id": key.key_id, "revoked": key.revoked_at is not None}
+            )
+        for uri in session.scalars(select(DciSenderUri).order_by(DciSenderUri.id)):
+            entry(uri.sender_id)["callbacks"].append(uri.base_uri)
+        rows = session.scalars(
+            select(DciUnsignedSender)
+            .where(DciUnsignedSender.revoked_at.is_(None))
+            .order_by(DciUnsignedSender.id)
+        )
+        for row in rows:
+            entry(row.sender_id)["unsigned"] = {
+                "allowed_by": row.allowed_by,
+                "reason": row.reason,
+                "allowed_at": row.allowed_at.isoformat(),
+            }
+    return [found[key] for key in sorted(found)]
 
 
 def register_callback_uri(sessions: sessionmaker[Session], sender_id: str, base_uri: str) -> None:
@@ -117,6 +219,7 @@ def register_callback_uri(sessions: sessionmaker[Session], sender_id: str, base_
         )
         if exists is None:
             session.add(DciSenderUri(sender_id=sender_id, base_uri=normalised))
+    log.warning("DCI sender %.200s: callbacks allowed to %.300s", sender_id, normalised)
 
 
 def _below(uri: str, base: str) -> bool:

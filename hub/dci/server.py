@@ -4,7 +4,9 @@ Kept apart from Flask so the protocol logic can be read (and tested) in one plac
 goes through the same gate, in this order, and the first failure decides the answer:
 
 1. envelope shape, header fields, version, action, timestamp window (``standards.dci``);
-2. the sender's signature, when the sender has a registered key (or always, when configured);
+2. the sender's signature: every sender signs with a key registered for it, except a sender an
+   operator let in unsigned (``srhub dci allow-unsigned``); a signature that is present must
+   verify, whoever sends it;
 3. our JSON Schema for the endpoint (``standards.dci.validation``, ``schemas/``);
 4. for async endpoints, a callback target registered for the sender (deny by default);
 5. replay protection on (sender_id, message_id).
@@ -13,6 +15,11 @@ Then sync endpoints answer with the callback-shaped body at once; async endpoint
 transaction, answer ``ACK`` (or ``NACK`` when the work queue is full) and post the ``on-*``
 callback from a small thread pool. Every body with a header is signed. Errors never become a
 500: unexpected failures answer ``err.service.unavailable`` with an incident id in the log.
+Every refusal carries the spec's ``errors`` list and RFC 9457 problem members besides its DCI
+body (an ``ERR`` ack, or a ``rjct`` header on the sync endpoints).
+
+What a search shows is the caller's ``ReadScope`` (from its role, decided by the web layer):
+everything, what its program's consents cover, or nothing personal (``hub.dci.search``).
 
 The sync search is the hot path (partners look people up one at a time), so it is built to
 cost two database round trips: senders' keys come from a short cache (``KeyDirectory``), the
@@ -37,12 +44,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.dci.authentication import authenticate
 from hub.dci.config import DciConfig, SigningKey
 from hub.dci.delivery import post_envelope
-from hub.dci.ledger import MessageLedger, TransactionStore, status_item
-from hub.dci.search import answer_item
+from hub.dci.ledger import MessageLedger, TransactionStore, txn_status_of
+from hub.dci.search import answer_item, failed_answer
 from hub.dci.senders import KeyDirectory, callback_url
 from hub.dci.subscriptions import subscribe_item, unsubscribe_codes
+from registry_core.consent import ReadScope
 from registry_core.crypto import IdentifierCipher
 from registry_core.db import is_postgresql, make_engine, read_connection
 from registry_core.queries import HouseholdQueries
@@ -56,14 +65,10 @@ from standards.dci.envelope import (
     http_errors,
     new_id,
     parse_envelope,
+    problem_fields,
     timestamp,
 )
-from standards.dci.signature import (
-    SignatureError,
-    parse_signature,
-    sign_envelope,
-    verify_envelope,
-)
+from standards.dci.signature import sign_envelope
 
 log = logging.getLogger(__name__)
 
@@ -216,24 +221,29 @@ class DciServer:
 
     # ------------------------------------------------------------------ the gate
 
-    def handle(self, name: str, body: Any) -> Reply:
-        """Answer one DCI request; logs who asked what and the outcome, never the content."""
-        reply = self._handle(name, body)
+    def handle(self, name: str, body: Any, scope: ReadScope) -> Reply:
+        """Answer one DCI request for a caller who may read ``scope``; logs who asked what and
+        the outcome (and whether the request was signed), never the content."""
+        signed: list[bool] = []
+        reply = self._handle(name, body, scope, signed)
         header = body.get("header") if isinstance(body, dict) else None
         sender = header.get("sender_id") if isinstance(header, dict) else None
         message_id = header.get("message_id") if isinstance(header, dict) else None
         outcome = reply.body.get("message", {}) if isinstance(reply.body, dict) else {}
+        if not isinstance(outcome, dict):
+            outcome = {}
         log.info(
-            "DCI %s sender=%.80s message_id=%.99s -> %s %s",
+            "DCI %s sender=%.80s message_id=%.99s %s-> %s %s",
             name[:60],
             sender if isinstance(sender, str) else "-",
             message_id if isinstance(message_id, str) else "-",
+            {True: "signed ", False: "unsigned (allowed) "}.get(signed[0]) if signed else "",
             reply.status,
             outcome.get("ack_status") or reply.body.get("header", {}).get("status", ""),
         )
         return reply
 
-    def _handle(self, name: str, body: Any) -> Reply:
+    def _handle(self, name: str, body: Any, scope: ReadScope, signed: list[bool]) -> Reply:
         endpoint = ENDPOINTS.get(name)
         correlation_id = new_id()
         if endpoint is None:
@@ -244,7 +254,7 @@ class DciServer:
                 "registry/sync/txn/status",
                 http_status=404,
             )
-            return Reply(404, ack(codes.ERR, correlation_id, (error.code, error.message)))
+            return Reply(404, self._ack_refusal(error, correlation_id))
         sender: str | None = None
         try:
             envelope = parse_envelope(
@@ -255,7 +265,7 @@ class DciServer:
                 receiver_id=self.config.receiver_id or None,
             )
             sender = envelope.sender_id
-            self._check_signature(envelope)
+            signed.append(self._check_signature(envelope))
             problems = validation.request_problems(endpoint.path, body)
             if problems:
                 raise EnvelopeError(
@@ -271,9 +281,9 @@ class DciServer:
                     )
             self._check_batch(endpoint, envelope)
             if endpoint.sync and endpoint.action == codes.SEARCH:
-                return self._sync_search(endpoint, envelope, correlation_id)
+                return self._sync_search(endpoint, envelope, correlation_id, scope)
             self.ledger.remember(envelope)
-            return self._dispatch(endpoint, envelope, correlation_id, callback)
+            return self._dispatch(endpoint, envelope, correlation_id, callback, scope)
         except EnvelopeError as error:
             return self._refuse(endpoint, error, correlation_id, sender)
         except SQLAlchemyError:
@@ -295,18 +305,27 @@ class DciServer:
         )
         return self._refuse(endpoint, error, correlation_id, sender)
 
+    @staticmethod
+    def _ack_refusal(error: EnvelopeError, correlation_id: str, text: str | None = None) -> dict:
+        """An async refusal: the spec's ``ERR`` ack plus the problem fields."""
+        text = text or error.message
+        return {
+            **problem_fields(error.code, text, error.http_status),
+            **ack(codes.ERR, correlation_id, (error.code, text)),
+        }
+
     def _refuse(
         self, endpoint: Endpoint, error: EnvelopeError, correlation_id: str, sender: str | None
     ) -> Reply:
+        """The refusal body for ``error``: async endpoints answer an ``ERR`` ack; sync ones a
+        signed ``rjct`` header (the spec's default answer) or, for 401/403, the spec's
+        ``HttpErrorResponse``; all of them with ``errors`` and the problem members."""
         text = f"{error.reason_code}: {error.message}" if error.reason_code else error.message
         status = error.http_status
-        if status in (401, 403):
-            errors = http_errors(error.code, text)
-            if endpoint.sync:
-                return Reply(status, errors)
-            return Reply(status, {**ack(codes.ERR, correlation_id, (error.code, text)), **errors})
         if not endpoint.sync:
-            return Reply(status, ack(codes.ERR, correlation_id, (error.code, text)))
+            return Reply(status, self._ack_refusal(error, correlation_id, text))
+        if status in (401, 403):
+            return Reply(status, http_errors(error.code, text, status))
         header = self._callback_header(
             endpoint.reply_action,
             sender,
@@ -315,38 +334,13 @@ class DciServer:
             reason_code=error.reason_code,
             reason_message=f"{error.code}: {text}",
         )
-        return Reply(status, self._envelope(header, None))
+        refusal = {**problem_fields(error.code, text, status), **self._envelope(header, None)}
+        return Reply(status, refusal)
 
-    def _check_signature(self, envelope: ParsedEnvelope) -> None:
-        keys = self.keys.active(envelope.sender_id)
-        if not keys:
-            if self.config.require_signatures:
-                raise EnvelopeError(
-                    codes.ERR_SENDER_ID,
-                    "this sender_id has no registered signing key; ask the registry operators",
-                    http_status=403,
-                )
-            return
-        try:
-            params = parse_signature(envelope.signature)
-            if params.sender_id != envelope.sender_id:
-                raise SignatureError(
-                    codes.ERR_SIGNATURE_INVALID, "the signature's kidId names another sender"
-                )
-            key = keys.get(params.key_id)
-            if key is None:
-                raise SignatureError(
-                    codes.ERR_SIGNATURE_INVALID, "the signature's key id is not registered"
-                )
-            verify_envelope(
-                envelope.signature,
-                envelope.header,
-                envelope.message,
-                key,
-                clock_skew_seconds=self.config.max_clock_skew_seconds,
-            )
-        except SignatureError as error:
-            raise EnvelopeError(error.code, error.message, http_status=401) from None
+    def _check_signature(self, envelope: ParsedEnvelope) -> bool:
+        """Refuse the request unless its sender is authenticated; True when it was signed."""
+        trust = self.keys.trust(envelope.sender_id)
+        return authenticate(envelope, trust, self.config.max_clock_skew_seconds)
 
     def _check_batch(self, endpoint: Endpoint, envelope: ParsedEnvelope) -> None:
         """Batch limits before the message id is spent, so a corrected resend is not a replay."""
@@ -362,9 +356,10 @@ class DciServer:
         envelope: ParsedEnvelope,
         correlation_id: str,
         callback: str | None,
+        scope: ReadScope,
     ) -> Reply:
         if endpoint.action == codes.SEARCH:
-            return self._search(endpoint, envelope, correlation_id, callback)
+            return self._search(endpoint, envelope, correlation_id, callback, scope)
         if endpoint.action == codes.SUBSCRIBE:
             return self._subscribe(envelope, correlation_id, callback)
         if endpoint.action == codes.UNSUBSCRIBE:
@@ -378,13 +373,13 @@ class DciServer:
             self.transactions.finish(
                 correlation_id, codes.RJCT, None, "none", "queue full: answered NACK"
             )
+            busy = "the registry is busy; send the request again later"
             return Reply(
                 429,
-                ack(
-                    codes.NACK,
-                    correlation_id,
-                    (codes.ERR_TOO_MANY, "the registry is busy; send the request again later"),
-                ),
+                {
+                    **problem_fields(codes.ERR_TOO_MANY, busy, 429),
+                    **ack(codes.NACK, correlation_id, (codes.ERR_TOO_MANY, busy)),
+                },
             )
         return Reply(200, ack(codes.ACK, correlation_id))
 
@@ -413,7 +408,7 @@ class DciServer:
     # ------------------------------------------------------------------ search
 
     def _sync_search(
-        self, endpoint: Endpoint, envelope: ParsedEnvelope, correlation_id: str
+        self, endpoint: Endpoint, envelope: ParsedEnvelope, correlation_id: str, scope: ReadScope
     ) -> Reply:
         """Search, then spend the message id and record the transaction: one connection.
 
@@ -426,7 +421,7 @@ class DciServer:
             with read_connection(self.search_engine) as connection:
                 try:
                     body, status, summary = self._search_answer(
-                        envelope, correlation_id, connection
+                        envelope, correlation_id, scope, connection
                     )
                 except DBAPIError as error:
                     if attempt == 1 and error.connection_invalidated:
@@ -445,6 +440,7 @@ class DciServer:
         envelope: ParsedEnvelope,
         correlation_id: str,
         callback: str | None,
+        scope: ReadScope,
     ) -> Reply:
         assert callback is not None
         pending = [
@@ -455,20 +451,26 @@ class DciServer:
 
         def job() -> None:
             try:
-                body, status, summary = self._search_answer(envelope, correlation_id)
+                body, status, summary = self._search_answer(envelope, correlation_id, scope)
             except Exception:
                 incident = uuid.uuid4().hex[:12]
                 log.exception("DCI async search failed (incident %s)", incident)
-                self.transactions.finish(
-                    correlation_id, codes.RJCT, None, "none", f"search failed ({incident})"
+                reason = f"the search failed here (incident {incident}); send it again later"
+                message, summary = failed_answer(envelope.message, correlation_id, reason)
+                header = self._callback_header(
+                    codes.ON_SEARCH, envelope.sender_id, codes.RJCT, len(summary), None, reason
                 )
-                return
+                body, status = self._envelope(header, message), codes.RJCT
             self._post_callback(correlation_id, callback, body, status, summary)
 
         return self._accept(correlation_id, job)
 
     def _search_answer(
-        self, envelope: ParsedEnvelope, correlation_id: str, connection: Connection | None = None
+        self,
+        envelope: ParsedEnvelope,
+        correlation_id: str,
+        scope: ReadScope,
+        connection: Connection | None = None,
     ) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
         seen: set[str] = set()
         answers = [
@@ -476,6 +478,7 @@ class DciServer:
                 item,
                 seen,
                 self.queries,
+                scope,
                 default_page_size=self.config.default_page_size,
                 max_page_size=self.config.max_page_size,
                 connection=connection,
@@ -584,42 +587,27 @@ class DciServer:
         callback: str | None,
     ) -> Reply:
         request = envelope.message["txnstatus_request"]
-        rows = self.transactions.find(envelope.sender_id, request)
-        found = bool(rows)
-        if found:
-            items = [status_item(item) for row in rows for item in row.items]
-            message: dict[str, Any] | None = {
-                "transaction_id": envelope.message["transaction_id"],
-                "correlation_id": correlation_id,
-                "txnstatus_response": {
-                    "txn_type": request["txn_type"],
-                    "txn_status": {
-                        "transaction_id": rows[0].transaction_id or rows[0].correlation_id,
-                        "correlation_id": rows[0].correlation_id,
-                        "search_response": items,
-                    },
-                },
-            }
-            header = self._callback_header(codes.TXN_ON_STATUS, envelope.sender_id, codes.SUCC, 1)
-        else:
-            message = None
-            header = self._callback_header(
-                codes.TXN_ON_STATUS,
-                envelope.sender_id,
-                codes.RJCT,
-                1,
-                reason_message="no transaction of this sender matches the request",
-            )
+        txn_status = txn_status_of(
+            request,
+            self.transactions.find(envelope.sender_id, request),
+            transaction_id=str(envelope.message["transaction_id"]),
+            correlation_id=correlation_id,
+        )
+        message = {
+            "transaction_id": envelope.message["transaction_id"],
+            "correlation_id": correlation_id,
+            "txnstatus_response": {"txn_type": request["txn_type"], "txn_status": txn_status},
+        }
+        header = self._callback_header(codes.TXN_ON_STATUS, envelope.sender_id, codes.SUCC, 1)
         body = self._envelope(header, message)
         if endpoint.sync:
             self._check_outgoing(
                 validation.answer_problems(endpoint.path, body), "sync txn status answer"
             )
-            return Reply(200 if found else 404, body)
+            return Reply(200, body)
         assert callback is not None
         self.transactions.start(envelope, correlation_id, "txn-status", [], callback)
-        status = header["status"]
         return self._accept(
             correlation_id,
-            lambda: self._post_callback(correlation_id, callback, body, status, None),
+            lambda: self._post_callback(correlation_id, callback, body, codes.SUCC, None),
         )

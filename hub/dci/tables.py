@@ -2,6 +2,9 @@
 message ids were already seen.
 
 - ``dci_sender_keys``: the ed25519 public keys of senders; a sender with a key must sign.
+- ``dci_unsigned_senders``: senders an operator explicitly let in without a signature
+  (``srhub dci allow-unsigned``), who did it, why, and when it was revoked. Every other sender
+  must sign; rows are kept after revocation as the record of the decision.
 - ``dci_sender_uris``: the callback base URIs registered for a sender. Callbacks go only to
   these (deny by default): a request cannot point the registry at an arbitrary host.
 - ``dci_transactions``: one row per async request (and per sync search), so txn/status can
@@ -36,6 +39,18 @@ class DciSenderKey(Base):
     revoked_at: Mapped[datetime | None] = mapped_column()
 
     __table_args__ = (UniqueConstraint("sender_id", "key_id", name="uq_dci_sender_keys_kid"),)
+
+
+class DciUnsignedSender(Base):
+    __tablename__ = "dci_unsigned_senders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    sender_id: Mapped[str] = mapped_column(String(200), index=True)
+    allowed_by: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500))
+    allowed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    revoked_at: Mapped[datetime | None] = mapped_column()
 
 
 class DciSenderUri(Base):

@@ -2,10 +2,11 @@
 
 Consent is decided here, per subscriber and per event, at the moment of dispatch: a program
 with an active (not revoked) consent for the subscription's purpose, given by the person or by
-their household, receives the event data enriched with personal data from the registry (names,
-sex, dates of birth and death, identifier values decrypted). A program without it receives only
-what cannot identify anyone: the event type and time, the admin area, and an opaque reference
-(an HMAC of the subject, different for every program, so it can count and de-duplicate but
+their household (the rule is ``registry_core.consent``'s, shared with the DCI and FHIR reads),
+receives the event data enriched with personal data from the registry (names, sex, dates of
+birth and death, identifier values decrypted). A program without it receives only what cannot
+identify anyone: the event type and time, the admin area, and an opaque reference (an HMAC of
+the subject, different for every program, so it can count and de-duplicate but
 cannot link people across programs or back to the registry).
 """
 
@@ -19,14 +20,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.broker.base import Message
 from hub.subscriptions.matching import subscription_matches
 from hub.subscriptions.tables import Subscription
+from registry_core.consent import consent_purposes
 from registry_core.crypto import IdentifierCipher
-from registry_core.models import Consent, Household, Identifier, Membership, Person
+from registry_core.models import Household, Identifier, Membership, Person
 from registry_core.records import identifier_record
 
 DELIVER_PREFIX = "deliver"
@@ -65,44 +67,6 @@ def subject_ids(data: Any) -> tuple[uuid.UUID | None, uuid.UUID | None]:
     if not isinstance(data, dict):
         return None, None
     return _uuid(data.get("person_id")), _uuid(data.get("household_id"))
-
-
-def _consent_filter(person_id: uuid.UUID | None, household_id: uuid.UUID | None) -> Any:
-    who = []
-    if person_id is not None:
-        who.append(Consent.person_id == person_id)
-    if household_id is not None:
-        who.append(Consent.household_id == household_id)
-    return or_(*who) if who else None
-
-
-def _household_of(session: Session, person_id: uuid.UUID | None) -> uuid.UUID | None:
-    if person_id is None:
-        return None
-    return session.scalar(
-        select(Membership.household_id)
-        .where(Membership.person_id == person_id)
-        .order_by(Membership.end_date.is_(None).desc(), Membership.start_date.desc())
-        .limit(1)
-    )
-
-
-def consent_purposes(
-    session: Session, program: str, person_id: uuid.UUID | None, household_id: uuid.UUID | None
-) -> set[str]:
-    """Purposes for which ``program`` holds an active consent covering this subject."""
-    if household_id is None:
-        household_id = _household_of(session, person_id)
-    who = _consent_filter(person_id, household_id)
-    if who is None:
-        return set()
-    return set(
-        session.scalars(
-            select(Consent.purpose).where(
-                Consent.program_code == program, Consent.revoked_at.is_(None), who
-            )
-        )
-    )
 
 
 def opaque_ref(key: bytes, program: str, subject: str) -> str:

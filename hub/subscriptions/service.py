@@ -176,6 +176,42 @@ def create(
     return subscription, generated
 
 
+def ensure(
+    session: Session,
+    cipher: IdentifierCipher,
+    body: dict[str, Any],
+    *,
+    program_code: str,
+    created_by: str,
+) -> tuple[Subscription, bool]:
+    """Create the subscription ``body`` describes, or bring the one with its code up to date
+    (events, filters, target, secret, active again); returns it and whether it is new.
+
+    For subscriptions the hub itself keeps in place across restarts (the sandbox's program
+    MIS): its webhook secret may change at every start, and a stale copy would make every
+    delivery fail its signature check. Its delivery log and queue are kept.
+    """
+    existing = session.scalar(select(Subscription).where(Subscription.code == body["code"]))
+    if existing is None:
+        subscription, _ = create(
+            session, cipher, body, program_code=program_code, created_by=created_by
+        )
+        return subscription, True
+    if existing.channel != body["channel"] or existing.program_code != program_code:
+        raise ConflictError(
+            f"subscription {body['code']!r} exists for another program or channel; delete it first"
+        )
+    existing.event_types = list(body["event_types"])
+    existing.filters = dict(body.get("filters") or {})
+    existing.purpose = body["purpose"]
+    existing.status = STATUS_ACTIVE
+    if body["channel"] != CHANNEL_AMQP:
+        existing.target = body["target"]
+    if "secret" in body:
+        existing.secret_sealed = cipher.seal(SECRET_CONTEXT, body["secret"].encode("utf-8"))
+    return existing, False
+
+
 def secret_of(cipher: IdentifierCipher, subscription: Subscription) -> bytes | None:
     if subscription.secret_sealed is None:
         return None

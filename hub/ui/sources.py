@@ -138,7 +138,12 @@ def program_subscriptions(
         found = list(db.scalars(query))
         for row in found[:size]:
             last = db.execute(
-                select(DeliveryAttempt.status, DeliveryAttempt.error, DeliveryAttempt.started_at)
+                select(
+                    DeliveryAttempt.status,
+                    DeliveryAttempt.error,
+                    DeliveryAttempt.started_at,
+                    DeliveryAttempt.event_type,
+                )
                 .where(DeliveryAttempt.subscription_code == row.code)
                 .order_by(DeliveryAttempt.id.desc())
                 .limit(1)
@@ -151,6 +156,7 @@ def program_subscriptions(
                     "events": ", ".join(row.event_types or []),
                     "state": row.status,
                     "last_delivery": last.status if last else None,
+                    "last_event": last.event_type if last else None,
                     "last_delivery_at": last.started_at if last else None,
                     "last_error": last.error if last else None,
                 }

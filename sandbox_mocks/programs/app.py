@@ -27,6 +27,7 @@ from sandbox_mocks.programs.notifications import (
     NotificationLog,
     check_signature,
 )
+from sandbox_mocks.programs.page import render_page
 from sandbox_mocks.programs.store import (
     STATUSES,
     AlreadyEnrolledError,
@@ -163,6 +164,11 @@ def create_app(config: ProgramMisConfig) -> Flask:
     @app.errorhandler(BadRequestError)
     def _bad(exc: BadRequestError) -> tuple[Response, int]:
         return _error(400, "bad_request", str(exc))
+
+    # ------------------------------------------------------------- the officer's page
+    @app.get("/")
+    def page() -> str:
+        return render_page(log, store.programs())
 
     # ------------------------------------------------------------- programs
     @app.get("/health")

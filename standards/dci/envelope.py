@@ -148,9 +148,40 @@ def ack(ack_status: str, correlation_id: str, error: tuple[str, str] | None = No
     return {"message": message}
 
 
-def http_errors(code: str, message: str) -> dict[str, Any]:
-    """The spec's ``HttpErrorResponse`` body, for 401/403 and transport-level refusals."""
-    return {"errors": [{"code": code, "message": message[:999]}]}
+_TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
+
+
+def problem_fields(code: str, message: str, status: int) -> dict[str, Any]:
+    """What every refusal carries besides its DCI body: the spec's ``HttpErrorResponse``
+    (``errors``) and RFC 9457 problem members (``type``, ``title``, ``status``, ``detail``) with
+    the DCI ``code``, so DCI clients and generic HTTP clients both find the reason."""
+    text = message[:999]
+    return {
+        "type": "about:blank",
+        "title": _TITLES.get(status, "Error"),
+        "status": status,
+        "detail": text,
+        "code": code,
+        "errors": [{"code": code, "message": text}],
+    }
+
+
+def http_errors(code: str, message: str, status: int = 400) -> dict[str, Any]:
+    """A refusal with no DCI body of its own (401/403, transport-level errors): the problem
+    fields plus a top-level ``message`` text, which simple HTTP clients read. Never use it where
+    ``message`` is a DCI message object (an ack, a callback body)."""
+    return {**problem_fields(code, message, status), "message": message[:999]}
 
 
 # --- checking ---------------------------------------------------------------------------------

@@ -84,7 +84,9 @@ def suite_folder() -> Path:
 def installed(suite: Path) -> Path:
     """A copy of the suite with its Node packages: the suite itself when it has them, else the
     cache ``<tmp>/spdci-compliance-<lock hash>`` shared with dci-suite.sh (``npm ci`` once,
-    under a lock, into a fresh folder renamed into place)."""
+    under a lock, into a fresh folder renamed into place). A cache folder that exists but is
+    not complete may be dci-suite.sh installing right now: it is left alone and this run uses
+    its own fresh copy."""
     if (suite / "node_modules" / "ajv").is_dir():
         return suite
     key = hashlib.sha1((suite / "package-lock.json").read_bytes()).hexdigest()[:12]
@@ -108,7 +110,8 @@ def installed(suite: Path) -> Path:
             if done.returncode != 0:
                 shutil.rmtree(fresh, ignore_errors=True)
                 cannot_run(f"npm ci failed for the suite: {done.stderr.strip()[-400:]}")
-            shutil.rmtree(cache, ignore_errors=True)
+            if cache.exists():
+                return fresh
             fresh.rename(cache)
     return cache
 

@@ -1,0 +1,167 @@
+"""Who may talk DCI to the registry: signatures by default, an operator's explicit exemption for
+a sender that cannot sign, and a present signature that must verify whoever sends it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from hub.dci import senders
+from hub.dci.config import DciConfig
+from hub.settings import SettingsError, load_settings
+from standards.dci.signature import public_key_base64, sign_envelope
+from tests.integration.dci_support import (
+    SENDER,
+    Dci,
+    check_ack,
+    check_problem,
+    check_sync,
+    idtype,
+)
+
+PARTNER = "partner-without-pki"
+
+
+@pytest.fixture
+def dci(db_url: str, tmp_path: Path):
+    harness = Dci(db_url, tmp_path, extra={"callback_attempts": 1, "key_cache_seconds": 0.2})
+    senders.register_callback_uri(harness.runtime.sessions, PARTNER, harness.receiver.base)
+    yield harness
+    harness.close()
+
+
+def as_partner(dci: Dci, signature: str | None, **header) -> dict:
+    body = idtype(dci, sign=False, sender_id=PARTNER, **header)
+    if signature is not None:
+        body["signature"] = signature
+    return body
+
+
+def signed_by(key: Ed25519PrivateKey, body: dict, sender: str = PARTNER) -> dict:
+    body["signature"] = sign_envelope(
+        body["header"], body["message"], key, sender_id=sender, key_id="k9"
+    )
+    return body
+
+
+def test_a_sender_nobody_onboarded_is_refused_whatever_it_sends(dci):
+    stranger_key = Ed25519PrivateKey.generate()
+    for label, body in (
+        ("unsigned", as_partner(dci, None)),
+        ("placeholder", as_partner(dci, "invalid-signature")),
+        ("well-formed, unknown key", signed_by(stranger_key, as_partner(dci, None))),
+    ):
+        sync = dci.post("sync/search", body)
+        assert sync.status_code == 403, label
+        problem = check_problem(sync, "err.sender_id.invalid")
+        assert "not onboarded" in problem["detail"] and "srhub dci add-key" in problem["detail"]
+        body["header"]["message_id"] += "-async"
+        later = dci.post("search", body)
+        assert later.status_code == 403, label
+        check_problem(later, "err.sender_id.invalid")
+    assert dci.receiver.received.empty()
+
+
+def test_an_exempt_sender_may_omit_the_signature_but_never_send_a_bad_one(dci, caplog):
+    assert senders.allow_unsigned(
+        dci.runtime.sessions, PARTNER, by="ops", reason="no PKI until March"
+    )
+    assert not senders.allow_unsigned(dci.runtime.sessions, PARTNER, by="ops", reason="again")
+    caplog.set_level(logging.INFO, logger="hub.dci.server")
+    for signature in (None, "", "   "):
+        response = dci.post("sync/search", as_partner(dci, signature))
+        assert response.status_code == 200, (signature, response.get_json())
+        assert check_sync(response)["header"]["status"] == "succ"
+    assert "unsigned (allowed)" in caplog.text
+    # A signature that is present must verify: placeholders and signatures made with a key
+    # the registry does not hold are refused, from this sender too.
+    for label, body in (
+        ("placeholder", as_partner(dci, "unsigned-stub")),
+        ("garbage", as_partner(dci, "invalid-signature")),
+        ("real but unknown key", signed_by(Ed25519PrivateKey.generate(), as_partner(dci, None))),
+    ):
+        response = dci.post("sync/search", body)
+        assert response.status_code == 401, label
+        problem = check_problem(response, "err.signature.invalid")
+        assert "leave signature out" in problem["detail"], label
+        body["header"]["message_id"] += "-async"
+        ack = check_problem(dci.post("search", body), "err.signature.invalid")
+        assert ack["message"]["ack_status"] == "ERR"
+    # unsigned async works end to end: ACK, then the callback
+    accepted = check_ack(dci.post("search", as_partner(dci, None)))["message"]
+    assert accepted["ack_status"] == "ACK"
+    path, callback = dci.receiver.next()
+    assert path == "/registry/on-search"
+    assert callback["message"]["correlation_id"] == accepted["correlation_id"]
+
+    # Once it has a key, the exemption no longer lets it skip signing.
+    key = Ed25519PrivateKey.generate()
+    senders.register_key(dci.runtime.sessions, PARTNER, "k9", public_key_base64(key.public_key()))
+    time.sleep(0.3)  # key_cache_seconds
+    missing = dci.post("sync/search", as_partner(dci, None))
+    assert missing.status_code == 401
+    check_problem(missing, "err.signature.missing")
+    assert dci.post("sync/search", signed_by(key, as_partner(dci, None))).status_code == 200
+    assert senders.revoke_key(dci.runtime.sessions, PARTNER, "k9")
+
+    # Revoked: refused again (within the key cache time).
+    assert senders.revoke_unsigned(dci.runtime.sessions, PARTNER, by="ops")
+    assert not senders.revoke_unsigned(dci.runtime.sessions, PARTNER, by="ops")
+    time.sleep(0.3)
+    refused = dci.post("sync/search", as_partner(dci, None))
+    assert refused.status_code == 403
+    check_problem(refused, "err.sender_id.invalid")
+
+
+def test_signatures_cannot_be_switched_off(tmp_path):
+    for value, ok in ((True, True), (False, False), ("no", False)):
+        settings = load_settings(
+            env={}, data_dir=tmp_path, extra={"dci": {"require_signatures": value}}
+        )
+        if ok:
+            assert not hasattr(DciConfig.from_settings(settings), "require_signatures")
+        else:
+            with pytest.raises(SettingsError, match="allow-unsigned"):
+                DciConfig.from_settings(settings)
+
+
+def test_operators_grant_list_and_revoke_exemptions_from_the_cli(tmp_path):
+    from click.testing import CliRunner
+
+    from hub.dci.cli import dci as dci_cli
+
+    env = {"SRHUB_DATA_DIR": str(tmp_path), "SRHUB_DATABASE_URL": ""}
+    runner = CliRunner()
+    empty = runner.invoke(dci_cli, ["senders"], env=env)
+    assert empty.exit_code == 0 and "no DCI sender is onboarded" in empty.output
+    no_reason = runner.invoke(dci_cli, ["allow-unsigned", PARTNER], env=env)
+    assert no_reason.exit_code != 0 and "--reason" in no_reason.output
+    granted = runner.invoke(
+        dci_cli, ["allow-unsigned", PARTNER, "--reason", "no PKI yet", "--by", "amina"], env=env
+    )
+    assert granted.exit_code == 0, granted.output
+    twice = runner.invoke(dci_cli, ["allow-unsigned", PARTNER, "--reason", "x"], env=env)
+    assert twice.exit_code != 0 and "already" in twice.output
+    public = public_key_base64(Ed25519PrivateKey.generate().public_key())
+    assert runner.invoke(dci_cli, ["add-key", SENDER, "k1", public], env=env).exit_code == 0
+    assert (
+        runner.invoke(dci_cli, ["add-callback", PARTNER, "https://mis.example/dci"], env=env)
+    ).exit_code == 0
+    table = runner.invoke(dci_cli, ["senders"], env=env)
+    assert f"{PARTNER}\tUNSIGNED allowed by amina: no PKI yet" in table.output
+    assert f"{SENDER}\tsigns with k1" in table.output
+    listed = json.loads(runner.invoke(dci_cli, ["senders", "--json"], env=env).stdout)
+    partner = next(s for s in listed if s["sender_id"] == PARTNER)
+    assert partner["unsigned"]["allowed_by"] == "amina"
+    assert partner["callbacks"] == ["https://mis.example/dci"]
+    revoked = runner.invoke(dci_cli, ["revoke-unsigned", PARTNER], env=env)
+    assert revoked.exit_code == 0
+    again = runner.invoke(dci_cli, ["revoke-unsigned", PARTNER], env=env)
+    assert again.exit_code != 0
+    after = json.loads(runner.invoke(dci_cli, ["senders", "--json"], env=env).stdout)
+    assert next(s for s in after if s["sender_id"] == PARTNER)["unsigned"] is None

@@ -1,0 +1,84 @@
+"""The sandbox's own activity: the program MIS subscribed once and kept current across starts,
+and a verification round queued through the same path staff use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from hub import sandbox_activity
+from hub.runtime import HubRuntime
+from hub.settings import load_settings
+from hub.subscriptions import service
+from hub.subscriptions.tables import Subscription
+from registry_core.errors import ConflictError
+from registry_core.service import Source
+
+MIS = {"webhook_url": "http://127.0.0.1:9/notifications/webhook", "webhook_secret": "s" * 24}
+
+
+@pytest.fixture
+def runtime(db_url: str, tmp_path: Path):
+    settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path / "var")
+    built = HubRuntime(settings)
+    built.registry.ensure_identifier_systems()
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+def test_the_mis_is_subscribed_once_and_its_new_secret_replaces_the_old(runtime):
+    settings = runtime.settings
+    assert sandbox_activity.subscribe_program_mis_by_amqp(settings, runtime) == []  # no RabbitMQ
+    sandbox_activity.subscribe_program_mis_by_webhook(settings, runtime, MIS)
+    restarted = {**MIS, "webhook_secret": "t" * 24, "webhook_url": MIS["webhook_url"] + "/x"}
+    sandbox_activity.subscribe_program_mis_by_webhook(settings, runtime, restarted)
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Subscription)) == 1
+        found = service.get(session, sandbox_activity.MIS_WEBHOOK_CODE)
+        assert found.target.endswith("/x")
+        assert service.secret_of(runtime.cipher, found) == b"t" * 24
+        assert found.event_types == ["person.*"]
+
+
+def test_ensure_refuses_to_take_over_another_programs_subscription(runtime):
+    body = sandbox_activity.webhook_subscription(MIS)
+    with runtime.sessions() as session, session.begin():
+        service.create(session, runtime.cipher, body, program_code="cash", created_by="t")
+    with (
+        pytest.raises(ConflictError),
+        runtime.sessions() as session,
+        session.begin(),
+    ):
+        service.ensure(
+            session, runtime.cipher, body, program_code=sandbox_activity.MIS_PROGRAM, created_by="t"
+        )
+
+
+def test_a_verification_round_queues_people_with_a_national_id(runtime):
+    registry = runtime.registry
+    source = Source("field_survey")
+    for number, value in enumerate(("1000000001", None, "1000000002")):
+        member = {
+            "given_name": f"Ana{number}",
+            "family_name": "Moreno",
+            "sex": "female",
+            "birth_date": "1980-01-01",
+            "relationship": "head",
+        }
+        if value:
+            member["identifiers"] = [{"system": "national_id", "value": value}]
+        registry.register_household({"admin_area_code": "R01", "members": [member]}, source)
+    published = []
+    count = sandbox_activity.queue_verification_round(
+        runtime, lambda connector, record: published.append((connector, record)), limit=10
+    )
+    assert count == 2
+    assert {connector for connector, _ in published} == {"registry"}
+    assert all(record.record_type == "verification_requested" for _, record in published)
+    assert all(record.payload["consent_obtained"] is True for _, record in published)
+    assert len({record.source_id for _, record in published}) == 2
+    assert sandbox_activity.queue_verification_round(runtime, lambda *_: None, limit=1) == 1
