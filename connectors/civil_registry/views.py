@@ -33,7 +33,7 @@ from connectors.civil_registry.dci_messages import check_message
 from connectors.civil_registry.feed import Rejection
 from connectors.civil_registry.websub import MAX_CHALLENGE_LENGTH, DeliveryError, parse_delivery
 from standards.dci import codes
-from standards.dci.envelope import EnvelopeError, parse_envelope
+from standards.dci.envelope import EnvelopeError, parse_envelope, problem_fields
 from standards.dci.signature import SignatureError
 
 if TYPE_CHECKING:
@@ -132,7 +132,13 @@ def build_blueprint(connector: CivilRegistryConnector) -> Blueprint:
         return jsonify({"status": "accepted", "message_id": message_id})
 
     def dci_answer(answer: Answer) -> Response:
-        response = jsonify(answer.body)
+        body = answer.body
+        error = body.get("message", {}).get("error")
+        if answer.status >= 400 and isinstance(error, dict):
+            # Beside the DCI acknowledgement, the spec's HttpErrorResponse and problem fields,
+            # as the hub's DCI server answers: generic HTTP clients find the reason too.
+            body = {**problem_fields(error["code"], error["message"], answer.status), **body}
+        response = jsonify(body)
         response.status_code = answer.status
         if answer.status == 503:
             response.headers["Retry-After"] = RETRY_AFTER_SECONDS

@@ -712,6 +712,9 @@ def test_malformed_notify_gets_a_dci_nack_never_a_500(
         message = answer.json()["message"]
         assert message["ack_status"] == "NACK" and message["error"]["code"] == code
         assert message["error"]["message"]
+        # The spec's HttpErrorResponse and problem fields beside it, as the DCI server has.
+        assert answer.json()["errors"] == [message["error"]]
+        assert (answer.json()["status"], answer.json()["code"]) == (status, code)
     assert publisher.records() == []
 
     # Good and bad records in one notify: the good one lands, the bad one is reported.
