@@ -140,8 +140,21 @@ class ConnectorHost:
         self.checkpoints = SqlCheckpointStore(self.engine)
         self.seen_files = SqlSeenFileStore(self.engine)
 
+    def signing_key(self) -> Any | None:
+        """The hub's DCI signing key (``hub.dci.config``), for connectors that sign what they
+        send; None (and a warning) when it cannot be read, so connectors still start."""
+        from hub.dci.config import DciConfig, load_signing_key
+        from hub.settings import SettingsError
+
+        try:
+            return load_signing_key(self.settings, DciConfig.from_settings(self.settings))
+        except (SettingsError, OSError, ValueError) as exc:
+            log.warning("connectors get no signing key (they send unsigned): %s", exc)
+            return None
+
     def build(self, configs: Mapping[str, Mapping[str, Any]]) -> ConnectorHost:
         """Create every enabled connector; record (not raise) what cannot be built."""
+        signing_key = self.signing_key() if configs else None
         for name, config in configs.items():
             settings = dict(config)
             if settings.get("enabled") is False:
@@ -151,6 +164,7 @@ class ConnectorHost:
                 publisher=self.publisher,
                 checkpoints=self.checkpoints,
                 seen_files=self.seen_files,
+                signing_key=signing_key,
             )
             try:
                 self.connectors[name] = create_connector(settings, context)

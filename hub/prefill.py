@@ -38,6 +38,7 @@ from connectors.base.errors import (
     RateLimitTimeout,
     safe_reason,
 )
+from connectors.civil_registry.dci_messages import normalise_event_type
 from connectors.lookups import AreaLookup, AreaNotFound, TaxpayerLookup, TaxpayerNotFound
 from connectors.national_id import NationalIdConnector, NotFoundError, national_id_problem
 from connectors.national_id.crvs_lookup import CivilRegistryNotFound, CivilRegistryUinLookup
@@ -155,7 +156,7 @@ def ask_civil_registry(
     records = client.find(national_id, deadline)
     claims: list[Claim] = []
     for raw in records:
-        if raw.get("reg_event_type") == "death":
+        if normalise_event_type(raw.get("reg_event_type")) == "death":  # any DCI spelling
             record, sources = _mapped("civil_registry_dci_death", raw)
             claims += _person_claims(record.get("deceased") or {}, "deceased.", sources)
             claims.append(Claim("person", "person_status", "deceased", "$.reg_event_type"))

@@ -204,6 +204,50 @@ def fhir_reference(context: Context, reference: str, optional: bool = False) -> 
         return None
 
 
+# ---------------------------------------------------------------------------- DCI places
+
+_AREA_CODE = re.compile(r"[A-Z0-9][A-Z0-9-]{0,63}")  # standards' admin_area_code
+# Where a DCI place object may name its admin area, most specific first: an explicit code, the
+# place it lies in (schema.org ``containedInPlace``, the CRVS example's ``contained_in_place``),
+# its address, then the address fields of the registry core's openid_Address used as a place.
+_PLACE_STEPS = (
+    "admin_area_code",
+    "contained_in_place",
+    "address",
+    "sub_region_code",
+    "region_code",
+)
+_MAX_PLACE_DEPTH = 3
+
+
+def _area_code(found: Located, depth: int = 0) -> Located | None:
+    value = found.value
+    if isinstance(value, str):
+        text = value.strip().upper()
+        return Located(text, found.path) if _AREA_CODE.fullmatch(text) else None
+    if not isinstance(value, dict) or depth >= _MAX_PLACE_DEPTH:
+        return None
+    for key in _PLACE_STEPS:
+        if key in value and not isinstance(value[key], list):
+            hit = _area_code(Located(value[key], f"{found.path}.{key}"), depth + 1)
+            if hit is not None:
+                return hit
+    return None
+
+
+@hook("dci_place_code", {"place": Param((str,), required=True)}, path_params=("place",))
+def dci_place_code(context: Context, place: str) -> HookResult:
+    """The admin-area code of a DCI ``birth_place`` / ``death_place``, or None.
+
+    The CRVS API gives a place as text or as an object (name, geo, address, the place it lies
+    in). Text counts only when it is a code; an object is searched for one (see
+    ``_PLACE_STEPS``). A place without a code is no error: the record maps without it, and the
+    place itself stays in the raw record the hub keeps.
+    """
+    found = context.first(place)
+    return _area_code(found) if found is not None else None
+
+
 # OpenCRVS's own ways of writing a bundle (roles, places, residences) live in their module;
 # importing it registers its hooks.
 from mappings import opencrvs as _opencrvs  # noqa: E402,F401

@@ -32,7 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import requests
 
@@ -58,6 +58,9 @@ from connectors.base.resilience import RESILIENCE_SCHEMA, PartnerLimiters, Resil
 from connectors.base.settings import validate_settings
 from connectors.base.status import ConnectorStatus
 
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 
 class Mode(StrEnum):
     PULL = "pull"
@@ -73,6 +76,20 @@ RawPublisher = Callable[[str, RawRecord], None]
 # One limiter pool per process unless the hub passes its own: every connector calling the same
 # partner then shares one token bucket.
 SHARED_LIMITERS = PartnerLimiters()
+
+
+class MessageSigningKey(Protocol):
+    """The hub's own ed25519 key for signing what connectors send (e.g. DCI envelopes).
+
+    The hub holds one key (``srhub dci signing-key`` shows its public half and id); connectors
+    get it through their context rather than reading the hub's files.
+    """
+
+    @property
+    def private_key(self) -> Ed25519PrivateKey: ...
+
+    @property
+    def key_id(self) -> str: ...
 
 
 @dataclass
@@ -91,6 +108,7 @@ class ConnectorContext:
     status: ConnectorStatus | None = None
     limiters: PartnerLimiters | None = None  # None: shared per process (per clock in tests)
     logger: logging.Logger | None = None
+    signing_key: MessageSigningKey | None = None  # None: the hub gave no key; send unsigned
 
     def __post_init__(self) -> None:
         if not CONNECTOR_NAME_RE.match(self.name):

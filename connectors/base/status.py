@@ -51,6 +51,7 @@ COUNTERS: tuple[str, ...] = (
     "polls",
     "pushes_accepted",
     "pushes_refused",
+    "callbacks",  # answers the partner called back with (e.g. DCI on-subscribe, on-search)
     "files_processed",
     "files_rejected",
     "files_duplicate",
@@ -127,13 +128,17 @@ class ConnectorStatus:
         reason: str | None = None,
         *,
         confirm_by: datetime | None = None,
+        overdue_reason: str | None = None,
         **details: str,
     ) -> None:
-        """Record the outcome of one subscription (``key`` names it: ``websub:BIRTH_REGISTERED``).
+        """Record the outcome of one subscription (``key`` names it: ``websub:BIRTH_REGISTERED``,
+        ``dci:<event types>``).
 
         ``reason`` says why it is not active, in words an operator can act on (no secrets, no
         personal data). ``confirm_by``: with ``awaiting_confirmation``, the moment after which
-        it counts as ``unconfirmed``. ``details`` are shown beside it (e.g. the partner's id).
+        it counts as ``unconfirmed``, for ``overdue_reason`` (what confirmation never came and
+        what to check; a WebSub challenge by default). ``details`` are shown beside it (e.g.
+        the partner's id).
         """
         if state not in SUBSCRIPTION_STATES:
             raise ValueError(f"unknown subscription state {state!r}; known: {SUBSCRIPTION_STATES}")
@@ -149,6 +154,7 @@ class ConnectorStatus:
                 "reason": reason[:500] if reason else None,
                 "since": since,
                 "confirm_by": confirm_by,
+                "overdue_reason": overdue_reason[:500] if overdue_reason else None,
                 "details": {k: str(v)[:200] for k, v in details.items()},
             }
 
@@ -173,7 +179,7 @@ class ConnectorStatus:
             due = entry["confirm_by"]
             if state == AWAITING_CONFIRMATION and due is not None and now > due:
                 state = UNCONFIRMED
-                reason = (
+                reason = entry["overdue_reason"] or (
                     "the partner accepted the subscription but never verified it "
                     f"(no challenge by {due.isoformat()})"
                 )

@@ -10,7 +10,8 @@ anything else happens, and the registry (or our checkpoint) is told "done" only 
 - **pull** (``poll``): the ``/feed`` of registered events, resumed from the saved cursor; the
   way to fill gaps (events registered before a subscription, deliveries the registry gave up).
 - **DCI client** (``self.dci``): searches by identifier or date, synchronous or with the answer
-  coming back to the ``on-search`` view.
+  coming back to the ``on-search`` view. Requests are signed with the hub's key (from the
+  context); a subscription the registry never confirms keeps the connector degraded.
 
 All registry calls share this connector's resilience (timeout, retry, breaker, rate limit).
 """
@@ -34,7 +35,7 @@ from connectors.base import (
 )
 from connectors.base.errors import PartnerProtocolError
 from connectors.base.webhooks import OPENCRVS, verify_signature
-from connectors.civil_registry import feed
+from connectors.civil_registry import dci_messages, feed
 from connectors.civil_registry.dci_client import DciClient
 from connectors.civil_registry.dci_inbox import DciInbox
 from connectors.civil_registry.opencrvs_auth import SystemToken
@@ -50,6 +51,7 @@ from connectors.civil_registry.settings import (
 from connectors.civil_registry.views import build_blueprint
 from connectors.civil_registry.websub import SubscriptionBook, value_at
 from connectors.civil_registry.websub_client import WebSubSubscriber
+from standards.dci.signature import load_public_key
 
 WEBHOOK_PATH = "/webhook"
 # A registry retries a notify for a while; its message_ts stays that of the first attempt.
@@ -82,6 +84,12 @@ class CivilRegistryConnector(PullConnector, PushConnector):
             receiver_id=self.settings.get("registry_id"),
             clock=context.clock,
             pending_ttl=float(self.settings["pending_ttl_seconds"]),
+            signing_key=context.signing_key,
+            registry_key=self._registry_key(context.name),
+            locale=self.settings["dci_locale"],
+            reg_type=self.settings["dci_registry_type"],
+            record_type=self.settings["dci_record_type"],
+            status=self.status,
         )
         self.dci_max_age = DCI_MAX_AGE
         if self.settings["signature_scheme"] == OPENCRVS:
@@ -239,15 +247,38 @@ class CivilRegistryConnector(PullConnector, PushConnector):
 
     # --- push: DCI -----------------------------------------------------------------------------
 
-    def dci_sender_uri(self, callback_base_url: str | None = None) -> str:
-        """Where the registry sends our DCI callbacks: ``<base>/dci/<token>`` (it appends
-        ``/registry/<action>``). The token in the path is what authenticates those calls."""
-        return f"{self.callback_base(callback_base_url)}/dci/{self.callback_token}"
+    def _registry_key(self, name: str) -> Any:
+        """The registry's public key from ``registry_public_key``, or None when not set."""
+        text = self.settings.get("registry_public_key")
+        if not text:
+            return None
+        try:
+            return load_public_key(text)
+        except ValueError as error:  # the reason only: a key is not secret, but keep it short
+            raise SettingsError(name, [f"$.registry_public_key: {error}"]) from None
+
+    def dci_sender_uri(self, action: str, callback_base_url: str | None = None) -> str:
+        """The full URL the registry calls for ``action`` (``on-search``, ``on-subscribe``,
+        ``on-unsubscribe``, ``notify``): ``<base>/dci/<token>/<action>``, used as given, as in
+        the spec's example. The token in the path is what authenticates those calls."""
+        return f"{self.callback_base(callback_base_url)}/dci/{self.callback_token}/{action}"
+
+    def dci_subscribe_filter(self) -> Any:
+        """``subscribe_criteria.filter``: the configured one, else every event registered from
+        today on (the registry's notion of "new")."""
+        configured = self.settings.get("dci_subscribe_filter")
+        if configured:
+            return configured
+        return dci_messages.registered_since(self.context.clock.now().date())
 
     def dci_subscribe(self, callback_base_url: str | None = None) -> str:
-        """Subscribe to the configured DCI event types; returns the correlation id."""
+        """Subscribe to the configured DCI event types; returns the correlation id. The
+        on-subscribe must reach us within ``pending_ttl_seconds``, or health says so."""
         return self.dci.subscribe(
-            self.settings["dci_event_types"], sender_uri=self.dci_sender_uri(callback_base_url)
+            self.settings["dci_event_types"],
+            sender_uri=self.dci_sender_uri("on-subscribe", callback_base_url),
+            filter=self.dci_subscribe_filter(),
+            filter_type=self.settings.get("dci_filter_type"),
         )
 
     def close(self) -> None:

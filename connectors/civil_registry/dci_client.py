@@ -1,11 +1,19 @@
 """The DCI (SPDCI) CRVS client: search (sync and async), subscribe, unsubscribe.
 
 All calls go through the connector's ``PartnerHttpClient`` (timeouts, retries, circuit breaker,
-rate limit) with ``Authorization: Bearer <token>``. Asynchronous answers arrive later as POSTs
-to our ``sender_uri``; the blueprint hands an ``on-search`` body to ``deliver_on_search``, which
-wakes whoever waits on that transaction. Only transactions we started are accepted there: an
-``on-search`` for an unknown transaction id is refused, so nobody can slip records in by
-inventing one.
+rate limit) with ``Authorization: Bearer <token>``. Every request is signed with the hub's
+ed25519 key when the hub gave one (the envelope's ``signature``; ``kidId`` names our configured
+``sender_id``); without a key the field is left out, never sent as ``null``. When the
+registry's public key is configured, what it signs (sync answers, callbacks) must verify:
+``verify`` refuses a missing or wrong signature with the DCI error code and the reason.
+
+Asynchronous answers arrive later as POSTs to the ``sender_uri`` we give with each request: the
+full callback URL of that action, which the registry calls as given (the spec's example is
+``https://spp.example.org/{namespace}/callback/on-search``). The blueprint hands an
+``on-search`` body to ``deliver_on_search``, which wakes whoever waits on that transaction.
+Only transactions we started are accepted there: an ``on-search`` for an unknown transaction
+id is refused, so nobody can slip records in by inventing one. Subscriptions are tracked by
+``DciSubscriptions`` until their ``on-subscribe`` confirms them.
 """
 
 from __future__ import annotations
@@ -16,12 +24,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from connectors.base import Clock, PartnerHttpClient, PermanentPartnerError
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from connectors.base import Clock, MessageSigningKey, PartnerHttpClient, PermanentPartnerError
 from connectors.base.clock import Deadline
+from connectors.base.status import ConnectorStatus
 from connectors.civil_registry import dci_messages as msgs
 from connectors.civil_registry.dci_messages import DciAnswerError, SearchResult
+from connectors.civil_registry.dci_subscriptions import DciSubscriptions
 from standards.dci import codes
 from standards.dci.envelope import request_header
+from standards.dci.signature import SignatureError, sign_envelope, verify_envelope
 
 MAX_PENDING = 1000
 
@@ -50,14 +63,55 @@ class DciClient:
         receiver_id: str | None,
         clock: Clock,
         pending_ttl: float = 600.0,
+        signing_key: MessageSigningKey | None = None,
+        registry_key: Ed25519PublicKey | None = None,
+        locale: str = msgs.LOCALE,
+        reg_type: str = msgs.CRVS_REG_TYPE,
+        record_type: str = msgs.PERSON_RECORD_TYPE,
+        status: ConnectorStatus | None = None,
     ) -> None:
         self.http = http
         self.sender_id = sender_id
         self.receiver_id = receiver_id
         self.clock = clock
         self.pending_ttl = pending_ttl
+        self.signing_key = signing_key
+        self.registry_key = registry_key
+        self.locale = locale
+        self.reg_type = reg_type
+        self.record_type = record_type
+        self.subscriptions = DciSubscriptions(clock, pending_ttl, status)
         self._lock = threading.Lock()
         self._pending: dict[str, _Pending] = {}
+
+    # --- signatures ----------------------------------------------------------------------------
+
+    def envelope(self, header: dict[str, Any], message: dict[str, Any]) -> dict[str, Any]:
+        """``{signature?, header, message}``: signed when the hub gave us a key."""
+        body: dict[str, Any] = {"header": header, "message": message}
+        if self.signing_key is not None:
+            body["signature"] = sign_envelope(
+                header,
+                message,
+                self.signing_key.private_key,
+                sender_id=self.sender_id,
+                key_id=self.signing_key.key_id,
+            )
+        return body
+
+    def verify(self, signature: Any, header: Any, message: Any) -> None:
+        """Check what the registry signed against its configured public key; raise
+        ``SignatureError`` (``err.signature.missing`` / ``.invalid`` and why) when it does not
+        hold. Without a configured key nothing can be checked, and nothing is refused."""
+        if self.registry_key is None:
+            return
+        params = verify_envelope(signature, header, message, self.registry_key)
+        sender = header.get("sender_id") if isinstance(header, dict) else None
+        if sender is not None and params.sender_id != str(sender):
+            raise SignatureError(
+                codes.ERR_SIGNATURE_INVALID,
+                "the signature's kidId names another sender than header.sender_id",
+            )
 
     # --- the wire ------------------------------------------------------------------------------
 
@@ -71,16 +125,14 @@ class DciClient:
         sender_uri: str | None = None,
         deadline: Deadline | None = None,
     ) -> dict[str, Any]:
-        body = {
-            "header": request_header(
-                action,
-                sender_id=self.sender_id,
-                receiver_id=self.receiver_id,
-                total_count=total_count,
-                sender_uri=sender_uri,
-            ),
-            "message": message,
-        }
+        header = request_header(
+            action,
+            sender_id=self.sender_id,
+            receiver_id=self.receiver_id,
+            total_count=total_count,
+            sender_uri=sender_uri,
+        )
+        body = self.envelope(header, message)
         operation = f"DCI {action}"
         answer = self.http.post_json(path, json=body, deadline=deadline, operation=operation)
         if not isinstance(answer, dict) or not isinstance(answer.get("message"), dict):
@@ -104,8 +156,11 @@ class DciClient:
     def search(
         self, criteria_list: Sequence[Mapping[str, Any]], *, deadline: Deadline | None = None
     ) -> list[SearchResult]:
-        """Synchronous search (``/registry/sync/search``): one result per criteria block."""
-        message = msgs.search_message(criteria_list)
+        """Synchronous search (``/registry/sync/search``): one result per criteria block.
+
+        The answer is an on-search envelope: its signature is checked when the registry's key
+        is configured (``DciRefused`` with ``err.signature.*`` otherwise)."""
+        message = self._search_message(criteria_list)
         answer = self._post(
             "sync/search",
             codes.SEARCH,
@@ -113,6 +168,10 @@ class DciClient:
             total_count=len(criteria_list),
             deadline=deadline,
         )
+        try:
+            self.verify(answer.get("signature"), answer.get("header"), answer["message"])
+        except SignatureError as error:
+            raise DciRefused(self.http.partner, "DCI search", error.code, error.message) from None
         try:
             return msgs.search_results(answer["message"])
         except DciAnswerError as error:
@@ -181,8 +240,9 @@ class DciClient:
     ) -> str:
         """Start an asynchronous search; returns its transaction id (``wait_for`` it).
 
-        With ``publish`` the records of the on-search callback are also published raw."""
-        message = msgs.search_message(criteria_list)
+        With ``publish`` the records of the on-search callback are also published raw.
+        ``sender_uri`` is the full URL of our on-search view."""
+        message = self._search_message(criteria_list)
         transaction_id = str(message["transaction_id"])
         self._register(transaction_id, publish)
         try:
@@ -243,22 +303,50 @@ class DciClient:
             self._pending.pop(transaction_id, None)
         return pending.results
 
+    def _search_message(self, criteria_list: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        return msgs.search_message(criteria_list, locale=self.locale, reg_type=self.reg_type)
+
     # --- subscriptions -------------------------------------------------------------------------
 
-    def subscribe(self, event_types: Iterable[str], *, sender_uri: str) -> str:
-        """Subscribe to notifications of ``event_types``; returns the correlation id. The
-        subscription codes come later in the on-subscribe callback."""
-        message = msgs.subscribe_message(list(event_types))
-        answer = self._post(
-            "subscribe",
-            codes.SUBSCRIBE,
-            message,
-            total_count=len(message["subscribe_request"]),
-            sender_uri=sender_uri,
+    def subscribe(
+        self,
+        event_types: Iterable[str],
+        *,
+        sender_uri: str,
+        filter: Any,
+        filter_type: str | None = None,
+    ) -> str:
+        """Subscribe to notifications of ``event_types`` (as the registry spells them);
+        returns the correlation id. ``sender_uri`` is the full URL of our on-subscribe view;
+        the subscription codes come in that callback (``self.subscriptions`` tracks it)."""
+        message = msgs.subscribe_message(
+            list(event_types),
+            filter=filter,
+            filter_type=filter_type,
+            locale=self.locale,
+            reg_type=self.reg_type,
+            record_type=self.record_type,
         )
-        return self._expect_ack(answer, "DCI subscribe")
+        transaction_id = str(message["transaction_id"])
+        self.subscriptions.sent(transaction_id, msgs.subscribe_references(message))
+        try:
+            answer = self._post(
+                "subscribe",
+                codes.SUBSCRIBE,
+                message,
+                total_count=len(message["subscribe_request"]),
+                sender_uri=sender_uri,
+            )
+            correlation_id = self._expect_ack(answer, "DCI subscribe")
+        except BaseException:
+            self.subscriptions.failed(transaction_id)
+            raise
+        self.subscriptions.acknowledged(transaction_id, correlation_id)
+        return correlation_id
 
     def unsubscribe(self, subscription_codes: Sequence[str], *, sender_uri: str) -> str:
+        """Ask the registry to drop ``subscription_codes``; ``sender_uri`` is the full URL of
+        our on-unsubscribe view."""
         message = msgs.unsubscribe_message(subscription_codes)
         answer = self._post(
             "unsubscribe",

@@ -53,18 +53,29 @@ class DciInbox:
         self.client = client
         self.rejections = rejections
         self._lock = threading.Lock()
-        self._subscriptions: dict[str, dict[str, str]] = {}  # code -> {event type, status}
-        self._subscribe_refusals: list[str] = []
+        self._callbacks: dict[str, dict[str, Any]] = {}  # action -> {count, last_at}
 
     def handle(self, action: str, envelope: ParsedEnvelope, message: dict[str, Any]) -> Answer:
         """Raises ``PublishFailed`` when the hub cannot take the records (the view answers ERR)."""
+        self._seen(action)
         if action == codes.NOTIFY:
             return self._notify(message)
         if action == codes.ON_SEARCH:
             return self._on_search(message)
         if action == codes.ON_SUBSCRIBE:
-            return self._on_subscribe(message)
+            return self._on_subscribe(envelope.header, message)
         return self._on_unsubscribe(message)
+
+    def _seen(self, action: str) -> None:
+        """An authenticated, well-formed call arrived: the registry reaches our callback URL.
+        Counted (``callbacks`` in the status, per action in ``snapshot``) and a success."""
+        with self._lock:
+            entry = self._callbacks.setdefault(action, {"count": 0, "last_at": None})
+            entry["count"] += 1
+            entry["last_at"] = self.context.clock.now().isoformat()
+        status = self.context.connector_status
+        status.count("callbacks")
+        status.record_success()
 
     def _publish(self, extracted: msgs.Extracted, counter: str) -> Answer:
         for rejection in extracted.rejected:
@@ -122,33 +133,28 @@ class DciInbox:
         self.client.deliver_on_search(transaction_id, results)
         return answer
 
-    def _on_subscribe(self, message: dict[str, Any]) -> Answer:
-        with self._lock:
-            for item in message.get("subscribe_response") or []:
-                status = str(item.get("status", ""))
-                if status == codes.SUCC:
-                    for sub in item.get("subscriptions") or []:
-                        if isinstance(sub, dict) and sub.get("code"):
-                            self._subscriptions[str(sub["code"])[:200]] = {
-                                "status": str(sub.get("status", "subscribe"))[:40],
-                                "reference_id": str(item.get("reference_id", ""))[:200],
-                            }
-                else:
-                    reason = str(item.get("status_reason_code") or status)[:80]
-                    self._subscribe_refusals.append(reason)
-                    del self._subscribe_refusals[:-20]
+    def _on_subscribe(self, header: dict[str, Any], message: dict[str, Any]) -> Answer:
+        if not self.client.subscriptions.on_subscribe(header, message):
+            raise EnvelopeError(
+                codes.ERR_REQUEST_BAD,
+                "message.transaction_id / correlation_id answer no subscribe this hub sent",
+            )
         return _ok()
 
     def _on_unsubscribe(self, message: dict[str, Any]) -> Answer:
-        with self._lock:
-            for item in message.get("subscription_status") or []:
-                if isinstance(item, dict) and item.get("status") == "unsubscribe":
-                    self._subscriptions.pop(str(item.get("code")), None)
+        self.client.subscriptions.on_unsubscribe(message)
         return _ok()
 
     def snapshot(self) -> dict[str, Any]:
+        """Confirmed subscription codes, every subscribe and its fate, callbacks received."""
         with self._lock:
-            return {
-                "subscriptions": {k: dict(v) for k, v in self._subscriptions.items()},
-                "subscribe_refusals": list(self._subscribe_refusals),
-            }
+            callbacks = {k: dict(v) for k, v in self._callbacks.items()}
+        return {
+            "subscriptions": self.client.subscriptions.codes(),
+            **self.client.subscriptions.snapshot(),
+            "callbacks": callbacks,
+            "signatures": {
+                "signing": self.client.signing_key is not None,
+                "verifying_registry": self.client.registry_key is not None,
+            },
+        }

@@ -11,6 +11,7 @@ inside a good message is rejected with a reason and its neighbours still go thro
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,11 +23,13 @@ from jsonschema.exceptions import best_match
 
 from connectors.base import RawRecord
 from connectors.civil_registry.feed import Rejection
-from connectors.civil_registry.settings import DCI_RECORD_TYPE_BY_EVENT
+from connectors.civil_registry.settings import DCI_RECORD_TYPE_BY_EVENT, VITAL_EVENTS
 from standards.dci import codes
 from standards.dci.envelope import EnvelopeError, timestamp
 
-CRVS_REG_TYPE = "ns:org:RegistryType:Civil"
+CRVS_REG_TYPE = "ns:org:RegistryType:Civil"  # the CRVS API's example reg_type
+PERSON_RECORD_TYPE = "spdci-extensions-dci:Person"  # the CRVS API's example reg_record_type
+LOCALE = "eng"  # ISO 639-3, as the spec's LanguageCode pattern ^[a-z]{3}$ requires
 ID_TYPES = ("UIN", "BRN", "DRN", "MRN")
 DATE_ATTRIBUTES = ("birth_date", "death_date", "registration_date", "event_date")
 MAX_ITEMS = 1000  # notify events / search responses per message we are willing to read
@@ -40,14 +43,30 @@ def new_id() -> str:
     return uuid.uuid4().hex
 
 
-def normalise_event_type(value: Any) -> str | None:
-    """``live_birth`` / ``death`` from the spellings registries use (``ns:..:death``,
-    ``birth``), else None."""
-    if not isinstance(value, str) or not value.strip():
+# Every spelling of a vital event seen in DCI texts, squashed (lower case, no "_", "-", " "):
+# the spec's codes (live_birth), its RegistryEventType names (LiveBirth), and BIRTH.
+_EVENT_WORDS: dict[str, str] = {
+    **{code.replace("_", ""): code for code in VITAL_EVENTS},
+    **{name.lower(): code for code, name in VITAL_EVENTS.items()},
+    "birth": "live_birth",
+}
+_SQUASH = re.compile(r"[\s_\-]+")
+
+
+def vital_event(value: Any) -> str | None:
+    """The spec's vital-event code (``live_birth``, ``death``, ``fetal_death``, ``marriage``,
+    ``divorce``, ``adoption``) from any spelling registries use:
+    ``spdci-common:RegistryEventType:LiveBirth``, ``LiveBirth``, ``ns:org:..:death``,
+    ``live_birth``, ``BIRTH``; None when it names no vital event."""
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
         return None
-    code = value.rsplit(":", 1)[-1].strip().lower()
-    if code == "birth":
-        code = "live_birth"
+    word = _SQUASH.sub("", value.rsplit(":", 1)[-1]).lower()
+    return _EVENT_WORDS.get(word)
+
+
+def normalise_event_type(value: Any) -> str | None:
+    """``live_birth`` / ``death`` (the events this hub takes in) from any spelling; else None."""
+    code = vital_event(value)
     return code if code in DCI_RECORD_TYPE_BY_EVENT else None
 
 
@@ -63,7 +82,6 @@ def id_criteria(id_type: str, value: str, event_type: str | None = None) -> dict
         raise ValueError("an identifier value is required")
     criteria: dict[str, Any] = {
         "version": codes.PROTOCOL_VERSION,
-        "reg_type": CRVS_REG_TYPE,
         "query_type": "idtype-value",
         "query": {"type": kind, "value": value.strip()},
     }
@@ -108,7 +126,6 @@ def date_criteria(
             )
     criteria: dict[str, Any] = {
         "version": codes.PROTOCOL_VERSION,
-        "reg_type": CRVS_REG_TYPE,
         "query_type": "predicate",
         "query": predicate,
         "sort": [{"attribute_name": attribute, "sort_order": "asc"}],
@@ -120,7 +137,13 @@ def date_criteria(
     return criteria
 
 
-def search_message(criteria_list: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def search_message(
+    criteria_list: Sequence[Mapping[str, Any]],
+    *,
+    locale: str = LOCALE,
+    reg_type: str = CRVS_REG_TYPE,
+) -> dict[str, Any]:
+    """A ``SearchRequest``: one ``search_request`` item per criteria block."""
     if not criteria_list:
         raise ValueError("a search needs at least one criteria block")
     return {
@@ -129,15 +152,52 @@ def search_message(criteria_list: Sequence[Mapping[str, Any]]) -> dict[str, Any]
             {
                 "reference_id": new_id(),
                 "timestamp": timestamp(),
-                "search_criteria": dict(criteria),
-                "locale": "en",
+                "search_criteria": {"reg_type": reg_type, **criteria},
+                "locale": locale,
             }
             for criteria in criteria_list
         ],
     }
 
 
-def subscribe_message(event_types: Iterable[str]) -> dict[str, Any]:
+def registered_since(day: date) -> list[dict[str, Any]]:
+    """The subscribe ``filter`` for "every event registered on or after ``day``": a predicate
+    list (the spec's ExpPredicateWithConditionList, its own example of a subscribe filter being
+    "any new birth ... after 1/jan/2023")."""
+    return [
+        {
+            "seq_num": 1,
+            "expression1": {
+                "attribute_name": "registration_date",
+                "operator": "ge",
+                "attribute_value": day.isoformat(),
+            },
+        }
+    ]
+
+
+def filter_type_of(value: Any) -> str:
+    """The spec's ``filter_type`` (a ``query_type``) for a filter value."""
+    if isinstance(value, list):
+        return "predicate"
+    if isinstance(value, dict) and isinstance(value.get("value"), dict):
+        return "expression"
+    return "idtype-value"
+
+
+def subscribe_message(
+    event_types: Iterable[str],
+    *,
+    filter: Any,
+    filter_type: str | None = None,
+    locale: str = LOCALE,
+    reg_type: str = CRVS_REG_TYPE,
+    record_type: str = PERSON_RECORD_TYPE,
+) -> dict[str, Any]:
+    """A ``SubscribeRequest``: one ``subscribe_request`` item per event type, each with the
+    ``filter`` and ``notify_record_type`` the spec requires."""
+    if not filter:
+        raise ValueError("a DCI subscribe needs a filter (subscribe_criteria.filter)")
     return {
         "transaction_id": new_id(),
         "subscribe_request": [
@@ -145,13 +205,25 @@ def subscribe_message(event_types: Iterable[str]) -> dict[str, Any]:
                 "reference_id": new_id(),
                 "timestamp": timestamp(),
                 "subscribe_criteria": {
-                    "reg_type": CRVS_REG_TYPE,
+                    "version": codes.PROTOCOL_VERSION,
+                    "reg_type": reg_type,
                     "reg_event_type": event_type,
-                    "notify_record_type": "ns:org:RecordType:Person",
+                    "filter_type": filter_type or filter_type_of(filter),
+                    "filter": filter,
+                    "notify_record_type": record_type,
                 },
+                "locale": locale,
             }
             for event_type in event_types
         ],
+    }
+
+
+def subscribe_references(message: Mapping[str, Any]) -> dict[str, str]:
+    """reference_id -> event type of a subscribe message (to read its on-subscribe by)."""
+    return {
+        str(item["reference_id"]): str(item["subscribe_criteria"]["reg_event_type"])
+        for item in message["subscribe_request"]
     }
 
 
@@ -290,13 +362,16 @@ def extract_records(
         if not isinstance(record, dict):
             out.rejected.append(Rejection(place, "the record is not a JSON object"))
             continue
-        event_type = normalise_event_type(block_type) or normalise_event_type(
-            record.get("reg_event_type")
-        )
+        named = vital_event(block_type) or vital_event(record.get("reg_event_type"))
+        event_type = named if named in DCI_RECORD_TYPE_BY_EVENT else None
         if event_type is None:
-            out.rejected.append(
-                Rejection(place, "reg_event_type is missing or not live_birth / death")
+            reason = (
+                f"reg_event_type {named} is not taken in by this hub (only live births and deaths)"
+                if named
+                else "reg_event_type is missing or not a vital event of the spec "
+                "(e.g. spdci-common:RegistryEventType:LiveBirth, live_birth, death)"
             )
+            out.rejected.append(Rejection(place, reason))
             continue
         number = record.get("registration_number")
         if not (isinstance(number, str | int) and not isinstance(number, bool) and str(number)):

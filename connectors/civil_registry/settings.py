@@ -31,6 +31,21 @@ DEATH_TOPIC = "DEATH_REGISTERED"
 RECORD_TYPE_BY_TOPIC: dict[str, str] = {BIRTH_TOPIC: "birth", DEATH_TOPIC: "death"}
 # DCI reg_event_type -> record type (mapping specs civil_registry_dci_birth / _dci_death).
 DCI_RECORD_TYPE_BY_EVENT: dict[str, str] = {"live_birth": "dci_birth", "death": "dci_death"}
+# The spec's vital events (registry core ``dci_VitalEvents``) and their names in the
+# ``spdci-common:RegistryEventType`` vocabulary the CRVS API's examples use.
+SPDCI_EVENT_PREFIX = "spdci-common:RegistryEventType:"
+VITAL_EVENTS: dict[str, str] = {
+    "live_birth": "LiveBirth",
+    "death": "Death",
+    "fetal_death": "FetalDeath",
+    "marriage": "Marriage",
+    "divorce": "Divorce",
+    "adoption": "Adoption",
+}
+DCI_EVENT_TYPES = sorted(
+    [*DCI_RECORD_TYPE_BY_EVENT]
+    + [SPDCI_EVENT_PREFIX + VITAL_EVENTS[event] for event in DCI_RECORD_TYPE_BY_EVENT]
+)
 
 _URL = {"type": "string", "pattern": r"^https?://[^\s]+$", "maxLength": 2000}
 _TOKEN = {"type": "string", "pattern": r"^[A-Za-z0-9_.~-]{16,256}$"}
@@ -93,13 +108,33 @@ SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
             "uniqueItems": True,
             "default": ["websub"],
         },
-        "dci_event_types": {
+        # --- DCI (docs/connectors.md, "Connect a real DCI civil registry") ------------------
+        "dci_event_types": {  # sent as written: the spec's names, or the short codes
             "type": "array",
-            "items": {"enum": sorted(DCI_RECORD_TYPE_BY_EVENT)},
+            "items": {"enum": DCI_EVENT_TYPES},
             "minItems": 1,
             "uniqueItems": True,
-            "default": ["live_birth", "death"],
+            "default": [SPDCI_EVENT_PREFIX + "LiveBirth", SPDCI_EVENT_PREFIX + "Death"],
         },
+        # subscribe_criteria.filter; default: registered on or after the day we subscribe
+        "dci_subscribe_filter": {"type": ["array", "object"], "minProperties": 1, "minItems": 1},
+        "dci_filter_type": {"enum": ["idtype-value", "expression", "predicate"]},
+        "dci_locale": {"type": "string", "pattern": "^[a-z]{3}$", "default": "eng"},
+        "dci_registry_type": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "default": "ns:org:RegistryType:Civil",
+        },
+        "dci_record_type": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": 200,
+            "default": "spdci-extensions-dci:Person",
+        },
+        # the registry's ed25519 public key (PEM or Base64 of 32 bytes): its answers and
+        # callbacks must then carry a valid signature
+        "registry_public_key": {"type": "string", "minLength": 40, "maxLength": 4096},
         "dci_callback_token": _TOKEN,
         "feed_page_size": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
         # false: no feed is polled (OpenCRVS itself has none; the sandbox's registry has one)

@@ -7,12 +7,17 @@
   time *before* anything is parsed, and 2xx is answered only after each Bundle of
   ``event.context`` was published as one raw record (otherwise 503; see docs/connectors.md on
   what OpenCRVS does with that).
-- ``POST /dci/<token>/registry/<action>`` and ``POST /registry/<action>`` (``notify``,
-  ``on-search``, ``on-subscribe``, ``on-unsubscribe``): DCI calls from the registry. The
-  registry sends no token of the hub, so these views are declared public to the hub's auth
-  and check their own: the capability token in the path (the ``sender_uri`` we gave the
-  registry) or ``Authorization: Bearer <token>``. Every answer is a DCI acknowledgement;
-  nothing a caller sends produces a 500.
+- ``POST /dci/<token>/<action>`` (``on-search``, ``on-subscribe``, ``on-unsubscribe``,
+  ``notify``): DCI calls from the registry. Each is the full ``sender_uri`` we gave with the
+  request of that action, and the registry posts to it as given (the spec's example:
+  ``https://spp.example.org/{namespace}/callback/on-search``). The URL given with a subscribe
+  also takes the ``notify`` calls of that subscription: it is the only address of ours the
+  registry learns from it. ``POST /registry/<action>`` with ``Authorization: Bearer <token>``
+  suits callback URLs configured at the registry during onboarding.
+  The registry sends no token of the hub, so these views are declared public to the hub's auth
+  and check their own (the capability token in the path, or the bearer token), then the
+  envelope, then the registry's signature when its key is configured. Every answer is a DCI
+  acknowledgement; nothing a caller sends produces a 500.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from connectors.civil_registry.dci_messages import check_message
 from connectors.civil_registry.feed import Rejection
 from connectors.civil_registry.websub import MAX_CHALLENGE_LENGTH, DeliveryError, parse_delivery
 from standards.dci import codes
-from standards.dci.envelope import EnvelopeError, parse_envelope
+from standards.dci.envelope import EnvelopeError, parse_envelope, problem_fields
+from standards.dci.signature import SignatureError
 
 if TYPE_CHECKING:
     from connectors.civil_registry.connector import CivilRegistryConnector
@@ -39,6 +45,9 @@ log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Hub-Signature"
 DCI_ACTIONS = (codes.NOTIFY, codes.ON_SEARCH, codes.ON_SUBSCRIBE, codes.ON_UNSUBSCRIBE)
+# What each callback URL takes besides its own action: a subscription's notifications go to
+# the sender_uri given with the subscribe, the on-subscribe URL.
+ALSO_ACCEPTED = {codes.ON_SUBSCRIBE: (codes.NOTIFY,)}
 RETRY_AFTER_SECONDS = "5"
 _NOT_JSON = object()
 
@@ -154,15 +163,22 @@ def build_blueprint(connector: CivilRegistryConnector) -> Blueprint:
         )
 
     def dci_answer(answer: Answer) -> Response:
-        response = jsonify(answer.body)
+        body = answer.body
+        error = body.get("message", {}).get("error")
+        if answer.status >= 400 and isinstance(error, dict):
+            # Beside the DCI acknowledgement, the spec's HttpErrorResponse and problem fields,
+            # as the hub's DCI server answers: generic HTTP clients find the reason too.
+            body = {**problem_fields(error["code"], error["message"], answer.status), **body}
+        response = jsonify(body)
         response.status_code = answer.status
         if answer.status == 503:
             response.headers["Retry-After"] = RETRY_AFTER_SECONDS
         return response
 
-    def dci_call(action: str, authorized: bool) -> Response:
-        if action not in DCI_ACTIONS:
+    def dci_call(endpoint: str, authorized: bool) -> Response:
+        if endpoint not in DCI_ACTIONS:
             return dci_answer(nack(codes.ERR_NOT_FOUND, "no such DCI callback here", 404))
+        action = endpoint
         if not authorized:
             status.count("pushes_refused")
             status.record_error(f"DCI {action}: refused an unauthorized call")
@@ -179,6 +195,10 @@ def build_blueprint(connector: CivilRegistryConnector) -> Blueprint:
             decoded: Any = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             decoded = _NOT_JSON
+        header = decoded.get("header") if isinstance(decoded, dict) else None
+        sent = header.get("action") if isinstance(header, dict) else None
+        if sent in ALSO_ACCEPTED.get(endpoint, ()):
+            action = str(sent)
         try:
             if decoded is _NOT_JSON:
                 raise EnvelopeError(codes.ERR_REQUEST_BAD, "the body is not JSON")
@@ -195,6 +215,10 @@ def build_blueprint(connector: CivilRegistryConnector) -> Blueprint:
                     "header.sender_id is not the registry this connector talks to",
                     http_status=403,
                 )
+            try:
+                connector.dci.verify(envelope.signature, envelope.header, envelope.message)
+            except SignatureError as error:
+                raise EnvelopeError(error.code, error.message, http_status=401) from None
             message = check_message(action, envelope.message)
             return dci_answer(connector.inbox.handle(action, envelope, message))
         except EnvelopeError as error:
@@ -223,7 +247,7 @@ def build_blueprint(connector: CivilRegistryConnector) -> Blueprint:
         authorized = hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode())
         return dci_call(action, authorized)
 
-    @bp.post("/dci/<token>/registry/<action>")
+    @bp.post("/dci/<token>/<action>")
     @signed_webhook
     def dci_with_path_token(token: str, action: str) -> Response:
         authorized = hmac.compare_digest(

@@ -1,11 +1,19 @@
-"""DCI (SPDCI) CRVS registry endpoints of the civil-registry mock.
+"""DCI (SPDCI) CRVS registry endpoints of the civil-registry mock, after the CRVS API file.
 
 - ``POST /registry/sync/search``: answers with the on-search body directly.
-- ``POST /registry/search``: ACK now, ``POST <sender_uri>/registry/on-search`` later.
-- ``POST /registry/subscribe`` / ``/registry/unsubscribe``: ACK now; on-subscribe /
-  on-unsubscribe callbacks later; while subscribed, each registered event of the subscribed
-  ``reg_event_type`` (``live_birth``, ``death``) is POSTed to ``<sender_uri>/registry/notify``.
-  ``subscribe_criteria.filter`` (a predicate list, see ``dci_query``) narrows the events.
+- ``POST /registry/search``: ACK now, the on-search later, POSTed to ``sender_uri`` as given
+  (the spec's example sender_uri is the full callback URL, ``.../callback/on-search``).
+- ``POST /registry/subscribe`` / ``/registry/unsubscribe``: ACK now; the on-subscribe /
+  on-unsubscribe later, to that request's ``sender_uri``. While subscribed, each registered
+  event of the subscribed ``reg_event_type`` that passes the subscription's ``filter`` (a
+  predicate list such as ``registration_date ge <day>``, or ``{type, value}`` for one person,
+  see ``dci_query.compile_filter``) is notified to the ``sender_uri`` given with the subscribe:
+  the only address of the subscriber the registry has.
+
+Event types are answered in the spec's vocabulary (``spdci-common:RegistryEventType:LiveBirth``,
+``...:Death``); records have the shape of the spec's example person (``dci_query``); locales are
+ISO 639-3 (``eng``). Callback statuses are the spec's (``succ`` / ``rjct``, with
+``completed_count`` telling how many items succeeded).
 
 Refusals of a whole request are ``ack_status: ERR`` answers with a DCI ``err.*`` code and an HTTP
 4xx; refusals of one item inside a request are that item's ``status: rjct`` with an ``rjct.*``
@@ -29,12 +37,12 @@ from werkzeug.exceptions import HTTPException
 
 from sandbox_mocks.civil_registry import dci_query
 from sandbox_mocks.civil_registry.dci_envelope import (
+    LOCALE,
     REG_RECORD_TYPE,
     REG_TYPE,
     EnvelopeError,
     SeenMessages,
     ack,
-    callback_url,
     error_body,
     now_ts,
     require_sender_uri,
@@ -55,7 +63,8 @@ class DciSubscription:
     sender_id: str
     sender_uri: str
     event_type: str
-    test: Callable[[dci_query.Indexed], bool] | None
+    test: Callable[[dci_query.Indexed], bool]
+    filter_key: str  # the filter as canonical JSON: the same filter twice is a duplicate
     created_at: str
 
     def public(self) -> dict[str, Any]:
@@ -63,6 +72,7 @@ class DciSubscription:
             "code": self.code,
             "sender_id": self.sender_id,
             "reg_event_type": self.event_type,
+            "filter": json.loads(self.filter_key),
             "created_at": self.created_at,
         }
 
@@ -88,10 +98,7 @@ class DciService:
         queued = 0
         for sub in subs:
             matching = [
-                i
-                for i in fresh
-                if i.values["reg_event_type"] == sub.event_type
-                and (sub.test is None or sub.test(i))
+                i for i in fresh if i.values["reg_event_type"] == sub.event_type and sub.test(i)
             ]
             for start in range(0, len(matching), NOTIFY_BATCH):
                 self._notify(sub, matching[start : start + NOTIFY_BATCH])
@@ -112,16 +119,17 @@ class DciService:
                         "data": {
                             "version": "1.0.0",
                             "reg_type": REG_TYPE,
-                            "reg_event_type": sub.event_type,
+                            "reg_event_type": dci_query.EVENT_NAMES[sub.event_type],
                             "reg_record_type": REG_RECORD_TYPE,
-                            "reg_records": [item.record],
+                            "reg_records": item.record,  # an object in NotifyEventRequest
                         },
+                        "locale": LOCALE,
                     }
                     for item in items
                 ],
             },
         }
-        self._post(callback_url(sub.sender_uri, "notify"), body, "dci-notify", sub.code)
+        self._post(sub.sender_uri, body, "dci-notify", sub.code)
 
     def _post(self, url: str, body: dict[str, Any], kind: str, ref: str) -> None:
         self._deliverer.submit(
@@ -148,7 +156,7 @@ class DciService:
         seen_refs: set[str] = set()
         for request_item in message["search_request"]:
             ref = str(request_item["reference_id"])
-            entry: dict[str, Any] = {"reference_id": ref, "timestamp": now_ts(), "locale": "en"}
+            entry: dict[str, Any] = {"reference_id": ref, "timestamp": now_ts(), "locale": LOCALE}
             if ref in seen_refs:
                 entry.update(_reject("rjct.reference_id.duplicate", "reference_id repeated"))
                 responses.append(entry)
@@ -168,7 +176,7 @@ class DciService:
                 "reg_records": [item.record for item in page],
             }
             if event_type:
-                data["reg_event_type"] = event_type
+                data["reg_event_type"] = dci_query.EVENT_NAMES[event_type]
             entry.update({"status": "succ", "data": data, "pagination": pagination})
             responses.append(entry)
         return {
@@ -182,7 +190,7 @@ class DciService:
         result = self.search_message(message, correlation_id)
         total = len(result["search_response"])
         done = sum(1 for r in result["search_response"] if r["status"] == "succ")
-        status = "succ" if done == total else ("rjct" if done == 0 else "part")
+        status = "succ" if done else "rjct"
         return {
             "header": response_header(
                 "on-search", self.registry_id, header["sender_id"], status, total, done
@@ -194,7 +202,7 @@ class DciService:
         sender_uri = require_sender_uri(header)
         answer = self.search_answer(header, message)
         correlation_id = str(answer["message"]["correlation_id"])
-        self._post(callback_url(sender_uri, "on-search"), answer, "dci-on-search", correlation_id)
+        self._post(sender_uri, answer, "dci-on-search", correlation_id)
         return correlation_id
 
     # -- subscriptions ---------------------------------------------------------------------
@@ -206,7 +214,7 @@ class DciService:
             entry: dict[str, Any] = {
                 "reference_id": str(item["reference_id"]),
                 "timestamp": now_ts(),
-                "locale": "en",
+                "locale": LOCALE,
             }
             try:
                 sub = self._make_subscription(header, sender_uri, item["subscribe_criteria"])
@@ -214,13 +222,21 @@ class DciService:
                 entry.update(_reject(exc.code, str(exc)))
             else:
                 entry.update(
-                    {"status": "succ", "subscriptions": [
-                        {"code": sub.code, "status": "subscribe", "timestamp": sub.created_at}
-                    ]}
+                    {
+                        "status": "succ",
+                        "subscriptions": [
+                            {
+                                "code": sub.code,
+                                "status": "subscribe",
+                                "timestamp": sub.created_at,
+                                "reg_event_type": dci_query.EVENT_NAMES[sub.event_type],
+                            }
+                        ],
+                    }
                 )
             responses.append(entry)
         done = sum(1 for r in responses if r["status"] == "succ")
-        status = "succ" if done == len(responses) else ("rjct" if done == 0 else "part")
+        status = "succ" if done else "rjct"
         body = {
             "header": response_header(
                 "on-subscribe", self.registry_id, header["sender_id"], status, len(responses), done
@@ -231,31 +247,25 @@ class DciService:
                 "subscribe_response": responses,
             },
         }
-        self._post(callback_url(sender_uri, "on-subscribe"), body, "dci-on-subscribe",
-                   correlation_id)
+        self._post(sender_uri, body, "dci-on-subscribe", correlation_id)
         return correlation_id
 
     def _make_subscription(
         self, header: dict[str, Any], sender_uri: str, criteria: dict[str, Any]
     ) -> DciSubscription:
-        event_type = dci_query.normalise_event_type(criteria.get("reg_event_type"))
+        reason = "rjct.notify_types.invalid"
+        event_type = dci_query.normalise_event_type(criteria.get("reg_event_type"), reason)
         if event_type is None:
-            raise dci_query.QueryError(
-                "rjct.search_criteria.invalid", "subscribe_criteria.reg_event_type is required"
-            )
-        test = None
-        if criteria.get("filter"):
-            try:
-                test = dci_query.compile_predicate(criteria["filter"])
-            except dci_query.QueryError as exc:
-                raise dci_query.QueryError("rjct.filter.invalid", str(exc)) from None
+            raise dci_query.QueryError(reason, "subscribe_criteria.reg_event_type is required")
+        test = dci_query.compile_filter(criteria["filter"], criteria.get("filter_type"))
+        filter_key = json.dumps(criteria["filter"], sort_keys=True, separators=(",", ":"))
         with self._lock:
             for existing in self._subs.values():
                 if (
                     existing.sender_id == header["sender_id"]
                     and existing.event_type == event_type
                     and existing.sender_uri == sender_uri
-                    and test is None and existing.test is None
+                    and existing.filter_key == filter_key
                 ):
                     raise dci_query.QueryError(
                         "rjct.event.already_subscribed",
@@ -267,41 +277,54 @@ class DciService:
                 sender_uri=sender_uri,
                 event_type=event_type,
                 test=test,
+                filter_key=filter_key,
                 created_at=now_ts(),
             )
             self._subs[sub.code] = sub
         return sub
 
     def unsubscribe(self, header: dict[str, Any], message: dict[str, Any]) -> str:
+        """Drop the sender's subscriptions; the on-unsubscribe lists the codes dropped (the
+        spec's ``subscription_status`` knows only subscribe / unsubscribe) and names unknown
+        codes in ``status_reason_code`` / ``status_reason_message``."""
         sender_uri = require_sender_uri(header)
         correlation_id = str(uuid.uuid4())
-        statuses = []
+        dropped: list[dict[str, str]] = []
+        unknown: list[str] = []
         with self._lock:
             for code in message["subscription_codes"]:
                 sub = self._subs.get(code)
                 if sub is None or sub.sender_id != header["sender_id"]:
-                    statuses.append({"code": code, "status": "rjct",
-                                     "status_reason_code": "rjct.subscription_code.invalid"})
+                    unknown.append(code)
                     continue
                 del self._subs[code]
-                statuses.append({"code": code, "status": "unsubscribe"})
-        done = sum(1 for s in statuses if s["status"] == "unsubscribe")
-        status = "succ" if done == len(statuses) else ("rjct" if done == 0 else "part")
+                dropped.append({"code": code, "status": "unsubscribe"})
+        status = "succ" if dropped else "rjct"
+        result: dict[str, Any] = {
+            "transaction_id": message["transaction_id"],
+            "correlation_id": correlation_id,
+            "timestamp": now_ts(),
+            "status": status,
+            "subscription_status": dropped,
+        }
+        if unknown:
+            result["status_reason_code"] = "rjct.subscription_code.invalid"
+            result["status_reason_message"] = (
+                f"{len(unknown)} code(s) are not subscriptions of this sender: "
+                + ", ".join(c[:99] for c in unknown[:10])
+            )
         body = {
             "header": response_header(
-                "on-unsubscribe", self.registry_id, header["sender_id"], status,
-                len(statuses), done,
+                "on-unsubscribe",
+                self.registry_id,
+                header["sender_id"],
+                status,
+                len(message["subscription_codes"]),
+                len(dropped),
             ),
-            "message": {
-                "transaction_id": message["transaction_id"],
-                "correlation_id": correlation_id,
-                "timestamp": now_ts(),
-                "status": status,
-                "subscription_status": statuses,
-            },
+            "message": result,
         }
-        self._post(callback_url(sender_uri, "on-unsubscribe"), body, "dci-on-unsubscribe",
-                   correlation_id)
+        self._post(sender_uri, body, "dci-on-unsubscribe", correlation_id)
         return correlation_id
 
 
@@ -329,7 +352,8 @@ def dci_blueprint(service: DciService, bearer_token: str | None = None) -> Bluep
                 expected = f"Bearer {bearer_token}"
                 if not hmac.compare_digest(given.encode(), expected.encode()):
                     raise EnvelopeError(
-                        "err.request.unauthorized", "a valid Bearer token is required",
+                        "err.request.unauthorized",
+                        "a valid Bearer token is required",
                         http_status=401,
                     )
             body = request.get_json(silent=True)
@@ -349,9 +373,11 @@ def dci_blueprint(service: DciService, bearer_token: str | None = None) -> Bluep
         except Exception:  # the contract: never a 500, and never a stack trace to a partner
             log.exception("DCI %s failed", action)
             return refuse(
-                EnvelopeError("err.service.unavailable", "internal error; try again later",
-                              http_status=503),
-                action, receiver,
+                EnvelopeError(
+                    "err.service.unavailable", "internal error; try again later", http_status=503
+                ),
+                action,
+                receiver,
             )
         if isinstance(result, str):
             return jsonify(ack(result))

@@ -4,6 +4,11 @@ Why: every DCI call shares one envelope ``{signature, header, message}``, and ev
 partner can get it wrong has a code in the spec. Validation happens here, at the edge, with
 jsonschema, and each failure becomes an ``EnvelopeError`` carrying the ``err.*`` code, the
 ``rjct.*`` reason code when one fits, an HTTP status and a reason a person can act on.
+
+The message checks follow the CRVS API file (``crvs_api_v1.0.0.yaml``) where clients most
+often part from it: ``signature`` is a string (``MsgSignature``), never null; ``locale`` is
+ISO 639-3 (``^[a-z]{3}$``); a subscribe names ``reg_event_type``, ``filter`` and
+``notify_record_type``. Callbacks go to ``sender_uri`` exactly as the client gave it.
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
 SUPPORTED_VERSIONS = ("1.0.0", "1.0")
-REG_TYPE = "ns:org:RegistryType:Civil"
-REG_RECORD_TYPE = "ns:org:RecordType:Person"
+REG_TYPE = "ns:org:RegistryType:Civil"  # the CRVS API's example reg_type
+REG_RECORD_TYPE = "spdci-extensions-dci:Person"  # its example reg_record_type
+LOCALE = "eng"
 
 _HEADER = {
     "type": "object",
@@ -42,7 +48,7 @@ _ENVELOPE = {
     "type": "object",
     "required": ["header", "message"],
     "properties": {
-        "signature": {"type": ["string", "null"]},
+        "signature": {"type": "string", "maxLength": 4096},
         "header": _HEADER,
         "message": {"type": "object"},
     },
@@ -51,6 +57,7 @@ _TXN = {"type": ["string", "integer"], "minLength": 1, "maxLength": 256}
 _ITEM_BASE = {
     "reference_id": {"type": ["string", "integer"], "minLength": 1, "maxLength": 256},
     "timestamp": {"type": "string"},
+    "locale": {"type": "string", "pattern": "^[a-z]{3}$"},
 }
 MESSAGE_SCHEMAS: dict[str, dict[str, Any]] = {
     "search": {
@@ -82,7 +89,18 @@ MESSAGE_SCHEMAS: dict[str, dict[str, Any]] = {
                 "items": {
                     "type": "object",
                     "required": ["reference_id", "subscribe_criteria"],
-                    "properties": {**_ITEM_BASE, "subscribe_criteria": {"type": "object"}},
+                    "properties": {
+                        **_ITEM_BASE,
+                        "subscribe_criteria": {
+                            "type": "object",
+                            "required": ["reg_event_type", "filter", "notify_record_type"],
+                            "properties": {
+                                "reg_event_type": {"type": "string"},
+                                "filter": {"type": ["object", "array"]},
+                                "notify_record_type": {"type": "string"},
+                            },
+                        },
+                    },
                 },
             },
         },
@@ -146,6 +164,11 @@ def validate_envelope(body: Any, action: str) -> dict[str, Any]:
         if error.validator == "required" and path == ["header"]:
             missing = [f for f in _HEADER["required"] if f not in body["header"]]
             field = missing[0] if missing else None
+        if path[:1] == ["signature"]:
+            raise EnvelopeError(
+                "err.signature.invalid",
+                "signature must be a string (MsgSignature); leave it out when not signing",
+            )
         raise EnvelopeError(
             "err.request.bad",
             f"invalid envelope at {_path(error)}: {error.message}",
@@ -200,17 +223,6 @@ def require_sender_uri(header: dict[str, Any]) -> str:
             "header.sender_uri must be an absolute http(s) URL for asynchronous calls",
         )
     return str(uri)
-
-
-def callback_url(sender_uri: str, action: str) -> str:
-    """Where to POST ``action`` (e.g. ``on-search``, ``notify``) for this sender.
-
-    ``sender_uri`` is taken as a base URL (``<base>/registry/<action>``), unless it already ends
-    with the action's path, in which case it is used as is.
-    """
-    if sender_uri.rstrip("/").endswith(f"/{action}"):
-        return sender_uri
-    return f"{sender_uri.rstrip('/')}/registry/{action}"
 
 
 class SeenMessages:

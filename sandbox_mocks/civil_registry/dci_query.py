@@ -4,20 +4,33 @@ Why separate: the query language (``idtype-value``, ``predicate``, ``expression`
 record shape are where partner integrations break, so they are pure functions that tests can
 hit directly and that raise ``QueryError`` with a DCI reason code and a human reason.
 
-Record shape (one per registered event; the subject is the child or the deceased)::
+Record shape: the CRVS API's example person (``reg_records`` of its SearchResponse and
+NotifyEventRequest), one per registered event, the subject being the child or the deceased::
 
-    {"identifier": [{"identifier_type": "BRN"|"DRN"|"UIN", "identifier_value"}],
-     "name": {"given_name", "surname"}, "sex", "birth_date", "birth_place",
-     "death_date", "death_place", "parent1_identifier", "parent2_identifier",
-     "registration_date", "registration_number", "reg_event_type"}
+    {"@type": "CRVS_Person",
+     "identifier": {"identifier_type", "identifier_value"} (one) or a list of them (several:
+         BRN, DRN, UIN; the registration number of the event is its BRN / DRN),
+     "name": {"@type": "Name", "surname", "given_name", "second_name": ""},
+     "sex", "birth_date",
+     "birth_place": {"@type": "Place", "name", "address_line": "", "contained_in_place": <admin
+         area code>} or "" (unknown),
+     "death_date": "" | date-time, "death_place": <admin area code as text> | "",
+     "parent1_identifier", "parent2_identifier": {"identifier_type", "identifier_value"},
+     "registration_date", "reg_event_type"}
 
-``parent1_identifier`` is the mother, ``parent2_identifier`` the father (UIN when known).
+Blank strings stand for unknown facts, as in the spec's example. ``registration_date`` and
+``reg_event_type`` (in the spec's ``spdci-common:RegistryEventType`` vocabulary) are this
+registry's additions, which the spec allows: a search answer without an event type mixes births
+and deaths. ``parent1_identifier`` is the mother, ``parent2_identifier`` the father.
 
 Searchable attributes: birth_date, death_date, registration_date, event_date (dates; values
 may be dates or date-times), sex, given_name, surname, reg_event_type. Operators gt, lt, eq,
 ge, le, in; conditions and, or, not. Predicate items are ANDed in ``seq_num`` order; an item
 ``e1 not e2`` means e1 and not e2, ``not`` without e2 negates e1. ``predicate`` and
 ``expression`` payloads are accepted interchangeably (real clients mix them up).
+
+Event types are read in the spec's vocabulary (``spdci-common:RegistryEventType:LiveBirth``)
+and as the registry core's codes (``live_birth``); answers use the spec's vocabulary.
 """
 
 from __future__ import annotations
@@ -33,6 +46,9 @@ from sandbox_mocks.population.model import Person
 
 ID_TYPES = ("UIN", "BRN", "DRN", "MRN")
 EVENT_TYPES = ("live_birth", "death")
+EVENT_PREFIX = "spdci-common:RegistryEventType:"
+EVENT_NAMES = {"live_birth": EVENT_PREFIX + "LiveBirth", "death": EVENT_PREFIX + "Death"}
+_SPELLINGS = {"livebirth": "live_birth", "birth": "live_birth", "death": "death"}
 DATE_ATTRIBUTES = ("birth_date", "death_date", "registration_date", "event_date")
 TEXT_ATTRIBUTES = ("sex", "given_name", "surname", "reg_event_type")
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
@@ -54,19 +70,20 @@ class QueryError(ValueError):
         self.code = code
 
 
-def normalise_event_type(value: Any) -> str | None:
-    """``live_birth`` / ``death``; also accepts namespaced forms such as ``ns:...:death``."""
+def normalise_event_type(value: Any, reason: str = "rjct.search_criteria.invalid") -> str | None:
+    """``live_birth`` / ``death`` from ``spdci-common:RegistryEventType:LiveBirth``,
+    ``LiveBirth``, ``live_birth``, ``ns:..:death``; None when absent."""
     if value is None or value == "":
         return None
     if not isinstance(value, str):
-        raise QueryError("rjct.search_criteria.invalid", "reg_event_type must be a string")
-    code = value.rsplit(":", 1)[-1].strip().lower()
-    if code == "birth":
-        code = "live_birth"
-    if code not in EVENT_TYPES:
+        raise QueryError(reason, "reg_event_type must be a string")
+    word = value.rsplit(":", 1)[-1].strip().lower().replace("_", "")
+    code = _SPELLINGS.get(word)
+    if code is None:
         raise QueryError(
-            "rjct.search_criteria.invalid",
-            f"reg_event_type {value!r} is not served here; use one of {list(EVENT_TYPES)}",
+            reason,
+            f"reg_event_type {value[:80]!r} is not served here; use one of "
+            f"{sorted(EVENT_NAMES.values())} (or {list(EVENT_TYPES)})",
         )
     return code
 
@@ -82,13 +99,27 @@ class Indexed:
 
 
 def _pid(kind: str, value: str | None) -> dict[str, str] | None:
-    return {"identifier_type": kind, "identifier_value": value} if value else None
+    if not value:
+        return None
+    return {"@type": "Identifier", "identifier_type": kind, "identifier_value": value}
 
 
 def _parent_id(person: Person | None) -> dict[str, str] | None:
     if person is None:
         return None
     return _pid("UIN", person.national_id) or _pid("BRN", person.birth_registration_number)
+
+
+def _birth_place(code: str | None) -> dict[str, Any] | str:
+    """A place object as in the spec's example; its admin area is the place it lies in."""
+    if not code:
+        return ""
+    return {
+        "@type": "Place",
+        "name": f"Health centre {code}",
+        "address_line": "",
+        "contained_in_place": code,
+    }
 
 
 def index(released: Released) -> Indexed:
@@ -101,21 +132,29 @@ def index(released: Released) -> Indexed:
     ids = [i for i in identifiers if i]
     death_date = (person.death_date or event.event_date) if event.kind == "death" else None
     record: dict[str, Any] = {
-        "identifier": ids,
-        "name": {"given_name": person.given_name, "surname": person.family_name},
+        "@type": "CRVS_Person",
+        "identifier": ids[0] if len(ids) == 1 else ids,
+        "name": {
+            "@type": "Name",
+            "surname": person.family_name,
+            "given_name": person.given_name,
+            "second_name": "",
+        },
         "sex": person.sex,
         "birth_date": person.birth_date.isoformat(),
         "registration_date": f"{event.registration_date.isoformat()}T00:00:00Z",
-        "registration_number": event.registration_number,
-        "reg_event_type": released.reg_event_type,
+        "reg_event_type": EVENT_NAMES[released.reg_event_type],
     }
     if event.kind == "birth":
-        record["birth_place"] = event.place_locality_code
+        record["birth_place"] = _birth_place(event.place_locality_code)
+        record["death_date"] = ""
+        record["death_place"] = ""
         record["parent1_identifier"] = _parent_id(event.mother)
         record["parent2_identifier"] = _parent_id(event.father)
     else:
-        record["death_date"] = f"{death_date.isoformat()}T00:00:00Z" if death_date else None
-        record["death_place"] = event.place_locality_code
+        record["birth_place"] = ""
+        record["death_date"] = f"{death_date.isoformat()}T00:00:00Z" if death_date else ""
+        record["death_place"] = event.place_locality_code or ""
     values: dict[str, Any] = {
         "birth_date": person.birth_date,
         "death_date": death_date,
@@ -167,15 +206,18 @@ def _simple(expr: Any) -> Callable[[Indexed], bool]:
         )
     convert: Callable[[Any], Any]
     if name in DATE_ATTRIBUTES:
+
         def convert(v: Any) -> Any:
             return _parse_date(v, name)
     elif name == "reg_event_type":
         convert = normalise_event_type
     else:
+
         def convert(v: Any) -> Any:
             if not isinstance(v, str):
                 raise QueryError("rjct.search_criteria.invalid", f"{name}: expected a string")
             return v.strip().lower()
+
     if op == "in":
         if not isinstance(raw, list) or not raw:
             raise QueryError("rjct.search_criteria.invalid", "operator 'in' needs a list value")
@@ -240,8 +282,11 @@ def compile_predicate(query: Any) -> Callable[[Indexed], bool]:
     elif isinstance(query, list):
         items = sorted(
             query,
-            key=lambda i: i.get("seq_num", 0) if isinstance(i, dict)
-            and isinstance(i.get("seq_num", 0), int) else 0,
+            key=lambda i: (
+                i.get("seq_num", 0)
+                if isinstance(i, dict) and isinstance(i.get("seq_num", 0), int)
+                else 0
+            ),
         )
     else:
         raise QueryError("rjct.search_criteria.invalid", "query must be a list of predicates")
@@ -251,6 +296,40 @@ def compile_predicate(query: Any) -> Callable[[Indexed], bool]:
     return lambda r: all(t(r) for t in tests)
 
 
+def _id_test(query: Any, reason: str) -> Callable[[Indexed], bool]:
+    """``{"type": "BRN", "value": "..."}``: the records carrying that identifier."""
+    if not isinstance(query, dict):
+        raise QueryError(reason, 'an idtype-value query is {"type", "value"}')
+    kind, value = query.get("type"), query.get("value")
+    if not isinstance(kind, str) or kind.upper() not in ID_TYPES:
+        raise QueryError(reason, f"identifier type {str(kind)[:40]!r} unknown; use {ID_TYPES}")
+    if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
+        raise QueryError(reason, "identifier value must be given")
+    key = (kind.upper(), str(value).strip())
+    return lambda r: key in r.ids
+
+
+def compile_filter(value: Any, filter_type: Any = None) -> Callable[[Indexed], bool]:
+    """A subscribe ``filter``: a predicate list (what to notify, e.g. ``registration_date ge
+    2025-01-01``) or ``{"type", "value"}`` for one person's events. Refusals carry the spec's
+    subscribe reason ``rjct.notify_details.invalid``."""
+    reason = "rjct.notify_details.invalid"
+    try:
+        if filter_type == "idtype-value" or (
+            isinstance(value, dict)
+            and "type" in value
+            and not isinstance(value["type"], dict)
+            and "value" in value
+            and not isinstance(value["value"], dict | list)
+        ):
+            return _id_test(value, reason)
+        if isinstance(value, dict) and isinstance(value.get("value"), dict):
+            raise QueryError(reason, "query templates (type/value expressions) are not served")
+        return compile_predicate(value)
+    except QueryError as exc:
+        raise QueryError(reason, f"subscribe_criteria.filter: {exc}") from None
+
+
 def compile_criteria(criteria: Any) -> tuple[str | None, Callable[[Indexed], bool]]:
     """``(event type or None, test)`` for a DCI ``search_criteria`` object."""
     if not isinstance(criteria, dict):
@@ -258,19 +337,7 @@ def compile_criteria(criteria: Any) -> tuple[str | None, Callable[[Indexed], boo
     event_type = normalise_event_type(criteria.get("reg_event_type"))
     query_type, query = criteria.get("query_type"), criteria.get("query")
     if query_type == "idtype-value":
-        if not isinstance(query, dict):
-            raise QueryError(
-                "rjct.search_criteria.invalid", 'idtype-value query is {"type", "value"}'
-            )
-        kind, value = query.get("type"), query.get("value")
-        if not isinstance(kind, str) or kind.upper() not in ID_TYPES:
-            raise QueryError(
-                "rjct.search_criteria.invalid", f"identifier type {kind!r} unknown; use {ID_TYPES}"
-            )
-        if not isinstance(value, str | int) or isinstance(value, bool) or str(value) == "":
-            raise QueryError("rjct.search_criteria.invalid", "identifier value must be given")
-        key = (kind.upper(), str(value).strip())
-        test: Callable[[Indexed], bool] = lambda r: key in r.ids  # noqa: E731
+        test = _id_test(query, "rjct.search_criteria.invalid")
     elif query_type in ("predicate", "expression"):
         test = compile_predicate(query)
     else:
@@ -316,9 +383,15 @@ def search(
                 "rjct.search.too_many_records_found",
                 f"{len(matched)} records match; ask for pages (pagination.page_size)",
             )
-        return event_type, matched, {
-            "page_size": len(matched), "page_number": 1, "total_count": len(matched),
-        }
+        return (
+            event_type,
+            matched,
+            {
+                "page_size": len(matched),
+                "page_number": 1,
+                "total_count": len(matched),
+            },
+        )
     if not isinstance(pagination, dict):
         raise QueryError("rjct.pagination.invalid", "pagination is {page_size, page_number}")
     size, number = pagination.get("page_size"), pagination.get("page_number", 1)
@@ -327,6 +400,12 @@ def search(
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         raise QueryError("rjct.pagination.invalid", "page_number starts at 1")
     start = (number - 1) * size
-    return event_type, matched[start : start + size], {
-        "page_size": size, "page_number": number, "total_count": len(matched),
-    }
+    return (
+        event_type,
+        matched[start : start + size],
+        {
+            "page_size": size,
+            "page_number": number,
+            "total_count": len(matched),
+        },
+    )

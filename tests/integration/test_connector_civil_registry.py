@@ -125,7 +125,7 @@ class HubSide:
         return self.base + "/webhook"
 
     def notify_url(self, token: str = CALLBACK_TOKEN) -> str:
-        return f"{self.base}{DCI_ACTIONS_PREFIX}{token}/registry/notify"
+        return f"{self.base}{DCI_ACTIONS_PREFIX}{token}/notify"
 
 
 @pytest.fixture
@@ -191,6 +191,31 @@ def composition_id(bundle: dict[str, Any]) -> str:
         for e in bundle["entry"]
         if e["resource"]["resourceType"] == "Composition"
     )
+
+
+def number_of(record: dict[str, Any]) -> str:
+    """The registration number of a DCI person record: its DRN (a death) or BRN (a birth);
+    ``identifier`` is one object or a list, as the spec's example allows."""
+    found = record["identifier"]
+    ids = {
+        i["identifier_type"]: i["identifier_value"]
+        for i in (found if isinstance(found, list) else [found])
+    }
+    return ids.get("DRN") or ids["BRN"]
+
+
+# The sandbox registry lives in simulated time from its start date: subscribe to what it
+# registers from then on (the default filter, "from today", would be its far future).
+SANDBOX_FILTER = [
+    {
+        "seq_num": 1,
+        "expression1": {
+            "attribute_name": "registration_date",
+            "operator": "ge",
+            "attribute_value": "2025-01-01",
+        },
+    }
+]
 
 
 # --- settings and the hub's auth marker ------------------------------------------------------
@@ -670,11 +695,11 @@ def test_dci_sync_search_by_brn_drn_and_dates(sandbox: RunningSandbox) -> None:
     connector = make_connector(sandbox, CollectingPublisher())
 
     found = connector.dci.search_by_id("BRN", birth.event.registration_number)
-    assert [r["registration_number"] for r in found] == [birth.event.registration_number]
+    assert [number_of(r) for r in found] == [birth.event.registration_number]
     mapped = map_record("civil_registry_dci_birth", found[0])
     assert mapped["registration_number"] == birth.event.registration_number
     found = connector.dci.search_by_id("DRN", death.event.registration_number)
-    assert [r["reg_event_type"] for r in found] == ["death"]
+    assert [r["reg_event_type"] for r in found] == ["spdci-common:RegistryEventType:Death"]
     assert connector.dci.search_by_id("BRN", "NO-SUCH-NUMBER") == []
 
     since, until = (
@@ -689,7 +714,7 @@ def test_dci_sync_search_by_brn_drn_and_dates(sandbox: RunningSandbox) -> None:
     page = connector.dci.search_by_dates(
         "registration_date", since=since, until=until, event_type="death", page_size=500
     )
-    assert page.ok and sorted(r["registration_number"] for r in page.records) == expected
+    assert page.ok and sorted(number_of(r) for r in page.records) == expected
 
     # A wrong bearer token is a permanent refusal with the status, not a crash or a retry.
     caller = ResilientCaller("civil_registry", timeout=3)
@@ -720,14 +745,12 @@ def test_dci_async_search_answer_comes_back_to_on_search(
 
     txn = connector.dci.search_async(
         [id_criteria("BRN", birth.event.registration_number)],
-        sender_uri=connector.dci_sender_uri(hub.base),
+        sender_uri=connector.dci_sender_uri("on-search", hub.base),
         publish=True,
     )
     results = connector.dci.wait_for(txn, timeout=15)
     assert results is not None and results[0].ok
-    assert [r["registration_number"] for r in results[0].records] == [
-        birth.event.registration_number
-    ]
+    assert [number_of(r) for r in results[0].records] == [birth.event.registration_number]
     assert [(r.record_type, r.source_id) for r in publisher.records()] == [
         ("dci_birth", birth.event.registration_number)
     ]
@@ -743,7 +766,7 @@ def test_dci_async_search_answer_comes_back_to_on_search(
         },
         "message": {"transaction_id": "invented", "search_response": []},
     }
-    url = f"{hub.base}/dci/{CALLBACK_TOKEN}/registry/on-search"
+    url = f"{hub.base}/dci/{CALLBACK_TOKEN}/on-search"
     answer = requests.post(url, json=body, timeout=5)
     assert answer.status_code == 400
     assert answer.json()["message"]["ack_status"] == "NACK"
@@ -759,15 +782,23 @@ def test_dci_subscribe_then_notify_receiver_publishes_each_record(
     sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
 ) -> None:
     publisher = BatchCollectingPublisher()
-    connector = make_connector(sandbox, publisher, subscriptions=["dci"])
+    connector = make_connector(
+        sandbox, publisher, subscriptions=["dci"], dci_subscribe_filter=SANDBOX_FILTER
+    )
     hub = hub_side(connector)
     assert set(connector.subscribe(hub.base)) == {"dci"}  # no WebSub: one way in, no copies
     wait_until(lambda: len(connector.describe()["dci"]["subscriptions"]) == 2)
+    assert sorted(connector.describe()["dci"]["subscriptions"].values()) == [
+        "spdci-common:RegistryEventType:Death",
+        "spdci-common:RegistryEventType:LiveBirth",
+    ]
+    assert connector.status.snapshot()["problems"] == []
     status = requests.get(sandbox.url(NAME) + "/_admin/status", timeout=5).json()
     assert sorted(s["reg_event_type"] for s in status["dci_subscriptions"]) == [
         "death",
         "live_birth",
     ]
+    assert [s["filter"] for s in status["dci_subscriptions"]] == [SANDBOX_FILTER] * 2
 
     before = len(released(sandbox))
     advance(sandbox, 365)
@@ -779,6 +810,7 @@ def test_dci_subscribe_then_notify_receiver_publishes_each_record(
     assert sorted(r.source_id for r in records) == sorted(
         e.event.registration_number for e in fresh
     )
+    assert connector.describe()["dci"]["callbacks"]["notify"]["count"] >= 1
     by_number = {e.event.registration_number: e for e in fresh}
     mapped_count = 0
     for record in records:
@@ -853,6 +885,9 @@ def test_malformed_notify_gets_a_dci_nack_never_a_500(
         message = answer.json()["message"]
         assert message["ack_status"] == "NACK" and message["error"]["code"] == code
         assert message["error"]["message"]
+        # The spec's HttpErrorResponse and problem fields beside it, as the DCI server has.
+        assert answer.json()["errors"] == [message["error"]]
+        assert (answer.json()["status"], answer.json()["code"]) == (status, code)
     assert publisher.records() == []
 
     # Good and bad records in one notify: the good one lands, the bad one is reported.
@@ -901,3 +936,157 @@ def test_search_by_id_keeps_only_records_that_carry_the_identifier() -> None:
     assert carries(record, "BRN", "BR-9")
     assert not carries(record, "UIN", "124")
     assert not carries(record, "DRN", "BR-9")  # a birth number is not a death number
+
+
+# --- DCI subscriptions that do not work show in health --------------------------------------
+
+
+def test_a_subscription_never_confirmed_makes_the_connector_degraded(
+    sandbox: RunningSandbox,
+) -> None:
+    """The registry ACKs, but its on-subscribe cannot reach us (a wrong public URL)."""
+    from hub.monitoring.health import MonitoringContext, connector_health
+
+    connector = make_connector(
+        sandbox,
+        CollectingPublisher(),
+        subscriptions=["dci"],
+        dci_subscribe_filter=SANDBOX_FILTER,
+        pending_ttl_seconds=0.5,
+    )
+    connector.subscribe("http://127.0.0.1:9/connectors/civil_registry")  # nobody listens
+    # ACKed, and awaited: not "up" before the registry confirmed anything.
+    assert connector.status.snapshot()["problems"] == [
+        "dci:spdci-common:RegistryEventType:LiveBirth,spdci-common:RegistryEventType:Death: "
+        "awaiting_confirmation"
+    ]
+    wait_until(lambda: "not confirmed" in str(connector.status.snapshot()["problems"]), timeout=5)
+    assert connector.status.state == "degraded"
+    [reason] = connector.status.snapshot()["problems"]
+    assert "not confirmed: no on-subscribe within 0.5 s" in reason
+    assert CALLBACK_TOKEN not in reason  # the callback URL carries a secret
+
+    class Host:
+        runners: dict[str, Any] = {}
+
+        def statuses(self) -> dict[str, Any]:
+            return {NAME: connector.status.snapshot()}
+
+    shown = connector_health(MonitoringContext(None, None, Host()), {}, {})[NAME]
+    assert shown["state"] == "degraded" and shown["problems"] == [reason]
+    [attempt] = connector.describe()["dci"]["attempts"]
+    assert attempt["state"] == "pending" and attempt["codes"] == {}
+
+
+def test_a_subscription_the_registry_refuses_shows_its_reason(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    template = {"type": "ns:org:QueryType:graphql", "value": {"expression": "births { id }"}}
+    connector = make_connector(
+        sandbox, CollectingPublisher(), subscriptions=["dci"], dci_subscribe_filter=template
+    )
+    hub = hub_side(connector)
+    connector.subscribe(hub.base)
+    wait_until(lambda: "refused" in str(connector.status.snapshot()["problems"]))
+    assert connector.status.state == "degraded"
+    [reason] = connector.status.snapshot()["problems"]
+    assert (
+        "DCI subscription to spdci-common:RegistryEventType:LiveBirth, "
+        "spdci-common:RegistryEventType:Death refused by the registry: "
+        "rjct.notify_details.invalid: subscribe_criteria.filter: query templates"
+    ) in reason
+    assert connector.describe()["dci"]["callbacks"]["on-subscribe"]["count"] == 1
+
+
+# --- the callback views ------------------------------------------------------------------------
+
+
+def test_each_callback_url_takes_its_own_action_and_the_subscribe_url_takes_notify(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    publisher = CollectingPublisher()
+    connector = make_connector(sandbox, publisher)
+    hub = hub_side(connector)
+    url = connector.dci_sender_uri
+    assert url("on-search", hub.base) == f"{hub.base}/dci/{CALLBACK_TOKEN}/on-search"
+    good = {
+        "identifier": {"identifier_type": "BRN", "identifier_value": "B-7"},
+        "reg_event_type": "spdci-common:RegistryEventType:LiveBirth",
+    }
+    body = _notify_body([good], event_type="spdci-common:RegistryEventType:LiveBirth")
+    for target in (url("notify", hub.base), url("on-subscribe", hub.base)):
+        answer = requests.post(
+            target,
+            json={**body, "header": {**body["header"], "message_id": uuid.uuid4().hex}},
+            timeout=5,
+        )
+        assert answer.status_code == 200, answer.text
+    assert [r.source_id for r in publisher.records()] == ["B-7", "B-7"]  # same id: one effect
+    wrong = requests.post(url("on-search", hub.base), json=_notify_body([good]), timeout=5)
+    assert wrong.status_code == 400
+    assert "takes action 'on-search', not 'notify'" in wrong.json()["message"]["error"]["message"]
+    gone = requests.post(f"{hub.base}/dci/{CALLBACK_TOKEN}/registry/notify", json=body, timeout=5)
+    assert gone.status_code == 404  # the registry calls sender_uri as given, appending nothing
+
+
+def test_callbacks_must_carry_the_registrys_signature_when_its_key_is_configured(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from standards.dci.signature import public_key_base64, sign_envelope
+
+    registry_key = Ed25519PrivateKey.generate()
+    publisher = CollectingPublisher()
+    connector = make_connector(
+        sandbox, publisher, registry_public_key=public_key_base64(registry_key.public_key())
+    )
+    hub = hub_side(connector)
+    url = connector.dci_sender_uri("notify", hub.base)
+
+    def signed(number: str, key: Ed25519PrivateKey = registry_key) -> dict[str, Any]:
+        record = {"identifier": {"identifier_type": "BRN", "identifier_value": number}}
+        body = _notify_body([record])
+        body["signature"] = sign_envelope(
+            body["header"], body["message"], key, sender_id="civil-registry", key_id="k1"
+        )
+        return body
+
+    assert requests.post(url, json=signed("B-1"), timeout=5).status_code == 200
+    tampered = signed("B-2")
+    tampered["message"]["notify_event"][0]["data"]["reg_records"][0]["name"] = "Mallory"
+    unsigned = signed("B-3")
+    del unsigned["signature"]
+    for body, code in (
+        (signed("B-4", Ed25519PrivateKey.generate()), "err.signature.invalid"),
+        (tampered, "err.signature.invalid"),
+        (unsigned, "err.signature.missing"),
+    ):
+        answer = requests.post(url, json=body, timeout=5)
+        assert answer.status_code == 401
+        assert answer.json()["message"]["error"]["code"] == code
+    assert publisher.source_ids() == ["B-1"]
+    assert connector.describe()["dci"]["signatures"] == {
+        "signing": False,
+        "verifying_registry": True,
+    }
+    with pytest.raises(SettingsError, match=r"\$\.registry_public_key"):
+        make_connector(sandbox, publisher, registry_public_key="A" * 40)
+
+
+def test_the_hub_hands_its_dci_signing_key_to_the_connector(
+    sandbox: RunningSandbox, tmp_path: Path
+) -> None:
+    from hub.connectors_host import ConnectorHost
+    from hub.dci.config import DciConfig, load_signing_key
+    from hub.settings import load_settings
+
+    settings = load_settings(env={}, data_dir=tmp_path / "var", sandbox=False)
+    host = ConnectorHost(settings, None).build({NAME: launcher_settings(sandbox)})
+    try:
+        connector = host.connectors[NAME]
+        hub_key = load_signing_key(settings, DciConfig.from_settings(settings))
+        assert connector.context.signing_key.key_id == hub_key.key_id  # the DCI server's key
+        assert connector.describe()["dci"]["signatures"]["signing"] is True
+    finally:
+        host.stop()

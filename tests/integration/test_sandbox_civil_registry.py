@@ -132,7 +132,8 @@ class Receiver:
     ) -> None:
         self.verifications: list[dict[str, str]] = []
         self.deliveries: list[tuple[dict[str, str], bytes]] = []
-        self.callbacks: list[tuple[str, dict[str, Any]]] = []
+        self.callbacks: list[tuple[str, dict[str, Any]]] = []  # (header.action, body)
+        self.callback_paths: list[tuple[str, str]] = []  # (header.action, the path it came to)
         self.posts_seen = 0
         self._lock = threading.Lock()
         app = Flask("receiver")
@@ -154,7 +155,9 @@ class Receiver:
 
         @app.post("/registry/<action>")
         def dci_callback(action: str) -> Response:
-            self.callbacks.append((action, request.get_json()))
+            body = request.get_json()
+            self.callbacks.append((body["header"]["action"], body))
+            self.callback_paths.append((body["header"]["action"], request.path))
             return jsonify({"message": {"ack_status": "ACK"}})
 
         self.server = MockServer(app).start()
@@ -162,6 +165,10 @@ class Receiver:
     @property
     def hook(self) -> str:
         return self.server.url + "/hook"
+
+    def dci(self, action: str) -> str:
+        """The full callback URL for ``action``, given as ``sender_uri``."""
+        return f"{self.server.url}/registry/{action}"
 
     def of(self, action: str) -> list[dict[str, Any]]:
         return [body for name, body in self.callbacks if name == action]
@@ -713,9 +720,41 @@ def search_message(*criteria: dict[str, Any]) -> dict[str, Any]:
                     "reg_type": "ns:org:RegistryType:Civil",
                     **c,
                 },
+                "locale": "eng",
             }
             for i, c in enumerate(criteria)
         ],
+    }
+
+
+LIVE_BIRTH = "spdci-common:RegistryEventType:LiveBirth"
+DEATH = "spdci-common:RegistryEventType:Death"
+SINCE_2025 = [
+    {
+        "seq_num": 1,
+        "expression1": {
+            "attribute_name": "registration_date",
+            "operator": "ge",
+            "attribute_value": "2025-01-01",
+        },
+    }
+]
+
+
+def subscribe_item(reference: str, event_type: str, **criteria: Any) -> dict[str, Any]:
+    """One subscribe_request item as the CRVS API requires it (filter, notify_record_type)."""
+    return {
+        "reference_id": reference,
+        "timestamp": datetime.now(UTC).isoformat(),
+        "subscribe_criteria": {
+            "reg_type": "ns:org:RegistryType:Civil",
+            "reg_event_type": event_type,
+            "filter_type": "predicate",
+            "filter": SINCE_2025,
+            "notify_record_type": "spdci-extensions-dci:Person",
+            **criteria,
+        },
+        "locale": "eng",
     }
 
 
@@ -731,8 +770,21 @@ def sync_search(srv: MockServer, *criteria: dict[str, Any]) -> list[dict[str, An
     return list(body["message"]["search_response"])
 
 
+def identifiers(record: dict[str, Any]) -> dict[str, str]:
+    """identifier_type -> value; ``identifier`` is one object or a list of them (JSON-LD)."""
+    found = record["identifier"]
+    items = found if isinstance(found, list) else [found]
+    return {i["identifier_type"]: i["identifier_value"] for i in items}
+
+
 def record_ids(item: dict[str, Any]) -> list[str]:
-    return [r["registration_number"] for r in item["data"]["reg_records"]]
+    """The registration numbers (the BRN of a birth, the DRN of a death) of the records."""
+    numbers = []
+    found = item["data"]["reg_records"]  # a list in a search answer, one object in a notify
+    for record in found if isinstance(found, list) else [found]:
+        ids = identifiers(record)
+        numbers.append(ids["DRN"] if record["reg_event_type"] == DEATH else ids["BRN"])
+    return numbers
 
 
 def test_dci_sync_search_by_identifier(crvs: MockServer) -> None:
@@ -746,28 +798,39 @@ def test_dci_sync_search_by_identifier(crvs: MockServer) -> None:
         {
             "query_type": "idtype-value",
             "query": {"type": "DRN", "value": "DR2"},
-            "reg_event_type": "death",
+            "reg_event_type": DEATH,  # the spec's vocabulary
         },
         {
             "query_type": "idtype-value",
             "query": {"type": "DRN", "value": "DR2"},
-            "reg_event_type": "live_birth",
+            "reg_event_type": "live_birth",  # the registry core's code
         },
     )
     assert [r["status"] for r in results] == ["succ"] * 4
+    assert all(r["locale"] == "eng" for r in results)
     assert record_ids(results[0]) == ["BR2"]
     assert record_ids(results[1]) == ["DR1"]
-    assert record_ids(results[2]) == ["DR2"] and results[2]["data"]["reg_event_type"] == "death"
+    assert record_ids(results[2]) == ["DR2"] and results[2]["data"]["reg_event_type"] == DEATH
     assert record_ids(results[3]) == []
+    assert results[0]["data"]["reg_record_type"] == "spdci-extensions-dci:Person"
     birth = results[0]["data"]["reg_records"][0]
     assert birth["parent1_identifier"] == {
+        "@type": "Identifier",
         "identifier_type": "UIN",
         "identifier_value": "1111111111",
     }
     assert "parent2_identifier" not in birth  # father unknown
-    assert {"identifier_type": "BRN", "identifier_value": "BR2"} in birth["identifier"]
+    # As in the spec's example person: one identifier is an object, blanks mean unknown.
+    assert birth["identifier"]["identifier_value"] == "BR2"
+    assert (birth["birth_place"], birth["death_date"], birth["death_place"]) == ("", "", "")
     death = results[1]["data"]["reg_records"][0]
+    assert identifiers(death) == {"DRN": "DR1", "UIN": "3333333333", "BRN": "BR0"}
     assert death["death_date"].startswith("2025-01-04")
+    assert death["death_place"] == "R01-D02-L003"  # a place given as text
+    first_birth = sync_search(
+        crvs, {"query_type": "idtype-value", "query": {"type": "BRN", "value": "BR1"}}
+    )[0]["data"]["reg_records"][0]
+    assert first_birth["birth_place"]["contained_in_place"] == "R01-D01-L001"  # as an object
 
 
 def test_dci_sync_search_by_date_predicates(crvs: MockServer) -> None:
@@ -810,6 +873,7 @@ def test_dci_sync_search_by_date_predicates(crvs: MockServer) -> None:
     )
     assert record_ids(results[0]) == ["DR1", "BR2"]
     assert record_ids(results[1]) == ["DR1", "BR2"]
+    assert "reg_event_type" not in results[0]["data"]  # mixed: each record says its own
     assert record_ids(results[2]) == ["BR2", "BR1"]
     assert record_ids(results[3]) == ["BR2"]
     assert results[3]["pagination"] == {"page_size": 1, "page_number": 2, "total_count": 2}
@@ -985,6 +1049,30 @@ def test_dci_async_requires_sender_uri(crvs: MockServer) -> None:
     assert post_raw(crvs, "/registry/search", body).json()["message"]["ack_status"] == "ACK"
 
 
+def test_dci_refuses_what_the_spec_file_does_not_allow(crvs: MockServer) -> None:
+    """The clients' usual departures from the CRVS API file are refused, not taken in."""
+    query = {"query_type": "idtype-value", "query": {"type": "UIN", "value": "1"}}
+    two_letters = search_message(query)
+    two_letters["search_request"][0]["locale"] = "en"
+    answer = post_raw(crvs, "/registry/sync/search", envelope("search", two_letters))
+    assert answer.status_code == 400 and dci_error(answer)[0] == "err.request.bad"
+    assert "locale" in answer.json()["message"]["error"]["message"]
+    null_signature = {**envelope("search", search_message(query)), "signature": None}
+    answer = post_raw(crvs, "/registry/sync/search", null_signature)
+    assert dci_error(answer)[0] == "err.signature.invalid"
+    for missing in ("filter", "notify_record_type"):
+        item = subscribe_item("r1", LIVE_BIRTH)
+        del item["subscribe_criteria"][missing]
+        message = {"transaction_id": "t-" + missing, "subscribe_request": [item]}
+        answer = post_raw(
+            crvs,
+            "/registry/subscribe",
+            envelope("subscribe", message, sender_uri="http://127.0.0.1:9/on-subscribe"),
+        )
+        assert answer.status_code == 400
+        assert missing in answer.json()["message"]["error"]["message"]
+
+
 def test_dci_bearer_token_when_configured() -> None:
     srv = start_registry(dci_bearer_token="tok-123")
     try:
@@ -1009,11 +1097,14 @@ def test_dci_async_search_acks_then_calls_back(crvs: MockServer, receiver: Recei
         {"query_type": "idtype-value", "query": {"type": "BRN", "value": "BR1"}}
     )
     response = post_raw(
-        crvs, "/registry/search", envelope("search", message, sender_uri=receiver.server.url)
+        crvs,
+        "/registry/search",
+        envelope("search", message, sender_uri=receiver.dci("on-search")),
     )
     ack = response.json()["message"]
     assert response.status_code == 200 and ack["ack_status"] == "ACK"
     callback = wait_for(lambda: receiver.of("on-search"))[0]
+    assert receiver.callback_paths == [("on-search", "/registry/on-search")]  # as given
     assert callback["header"]["action"] == "on-search"
     assert callback["header"]["status"] == "succ"
     assert callback["header"]["receiver_id"] == "social-registry"
@@ -1023,35 +1114,28 @@ def test_dci_async_search_acks_then_calls_back(crvs: MockServer, receiver: Recei
 
 
 def test_dci_subscribe_notify_unsubscribe(crvs: MockServer, receiver: Receiver) -> None:
+    callback = receiver.dci("on-subscribe")  # the full URL, called as given
     subscribe_message = {
         "transaction_id": "txn-sub-1",
         "subscribe_request": [
-            {
-                "reference_id": "r1",
-                "timestamp": datetime.now(UTC).isoformat(),
-                "subscribe_criteria": {
-                    "reg_type": "ns:org:RegistryType:Civil",
-                    "reg_event_type": "death",
-                },
-            },
-            {
-                "reference_id": "r2",
-                "timestamp": datetime.now(UTC).isoformat(),
-                "subscribe_criteria": {"reg_event_type": "marriage"},
-            },
+            subscribe_item("r1", DEATH),
+            subscribe_item("r2", "spdci-common:RegistryEventType:Marriage"),
         ],
     }
     ack = post_raw(
         crvs,
         "/registry/subscribe",
-        envelope("subscribe", subscribe_message, sender_uri=receiver.server.url),
+        envelope("subscribe", subscribe_message, sender_uri=callback),
     )
     assert ack.json()["message"]["ack_status"] == "ACK"
     on_subscribe = wait_for(lambda: receiver.of("on-subscribe"))[0]
-    assert on_subscribe["header"]["status"] == "part"
+    assert on_subscribe["header"]["status"] == "succ"
+    assert on_subscribe["header"]["completed_count"] == 1
     first, second = on_subscribe["message"]["subscribe_response"]
     code = first["subscriptions"][0]["code"]
     assert first["status"] == "succ" and second["status"] == "rjct"
+    assert first["subscriptions"][0]["reg_event_type"] == DEATH
+    assert second["status_reason_code"] == "rjct.notify_types.invalid"
 
     again = post_raw(
         crvs,
@@ -1059,11 +1143,12 @@ def test_dci_subscribe_notify_unsubscribe(crvs: MockServer, receiver: Receiver) 
         envelope(
             "subscribe",
             {**subscribe_message, "subscribe_request": subscribe_message["subscribe_request"][:1]},
-            sender_uri=receiver.server.url,
+            sender_uri=callback,
         ),
     )
     assert again.status_code == 200
     dup = wait_for(lambda: receiver.of("on-subscribe")[1:])[0]
+    assert dup["header"]["status"] == "rjct"
     assert dup["message"]["subscribe_response"][0]["status_reason_code"] == (
         "rjct.event.already_subscribed"
     )
@@ -1071,10 +1156,12 @@ def test_dci_subscribe_notify_unsubscribe(crvs: MockServer, receiver: Receiver) 
     advance(crvs, 15)  # BR1 and DR1: only the death is notified
     notify = wait_for(lambda: receiver.of("notify"))[0]
     assert notify["header"]["action"] == "notify"
+    assert ("notify", "/registry/on-subscribe") in receiver.callback_paths
     events = notify["message"]["notify_event"]
     assert len(events) == 1
-    assert events[0]["data"]["reg_event_type"] == "death"
-    assert events[0]["data"]["reg_records"][0]["registration_number"] == "DR1"
+    assert events[0]["data"]["reg_event_type"] == DEATH
+    assert events[0]["locale"] == "eng"
+    assert identifiers(events[0]["data"]["reg_records"])["DRN"] == "DR1"
 
     unsub = {
         "transaction_id": "txn-unsub",
@@ -1084,16 +1171,132 @@ def test_dci_subscribe_notify_unsubscribe(crvs: MockServer, receiver: Receiver) 
     post_raw(
         crvs,
         "/registry/unsubscribe",
-        envelope("unsubscribe", unsub, sender_uri=receiver.server.url),
+        envelope("unsubscribe", unsub, sender_uri=receiver.dci("on-unsubscribe")),
     )
     on_unsub = wait_for(lambda: receiver.of("on-unsubscribe"))[0]
-    statuses = {s["code"]: s for s in on_unsub["message"]["subscription_status"]}
-    assert statuses[code]["status"] == "unsubscribe"
-    assert statuses["no-such-code"]["status_reason_code"] == "rjct.subscription_code.invalid"
+    assert on_unsub["message"]["subscription_status"] == [{"code": code, "status": "unsubscribe"}]
+    assert on_unsub["message"]["status_reason_code"] == "rjct.subscription_code.invalid"
+    assert "no-such-code" in on_unsub["message"]["status_reason_message"]
 
     advance(crvs, 80)  # DR2 registered after unsubscribing: no second notify
     time.sleep(0.3)
     assert len(receiver.of("notify")) == 1
+
+
+def test_dci_answers_and_callbacks_follow_the_crvs_api_file(
+    crvs: MockServer, receiver: Receiver
+) -> None:
+    """Every body the mock's DCI side sends, checked against the spec's own schemas."""
+    from standards.dci import openapi
+
+    spec = "crvs_api_v1.0.0.yaml"
+    if not openapi.available() or not (openapi.spec_dir() / spec).is_file():  # type: ignore[operator]
+        pytest.skip(openapi.SKIP_REASON + f" (and {spec})")
+    subscribe = {
+        "transaction_id": "t-spec",
+        "subscribe_request": [
+            subscribe_item("r1", LIVE_BIRTH),
+            subscribe_item("r2", DEATH),
+            subscribe_item("r3", "spdci-common:RegistryEventType:Adoption"),
+        ],
+    }
+    acks = [
+        post_raw(
+            crvs,
+            "/registry/subscribe",
+            envelope("subscribe", subscribe, sender_uri=receiver.dci("on-subscribe")),
+        ),
+    ]
+    on_subscribe = wait_for(lambda: receiver.of("on-subscribe"))[0]
+    advance(crvs, 80)
+    query = {"query_type": "idtype-value", "query": {"type": "BRN", "value": "BR1"}}
+    mixed = {"query_type": "predicate", "query": SINCE_2025}
+    acks.append(
+        post_raw(
+            crvs,
+            "/registry/search",
+            envelope("search", search_message(query, mixed), sender_uri=receiver.dci("on-search")),
+        )
+    )
+    codes = [s["code"] for s in on_subscribe["message"]["subscribe_response"][0]["subscriptions"]]
+    acks.append(
+        post_raw(
+            crvs,
+            "/registry/unsubscribe",
+            envelope(
+                "unsubscribe",
+                {
+                    "transaction_id": "t-u",
+                    "timestamp": datetime.now(UTC).isoformat(),
+                    "subscription_codes": [*codes, "unknown"],
+                },
+                sender_uri=receiver.dci("on-unsubscribe"),
+            ),
+        )
+    )
+    sync = post_raw(crvs, "/registry/sync/search", envelope("search", search_message(mixed)))
+    wait_for(
+        lambda: receiver.of("notify") and receiver.of("on-search") and receiver.of("on-unsubscribe")
+    )
+    problems = {
+        "sync/search": openapi.problems(
+            sync.json(), openapi.sync_response_pointer("/registry/sync/search"), spec
+        ),
+        **{
+            f"ack {n}": openapi.problems(a.json(), openapi.ACK_POINTER, spec)
+            for n, a in enumerate(acks)
+        },
+        **{
+            f"{action} {n}": openapi.problems(
+                body, openapi.request_pointer(f"/registry/{action}"), spec
+            )
+            for n, (action, body) in enumerate(receiver.callbacks)
+        },
+    }
+    assert {k: v for k, v in problems.items() if v} == {}
+    assert len(problems) == 3 + 1 + len(receiver.callbacks) and len(receiver.callbacks) >= 4
+
+
+def test_dci_subscribe_filter_narrows_the_notifications(
+    crvs: MockServer, receiver: Receiver
+) -> None:
+    later = [
+        {
+            "seq_num": 1,
+            "expression1": {
+                "attribute_name": "registration_date",
+                "operator": "ge",
+                "attribute_value": "2025-02-01",
+            },
+        }
+    ]
+    message = {
+        "transaction_id": "txn-filter",
+        "subscribe_request": [
+            subscribe_item("since-feb", LIVE_BIRTH, filter=later),
+            subscribe_item(
+                "one-person",
+                DEATH,
+                filter_type="idtype-value",
+                filter={"type": "UIN", "value": "4444444444"},
+            ),
+        ],
+    }
+    post_raw(
+        crvs,
+        "/registry/subscribe",
+        envelope("subscribe", message, sender_uri=receiver.dci("on-subscribe")),
+    )
+    wait_for(lambda: receiver.of("on-subscribe"))
+    advance(crvs, 80)  # all four: BR1 (Jan), DR1 (Jan, another person), BR2 (Feb), DR2 (UIN 4444)
+    wait_for(lambda: len(receiver.of("notify")) >= 2)
+    time.sleep(0.3)
+    notified = sorted(
+        record_ids(event)[0]
+        for body in receiver.of("notify")
+        for event in body["message"]["notify_event"]
+    )
+    assert notified == ["BR2", "DR2"]
 
 
 # --- clock and faults --------------------------------------------------------------------
@@ -1148,17 +1351,17 @@ def test_noise_gives_the_registry_its_own_stable_copy() -> None:
                     }
                 ),
             )
-            records = post_raw(srv, "/registry/sync/search", body).json()["message"][
+            item = post_raw(srv, "/registry/sync/search", body).json()["message"][
                 "search_response"
-            ][0]["data"]["reg_records"]
+            ][0]
         finally:
             srv.stop()
         return [
             (
-                r["registration_number"],
+                number,
                 f"{r['name']['given_name']} {r['name']['surname']} {r['sex']} {r['birth_date']}",
             )
-            for r in records
+            for number, r in zip(record_ids(item), item["data"]["reg_records"], strict=True)
         ]
 
     first, second = names_and_numbers(), names_and_numbers()
