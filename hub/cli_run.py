@@ -70,6 +70,16 @@ def start_background(
     )
 
 
+def with_sandbox_profile(settings: Settings, *, sandbox: bool) -> Settings:
+    """With the sandbox on, the hub checks identifiers by the sandbox's own country profile
+    (its national IDs carry a Verhoeff digit), unless ``SRHUB_IDENTIFIER_PROFILE`` names one."""
+    if not sandbox or settings.has_identifier_profile:
+        return settings
+    from sandbox_mocks.launcher import SANDBOX_IDENTIFIER_PROFILE
+
+    return with_overrides(settings, identifier_profile=SANDBOX_IDENTIFIER_PROFILE)
+
+
 @click.command()
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default 8000).")
@@ -89,6 +99,7 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
     if port is not None:
         changes["port"] = port
     settings = with_overrides(settings, **changes) if changes else settings
+    settings = with_sandbox_profile(settings, sandbox=settings.sandbox and not no_sandbox)
     logging.basicConfig(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -111,6 +122,11 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
         click.echo(f"srhub: API on {url}  (health: {url}/health)")
         click.echo(f"srhub: dashboard {url}/  (log in with the admin token below)")
         click.echo(f"srhub: database {settings.effective_database_url.split('@')[-1]}")
+        profile = runtime.identifier_profile
+        click.echo(
+            f"srhub: identifier profile {profile.name}"
+            + (f" ({settings.identifier_profile})" if settings.has_identifier_profile else "")
+        )
         click.echo(
             "srhub: broker "
             + ("embedded queue in the database" if settings.uses_embedded_broker else "RabbitMQ")
