@@ -152,6 +152,7 @@ class Spec:
         for rule in self.fields:
             run.field(rule)
         run.check_schema()
+        run.escalate_needed_drops()
         broken = [p for p in run.problems if not run.follows_from_review(p)]
         if broken:
             raise MappingError(self.name, self.version, run.problems + run.review)
@@ -173,6 +174,7 @@ class _Run:
     review: list[Problem] = field(default_factory=list)  # the subject's identifiers refused
     refused: list[dict[str, Any]] = field(default_factory=list)  # their values, for review
     notes: list[Note] = field(default_factory=list)  # other identifiers dropped
+    dropped: list[tuple[Note, dict[str, Any]]] = field(default_factory=list)  # ...and values
     review_targets: set[str] = field(default_factory=set)
     failed_bindings: set[str] = field(default_factory=set)
     failed_targets: set[str] = field(default_factory=set)
@@ -342,10 +344,30 @@ class _Run:
             self.refused.append({"target": target, "source_path": hit.path, "value": hit.value})
             self.review_targets.add(_strip_indexes(target))
             return None, False
-        self.notes.append(
-            Problem(hit.path, target, kind, f"dropped: the value {exc.reason}")
+        note = Problem(hit.path, target, kind, f"dropped: the value {exc.reason}")
+        self.notes.append(note)
+        self.dropped.append(
+            (note, {"target": target, "source_path": hit.path, "value": hit.value})
         )
         return transforms.MISSING, True
+
+    def escalate_needed_drops(self) -> None:
+        """A dropped identifier the record cannot do without (the schema now misses the
+        person it named, e.g. a mother named by her national ID only) is no longer a note:
+        it sends the record to review, like a subject identifier."""
+        missing = [
+            _strip_indexes(p.target)
+            for p in self.problems
+            if p.rule.startswith("schema:") and p.target is not None
+        ]
+        for note, refused in self.dropped:
+            target = _strip_indexes(note.target or "")
+            if any(target == m or target.startswith(m + ".") for m in missing):
+                self.notes.remove(note)
+                message = note.message.removeprefix("dropped: ")
+                self.review.append(Problem(note.source_path, note.target, note.rule, message))
+                self.review_targets.add(target)
+                self.refused.append(refused)
 
     def follows_from_review(self, problem: Problem) -> bool:
         """A schema complaint about a place whose subject identifier was refused: it only

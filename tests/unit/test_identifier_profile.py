@@ -268,3 +268,18 @@ def test_settings_refuse_a_bad_profile_at_start_naming_the_setting_and_key(
     good = load_settings(env={"SRHUB_IDENTIFIER_PROFILE": str(SANDBOX_PROFILE_PATH)})
     assert load_identifier_profile(good).name == "sandbox"
     assert load_identifier_profile(load_settings(env={})).name == "default"
+
+
+def test_srhub_run_uses_the_sandbox_profile_while_the_sandbox_runs(tmp_path: Path) -> None:
+    from hub.cli_run import with_sandbox_profile
+    from sandbox_mocks.launcher import SANDBOX_IDENTIFIER_PROFILE
+
+    plain = load_settings(env={})
+    chosen = with_sandbox_profile(plain, sandbox=True)
+    assert chosen.identifier_profile == SANDBOX_IDENTIFIER_PROFILE
+    assert load_identifier_profile(chosen).rule("national_id").check is CHECK_DIGITS["verhoeff"]
+    assert with_sandbox_profile(plain, sandbox=False) is plain  # --no-sandbox: built-in
+    own = tmp_path / "country.toml"
+    own.write_text(SANDBOX_PROFILE_PATH.read_text(encoding="utf-8"), encoding="utf-8")
+    explicit = load_settings(env={"SRHUB_IDENTIFIER_PROFILE": str(own)})
+    assert with_sandbox_profile(explicit, sandbox=True).identifier_profile == own

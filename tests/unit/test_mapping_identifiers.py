@@ -106,6 +106,28 @@ def test_a_required_identifier_that_breaks_the_rule_goes_to_review_not_dead_lett
     assert {p.rule for p in caught.value.problems} == {"identifier:pattern"}
 
 
+def test_a_dropped_identifier_the_record_needs_sends_it_to_review() -> None:
+    # DCI names the mother by identifier only: without her number the birth has no mother.
+    record = copy.deepcopy(BIRTH)
+    record["parent1_identifier"][0]["identifier_value"] = BAD
+    with pytest.raises(IdentifierReview) as caught:
+        load_spec("civil_registry_dci_birth").map(record, SANDBOX)
+    assert [(p.target, p.rule) for p in caught.value.problems] == [
+        ("mother.identifiers[system=national_id].value", "identifier:check_digit")
+    ]
+    assert [n.target for n in caught.value.notes] == [
+        "father.identifiers[system=national_id].value"
+    ]
+    assert [r["source_path"] for r in caught.value.refused] == [
+        "$.parent1_identifier[0].identifier_value"
+    ]
+    # No mother at all is a broken record, not a question for a person.
+    del record["parent1_identifier"]
+    with pytest.raises(MappingError) as broken:
+        load_spec("civil_registry_dci_birth").map(record, SANDBOX)
+    assert not isinstance(broken.value, IdentifierReview)
+
+
 def test_tax_rows_and_program_lists() -> None:
     row = {
         "RECORD_NO": "7",
