@@ -332,7 +332,8 @@ def apply_enrollment(registry: Registry, record: dict[str, Any], ctx: IngestCont
         return who
     number = f"{record['program_code']}-{record['beneficiary_number']}"
     known = registry.get_person(who).get("identifiers", [])
-    if any(i["system"] == "program_beneficiary_id" and i["value"] == number.upper() for i in known):
+    stored = registry.identifier_profile.normalise("program_beneficiary_id", number)
+    if any(i["system"] == "program_beneficiary_id" and i["value"] == stored for i in known):
         return "already_applied"
     registry.update_person(
         who,
