@@ -51,6 +51,8 @@ def test_run_serves_health_and_refuses_anonymous_requests(tmp_path: Path):
         assert anonymous.status_code == 401
         token = (tmp_path / "var" / "admin-token").read_text().strip()
         assert any(token in line for line in lines)  # printed for the newcomer
+        # No sandbox: the built-in identifier profile (no check digits), said at start.
+        assert any("identifier profile default" in line for line in lines)
         authorised = requests.get(
             f"{url}/api/v1/households", headers={"Authorization": f"Bearer {token}"}, timeout=5
         )

@@ -283,3 +283,22 @@ def test_srhub_run_uses_the_sandbox_profile_while_the_sandbox_runs(tmp_path: Pat
     own.write_text(SANDBOX_PROFILE_PATH.read_text(encoding="utf-8"), encoding="utf-8")
     explicit = load_settings(env={"SRHUB_IDENTIFIER_PROFILE": str(own)})
     assert with_sandbox_profile(explicit, sandbox=True).identifier_profile == own
+
+
+def test_a_command_started_with_a_bad_profile_stops_with_the_reason(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from hub.cli import main
+
+    bad = tmp_path / "country.toml"
+    bad.write_text('[profile]\nname = "x"\n[systems.national_id]\ncheck = "luhn"\n', "utf-8")
+    result = CliRunner().invoke(
+        main,
+        ["run", "--no-sandbox", "--no-workers"],
+        env={"SRHUB_IDENTIFIER_PROFILE": str(bad), "SRHUB_DATA_DIR": str(tmp_path / "var")},
+    )
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "SRHUB_IDENTIFIER_PROFILE" in result.output
+    assert "systems.national_id.description: is required" in result.output
+    assert not (tmp_path / "var").exists()  # stopped before touching anything
