@@ -30,6 +30,7 @@ from registry_core.matching import (
     PersonRecord,
     person_from_mapping,
 )
+from standards.identifiers import IdentifierProfile
 
 
 class InputError(click.ClickException):
@@ -37,9 +38,16 @@ class InputError(click.ClickException):
 
 
 def read_records(
-    handle: IO[str], warn: IO[str] | None = None, *, lenient_dates: bool = False
+    handle: IO[str],
+    warn: IO[str] | None = None,
+    *,
+    lenient_dates: bool = False,
+    identifiers: IdentifierProfile | None = None,
 ) -> Iterator[PersonRecord]:
     """Yield the readable records of a person CSV; report skipped rows on ``warn``.
+
+    ``identifiers``: the country profile whose ``national_id`` normalisation is applied before
+    comparing (so ``0012-345`` and ``12345`` compare as the profile says they are written).
 
     Raises :class:`InputError` when the header is missing, lacks ``id`` or names a column we do
     not know (a typo there would otherwise silently drop a whole field), or when the file is
@@ -48,7 +56,7 @@ def read_records(
     """
     out = warn if warn is not None else sys.stderr
     try:
-        yield from _read(handle, out, lenient_dates)
+        yield from _read(handle, out, lenient_dates, identifiers)
     except UnicodeDecodeError:
         raise InputError("the input file is not UTF-8 text") from None
 
@@ -66,7 +74,9 @@ def _rows(reader: Any, out: IO[str]) -> Iterator[tuple[int, list[str]]]:
         yield reader.line_num, cells
 
 
-def _read(handle: IO[str], out: IO[str], lenient_dates: bool) -> Iterator[PersonRecord]:
+def _read(
+    handle: IO[str], out: IO[str], lenient_dates: bool, identifiers: IdentifierProfile | None
+) -> Iterator[PersonRecord]:
     reader = csv.reader(handle)
     header = next(reader, None)
     if header is None:
@@ -92,6 +102,8 @@ def _read(handle: IO[str], out: IO[str], lenient_dates: bool) -> Iterator[Person
             _skip(out, row_number, "-", f"has {len(cells)} cells, the header has {len(columns)}")
             continue
         row = dict(zip(columns, cells, strict=True))
+        if identifiers is not None and row.get("national_id"):
+            row["national_id"] = identifiers.normalise("national_id", row["national_id"])
         try:
             record = person_from_mapping(row)
         except FieldError as exc:
@@ -165,7 +177,12 @@ def dedup(
             match_threshold=threshold,
             review_threshold=min(config.review_threshold, threshold),
         )
-    records = list(read_records(input_file, sys.stderr, lenient_dates=lenient_dates))
+    from hub.settings import load_identifier_profile, load_settings
+
+    identifiers = load_identifier_profile(load_settings())
+    records = list(
+        read_records(input_file, sys.stderr, lenient_dates=lenient_dates, identifiers=identifiers)
+    )
     pairs = Matcher(config).pairs(records, include_review=review_output is not None)
     matches = reviews = 0
     writer = csv.writer(output_file, lineterminator="\n")

@@ -92,6 +92,16 @@ def login_lines(url: str, has_local_token: bool, settings: Settings) -> list[str
     ]
 
 
+def with_sandbox_profile(settings: Settings, *, sandbox: bool) -> Settings:
+    """With the sandbox on, the hub checks identifiers by the sandbox's own country profile
+    (its national IDs carry a Verhoeff digit), unless ``SRHUB_IDENTIFIER_PROFILE`` names one."""
+    if not sandbox or settings.has_identifier_profile:
+        return settings
+    from sandbox_mocks.launcher import SANDBOX_IDENTIFIER_PROFILE
+
+    return with_overrides(settings, identifier_profile=SANDBOX_IDENTIFIER_PROFILE)
+
+
 @click.command()
 @click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port to listen on (default 8000).")
@@ -111,6 +121,7 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
     if port is not None:
         changes["port"] = port
     settings = with_overrides(settings, **changes) if changes else settings
+    settings = with_sandbox_profile(settings, sandbox=settings.sandbox and not no_sandbox)
     configure_logging(settings.log_level)
     settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     upgrade_to_head(settings.effective_database_url)
@@ -131,6 +142,11 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
         for line in login_lines(url, token is not None, settings):
             click.echo(line)
         click.echo(f"srhub: database {settings.effective_database_url.split('@')[-1]}")
+        profile = runtime.identifier_profile
+        click.echo(
+            f"srhub: identifier profile {profile.name}"
+            + (f" ({settings.identifier_profile})" if settings.has_identifier_profile else "")
+        )
         click.echo(
             "srhub: broker "
             + ("embedded queue in the database" if settings.uses_embedded_broker else "RabbitMQ")

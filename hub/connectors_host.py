@@ -36,7 +36,7 @@ from connectors.base.registry import create_connector
 from hub.broker import Broker, connect
 from hub.broker.base import EXCHANGE_INBOUND, Message
 from hub.monitoring.hooks import inbound_published
-from hub.settings import Settings
+from hub.settings import Settings, load_identifier_profile
 from standards.cloudevents import to_json_bytes
 
 log = logging.getLogger(__name__)
@@ -136,6 +136,7 @@ class ConnectorHost:
     problems: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.identifiers = load_identifier_profile(self.settings)
         self.publisher = BrokerRawPublisher(self.settings)
         self.checkpoints = SqlCheckpointStore(self.engine)
         self.seen_files = SqlSeenFileStore(self.engine)
@@ -165,6 +166,7 @@ class ConnectorHost:
                 checkpoints=self.checkpoints,
                 seen_files=self.seen_files,
                 signing_key=signing_key,
+                identifiers=self.identifiers,
             )
             try:
                 self.connectors[name] = create_connector(settings, context)

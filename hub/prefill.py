@@ -44,6 +44,7 @@ from connectors.national_id import NationalIdConnector, NotFoundError, national_
 from connectors.national_id.crvs_lookup import CivilRegistryNotFound, CivilRegistryUinLookup
 from mappings.engine import MappingError, load_spec
 from registry_core.precedence import Candidate, SourcePrecedence
+from standards.identifiers import IdentifierProfile, default_profile
 
 log = logging.getLogger(__name__)
 
@@ -108,8 +109,10 @@ class SourceOutcome:
 # --- one function per source: (connector, national ID, deadline) -> outcome --------------------
 
 
-def _mapped(spec: str, record: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
-    result = load_spec(spec).map(dict(record))
+def _mapped(
+    spec: str, record: Mapping[str, Any], identifiers: IdentifierProfile | None = None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    result = load_spec(spec).map(dict(record), identifiers)
     return result.record, result.sources
 
 
@@ -138,7 +141,7 @@ def ask_national_id(connector: Connector, national_id: str, deadline: Deadline) 
         codes = ",".join(answer.error_codes) or "none"
         return SourceOutcome("national_id", ERROR,
                              reason=f"the authority gave no identity (error codes {codes})")
-    record, sources = _mapped("national_id_person", answer.payload)
+    record, sources = _mapped("national_id_person", answer.payload, connector.context.identifiers)
     claims = _person_claims(record["person"], "person.", sources)
     for name in ("person_status", "death_date"):
         if record.get(name):
@@ -151,33 +154,41 @@ def ask_national_id(connector: Connector, national_id: str, deadline: Deadline) 
 
 
 def ask_civil_registry(
-    client: CivilRegistryUinLookup, national_id: str, deadline: Deadline
+    client: CivilRegistryUinLookup,
+    national_id: str,
+    deadline: Deadline,
+    identifiers: IdentifierProfile | None = None,
 ) -> SourceOutcome:
     records = client.find(national_id, deadline)
     claims: list[Claim] = []
     for raw in records:
         if normalise_event_type(raw.get("reg_event_type")) == "death":  # any DCI spelling
-            record, sources = _mapped("civil_registry_dci_death", raw)
+            record, sources = _mapped("civil_registry_dci_death", raw, identifiers)
             claims += _person_claims(record.get("deceased") or {}, "deceased.", sources)
             claims.append(Claim("person", "person_status", "deceased", "$.reg_event_type"))
             if record.get("death_date"):
                 claims.append(Claim("person", "death_date", record["death_date"],
                                     sources.get("$.death_date", "")))
         else:
-            record, sources = _mapped("civil_registry_dci_birth", raw)
+            record, sources = _mapped("civil_registry_dci_birth", raw, identifiers)
             # Only the child (the person asked about): parents are other people.
             claims += _person_claims(record.get("child") or {}, "child.", sources)
     return SourceOutcome("civil_registry", OK, claims=claims)
 
 
-def ask_tax(client: TaxpayerLookup, national_id: str, deadline: Deadline) -> SourceOutcome:
+def ask_tax(
+    client: TaxpayerLookup,
+    national_id: str,
+    deadline: Deadline,
+    identifiers: IdentifierProfile | None = None,
+) -> SourceOutcome:
     answer = client.find(national_id, deadline)
     claims: list[Claim] = []
     attributes: list[tuple[dict[str, Any], str]] = []
     names_done = False
     for index, row in enumerate(answer["returns"]):
         try:
-            record, sources = _mapped("tax_income_row", row)
+            record, sources = _mapped("tax_income_row", row, identifiers)
         except MappingError as error:  # one unreadable return does not hide the others
             log.info("prefill: a tax return could not be mapped (%d problem(s))",
                      len(error.problems))
@@ -337,8 +348,10 @@ class PrefillService:
         *,
         max_workers: int = 16,
         precedence: SourcePrecedence | None = None,
+        identifiers: IdentifierProfile | None = None,
     ) -> None:
         self._connectors = connectors
+        self.identifiers = identifiers or default_profile()
         self.pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="prefill")
         self.precedence = precedence or SourcePrecedence.default()
         self._clients: dict[tuple[str, int], tuple[Connector, Any]] = {}
@@ -371,9 +384,10 @@ class PrefillService:
         Raises ``InvalidNationalId`` before anything is called. Sources whose connector is
         not configured are reported ``error`` / ``not configured``; ``missing`` lists them.
         """
-        problem = national_id_problem(national_id, "UIN")
+        problem = national_id_problem(national_id, "UIN", self.identifiers)
         if problem:
             raise InvalidNationalId(problem)
+        national_id = self.identifiers.normalise("national_id", national_id)
         if not 0 < deadline_s <= MAX_DEADLINE_S:
             raise ValueError(f"the deadline must be more than 0 and at most {MAX_DEADLINE_S:g} s")
         configured = self.connectors()
@@ -389,11 +403,12 @@ class PrefillService:
         if "civil_registry" in configured:
             tasks["civil_registry"] = lambda: ask_civil_registry(
                 self._client("civil_registry", configured["civil_registry"],
-                             CivilRegistryUinLookup.from_connector), national_id, run.deadline)
+                             CivilRegistryUinLookup.from_connector), national_id, run.deadline,
+                self.identifiers)
         if "tax" in configured:
             tasks["tax"] = lambda: ask_tax(
                 self._client("tax", configured["tax"], TaxpayerLookup.from_connector),
-                national_id, run.deadline)
+                national_id, run.deadline, self.identifiers)
         for source, work in tasks.items():
             run.launch(source, work)
         outcomes = run.wait()

@@ -12,11 +12,12 @@ from functools import cached_property
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.settings import Keys, Settings, load_keys
+from hub.settings import Keys, Settings, load_identifier_profile, load_keys
 from registry_core.crypto import IdentifierCipher
 from registry_core.db import make_engine, make_session_factory
 from registry_core.precedence import SourcePrecedence
 from registry_core.service import Registry
+from standards.identifiers import IdentifierProfile
 
 
 @dataclass
@@ -36,8 +37,17 @@ class HubRuntime:
         return make_session_factory(self.engine)
 
     @cached_property
+    def identifier_profile(self) -> IdentifierProfile:
+        """The country profile (``SRHUB_IDENTIFIER_PROFILE``, else the built-in one)."""
+        return load_identifier_profile(self.settings)
+
+    @cached_property
     def cipher(self) -> IdentifierCipher:
-        return IdentifierCipher(self.keys.identifier_encryption_key, self.keys.identifier_hmac_key)
+        return IdentifierCipher(
+            self.keys.identifier_encryption_key,
+            self.keys.identifier_hmac_key,
+            self.identifier_profile,
+        )
 
     @cached_property
     def precedence(self) -> SourcePrecedence:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from standards.identifiers import IdentifierProfile, ProfileError, default_profile, load_profile
+
 ENV_PREFIX = "SRHUB_"
 
 
@@ -50,6 +52,9 @@ class Settings:
     sandbox: bool = True
     precedence_file: Path = Path("")  # empty: built-in source precedence
     connectors_file: Path = Path("")  # TOML with [connectors.<name>] tables; sandbox: generated
+    # The country's identifier profile (TOML, docs/identifiers.md). Empty: the built-in one (no
+    # check digits); `srhub run` with the sandbox on uses the sandbox's own profile.
+    identifier_profile: Path = Path("")
     max_request_bytes: int = 2 * 1024 * 1024
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -68,6 +73,10 @@ class Settings:
         if str(self.admin_token_file) not in ("", "."):
             return self.admin_token_file
         return self.data_dir / "admin-token"
+
+    @property
+    def has_identifier_profile(self) -> bool:
+        return str(self.identifier_profile) not in ("", ".")
 
     @property
     def uses_embedded_broker(self) -> bool:
@@ -143,7 +152,23 @@ def load_settings(
         values[key] = raw
     settings = Settings(**values)
     _check_amqp_url("delivery_amqp_url", settings.delivery_amqp_url)
+    if settings.has_identifier_profile:
+        load_identifier_profile(settings)  # a faulty profile stops the hub here, at start
     return settings
+
+
+def load_identifier_profile(settings: Settings) -> IdentifierProfile:
+    """The country profile ``SRHUB_IDENTIFIER_PROFILE`` names (built-in when empty).
+
+    A file that is missing or faulty is a ``SettingsError`` naming the setting, the file and
+    every faulty key with its reason.
+    """
+    if not settings.has_identifier_profile:
+        return default_profile()
+    try:
+        return load_profile(settings.identifier_profile)
+    except ProfileError as exc:
+        raise SettingsError(f"{ENV_PREFIX}IDENTIFIER_PROFILE: {exc}") from None
 
 
 def _check_amqp_url(name: str, url: str) -> None:

@@ -36,69 +36,36 @@ from mappings.paths import (
     is_blank,
     parse,
 )
+from mappings.results import (
+    IdentifierReview,
+    MappingError,
+    MappingResult,
+    Note,
+    Problem,
+    SpecError,
+)
 from mappings.schema_check import check as schema_violations
 from mappings.schema_check import fast_validator
+from standards.identifiers import IdentifierProfile, default_profile
+
+__all__ = [
+    "IdentifierReview",
+    "MappingError",
+    "MappingResult",
+    "Note",
+    "Problem",
+    "Spec",
+    "SpecError",
+    "available_specs",
+    "build_spec",
+    "load_spec",
+    "load_spec_file",
+    "map_record",
+]
 
 SPECS_PACKAGE = "mappings.specs"
 CONSTANT = "(constant)"
 MAX_SHOWN = 60
-
-
-# ---------------------------------------------------------------------------- errors
-
-
-class SpecError(ValueError):
-    """A spec file is unusable; ``problems`` lists (JSON path in the spec, message)."""
-
-    def __init__(self, file: str, problems: list[tuple[str, str]]) -> None:
-        listing = "; ".join(f"{path}: {message}" for path, message in problems)
-        super().__init__(f"{file}: {listing}")
-        self.file = file
-        self.problems = problems
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One reason a record could not be mapped."""
-
-    source_path: str | None  # where in the partner record, e.g. "$.entry[2].resource.birthDate"
-    target: str | None  # canonical field, e.g. "child.birth_date"
-    rule: str  # "required", "transform:date", "schema:format", "hook:..."
-    message: str
-
-    def __str__(self) -> str:
-        where = self.source_path or "(no source field)"
-        into = f" [-> {self.target}]" if self.target else ""
-        return f"{where}: {self.message}{into}"
-
-    def as_dict(self) -> dict[str, str | None]:
-        return {
-            "source_path": self.source_path,
-            "target": self.target,
-            "rule": self.rule,
-            "message": self.message,
-        }
-
-
-class MappingError(ValueError):
-    """A record could not be mapped; ``problems`` lists every reason, with source paths."""
-
-    def __init__(self, spec: str, version: int, problems: list[Problem]) -> None:
-        shown = "; ".join(str(p) for p in problems[:5])
-        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
-        super().__init__(f"{spec} v{version}: {len(problems)} problem(s): {shown}{more}")
-        self.spec = spec
-        self.version = version
-        self.problems = problems
-
-    def as_dict(self) -> dict[str, Any]:
-        """The machine-readable reason a dead-letter entry carries."""
-        return {
-            "error": "mapping_failed",
-            "spec": self.spec,
-            "spec_version": self.version,
-            "problems": [p.as_dict() for p in self.problems],
-        }
 
 
 # ---------------------------------------------------------------------------- spec model
@@ -147,12 +114,6 @@ class FieldRule:
 
 
 @dataclass(frozen=True)
-class MappingResult:
-    record: dict[str, Any]
-    sources: dict[str, str]  # output JSON path -> source JSON path (provenance)
-
-
-@dataclass(frozen=True)
 class Spec:
     name: str
     version: int
@@ -166,35 +127,55 @@ class Spec:
 
     # ------------------------------------------------------------------ applying
 
-    def apply(self, record: Any) -> dict[str, Any]:
+    def apply(
+        self, record: Any, identifiers: IdentifierProfile | None = None
+    ) -> dict[str, Any]:
         """The canonical record for ``record``, or ``MappingError`` listing every problem."""
-        return self.map(record).record
+        return self.map(record, identifiers).record
 
-    def map(self, record: Any) -> MappingResult:
-        """Like ``apply``, also returning where each output value came from."""
+    def map(self, record: Any, identifiers: IdentifierProfile | None = None) -> MappingResult:
+        """Like ``apply``, also returning where each output value came from and the notes.
+
+        ``identifiers`` is the country profile the ``identifier`` transforms check against
+        (default: the built-in one). A bad identifier of someone the record only mentions is
+        dropped with a note; a bad identifier of the subject (``subject = true``, or a required
+        field) raises ``IdentifierReview`` when nothing else is wrong with the record.
+        """
         if not isinstance(record, dict):
             raise MappingError(
                 self.name,
                 self.version,
                 [Problem("$", None, "type", "the source record must be a JSON object")],
             )
-        run = _Run(self, Context(record))
+        run = _Run(self, Context(record), identifiers or default_profile())
         run.bind()
         for rule in self.fields:
             run.field(rule)
         run.check_schema()
-        if run.problems:
-            raise MappingError(self.name, self.version, run.problems)
-        return MappingResult(run.output, run.provenance)
+        run.escalate_needed_drops()
+        broken = [p for p in run.problems if not run.follows_from_review(p)]
+        if broken:
+            raise MappingError(self.name, self.version, run.problems + run.review)
+        if run.review:
+            raise IdentifierReview(
+                self.name, self.version, run.review, run.output, tuple(run.notes), run.refused
+            )
+        return MappingResult(run.output, run.provenance, tuple(run.notes))
 
 
 @dataclass
 class _Run:
     spec: Spec
     context: Context
+    identifiers: IdentifierProfile
     output: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    review: list[Problem] = field(default_factory=list)  # the subject's identifiers refused
+    refused: list[dict[str, Any]] = field(default_factory=list)  # their values, for review
+    notes: list[Note] = field(default_factory=list)  # other identifiers dropped
+    dropped: list[tuple[Note, dict[str, Any]]] = field(default_factory=list)  # ...and values
+    review_targets: set[str] = field(default_factory=set)
     failed_bindings: set[str] = field(default_factory=set)
     failed_targets: set[str] = field(default_factory=set)
     expected: dict[str, FieldRule] = field(default_factory=dict)
@@ -331,7 +312,9 @@ class _Run:
         value = hit.value
         for step in rule.transforms:
             try:
-                value = transforms.apply(step.name, value, step.args)
+                value = transforms.apply(step.name, value, step.args, self.identifiers)
+            except transforms.IdentifierRuleError as exc:
+                return self._bad_identifier(rule, step, hit, exc)
             except transforms.TransformError as exc:
                 self.problems.append(
                     Problem(hit.path, rule.target.text, f"transform:{step.name}",
@@ -344,6 +327,60 @@ class _Run:
             if value is transforms.MISSING:
                 return value, True
         return value, True
+
+    def _bad_identifier(
+        self,
+        rule: FieldRule,
+        step: TransformStep,
+        hit: Located,
+        exc: transforms.IdentifierRuleError,
+    ) -> tuple[Any, bool]:
+        """The subject's identifier (or a required one): the record goes to review. Anyone
+        else's: the value is dropped with a note and the record carries on."""
+        target = rule.target.text
+        kind = f"identifier:{exc.problem.rule}"
+        if step.args.get("subject") or rule.required:
+            self.review.append(Problem(hit.path, target, kind, f"the value {exc.reason}"))
+            self.refused.append({"target": target, "source_path": hit.path, "value": hit.value})
+            self.review_targets.add(_strip_indexes(target))
+            return None, False
+        note = Problem(hit.path, target, kind, f"dropped: the value {exc.reason}")
+        self.notes.append(note)
+        self.dropped.append(
+            (note, {"target": target, "source_path": hit.path, "value": hit.value})
+        )
+        return transforms.MISSING, True
+
+    def escalate_needed_drops(self) -> None:
+        """A dropped identifier the record cannot do without (the schema now misses the
+        person it named, e.g. a mother named by her national ID only) is no longer a note:
+        it sends the record to review, like a subject identifier."""
+        missing = [
+            _strip_indexes(p.target)
+            for p in self.problems
+            if p.rule.startswith("schema:") and p.target is not None
+        ]
+        for note, refused in self.dropped:
+            target = _strip_indexes(note.target or "")
+            if any(target == m or target.startswith(m + ".") for m in missing):
+                self.notes.remove(note)
+                message = note.message.removeprefix("dropped: ")
+                self.review.append(Problem(note.source_path, note.target, note.rule, message))
+                self.review_targets.add(target)
+                self.refused.append(refused)
+
+    def follows_from_review(self, problem: Problem) -> bool:
+        """A schema complaint about a place whose subject identifier was refused: it only
+        repeats the review's reason (a required identifier is now missing)."""
+        if not problem.rule.startswith("schema:") or problem.target is None:
+            return False
+        simple = _strip_indexes(problem.target)
+        if problem.rule in ("schema:anyOf", "schema:oneOf") and simple in ("", "$"):
+            # "needs registration_number or tracking_id": the record lost the one it had.
+            return any("." not in t for t in self.review_targets)
+        return any(
+            failed == simple or failed.startswith(simple + ".") for failed in self.review_targets
+        )
 
     def _shown(self, rule: FieldRule, value: Any) -> str:
         if rule.sensitive:
@@ -636,6 +673,11 @@ def load_spec(name: str) -> Spec:
     raise KeyError(f"no mapping spec {name!r}; available: {', '.join(available_specs())}")
 
 
-def map_record(spec_name: str, record: Any) -> dict[str, Any]:
-    """Map ``record`` with the shipped spec ``spec_name``; ``MappingError`` if it cannot."""
-    return load_spec(spec_name).apply(record)
+def map_record(
+    spec_name: str, record: Any, identifiers: IdentifierProfile | None = None
+) -> dict[str, Any]:
+    """Map ``record`` with the shipped spec ``spec_name``; ``MappingError`` if it cannot.
+
+    ``identifiers``: the country profile the identifier transforms apply (default built-in).
+    """
+    return load_spec(spec_name).apply(record, identifiers)

@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from mappings import codes
+from standards.identifiers import IdentifierProblem, IdentifierProfile, default_profile
 
 
 class _Missing:
@@ -53,6 +54,7 @@ class Transform:
     params: dict[str, Param] = field(default_factory=dict)
     sensitive: bool = False
     check_args: Callable[[dict[str, Any]], list[str]] | None = None
+    uses_profile: bool = False  # called with ``profile=`` the country's identifier profile
 
 
 TRANSFORMS: dict[str, Transform] = {}
@@ -64,11 +66,12 @@ def transform(
     *,
     sensitive: bool = False,
     check_args: Callable[[dict[str, Any]], list[str]] | None = None,
+    uses_profile: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a transform under ``name`` (used by the decorators below)."""
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
-        TRANSFORMS[name] = Transform(name, fn, params or {}, sensitive, check_args)
+        TRANSFORMS[name] = Transform(name, fn, params or {}, sensitive, check_args, uses_profile)
         return fn
 
     return register
@@ -102,8 +105,15 @@ def check_arguments(name: str, args: dict[str, Any]) -> list[str]:
     return problems
 
 
-def apply(name: str, value: Any, args: dict[str, Any]) -> Any:
-    return TRANSFORMS[name].fn(value, **args)
+def apply(
+    name: str, value: Any, args: dict[str, Any], profile: IdentifierProfile | None = None
+) -> Any:
+    """Run transform ``name``; those that check identifiers get ``profile`` (default: the
+    built-in profile)."""
+    spec = TRANSFORMS[name]
+    if spec.uses_profile:
+        return spec.fn(value, profile=profile or default_profile(), **args)
+    return spec.fn(value, **args)
 
 
 def _text(value: Any, what: str) -> str:
@@ -370,112 +380,55 @@ def boolean(value: Any) -> bool:
 # ---------------------------------------------------------------------------- identifiers
 
 
-def verhoeff_is_valid(number: str) -> bool:
-    """Verhoeff check (the national ID's scheme): catches single errors and adjacent swaps."""
-    if not number.isascii() or not number.isdigit():
-        return False
-    check = 0
-    for position, char in enumerate(reversed(number)):
-        check = _VERHOEFF_D[check][_VERHOEFF_P[position % 8][int(char)]]
-    return check == 0
+class IdentifierRuleError(TransformError):
+    """A value broke its system's rule in the country profile (pattern, check digit...).
+
+    Separate from other transform errors because the engine treats it differently: a bad
+    identifier of someone the record only mentions is dropped with a note, a bad identifier of
+    the record's subject sends the record to review; neither is a broken record.
+    """
+
+    def __init__(self, problem: IdentifierProblem) -> None:
+        super().__init__(f"is not a valid {problem.reason}")
+        self.problem = problem
 
 
-def luhn_is_valid(number: str) -> bool:
-    """Luhn (mod 10), used by many tax and card numbers."""
-    if not number.isascii() or not number.isdigit() or len(number) < 2:
-        return False
-    total = 0
-    for position, char in enumerate(reversed(number)):
-        digit = int(char)
-        if position % 2:
-            digit = digit * 2 - 9 if digit > 4 else digit * 2
-        total += digit
-    return total % 10 == 0
-
-
-def _dihedral() -> tuple[tuple[int, ...], ...]:
-    # Multiplication table of the dihedral group D5, built rather than typed out.
-    def mul(a: int, b: int) -> int:
-        if a < 5 and b < 5:
-            return (a + b) % 5
-        if a < 5:
-            return 5 + (b - 5 + a) % 5
-        if b < 5:
-            return 5 + (a - 5 - b) % 5
-        return (a - b) % 5
-
-    return tuple(tuple(mul(a, b) for b in range(10)) for a in range(10))
-
-
-def _permutations() -> tuple[tuple[int, ...], ...]:
-    first = (1, 5, 7, 6, 2, 8, 3, 0, 9, 4)
-    rows = [tuple(range(10))]
-    for _ in range(7):
-        rows.append(tuple(first[x] for x in rows[-1]))
-    return tuple(rows)
-
-
-_VERHOEFF_D = _dihedral()
-_VERHOEFF_P = _permutations()
-
-CHECK_DIGITS: dict[str, Callable[[str], bool]] = {
-    "verhoeff": verhoeff_is_valid,
-    "luhn": luhn_is_valid,
-}
-
-
-def register_check_digit(name: str, check: Callable[[str], bool]) -> None:
-    """Add a check-digit scheme a spec can name (``identifier`` transform, ``check``)."""
-    CHECK_DIGITS[name] = check
+_SYSTEM_CODE = re.compile(r"[a-z][a-z0-9_]{1,63}")
 
 
 def _check_identifier(args: dict[str, Any]) -> list[str]:
-    problems = []
-    if "check" in args and args["check"] not in CHECK_DIGITS:
-        problems.append(
-            f"transform 'identifier': unknown check {args['check']!r}; "
-            f"known: {', '.join(sorted(CHECK_DIGITS))}"
-        )
-    if "pattern" in args:
-        try:
-            re.compile(args["pattern"])
-        except re.error as exc:
-            problems.append(f"transform 'identifier': bad pattern ({exc})")
-    return problems
+    if not _SYSTEM_CODE.fullmatch(args["system"]):
+        return ["transform 'identifier': 'system' is an identifier system code such as national_id"]
+    return []
 
 
 @transform(
     "identifier",
-    {
-        "separators": Param((str,)),
-        "check": Param((str,)),
-        "pattern": Param((str,)),
-        "label": Param((str,)),
-    },
+    {"system": Param((str,), required=True), "subject": Param((bool,))},
     sensitive=True,
     check_args=_check_identifier,
+    uses_profile=True,
 )
 def identifier(
-    value: Any,
-    separators: str = " -./",
-    check: str | None = None,
-    pattern: str | None = None,
-    label: str = "identifier",
-) -> str:
-    """Normalise an identifier: drop separators, upper-case, then check form and check digit.
+    value: Any, system: str, subject: bool = False, *, profile: IdentifierProfile
+) -> Any:
+    """Normalise and check an identifier by the rule the country profile gives ``system``.
 
-    ``123-456 789`` and ``123456789`` are the same number to a person, and must be the same key
-    to the registry. Messages never include the value (it is personal data).
+    ``123-456 789`` and ``123456789`` are the same number to a person and must be the same key
+    to the registry: the profile's normalisation is the one the registry hashes with. ``subject``
+    is read by the engine (a bad value of the subject's identifier sends the record to review).
+    Messages never include the value (it is personal data).
     """
-    text = to_string(value) if isinstance(value, int | float) else _text(value, label)
-    cleaned = "".join(ch for ch in text if ch not in separators and not ch.isspace()).upper()
-    if not cleaned:
+    del subject  # the engine's business
+    text = to_string(value) if isinstance(value, int | float) else _text(value, "an identifier")
+    rule = profile.rule(system)
+    normalised = rule.normalise(text)
+    if not normalised:
         return MISSING
-    if pattern is not None and not re.fullmatch(pattern, cleaned):
-        raise TransformError(f"is not a valid {label} (expected the form {pattern})")
-    if check is not None and not CHECK_DIGITS[check](cleaned):
-        raise TransformError(f"is not a valid {label} (its {check} check digit is wrong)")
-    return cleaned
+    found = rule.problem_of_normalised(normalised)
+    if found is not None:
+        raise IdentifierRuleError(found)
+    return normalised
 
 
 @transform(

@@ -396,13 +396,26 @@ class HouseholdQueries:
             .correlate(Household)
         )
 
+    def _system(self, id_type: str) -> str | None:
+        """Our identifier system for a DCI identifier type: the DCI code directory's, else one
+        the country profile gives a ``dci_identifier_type``."""
+        return codes.identifier_system(id_type) or self._cipher.profile.system_for_dci_type(id_type)
+
+    def _hash(self, system: str, value: Any) -> str:
+        """The look-up hash of a searched value, normalised by the country profile; a value
+        that breaks the system's rule (no one can hold it) rejects the search with the rule."""
+        problem = self._cipher.profile.problem(system, str(value))
+        if problem is not None:
+            raise _invalid(f"the searched {problem.reason}")
+        return self._cipher.lookup_hash(system, str(value))
+
     def _identifier_condition(self, id_type: str, op: str, value: Any) -> ColumnElement:
-        system = codes.identifier_system(id_type)
+        system = self._system(id_type)
         assert system is not None
         if op not in ("eq", "in"):
             raise _invalid(f"identifier type {id_type} only takes eq or in")
         values = value if op == "in" else (value,)
-        hashes = [self._cipher.lookup_hash(system, str(v)) for v in values]
+        hashes = [self._hash(system, v) for v in values]
         return _holds_identifier(system, Identifier.value_hash.in_(hashes), self._members())
 
     def condition(self, node: Node) -> ColumnElement:
@@ -416,13 +429,13 @@ class HouseholdQueries:
         if isinstance(node, IdMatch):
             if node.id_type in codes.GROUP_IDENTIFIER_ALIASES:
                 return Household.registry_number == node.value
-            if codes.identifier_system(node.id_type) is None:
+            if self._system(node.id_type) is None:
                 known = ", ".join(sorted([*codes.IDENTIFIER_TYPE_TO_SYSTEM, "SRN"]))
                 raise _invalid(f"identifier type {node.id_type[:32]!r} is not searchable: {known}")
             return self._identifier_condition(node.id_type, "eq", node.value)
         assert isinstance(node, Cmp)
         name = node.attribute
-        if codes.identifier_system(name) is not None:
+        if self._system(name) is not None:
             return self._identifier_condition(name, node.op, node.value)
         if name in MEMBER_ATTRIBUTES:
             return self._member_condition(node)
@@ -497,10 +510,10 @@ class HouseholdQueries:
         """Bind values for an identifier-equality query (``UIN = x``), or None for others."""
         if not isinstance(node, IdMatch) or node.id_type in codes.GROUP_IDENTIFIER_ALIASES:
             return None
-        system = codes.identifier_system(node.id_type)
+        system = self._system(node.id_type)
         if system is None:
             return None
-        return {"id_system": system, "id_hash": self._cipher.lookup_hash(system, str(node.value))}
+        return {"id_system": system, "id_hash": self._hash(system, node.value)}
 
     @cached_property
     def _by_identifier(self) -> tuple[Any, Any]:

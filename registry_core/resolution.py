@@ -193,13 +193,17 @@ def open_review(
         kind=kind,
         reason=reason,
         candidates=[[c, s] for c, s in candidates],
-        record_sealed=cipher.seal(REVIEW_CONTEXT, json.dumps(record, sort_keys=True).encode()),
+        record_sealed=seal_review_record(cipher, record),
         source_system=source_system,
         source_record_id=source_record_id,
         message_id=message_id,
     )
     session.add(review)
     return review
+
+
+def seal_review_record(cipher: IdentifierCipher, record: Mapping[str, Any]) -> bytes:
+    return cipher.seal(REVIEW_CONTEXT, json.dumps(record, sort_keys=True).encode())
 
 
 def review_record(cipher: IdentifierCipher, review: MatchReview) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from registry_core.errors import (
     InvalidRecord,
     NotFound,
 )
+from registry_core.identifiers import NOTE_FIELD, add_notes, identifier_violations
 from registry_core.matching import Matcher
 from registry_core.models import (
     Consent,
@@ -58,6 +59,7 @@ from registry_core.resolution import (
     refresh_match_keys,
     resolve_person,
     review_record,
+    seal_review_record,
 )
 from registry_core.vital import (
     VitalFacts,
@@ -68,6 +70,7 @@ from registry_core.vital import (
     subject_facts,
     unknown_identifiers,
 )
+from standards.identifiers import IdentifierProfile
 from standards.validation import Violation, validate
 
 T = TypeVar("T")
@@ -181,13 +184,22 @@ class Registry:
         with self._sessions() as session:
             return work(session)
 
+    @property
+    def identifier_profile(self) -> IdentifierProfile:
+        """The country profile this registry normalises and checks identifiers with (the
+        cipher's: the look-up hash is computed from its normalisation)."""
+        return self._cipher.profile
+
     def ensure_identifier_systems(self) -> None:
-        """Register the built-in identifier systems (idempotent); called at start-up."""
+        """Register the built-in identifier systems and every system of the country profile
+        (idempotent); called at start-up."""
+        wanted = dict(BUILTIN_IDENTIFIER_SYSTEMS)
+        wanted.update({rule.system: rule.description for rule in self.identifier_profile})
         with self._transaction() as session:
             existing = set(session.scalars(select(IdentifierSystem.code)))
-            for code, description in BUILTIN_IDENTIFIER_SYSTEMS.items():
+            for code, description in wanted.items():
                 if code not in existing:
-                    session.add(IdentifierSystem(code=code, description=description))
+                    session.add(IdentifierSystem(code=code, description=description[:500]))
 
     def register_identifier_system(self, code: str, description: str) -> None:
         validate(
@@ -356,6 +368,9 @@ class Registry:
             for i, ident in enumerate(identifiers)
             if ident["system"] not in known
         ]
+        problems += identifier_violations(
+            self.identifier_profile, [i for i in identifiers if i["system"] in known], path
+        )
         if problems:
             raise InvalidRecord(problems)
         for ident in identifiers:
@@ -1286,6 +1301,19 @@ class Registry:
             session.flush()
             return str(review.id)
 
+    def add_review_notes(self, message_id: str, notes: Sequence[dict[str, Any]]) -> bool:
+        """Add data-quality notes to the (sealed) record of the review opened for
+        ``message_id``; False when there is none."""
+        with self._transaction() as session:
+            review = session.scalar(select(MatchReview).where(MatchReview.message_id == message_id))
+            if review is None:
+                return False
+            record = review_record(self._cipher, review)
+            kept = record.setdefault("data_quality_notes", [])
+            kept.extend(n for n in notes if n not in kept)
+            review.record_sealed = seal_review_record(self._cipher, record)
+            return True
+
     def list_reviews(
         self, status: str = "open", limit: int = 50, offset: int = 0
     ) -> tuple[list[dict[str, Any]], int]:
@@ -1373,6 +1401,14 @@ class Registry:
         return self._read(work)
 
     def find_person_by_identifier(self, system: str, value: str) -> dict[str, Any] | None:
+        """The person holding ``value`` of ``system``; ``InvalidRecord`` (naming the system and
+        the rule) for a value that breaks the country profile, which nobody can hold."""
+        problems = identifier_violations(
+            self.identifier_profile, [{"system": system, "value": value}], "$.identifier"
+        )
+        if problems:
+            raise InvalidRecord([Violation("$.identifier", v.rule, v.message) for v in problems])
+
         def work(session: Session) -> dict[str, Any] | None:
             person = self._find_by_identifier(session, system, value)
             return person_record(session, person, self._cipher) if person else None
@@ -1433,8 +1469,25 @@ class Registry:
 
         return self._read(work)
 
+    def record_data_quality_notes(
+        self,
+        person_id: uuid.UUID | str,
+        notes: Sequence[dict[str, Any]],
+        source: Source,
+    ) -> int:
+        """Keep what a partner record's mapping dropped (and why) on the person the record is
+        about, as provenance (field ``data_quality_note``); returns how many notes were new."""
+        with self._transaction() as session:
+            person = self._person(session, person_id)
+            return add_notes(
+                session, person.id, notes, source.system, source.record_id, source.at()
+            )
+
     def provenance(self, entity: str, entity_id: uuid.UUID | str) -> list[dict[str, Any]]:
-        """Every assertion about an entity with a flag marking the current value per field."""
+        """Every assertion about an entity with a flag marking the current value per field.
+
+        Data-quality notes (field ``data_quality_note``) are listed too; they are never a
+        current value."""
         if entity not in ("person", "household"):
             raise ValueError("entity must be person or household")
 
@@ -1448,7 +1501,7 @@ class Registry:
                 .order_by(FieldAssertion.field, FieldAssertion.id)
             ).all()
             winners: dict[str, int] = {}
-            for name in {r.field for r in rows}:
+            for name in {r.field for r in rows} - {NOTE_FIELD}:
                 best = self._precedence.choose(
                     entity,
                     name,

@@ -36,6 +36,7 @@ from typing import Any
 from flask import Flask
 
 from sandbox_mocks.common.server import MockServer
+from sandbox_mocks.population.ids import SANDBOX_PROFILE_PATH
 from sandbox_mocks.population.model import Household
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,9 @@ TITLES: dict[str, str] = {
     "programs": "Program MIS (REST + notification receiver)",
 }
 NATIONAL_ID_PATH = "/soap/national-id"
+# The sandbox country's identifier profile (Verhoeff national IDs): the mocks check with it and
+# `srhub run` gives it to the hub while the sandbox runs (SRHUB_IDENTIFIER_PROFILE overrides).
+SANDBOX_IDENTIFIER_PROFILE = SANDBOX_PROFILE_PATH.resolve()
 
 
 class SandboxError(RuntimeError):
@@ -523,4 +527,5 @@ def render_table(sandbox: RunningSandbox) -> str:
     ]
     if sandbox.connectors_file is not None:
         lines.append(f"connectors config: {sandbox.connectors_file}")
+    lines.append(f"identifier profile: {SANDBOX_IDENTIFIER_PROFILE}")
     return "\n".join(lines)

@@ -57,6 +57,7 @@ from connectors.base.records import (
 from connectors.base.resilience import RESILIENCE_SCHEMA, PartnerLimiters, ResilientCaller
 from connectors.base.settings import validate_settings
 from connectors.base.status import ConnectorStatus
+from standards.identifiers import IdentifierProfile, default_profile
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -109,6 +110,9 @@ class ConnectorContext:
     limiters: PartnerLimiters | None = None  # None: shared per process (per clock in tests)
     logger: logging.Logger | None = None
     signing_key: MessageSigningKey | None = None  # None: the hub gave no key; send unsigned
+    # The country's identifier profile: a connector that checks identifiers before calling a
+    # partner (or in a file's rows) applies the same rules as the rest of the hub.
+    identifiers: IdentifierProfile = field(default_factory=default_profile)
 
     def __post_init__(self) -> None:
         if not CONNECTOR_NAME_RE.match(self.name):

@@ -39,7 +39,7 @@ from connectors.national_id.answers import (
     error_codes_of,
     json_safe,
 )
-from connectors.national_id.ids import national_id_problem
+from connectors.national_id.ids import national_id_problem, normalised_national_id
 from connectors.national_id.soap import build_client, translate
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,22 @@ class NationalIdConnector(LookupConnector):
         self._transport: Any = None
         self._service: Any = None
 
+    # --- identifiers ---------------------------------------------------------------------------
+
+    def id_problem(self, national_id: object, id_type: str = "UIN") -> str | None:
+        """Why ``national_id`` is not a well-formed UIN/VID under the country profile (the
+        context's), or None; the reason names the rule, never the number."""
+        return national_id_problem(national_id, id_type, self.context.identifiers)
+
+    def checked_id(self, national_id: object, id_type: str = "UIN") -> str:
+        """The number as the profile writes it (what the authority is sent), or
+        ``InvalidRequest`` before any call."""
+        problem = self.id_problem(national_id, id_type)
+        if problem:
+            raise InvalidRequest(problem)
+        assert isinstance(national_id, str)  # the profile refuses anything else
+        return normalised_national_id(national_id, id_type, self.context.identifiers)
+
     # --- the client, built once ---------------------------------------------------------------
 
     def _ensure_service(self, deadline: Deadline | None) -> Any:
@@ -185,9 +201,7 @@ class NationalIdConnector(LookupConnector):
         ``CredentialsRejected`` for refused credentials, other ``PartnerError``s or
         ``NotAttempted`` as the base resilience decides, ``InvalidRequest`` before any call.
         """
-        problem = national_id_problem(national_id, id_type)
-        if problem:
-            raise InvalidRequest(problem)
+        national_id = self.checked_id(national_id, id_type)
         partner_demographics = _partner_demographics(demographics)
         transaction_id = uuid.uuid4().hex
         started = time.monotonic()
@@ -231,9 +245,7 @@ class NationalIdConnector(LookupConnector):
         is published as ``national_id.person`` unless ``publish`` (default: the
         ``publish_person_records`` setting) is false.
         """
-        problem = national_id_problem(national_id, id_type)
-        if problem:
-            raise InvalidRequest(problem)
+        national_id = self.checked_id(national_id, id_type)
         transaction_id = uuid.uuid4().hex
         started = time.monotonic()
         answer = self._call(

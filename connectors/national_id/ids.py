@@ -2,18 +2,23 @@
 
 Why check locally: a mistyped number must be refused at the counter with a clear reason, not
 sent to the authority (which would log a failed look-up against somebody else's number) or
-matched to another person. The country's numbers carry a Verhoeff check digit, which catches
-every single-digit error and every swap of two adjacent digits.
+matched to another person. What "well-formed" means is the country's business: the rules come
+from the identifier profile the connector is given (``ConnectorContext.identifiers``): the
+``national_id`` system for a UIN, ``virtual_id`` for a VID. The sandbox's profile gives both a
+Verhoeff check digit; the built-in one checks the form only.
 """
 
 from __future__ import annotations
 
-import re
+from standards.identifiers import (
+    IdentifierProfile,
+    default_profile,
+    verhoeff_check_digit,
+    verhoeff_is_valid,
+)
 
-from standards.identifiers import verhoeff_check_digit, verhoeff_is_valid
-
-NATIONAL_ID_RE = re.compile(r"[1-9][0-9]{9}")  # 9 digits of body + the check digit
-VID_RE = re.compile(r"[1-9][0-9]{15}")  # MOSIP-like virtual ID: 15 digits + check digit
+# The authority's identifier types (MOSIP's individualIdType) -> the profile's systems.
+ID_TYPE_SYSTEMS: dict[str, str] = {"UIN": "national_id", "VID": "virtual_id"}
 
 
 def verhoeff_valid(number: str) -> bool:
@@ -26,22 +31,28 @@ def verhoeff_digit(body: str) -> str:
     return verhoeff_check_digit(body)
 
 
-def national_id_problem(value: object, id_type: str = "UIN") -> str | None:
-    """Why ``value`` is not a valid national ID (``UIN``) or ``VID``; None when it is.
+def national_id_problem(
+    value: object, id_type: str = "UIN", profile: IdentifierProfile | None = None
+) -> str | None:
+    """Why ``value`` is not a valid national ID (``UIN``) or ``VID`` under ``profile``
+    (default: the built-in one); None when it is.
 
-    The reason says what is wrong without repeating the number (it may be somebody's).
+    The reason names the system and the rule, never the number (it may be somebody's).
     """
-    if id_type not in ("UIN", "VID"):
+    system = ID_TYPE_SYSTEMS.get(id_type)
+    if system is None:
         return f"identifier type must be UIN or VID, not {str(id_type)[:10]!r}"
-    if not isinstance(value, str):
-        return "the national ID must be a string of digits"
-    pattern, length = (NATIONAL_ID_RE, 10) if id_type == "UIN" else (VID_RE, 16)
-    if not pattern.fullmatch(value):
-        return f"a {id_type} is {length} digits and does not start with 0"
-    if not verhoeff_valid(value):
-        return f"the {id_type}'s check digit is wrong (a digit is mistyped or two are swapped)"
-    return None
+    found = (profile or default_profile()).problem(system, value)
+    return None if found is None else found.reason
 
 
-def is_valid_national_id(value: object) -> bool:
-    return national_id_problem(value, "UIN") is None
+def normalised_national_id(
+    value: str, id_type: str = "UIN", profile: IdentifierProfile | None = None
+) -> str:
+    """``value`` as the profile writes it (separators removed...), the form sent to the
+    authority; call ``national_id_problem`` first."""
+    return (profile or default_profile()).normalise(ID_TYPE_SYSTEMS.get(id_type, ""), value)
+
+
+def is_valid_national_id(value: object, profile: IdentifierProfile | None = None) -> bool:
+    return national_id_problem(value, "UIN", profile) is None

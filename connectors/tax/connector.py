@@ -144,7 +144,7 @@ class TaxFileConnector(FileConnector):
         with self.context.batch(int(self.settings["batch_size"])) as batch:
             for row in rows:
                 report.rows_read += 1
-                problems = row.problems + check_row(row.flat, period)
+                problems = row.problems + check_row(row.flat, period, self.context.identifiers)
                 if problems:
                     report.reject(row.number, row.line, problems)
                     continue

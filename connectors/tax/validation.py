@@ -5,7 +5,8 @@ earned what. A row with a mistyped national ID or a negative amount would be att
 wrong person or distort a means test, and the tax authority is the one who must fix it, so
 the rejection belongs in the per-file report it receives back, row by row. Mapping failures
 later are the ingest's business; these are the partner's published rules (its XSD and the
-national ID's Verhoeff check digit) applied to every row, CSV or XML alike.
+national ID's rule in the country profile, e.g. its Verhoeff check digit) applied to every row,
+CSV or XML alike.
 
 Problems name the row and the column, never the value: reports and logs must not carry
 identifiers or incomes.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 
-from standards.identifiers import national_id_problem
+from standards.identifiers import IdentifierProfile, default_profile
 
 # The CSV header the tax authority publishes; XML elements are read into the same names.
 COLUMNS: tuple[str, ...] = (
@@ -78,11 +79,16 @@ def _date(value: str) -> date | None:
         return None
 
 
-def check_row(row: Mapping[str, str], period: str | None = None) -> list[Problem]:
+def check_row(
+    row: Mapping[str, str],
+    period: str | None = None,
+    identifiers: IdentifierProfile | None = None,
+) -> list[Problem]:
     """Every problem of one row (CSV column names), in column order; empty when it is good.
 
     ``period`` is the tax year the manifest announces: a row of another year is in the wrong
-    file.
+    file. ``identifiers`` is the country profile whose ``national_id`` rule the NATIONAL_ID
+    column must follow (default: the built-in profile).
     """
     problems: list[Problem] = []
     values = {name: (row.get(name) or "").strip() for name in COLUMNS}
@@ -98,9 +104,9 @@ def check_row(row: Mapping[str, str], period: str | None = None) -> list[Problem
     if "TAXPAYER_TIN" not in missing and not TIN_RE.match(values["TAXPAYER_TIN"]):
         problems.append(Problem("TAXPAYER_TIN", "tax ID must be exactly 9 digits"))
     if values["NATIONAL_ID"]:
-        problem = national_id_problem(values["NATIONAL_ID"])
+        problem = (identifiers or default_profile()).problem("national_id", values["NATIONAL_ID"])
         if problem:
-            problems.append(Problem("NATIONAL_ID", problem))
+            problems.append(Problem("NATIONAL_ID", problem.reason))
     if values["EMPLOYER_TIN"] and not TIN_RE.match(values["EMPLOYER_TIN"]):
         problems.append(Problem("EMPLOYER_TIN", "employer tax ID must be exactly 9 digits"))
     for name in ("TAXPAYER_NAME", "EMPLOYER_NAME", "TAX_OFFICE"):

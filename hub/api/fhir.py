@@ -27,7 +27,7 @@ from registry_core.consent import (
     covered_members,
     covers_person,
 )
-from registry_core.errors import NotFound
+from registry_core.errors import InvalidRecord, NotFound
 from standards.fhir import systems
 
 bp = Blueprint("fhir", __name__, url_prefix="/fhir")
@@ -173,15 +173,26 @@ def search_patients() -> Response:
         )
     if len(value) > MAX_IDENTIFIER_LENGTH:
         raise _FhirError(400, f"identifier values are at most {MAX_IDENTIFIER_LENGTH} characters")
-    system = systems.system_name(system_text)
+    system = systems.system_name(system_text) or _profile_system(system_text)
     if system is None:
         known = ", ".join(sorted(systems.SYSTEM_URIS))
         raise _FhirError(400, f"unknown identifier system; use a URI or one of: {known}")
-    found = hub_registry().find_person_by_identifier(system, value)
+    try:  # the value is normalised and checked by the country's identifier profile
+        found = hub_registry().find_person_by_identifier(system, value)
+    except InvalidRecord as exc:
+        raise _FhirError(400, "; ".join(v.message for v in exc.violations)) from None
     resources = []
     if found is not None and _in_scope(found["id"]) and _covered(found["id"], consent):
         resources.append(_convert().patient(shape_person(found)))
     return _fhir(_convert().searchset(resources, _base_url(), request.url))
+
+
+def _profile_system(uri: str) -> str | None:
+    """The profile's system named by ``uri`` (its code, or its ``fhir_system`` URI), if any."""
+    profile = hub_registry().identifier_profile
+    if uri in profile:
+        return uri
+    return next((rule.system for rule in profile if rule.fhir_system == uri), None)
 
 
 @bp.get("/Group/<group_id>")

@@ -11,6 +11,7 @@ from hub.api.problems import BadRequest
 from hub.api.visibility import shape_person
 from hub.auth.flask_auth import current_principal, require_area, requires
 from hub.auth.roles import UNSCOPED_AREA_ROLES, Role
+from registry_core.errors import InvalidRecord
 
 bp = Blueprint("persons", __name__, url_prefix="/api/v1/persons")
 
@@ -43,7 +44,10 @@ def find_persons() -> Response:
         raise BadRequest("give identifier=<system>|<value>, e.g. identifier=national_id|1234567897")
     if len(value) > 64:
         raise BadRequest("identifier values are at most 64 characters")
-    found = hub_registry().find_person_by_identifier(system, value)
+    try:  # the value is normalised and checked by the country's identifier profile
+        found = hub_registry().find_person_by_identifier(system, value)
+    except InvalidRecord as exc:
+        raise BadRequest("; ".join(v.message for v in exc.violations)) from None
     items = []
     if found is not None:
         principal = current_principal()

@@ -60,6 +60,9 @@ def prefill_service() -> PrefillService:
             service = PrefillService(
                 lambda: extensions.get(CONNECTORS_KEY) or {},
                 precedence=runtime.precedence if isinstance(runtime, HubRuntime) else None,
+                identifiers=(
+                    runtime.identifier_profile if isinstance(runtime, HubRuntime) else None
+                ),
             )
             extensions[SERVICE_KEY] = service
     return service

@@ -64,9 +64,12 @@ def _event_time(event: dict[str, Any]) -> datetime | None:
 
 
 class IngestNote:
-    """What the ingest handler found; ``outcome`` is set by the handler on success."""
+    """What the ingest handler found; ``outcome`` is set by the handler on success, ``notes``
+    (data-quality notes, review reasons; never values) as it goes."""
 
-    outcome: str = "applied"
+    def __init__(self) -> None:
+        self.outcome = "applied"
+        self.notes: list[str] = []
 
 
 @contextlib.contextmanager
@@ -113,6 +116,7 @@ def _ingest_done(
             routing_key=routing_key,
             status=status,
             error=reason,
+            notes="; ".join(note.notes) or None,
             started_at=published or now,
             finished_at=now,
             update=True,

@@ -50,6 +50,7 @@ RECEIVED = "received"  # published to sr.inbound, not processed yet
 PENDING_STATUSES = (RECEIVED,)
 SEAL_CONTEXT = "srhub.message_log"
 
+NOTES_LENGTH = 1000
 _Key = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER only
 
 
@@ -73,6 +74,9 @@ class MessageLogEntry(Base):
     size: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     status: Mapped[str] = mapped_column(String(32), nullable=False)
     error: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    # Data-quality notes of a handled record (a partner's identifier dropped, and why; the
+    # reason a record went to review): what staff need to answer "what happened to it".
+    notes: Mapped[str | None] = mapped_column(String(NOTES_LENGTH), nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     body_sealed: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
@@ -89,6 +93,7 @@ COLUMNS = (
     "size",
     "status",
     "error",
+    "notes",
     "started_at",
     "finished_at",
 )
@@ -114,6 +119,7 @@ class LogRecord:
     subscription: str | None = None
     body: bytes | None = None
     update: bool = False
+    notes: str | None = None
 
 
 def write_records(session: Session, records: Sequence[LogRecord], seal: Callable[..., Any]) -> None:
@@ -137,6 +143,7 @@ def write_records(session: Session, records: Sequence[LogRecord], seal: Callable
             "size": record.size,
             "status": record.status[:32],
             "error": record.error[:500] if record.error else None,
+            "notes": record.notes[:NOTES_LENGTH] if record.notes else None,
             "started_at": record.started_at,
             "finished_at": record.finished_at,
             "body_sealed": seal(record.body) if record.body is not None else None,
@@ -151,7 +158,12 @@ def write_records(session: Session, records: Sequence[LogRecord], seal: Callable
                 MessageLogEntry.message_id == row["message_id"],
                 MessageLogEntry.direction == record.direction,
             )
-            .values(status=row["status"], error=row["error"], finished_at=row["finished_at"])
+            .values(
+                status=row["status"],
+                error=row["error"],
+                notes=row["notes"],
+                finished_at=row["finished_at"],
+            )
         ).rowcount
         if not changed:
             pending.append(row)

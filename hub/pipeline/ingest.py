@@ -27,7 +27,7 @@ from typing import Any
 from hub.monitoring.hooks import observe_ingest
 from hub.workers.errors import PermanentError, TransientError
 from hub.workers.handlers import INGEST_HANDLERS, HandlerContext
-from mappings.engine import MappingError, map_record
+from mappings.engine import IdentifierReview, MappingError, Note, load_spec
 from registry_core.errors import (
     BusinessRuleViolation,
     ConflictError,
@@ -410,7 +410,8 @@ def apply_enrollment(registry: Registry, record: dict[str, Any], ctx: IngestCont
         return who
     number = f"{record['program_code']}-{record['beneficiary_number']}"
     known = registry.get_person(who).get("identifiers", [])
-    if any(i["system"] == "program_beneficiary_id" and i["value"] == number.upper() for i in known):
+    stored = registry.identifier_profile.normalise("program_beneficiary_id", number)
+    if any(i["system"] == "program_beneficiary_id" and i["value"] == stored for i in known):
         return "already_applied"
     registry.update_person(
         who,
@@ -435,19 +436,20 @@ class Route:
     spec: str
     extract: Callable[[CloudEvent], Any]
     apply: Callable[[Registry, dict[str, Any], IngestContext], str]
+    subject: str | None = None  # the person the record is about: where its notes are kept
 
 
 ROUTES: dict[str, Route] = {
-    "civil_registry.birth": Route("civil_registry_birth", _websub_bundle, apply_birth),
-    "civil_registry.death": Route("civil_registry_death", _websub_bundle, apply_death),
-    "civil_registry.dci_birth": Route("civil_registry_dci_birth", _as_is, apply_birth),
-    "civil_registry.dci_death": Route("civil_registry_dci_death", _as_is, apply_death),
+    "civil_registry.birth": Route("civil_registry_birth", _websub_bundle, apply_birth, "child"),
+    "civil_registry.death": Route("civil_registry_death", _websub_bundle, apply_death, "deceased"),
+    "civil_registry.dci_birth": Route("civil_registry_dci_birth", _as_is, apply_birth, "child"),
+    "civil_registry.dci_death": Route("civil_registry_dci_death", _as_is, apply_death, "deceased"),
     "national_id.verification": Route("national_id_verification", _as_is, apply_verification),
-    "national_id.person": Route("national_id_person", _as_is, apply_identity),
-    "tax.income_row": Route("tax_income_row", _xml_or_json, apply_income),
+    "national_id.person": Route("national_id_person", _as_is, apply_identity, "person"),
+    "tax.income_row": Route("tax_income_row", _xml_or_json, apply_income, "taxpayer"),
     "gis.location": Route("gis_area", _as_is, apply_area),
     "gis.area_layers": Route("gis_area", _as_is, apply_area_layers),
-    "programs.enrollment": Route("program_enrollment", _as_is, apply_enrollment),
+    "programs.enrollment": Route("program_enrollment", _as_is, apply_enrollment, "beneficiary"),
 }
 
 
@@ -455,10 +457,15 @@ def handle(event: CloudEvent, ctx: HandlerContext) -> None:
     """The ingest handler for every routing key in ROUTES."""
     # monitoring hook (Step 6): message log outcome and metrics of every handling
     with observe_ingest(event, ctx.delivery.message.routing_key) as note:
-        note.outcome = _handle(event, ctx)
+        note.outcome = _handle(event, ctx, note.notes)
 
 
-def _handle(event: CloudEvent, ctx: HandlerContext) -> str:
+def _note_line(note: Note) -> str:
+    """One data-quality note for the message log: target, rule and reason (never a value)."""
+    return f"{note.target}: {note.message}"
+
+
+def _handle(event: CloudEvent, ctx: HandlerContext, log_notes: list[str] | None = None) -> str:
     routing_key = ctx.delivery.message.routing_key
     route = ROUTES.get(routing_key)
     if route is None:
@@ -469,16 +476,28 @@ def _handle(event: CloudEvent, ctx: HandlerContext) -> str:
         source_id=str(data.get("source_id") or ""),
         headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
     )
-    try:
-        record = map_record(route.spec, route.extract(event))
-    except MappingError as exc:
-        _count("mapping_failed")
-        raise PermanentError(json.dumps(exc.as_dict())[:2000], "MappingError") from None
     registry = _the_registry()
     if ctx.session is not None:
         registry = registry.within(ctx.session)
+    log_notes = log_notes if log_notes is not None else []
+    # The registry's own country profile: the mapping checks identifiers by the same rules
+    # (and normalises them the same way) as every other write path.
+    try:
+        mapped = load_spec(route.spec).map(route.extract(event), registry.identifier_profile)
+    except IdentifierReview as exc:
+        _count("review")
+        log_notes.append(f"review: {exc.reason}")
+        log_notes.extend(_note_line(n) for n in exc.notes)
+        return _review_identifiers(registry, routing_key, exc, context)
+    except MappingError as exc:
+        _count("mapping_failed")
+        raise PermanentError(json.dumps(exc.as_dict())[:2000], "MappingError") from None
+    record = mapped.record
+    log_notes.extend(_note_line(n) for n in mapped.notes)
     try:
         outcome = route.apply(registry, record, context)
+        if mapped.notes:
+            _keep_notes(registry, route, routing_key, record, mapped.notes, outcome, context)
     except ConflictError as exc:
         raise TransientError(str(exc)) from exc
     except SchemaViolation as exc:
@@ -492,6 +511,59 @@ def _handle(event: CloudEvent, ctx: HandlerContext) -> str:
     _count(outcome)
     log.debug("ingest %s: %s", routing_key, outcome)
     return outcome
+
+
+def _connector_source(routing_key: str, ctx: IngestContext) -> Source:
+    return Source(routing_key.split(".", 1)[0], ctx.source_id[:128] or None)
+
+
+def _review_identifiers(
+    registry: Registry, routing_key: str, exc: IdentifierReview, ctx: IngestContext
+) -> str:
+    """The subject's identifier broke the country profile: a person decides (never a dead
+    letter). The sealed review record holds the mapped facts, which identifiers were refused
+    and why, the values as received (so staff can correct them) and the notes."""
+    record = {
+        **exc.record,
+        "identifier_problems": [p.as_dict() for p in exc.problems],
+        "refused_identifiers": exc.refused,
+        "data_quality_notes": [n.as_dict() for n in exc.notes],
+    }
+    registry.queue_review(
+        kind="invalid_identifier",
+        reason=f"{routing_key}: {exc.reason}"[:2000],
+        record=record,
+        candidates=[],
+        source=_connector_source(routing_key, ctx),
+        message_id=ctx.message_id,
+    )
+    return "review"
+
+
+def _keep_notes(
+    registry: Registry,
+    route: Route,
+    routing_key: str,
+    record: Mapping[str, Any],
+    notes: tuple[Note, ...],
+    outcome: str,
+    ctx: IngestContext,
+) -> None:
+    """Keep the notes where staff look: on the person the record is about (provenance) when
+    the record was applied to a registered person, on the review when it went to one."""
+    dicts = [n.as_dict() for n in notes]
+    if outcome == "review":
+        registry.add_review_notes(ctx.message_id, dicts)
+        return
+    subject = record.get(route.subject) if route.subject else None
+    identifiers = subject.get("identifiers") if isinstance(subject, Mapping) else None
+    if not identifiers:
+        return
+    found = registry.resolve({"identifiers": identifiers})
+    if found.outcome == "match" and found.person_id is not None:
+        registry.record_data_quality_notes(
+            found.person_id, dicts, _connector_source(routing_key, ctx)
+        )
 
 
 for _key in ROUTES:

@@ -34,6 +34,8 @@ from sandbox_mocks.national_id.soap import (
     parse_request,
 )
 from sandbox_mocks.national_id.store import IdentityStore
+from sandbox_mocks.population.ids import sandbox_profile
+from standards.identifiers import load_profile
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +58,12 @@ def create_app(config: NationalIdConfig | None = None) -> Flask:
     config = config or NationalIdConfig()
     app = Flask("sandbox_national_id")
     app.config["MAX_CONTENT_LENGTH"] = MAX_REQUEST_BYTES
-    service = NationalIdService(IdentityStore.build(config), config.token_secret)
+    profile = (
+        load_profile(config.identifier_profile)
+        if config.identifier_profile is not None
+        else sandbox_profile()
+    )
+    service = NationalIdService(IdentityStore.build(config), config.token_secret, profile)
     app.extensions[EXTENSION_KEY] = service
     schema = load_schema()
     # One validator, many server threads: lxml keeps the error log on the validator, so

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from sandbox_mocks.common.faults import FaultConfig
 
@@ -17,6 +18,8 @@ class NationalIdConfig:
     authority (those people answer ``DECEASED``). ``noise_rate``: share of records the authority
     holds with a data-entry error (typo, swapped names, ...), as a real registry would.
     The credentials are sandbox defaults, not secrets; deployments pass their own.
+    ``identifier_profile``: the country profile (TOML) whose ``national_id`` and ``virtual_id``
+    rules decide which numbers are well-formed; default: the sandbox's own profile.
     """
 
     seed: int = 42
@@ -30,3 +33,4 @@ class NationalIdConfig:
     port: int = DEFAULT_PORT
     public_url: str | None = None  # address written into the WSDL; default: the request's host
     faults: FaultConfig | None = None
+    identifier_profile: Path | None = None

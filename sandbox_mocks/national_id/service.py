@@ -18,7 +18,7 @@ from lxml import etree
 from sandbox_mocks.national_id import matching
 from sandbox_mocks.national_id.soap import NS, SoapFault, errors_element
 from sandbox_mocks.national_id.store import IdentityRecord, IdentityStore
-from sandbox_mocks.population import is_valid_national_id, is_valid_vid
+from standards.identifiers import IdentifierProfile
 
 Matcher = Callable[[str, IdentityRecord], bool]
 _FIELDS: tuple[tuple[str, Matcher], ...] = (
@@ -50,10 +50,17 @@ def _bool(text: str | None) -> bool:
 
 
 class NationalIdService:
-    """Answers the operations from an ``IdentityStore``."""
+    """Answers the operations from an ``IdentityStore``.
 
-    def __init__(self, store: IdentityStore, token_secret: str) -> None:
+    ``profile`` is the country's identifier profile: its ``national_id`` and ``virtual_id``
+    rules (pattern, check digit) decide which numbers are well-formed, as the hub's do.
+    """
+
+    def __init__(
+        self, store: IdentityStore, token_secret: str, profile: IdentifierProfile
+    ) -> None:
         self.store = store
+        self.profile = profile
         self._token_key = token_secret.encode()
 
     def token(self, partner: str, uin: str) -> str:
@@ -64,14 +71,15 @@ class NationalIdService:
     def _lookup(self, request: etree._Element) -> IdentityRecord:
         id_type = request.findtext(_q("individualIdType"))
         value = request.findtext(_q("individualId")) or ""
-        if id_type == "VID":
-            if not is_valid_vid(value):
-                raise SoapFault.client("Invalid VID", "IDA-MLC-004")
-            record = self.store.by_vid(value)
-        else:
-            if not is_valid_national_id(value):
-                raise SoapFault.client("Invalid UIN", "IDA-MLC-002")
-            record = self.store.by_uin(value)
+        system, message, code = (
+            ("virtual_id", "Invalid VID", "IDA-MLC-004")
+            if id_type == "VID"
+            else ("national_id", "Invalid UIN", "IDA-MLC-002")
+        )
+        if self.profile.problem(system, value) is not None:
+            raise SoapFault.client(message, code)
+        number = self.profile.normalise(system, value)
+        record = self.store.by_vid(number) if id_type == "VID" else self.store.by_uin(number)
         if record is None:
             raise SoapFault.client(f"{id_type} not available in database", "IDA-MLC-018")
         return record

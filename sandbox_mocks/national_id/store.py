@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import date
 
 from sandbox_mocks.national_id.config import NationalIdConfig
-from sandbox_mocks.population import PopulationIndex, partner_view, verhoeff_check_digit
+from sandbox_mocks.population import PopulationIndex, partner_view
+from sandbox_mocks.population.ids import check_character
 
 PARTNER = "national_id"
 
@@ -44,10 +45,11 @@ class IdentityRecord:
 
 
 def derive_vid(uin: str, seed: int) -> str:
-    """A 16-digit virtual ID bound to the UIN (15 digits from a keyed hash + Verhoeff digit)."""
+    """A 16-digit virtual ID bound to the UIN: 15 digits from a keyed hash and the check digit
+    the sandbox profile gives virtual IDs (Verhoeff)."""
     digest = hmac.new(f"vid:{seed}".encode(), uin.encode(), hashlib.sha256).digest()
     body = str(int.from_bytes(digest[:8], "big") % (9 * 10**14) + 10**14)
-    return body + verhoeff_check_digit(body)
+    return body + check_character("virtual_id", body)
 
 
 class IdentityStore:

@@ -33,7 +33,9 @@ Vital events
 Identifiers (formats in ``ids.IdentifierFactory``)
     ``national_id_check_digit(body9) -> str`` and ``is_valid_national_id(nid) -> bool``: 10
     digits, the last a **Verhoeff** check digit (catches all single-digit errors and adjacent
-    swaps). ``verhoeff_check_digit`` / ``verhoeff_is_valid`` for other lengths (16-digit VIDs).
+    swaps), as the sandbox's country profile says (``sandbox_profile()``, the file
+    ``identifier_profile.toml``). ``verhoeff_check_digit`` / ``verhoeff_is_valid`` for other
+    lengths (16-digit VIDs).
     About a quarter of people have no national ID yet (mostly children); some have no BRN.
 
 Noise
@@ -66,12 +68,12 @@ from sandbox_mocks.population.ids import (
     is_valid_national_id,
     is_valid_vid,
     national_id_check_digit,
-    verhoeff_check_digit,
-    verhoeff_is_valid,
+    sandbox_profile,
 )
 from sandbox_mocks.population.index import DEFAULT_SANDBOX_PEOPLE, PopulationIndex, age_on
 from sandbox_mocks.population.model import AdminArea, Household, Income, Person, VitalEvent
 from sandbox_mocks.population.noise import apply_noise, partner_view
+from standards.identifiers import verhoeff_check_digit, verhoeff_is_valid
 
 
 def iter_households(seed: int, people: int, as_of: date = DEFAULT_AS_OF) -> Iterator[Household]:
@@ -111,6 +113,7 @@ __all__ = [
     "national_id_check_digit",
     "partner_view",
     "point_in_polygon",
+    "sandbox_profile",
     "verhoeff_check_digit",
     "verhoeff_is_valid",
 ]

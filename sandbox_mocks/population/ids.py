@@ -1,9 +1,11 @@
 """Identifier formats of the synthetic country, and the check digit of the national ID.
 
 Why a check digit: real national ID numbers carry one so that a mistyped number is caught at the
-counter instead of matching some other person. We use the Verhoeff scheme (as India's Aadhaar
-does): unlike Luhn it catches every single-digit error *and* every swap of two adjacent digits,
-the two commonest keying errors.
+counter instead of matching some other person. The sandbox's country profile
+(``identifier_profile.toml``, read with ``standards.identifiers``) gives its national and virtual
+IDs the Verhoeff scheme (as India's Aadhaar does): unlike Luhn it catches every single-digit
+error *and* every swap of two adjacent digits, the two commonest keying errors. The generator
+takes the scheme from the profile, and the validity checks here are the profile's.
 
 Why a permutation: identifiers must be unique and look random (sequential numbers leak the
 enrolment order and make every adjacent number valid), yet the generator must make them without a
@@ -15,34 +17,54 @@ from __future__ import annotations
 
 import math
 import random
+from functools import cache
+from pathlib import Path
 
-# The check digit is the one every partner and the hub agree on (the standards package).
-from standards.identifiers import verhoeff_check_digit, verhoeff_is_valid
+# The rules every partner and the hub agree on are the sandbox's country profile, read with
+# the standards package's loader (the same file `srhub run` gives the hub with the sandbox on).
+from standards.identifiers import IdentifierProfile, load_profile
 
-NATIONAL_ID_LENGTH = 10  # 9 digits of body + 1 Verhoeff check digit
-VID_LENGTH = 16  # virtual ID: 15 digits + Verhoeff check digit (MOSIP VIDs are 16 digits)
+SANDBOX_PROFILE_PATH = Path(__file__).with_name("identifier_profile.toml")
+NATIONAL_ID_LENGTH = 10  # 9 digits of body + 1 check digit (the profile's scheme: Verhoeff)
+VID_LENGTH = 16  # virtual ID: 15 digits + check digit (MOSIP VIDs are 16 digits)
+
+
+@cache
+def sandbox_profile() -> IdentifierProfile:
+    """The sandbox's identifier profile (``identifier_profile.toml`` beside this module)."""
+    return load_profile(SANDBOX_PROFILE_PATH)
+
+
+def check_character(system: str, body: str) -> str:
+    """The check character the sandbox profile's ``system`` appends to ``body`` ("" if none)."""
+    scheme = sandbox_profile().rule(system).check
+    return scheme.compute(body) if scheme is not None else ""
 
 
 def national_id_check_digit(body: str) -> str:
-    """Check digit of a national ID body (9 digits); the Verhoeff scheme."""
+    """Check digit of a national ID body (9 digits), by the sandbox profile's scheme."""
     if len(body) != NATIONAL_ID_LENGTH - 1:
         raise ValueError(f"a national ID body has {NATIONAL_ID_LENGTH - 1} digits")
-    return verhoeff_check_digit(body)
+    return check_character("national_id", body)
+
+
+def _follows(system: str, value: str | None) -> bool:
+    """``value`` is written exactly as the profile normalises it and breaks none of its rules."""
+    if not isinstance(value, str):
+        return False
+    rule = sandbox_profile().rule(system)
+    return rule.normalise(value) == value and rule.problem(value) is None
 
 
 def is_valid_national_id(nid: str | None) -> bool:
-    """10 ASCII digits, no leading zero, and a correct Verhoeff check digit."""
-    return (
-        nid is not None
-        and len(nid) == NATIONAL_ID_LENGTH
-        and nid[:1] != "0"
-        and verhoeff_is_valid(nid)
-    )
+    """A national ID as the sandbox profile defines it: 10 digits, no leading zero, and a
+    correct Verhoeff check digit."""
+    return _follows("national_id", nid)
 
 
 def is_valid_vid(vid: str | None) -> bool:
-    """16 ASCII digits with a correct Verhoeff check digit."""
-    return vid is not None and len(vid) == VID_LENGTH and verhoeff_is_valid(vid)
+    """A virtual ID as the sandbox profile defines it: 16 digits with a Verhoeff digit."""
+    return _follows("virtual_id", vid)
 
 
 class Scrambler:
@@ -75,7 +97,7 @@ class IdentifierFactory:
 
     Formats (documented here because other mocks parse them):
 
-    - national ID: 10 digits, first digit 1-9, Verhoeff check digit last;
+    - national ID: 10 digits, first digit 1-9, the profile's check digit (Verhoeff) last;
     - birth registration number (BRN): ``BR`` + registration year + 8 digits; numbers of people
       already registered at the start start with 0-8, those issued during the simulated period
       with 9 (sequential per year, in registration order);
@@ -91,7 +113,7 @@ class IdentifierFactory:
 
     def national_id(self, person_number: int) -> str:
         body = str(self._nid(person_number))
-        return body + verhoeff_check_digit(body)
+        return body + check_character("national_id", body)
 
     def birth_registration_number(self, person_number: int, year: int) -> str:
         return f"BR{year:04d}{self._brn(person_number):08d}"

@@ -53,6 +53,8 @@ def test_run_serves_health_and_refuses_anonymous_requests(tmp_path: Path):
         # The newcomer is told where the token is; the token itself never reaches the log.
         assert not any(token in line for line in lines)
         assert any("admin-token" in line and "dashboard" in line for line in lines)
+        # No sandbox: the built-in identifier profile (no check digits), said at start.
+        assert any("identifier profile default" in line for line in lines)
         authorised = requests.get(
             f"{url}/api/v1/households", headers={"Authorization": f"Bearer {token}"}, timeout=5
         )

@@ -33,6 +33,8 @@ from mappings.engine import map_record
 from sandbox_mocks.common.server import MockServer
 from sandbox_mocks.national_id import SOAP_PATH, NationalIdConfig, create_app
 from sandbox_mocks.national_id.store import IdentityRecord
+from sandbox_mocks.population.ids import sandbox_profile
+from standards.identifiers import IdentifierProfile, default_profile
 
 USER, PASSWORD = "hub-test", "pw-national-id-test"
 
@@ -70,6 +72,7 @@ def make(
     publisher: CollectingPublisher | None = None,
     session: requests.Session | None = None,
     clock: FakeClock | None = None,
+    identifiers: IdentifierProfile | None = None,
     **resilience: Any,
 ) -> tuple[NationalIdConnector, CollectingPublisher]:
     publisher = publisher or CollectingPublisher()
@@ -83,7 +86,12 @@ def make(
         "resilience": {"timeout_seconds": 3, "initial_backoff_seconds": 0.2,
                        "jitter_seconds": 0, **resilience},
     }
-    context = ConnectorContext("national_id", publisher, clock=clock or FakeClock())
+    context = ConnectorContext(
+        "national_id",
+        publisher,
+        clock=clock or FakeClock(),
+        identifiers=identifiers or sandbox_profile(),  # what `srhub run` gives it with the sandbox
+    )
     return NationalIdConnector(settings, context, session=session), publisher
 
 
@@ -221,6 +229,24 @@ def test_invalid_ids_are_refused_before_any_call(mock) -> None:
     with pytest.raises(InvalidRequest, match="unknown demographic"):
         connector.verify(good, {"shoe_size": "44"}, consent=True)
     assert session.sent == []
+
+
+def test_the_connector_checks_by_its_profile_and_the_mock_by_the_sandbox_one(mock) -> None:
+    """Under the built-in profile (no check digit) a mistyped number is well-formed for the
+    hub, so it is sent, and the authority (the mock, on the sandbox profile) refuses it."""
+    server, records = mock
+    good = alive(records)[0].uin
+    mistyped = good[:-1] + str((int(good[-1]) + 1) % 10)
+    strict, _ = make(server)
+    with pytest.raises(InvalidRequest, match=r"national_id .*Verhoeff"):
+        strict.get_person(mistyped)
+    lenient, _ = make(server, identifiers=default_profile())
+    with pytest.raises(PermanentPartnerError) as caught:
+        lenient.get_person(mistyped)
+    assert caught.value.reason == "invalid_id"
+    # Separators are the profile's business: the number is sent as the profile writes it.
+    answer = lenient.get_person(f"{good[:3]}-{good[3:6]} {good[6:]}")
+    assert answer.kyc_status and answer.identity is not None
 
 
 def test_bad_credentials_are_permanent_with_an_operator_reason(mock) -> None:

@@ -32,6 +32,7 @@ from connectors.base.testing import BatchCollectingPublisher
 from connectors.tax import TaxFileConnector
 from sandbox_mocks.common.server import MockServer
 from sandbox_mocks.population import iter_households
+from sandbox_mocks.population.ids import sandbox_profile
 from sandbox_mocks.population.model import Household
 from sandbox_mocks.tax import BAD_ROW_KINDS, TaxAuthorityConfig, create_app
 from standards.identifiers import verhoeff_check_digit
@@ -56,7 +57,9 @@ class TaxSandbox:
 
     def new_connector(self) -> tuple[TaxFileConnector, FileDropRunner]:
         """A fresh connector over the same folder (as after a hub restart)."""
-        context = ConnectorContext("tax", self.publisher, seen_files=self.seen)
+        context = ConnectorContext(
+            "tax", self.publisher, seen_files=self.seen, identifiers=sandbox_profile()
+        )
         connector = TaxFileConnector(
             {"kind": "tax", "drop_folder": str(self.folder), "batch_size": 40}, context
         )

@@ -47,6 +47,7 @@ from sandbox_mocks.population import (
     VitalEvent,
     iter_households,
     iter_vital_events,
+    sandbox_profile,
 )
 from sandbox_mocks.programs.app import ProgramMisConfig
 from sandbox_mocks.programs.app import create_app as create_programs
@@ -283,6 +284,7 @@ def test_broken_birth_bundle_lists_every_problem_at_its_source_path(
         i for i, e in enumerate(bundle["entry"]) if e["resource"].get("deceasedBoolean") is False
     )
     child = bundle["entry"][child_at]["resource"]
+    kept = {key: copy.deepcopy(child[key]) for key in ("birthDate", "gender", "name")}
     child["birthDate"] = "31/02/2020"
     child["gender"] = "?"
     child["name"][0]["family"] = ""
@@ -294,7 +296,7 @@ def test_broken_birth_bundle_lists_every_problem_at_its_source_path(
         if ident["value"] == event.mother.national_id:
             ident["value"] = wrong
     with pytest.raises(MappingError) as caught:
-        map_record("civil_registry_birth", bundle)
+        map_record("civil_registry_birth", bundle, sandbox_profile())
     problems = {(p.source_path, p.target): p for p in caught.value.problems}
     base = f"$.entry[{child_at}].resource"
     assert problems[(f"{base}.birthDate", "child.birth_date")].message == (
@@ -303,16 +305,22 @@ def test_broken_birth_bundle_lists_every_problem_at_its_source_path(
     )
     assert problems[(f"{base}.gender", "child.sex")].rule == "transform:code"
     assert problems[(f"{base}.name[0].family", "child.family_name")].rule == "required"
-    nid_problem = next(p for p in caught.value.problems if p.target and "mother" in p.target)
-    assert nid_problem.message == (
-        "the value is not a valid national ID (its verhoeff check digit is wrong)"
-    )
+    # The mother's mistyped national ID is not a reason to refuse the record: it is dropped.
+    assert not any(p.target and "mother" in p.target for p in caught.value.problems)
     assert wrong not in str(caught.value)
     assert wrong not in str(caught.value.as_dict())
-    # The mother is also the informant: her number is wrong in both roles, at the same place.
-    informant = next(p for p in caught.value.problems if p.target and "informant" in p.target)
-    assert informant.source_path == nid_problem.source_path
-    assert len(caught.value.problems) == 5
+    assert len(caught.value.problems) == 3
+    # With the child's facts intact the birth maps, the mother's number dropped with a note.
+    child.update(kept)
+    result = load_spec("civil_registry_birth").map(bundle, sandbox_profile())
+    notes = {note.target: note for note in result.notes}
+    mother_note = notes.pop("mother.identifiers[system=national_id].value")
+    assert mother_note.rule == "identifier:check_digit" and wrong not in mother_note.message
+    # The mother is also the informant: her number is dropped in both roles, from one place.
+    assert {target: note.source_path for target, note in notes.items()} == {
+        "informant.identifiers[system=national_id].value": mother_note.source_path
+    }
+    assert all(i["system"] != "national_id" for i in result.record["mother"].get("identifiers", []))
 
 
 def test_death_bundles_clean_and_messy_map_to_exact_death_records(

@@ -31,8 +31,24 @@ from hub.settings import load_settings  # noqa: E402
 # Bounded for the suite; raise it for a deeper hunt, e.g. SRHUB_SCHEMATHESIS_EXAMPLES=200.
 MAX_EXAMPLES = int(os.environ.get("SRHUB_SCHEMATHESIS_EXAMPLES", "8"))
 CONSOLE_TAG = "ui"
+UNCONFIGURED_PREFILL = "problems/prefill-source-not-configured"
+
+
+def no_server_error(ctx, response, case):  # type: ignore[no-untyped-def]
+    """No 5xx, except the documented 503 of a prefill whose partner sources this test app
+    does not configure: under the built-in identifier profile (no check digit) generated
+    national IDs are well-formed, so the request gets as far as the sources."""
+    if (
+        case.operation.label == "POST /api/v1/prefill"
+        and response.status_code == 503
+        and UNCONFIGURED_PREFILL in response.text
+    ):
+        return None
+    return not_a_server_error(ctx, response, case)
+
+
 CHECKS = [
-    not_a_server_error,
+    no_server_error,
     status_code_conformance,
     content_type_conformance,
     response_schema_conformance,

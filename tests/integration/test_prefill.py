@@ -20,7 +20,14 @@ from hub.api import create_app
 from hub.api.prefill import CONNECTORS_KEY, SERVICE_KEY
 from hub.auth.tokens import issue_token
 from hub.settings import load_settings
-from sandbox_mocks.launcher import MOCK_NAMES, RunningSandbox, SandboxConfig, start_sandbox
+from sandbox_mocks.launcher import (
+    MOCK_NAMES,
+    SANDBOX_IDENTIFIER_PROFILE,
+    RunningSandbox,
+    SandboxConfig,
+    start_sandbox,
+)
+from sandbox_mocks.population.ids import sandbox_profile
 from sandbox_mocks.population.model import Person
 
 PROBLEM = "application/problem+json"
@@ -69,7 +76,7 @@ def connectors_for(sandbox: RunningSandbox, skip: tuple[str, ...] = ()) -> dict[
         settings = {**section, "resilience": {"timeout_seconds": 2, "max_attempts": 2,
                                               "initial_backoff_seconds": 0.05,
                                               "jitter_seconds": 0}}
-        context = ConnectorContext(name, publisher)
+        context = ConnectorContext(name, publisher, identifiers=sandbox_profile())
         found[name] = (NationalIdConnector(settings, context) if name == "national_id"
                        else PartnerSettings(settings, context))
     return found
@@ -77,8 +84,9 @@ def connectors_for(sandbox: RunningSandbox, skip: tuple[str, ...] = ()) -> dict[
 
 @pytest.fixture
 def api(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[Any]:
+    # The sandbox's country profile, as `srhub run` gives the hub while the sandbox runs.
     settings = load_settings(env={}, database_url=f"sqlite:///{tmp_path / 'hub.db'}",
-                             data_dir=tmp_path)
+                             data_dir=tmp_path, identifier_profile=SANDBOX_IDENTIFIER_PROFILE)
     app = create_app(settings)
     app.extensions[CONNECTORS_KEY] = connectors_for(sandbox)
     client = app.test_client()

@@ -27,7 +27,7 @@ from hub.workers.handlers import INGEST_HANDLERS
 from hub.workers.relay_worker import RelayWorker
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from hub.workers.topology import INGEST_QUEUE
-from sandbox_mocks.launcher import SandboxConfig, start_sandbox
+from sandbox_mocks.launcher import SANDBOX_IDENTIFIER_PROFILE, SandboxConfig, start_sandbox
 
 FAST_RESILIENCE = {
     "timeout_seconds": 2,
@@ -93,7 +93,15 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
             **(marker.kwargs if marker else {}),
         )
     )
-    settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path / "var", sandbox=False)
+    # The sandbox's identifier profile (Verhoeff national IDs), as `srhub run` gives the hub
+    # while the sandbox runs.
+    settings = load_settings(
+        env={},
+        database_url=db_url,
+        data_dir=tmp_path / "var",
+        sandbox=False,
+        identifier_profile=SANDBOX_IDENTIFIER_PROFILE,
+    )
     runtime = HubRuntime(settings)
     runtime.registry.ensure_identifier_systems()
     assert seed_registry(runtime.registry, sandbox.households) > 50

@@ -1,11 +1,12 @@
-"""Row checks of the tax connector and the Verhoeff check they rely on."""
+"""Row checks of the tax connector and the country profile's national ID rule they apply."""
 
 from __future__ import annotations
 
 import pytest
 
 from connectors.tax.validation import check_row
-from standards.identifiers import national_id_problem, verhoeff_check_digit, verhoeff_is_valid
+from sandbox_mocks.population.ids import sandbox_profile
+from standards.identifiers import default_profile, verhoeff_check_digit, verhoeff_is_valid
 
 
 def test_verhoeff_known_values_and_every_single_digit_error_caught() -> None:
@@ -25,13 +26,18 @@ def test_verhoeff_known_values_and_every_single_digit_error_caught() -> None:
             assert not verhoeff_is_valid(swapped)
 
 
-def test_national_id_problem_says_why_without_the_value() -> None:
+def test_national_id_column_follows_the_profile_and_says_why_without_the_value() -> None:
     good = "123456789" + verhoeff_check_digit("123456789")
-    assert national_id_problem(good) is None
-    assert "10 digits" in (national_id_problem("0" + good[1:]) or "")
     wrong = good[:-1] + str((int(good[-1]) + 1) % 10)
-    reason = national_id_problem(wrong) or ""
+    sandbox = sandbox_profile()
+    assert check_row({**GOOD, "NATIONAL_ID": good}, "2024", sandbox) == []
+    problems = check_row({**GOOD, "NATIONAL_ID": "0" + good[1:]}, "2024", sandbox)
+    assert [p.column for p in problems] == ["NATIONAL_ID"]
+    assert "10 digits" in problems[0].reason
+    reason = check_row({**GOOD, "NATIONAL_ID": wrong}, "2024", sandbox)[0].reason
     assert "Verhoeff" in reason and wrong not in reason
+    # The built-in profile has no check digit: the same row passes the tax connector's check.
+    assert check_row({**GOOD, "NATIONAL_ID": wrong}, "2024", default_profile()) == []
 
 
 GOOD = {
@@ -67,7 +73,7 @@ GOOD = {
     ],
 )
 def test_each_bad_value_is_named_by_its_column(column: str, value: str, words: str) -> None:
-    problems = check_row({**GOOD, column: value}, "2024")
+    problems = check_row({**GOOD, column: value}, "2024", sandbox_profile())
     assert [p.column for p in problems] == [column]
     assert words in problems[0].reason and (not value or value not in problems[0].reason)
 

@@ -21,7 +21,6 @@ from connectors.civil_registry import dci_messages as msgs
 from connectors.civil_registry.dci_client import DciClient, DciRefused
 from connectors.civil_registry.dci_subscriptions import DciSubscriptions
 from mappings.engine import map_record
-from mappings.transforms import verhoeff_is_valid
 from standards.dci import openapi
 from standards.dci.envelope import callback_header
 from standards.dci.signature import SignatureError, sign_envelope, verify_envelope
@@ -287,11 +286,6 @@ def test_records_of_every_vocabulary_are_extracted_and_others_refused_alone() ->
 # --- places -----------------------------------------------------------------------------
 
 
-def verhoeff_number(stem: str) -> str:
-    """A 10-digit number with a valid Verhoeff check digit (valid under any ID profile)."""
-    return next(stem + d for d in "0123456789" if verhoeff_is_valid(stem + d))
-
-
 def spec_example_person() -> dict[str, Any]:
     """The CRVS API file's own example person (SearchResponse reg_records), when available."""
     if not openapi.available() or not (openapi.spec_dir() / CRVS).is_file():  # type: ignore[operator]
@@ -302,12 +296,11 @@ def spec_example_person() -> dict[str, Any]:
 
 
 def as_birth_record(person: dict[str, Any]) -> dict[str, Any]:
-    """The example person as a registry would notify a birth: its placeholder identifiers
-    (a UIN only) replaced by a birth registration number and valid national IDs."""
+    """The example person as a registry would notify a birth: its identifier (a UIN) replaced
+    by a birth registration number; its parents' identifiers as the spec gives them (the
+    built-in identifier profile takes the spec's numbers as they are)."""
     record = copy.deepcopy(person)
     record["identifier"] = {"identifier_type": "BRN", "identifier_value": "BRN-2026-1"}
-    record["parent1_identifier"]["identifier_value"] = verhoeff_number("412345678")
-    record["parent2_identifier"]["identifier_value"] = verhoeff_number("512345678")
     return record
 
 

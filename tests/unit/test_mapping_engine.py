@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import tomllib
 from datetime import date, datetime, timedelta
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +27,21 @@ from mappings.hooks import reference_keys
 from mappings.paths import Located, PathSyntaxError, parse, walk
 from mappings.transforms import MISSING, TransformError
 from mappings.xml_records import element_to_dict, parse_record
+from standards.identifiers import IdentifierProfile, parse_profile
 
 
 def read(record: Any, path: str) -> list[tuple[Any, str]]:
     parsed = parse(path)
     return [(hit.value, hit.path) for hit in walk(Located(record, "$"), parsed.steps)]
+
+
+def verhoeff_profile() -> IdentifierProfile:
+    """The built-in profile with national IDs of 10 digits and a Verhoeff check digit."""
+    data = tomllib.loads(
+        resources.files("standards.identifiers").joinpath("default.toml").read_text("utf-8")
+    )
+    data["systems"]["national_id"].update(pattern="[1-9][0-9]{9}", check="verhoeff")
+    return parse_profile(data, "test")
 
 
 def spec(fields: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
@@ -260,27 +272,25 @@ def test_name_case_only_touches_shouted_words() -> None:
 
 
 def test_identifier_normalisation_and_check_digits() -> None:
-    assert transforms.identifier(" br-2025.9000/0001 ") == "BR202590000001"
-    assert transforms.identifier(1234) == "1234"
-    assert transforms.identifier("--") is MISSING
-    assert transforms.identifier("6276278139", check="verhoeff") == "6276278139"
-    with pytest.raises(TransformError, match="check digit is wrong") as caught:
-        transforms.identifier("6276278138", check="verhoeff", label="national ID")
+    strict = verhoeff_profile()
+    assert transforms.identifier(
+        " br-2025.9000/0001 ", system="birth_registration", profile=strict
+    ) == "BR202590000001"
+    assert transforms.identifier(1234, system="tax_id", profile=strict) == "1234"
+    assert transforms.identifier("--", system="tax_id", profile=strict) is MISSING
+    assert transforms.identifier("6276278139", system="national_id", profile=strict) == (
+        "6276278139"
+    )
+    with pytest.raises(transforms.IdentifierRuleError, match="check digit is wrong") as caught:
+        transforms.identifier("6276278138", system="national_id", profile=strict)
     assert "6276278138" not in str(caught.value)
-    assert transforms.identifier("79927398713", check="luhn") == "79927398713"
-    with pytest.raises(TransformError, match="expected the form"):
-        transforms.identifier("12AB", pattern="[0-9]+")
-
-
-def test_a_deployment_can_register_its_own_check_digit() -> None:
-    transforms.register_check_digit("even_sum", lambda v: sum(map(int, v)) % 2 == 0)
-    try:
-        assert transforms.check_arguments("identifier", {"check": "even_sum"}) == []
-        assert transforms.identifier("1 1", check="even_sum") == "11"
-        with pytest.raises(TransformError):
-            transforms.identifier("12", check="even_sum")
-    finally:
-        del transforms.CHECK_DIGITS["even_sum"]
+    assert caught.value.problem.rule == "check_digit"
+    with pytest.raises(transforms.IdentifierRuleError, match="expected form"):
+        transforms.identifier("12AB", system="national_id", profile=strict)
+    # The same number under the built-in profile (no check digit) is accepted.
+    assert transforms.apply("identifier", "6276278138", {"system": "national_id"}) == (
+        "6276278138"
+    )
 
 
 def test_numbers_booleans_strings_and_identifier_wrapping() -> None:
@@ -312,7 +322,10 @@ def test_transform_arguments_are_checked() -> None:
     assert "unknown format(s) mm/dd/yyyy" in transforms.check_arguments(
         "date", {"formats": ["mm/dd/yyyy"]})[0]
     assert "no code list" in transforms.check_arguments("code", {"list": "caste"})[0]
-    assert "bad pattern" in transforms.check_arguments("identifier", {"pattern": "("})[0]
+    assert "needs parameter 'system'" in transforms.check_arguments("identifier", {})[0]
+    assert "no parameter 'check'" in transforms.check_arguments(
+        "identifier", {"system": "national_id", "check": "verhoeff"})[0]
+    assert "system code" in transforms.check_arguments("identifier", {"system": "National ID"})[0]
 
 
 # ---------------------------------------------------------------------------- specs
@@ -479,21 +492,23 @@ def test_schema_violations_point_back_at_the_source_field() -> None:
 def test_identifier_values_never_appear_in_messages() -> None:
     loaded = build_spec(spec([
         {"target": "admin_area_code", "from": "$.nid",
-         "transforms": [{"name": "identifier", "check": "verhoeff"}]},
+         "transforms": [{"name": "identifier", "system": "national_id", "subject": True}]},
         {"target": "admin_area_name", "from": "$.secret", "transforms": ["date"],
          "sensitive": True},
         {"target": "district_code", "from": "$.name",
          "transforms": [{"name": "split_name", "part": "given_name"}]},
     ]), "t")
     with pytest.raises(MappingError) as caught:
-        loaded.apply({"nid": "6276278138", "secret": "hush-hush", "name": "Zebedaiah"})
+        loaded.apply(
+            {"nid": "6276278138", "secret": "hush-hush", "name": "Zebedaiah"}, verhoeff_profile()
+        )
     assert [p.rule for p in caught.value.problems] == [
-        "transform:identifier", "transform:date", "transform:split_name", "schema:required"]
+        "transform:date", "transform:split_name", "schema:required", "identifier:check_digit"]
     text = json.dumps(caught.value.as_dict()) + str(caught.value)
     assert "6276278138" not in text
     assert "hush-hush" not in text
     assert "Zebedaiah" not in text
-    assert "the value is not a valid identifier" in text
+    assert "the value is not a valid national_id" in text
 
 
 def test_defaults_constants_and_many_values() -> None:
