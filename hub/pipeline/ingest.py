@@ -232,10 +232,13 @@ def _vital_facts(record: dict[str, Any], event: str, subject: str) -> VitalFacts
 
 
 def _note_ignored(kind: str, record: dict[str, Any], ctx: IngestContext) -> None:
-    """What the partner sent but the mapping did not read: shapes only, never values."""
+    """What the partner sent but the mapping did not read: shapes only, never values.
+
+    At DEBUG: real bundles always carry parts the registry has no use for (Observations, the
+    facility's Organization), and a line per event at INFO buried what the hub did."""
     ignored = record.get("ignored") or []
     if ignored:
-        log.info(
+        log.debug(
             "civil registry %s (message %s): %d part(s) not read: %s",
             kind,
             ctx.message_id,
