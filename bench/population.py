@@ -71,13 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     total_s = population_s + events_s
 
     base_s = baseline(args.people, args.seed)
-    print(f"households={households} mean_size={people / max(households, 1):.2f} "
-          f"no_national_id={no_nid / max(people, 1):.1%} births={births} deaths={deaths} "
-          f"days={args.days}")
-    print(f"population_stream_s={population_s:.2f} events_stream_s={events_s:.2f} "
-          f"baseline_bare_loop_s={base_s:.2f} ratio={total_s / max(base_s, 1e-9):.1f}x")
-    print(f"population people={people} seconds={total_s:.2f} peak_rss_mb={peak_rss_mb():.1f} "
-          f"events={births + deaths} baseline_seconds={base_s:.2f}")
+    print(
+        f"households={households} mean_size={people / max(households, 1):.2f} "
+        f"no_national_id={no_nid / max(people, 1):.1%} births={births} deaths={deaths} "
+        f"days={args.days}"
+    )
+    print(
+        f"population_stream_s={population_s:.2f} events_stream_s={events_s:.2f} "
+        f"baseline_bare_loop_s={base_s:.2f} ratio={total_s / max(base_s, 1e-9):.1f}x"
+    )
+    print(
+        f"population people={people} seconds={total_s:.2f} peak_rss_mb={peak_rss_mb():.1f} "
+        f"events={births + deaths} baseline_seconds={base_s:.2f}"
+    )
     return 0
 
 

@@ -51,12 +51,24 @@ class PartnerSettings(Connector):
 
     name = "partner_settings"
     kind = "partner_settings"
-    settings_schema: ClassVar[dict[str, Any]] = connector_settings_schema({
-        key: {"type": "string"} for key in (
-            "url", "base_url", "fhir_feed_url", "webhooks_url", "dci_base_url",
-            "dci_bearer_token", "registry_id", "drop_folder", "manifest_glob", "status_url",
-            "api_url")
-    })
+    settings_schema: ClassVar[dict[str, Any]] = connector_settings_schema(
+        {
+            key: {"type": "string"}
+            for key in (
+                "url",
+                "base_url",
+                "fhir_feed_url",
+                "webhooks_url",
+                "dci_base_url",
+                "dci_bearer_token",
+                "registry_id",
+                "drop_folder",
+                "manifest_glob",
+                "status_url",
+                "api_url",
+            )
+        }
+    )
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -90,9 +102,11 @@ def run_concurrently(
 
 
 def describe(name: str, latencies: list[float]) -> str:
-    return (f"{name:<22} n={len(latencies):<5} p50={percentile(latencies, 0.5):7.1f} ms  "
-            f"p95={percentile(latencies, 0.95):7.1f} ms  p99={percentile(latencies, 0.99):7.1f} ms"
-            f"  mean={statistics.fmean(latencies):7.1f} ms")
+    return (
+        f"{name:<22} n={len(latencies):<5} p50={percentile(latencies, 0.5):7.1f} ms  "
+        f"p95={percentile(latencies, 0.95):7.1f} ms  p99={percentile(latencies, 0.99):7.1f} ms"
+        f"  mean={statistics.fmean(latencies):7.1f} ms"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -104,29 +118,44 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     work_dir = Path(tempfile.mkdtemp(prefix="srhub-bench-prefill-"))
-    config = SandboxConfig(people=args.people, ports=dict.fromkeys(MOCK_NAMES, 0),
-                           work_dir=work_dir, only=SOURCES, tax_interval_seconds=0,
-                           tax_drop_on_start=False)
+    config = SandboxConfig(
+        people=args.people,
+        ports=dict.fromkeys(MOCK_NAMES, 0),
+        work_dir=work_dir,
+        only=SOURCES,
+        tax_interval_seconds=0,
+        tax_drop_on_start=False,
+    )
     with start_sandbox(config) as sandbox:
-        requests.post(sandbox.url("civil_registry") + "/_admin/clock/advance",
-                      json={"days": 365}, timeout=60)
+        requests.post(
+            sandbox.url("civil_registry") + "/_admin/clock/advance", json={"days": 365}, timeout=60
+        )
         store = sandbox.app("national_id").extensions["national_id"].store
         ids = sorted(r.uin for r in store.records())
         publisher = CollectingPublisher()
         connectors: dict[str, Connector] = {}
         for name, section in sandbox.connectors().items():
             context = ConnectorContext(name, publisher)
-            settings = {**section, "resilience": {"timeout_seconds": 2, "max_attempts": 2,
-                                                  "initial_backoff_seconds": 0.05}}
-            connectors[name] = (NationalIdConnector(settings, context) if name == "national_id"
-                                else PartnerSettings(settings, context))
+            settings = {
+                **section,
+                "resilience": {
+                    "timeout_seconds": 2,
+                    "max_attempts": 2,
+                    "initial_backoff_seconds": 0.05,
+                },
+            }
+            connectors[name] = (
+                NationalIdConnector(settings, context)
+                if name == "national_id"
+                else PartnerSettings(settings, context)
+            )
 
-        settings = load_settings(env={}, database_url=f"sqlite:///{work_dir / 'hub.db'}",
-                                 data_dir=work_dir)
+        settings = load_settings(
+            env={}, database_url=f"sqlite:///{work_dir / 'hub.db'}", data_dir=work_dir
+        )
         app = create_app(settings)
         app.extensions[CONNECTORS_KEY] = connectors
-        server = make_server("127.0.0.1", 0, app, threaded=True,
-                             request_handler=_QuietHandler)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
         thread = threading.Thread(target=server.serve_forever, daemon=True)
         thread.start()
         url = f"http://127.0.0.1:{server.server_port}/api/v1/prefill"
@@ -140,8 +169,11 @@ def main(argv: list[str] | None = None) -> int:
             return local.session
 
         def prefill(i: int) -> dict[str, Any]:
-            answer = session().post(url, json={"national_id": ids[i % len(ids)],
-                                               "deadline_seconds": args.deadline}, timeout=30)
+            answer = session().post(
+                url,
+                json={"national_id": ids[i % len(ids)], "deadline_seconds": args.deadline},
+                timeout=30,
+            )
             answer.raise_for_status()
             return answer.json()
 
@@ -158,9 +190,12 @@ def main(argv: list[str] | None = None) -> int:
 
         def get_person(i: int) -> Any:
             return soap_client().service.GetPerson(
-                transactionID=f"bench-{i}", individualId=ids[i % len(ids)],
-                individualIdType="UIN", consentObtained=True,
-                requestTime=datetime.now(UTC).replace(microsecond=0))
+                transactionID=f"bench-{i}",
+                individualId=ids[i % len(ids)],
+                individualIdType="UIN",
+                consentObtained=True,
+                requestTime=datetime.now(UTC).replace(microsecond=0),
+            )
 
         try:
             run_concurrently(prefill, WARMUP, 1)
@@ -174,14 +209,18 @@ def main(argv: list[str] | None = None) -> int:
             for source, status in answer["sources"].items():
                 statuses[source][status["status"]] = statuses[source].get(status["status"], 0) + 1
         partial_share = sum(1 for a in answers if a["partial"]) / len(answers)
-        print(f"sandbox people={args.people} identities={len(ids)} "
-              f"concurrency={args.concurrency} deadline={args.deadline:g}s")
+        print(
+            f"sandbox people={args.people} identities={len(ids)} "
+            f"concurrency={args.concurrency} deadline={args.deadline:g}s"
+        )
         print(describe("baseline GetPerson", baseline))
         print(describe("prefill (4 sources)", latencies))
         for source, counts in statuses.items():
             print(f"  {source:<15} " + " ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-        print(f"  raw records published: {len(publisher.records())}; "
-              f"zeep settings strict={zeep_settings().strict}")
+        print(
+            f"  raw records published: {len(publisher.records())}; "
+            f"zeep settings strict={zeep_settings().strict}"
+        )
         print(
             f"prefill p50_ms={percentile(latencies, 0.5):.1f} "
             f"p95_ms={percentile(latencies, 0.95):.1f} p99_ms={percentile(latencies, 0.99):.1f} "

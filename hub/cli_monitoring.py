@@ -18,12 +18,18 @@ def monitoring() -> None:
 
 
 @monitoring.command("prune")
-@click.option("--max-age-days", type=click.FloatRange(min=0), default=None,
-              help="Override message_log_max_age_days.")
-@click.option("--max-rows", type=click.IntRange(min=0), default=None,
-              help="Override message_log_max_rows.")
-@click.option("--max-bytes", type=click.IntRange(min=0), default=None,
-              help="Override message_log_max_bytes.")
+@click.option(
+    "--max-age-days",
+    type=click.FloatRange(min=0),
+    default=None,
+    help="Override message_log_max_age_days.",
+)
+@click.option(
+    "--max-rows", type=click.IntRange(min=0), default=None, help="Override message_log_max_rows."
+)
+@click.option(
+    "--max-bytes", type=click.IntRange(min=0), default=None, help="Override message_log_max_bytes."
+)
 def prune(max_age_days: float | None, max_rows: int | None, max_bytes: int | None) -> None:
     """Delete message-log rows beyond the retention limits, and DCI transactions and
     delivery-log rows past their age; print what was deleted as JSON."""

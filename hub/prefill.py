@@ -56,8 +56,15 @@ OK, TIMEOUT, NOT_FOUND, ERROR = "ok", "timeout", "not_found", "error"
 NOT_CONFIGURED = "not configured"
 
 # Person fields a source may propose for the head, in the order they are shown.
-PERSON_FIELDS = ("given_name", "family_name", "other_names", "sex", "birth_date",
-                 "person_status", "death_date")
+PERSON_FIELDS = (
+    "given_name",
+    "family_name",
+    "other_names",
+    "sex",
+    "birth_date",
+    "person_status",
+    "death_date",
+)
 
 
 class InvalidNationalId(ValueError):
@@ -99,8 +106,10 @@ class SourceOutcome:
     place: Place | None = None
 
     def summary(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"status": self.status,
-                               "ms": None if self.ms is None else round(self.ms, 1)}
+        out: dict[str, Any] = {
+            "status": self.status,
+            "ms": None if self.ms is None else round(self.ms, 1),
+        }
         if self.reason:
             out["reason"] = self.reason
         return out
@@ -122,13 +131,13 @@ def _person_claims(
     claims = []
     for name in PERSON_FIELDS:
         if person.get(name) not in (None, ""):
-            claims.append(Claim("person", name, person[name],
-                                sources.get(f"$.{prefix}{name}", "")))
+            claims.append(Claim("person", name, person[name], sources.get(f"$.{prefix}{name}", "")))
     for index, ident in enumerate(person.get("identifiers") or []):
         system = ident.get("system")
         if system and ident.get("value"):
             where = sources.get(f"$.{prefix}identifiers[{index}].value") or sources.get(
-                f"$.{prefix}identifiers[{index}]", "")
+                f"$.{prefix}identifiers[{index}]", ""
+            )
             claims.append(Claim("person", f"identifiers.{system}", dict(ident), where))
     return claims
 
@@ -139,8 +148,9 @@ def ask_national_id(connector: Connector, national_id: str, deadline: Deadline) 
     answer = connector.get_person(national_id, consent=True, deadline=deadline)
     if not answer.kyc_status or answer.identity is None:
         codes = ",".join(answer.error_codes) or "none"
-        return SourceOutcome("national_id", ERROR,
-                             reason=f"the authority gave no identity (error codes {codes})")
+        return SourceOutcome(
+            "national_id", ERROR, reason=f"the authority gave no identity (error codes {codes})"
+        )
     record, sources = _mapped("national_id_person", answer.payload, connector.context.identifiers)
     claims = _person_claims(record["person"], "person.", sources)
     for name in ("person_status", "death_date"):
@@ -149,8 +159,9 @@ def ask_national_id(connector: Connector, national_id: str, deadline: Deadline) 
     for name in ("address", "admin_area_code"):
         if record.get(name):
             claims.append(Claim("household", name, record[name], sources.get(f"$.{name}", "")))
-    return SourceOutcome("national_id", OK, claims=claims,
-                         place=Place(area_code=record.get("admin_area_code")))
+    return SourceOutcome(
+        "national_id", OK, claims=claims, place=Place(area_code=record.get("admin_area_code"))
+    )
 
 
 def ask_civil_registry(
@@ -167,8 +178,14 @@ def ask_civil_registry(
             claims += _person_claims(record.get("deceased") or {}, "deceased.", sources)
             claims.append(Claim("person", "person_status", "deceased", "$.reg_event_type"))
             if record.get("death_date"):
-                claims.append(Claim("person", "death_date", record["death_date"],
-                                    sources.get("$.death_date", "")))
+                claims.append(
+                    Claim(
+                        "person",
+                        "death_date",
+                        record["death_date"],
+                        sources.get("$.death_date", ""),
+                    )
+                )
         else:
             record, sources = _mapped("civil_registry_dci_birth", raw, identifiers)
             # Only the child (the person asked about): parents are other people.
@@ -190,15 +207,17 @@ def ask_tax(
         try:
             record, sources = _mapped("tax_income_row", row, identifiers)
         except MappingError as error:  # one unreadable return does not hide the others
-            log.info("prefill: a tax return could not be mapped (%d problem(s))",
-                     len(error.problems))
+            log.info(
+                "prefill: a tax return could not be mapped (%d problem(s))", len(error.problems)
+            )
             continue
         taxpayer = record.get("taxpayer") or {}
         if not names_done:
             for name in ("given_name", "family_name", "other_names"):
                 if taxpayer.get(name):
-                    claims.append(Claim("person", name, taxpayer[name],
-                                        f"$.returns[{index}].TAXPAYER_NAME"))
+                    claims.append(
+                        Claim("person", name, taxpayer[name], f"$.returns[{index}].TAXPAYER_NAME")
+                    )
             names_done = True
         for attr_index, attribute in enumerate(record.get("attributes") or []):
             path = sources.get(f"$.attributes[{attr_index}].value", "")
@@ -209,16 +228,24 @@ def ask_tax(
     for index, taxpayer in enumerate(answer["taxpayers"]):
         address = taxpayer.get("registered_address") or {}
         if address.get("line"):
-            claims.append(Claim("household", "address", address["line"],
-                                f"$.taxpayers[{index}].registered_address.line"))
+            claims.append(
+                Claim(
+                    "household",
+                    "address",
+                    address["line"],
+                    f"$.taxpayers[{index}].registered_address.line",
+                )
+            )
         if isinstance(address.get("lon"), int | float) and isinstance(
             address.get("lat"), int | float
         ):
             point = {"lat": float(address["lat"]), "lon": float(address["lon"])}
-            claims.append(Claim("household", "location", point,
-                                f"$.taxpayers[{index}].registered_address"))
-            place = place or Place(lon=point["lon"], lat=point["lat"],
-                                   area_code=address.get("locality_code"))
+            claims.append(
+                Claim("household", "location", point, f"$.taxpayers[{index}].registered_address")
+            )
+            place = place or Place(
+                lon=point["lon"], lat=point["lat"], area_code=address.get("locality_code")
+            )
     return SourceOutcome("tax", OK, claims=claims, attributes=attributes, place=place)
 
 
@@ -235,20 +262,22 @@ def ask_gis(client: AreaLookup, place: Place, deadline: Deadline) -> SourceOutco
         if record.get("location"):
             claims.append(Claim("household", "location", record["location"], "$.point"))
         for index, attribute in enumerate(record.get("attributes") or []):
-            attributes.append((dict(attribute),
-                               sources.get(f"$.attributes[{index}].value", "")))
+            attributes.append((dict(attribute), sources.get(f"$.attributes[{index}].value", "")))
     else:
         assert place.area_code
         answer = client.by_code(place.area_code, deadline)
         # No mapping spec reads /areas/<code>; its fields are canonical already.
-        claims.append(Claim("household", "admin_area_code", str(answer["code"]).upper(),
-                            "$.code"))
+        claims.append(Claim("household", "admin_area_code", str(answer["code"]).upper(), "$.code"))
         if answer.get("name"):
             claims.append(Claim("household", "admin_area_name", answer["name"], "$.name"))
         for name in ("flood_risk", "poverty_rate"):
             if isinstance(answer.get(name), int | float):
-                attributes.append(({"name": name, "domain": "other", "value": answer[name],
-                                    "unit": "share"}, f"$.{name}"))
+                attributes.append(
+                    (
+                        {"name": name, "domain": "other", "value": answer[name], "unit": "share"},
+                        f"$.{name}",
+                    )
+                )
     return SourceOutcome("gis", OK, claims=claims, attributes=attributes)
 
 
@@ -264,8 +293,12 @@ def _failure(source: str, error: BaseException) -> SourceOutcome:
     if isinstance(error, CircuitOpenError | RateLimitTimeout | NotAttempted | PartnerError):
         return SourceOutcome(source, ERROR, reason=safe_reason(error))
     if isinstance(error, MappingError):
-        return SourceOutcome(source, ERROR, reason=f"the answer could not be mapped "
-                             f"({len(error.problems)} problem(s) with spec {error.spec})")
+        return SourceOutcome(
+            source,
+            ERROR,
+            reason=f"the answer could not be mapped "
+            f"({len(error.problems)} problem(s) with spec {error.spec})",
+        )
     log.error("prefill: %s failed unexpectedly: %s", source, type(error).__name__)
     return SourceOutcome(source, ERROR, reason=f"unexpected error ({type(error).__name__})")
 
@@ -273,8 +306,13 @@ def _failure(source: str, error: BaseException) -> SourceOutcome:
 class _Run:
     """One prefill in flight: outcomes arrive from pool threads; the caller waits on them."""
 
-    def __init__(self, service: PrefillService, national_id: str, seconds: float,
-                 connectors: Mapping[str, Connector]) -> None:
+    def __init__(
+        self,
+        service: PrefillService,
+        national_id: str,
+        seconds: float,
+        connectors: Mapping[str, Connector],
+    ) -> None:
         self.service = service
         self.national_id = national_id
         self.seconds = seconds
@@ -296,8 +334,9 @@ class _Run:
                 return
             self.outcomes[outcome.source] = outcome
             if outcome.source in LOCATION_SOURCES and not self.gis_started:
-                if outcome.place is not None and (outcome.place.has_point
-                                                  or outcome.place.area_code):
+                if outcome.place is not None and (
+                    outcome.place.has_point or outcome.place.area_code
+                ):
                     self.gis_started, start_gis = True, outcome.place
                 elif all(s in self.outcomes for s in LOCATION_SOURCES):
                     self.gis_started, gis_nothing = True, True
@@ -305,14 +344,20 @@ class _Run:
         if start_gis is not None:
             self.launch("gis", lambda: self.service.gis_task(self, start_gis))
         elif gis_nothing:
-            self.finish(SourceOutcome("gis", NOT_FOUND,
-                                      reason="no source gave an address or a point to look up"))
+            self.finish(
+                SourceOutcome(
+                    "gis", NOT_FOUND, reason="no source gave an address or a point to look up"
+                )
+            )
 
     def launch(self, source: str, work: Callable[[], SourceOutcome]) -> None:
         def run() -> None:
             if self.deadline.expired:  # waited in the pool queue past the deadline
-                self.finish(SourceOutcome(source, TIMEOUT, reason="not started before the "
-                                          "deadline (the hub is busy)"))
+                self.finish(
+                    SourceOutcome(
+                        source, TIMEOUT, reason="not started before the deadline (the hub is busy)"
+                    )
+                )
                 return
             try:
                 outcome = work()
@@ -324,14 +369,18 @@ class _Run:
 
     def wait(self) -> dict[str, SourceOutcome]:
         with self.cond:
-            self.cond.wait_for(lambda: all(s in self.outcomes for s in SOURCES),
-                               timeout=self.seconds)
+            self.cond.wait_for(
+                lambda: all(s in self.outcomes for s in SOURCES), timeout=self.seconds
+            )
             done = dict(self.outcomes)
         for source in SOURCES:
             if source not in done:
                 done[source] = SourceOutcome(
-                    source, TIMEOUT, ms=self.seconds * 1000,
-                    reason=f"no answer within the {self.seconds:g} s deadline")
+                    source,
+                    TIMEOUT,
+                    ms=self.seconds * 1000,
+                    reason=f"no answer within the {self.seconds:g} s deadline",
+                )
         return done
 
 
@@ -399,16 +448,26 @@ class PrefillService:
         tasks: dict[str, Callable[[], SourceOutcome]] = {}
         if "national_id" in configured:
             tasks["national_id"] = lambda: ask_national_id(
-                configured["national_id"], national_id, run.deadline)
+                configured["national_id"], national_id, run.deadline
+            )
         if "civil_registry" in configured:
             tasks["civil_registry"] = lambda: ask_civil_registry(
-                self._client("civil_registry", configured["civil_registry"],
-                             CivilRegistryUinLookup.from_connector), national_id, run.deadline,
-                self.identifiers)
+                self._client(
+                    "civil_registry",
+                    configured["civil_registry"],
+                    CivilRegistryUinLookup.from_connector,
+                ),
+                national_id,
+                run.deadline,
+                self.identifiers,
+            )
         if "tax" in configured:
             tasks["tax"] = lambda: ask_tax(
                 self._client("tax", configured["tax"], TaxpayerLookup.from_connector),
-                national_id, run.deadline, self.identifiers)
+                national_id,
+                run.deadline,
+                self.identifiers,
+            )
         for source, work in tasks.items():
             run.launch(source, work)
         outcomes = run.wait()
@@ -451,17 +510,20 @@ def build_proposal(
             provenance.append(entry)
             key = (claim.entity, claim.field)
             candidates.setdefault(key, []).append(
-                (Candidate(claim.value, source, at, sequence), len(provenance) - 1))
+                (Candidate(claim.value, source, at, sequence), len(provenance) - 1)
+            )
         for attribute, path in outcome.attributes:
-            provenance.append({
-                "source": source,
-                "field": f"attributes.{attribute.get('name')}"
-                + (f"[{attribute['period']}]" if attribute.get("period") else ""),
-                "value": attribute.get("value"),
-                "retrieved_at": _iso(at),
-                "source_field": path,
-                "selected": True,
-            })
+            provenance.append(
+                {
+                    "source": source,
+                    "field": f"attributes.{attribute.get('name')}"
+                    + (f"[{attribute['period']}]" if attribute.get("period") else ""),
+                    "value": attribute.get("value"),
+                    "retrieved_at": _iso(at),
+                    "source_field": path,
+                    "selected": True,
+                }
+            )
     head: dict[str, Any] = {}
     household: dict[str, Any] = {}
     identifiers: list[dict[str, Any]] = []

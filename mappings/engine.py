@@ -127,9 +127,7 @@ class Spec:
 
     # ------------------------------------------------------------------ applying
 
-    def apply(
-        self, record: Any, identifiers: IdentifierProfile | None = None
-    ) -> dict[str, Any]:
+    def apply(self, record: Any, identifiers: IdentifierProfile | None = None) -> dict[str, Any]:
         """The canonical record for ``record``, or ``MappingError`` listing every problem."""
         return self.map(record, identifiers).record
 
@@ -186,8 +184,10 @@ class _Run:
             try:
                 if binding.hook is not None:
                     result = hooks.call(binding.hook, self.context, binding.args)
-                    found = result[0] if isinstance(result, list) and result else (
-                        result if isinstance(result, Located) else None
+                    found = (
+                        result[0]
+                        if isinstance(result, list) and result
+                        else (result if isinstance(result, Located) else None)
                     )
                 else:
                     found = self._first(binding.sources)
@@ -208,8 +208,9 @@ class _Run:
                         shown = ", ".join(f"{k}={v}" for k, v in binding.args.items())
                         where, why = "$", f" (hook {binding.hook}({shown}) found nothing)"
                     self.problems.append(
-                        Problem(where, f"@{binding.name}", "required",
-                                f"is required but missing{why}")
+                        Problem(
+                            where, f"@{binding.name}", "required", f"is required but missing{why}"
+                        )
                     )
                 continue
             self.context.bindings[binding.name] = found
@@ -258,8 +259,9 @@ class _Run:
             self.failed_targets.add(target)
             return
         except Exception as exc:
-            self.problems.append(self._crash(f"hook:{rule.hook}" if rule.hook else "read",
-                                             target, exc))
+            self.problems.append(
+                self._crash(f"hook:{rule.hook}" if rule.hook else "read", target, exc)
+            )
             self.failed_targets.add(target)
             return
         values: list[tuple[Any, str]] = []
@@ -281,8 +283,9 @@ class _Run:
             elif rule.required:
                 self.failed_targets.add(target)
                 self.problems.append(
-                    Problem(rule.looked_for(self.context), target, "required",
-                            "is required but missing")
+                    Problem(
+                        rule.looked_for(self.context), target, "required", "is required but missing"
+                    )
                 )
             return
         if rule.many and rule.join is not None:
@@ -317,8 +320,12 @@ class _Run:
                 return self._bad_identifier(rule, step, hit, exc)
             except transforms.TransformError as exc:
                 self.problems.append(
-                    Problem(hit.path, rule.target.text, f"transform:{step.name}",
-                            f"{self._shown(rule, hit.value)} {exc.reason}")
+                    Problem(
+                        hit.path,
+                        rule.target.text,
+                        f"transform:{step.name}",
+                        f"{self._shown(rule, hit.value)} {exc.reason}",
+                    )
                 )
                 return None, False
             except Exception as exc:
@@ -346,9 +353,7 @@ class _Run:
             return None, False
         note = Problem(hit.path, target, kind, f"dropped: the value {exc.reason}")
         self.notes.append(note)
-        self.dropped.append(
-            (note, {"target": target, "source_path": hit.path, "value": hit.value})
-        )
+        self.dropped.append((note, {"target": target, "source_path": hit.path, "value": hit.value}))
         return transforms.MISSING, True
 
     def escalate_needed_drops(self) -> None:
@@ -601,20 +606,36 @@ def build_spec(data: Any, file: str) -> Spec:
                 problems.append((f"{where}.{option}", message))
         text = raw["target"]
         for other in targets:
-            if text == other or text.startswith((other + ".", other + "[")) or other.startswith(
-                (text + ".", text + "[")
+            if (
+                text == other
+                or text.startswith((other + ".", other + "["))
+                or other.startswith((text + ".", text + "["))
             ):
-                problems.append((f"{where}.target", f"overlaps the target {other!r} of a field "
-                                 "before; give alternatives as a list in 'from'"))
+                problems.append(
+                    (
+                        f"{where}.target",
+                        f"overlaps the target {other!r} of a field "
+                        "before; give alternatives as a list in 'from'",
+                    )
+                )
         targets.append(text)
         known_steps = [transforms.TRANSFORMS.get(s.name) for s in steps]
         sensitive = raw.get("sensitive", False) or any(t and t.sensitive for t in known_steps)
         if target is not None:
             fields.append(
                 FieldRule(
-                    target, sources, raw.get("const"), raw.get("hook"), args, steps,
-                    raw.get("default"), raw.get("required", False), raw.get("many", False),
-                    raw.get("join"), sensitive, raw.get("skip", 0),
+                    target,
+                    sources,
+                    raw.get("const"),
+                    raw.get("hook"),
+                    args,
+                    steps,
+                    raw.get("default"),
+                    raw.get("required", False),
+                    raw.get("many", False),
+                    raw.get("join"),
+                    sensitive,
+                    raw.get("skip", 0),
                 )
             )
     if problems:

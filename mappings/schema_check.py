@@ -37,8 +37,9 @@ def _inline(node: Any, name: str, depth: int = 0) -> Any:
         return [_inline(item, name, depth) for item in node]
     if not isinstance(node, dict):
         return node
-    result = {k: _inline(v, name, depth) for k, v in node.items()
-              if k not in ("$ref", "$id", "$schema")}
+    result = {
+        k: _inline(v, name, depth) for k, v in node.items() if k not in ("$ref", "$id", "$schema")
+    }
     ref = node.get("$ref")
     if not isinstance(ref, str):
         return result

@@ -271,8 +271,10 @@ ALL_DATE_FORMATS = (*DATE_FORMATS, "datetime")
 def _check_date_formats(args: dict[str, Any]) -> list[str]:
     unknown = [f for f in args.get("formats", []) if f not in ALL_DATE_FORMATS]
     if unknown:
-        return [f"transform 'date': unknown format(s) {', '.join(map(str, unknown))}; "
-                f"known: {', '.join(ALL_DATE_FORMATS)}"]
+        return [
+            f"transform 'date': unknown format(s) {', '.join(map(str, unknown))}; "
+            f"known: {', '.join(ALL_DATE_FORMATS)}"
+        ]
     return []
 
 

@@ -43,25 +43,31 @@ class TaxpayerLookup:
         operation = "POST /taxpayers/lookup"
         try:
             answer = self.http.post_json(
-                "taxpayers/lookup", json={"national_id": national_id}, deadline=deadline,
+                "taxpayers/lookup",
+                json={"national_id": national_id},
+                deadline=deadline,
                 operation=operation,
             )
         except PartnerRejected as error:
             if error.status == 404:
-                raise TaxpayerNotFound("tax", operation, "not_found",
-                                       "no taxpayer with this national ID") from None
+                raise TaxpayerNotFound(
+                    "tax", operation, "not_found", "no taxpayer with this national ID"
+                ) from None
             raise
         if not isinstance(answer, dict) or not isinstance(answer.get("returns"), list):
             raise PartnerProtocolError("tax", operation, "bad_answer", "no 'returns' list")
         returns = [
-            r for r in answer["returns"]
+            r
+            for r in answer["returns"]
             if isinstance(r, Mapping) and str(r.get("NATIONAL_ID", "")).strip() == national_id
         ]
         taxpayers = [
-            t for t in answer.get("taxpayers") or []
+            t
+            for t in answer.get("taxpayers") or []
             if isinstance(t, Mapping) and str(t.get("national_id", "")).strip() == national_id
         ]
         if not returns and not taxpayers:
-            raise TaxpayerNotFound("tax", operation, "not_found",
-                                   "no taxpayer with this national ID")
+            raise TaxpayerNotFound(
+                "tax", operation, "not_found", "no taxpayer with this national ID"
+            )
         return {"national_id": national_id, "taxpayers": taxpayers, "returns": returns}

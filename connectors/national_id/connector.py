@@ -52,16 +52,25 @@ SETTINGS_SCHEMA = connector_settings_schema(
         "endpoint_url": URL,  # overrides the address written in the WSDL
         "username": {"type": "string", "minLength": 1, "maxLength": 200},
         "password": {"type": "string", "minLength": 1, "maxLength": 500},
-        "wsdl_timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 120,
-                                 "default": 10},
+        "wsdl_timeout_seconds": {
+            "type": "number",
+            "exclusiveMinimum": 0,
+            "maximum": 120,
+            "default": 10,
+        },
         "publish_person_records": {"type": "boolean", "default": True},
     },
     required=("wsdl_url", "username", "password"),
 )
 
 # Canonical demographic names -> the authority's element names.
-DEMOGRAPHICS = {"name": "name", "birth_date": "dob", "sex": "gender", "phone": "phone",
-                "address": "address"}
+DEMOGRAPHICS = {
+    "name": "name",
+    "birth_date": "dob",
+    "sex": "gender",
+    "phone": "phone",
+    "address": "address",
+}
 
 
 class InvalidRequest(ValueError):
@@ -300,14 +309,19 @@ class NationalIdConnector(LookupConnector):
     # --- raw records --------------------------------------------------------------------------
 
     def _publish(
-        self, record_type: str, payload: dict[str, Any], transaction_id: str,
+        self,
+        record_type: str,
+        payload: dict[str, Any],
+        transaction_id: str,
         headers: dict[str, str],
     ) -> dict[str, Any]:
         """Publish the answer raw; a failure is reported on the answer, not raised: the
         caller still gets what the authority said."""
         try:
             message_id = self.context.publish_raw(
-                record_type, payload, source_id=f"{record_type}:{transaction_id}",
+                record_type,
+                payload,
+                source_id=f"{record_type}:{transaction_id}",
                 headers=headers,
             )
         except PublishFailed as failure:

@@ -131,7 +131,9 @@ def download_service_description(
         seen.add(url)
         if len(seen) > MAX_DOCUMENTS:
             raise PartnerProtocolError(
-                "national_id", "GET wsdl", "too_many_documents",
+                "national_id",
+                "GET wsdl",
+                "too_many_documents",
                 f"the WSDL pulls in more than {MAX_DOCUMENTS} documents",
             )
         content = _get_document(session, url, timeout)
@@ -148,7 +150,9 @@ def download_service_description(
             parts = urlsplit(absolute)
             if (parts.scheme, parts.netloc) != (origin.scheme, origin.netloc):
                 raise PartnerProtocolError(
-                    "national_id", "GET wsdl", "foreign_import",
+                    "national_id",
+                    "GET wsdl",
+                    "foreign_import",
                     "the WSDL imports a document from another host; refused",
                 )
             try:
@@ -161,7 +165,9 @@ def download_service_description(
             local = (target.parent / location.split("?", 1)[0]).resolve()
             if not local.is_relative_to(folder.resolve()):
                 raise PartnerProtocolError(
-                    "national_id", "GET wsdl", "foreign_import",
+                    "national_id",
+                    "GET wsdl",
+                    "foreign_import",
                     f"import {relative} leaves the download folder",
                 )
             queue.append((absolute, local))
@@ -173,17 +179,23 @@ def _get_document(session: requests.Session, url: str, timeout: float) -> bytes:
     try:
         response = session.get(url, timeout=(min(timeout, 5.0), timeout), stream=True)
     except requests.Timeout:
-        raise PartnerTimeout("national_id", operation, "timeout",
-                             f"no answer within {timeout:.1f}s") from None
+        raise PartnerTimeout(
+            "national_id", operation, "timeout", f"no answer within {timeout:.1f}s"
+        ) from None
     except requests.RequestException:
-        raise PartnerConnectionError("national_id", operation, "unreachable",
-                                     "connection failed") from None
+        raise PartnerConnectionError(
+            "national_id", operation, "unreachable", "connection failed"
+        ) from None
     with response:
         if response.status_code in (408, 429, 502, 503, 504):
             raise PartnerBusy("national_id", operation, response.status_code)
         if response.status_code != 200:
-            raise PartnerRejected("national_id", operation, response.status_code,
-                                  "the service description could not be fetched")
+            raise PartnerRejected(
+                "national_id",
+                operation,
+                response.status_code,
+                "the service description could not be fetched",
+            )
         chunks, size = [], 0
         try:
             for chunk in response.iter_content(64 * 1024):
@@ -230,8 +242,12 @@ class CallTimeoutTransport(Transport):
         connect, seconds = self._timeout()
         started = time.monotonic()
         response = self.session.post(
-            address, data=message, headers=headers, timeout=(connect, seconds),
-            allow_redirects=False, stream=True,
+            address,
+            data=message,
+            headers=headers,
+            timeout=(connect, seconds),
+            allow_redirects=False,
+            stream=True,
         )
         with response:
             declared = response.headers.get("Content-Length", "")
@@ -244,8 +260,9 @@ class CallTimeoutTransport(Transport):
                     raise PartnerProtocolError("national_id", "POST soap", "body_too_large")
                 chunks.append(chunk)
                 if time.monotonic() - started > seconds:  # a partner dripping bytes
-                    raise PartnerTimeout("national_id", "POST soap", "timeout",
-                                         f"answer took over {seconds:.1f}s")
+                    raise PartnerTimeout(
+                        "national_id", "POST soap", "timeout", f"answer took over {seconds:.1f}s"
+                    )
         response._content = b"".join(chunks)  # what zeep reads as .content
         response._content_consumed = True
         return response
@@ -282,7 +299,9 @@ def build_client(
             )
         except (zeep_errors.Error, etree.XMLSyntaxError, ValueError, KeyError) as exc:
             raise PartnerProtocolError(
-                "national_id", "GET wsdl", "bad_wsdl",
+                "national_id",
+                "GET wsdl",
+                "bad_wsdl",
                 f"the service description cannot be used ({type(exc).__name__})",
             ) from None
     finally:
@@ -326,7 +345,9 @@ def translate(error: Exception, operation: str) -> PartnerError:
         listed = ",".join(errors) or "none"
         if local in AUTH_FAULTS:
             return CredentialsRejected(
-                partner, operation, "bad_credentials",
+                partner,
+                operation,
+                "bad_credentials",
                 f"the national ID authority refused the hub's WS-Security credentials "
                 f"({code}); check username and password in [connectors.national_id]",
             )
@@ -335,26 +356,39 @@ def translate(error: Exception, operation: str) -> PartnerError:
                 partner, operation, "soap_server", "the authority reported a server fault"
             )
         if NOT_FOUND_CODES.intersection(errors):
-            return NotFoundError(partner, operation, "not_found",
-                                 f"the authority does not know this ID ({listed})")
+            return NotFoundError(
+                partner, operation, "not_found", f"the authority does not know this ID ({listed})"
+            )
         if INVALID_ID_CODES.intersection(errors):
-            return PermanentPartnerError(partner, operation, "invalid_id",
-                                         f"the authority refused the ID as invalid ({listed})")
-        return PermanentPartnerError(partner, operation, "soap_fault",
-                                     f"fault {code[:60]} with error codes {listed}")
+            return PermanentPartnerError(
+                partner,
+                operation,
+                "invalid_id",
+                f"the authority refused the ID as invalid ({listed})",
+            )
+        return PermanentPartnerError(
+            partner, operation, "soap_fault", f"fault {code[:60]} with error codes {listed}"
+        )
     if isinstance(error, zeep_errors.TransportError):
         status = int(getattr(error, "status_code", 0) or 0)
         if status in (408, 429, 502, 503, 504):
             return PartnerBusy(partner, operation, status)
         if status >= 500:
-            return TransientPartnerError(partner, operation, f"http_{status}",
-                                         "the authority answered with a server error")
-        return PartnerProtocolError(partner, operation, "bad_answer",
-                                    f"the answer could not be read (HTTP {status})")
+            return TransientPartnerError(
+                partner, operation, f"http_{status}", "the authority answered with a server error"
+            )
+        return PartnerProtocolError(
+            partner, operation, "bad_answer", f"the answer could not be read (HTTP {status})"
+        )
     if isinstance(error, zeep_errors.XMLSyntaxError | etree.XMLSyntaxError):
         return PartnerProtocolError(partner, operation, "bad_xml", "the answer is not valid XML")
     if isinstance(error, zeep_errors.Error):
-        return PartnerProtocolError(partner, operation, "bad_answer",
-                                    f"the answer does not fit the WSDL ({type(error).__name__})")
-    return PartnerProtocolError(partner, operation, "unexpected",
-                                f"the call failed unexpectedly ({type(error).__name__})")
+        return PartnerProtocolError(
+            partner,
+            operation,
+            "bad_answer",
+            f"the answer does not fit the WSDL ({type(error).__name__})",
+        )
+    return PartnerProtocolError(
+        partner, operation, "unexpected", f"the call failed unexpectedly ({type(error).__name__})"
+    )

@@ -40,8 +40,7 @@ BODY_SCHEMA: dict[str, Any] = {
     "required": ["national_id"],
     "properties": {
         "national_id": {"type": "string", "maxLength": 32},
-        "deadline_seconds": {"type": "number", "exclusiveMinimum": 0,
-                             "maximum": MAX_DEADLINE_S},
+        "deadline_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_DEADLINE_S},
     },
 }
 _BODY = Draft202012Validator(BODY_SCHEMA)
@@ -83,8 +82,7 @@ def prefill() -> Response:
     errors = sorted(_BODY.iter_errors(body), key=lambda e: e.json_path)
     if errors:
         # jsonschema's messages echo the value (a national ID): name the rule instead.
-        listing = "; ".join(f"{e.json_path}: violates {e.validator} {_expected(e)}"
-                            for e in errors)
+        listing = "; ".join(f"{e.json_path}: violates {e.validator} {_expected(e)}" for e in errors)
         raise BadRequest(f"invalid prefill request: {listing}")
     deadline = float(body.get("deadline_seconds", DEFAULT_DEADLINE_S))
     try:

@@ -83,13 +83,24 @@ log = logging.getLogger(__name__)
 
 PERSISTENT = 2
 PUBLISH_WINDOW = 1000  # messages written before the socket is pumped once
-BROKER_HEADERS = ("x-delivery-count", "x-death", "x-first-death-exchange",
-                  "x-first-death-queue", "x-first-death-reason", "x-last-death-exchange",
-                  "x-last-death-queue", "x-last-death-reason")
+BROKER_HEADERS = (
+    "x-delivery-count",
+    "x-death",
+    "x-first-death-exchange",
+    "x-first-death-queue",
+    "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
+)
 
 # Connection-level failures: the connection is gone and must be rebuilt.
-_CONNECTION_ERRORS = (pe.AMQPConnectionError, pe.ConnectionWrongStateError, ConnectionError,
-                      OSError)
+_CONNECTION_ERRORS = (
+    pe.AMQPConnectionError,
+    pe.ConnectionWrongStateError,
+    ConnectionError,
+    OSError,
+)
 
 
 def _noop() -> None:
@@ -189,8 +200,7 @@ class AmqpBroker(Broker):
             conn = BlockingConnection(self.params)
         except (pe.ProbableAuthenticationError, pe.AuthenticationError) as exc:
             raise BrokerError(
-                f"RabbitMQ at {self._keeper.describe} refused the credentials; check "
-                "SRHUB_AMQP_URL"
+                f"RabbitMQ at {self._keeper.describe} refused the credentials; check SRHUB_AMQP_URL"
             ) from exc
         except pe.ProbableAccessDeniedError as exc:
             raise BrokerError(
@@ -513,9 +523,7 @@ class AmqpConsumer(Consumer):
     def _on_cancel(self, _frame: Any) -> None:
         self._cancelled = True
 
-    def _on_message(
-        self, _channel: Any, method: Any, properties: Any, body: bytes
-    ) -> None:
+    def _on_message(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
         headers = dict(properties.headers or {})
         count = headers.get("x-delivery-count", 0)
         attempts = (int(count) if isinstance(count, int) else 0) + 1

@@ -115,6 +115,7 @@ class ConnectionKeeper:
             before_sleep=self._before_sleep,
             reraise=True,
         )
+
         def tracked() -> T:
             try:
                 return attempt()

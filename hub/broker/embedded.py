@@ -296,9 +296,7 @@ class EmbeddedBroker(Broker):
             raise BrokerError("prefetch must be at least 1")
         row = self.run(
             lambda conn: conn.execute(
-                select(QUEUES.c.delivery_limit, QUEUES.c.dead_letter).where(
-                    QUEUES.c.name == queue
-                )
+                select(QUEUES.c.delivery_limit, QUEUES.c.dead_letter).where(QUEUES.c.name == queue)
             ).first()
         )
         if row is None:
@@ -328,9 +326,7 @@ class EmbeddedBroker(Broker):
             if conn.execute(select(QUEUES.c.name).where(QUEUES.c.name == queue)).first() is None:
                 raise QueueNotFound(f"queue {queue!r} has not been declared")
             result = conn.execute(
-                delete(MESSAGES).where(
-                    MESSAGES.c.queue == queue, MESSAGES.c.visible_at <= utcnow()
-                )
+                delete(MESSAGES).where(MESSAGES.c.queue == queue, MESSAGES.c.visible_at <= utcnow())
             )
             return int(result.rowcount or 0)
 
@@ -556,14 +552,15 @@ class EmbeddedConsumer(Consumer):
                 # Nowhere to put it: keep it rather than lose it, and look again later.
                 log.error(
                     "queue %s: message %s reached its delivery limit but no queue is bound "
-                    "to %s; keeping it", self.queue, row.message_id, EXCHANGE_DEAD
+                    "to %s; keeping it",
+                    self.queue,
+                    row.message_id,
+                    EXCHANGE_DEAD,
                 )
                 conn.execute(
                     update(MESSAGES)
                     .where(MESSAGES.c.id == row.id)
-                    .values(
-                        visible_at=now + timedelta(seconds=self.broker.visibility_timeout)
-                    )
+                    .values(visible_at=now + timedelta(seconds=self.broker.visibility_timeout))
                 )
                 return
         else:

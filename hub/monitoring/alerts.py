@@ -145,9 +145,9 @@ class DeadLetterTrend:
         return max(0, latest - min(start)) if start else 0
 
 
-def conditions_from(snapshot: dict[str, Any], rules: AlertRules, trend: DeadLetterTrend) -> list[
-    Condition
-]:
+def conditions_from(
+    snapshot: dict[str, Any], rules: AlertRules, trend: DeadLetterTrend
+) -> list[Condition]:
     """Which rules hold, given a health snapshot (``health.health_snapshot``)."""
     found: list[Condition] = []
     for name, entry in (snapshot.get("connectors") or {}).items():
@@ -349,7 +349,8 @@ def list_alerts(
     if state:
         query = query.where(Alert.state == state)
     rows = session.execute(
-        query.order_by((Alert.state == FIRING).desc(), Alert.began_at.desc(), Alert.id.desc())
-        .limit(limit)
+        query.order_by(
+            (Alert.state == FIRING).desc(), Alert.began_at.desc(), Alert.id.desc()
+        ).limit(limit)
     ).scalars()
     return [alert_dict(a) for a in rows]

@@ -32,7 +32,10 @@ def inbound_published(
         latency = time.monotonic() - started
         reason = _short(error) if error is not None else None
         RECORDER.observe(
-            f"inbound:{connector}", ok=error is None, latency=latency, error=reason,
+            f"inbound:{connector}",
+            ok=error is None,
+            latency=latency,
+            error=reason,
             n=len(messages),
         )
         if error is not None:

@@ -431,12 +431,16 @@ def _delete_ids_below(session: Session, cutoff_id: int) -> int:
     """Delete every row with ``id < cutoff_id``, in chunks."""
     total = 0
     while True:
-        ids = session.execute(
-            select(MessageLogEntry.id)
-            .where(MessageLogEntry.id < cutoff_id)
-            .order_by(MessageLogEntry.id)
-            .limit(_CHUNK)
-        ).scalars().all()
+        ids = (
+            session.execute(
+                select(MessageLogEntry.id)
+                .where(MessageLogEntry.id < cutoff_id)
+                .order_by(MessageLogEntry.id)
+                .limit(_CHUNK)
+            )
+            .scalars()
+            .all()
+        )
         if not ids:
             return total
         session.execute(delete(MessageLogEntry).where(MessageLogEntry.id.in_(ids)))

@@ -36,9 +36,9 @@ def decode_cursor(cursor: str) -> int:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError):
         raise ValueError("cursor is not a cursor this feed issued") from None
-    if not raw.startswith(CURSOR_PREFIX) or not raw[len(CURSOR_PREFIX):].isdigit():
+    if not raw.startswith(CURSOR_PREFIX) or not raw[len(CURSOR_PREFIX) :].isdigit():
         raise ValueError("cursor is not a cursor this feed issued")
-    return int(raw[len(CURSOR_PREFIX):])
+    return int(raw[len(CURSOR_PREFIX) :])
 
 
 def feed_blueprint(store: EventStore) -> Blueprint:

@@ -442,8 +442,9 @@ def install_faults(
         elif request.method in ("PUT", "PATCH"):
             body = request.get_json(silent=True)
             if not isinstance(body, dict):
-                return jsonify({"error": {"code": "bad_request",
-                                          "message": "body must be a JSON object"}}), 400
+                return jsonify(
+                    {"error": {"code": "bad_request", "message": "body must be a JSON object"}}
+                ), 400
             base = injector.config.to_dict() if request.method == "PATCH" else {}
             base.update(body)
             try:

@@ -51,7 +51,10 @@ class MockServer:
         if self._server is not None:
             return self
         self._server = make_server(
-            self.host, self._requested_port, self.app, threaded=True,
+            self.host,
+            self._requested_port,
+            self.app,
+            threaded=True,
             request_handler=self._handler,
         )
         self._port = int(self._server.server_port)

@@ -69,8 +69,9 @@ def _level_arg() -> int | None:
 def create_app(config: GisConfig | None = None) -> Flask:
     config = config or GisConfig()
     app = Flask("sandbox_gis")
-    areas = generate_areas(config.seed, config.regions, config.districts_per_region,
-                           config.localities_per_district)
+    areas = generate_areas(
+        config.seed, config.regions, config.districts_per_region, config.localities_per_district
+    )
     by_code = {area.code: area for area in areas}
     children: dict[str, list[str]] = {}
     for area in areas:
@@ -85,8 +86,11 @@ def create_app(config: GisConfig | None = None) -> Flask:
         parent = request.args.get("parent")
         if parent and parent not in by_code:
             raise GisError(404, "not_found", f"no area with code {parent[:40]!r}")
-        return [a for a in areas
-                if (level is None or a.level == level) and (not parent or a.parent_code == parent)]
+        return [
+            a
+            for a in areas
+            if (level is None or a.level == level) and (not parent or a.parent_code == parent)
+        ]
 
     def area_or_404(code: str) -> AdminArea:
         area = by_code.get(code)

@@ -49,9 +49,7 @@ def feature(area: AdminArea, extra: dict[str, Any] | None = None) -> dict[str, A
     }
 
 
-def feature_collection(
-    areas: Iterable[AdminArea], layer: str | None = None
-) -> dict[str, Any]:
+def feature_collection(areas: Iterable[AdminArea], layer: str | None = None) -> dict[str, Any]:
     features = []
     for area in areas:
         extra = None

@@ -85,8 +85,11 @@ def create_app(config: NationalIdConfig | None = None) -> Flask:
             return Response(body, content_type=XML)
         if "xsd" in request.args:
             return Response(xsd_bytes, content_type=XML)
-        return Response("SOAP endpoint: POST a SOAP 1.1 envelope, or GET ?wsdl\n",
-                        status=400, content_type="text/plain")
+        return Response(
+            "SOAP endpoint: POST a SOAP 1.1 envelope, or GET ?wsdl\n",
+            status=400,
+            content_type="text/plain",
+        )
 
     @app.get(SOAP_PATH + ".xsd")
     def xsd() -> Response:
@@ -109,8 +112,9 @@ def create_app(config: NationalIdConfig | None = None) -> Flask:
             partner = check_username_token(parsed.header, config.username, config.password)
             handler = operations.get(parsed.payload.tag)
             if handler is None:
-                raise SoapFault.client("Malformed request: unknown operation element",
-                                       "IDA-MLC-009")
+                raise SoapFault.client(
+                    "Malformed request: unknown operation element", "IDA-MLC-009"
+                )
             with schema_lock:
                 valid = schema.validate(parsed.payload)
                 error = None if valid else schema.error_log.last_error

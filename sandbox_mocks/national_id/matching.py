@@ -14,8 +14,14 @@ from datetime import date
 
 from sandbox_mocks.national_id.store import IdentityRecord
 
-_GENDERS = {"m": "male", "male": "male", "mle": "male", "f": "female", "female": "female",
-            "fle": "female"}
+_GENDERS = {
+    "m": "male",
+    "male": "male",
+    "mle": "male",
+    "f": "female",
+    "female": "female",
+    "fle": "female",
+}
 _WORD = re.compile(r"[^\W\d_]+|\d+")
 
 

@@ -56,9 +56,7 @@ class NationalIdService:
     rules (pattern, check digit) decide which numbers are well-formed, as the hub's do.
     """
 
-    def __init__(
-        self, store: IdentityStore, token_secret: str, profile: IdentifierProfile
-    ) -> None:
+    def __init__(self, store: IdentityStore, token_secret: str, profile: IdentifierProfile) -> None:
         self.store = store
         self.profile = profile
         self._token_key = token_secret.encode()
@@ -86,10 +84,15 @@ class NationalIdService:
 
     def verify_identity(self, request: etree._Element, partner: str) -> etree._Element:
         demographics = request.find(_q("demographics"))
-        given = {} if demographics is None else {
-            name: demographics.findtext(_q(name)) for name, _ in _FIELDS
-            if demographics.find(_q(name)) is not None
-        }
+        given = (
+            {}
+            if demographics is None
+            else {
+                name: demographics.findtext(_q(name))
+                for name, _ in _FIELDS
+                if demographics.find(_q(name)) is not None
+            }
+        )
         if not given:
             raise SoapFault.client("Missing Input Parameter - demographics", "IDA-MLC-006")
         record = self._lookup(request)
@@ -130,8 +133,9 @@ class NationalIdService:
         _sub(response, "kycStatus", "true" if consent else "false")
         _sub(response, "token", self.token(partner, record.uin))
         if not consent:
-            response.append(errors_element(
-                [("IDA-MLC-009", "Invalid Input Parameter - consentObtained")]))
+            response.append(
+                errors_element([("IDA-MLC-009", "Invalid Input Parameter - consentObtained")])
+            )
             return response
         identity = _sub(response, "identity")
         _sub(identity, "individualId", record.uin)

@@ -35,7 +35,10 @@ _NSMAP = {"soap": SOAP11, "nid": NS, "wsse": WSSE}
 def safe_parser() -> etree.XMLParser:
     """A parser that refuses what XML attacks need: DTDs, entities, network, huge trees."""
     return etree.XMLParser(
-        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False,
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=False,
         remove_blank_text=True,
     )
 
@@ -101,23 +104,27 @@ def parse_request(data: bytes) -> ParsedRequest:
     try:
         root = etree.fromstring(data, safe_parser())
     except etree.XMLSyntaxError as exc:
-        raise SoapFault.client(f"Malformed request: not well-formed XML ({exc.msg})",
-                               "IDA-MLC-009") from None
+        raise SoapFault.client(
+            f"Malformed request: not well-formed XML ({exc.msg})", "IDA-MLC-009"
+        ) from None
     if root.getroottree().docinfo.doctype:
-        raise SoapFault.client("Malformed request: DTDs and entities are not allowed",
-                               "IDA-MLC-009")
+        raise SoapFault.client(
+            "Malformed request: DTDs and entities are not allowed", "IDA-MLC-009"
+        )
     if root.tag == f"{{{SOAP12}}}Envelope":
         raise SoapFault("soap:VersionMismatch", "Only SOAP 1.1 envelopes are accepted")
     if root.tag != f"{{{SOAP11}}}Envelope":
-        raise SoapFault.client("Malformed request: the root element is not a SOAP 1.1 Envelope",
-                               "IDA-MLC-009")
+        raise SoapFault.client(
+            "Malformed request: the root element is not a SOAP 1.1 Envelope", "IDA-MLC-009"
+        )
     body = root.find(f"{{{SOAP11}}}Body")
     if body is None:
         raise SoapFault.client("Malformed request: the envelope has no Body", "IDA-MLC-009")
     children = [child for child in body if isinstance(child.tag, str)]
     if len(children) != 1:
-        raise SoapFault.client("Malformed request: the Body must hold exactly one element",
-                               "IDA-MLC-009")
+        raise SoapFault.client(
+            "Malformed request: the Body must hold exactly one element", "IDA-MLC-009"
+        )
     return ParsedRequest(root.find(f"{{{SOAP11}}}Header"), children[0])
 
 
@@ -136,8 +143,9 @@ def check_username_token(header: etree._Element | None, username: str, password:
     security = header.find(f"{{{WSSE}}}Security") if header is not None else None
     token = security.find(f"{{{WSSE}}}UsernameToken") if security is not None else None
     if token is None:
-        raise SoapFault("wsse:InvalidSecurity",
-                        "A WS-Security header with a UsernameToken is required")
+        raise SoapFault(
+            "wsse:InvalidSecurity", "A WS-Security header with a UsernameToken is required"
+        )
     given_user = token.findtext(f"{{{WSSE}}}Username") or ""
     password_el = token.find(f"{{{WSSE}}}Password")
     if password_el is None:
@@ -160,6 +168,8 @@ def check_username_token(header: etree._Element | None, username: str, password:
     user_ok = _same(given_user, username)
     password_ok = _same(given_password, expected)
     if not (user_ok and password_ok):
-        raise SoapFault("wsse:FailedAuthentication",
-                        "The security token could not be authenticated or authorized")
+        raise SoapFault(
+            "wsse:FailedAuthentication",
+            "The security token could not be authenticated or authorized",
+        )
     return given_user

@@ -66,26 +66,29 @@ class IdentityStore:
         for truth in index.people():
             if not truth.national_id:
                 continue  # not enrolled yet: unknown to the authority
-            person = partner_view(truth, PARTNER, config.seed, config.noise_rate,
-                                  keep=frozenset({"national_id"}))
+            person = partner_view(
+                truth, PARTNER, config.seed, config.noise_rate, keep=frozenset({"national_id"})
+            )
             household = index.household_of(truth.person_key)
             assert household is not None
             region, district, locality = index.area_chain(household.locality_code)
-            records.append(IdentityRecord(
-                uin=truth.national_id,
-                vid=derive_vid(truth.national_id, config.seed),
-                given_name=person.given_name,
-                family_name=person.family_name,
-                birth_date=person.birth_date,
-                sex=person.sex,
-                phone=person.phone,
-                address_line=household.address,
-                locality=locality.name,
-                locality_code=locality.code,
-                district=district.name,
-                region=region.name,
-                death_date=truth.death_date,
-            ))
+            records.append(
+                IdentityRecord(
+                    uin=truth.national_id,
+                    vid=derive_vid(truth.national_id, config.seed),
+                    given_name=person.given_name,
+                    family_name=person.family_name,
+                    birth_date=person.birth_date,
+                    sex=person.sex,
+                    phone=person.phone,
+                    address_line=household.address,
+                    locality=locality.name,
+                    locality_code=locality.code,
+                    district=district.name,
+                    region=region.name,
+                    death_date=truth.death_date,
+                )
+            )
         return cls(records)
 
     def __len__(self) -> int:

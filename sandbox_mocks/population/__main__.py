@@ -1,8 +1,8 @@
 """Dump a synthetic world for a look or for another tool, as JSON lines or GeoJSON.
 
-    python -m sandbox_mocks.population --people 50            # households, one JSON per line
-    python -m sandbox_mocks.population --people 50 --events   # vital events of one year
-    python -m sandbox_mocks.population --areas                # admin areas as GeoJSON
+python -m sandbox_mocks.population --people 50            # households, one JSON per line
+python -m sandbox_mocks.population --people 50 --events   # vital events of one year
+python -m sandbox_mocks.population --areas                # admin areas as GeoJSON
 """
 
 from __future__ import annotations
@@ -35,15 +35,23 @@ def main(argv: list[str] | None = None) -> int:
     country = SyntheticCountry(args.seed)
     out = sys.stdout
     if args.areas:
-        features = [{"type": "Feature", "id": a.code,
-                     "geometry": {"type": "Polygon", "coordinates": a.polygon},
-                     "properties": {k: v for k, v in asdict(a).items() if k != "polygon"}}
-                    for a in country.areas]
+        features = [
+            {
+                "type": "Feature",
+                "id": a.code,
+                "geometry": {"type": "Polygon", "coordinates": a.polygon},
+                "properties": {k: v for k, v in asdict(a).items() if k != "polygon"},
+            }
+            for a in country.areas
+        ]
         json.dump({"type": "FeatureCollection", "features": features}, out)
         out.write("\n")
         return 0
-    rows = (country.iter_vital_events(args.people, days=args.days) if args.events
-            else country.iter_households(args.people))
+    rows = (
+        country.iter_vital_events(args.people, days=args.days)
+        if args.events
+        else country.iter_households(args.people)
+    )
     for row in rows:
         out.write(json.dumps(asdict(row), default=_default) + "\n")
     return 0

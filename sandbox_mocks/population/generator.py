@@ -96,8 +96,7 @@ class SyntheticCountry:
         self._loc_cum = list(accumulate(geo.locality_weights))
         self._ids = IdentifierFactory(seed)
         erng = random.Random(f"employers:{seed}")
-        self._employers = [(company_name(erng), f"9{k * 7919 % 10**8:08d}")
-                           for k in range(1, 401)]
+        self._employers = [(company_name(erng), f"9{k * 7919 % 10**8:08d}") for k in range(1, 401)]
         self._rng = random.Random()
         self._as_of_ord = as_of.toordinal()
         self._household_cached = lru_cache(maxsize=512)(self._household)
@@ -125,8 +124,17 @@ class SyntheticCountry:
         members: list[Person] = []
         incomes: list[Income] = []
         for m, (relationship, sex, age, fam) in enumerate(specs):
-            person, income = self._person(r, index * MAX_MEMBERS + m, f"{key}-{m:02d}",
-                                          relationship, sex, age, fam, formal_share, poverty)
+            person, income = self._person(
+                r,
+                index * MAX_MEMBERS + m,
+                f"{key}-{m:02d}",
+                relationship,
+                sex,
+                age,
+                fam,
+                formal_share,
+                poverty,
+            )
             members.append(person)
             if income is not None:
                 incomes.append(income)
@@ -149,8 +157,12 @@ class SyntheticCountry:
             mother_age = head_age if sex == "female" else head_age - r.randint(0, 6)
             child_family = fam if sex == "male" or r.random() < 0.5 else family_name(r)
         else:
-            lo, hi = {"couple": (21, 80), "nuclear": (21, 58), "extended": (24, 62),
-                      "large": (27, 56)}[kind]
+            lo, hi = {
+                "couple": (21, 80),
+                "nuclear": (21, 58),
+                "extended": (24, 62),
+                "large": (27, 56),
+            }[kind]
             male_age = r.randint(lo, hi)
             female_age = max(18, male_age - round(r.triangular(-2, 10, 3)))
             female_family = fam if r.random() < 0.6 else family_name(r)
@@ -159,8 +171,10 @@ class SyntheticCountry:
             if r.random() < 0.82:
                 specs += [male, female]
             else:
-                specs += [("head", "female", female_age, female_family),
-                          ("spouse", "male", male_age, fam)]
+                specs += [
+                    ("head", "female", female_age, female_family),
+                    ("spouse", "male", male_age, fam),
+                ]
             mother_age, child_family = female_age, fam
         head_age = specs[0][2]
         if kind != "couple":
@@ -181,15 +195,29 @@ class SyntheticCountry:
             if r.random() < (0.3 if kind == "extended" else 0.5):
                 specs.append(("sibling", _sex(r), max(15, head_age + r.randint(-8, 8)), fam))
             for _ in range(r.randint(0, 1) if kind == "extended" else r.randint(1, 3)):
-                specs.append(("other_relative", _sex(r), r.randint(0, 24),
-                              fam if r.random() < 0.5 else family_name(r)))
+                specs.append(
+                    (
+                        "other_relative",
+                        _sex(r),
+                        r.randint(0, 24),
+                        fam if r.random() < 0.5 else family_name(r),
+                    )
+                )
             if kind == "large" and r.random() < 0.15:
                 specs.append(("non_relative", _sex(r), r.randint(16, 50), family_name(r)))
         return specs[:MAX_MEMBERS]
 
     def _person(
-        self, r: random.Random, number: int, key: str, relationship: str, sex: str, age: int,
-        fam: str, formal_share: float, poverty: float,
+        self,
+        r: random.Random,
+        number: int,
+        key: str,
+        relationship: str,
+        sex: str,
+        age: int,
+        fam: str,
+        formal_share: float,
+        poverty: float,
     ) -> tuple[Person, Income | None]:
         # Exactly ``age`` whole years old on the census date (birthday anywhere in the year).
         birth = date.fromordinal(self._as_of_ord - int(age * _YEAR) - 1 - r.randrange(364))
@@ -208,15 +236,27 @@ class SyntheticCountry:
                 employer, employer_tin = self._employers[r.randrange(len(self._employers))]
                 median = 7000 * (1.2 - poverty)
                 amount = int(r.lognormvariate(math.log(median), 0.6))
-                income = Income(tax_id, national_id, employer, employer_tin,
-                                self.as_of.year - 1, amount)
+                income = Income(
+                    tax_id, national_id, employer, employer_tin, self.as_of.year - 1, amount
+                )
         elif age >= 65 and r.random() < 0.15:
             tax_id = self._ids.tax_id(number)
             amount = int(r.lognormvariate(math.log(2500), 0.3))
             income = Income(tax_id, national_id, *PENSION_FUND, self.as_of.year - 1, amount)
         phone = f"+999 7{r.randrange(10**8):08d}" if age >= 16 and r.random() < 0.72 else None
-        person = Person(key, given_name(r, sex), fam, sex, birth, national_id, brn, tax_id,
-                        relationship, None, phone)
+        person = Person(
+            key,
+            given_name(r, sex),
+            fam,
+            sex,
+            birth,
+            national_id,
+            brn,
+            tax_id,
+            relationship,
+            None,
+            phone,
+        )
         return person, income
 
     def iter_households(self, people: int) -> Iterator[Household]:
@@ -264,33 +304,64 @@ class SyntheticCountry:
             subject = household.members[m]
             if kind == 1:
                 drn = new_death_registration_number(registered.year, seq)
-                yield VitalEvent("death", date.fromordinal(event_ord), registered, drn,
-                                 replace(subject, death_date=date.fromordinal(event_ord)),
-                                 household.household_key,
-                                 place_locality_code=household.locality_code)
+                yield VitalEvent(
+                    "death",
+                    date.fromordinal(event_ord),
+                    registered,
+                    drn,
+                    replace(subject, death_date=date.fromordinal(event_ord)),
+                    household.household_key,
+                    place_locality_code=household.locality_code,
+                )
                 continue
             child_rng.seed(self._base(2) + (index * MAX_MEMBERS + m) * 1000 + j)
             father = None
             if subject.relationship in ("head", "spouse"):
-                father = next((p for p in household.members if p is not subject
-                               and p.relationship in ("head", "spouse") and p.sex == "male"),
-                              None)
+                father = next(
+                    (
+                        p
+                        for p in household.members
+                        if p is not subject
+                        and p.relationship in ("head", "spouse")
+                        and p.sex == "male"
+                    ),
+                    None,
+                )
             sex = _sex(child_rng)
             brn = new_birth_registration_number(registered.year, seq)
             child = Person(
-                f"{household.household_key}-B{m:02d}{j:02d}", given_name(child_rng, sex),
-                father.family_name if father else subject.family_name, sex,
-                date.fromordinal(event_ord), None, brn, None,
+                f"{household.household_key}-B{m:02d}{j:02d}",
+                given_name(child_rng, sex),
+                father.family_name if father else subject.family_name,
+                sex,
+                date.fromordinal(event_ord),
+                None,
+                brn,
+                None,
                 "child" if subject.relationship in ("head", "spouse") else "other_relative",
             )
-            yield VitalEvent("birth", child.birth_date, registered, brn, child,
-                             household.household_key, mother=subject, father=father,
-                             place_locality_code=household.locality_code)
+            yield VitalEvent(
+                "birth",
+                child.birth_date,
+                registered,
+                brn,
+                child,
+                household.household_key,
+                mother=subject,
+                father=father,
+                place_locality_code=household.locality_code,
+            )
 
     @staticmethod
     def _plan_person(
-        r: random.Random, plan: list[tuple[int, int, int, int, int, int, int]], person: Person,
-        index: int, m: int, size: int, start_ord: int, end_ord: int,
+        r: random.Random,
+        plan: list[tuple[int, int, int, int, int, int, int]],
+        person: Person,
+        index: int,
+        m: int,
+        size: int,
+        start_ord: int,
+        end_ord: int,
     ) -> None:
         days = end_ord - start_ord
         age = (start_ord - person.birth_date.toordinal()) / _YEAR
@@ -299,14 +370,21 @@ class SyntheticCountry:
         if r.random() < q:
             death_ord = start_ord + r.randrange(days)
             u = r.random()
-            delay = (r.randint(0, 7) if u < 0.55 else r.randint(8, 60) if u < 0.8
-                     else r.randint(61, 400) if u < 0.9 else None)
+            delay = (
+                r.randint(0, 7)
+                if u < 0.55
+                else r.randint(8, 60)
+                if u < 0.8
+                else r.randint(61, 400)
+                if u < 0.9
+                else None
+            )
             if delay is not None and death_ord + delay < end_ord:
                 plan.append((death_ord + delay, death_ord, index, m, 1, 0, size))
         if person.sex != "female" or not 12 <= age < 50:
             return
         partnered = person.relationship in ("head", "spouse")
-        last_birth = -10**9
+        last_birth = -(10**9)
         for j in range(math.ceil(days / 365)):
             chunk_start = start_ord + j * 365
             chunk_len = min(365, end_ord - chunk_start)
@@ -318,7 +396,14 @@ class SyntheticCountry:
                 continue
             last_birth = birth_ord
             u = r.random()
-            delay = (r.randint(0, 30) if u < 0.6 else r.randint(31, 365) if u < 0.85
-                     else r.randint(366, 1500) if u < 0.95 else None)
+            delay = (
+                r.randint(0, 30)
+                if u < 0.6
+                else r.randint(31, 365)
+                if u < 0.85
+                else r.randint(366, 1500)
+                if u < 0.95
+                else None
+            )
             if delay is not None and birth_ord + delay < end_ord:
                 plan.append((birth_ord + delay, birth_ord, index, m, 0, j, size))

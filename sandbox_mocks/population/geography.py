@@ -62,9 +62,7 @@ def _river_distance(lon: float, lat: float) -> float:
     return abs(lat - river_lat)
 
 
-def _strips(
-    rng: random.Random, box: tuple[float, ...], n: int
-) -> list[list[list[list[float]]]]:
+def _strips(rng: random.Random, box: tuple[float, ...], n: int) -> list[list[list[list[float]]]]:
     """Split a district box into ``n`` west-to-east strips with shared zig-zag borders."""
     x0, y0, x1, y1 = box
     w = (x1 - x0) / n
@@ -116,13 +114,29 @@ def build_geography(
             raw.append((dcode, unique_name(), 2, rcode, _rect(*dbox), 0.0, 0.0, 0.0))
             for k, poly in enumerate(_strips(rng, dbox, localities_per_district), start=1):
                 lon, lat = _centroid(poly)
-                flood = max(0.0, min(1.0, 0.9 * math.exp(-_river_distance(lon, lat) / 0.35)
-                                     + rng.uniform(-0.05, 0.08)))
-                poverty = max(0.03, min(0.85, region_poverty + rng.uniform(-0.1, 0.1)
-                                        + 0.15 * flood))
+                flood = max(
+                    0.0,
+                    min(
+                        1.0,
+                        0.9 * math.exp(-_river_distance(lon, lat) / 0.35)
+                        + rng.uniform(-0.05, 0.08),
+                    ),
+                )
+                poverty = max(
+                    0.03, min(0.85, region_poverty + rng.uniform(-0.1, 0.1) + 0.15 * flood)
+                )
                 weight = rng.lognormvariate(0.0, 0.8)  # a few big towns, many small places
-                locality_rows.append((f"{dcode}-L{k:03d}", unique_name(), dcode, poly,
-                                      round(flood, 3), round(poverty, 3), weight))
+                locality_rows.append(
+                    (
+                        f"{dcode}-L{k:03d}",
+                        unique_name(),
+                        dcode,
+                        poly,
+                        round(flood, 3),
+                        round(poverty, 3),
+                        weight,
+                    )
+                )
 
     weight_of = {row[0]: row[6] for row in locality_rows}
     stats: dict[str, list[float]] = {}
@@ -138,8 +152,10 @@ def build_geography(
         flood_sum, poverty_sum, weight_sum = stats[code]
         flood, poverty = flood_sum / weight_sum, poverty_sum / weight_sum
         areas.append(AdminArea(code, name, level, parent, poly, round(flood, 3), round(poverty, 3)))
-    localities = [AdminArea(code, name, 3, parent, poly, flood, poverty)
-                  for code, name, parent, poly, flood, poverty, _w in locality_rows]
+    localities = [
+        AdminArea(code, name, 3, parent, poly, flood, poverty)
+        for code, name, parent, poly, flood, poverty, _w in locality_rows
+    ]
     areas.extend(localities)
     areas.sort(key=lambda a: a.code)
     localities.sort(key=lambda a: a.code)

@@ -14,15 +14,56 @@ from bisect import bisect
 from itertools import accumulate
 
 _ONSETS = (
-    "b", "d", "f", "g", "k", "l", "m", "n", "r", "s", "t", "v", "z", "h", "j",
-    "ch", "sh", "th", "br", "dr", "kr", "tr", "pl", "st", "gr", "mb", "nd",
+    "b",
+    "d",
+    "f",
+    "g",
+    "k",
+    "l",
+    "m",
+    "n",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "h",
+    "j",
+    "ch",
+    "sh",
+    "th",
+    "br",
+    "dr",
+    "kr",
+    "tr",
+    "pl",
+    "st",
+    "gr",
+    "mb",
+    "nd",
 )
 _VOWELS = ("a", "e", "i", "o", "u", "a", "e", "o", "ai", "ou", "ia")
 _MALE_ENDINGS = ("o", "an", "el", "ir", "us", "en", "ar", "im", "or", "ek", "u")
 _FEMALE_ENDINGS = ("a", "ia", "ina", "elle", "ara", "i", "ette", "ana", "ie", "ola", "ya")
 _FAMILY_ENDINGS = (
-    "ov", "ez", "son", "ani", "ski", "ello", "ura", "eda", "man", "oko", "ide", "ard", "esh",
-    "ula", "ongo", "ait", "ber", "anu",
+    "ov",
+    "ez",
+    "son",
+    "ani",
+    "ski",
+    "ello",
+    "ura",
+    "eda",
+    "man",
+    "oko",
+    "ide",
+    "ard",
+    "esh",
+    "ula",
+    "ongo",
+    "ait",
+    "ber",
+    "anu",
 )
 _STREET_KINDS = ("Street", "Road", "Avenue", "Lane", "Way", "Close", "Market Street")
 
@@ -62,8 +103,10 @@ def _build() -> tuple[WeightedPool, WeightedPool, WeightedPool, list[str]]:
     male = _pool(rng, 400, _MALE_ENDINGS, 2)
     female = _pool(rng, 400, _FEMALE_ENDINGS, 2)
     family = _pool(rng, 2000, _FAMILY_ENDINGS, 3)
-    streets = [f"{_word(rng, rng.randint(1, 2), _FAMILY_ENDINGS)} {rng.choice(_STREET_KINDS)}"
-               for _ in range(120)]
+    streets = [
+        f"{_word(rng, rng.randint(1, 2), _FAMILY_ENDINGS)} {rng.choice(_STREET_KINDS)}"
+        for _ in range(120)
+    ]
     return (
         WeightedPool(male, _zipf_cum(len(male), 1.0)),
         WeightedPool(female, _zipf_cum(len(female), 1.0)),
@@ -89,6 +132,20 @@ def place_name(rng: random.Random) -> str:
 
 
 def company_name(rng: random.Random) -> str:
-    kind = rng.choice(("Trading", "Farms", "Holdings", "Logistics", "Builders", "Textiles",
-                       "Foods", "Clinic", "Mining", "Transport", "Hotel", "Bank"))
+    kind = rng.choice(
+        (
+            "Trading",
+            "Farms",
+            "Holdings",
+            "Logistics",
+            "Builders",
+            "Textiles",
+            "Foods",
+            "Clinic",
+            "Mining",
+            "Transport",
+            "Hotel",
+            "Bank",
+        )
+    )
     return f"{FAMILY.pick(rng)} {kind} Ltd"

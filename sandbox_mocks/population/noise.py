@@ -16,14 +16,42 @@ from sandbox_mocks.population.model import Person
 
 # Neighbouring keys on a QWERTY keyboard: most substitution typos hit a neighbour.
 _NEIGHBOURS = {
-    "a": "qwsz", "b": "vghn", "c": "xdfv", "d": "serfcx", "e": "wsdr", "f": "drtgvc",
-    "g": "ftyhbv", "h": "gyujnb", "i": "ujko", "j": "huikmn", "k": "jiolm", "l": "kop",
-    "m": "njk", "n": "bhjm", "o": "iklp", "p": "ol", "q": "wa", "r": "edft", "s": "awedxz",
-    "t": "rfgy", "u": "yhji", "v": "cfgb", "w": "qase", "x": "zsdc", "y": "tghu", "z": "asx",
+    "a": "qwsz",
+    "b": "vghn",
+    "c": "xdfv",
+    "d": "serfcx",
+    "e": "wsdr",
+    "f": "drtgvc",
+    "g": "ftyhbv",
+    "h": "gyujnb",
+    "i": "ujko",
+    "j": "huikmn",
+    "k": "jiolm",
+    "l": "kop",
+    "m": "njk",
+    "n": "bhjm",
+    "o": "iklp",
+    "p": "ol",
+    "q": "wa",
+    "r": "edft",
+    "s": "awedxz",
+    "t": "rfgy",
+    "u": "yhji",
+    "v": "cfgb",
+    "w": "qase",
+    "x": "zsdc",
+    "y": "tghu",
+    "z": "asx",
 }
 OPTIONAL_FIELDS = ("phone", "birth_registration_number", "national_id", "tax_id")
-NOISE_KINDS = ("typo_given", "typo_family", "swap_names", "missing_field", "date_error",
-               "sex_error")
+NOISE_KINDS = (
+    "typo_given",
+    "typo_family",
+    "swap_names",
+    "missing_field",
+    "date_error",
+    "sex_error",
+)
 _KIND_WEIGHTS = (0.28, 0.28, 0.14, 0.18, 0.10, 0.02)
 
 
@@ -37,13 +65,13 @@ def typo(rng: random.Random, word: str) -> str:
         ch = word[i].lower()
         sub = rng.choice(_NEIGHBOURS.get(ch, "aeiou"))
         sub = sub.upper() if word[i].isupper() else sub
-        return word[:i] + sub + word[i + 1:]
+        return word[:i] + sub + word[i + 1 :]
     if kind < 0.6:
-        return word[:i] + word[i + 1:] if len(word) > 2 else word
+        return word[:i] + word[i + 1 :] if len(word) > 2 else word
     if kind < 0.8:
         return word[:i] + word[i] + word[i:]
     i = min(i, len(word) - 2)
-    return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+    return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
 
 
 def _date_error(rng: random.Random, value: date) -> date:

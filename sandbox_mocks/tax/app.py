@@ -185,13 +185,15 @@ def _taxpayer_index(
             tin = row["TAXPAYER_TIN"]
             if all(t["tin"] != tin for t in entry["taxpayers"]):
                 copy = copies.get(tin)
-                entry["taxpayers"].append({
-                    "tin": tin,
-                    "national_id": national_id,
-                    "name": row["TAXPAYER_NAME"],
-                    "phone": copy.phone if copy is not None else None,
-                    "registered_address": addresses.get(tin),
-                })
+                entry["taxpayers"].append(
+                    {
+                        "tin": tin,
+                        "national_id": national_id,
+                        "name": row["TAXPAYER_NAME"],
+                        "phone": copy.phone if copy is not None else None,
+                        "registered_address": addresses.get(tin),
+                    }
+                )
     return index
 
 

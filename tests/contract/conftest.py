@@ -61,8 +61,9 @@ def amqp_session() -> Iterator[AmqpSession]:
         vhost = unique_name("srhub_test")
         made = _rabbitmqctl("add_vhost", vhost)
         perms = (
-            _rabbitmqctl("set_permissions", "-p", vhost, params.credentials.username,
-                         ".*", ".*", ".*")
+            _rabbitmqctl(
+                "set_permissions", "-p", vhost, params.credentials.username, ".*", ".*", ".*"
+            )
             if made.returncode == 0
             else made
         )

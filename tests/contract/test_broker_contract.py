@@ -38,8 +38,12 @@ from tests.contract.conftest import BrokerTarget, depth_soon
 
 
 def msg(key: str, mid: str, body: bytes | None = None, **headers: object) -> Message:
-    return Message(body=body if body is not None else mid.encode(), routing_key=key,
-                   message_id=mid, headers=headers)
+    return Message(
+        body=body if body is not None else mid.encode(),
+        routing_key=key,
+        message_id=mid,
+        headers=headers,
+    )
 
 
 def take(consumer: Consumer, count: int, timeout: float = 5.0) -> list[Delivery]:
@@ -131,9 +135,7 @@ def test_unroutable_message_is_reported_and_the_rest_is_stored(
 ) -> None:
     broker = broker_factory.make()
     queue = broker_factory.queue("work")
-    broker.declare_topology(
-        [QueueSpec(queue, [(EXCHANGE_EVENTS, broker_factory.key("person.*"))])]
-    )
+    broker.declare_topology([QueueSpec(queue, [(EXCHANGE_EVENTS, broker_factory.key("person.*"))])])
     batch = [
         msg(broker_factory.key("person.born"), "ok-1"),
         msg(broker_factory.key("nobody.listens"), "lost-1"),

@@ -43,9 +43,7 @@ class Receiver:
     def app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)
         body = request.get_data()
-        self.received.append(
-            {"body": body, "signature": request.headers.get(SIGNATURE_HEADER, "")}
-        )
+        self.received.append({"body": body, "signature": request.headers.get(SIGNATURE_HEADER, "")})
         return Response("ok", status=self.status)(environ, start_response)
 
 

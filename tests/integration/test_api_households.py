@@ -139,8 +139,9 @@ def test_malformed_bodies_get_400_or_413(api):
     assert array.status_code == 400
     form = api.post("/api/v1/households", data="a=b", headers=staff)
     assert form.status_code == 400
-    deep = api.post("/api/v1/households", data="[" * 50_000, headers=staff,
-                    content_type="application/json")
+    deep = api.post(
+        "/api/v1/households", data="[" * 50_000, headers=staff, content_type="application/json"
+    )
     assert deep.status_code == 400 and deep.mimetype == PROBLEM
     huge = api.post(
         "/api/v1/households", data="x" * 70_000, headers=staff, content_type="application/json"

@@ -53,8 +53,7 @@ class CountingSession(requests.Session):
 
 @pytest.fixture(scope="module")
 def mock() -> Iterator[tuple[MockServer, list[IdentityRecord]]]:
-    config = NationalIdConfig(seed=42, people=300, noise_rate=0.0, username=USER,
-                              password=PASSWORD)
+    config = NationalIdConfig(seed=42, people=300, noise_rate=0.0, username=USER, password=PASSWORD)
     with MockServer(create_app(config)) as server:
         yield server, server.app.extensions["national_id"].store.records()
 
@@ -83,8 +82,12 @@ def make(
         "endpoint_url": server.url + SOAP_PATH,
         "username": USER,
         "password": password,
-        "resilience": {"timeout_seconds": 3, "initial_backoff_seconds": 0.2,
-                       "jitter_seconds": 0, **resilience},
+        "resilience": {
+            "timeout_seconds": 3,
+            "initial_backoff_seconds": 0.2,
+            "jitter_seconds": 0,
+            **resilience,
+        },
     }
     context = ConnectorContext(
         "national_id",
@@ -123,8 +126,12 @@ def test_verify_match_is_published_for_the_ingest(mock) -> None:
     record = alive(records)[0]
     answer = connector.verify(
         record.uin,
-        {"given_name": record.given_name, "family_name": record.family_name,
-         "birth_date": record.birth_date.isoformat(), "sex": record.sex},
+        {
+            "given_name": record.given_name,
+            "family_name": record.family_name,
+            "birth_date": record.birth_date.isoformat(),
+            "sex": record.sex,
+        },
         consent=True,
         person_id="7b0c8a52-3f7e-4b8e-9a55-0d6a2c1f4e11",
     )
@@ -150,8 +157,10 @@ def test_verify_mismatch_says_which_field(mock) -> None:
     record = alive(records)[1]
     wrong_day = record.birth_date + timedelta(days=3)
     answer = connector.verify(
-        record.uin, {"name": f"{record.given_name} {record.family_name}",
-                     "birth_date": wrong_day}, consent=True)
+        record.uin,
+        {"name": f"{record.given_name} {record.family_name}", "birth_date": wrong_day},
+        consent=True,
+    )
     assert answer.verified is False
     mapped = map_record("national_id_verification", publisher.records()[0].payload)
     assert mapped["verified"] is False
@@ -266,8 +275,9 @@ def test_bad_credentials_are_permanent_with_an_operator_reason(mock) -> None:
 def test_server_faults_are_retried_then_the_circuit_opens_and_recovers(mock) -> None:
     server, records = mock
     clock = FakeClock()
-    connector, publisher = make(server, clock=clock, max_attempts=3, failure_threshold=5,
-                                cooldown_seconds=30)
+    connector, publisher = make(
+        server, clock=clock, max_attempts=3, failure_threshold=5, cooldown_seconds=30
+    )
     person = alive(records)[3]
     connector.get_person(person.uin)
     set_faults(server, error_rate=1.0, error_status=503)
@@ -339,5 +349,6 @@ def test_a_failed_publish_still_answers_the_caller(mock) -> None:
     answer = connector.get_person(alive(records)[7].uin)
     assert answer.kyc_status and answer.message_id is None
     assert answer.publish_error and "publishing" in answer.publish_error
-    assert connector.lookup_within({"operation": "get_person",
-                                    "national_id": alive(records)[7].uin}, 5).message_id
+    assert connector.lookup_within(
+        {"operation": "get_person", "national_id": alive(records)[7].uin}, 5
+    ).message_id

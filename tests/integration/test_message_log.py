@@ -41,8 +41,15 @@ def runtime(db_url: str, tmp_path: Path) -> Iterator[HubRuntime]:
         hub.close()
 
 
-def _fill(runtime: HubRuntime, count: int, *, start_id: int = 1, age: timedelta = timedelta(0),
-          size: int = 100, connectors: int = 10) -> None:
+def _fill(
+    runtime: HubRuntime,
+    count: int,
+    *,
+    start_id: int = 1,
+    age: timedelta = timedelta(0),
+    size: int = 100,
+    connectors: int = 10,
+) -> None:
     """Bulk insert ``count`` rows (ids ascending with time, as the writer produces them)."""
     base = utcnow() - age
     rows = [
@@ -187,8 +194,7 @@ def test_keyset_pages_over_100k_rows_use_an_index(runtime: HubRuntime) -> None:
     assert all(d["id"] < 1000 and d["status"] == "failed" for d in deep)
 
     query = (
-        "SELECT id FROM message_log WHERE connector = 'c3' AND id < 50000 "
-        "ORDER BY id DESC LIMIT 51"
+        "SELECT id FROM message_log WHERE connector = 'c3' AND id < 50000 ORDER BY id DESC LIMIT 51"
     )
     with runtime.engine.connect() as conn:
         if runtime.engine.dialect.name == "sqlite":

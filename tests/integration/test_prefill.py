@@ -40,13 +40,29 @@ class PartnerSettings(Connector):
 
     name = "partner_settings"
     kind = "partner_settings"
-    settings_schema: ClassVar[dict[str, Any]] = connector_settings_schema({
-        key: {"type": "string"} for key in (
-            "url", "base_url", "fhir_feed_url", "webhooks_url", "dci_base_url",
-            "dci_bearer_token", "registry_id", "drop_folder", "manifest_glob", "status_url",
-            "api_url", "signature_scheme", "auth_url", "client_id", "client_secret",
-            "webhook_secret")
-    })
+    settings_schema: ClassVar[dict[str, Any]] = connector_settings_schema(
+        {
+            key: {"type": "string"}
+            for key in (
+                "url",
+                "base_url",
+                "fhir_feed_url",
+                "webhooks_url",
+                "dci_base_url",
+                "dci_bearer_token",
+                "registry_id",
+                "drop_folder",
+                "manifest_glob",
+                "status_url",
+                "api_url",
+                "signature_scheme",
+                "auth_url",
+                "client_id",
+                "client_secret",
+                "webhook_secret",
+            )
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +77,9 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSandbox
     )
     with start_sandbox(config) as running:
         # A year of registrations, so the civil registry knows this year's deaths.
-        answer = requests.post(running.url("civil_registry") + "/_admin/clock/advance",
-                               json={"days": 365}, timeout=30)
+        answer = requests.post(
+            running.url("civil_registry") + "/_admin/clock/advance", json={"days": 365}, timeout=30
+        )
         assert answer.status_code == 200, answer.text
         yield running
 
@@ -73,20 +90,33 @@ def connectors_for(sandbox: RunningSandbox, skip: tuple[str, ...] = ()) -> dict[
     for name, section in sandbox.connectors().items():
         if name in skip:
             continue
-        settings = {**section, "resilience": {"timeout_seconds": 2, "max_attempts": 2,
-                                              "initial_backoff_seconds": 0.05,
-                                              "jitter_seconds": 0}}
+        settings = {
+            **section,
+            "resilience": {
+                "timeout_seconds": 2,
+                "max_attempts": 2,
+                "initial_backoff_seconds": 0.05,
+                "jitter_seconds": 0,
+            },
+        }
         context = ConnectorContext(name, publisher, identifiers=sandbox_profile())
-        found[name] = (NationalIdConnector(settings, context) if name == "national_id"
-                       else PartnerSettings(settings, context))
+        found[name] = (
+            NationalIdConnector(settings, context)
+            if name == "national_id"
+            else PartnerSettings(settings, context)
+        )
     return found
 
 
 @pytest.fixture
 def api(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[Any]:
     # The sandbox's country profile, as `srhub run` gives the hub while the sandbox runs.
-    settings = load_settings(env={}, database_url=f"sqlite:///{tmp_path / 'hub.db'}",
-                             data_dir=tmp_path, identifier_profile=SANDBOX_IDENTIFIER_PROFILE)
+    settings = load_settings(
+        env={},
+        database_url=f"sqlite:///{tmp_path / 'hub.db'}",
+        data_dir=tmp_path,
+        identifier_profile=SANDBOX_IDENTIFIER_PROFILE,
+    )
     app = create_app(settings)
     app.extensions[CONNECTORS_KEY] = connectors_for(sandbox)
     client = app.test_client()
@@ -117,8 +147,7 @@ def deceased_taxpayer(sandbox: RunningSandbox) -> Any:
     taxpayers = {i.national_id for h in sandbox.households for i in h.incomes if i.national_id}
     store = sandbox.app("national_id").extensions["national_id"].store
     for record in sorted(store.records(), key=lambda r: r.uin):
-        if (record.deceased and record.uin in taxpayers
-                and record.death_date <= date(2025, 10, 1)):
+        if record.deceased and record.uin in taxpayers and record.death_date <= date(2025, 10, 1):
             return record
     pytest.skip("no deceased taxpayer in this population")
 
@@ -126,16 +155,20 @@ def deceased_taxpayer(sandbox: RunningSandbox) -> Any:
 def living_taxpayer(sandbox: RunningSandbox, index: int = 0) -> tuple[Person, str]:
     found = [
         (p, h.locality_code)
-        for h in sandbox.households for p in h.members
-        if p.national_id and p.tax_id and not p.death_date
+        for h in sandbox.households
+        for p in h.members
+        if p.national_id
+        and p.tax_id
+        and not p.death_date
         and any(i.national_id == p.national_id for i in h.incomes)
     ]
     return found[index]
 
 
 def post(api: Any, body: dict[str, Any], *roles: str, **kw: Any) -> Any:
-    return api.post("/api/v1/prefill", json=body, headers=api.auth(*(roles or ("registry_staff",)),
-                                                                      **kw))
+    return api.post(
+        "/api/v1/prefill", json=body, headers=api.auth(*(roles or ("registry_staff",)), **kw)
+    )
 
 
 def test_full_answer_from_all_four_sources_with_provenance(api, sandbox) -> None:
@@ -147,8 +180,11 @@ def test_full_answer_from_all_four_sources_with_provenance(api, sandbox) -> None
     assert body["partial"] is False
     head = body["household"]["head"]
     assert head["birth_date"] == person.birth_date.isoformat()
-    assert head["identifiers"][0] == {"system": "national_id", "value": person.uin,
-                                      "verified": True}
+    assert head["identifiers"][0] == {
+        "system": "national_id",
+        "value": person.uin,
+        "verified": True,
+    }
     # The civil registry ranks first for vital facts: its death wins.
     assert head["person_status"] == "deceased"
     assert head["death_date"] == person.death_date.isoformat()
@@ -171,16 +207,18 @@ def test_only_the_asked_persons_data_is_returned(api, sandbox) -> None:
     person, area = living_taxpayer(sandbox, 1)
     body = post(api, {"national_id": person.national_id}).get_json()
     identifiers = [p["value"] for p in body["provenance"] if "identifiers" in p["field"]]
-    assert identifiers and all(i["value"] == person.national_id for i in identifiers
-                               if i["system"] == "national_id")
+    assert identifiers and all(
+        i["value"] == person.national_id for i in identifiers if i["system"] == "national_id"
+    )
     assert body["household"]["admin_area_code"] == area
     assert body["sources"]["civil_registry"]["status"] == "not_found"
 
 
 def test_a_source_slower_than_the_deadline_is_reported_and_the_rest_answers(api, sandbox) -> None:
     person, _ = living_taxpayer(sandbox, 2)
-    requests.put(sandbox.url("national_id") + "/_admin/faults", json={"latency_ms": 4000},
-                 timeout=5)
+    requests.put(
+        sandbox.url("national_id") + "/_admin/faults", json={"latency_ms": 4000}, timeout=5
+    )
     started = time.monotonic()
     response = post(api, {"national_id": person.national_id, "deadline_seconds": 1.0})
     elapsed = time.monotonic() - started
@@ -224,12 +262,14 @@ def test_invalid_national_id_is_refused_before_any_partner_is_called(api, sandbo
 
 def test_valid_but_unknown_id_is_not_found_everywhere(api, sandbox) -> None:
     known = {p.national_id for h in sandbox.households for p in h.members}
-    body = next(str(n) for n in range(222222220, 222222999)
-                if str(n) + verhoeff_digit(str(n)) not in known)
+    body = next(
+        str(n) for n in range(222222220, 222222999) if str(n) + verhoeff_digit(str(n)) not in known
+    )
     unknown = body + verhoeff_digit(body)
     answer = post(api, {"national_id": unknown}).get_json()
     assert {s: answer["sources"][s]["status"] for s in SOURCES} == dict.fromkeys(
-        SOURCES, "not_found")
+        SOURCES, "not_found"
+    )
     assert answer["household"]["head"] is None and answer["provenance"] == []
 
 

@@ -27,10 +27,12 @@ def households() -> list[Household]:
 
 
 @pytest.fixture(scope="module")
-def tax(households: list[Household], tmp_path_factory: pytest.TempPathFactory
-        ) -> Iterator[MockServer]:
-    config = TaxAuthorityConfig(drop_folder=Path(tmp_path_factory.mktemp("drops")),
-                                households=households, seed=42)
+def tax(
+    households: list[Household], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[MockServer]:
+    config = TaxAuthorityConfig(
+        drop_folder=Path(tmp_path_factory.mktemp("drops")), households=households, seed=42
+    )
     with MockServer(create_tax(config)) as server:
         yield server
 
@@ -55,8 +57,9 @@ def test_tax_endpoint_answers_one_persons_returns_only(tax, households) -> None:
 
 def test_tax_endpoint_refusals(tax, households) -> None:
     known = {i.national_id for h in households for i in h.incomes}
-    body = next(str(n) for n in range(333333330, 333333999)
-                if str(n) + verhoeff_digit(str(n)) not in known)
+    body = next(
+        str(n) for n in range(333333330, 333333999) if str(n) + verhoeff_digit(str(n)) not in known
+    )
     lookup = TaxpayerLookup({"api_url": tax.url}, caller("tax"))
     with pytest.raises(TaxpayerNotFound):
         lookup.find(body + verhoeff_digit(body))

@@ -57,8 +57,12 @@ def area_fields(**value_field: Any) -> list[dict[str, Any]]:
     return [
         {"target": "admin_area_code", **value_field},
         {"target": "attributes[name=flood_risk].domain", "const": "other"},
-        {"target": "attributes[name=flood_risk].value", "from": "$.risk", "transforms": ["number"],
-         "required": True},
+        {
+            "target": "attributes[name=flood_risk].value",
+            "from": "$.risk",
+            "transforms": ["number"],
+            "required": True,
+        },
     ]
 
 
@@ -108,7 +112,9 @@ def test_filters_match_nested_and_fanned_out_keys_in_order() -> None:
         ("b1", "$.entry[1].resource.identifier[1].value")
     ]
     assert [v for v, _ in read(RECORD, "$.entry[1].resource.identifier[type!=BRN].value")] == [
-        "n1", "n2"]
+        "n1",
+        "n2",
+    ]
     assert read(RECORD, "$.entry[resource.active=true].resource.resourceType") == [
         ("Patient", "$.entry[1].resource.resourceType")
     ]
@@ -117,7 +123,9 @@ def test_filters_match_nested_and_fanned_out_keys_in_order() -> None:
 def test_slices_wildcards_quoted_keys_and_single_objects_as_lists() -> None:
     assert [v for v, _ in read(RECORD, "$.entry[1].resource.name[0].given[1:]")] == ["Grace", ""]
     assert [v for v, _ in read(RECORD, "$.entry[*].resource.resourceType")] == [
-        "Composition", "Patient"]
+        "Composition",
+        "Patient",
+    ]
     assert read(RECORD, "$.'odd key'.x") == [(1, "$.'odd key'.x")]
     # XML-as-dict and DCI reg_records: one object where a list is expected is a list of one.
     assert read(RECORD, "$.single[match=true].field") == [("name", "$.single.field")]
@@ -207,8 +215,17 @@ def test_date_formats_can_be_restricted_and_future_dates_refused() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("M", "male"), ("f", "female"), ("1", "male"), ("2", "female"), (" Female ", "female"),
-     ("MALE", "male"), ("0", "unknown"), ("x", "other"), ("Not Known", "unknown")],
+    [
+        ("M", "male"),
+        ("f", "female"),
+        ("1", "male"),
+        ("2", "female"),
+        (" Female ", "female"),
+        ("MALE", "male"),
+        ("0", "unknown"),
+        ("x", "other"),
+        ("Not Known", "unknown"),
+    ],
 )
 def test_sex_code_list(raw: str, expected: str) -> None:
     assert transforms.code(raw, list="sex") == expected
@@ -223,7 +240,8 @@ def test_relationship_and_marital_status_code_lists() -> None:
     with pytest.raises(TransformError, match="not a known relationship code"):
         transforms.code("landlord", list="relationship")
     assert transforms.code("landlord", list="relationship", fallback="non_relative") == (
-        "non_relative")
+        "non_relative"
+    )
 
 
 def test_code_list_files_refuse_a_synonym_under_two_codes() -> None:
@@ -259,8 +277,10 @@ def test_name_splitting(raw: str, form: str, parts: tuple[Any, Any, Any]) -> Non
     assert got == parts
 
 
-@pytest.mark.parametrize(("raw", "form"), [("Madonna", "given_first"), ("Ada Lovelace",
-                                            "family_first"), ("DOE,", "family_first")])
+@pytest.mark.parametrize(
+    ("raw", "form"),
+    [("Madonna", "given_first"), ("Ada Lovelace", "family_first"), ("DOE,", "family_first")],
+)
 def test_names_that_cannot_be_split_are_refused(raw: str, form: str) -> None:
     with pytest.raises(TransformError):
         transforms.split_name(raw, part="given_name", form=form)
@@ -273,9 +293,10 @@ def test_name_case_only_touches_shouted_words() -> None:
 
 def test_identifier_normalisation_and_check_digits() -> None:
     strict = verhoeff_profile()
-    assert transforms.identifier(
-        " br-2025.9000/0001 ", system="birth_registration", profile=strict
-    ) == "BR202590000001"
+    assert (
+        transforms.identifier(" br-2025.9000/0001 ", system="birth_registration", profile=strict)
+        == "BR202590000001"
+    )
     assert transforms.identifier(1234, system="tax_id", profile=strict) == "1234"
     assert transforms.identifier("--", system="tax_id", profile=strict) is MISSING
     assert transforms.identifier("6276278139", system="national_id", profile=strict) == (
@@ -288,9 +309,7 @@ def test_identifier_normalisation_and_check_digits() -> None:
     with pytest.raises(transforms.IdentifierRuleError, match="expected form"):
         transforms.identifier("12AB", system="national_id", profile=strict)
     # The same number under the built-in profile (no check digit) is accepted.
-    assert transforms.apply("identifier", "6276278138", {"system": "national_id"}) == (
-        "6276278138"
-    )
+    assert transforms.apply("identifier", "6276278138", {"system": "national_id"}) == ("6276278138")
 
 
 def test_numbers_booleans_strings_and_identifier_wrapping() -> None:
@@ -310,21 +329,29 @@ def test_numbers_booleans_strings_and_identifier_wrapping() -> None:
     assert transforms.upper("ab") == "AB"
     assert transforms.lower("AB") == "ab"
     assert transforms.as_identifier("X1", system="tax_id", verified=True) == {
-        "system": "tax_id", "value": "X1", "verified": True}
+        "system": "tax_id",
+        "value": "X1",
+        "verified": True,
+    }
 
 
 def test_transform_arguments_are_checked() -> None:
     assert "unknown transform 'dat'" in transforms.check_arguments("dat", {})[0]
     assert "needs parameter 'part'" in transforms.check_arguments("split_name", {})[0]
-    assert "must be one of" in transforms.check_arguments(
-        "split_name", {"part": "surname"})[0]
+    assert "must be one of" in transforms.check_arguments("split_name", {"part": "surname"})[0]
     assert "must be bool" in transforms.check_arguments("date", {"not_future": "yes"})[0]
-    assert "unknown format(s) mm/dd/yyyy" in transforms.check_arguments(
-        "date", {"formats": ["mm/dd/yyyy"]})[0]
+    assert (
+        "unknown format(s) mm/dd/yyyy"
+        in transforms.check_arguments("date", {"formats": ["mm/dd/yyyy"]})[0]
+    )
     assert "no code list" in transforms.check_arguments("code", {"list": "caste"})[0]
     assert "needs parameter 'system'" in transforms.check_arguments("identifier", {})[0]
-    assert "no parameter 'check'" in transforms.check_arguments(
-        "identifier", {"system": "national_id", "check": "verhoeff"})[0]
+    assert (
+        "no parameter 'check'"
+        in transforms.check_arguments("identifier", {"system": "national_id", "check": "verhoeff"})[
+            0
+        ]
+    )
     assert "system code" in transforms.check_arguments("identifier", {"system": "National ID"})[0]
 
 
@@ -341,8 +368,14 @@ def test_every_shipped_spec_loads(name: str) -> None:
 
 def test_the_shipped_specs_are_the_promised_ones() -> None:
     assert set(available_specs()) >= {
-        "civil_registry_birth", "civil_registry_death", "national_id_person",
-        "national_id_verification", "tax_income_row", "gis_area", "program_enrollment"}
+        "civil_registry_birth",
+        "civil_registry_death",
+        "national_id_person",
+        "national_id_verification",
+        "tax_income_row",
+        "gis_area",
+        "program_enrollment",
+    }
 
 
 def spec_problems(data: Any) -> list[tuple[str, str]]:
@@ -353,18 +386,34 @@ def spec_problems(data: Any) -> list[tuple[str, str]]:
 
 
 def test_spec_schema_errors_name_the_json_path() -> None:
-    problems = spec_problems({"spec": {"name": "Bad Name", "version": 0}, "fields": [
-        {"target": "a"}, {"target": "b", "from": "$.x", "const": 1}, {"target": "c", "from":
-                                                                      "$.x", "colour": "red"}]})
+    problems = spec_problems(
+        {
+            "spec": {"name": "Bad Name", "version": 0},
+            "fields": [
+                {"target": "a"},
+                {"target": "b", "from": "$.x", "const": 1},
+                {"target": "c", "from": "$.x", "colour": "red"},
+            ],
+        }
+    )
     paths = {path for path, _ in problems}
-    assert {"$.spec", "$.spec.name", "$.spec.version", "$.fields[0]", "$.fields[1]",
-            "$.fields[2]"} <= paths
+    assert {
+        "$.spec",
+        "$.spec.name",
+        "$.spec.version",
+        "$.fields[0]",
+        "$.fields[1]",
+        "$.fields[2]",
+    } <= paths
     messages = dict(problems)
     assert "exactly one of 'from', 'const' or 'hook'" in messages["$.fields[0]"]
     assert "unknown key(s) colour" in messages["$.fields[2]"]
-    problems = spec_problems(spec(
-        [{"target": "a", "from": 5, "transforms": [7]}],
-        bindings={"b": {"from": "$.x", "hook": "fhir_reference"}}))
+    problems = spec_problems(
+        spec(
+            [{"target": "a", "from": 5, "transforms": [7]}],
+            bindings={"b": {"from": "$.x", "hook": "fhir_reference"}},
+        )
+    )
     assert dict(problems) == {
         "$.bindings.b": "a binding needs exactly one of 'from' or 'hook'",
         "$.fields[0].from": "must be a path or a list of paths",
@@ -373,17 +422,24 @@ def test_spec_schema_errors_name_the_json_path() -> None:
 
 
 def test_spec_semantic_errors_are_all_listed_with_paths() -> None:
-    problems = spec_problems(spec(
-        [
-            {"target": "a", "from": "$.x[", "transforms": ["dat", {"name": "code", "list": "z"}]},
-            {"target": "b", "from": ["$.ok", "@nobody.x"]},
-            {"target": "c[0].d", "from": "$.x"},
-            {"target": "e", "hook": "no_such_hook"},
-            {"target": "f", "from": "$.x", "join": ",", "skip": 1},
-            {"target": "a.g", "from": "$.y"},
-        ],
-        bindings={"later": {"from": "@earlier.x"}},
-    ) | {"spec": {"name": "sample", "version": 1, "output_schema": "inbound/nothing.json"}})
+    problems = spec_problems(
+        spec(
+            [
+                {
+                    "target": "a",
+                    "from": "$.x[",
+                    "transforms": ["dat", {"name": "code", "list": "z"}],
+                },
+                {"target": "b", "from": ["$.ok", "@nobody.x"]},
+                {"target": "c[0].d", "from": "$.x"},
+                {"target": "e", "hook": "no_such_hook"},
+                {"target": "f", "from": "$.x", "join": ",", "skip": 1},
+                {"target": "a.g", "from": "$.y"},
+            ],
+            bindings={"later": {"from": "@earlier.x"}},
+        )
+        | {"spec": {"name": "sample", "version": 1, "output_schema": "inbound/nothing.json"}}
+    )
     listing = "\n".join(f"{p}: {m}" for p, m in problems)
     for expected in [
         "$.spec.output_schema: no schema 'inbound/nothing.json'",
@@ -435,8 +491,12 @@ def test_spec_files_load_from_toml_and_json_and_bad_syntax_is_named(tmp_path: Pa
 
 
 def test_a_record_maps_and_provenance_names_the_source_fields() -> None:
-    loaded = build_spec(spec(area_fields(**{"from": ["$.area.code", "$.fallback"],
-                                            "transforms": ["trim", "upper"]})), "t")
+    loaded = build_spec(
+        spec(
+            area_fields(**{"from": ["$.area.code", "$.fallback"], "transforms": ["trim", "upper"]})
+        ),
+        "t",
+    )
     result = loaded.map({"area": {"code": "  "}, "fallback": "r01-d02", "risk": "0.25"})
     assert result.record == {
         "admin_area_code": "R01-D02",
@@ -450,13 +510,23 @@ def test_a_record_maps_and_provenance_names_the_source_fields() -> None:
 
 
 def test_every_problem_is_listed_with_its_source_path() -> None:
-    loaded = build_spec(spec([
-        {"target": "admin_area_code", "from": "$.code", "required": True},
-        {"target": "admin_area_name", "from": "$.when", "transforms": ["date"]},
-        {"target": "attributes[name=x].domain", "const": "other"},
-        {"target": "attributes[name=x].value", "from": "$.items[*].v", "transforms": ["number"],
-         "many": True, "join": "+"},
-    ]), "t")
+    loaded = build_spec(
+        spec(
+            [
+                {"target": "admin_area_code", "from": "$.code", "required": True},
+                {"target": "admin_area_name", "from": "$.when", "transforms": ["date"]},
+                {"target": "attributes[name=x].domain", "const": "other"},
+                {
+                    "target": "attributes[name=x].value",
+                    "from": "$.items[*].v",
+                    "transforms": ["number"],
+                    "many": True,
+                    "join": "+",
+                },
+            ]
+        ),
+        "t",
+    )
     with pytest.raises(MappingError) as caught:
         loaded.apply({"when": "31/02/2020", "items": [{"v": "1"}, {"v": "two"}]})
     error = caught.value
@@ -486,24 +556,46 @@ def test_schema_violations_point_back_at_the_source_field() -> None:
     with pytest.raises(MappingError) as caught:
         loaded.apply({"code": "R01"})
     assert [(p.source_path, p.target, p.rule) for p in caught.value.problems] == [
-        (None, "attributes", "schema:required")]
+        (None, "attributes", "schema:required")
+    ]
 
 
 def test_identifier_values_never_appear_in_messages() -> None:
-    loaded = build_spec(spec([
-        {"target": "admin_area_code", "from": "$.nid",
-         "transforms": [{"name": "identifier", "system": "national_id", "subject": True}]},
-        {"target": "admin_area_name", "from": "$.secret", "transforms": ["date"],
-         "sensitive": True},
-        {"target": "district_code", "from": "$.name",
-         "transforms": [{"name": "split_name", "part": "given_name"}]},
-    ]), "t")
+    loaded = build_spec(
+        spec(
+            [
+                {
+                    "target": "admin_area_code",
+                    "from": "$.nid",
+                    "transforms": [
+                        {"name": "identifier", "system": "national_id", "subject": True}
+                    ],
+                },
+                {
+                    "target": "admin_area_name",
+                    "from": "$.secret",
+                    "transforms": ["date"],
+                    "sensitive": True,
+                },
+                {
+                    "target": "district_code",
+                    "from": "$.name",
+                    "transforms": [{"name": "split_name", "part": "given_name"}],
+                },
+            ]
+        ),
+        "t",
+    )
     with pytest.raises(MappingError) as caught:
         loaded.apply(
             {"nid": "6276278138", "secret": "hush-hush", "name": "Zebedaiah"}, verhoeff_profile()
         )
     assert [p.rule for p in caught.value.problems] == [
-        "transform:date", "transform:split_name", "schema:required", "identifier:check_digit"]
+        "transform:date",
+        "transform:split_name",
+        "schema:required",
+        "identifier:check_digit",
+    ]
     text = json.dumps(caught.value.as_dict()) + str(caught.value)
     assert "6276278138" not in text
     assert "hush-hush" not in text
@@ -512,13 +604,24 @@ def test_identifier_values_never_appear_in_messages() -> None:
 
 
 def test_defaults_constants_and_many_values() -> None:
-    loaded = build_spec(spec([
-        {"target": "admin_area_code", "from": "$.code", "default": "R00"},
-        {"target": "admin_area_name", "from": "$.names[*]", "transforms": ["trim"],
-         "many": True, "join": " / ", "skip": 1},
-        {"target": "attributes[name=a].domain", "const": "other"},
-        {"target": "attributes[name=a].value", "const": True},
-    ]), "t")
+    loaded = build_spec(
+        spec(
+            [
+                {"target": "admin_area_code", "from": "$.code", "default": "R00"},
+                {
+                    "target": "admin_area_name",
+                    "from": "$.names[*]",
+                    "transforms": ["trim"],
+                    "many": True,
+                    "join": " / ",
+                    "skip": 1,
+                },
+                {"target": "attributes[name=a].domain", "const": "other"},
+                {"target": "attributes[name=a].value", "const": True},
+            ]
+        ),
+        "t",
+    )
     assert loaded.apply({"names": ["", "West", "North", " ", "Hill "]}) == {
         "admin_area_code": "R00",
         "admin_area_name": "North / Hill",  # blanks never count; skip = 1 drops "West"
@@ -534,8 +637,7 @@ def test_records_that_are_not_objects_are_refused_not_crashed() -> None:
 def test_a_missing_required_binding_is_reported_once() -> None:
     with pytest.raises(MappingError) as caught:
         map_record("gis_area", {"point": {"lat": 1, "lon": 2}})
-    assert [(p.source_path, p.target) for p in caught.value.problems] == [
-        ("$.locality", "@area")]
+    assert [(p.source_path, p.target) for p in caught.value.problems] == [("$.locality", "@area")]
 
 
 # ---------------------------------------------------------------------------- hooks
@@ -546,10 +648,14 @@ def test_a_missing_required_binding_is_reported_once() -> None:
     [
         ("urn:uuid:abc-1", [("url", "urn:uuid:abc-1"), ("id", "abc-1")]),
         ("Patient/p1", [("url", "Patient/p1"), ("typed", "Patient/p1")]),
-        ("/fhir/Patient/p1/_history/3", [("url", "/fhir/Patient/p1/_history/3"),
-                                         ("typed", "Patient/p1")]),
-        ("https://crvs.example/fhir/Patient/p1", [("url", "https://crvs.example/fhir/Patient/p1"),
-                                                  ("typed", "Patient/p1")]),
+        (
+            "/fhir/Patient/p1/_history/3",
+            [("url", "/fhir/Patient/p1/_history/3"), ("typed", "Patient/p1")],
+        ),
+        (
+            "https://crvs.example/fhir/Patient/p1",
+            [("url", "https://crvs.example/fhir/Patient/p1"), ("typed", "Patient/p1")],
+        ),
     ],
 )
 def test_reference_forms(reference: str, expected: list[tuple[str, str]]) -> None:
@@ -557,22 +663,42 @@ def test_reference_forms(reference: str, expected: list[tuple[str, str]]) -> Non
 
 
 def bundle(child_ref: str, *, mother_section: bool = True) -> dict[str, Any]:
-    sections = [{"code": {"coding": [{"code": "child-details"}]}, "entry": [
-        {"reference": child_ref}]}]
+    sections = [
+        {"code": {"coding": [{"code": "child-details"}]}, "entry": [{"reference": child_ref}]}
+    ]
     if mother_section:
-        sections.append({"code": {"coding": [{"code": "mother-details"}]}, "entry": [
-            {"reference": "Patient/m"}]})
-    sections.append({"code": {"coding": [{"code": "informant-details"}]}, "entry": [
-        {"reference": "urn:uuid:inf"}]})
-    return {"resourceType": "Bundle", "entry": [
-        {"fullUrl": "urn:uuid:comp", "resource": {"resourceType": "Composition", "section":
-                                                  sections}},
-        {"fullUrl": "/fhir/Patient/c", "resource": {"resourceType": "Patient", "id": "c"}},
-        {"fullUrl": "urn:uuid:m", "resource": {"resourceType": "Patient", "id": "m"}},
-        {"fullUrl": "urn:uuid:inf", "resource": {
-            "resourceType": "RelatedPerson", "id": "inf", "patient": {"reference": "Patient/m"},
-            "relationship": [{"coding": [{"code": "MOTHER"}]}]}},
-    ]}
+        sections.append(
+            {
+                "code": {"coding": [{"code": "mother-details"}]},
+                "entry": [{"reference": "Patient/m"}],
+            }
+        )
+    sections.append(
+        {
+            "code": {"coding": [{"code": "informant-details"}]},
+            "entry": [{"reference": "urn:uuid:inf"}],
+        }
+    )
+    return {
+        "resourceType": "Bundle",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:comp",
+                "resource": {"resourceType": "Composition", "section": sections},
+            },
+            {"fullUrl": "/fhir/Patient/c", "resource": {"resourceType": "Patient", "id": "c"}},
+            {"fullUrl": "urn:uuid:m", "resource": {"resourceType": "Patient", "id": "m"}},
+            {
+                "fullUrl": "urn:uuid:inf",
+                "resource": {
+                    "resourceType": "RelatedPerson",
+                    "id": "inf",
+                    "patient": {"reference": "Patient/m"},
+                    "relationship": [{"coding": [{"code": "MOTHER"}]}],
+                },
+            },
+        ],
+    }
 
 
 @pytest.mark.parametrize("child_ref", ["urn:uuid:c", "Patient/c", "/fhir/Patient/c/_history/2"])
@@ -589,8 +715,9 @@ def test_mother_comes_from_her_section_or_from_the_informant() -> None:
     from mappings.hooks import call
 
     for with_section in (True, False):
-        found = call("opencrvs_mother", Context(bundle("Patient/c", mother_section=with_section)),
-                     {})
+        found = call(
+            "opencrvs_mother", Context(bundle("Patient/c", mother_section=with_section)), {}
+        )
         assert isinstance(found, Located)
         assert found.path == "$.entry[2].resource"
 
@@ -646,23 +773,56 @@ INBOUND_SAMPLES = [
     ("inbound/area.json", {"admin_area_code": "R01", "attributes": []}, True),
     ("inbound/area.json", {"admin_area_code": "r01", "attributes": []}, False),
     ("inbound/area.json", {"admin_area_code": "R01", "attributes": [{"domain": "x"}]}, False),
-    ("inbound/birth.json", {"registration_number": "BR1", "mother": {"identifiers": [
-        {"system": "national_id", "value": "1"}]}, "child": {
-        "given_name": "A", "family_name": "B", "sex": "male", "birth_date": "2020-01-01",
-        "identifiers": [{"system": "birth_registration", "value": "BR1"}]}}, True),
-    ("inbound/birth.json", {"registration_number": "BR1", "mother": {"given_name": "M"},
-                            "child": {"given_name": "A", "family_name": "B", "sex": "male",
-                                      "birth_date": "2020-02-30", "identifiers": [
-                                          {"system": "national_id", "value": "1"}]}}, False),
+    (
+        "inbound/birth.json",
+        {
+            "registration_number": "BR1",
+            "mother": {"identifiers": [{"system": "national_id", "value": "1"}]},
+            "child": {
+                "given_name": "A",
+                "family_name": "B",
+                "sex": "male",
+                "birth_date": "2020-01-01",
+                "identifiers": [{"system": "birth_registration", "value": "BR1"}],
+            },
+        },
+        True,
+    ),
+    (
+        "inbound/birth.json",
+        {
+            "registration_number": "BR1",
+            "mother": {"given_name": "M"},
+            "child": {
+                "given_name": "A",
+                "family_name": "B",
+                "sex": "male",
+                "birth_date": "2020-02-30",
+                "identifiers": [{"system": "national_id", "value": "1"}],
+            },
+        },
+        False,
+    ),
     ("inbound/verification.json", {"verified": False}, False),
     ("inbound/verification.json", {"verified": False, "reason": "no"}, True),
-    ("inbound/income.json", {"taxpayer": {"given_name": "A", "family_name": "B",
-                                          "birth_date": "2000-01-01"},
-                             "attributes": [{"domain": "income", "name": "x", "value": 1}]},
-     False),
-    ("inbound/enrollment.json", {"program_code": "CCG", "beneficiary_number": "1",
-                                 "status": "active", "beneficiary": {"given_name": "A",
-                                                                     "family_name": "B"}}, True),
+    (
+        "inbound/income.json",
+        {
+            "taxpayer": {"given_name": "A", "family_name": "B", "birth_date": "2000-01-01"},
+            "attributes": [{"domain": "income", "name": "x", "value": 1}],
+        },
+        False,
+    ),
+    (
+        "inbound/enrollment.json",
+        {
+            "program_code": "CCG",
+            "beneficiary_number": "1",
+            "status": "active",
+            "beneficiary": {"given_name": "A", "family_name": "B"},
+        },
+        True,
+    ),
 ]
 
 
@@ -682,13 +842,15 @@ def test_the_reference_hook_follows_a_reference_at_a_path() -> None:
     from mappings.hooks import call
 
     record = bundle("Patient/c")
-    found = call("fhir_reference", Context(record),
-                 {"reference": "$.entry[3].resource.patient.reference"})
+    found = call(
+        "fhir_reference", Context(record), {"reference": "$.entry[3].resource.patient.reference"}
+    )
     assert isinstance(found, Located)
     assert found.path == "$.entry[2].resource"
     assert call("fhir_reference", Context(record), {"reference": "$.entry[3].nothing"}) is None
     assert check_hook_arguments("fhir_reference", {"reference": 3}) == [
-        "hook 'fhir_reference': 'reference' must be str"]
+        "hook 'fhir_reference': 'reference' must be str"
+    ]
     assert "never closed" in check_hook_arguments("fhir_reference", {"reference": "$.a["})[0]
 
 
@@ -704,7 +866,8 @@ def test_an_id_shared_by_two_entries_is_not_guessed() -> None:
     from mappings.hooks import call
 
     record = bundle("Patient/c")
-    record["entry"].append({"fullUrl": "urn:uuid:other",
-                            "resource": {"resourceType": "Patient", "id": "c"}})
+    record["entry"].append(
+        {"fullUrl": "urn:uuid:other", "resource": {"resourceType": "Patient", "id": "c"}}
+    )
     with pytest.raises(HookProblem, match="points at no entry"):
         call("fhir_section_entry", Context(record), {"section": "child-details"})

@@ -32,11 +32,11 @@ def test_single_digit_errors_and_adjacent_swaps_are_caught() -> None:
         body = str(rng.randrange(10**8, 10**9))
         number = body + verhoeff_digit(body)
         position = rng.randrange(10)
-        typo = number[:position] + str((int(number[position]) + 1) % 10) + number[position + 1:]
+        typo = number[:position] + str((int(number[position]) + 1) % 10) + number[position + 1 :]
         assert not is_valid_national_id(typo, SANDBOX)
         i = rng.randrange(9)
         if number[i] != number[i + 1]:
-            swapped = number[:i] + number[i + 1] + number[i] + number[i + 2:]
+            swapped = number[:i] + number[i + 1] + number[i] + number[i + 2 :]
             assert not is_valid_national_id(swapped, SANDBOX)
 
 

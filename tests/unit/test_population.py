@@ -167,7 +167,8 @@ def test_vital_events_are_ordered_plausible_and_deterministic(country, household
         assert died is None or birth.event_date < died
     other = list(iter_vital_events(12, PEOPLE, start, days))
     assert [e.registration_number for e in other] != numbers or [
-        e.person.given_name for e in other] != [e.person.given_name for e in events]
+        e.person.given_name for e in other
+    ] != [e.person.given_name for e in events]
 
 
 def test_events_reject_bad_periods(country) -> None:

@@ -73,8 +73,7 @@ def test_point_in_polygon_concave_and_hole() -> None:
     assert point_in_polygon(2.5, 2.5, u_shape)
     assert not point_in_polygon(1.5, 2.0, u_shape)
     assert not point_in_polygon(4, 1, u_shape)
-    with_hole = [[[0, 0], [4, 0], [4, 4], [0, 4], [0, 0]],
-                 [[1, 1], [1, 3], [3, 3], [3, 1], [1, 1]]]
+    with_hole = [[[0, 0], [4, 0], [4, 4], [0, 4], [0, 0]], [[1, 1], [1, 3], [3, 3], [3, 1], [1, 1]]]
     assert point_in_polygon(0.5, 0.5, with_hole)
     assert not point_in_polygon(2, 2, with_hole)
     assert not point_in_polygon(0, 0, [])
@@ -88,8 +87,12 @@ def test_every_point_of_the_country_is_in_exactly_one_locality(areas) -> None:
     west, south, east, north = 20.0, -10.0, 24.0, -6.0
     points = [(rng.uniform(west, east), rng.uniform(south, north)) for _ in range(1500)]
     # Points exactly on shared zig-zag vertices, where a sloppy test double-counts.
-    points += [(p[0], p[1]) for a in localities for p in a.polygon[0][1:3]
-               if west < p[0] < east and south < p[1] < north]
+    points += [
+        (p[0], p[1])
+        for a in localities
+        for p in a.polygon[0][1:3]
+        if west < p[0] < east and south < p[1] < north
+    ]
     for lon, lat in points:
         inside = [a.code for a in localities if point_in_polygon(lon, lat, a.polygon)]
         assert len(inside) == 1, (lon, lat, inside)

@@ -36,10 +36,10 @@ def test_check_digit_catches_every_single_error_and_adjacent_swap() -> None:
         for i in range(10):
             for d in "0123456789":
                 if d != nid[i]:
-                    assert not verhoeff_is_valid(nid[:i] + d + nid[i + 1:])
+                    assert not verhoeff_is_valid(nid[:i] + d + nid[i + 1 :])
         for i in range(9):
             if nid[i] != nid[i + 1]:
-                swapped = nid[:i] + nid[i + 1] + nid[i] + nid[i + 2:]
+                swapped = nid[:i] + nid[i + 1] + nid[i] + nid[i + 2 :]
                 assert not verhoeff_is_valid(swapped)
 
 
@@ -77,11 +77,13 @@ def test_noise_kinds_and_share() -> None:
     views = [partner_view(p, "tax", 21, 0.2) for p in people]
     changed = [(v, p) for v, p in zip(views, people, strict=True) if v != p]
     assert 0.12 < len(changed) / len(people) < 0.28
-    differing = {f.name for v, p in changed for f in fields(p)
-                 if getattr(v, f.name) != getattr(p, f.name)}
+    differing = {
+        f.name for v, p in changed for f in fields(p) if getattr(v, f.name) != getattr(p, f.name)
+    }
     assert {"given_name", "family_name", "birth_date"} <= differing
-    swapped = [v for v, p in changed
-               if (v.given_name, v.family_name) == (p.family_name, p.given_name)]
+    swapped = [
+        v for v, p in changed if (v.given_name, v.family_name) == (p.family_name, p.given_name)
+    ]
     assert swapped
     assert all(v.person_key == p.person_key for v, p in changed)
 
