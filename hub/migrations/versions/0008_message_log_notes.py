@@ -1,7 +1,7 @@
 """Data-quality notes on message log entries (identifiers dropped by a mapping, review reasons).
 
-Revision ID: 0009
-Revises: 0008_dci_unsigned
+Revision ID: 0008_message_log_notes
+Revises: 0007_dci_unsigned
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0009"
-down_revision = "0008_dci_unsigned"
+revision = "0008_message_log_notes"
+down_revision = "0007_dci_unsigned"
 branch_labels = None
 depends_on = None
 

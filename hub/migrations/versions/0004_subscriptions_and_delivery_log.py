@@ -1,7 +1,7 @@
 """Subscriptions and their delivery log (hub.subscriptions.tables).
 
-Revision ID: 0002
-Revises: 0005
+Revision ID: 0004_subscriptions
+Revises: 0003_message_log_alerts
 Create Date: 2026-11-26 02:15:52.358026
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0002"
-down_revision = "0005"
+revision = "0004_subscriptions"
+down_revision = "0003_message_log_alerts"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """DCI senders an operator let in without a signature (hub.dci.tables.DciUnsignedSender).
 
-Revision ID: 0008_dci_unsigned
-Revises: 0007
+Revision ID: 0007_dci_unsigned
+Revises: 0006_delivery_log_index
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0008_dci_unsigned"
-down_revision = "0007"
+revision = "0007_dci_unsigned"
+down_revision = "0006_delivery_log_index"
 branch_labels = None
 depends_on = None
 

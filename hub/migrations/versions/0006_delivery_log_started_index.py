@@ -1,15 +1,15 @@
 """An index on the delivery log's start time, for its retention by age.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0006_delivery_log_index
+Revises: 0005_outbox_index
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0006_delivery_log_index"
+down_revision = "0005_outbox_index"
 branch_labels = None
 depends_on = None
 

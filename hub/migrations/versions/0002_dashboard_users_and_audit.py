@@ -1,7 +1,7 @@
 """Dashboard users (password logins) and the dashboard's audit trail (hub.ui.tables).
 
-Revision ID: 0004
-Revises: 0001
+Revision ID: 0002_dashboard_users
+Revises: 0001_initial
 Create Date: 2026-11-26 02:14:50.669271
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0001"
+revision = "0002_dashboard_users"
+down_revision = "0001_initial"
 branch_labels = None
 depends_on = None
 

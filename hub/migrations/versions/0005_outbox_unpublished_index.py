@@ -1,7 +1,7 @@
 """A partial index for the outbox relay: unpublished events by subject and sequence.
 
-Revision ID: 0006
-Revises: 0002
+Revision ID: 0005_outbox_index
+Revises: 0004_subscriptions
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0002"
+revision = "0005_outbox_index"
+down_revision = "0004_subscriptions"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Monitoring: the message log (bounded by retention) and the alerts table (Step 6).
 
-Revision ID: 0005
-Revises: 0004
+Revision ID: 0003_message_log_alerts
+Revises: 0002_dashboard_users
 Create Date: 2026-11-26 02:15:41.811763
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005"
-down_revision = "0004"
+revision = "0003_message_log_alerts"
+down_revision = "0002_dashboard_users"
 branch_labels = None
 depends_on = None
 
