@@ -8,6 +8,7 @@ dropped here), so concurrent runs on one server never see each other's rows.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -17,11 +18,11 @@ from sqlalchemy.engine import Engine, make_url
 from tests.services import postgres_url_or_skip, unique_name
 
 
-@pytest.fixture(scope="session")
-def postgres_server_database() -> Iterator[str]:
-    """A fresh, empty PostgreSQL database for this test session; dropped afterwards."""
+@contextmanager
+def fresh_postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database (named ``<prefix>_<pid>_<random>``), dropped after."""
     admin_url = make_url(postgres_url_or_skip()).set(drivername="postgresql+psycopg")
-    name = unique_name("srhub_test")
+    name = unique_name(prefix)
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -38,6 +39,13 @@ def postgres_server_database() -> Iterator[str]:
             )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_database() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this test session; dropped afterwards."""
+    with fresh_postgres_database("srhub_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -24,11 +24,10 @@ from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
+from tests.conftest import fresh_postgres_database
 from tests.integration.pipeline_support import own_amqp_vhost
-from tests.services import amqp_url_or_skip, postgres_url_or_skip, unique_name
+from tests.services import amqp_url_or_skip
 
 FIRST_MINUTE = 60.0
 SANDBOX_EXTRA = {"sandbox_port_base": 0, "sandbox_tax_interval_seconds": 0}
@@ -181,36 +180,20 @@ def test_a_newcomer_sees_births_deaths_and_verifications_reach_the_program(tmp_p
 
 
 @pytest.fixture
-def fresh_postgres_database() -> Iterator[str]:
+def own_database() -> Iterator[str]:
     """A PostgreSQL database of this test's own: `srhub run` seeds only an empty registry."""
-    admin_url = make_url(postgres_url_or_skip()).set(drivername="postgresql+psycopg")
-    name = unique_name("srhub_first_hour")
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with fresh_postgres_database("srhub_first_hour") as url:
+        yield url
 
 
 @pytest.mark.slow
 @pytest.mark.postgres
 @pytest.mark.amqp
 def test_an_operator_on_postgres_and_rabbitmq_sees_the_same_without_log_noise(
-    tmp_path: Path, fresh_postgres_database: str
+    tmp_path: Path, own_database: str
 ):
     with own_amqp_vhost(amqp_url_or_skip()) as amqp_url:
-        env = _env(tmp_path, SRHUB_DATABASE_URL=fresh_postgres_database, SRHUB_AMQP_URL=amqp_url)
+        env = _env(tmp_path, SRHUB_DATABASE_URL=own_database, SRHUB_AMQP_URL=amqp_url)
         hub = RunningHub(tmp_path, env)
         try:
             assert not (tmp_path / "var" / "admin-token").exists()
