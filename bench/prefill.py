@@ -24,7 +24,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import requests
 from werkzeug.serving import WSGIRequestHandler, make_server
@@ -32,8 +32,8 @@ from zeep import Client
 from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
-from connectors.base import Connector, ConnectorContext, connector_settings_schema
-from connectors.base.testing import CollectingPublisher
+from connectors.base import Connector, ConnectorContext
+from connectors.base.testing import CollectingPublisher, SettingsOnlyConnector
 from connectors.national_id import NationalIdConnector
 from connectors.national_id.soap import zeep_settings
 from hub.api import create_app
@@ -44,31 +44,6 @@ from sandbox_mocks.launcher import MOCK_NAMES, SandboxConfig, start_sandbox
 
 SOURCES = ("national_id", "civil_registry", "tax", "gis")
 WARMUP = 5
-
-
-class PartnerSettings(Connector):
-    """Carries the sandbox's settings and a resilience block for the REST partners."""
-
-    name = "partner_settings"
-    kind = "partner_settings"
-    settings_schema: ClassVar[dict[str, Any]] = connector_settings_schema(
-        {
-            key: {"type": "string"}
-            for key in (
-                "url",
-                "base_url",
-                "fhir_feed_url",
-                "webhooks_url",
-                "dci_base_url",
-                "dci_bearer_token",
-                "registry_id",
-                "drop_folder",
-                "manifest_glob",
-                "status_url",
-                "api_url",
-            )
-        }
-    )
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -147,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             connectors[name] = (
                 NationalIdConnector(settings, context)
                 if name == "national_id"
-                else PartnerSettings(settings, context)
+                else SettingsOnlyConnector(settings, context)
             )
 
         settings = load_settings(

@@ -9,7 +9,9 @@ checkpoint nor archives a file when the hub cannot take a record.
 from __future__ import annotations
 
 import threading
+from typing import Any, ClassVar
 
+from connectors.base.contract import Connector, connector_settings_schema
 from connectors.base.records import RawRecord
 
 
@@ -53,3 +55,16 @@ class BatchCollectingPublisher(CollectingPublisher):
                 raise ConnectionError("broker unreachable (simulated)")
             self.published.extend((connector, record) for record in records)
             self.batches.append(len(records))
+
+
+class SettingsOnlyConnector(Connector):
+    """Carries a partner's settings (as the sandbox writes them, whatever the keys) and its
+    resilience, for code that reads them — the prefill — in tests and benchmarks that do not
+    run that partner's own connector. The shared keys are still checked."""
+
+    name: ClassVar[str] = "settings_only"
+    kind: ClassVar[str] = "settings_only"
+    settings_schema: ClassVar[dict[str, Any]] = {
+        **connector_settings_schema({}),
+        "additionalProperties": True,
+    }

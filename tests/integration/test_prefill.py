@@ -7,13 +7,13 @@ import time
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import pytest
 import requests
 
-from connectors.base import Connector, ConnectorContext, connector_settings_schema
-from connectors.base.testing import CollectingPublisher
+from connectors.base import Connector, ConnectorContext
+from connectors.base.testing import CollectingPublisher, SettingsOnlyConnector
 from connectors.national_id import NationalIdConnector
 from connectors.national_id.ids import verhoeff_digit
 from hub.api import create_app
@@ -32,37 +32,6 @@ from sandbox_mocks.population.model import Person
 
 PROBLEM = "application/problem+json"
 SOURCES = ("national_id", "civil_registry", "tax", "gis")
-
-
-class PartnerSettings(Connector):
-    """Stands for the civil registry, tax and GIS connectors: the prefill needs only their
-    settings (as the sandbox writes them) and their resilience."""
-
-    name = "partner_settings"
-    kind = "partner_settings"
-    settings_schema: ClassVar[dict[str, Any]] = connector_settings_schema(
-        {
-            key: {"type": "string"}
-            for key in (
-                "url",
-                "base_url",
-                "fhir_feed_url",
-                "webhooks_url",
-                "dci_base_url",
-                "dci_bearer_token",
-                "registry_id",
-                "drop_folder",
-                "manifest_glob",
-                "status_url",
-                "api_url",
-                "signature_scheme",
-                "auth_url",
-                "client_id",
-                "client_secret",
-                "webhook_secret",
-            )
-        }
-    )
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +72,7 @@ def connectors_for(sandbox: RunningSandbox, skip: tuple[str, ...] = ()) -> dict[
         found[name] = (
             NationalIdConnector(settings, context)
             if name == "national_id"
-            else PartnerSettings(settings, context)
+            else SettingsOnlyConnector(settings, context)
         )
     return found
 
