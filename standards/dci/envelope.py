@@ -136,7 +136,9 @@ def callback_header(
     return header
 
 
-def ack(ack_status: str, correlation_id: str, error: tuple[str, str] | None = None) -> dict:
+def ack(
+    ack_status: str, correlation_id: str, error: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """The immediate answer of an async endpoint (the spec's ``Response``)."""
     message: dict[str, Any] = {
         "ack_status": ack_status,
