@@ -48,7 +48,11 @@ __all__ = ["ChangeResult", "Registry", "Source"]
 
 
 class Registry:
-    """The registry's write and read services over one database."""
+    """The registry's write and read services over one database.
+
+    Each method's behaviour (what it checks, what it emits) is documented on the use case it
+    hands the call to, e.g. ``Households.register_household``.
+    """
 
     def __init__(
         self,
