@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, TypedDict, TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -41,13 +41,6 @@ PERSON_FIELDS = ("given_name", "family_name", "other_names", "sex", "birth_date"
 HOUSEHOLD_FIELDS = ("admin_area_code", "address", "location")
 
 
-class SourceRef(TypedDict):
-    """A source as events name it (``source`` of every event's data)."""
-
-    system: str
-    record_id: str | None
-
-
 @dataclass(frozen=True)
 class Source:
     """Who asserts a fact: the source system, its record id, and when it was true/asserted."""
@@ -58,9 +51,6 @@ class Source:
 
     def at(self) -> datetime:
         return self.asserted_at or utcnow()
-
-    def as_event(self) -> SourceRef:
-        return {"system": self.system, "record_id": self.record_id}
 
 
 # The registry's own decisions (e.g. a new eligibility score) name it as their source.

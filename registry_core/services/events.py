@@ -45,7 +45,7 @@ def _json(value: object) -> JsonValue:
         return rfc3339(value)
     if isinstance(value, date):
         return value.isoformat()
-    if isinstance(value, Source):
+    if isinstance(value, Source):  # as every event's ``source`` names it
         return {"system": value.system, "record_id": value.record_id}
     if isinstance(value, MemberRef):
         return {"person_id": str(value.person_id), "relationship": value.relationship}
