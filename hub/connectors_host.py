@@ -1,7 +1,8 @@
 """Running the configured connectors inside the hub.
 
 The host builds each connector from its configuration table, gives it a context (a publisher to
-``sr.inbound``, SQL checkpoint and seen-file stores, a status), starts a runner thread for each
+``sr.inbound``, checkpoint and seen-file stores over the hub's database from
+``hub.checkpoints``, a status), starts a runner thread for each
 pull and file connector, mounts push connectors' blueprints under ``/connectors/<name>/``, and
 keeps lookup connectors for the API (prefill, verification). A connector whose configuration is
 invalid or whose plugin is missing is reported and skipped: the others still run.
@@ -25,8 +26,6 @@ from connectors.base import (
     PullRunner,
     PushConnector,
     RawRecord,
-    SqlCheckpointStore,
-    SqlSeenFileStore,
     raw_event,
     routing_key,
 )
@@ -35,6 +34,7 @@ from connectors.base.errors import ConnectorError
 from connectors.base.registry import create_connector
 from hub.broker import Broker, connect
 from hub.broker.base import EXCHANGE_INBOUND, Message
+from hub.checkpoints import SqlCheckpointStore, SqlSeenFileStore
 from hub.monitoring.hooks import inbound_published
 from hub.settings import Settings, load_identifier_profile
 from standards.cloudevents import to_json_bytes

@@ -21,7 +21,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.auth.tables",
     "hub.workers.idempotency",
     "hub.broker.embedded_tables",
-    "connectors.base.tables",
+    "hub.checkpoints",
     "hub.dci.tables",
     "hub.ui.tables",
     "hub.monitoring.tables",

@@ -19,6 +19,10 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+# Re-export for the branches that still import it from here: to be removed by the integrator
+# once every import reads ``from standards.timeutil import utcnow``. New code must not use it.
+from standards.timeutil import utcnow as utcnow
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -26,11 +30,6 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware in UTC; every stored time goes through this."""
-    return datetime.now(UTC)
 
 
 def new_uuid() -> uuid.UUID:

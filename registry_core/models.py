@@ -31,7 +31,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from registry_core.db import Base, new_uuid, utcnow
+from registry_core.db import Base, new_uuid
+from standards.timeutil import utcnow
 
 # BIGINT on PostgreSQL; INTEGER on SQLite, where only "INTEGER PRIMARY KEY" autoincrements.
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")

@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from registry_core.db import utcnow
 from registry_core.models import OutboxEvent
+from standards.timeutil import utcnow
 from standards.validation import validate
 
 EVENT_TYPE_PREFIX = "org.socialregistry."

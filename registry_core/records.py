@@ -6,7 +6,6 @@ Identifier values are decrypted here, for callers allowed to see them; the API d
 
 from __future__ import annotations
 
-from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -20,17 +19,11 @@ from registry_core.models import (
     Person,
     SocioEconomicAttribute,
 )
+from standards.timeutil import iso
 
 
-def _iso(value: date | datetime | None) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return value.isoformat()
-
-
-def _compact(record: dict[str, Any]) -> dict[str, Any]:
+def compact(record: dict[str, Any]) -> dict[str, Any]:
+    """``record`` without its ``None`` values (the canonical schemas admit no nulls there)."""
     return {key: value for key, value in record.items() if value is not None}
 
 
@@ -53,7 +46,7 @@ def person_record(
         .where(Membership.person_id == person.id)
         .order_by(Membership.start_date, Membership.id)
     ).all()
-    return _compact(
+    return compact(
         {
             "id": str(person.id),
             "version": person.version,
@@ -61,30 +54,30 @@ def person_record(
             "family_name": person.family_name,
             "other_names": person.other_names,
             "sex": person.sex,
-            "birth_date": _iso(person.birth_date),
-            "death_date": _iso(person.death_date),
+            "birth_date": iso(person.birth_date),
+            "death_date": iso(person.death_date),
             "is_deceased": person.is_deceased,
             "relationship": relationship,
             "identifiers": [identifier_record(i, cipher) for i in identifiers],
             "verification": {
                 "status": person.verification_status,
                 "source": person.verification_source,
-                "verified_at": _iso(person.verified_at),
+                "verified_at": iso(person.verified_at),
             },
             "memberships": [
-                _compact(
+                compact(
                     {
                         "household_id": str(m.household_id),
                         "relationship": m.relationship_to_head,
-                        "start_date": _iso(m.start_date),
-                        "end_date": _iso(m.end_date),
+                        "start_date": iso(m.start_date),
+                        "end_date": iso(m.end_date),
                         "end_reason": m.end_reason,
                     }
                 )
                 for m in memberships
             ],
-            "created_at": _iso(person.created_at),
-            "updated_at": _iso(person.updated_at),
+            "created_at": iso(person.created_at),
+            "updated_at": iso(person.updated_at),
         }
     )
 
@@ -113,7 +106,7 @@ def household_record(
     location = None
     if household.latitude is not None and household.longitude is not None:
         location = {"lat": household.latitude, "lon": household.longitude}
-    return _compact(
+    return compact(
         {
             "id": str(household.id),
             "registry_number": household.registry_number,
@@ -129,7 +122,7 @@ def household_record(
                 for m, person in current
             ],
             "attributes": [
-                _compact(
+                compact(
                     {
                         "domain": a.domain,
                         "name": a.name,
@@ -141,7 +134,7 @@ def household_record(
                 )
                 for a in attributes
             ],
-            "created_at": _iso(household.created_at),
-            "updated_at": _iso(household.updated_at),
+            "created_at": iso(household.created_at),
+            "updated_at": iso(household.updated_at),
         }
     )

@@ -207,4 +207,5 @@ def seal_review_record(cipher: IdentifierCipher, record: Mapping[str, Any]) -> b
 
 
 def review_record(cipher: IdentifierCipher, review: MatchReview) -> dict[str, Any]:
-    return json.loads(cipher.unseal(REVIEW_CONTEXT, review.record_sealed))
+    record: dict[str, Any] = json.loads(cipher.unseal(REVIEW_CONTEXT, review.record_sealed))
+    return record

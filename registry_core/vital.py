@@ -116,17 +116,6 @@ def subject_facts(facts: VitalFacts, place_field: str) -> dict[str, Any]:
     return found
 
 
-def event_flags(facts: VitalFacts) -> dict[str, Any]:
-    """Event fields of a birth/death beyond the registry's own: where it happened, and
-    ``provisional`` (only when true: absent means the record was registered)."""
-    flags: dict[str, Any] = {}
-    if facts.place.get("admin_area_code"):
-        flags["place_admin_area_code"] = facts.place["admin_area_code"]
-    if facts.provisional:
-        flags["provisional"] = True
-    return flags
-
-
 def owner_of(find: Finder, identifiers: Sequence[Mapping[str, Any]]) -> Person | None:
     """The one person holding any of ``identifiers``; two different holders are a conflict a
     person must look at (the record goes to review), never resolved by guessing."""
@@ -144,8 +133,8 @@ def owner_of(find: Finder, identifiers: Sequence[Mapping[str, Any]]) -> Person |
 
 
 def unknown_identifiers(
-    find: Finder, person: Person, identifiers: Sequence[dict[str, Any]]
-) -> list[dict[str, Any]]:
+    find: Finder, person: Person, identifiers: Sequence[Mapping[str, Any]]
+) -> list[Mapping[str, Any]]:
     """Those of ``identifiers`` the person does not hold yet; one held by someone else is a
     conflict, never silently moved."""
     fresh = []

@@ -47,7 +47,6 @@ class SchemaViolation(ValueError):
 _format_checker = FormatChecker(formats=())
 
 
-@_format_checker.checks("date", raises=ValueError)
 def _is_date(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -55,7 +54,6 @@ def _is_date(value: object) -> bool:
     return len(value) == 10
 
 
-@_format_checker.checks("date-time", raises=ValueError)
 def _is_date_time(value: object) -> bool:
     if not isinstance(value, str):
         return True
@@ -63,6 +61,12 @@ def _is_date_time(value: object) -> bool:
     if parsed.tzinfo is None:
         raise ValueError("a time zone offset is required")
     return True
+
+
+# Registered by call rather than as decorators: jsonschema has no type information, and a
+# decorator mypy cannot see through would make the checks untyped.
+_format_checker.checks("date", raises=ValueError)(_is_date)
+_format_checker.checks("date-time", raises=ValueError)(_is_date_time)
 
 
 def _schema_files() -> dict[str, Any]:
@@ -139,7 +143,7 @@ def _path(error: ValidationError) -> str:
         match = _REQUIRED.match(error.message)
         if match:
             return f"{error.json_path}.{match['name']}"
-    return error.json_path
+    return str(error.json_path)
 
 
 def violations(name: str, instance: Any, *, writing: bool = False) -> list[Violation]:
@@ -160,7 +164,8 @@ def violations(name: str, instance: Any, *, writing: bool = False) -> list[Viola
 def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
     ref = schema.get("$ref")
     if isinstance(ref, str) and not ref.startswith("#"):
-        return validator_for(ref).schema
+        target: dict[str, Any] = validator_for(ref).schema
+        return target
     return schema
 
 

@@ -14,8 +14,6 @@ from connectors.base.checkpoints import (
     CheckpointStore,
     InMemoryCheckpointStore,
     InMemorySeenFileStore,
-    SqlCheckpointStore,
-    SqlSeenFileStore,
 )
 from connectors.base.clock import Clock, Deadline, FakeClock, SystemClock
 from connectors.base.contract import (
@@ -92,8 +90,6 @@ __all__ = [
     "ResilientCaller",
     "RetryPolicy",
     "SettingsError",
-    "SqlCheckpointStore",
-    "SqlSeenFileStore",
     "SystemClock",
     "TokenBucket",
     "TransientPartnerError",

@@ -76,7 +76,7 @@ def connector_runners(name: str) -> list[Any]:
 def checkpoint_of(sessions: sessionmaker[Session], name: str) -> list[dict[str, Any]]:
     """The saved checkpoints of one connector (one row per stream), without their values'
     internals beyond a short preview: checkpoints are cursors, not personal data."""
-    from connectors.base.tables import ConnectorCheckpoint
+    from hub.checkpoints import ConnectorCheckpoint
 
     with sessions() as db:
         rows = db.scalars(

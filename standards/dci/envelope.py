@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from standards.dci import codes
+from standards.timeutil import utcnow
 
 MAX_ID_LENGTH = 99  # the spec's maxLength for transaction_id, correlation_id and codes
 MAX_SENDER_LENGTH = 200
@@ -60,7 +61,7 @@ def new_id() -> str:
 
 def timestamp(moment: datetime | None = None) -> str:
     """An ISO 8601 date-time with zone, as every DCI timestamp must be."""
-    value = (moment or datetime.now(UTC)).astimezone(UTC)
+    value = (moment or utcnow()).astimezone(UTC)
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -136,7 +137,9 @@ def callback_header(
     return header
 
 
-def ack(ack_status: str, correlation_id: str, error: tuple[str, str] | None = None) -> dict:
+def ack(
+    ack_status: str, correlation_id: str, error: tuple[str, str] | None = None
+) -> dict[str, Any]:
     """The immediate answer of an async endpoint (the spec's ``Response``)."""
     message: dict[str, Any] = {
         "ack_status": ack_status,
@@ -275,7 +278,7 @@ def parse_envelope(
             "header.message_ts must be an ISO 8601 date-time with a time zone",
             reason_code=codes.RJCT_MESSAGE_TS,
         )
-    current = now or datetime.now(UTC)
+    current = now or utcnow()
     if sent < current - max_age:
         raise EnvelopeError(
             bad,

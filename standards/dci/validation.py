@@ -24,6 +24,7 @@ the same function in both. A test runs both over valid and broken bodies.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
 from collections.abc import Callable
@@ -31,16 +32,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib import resources
+from types import ModuleType
 from typing import Any
 
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
-try:  # optional accelerator; jsonschema alone gives the same verdicts
-    import fastjsonschema
-except ImportError:  # pragma: no cover - exercised only where the package is absent
-    fastjsonschema = None
+
+def _optional_module(name: str) -> ModuleType | None:
+    try:
+        return importlib.import_module(name)
+    except ImportError:  # pragma: no cover - exercised only where the package is absent
+        return None
+
+
+# An optional accelerator; jsonschema alone gives the same verdicts.
+fastjsonschema = _optional_module("fastjsonschema")
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +81,16 @@ _FULL_HEADER = ("sender_id", "total_count")
 FORMATS = FormatChecker(formats=())
 
 
-@FORMATS.checks("date-time", raises=ValueError)
 def _date_time(value: object) -> bool:
     """RFC 3339 date-time with an offset: what DCI timestamps are, and what we compare."""
     if not isinstance(value, str):
         return True
     parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return parsed.tzinfo is not None and "T" in value
+
+
+# Registered by call, not as a decorator: jsonschema carries no type information for mypy.
+FORMATS.checks("date-time", raises=ValueError)(_date_time)
 
 
 def _is_date_time(value: object) -> bool:
@@ -160,34 +171,39 @@ def _load_remote(uri: str) -> dict[str, Any]:
 
 
 @cache
-def _fast_check(kind: str, key: str) -> Callable[[Any], Any] | None:
-    """The compiled validator for a schema, or None without fastjsonschema (or when it cannot
-    compile the schema: then jsonschema alone checks, slower but the same verdicts)."""
-    if fastjsonschema is None:
+def _fast_check(kind: str, key: str) -> Callable[[Any], bool] | None:
+    """Whether a body passes the compiled validator of a schema; None without fastjsonschema
+    (or when it cannot compile the schema: then jsonschema alone checks, slower but the same
+    verdicts)."""
+    fast = fastjsonschema
+    if fast is None:
         return None
     root = {k: v for k, v in _root(kind, key).items() if k != "$schema"}
     try:
-        checker: Callable[[Any], Any] = fastjsonschema.compile(
+        compiled: Callable[[Any], Any] = fast.compile(
             root,
             handlers={"https": _load_remote},
             formats={"date-time": _is_date_time},
             use_default=False,  # never fill in defaults: a check must not change the body
         )
-    except fastjsonschema.JsonSchemaDefinitionException:
+    except fast.JsonSchemaDefinitionException:
         log.warning("DCI schema %s %s: no compiled check, jsonschema only", kind, key)
         return None
-    return checker
+    refused: type[Exception] = fast.JsonSchemaException
+
+    def passes(body: Any) -> bool:
+        try:
+            compiled(body)
+        except refused:
+            return False
+        return True
+
+    return passes
 
 
 def _passes_fast(kind: str, key: str, body: Any) -> bool:
     check = _fast_check(kind, key)
-    if check is None:
-        return False
-    try:
-        check(body)
-    except fastjsonschema.JsonSchemaException:
-        return False
-    return True
+    return check is not None and check(body)
 
 
 def _checked(kind: str, key: str, body: Any) -> list[Problem]:
@@ -225,7 +241,7 @@ def describe(error: ValidationError) -> str:
     """What rule broke, without echoing the value (it may be a personal identifier)."""
     rule, expected = error.validator, error.validator_value
     if rule == "required":
-        return error.message[:200]
+        return str(error.message)[:200]
     if rule == "type":
         return f"must be of type {expected}"
     if rule == "enum":

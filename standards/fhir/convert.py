@@ -11,7 +11,6 @@ is not.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from fhir.resources.R4B.bundle import Bundle
@@ -22,6 +21,7 @@ from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.relatedperson import RelatedPerson
 
 from standards.fhir import systems
+from standards.timeutil import rfc3339, utcnow
 
 FHIR_VERSION = "4.3.0"
 FHIR_MIME = "application/fhir+json"
@@ -170,7 +170,7 @@ def _entry(base_url: str, resource: Any, mode: str | None = None) -> dict[str, A
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return rfc3339(utcnow().replace(microsecond=0))
 
 
 def everything(household: dict[str, Any], base_url: str) -> Bundle:

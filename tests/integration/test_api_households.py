@@ -10,12 +10,15 @@ from pathlib import Path
 
 import pytest
 import requests
+from jsonschema import Draft202012Validator
+from referencing import Registry, Resource
 from werkzeug.serving import make_server
 
 from hub.api import create_app
 from hub.auth.flask_auth import undeclared_endpoints
 from hub.auth.tokens import issue_token
 from hub.settings import load_settings
+from registry_core.service import Source
 
 PROBLEM = "application/problem+json"
 
@@ -127,6 +130,32 @@ def test_invalid_record_gets_422_with_every_violation(api):
         ("$.members[1].sex", "enum"),
     }
     assert "1234567897" not in response.get_data(as_text=True)
+
+
+def test_a_household_whose_only_member_died_reads_with_no_current_members(api):
+    """The answer keeps the documented schema (no ``minItems`` on members: they are the
+    current ones), and registering without members is still refused."""
+    staff = api.auth("registry_staff")
+    alone = payload()
+    alone["members"] = alone["members"][:1]
+    created = api.post("/api/v1/households", json=alone, headers=staff).json
+    head = created["members"][0]["id"]
+    registry = api.app_under_test.extensions["srhub_runtime"].registry
+    registry.record_death(head, "2026-01-03", Source("civil_registry", "DRN-1"))
+    read = api.get(f"/api/v1/households/{created['id']}", headers=staff)
+    assert read.status_code == 200
+    assert read.json["members"] == [] and read.json["status"] == "needs_review"
+    document = api.get("/openapi.json").json
+    schemas = Registry().with_resource("urn:openapi", Resource.opaque(document))
+    household = {"$ref": "urn:openapi#/components/schemas/Household"}
+    assert list(Draft202012Validator(household, registry=schemas).iter_errors(read.json)) == []
+    person = api.get(f"/api/v1/persons/{head}", headers=staff).json
+    assert [(m["end_date"], m["end_reason"]) for m in person["memberships"]] == [
+        ("2026-01-03", "death")
+    ]
+    empty = api.post("/api/v1/households", json={**alone, "members": []}, headers=staff)
+    assert empty.status_code == 422 and empty.mimetype == PROBLEM
+    assert [(e["path"], e["rule"]) for e in empty.json["errors"]] == [("$.members", "minItems")]
 
 
 def test_malformed_bodies_get_400_or_413(api):

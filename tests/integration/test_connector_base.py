@@ -45,8 +45,6 @@ from connectors.base import (
     PushConnector,
     RawRecord,
     SettingsError,
-    SqlCheckpointStore,
-    SqlSeenFileStore,
     TransientPartnerError,
     connector_settings_schema,
     create_connector,
@@ -64,6 +62,7 @@ from connectors.base.envelope import payload_of
 from connectors.base.resilience import PartnerLimiters
 from connectors.base.testing import BatchCollectingPublisher, CollectingPublisher
 from connectors.base.webhooks import hmac_sha256_hex, mount_prefix
+from hub.checkpoints import SqlCheckpointStore, SqlSeenFileStore
 
 # --- a partner feed over real HTTP ------------------------------------------------------------
 

@@ -32,7 +32,6 @@ from connectors.base import (
     PartnerHttpClient,
     PullRunner,
     ResilientCaller,
-    SqlCheckpointStore,
 )
 from connectors.base.clock import SYSTEM_CLOCK, Clock
 from connectors.base.errors import (
@@ -44,6 +43,7 @@ from connectors.base.testing import BatchCollectingPublisher, CollectingPublishe
 from connectors.base.webhooks import mount_prefix, opencrvs_signature, plain_signature
 from connectors.civil_registry import CivilRegistryConnector, DciClient, bundle_of
 from connectors.civil_registry.feed import FeedPageError, parse_page
+from hub.checkpoints import SqlCheckpointStore
 from mappings.engine import MappingError, map_record
 from sandbox_mocks.civil_registry import dci_query
 from sandbox_mocks.civil_registry.app import registry_of

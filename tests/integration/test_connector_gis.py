@@ -23,12 +23,12 @@ from connectors.base import (
     FakeClock,
     InMemoryCheckpointStore,
     PullRunner,
-    SqlCheckpointStore,
     TransientPartnerError,
 )
 from connectors.base.errors import PartnerProtocolError
 from connectors.base.testing import BatchCollectingPublisher
 from connectors.gis import GisConnector
+from hub.checkpoints import SqlCheckpointStore
 from mappings.engine import map_record
 from sandbox_mocks.common.server import MockServer
 from sandbox_mocks.gis import GisConfig, create_app

@@ -20,11 +20,11 @@ from connectors.base import (
     FakeClock,
     InMemoryCheckpointStore,
     PullRunner,
-    SqlCheckpointStore,
     raw_record_id,
 )
 from connectors.base.testing import BatchCollectingPublisher
 from connectors.programs import ProgramsConnector
+from hub.checkpoints import SqlCheckpointStore
 from mappings.engine import map_record
 from sandbox_mocks.common.server import MockServer
 from sandbox_mocks.population import DEFAULT_AS_OF, iter_households

@@ -26,10 +26,10 @@ from connectors.base import (
     InMemorySeenFileStore,
     RawRecord,
     SettingsError,
-    SqlSeenFileStore,
 )
 from connectors.base.testing import BatchCollectingPublisher
 from connectors.tax import TaxFileConnector
+from hub.checkpoints import SqlSeenFileStore
 from sandbox_mocks.common.server import MockServer
 from sandbox_mocks.population import iter_households
 from sandbox_mocks.population.ids import sandbox_profile

@@ -248,6 +248,29 @@ def test_death_of_head_flags_household_for_review(registry):
     assert fixed.record["status"] == "active" and fixed.record["head_person_id"] == brian["id"]
 
 
+def test_a_household_whose_every_member_died_has_no_current_members(registry):
+    """``members`` are the current members: empty once the only member died, and the record
+    still keeps the canonical schema; the death is on the person's membership."""
+    alone = household_payload()
+    alone["members"] = alone["members"][:1]
+    alone["attributes"] = []
+    record = registry.register_household(alone, SURVEY).record
+    amina = record["members"][0]
+    registry.record_death(amina["id"], date(2026, 11, 2), CRVS)
+    household = registry.get_household(record["id"])
+    assert household["members"] == []
+    assert household["status"] == "needs_review"
+    assert household["head_person_id"] == amina["id"]
+    assert violations("household.json", household) == []
+    (membership,) = registry.get_person(amina["id"])["memberships"]
+    assert membership["household_id"] == record["id"]
+    assert (membership["end_date"], membership["end_reason"]) == ("2026-11-02", "death")
+    # Registering still needs a member: the head.
+    with pytest.raises(InvalidRecord) as refused:
+        registry.register_household({**alone, "members": []}, SURVEY)
+    assert [(v.path, v.rule) for v in refused.value.violations] == [("$.members", "minItems")]
+
+
 def test_death_in_the_future_or_before_birth_is_refused(registry):
     record = registry.register_household(household_payload(), SURVEY).record
     cleo = members_by_name(record)["Cleo"]
