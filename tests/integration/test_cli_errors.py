@@ -312,3 +312,10 @@ def test_upgrade_then_use(fresh: dict[str, str]) -> None:
     for args in DATABASE_COMMANDS:
         result = srhub(fresh, *args)
         assert result.exit_code == 0, (args, result.output)
+
+
+def test_the_operations_guide_lists_every_exit_code() -> None:
+    from hub.cli.errors import EXIT_CODES
+
+    guide = (ROOT / "docs" / "operations.md").read_text("utf-8")
+    assert [code for code in EXIT_CODES if f"\n| {code} | " not in guide] == []
