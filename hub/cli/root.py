@@ -36,6 +36,8 @@ class HubGroup(click.Group):
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort):
+            raise  # click's own ends (--help, Ctrl-C at a prompt)
         except Exception as exc:
             error = as_command_error(exc)
             if error is None or error is exc:
