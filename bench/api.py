@@ -559,11 +559,11 @@ def _measure(args: argparse.Namespace, url: str, keys: dict[str, str], data_dir:
     # became an operator's explicit act, so the figures stay comparable.
     token = issue_token(settings, subject="bench", roles=["admin"])
     # The DCI signing key is created on first use; create it now so workers do not race.
-    from hub.dci.config import DciConfig, load_signing_key
+    from hub.dci.config import load_signing_key
     from hub.dci.senders import allow_unsigned
     from hub.runtime import HubRuntime
 
-    load_signing_key(settings, DciConfig.from_settings(settings))
+    load_signing_key(settings, settings.dci)
     runtime = HubRuntime(settings)
     try:
         allow_unsigned(runtime.sessions, SENDER, by="bench.api", reason="benchmark load client")

@@ -144,11 +144,11 @@ class ConnectorHost:
     def signing_key(self) -> Any | None:
         """The hub's DCI signing key (``hub.dci.config``), for connectors that sign what they
         send; None (and a warning) when it cannot be read, so connectors still start."""
-        from hub.dci.config import DciConfig, load_signing_key
+        from hub.dci.config import load_signing_key
         from hub.settings import SettingsError
 
         try:
-            return load_signing_key(self.settings, DciConfig.from_settings(self.settings))
+            return load_signing_key(self.settings, self.settings.dci)
         except (SettingsError, OSError, ValueError) as exc:
             log.warning("connectors get no signing key (they send unsigned): %s", exc)
             return None

@@ -1,14 +1,26 @@
-"""The database schema as a whole: which modules declare tables, and how to bring a database
-to the current schema (Alembic migrations to head)."""
+"""The database schema as a whole: which modules declare tables, how to bring a database to
+the current schema (Alembic migrations to head), and the check that refuses to work on a
+database whose schema is not at head.
+
+Only ``srhub db upgrade`` and ``srhub run`` migrate: every other command checks with
+``require_current_schema`` and stops with what to run, so a command never changes the schema
+of a production database behind its operator's back.
+"""
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Table, inspect, text
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, Table, inspect, text
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from registry_core.db import Base, make_engine
 
@@ -78,11 +90,46 @@ def alembic_config(url: str | None = None) -> Config:
     return config
 
 
+class DatabaseUnavailable(RuntimeError):
+    """The database cannot be reached (or refuses the connection). The message names it
+    without its password and says what failed."""
+
+
+class SchemaNotCurrent(RuntimeError):
+    """The database's schema is not the one this code needs; the message says what to run."""
+
+
+def describe(engine: Engine) -> str:
+    """The database's URL without its password, for messages."""
+    url = engine.url.set(drivername=engine.url.get_backend_name())  # as the operator wrote it
+    return url.render_as_string(hide_password=True)
+
+
+@contextmanager
+def connected(engine: Engine, *, begin: bool = False) -> Iterator[Connection]:
+    """A connection (in a transaction with ``begin``); a database that cannot be reached is a
+    ``DatabaseUnavailable`` naming it and the reason."""
+    try:
+        connection = engine.connect()
+    except (OperationalError, InterfaceError) as exc:
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise DatabaseUnavailable(
+            f"cannot reach the database {describe(engine)}: {reason}; check that it runs and "
+            "SRHUB_DATABASE_URL (user, password, host, database name)"
+        ) from exc
+    with connection:
+        if begin:
+            with connection.begin():
+                yield connection
+        else:
+            yield connection
+
+
 def upgrade_to_head(url: str) -> None:
     """Create or migrate the schema of the database at ``url`` to the newest revision."""
     engine = make_engine(url)
     try:
-        with engine.begin() as connection:
+        with connected(engine, begin=True) as connection:
             restamp_legacy_revision(connection)
             config = alembic_config()
             config.attributes["connection"] = connection
@@ -91,13 +138,53 @@ def upgrade_to_head(url: str) -> None:
         engine.dispose()
 
 
-def current_revision(url: str) -> str | None:
-    from alembic.runtime.migration import MigrationContext
+def _revision(connection: Connection) -> str | None:
+    current = MigrationContext.configure(connection).get_current_revision()
+    return LEGACY_REVISIONS.get(current, current) if current else current
 
+
+def current_revision(url: str) -> str | None:
     engine = make_engine(url)
     try:
-        with engine.connect() as connection:
-            current = MigrationContext.configure(connection).get_current_revision()
-            return LEGACY_REVISIONS.get(current, current) if current else current
+        with connected(engine) as connection:
+            return _revision(connection)
     finally:
         engine.dispose()
+
+
+@cache
+def _scripts() -> ScriptDirectory:
+    return ScriptDirectory.from_config(alembic_config())
+
+
+def head_revision() -> str:
+    """The newest revision of this code's migration chain."""
+    head = _scripts().get_current_head()
+    assert head is not None, "the migration chain is empty"
+    return head
+
+
+def require_current_schema(engine: Engine) -> None:
+    """Return when the database's schema is at head; else raise ``SchemaNotCurrent`` saying
+    what to do (``DatabaseUnavailable`` when it cannot be reached)."""
+    with connected(engine) as connection:
+        current = _revision(connection)
+    head = head_revision()
+    if current == head:
+        return
+    where = describe(engine)
+    if current is None:
+        raise SchemaNotCurrent(
+            f"the database {where} has no hub schema yet: run `srhub db upgrade` first "
+            "(`srhub run` also migrates)"
+        )
+    known = {script.revision for script in _scripts().walk_revisions()}
+    if current in known:
+        raise SchemaNotCurrent(
+            f"the database {where} is at schema revision {current}, this srhub needs {head}: "
+            "run `srhub db upgrade`"
+        )
+    raise SchemaNotCurrent(
+        f"the database {where} is at schema revision {current}, which this srhub does not know "
+        "(a newer srhub migrated it); use that version of srhub"
+    )

@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from hub.runtime import HubRuntime
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError
 
 log = logging.getLogger("srhub.run")
 
@@ -24,19 +24,18 @@ def start_sandbox_for(settings: Settings, runtime: HubRuntime, stack: ExitStack)
     from sandbox_mocks.launcher import MOCK_NAMES, SandboxConfig, start_sandbox
 
     ports: dict[str, Any] = {}
-    if "sandbox_port_base" in settings.extra:
+    options = settings.sandbox_mocks
+    if options.port_base is not None:
         # 0: free ports (tests, a machine where 8101-8105 are taken); N: N, N+1, ... in order.
-        base = int(settings.extra["sandbox_port_base"])
+        base = options.port_base
         ports["ports"] = {name: base + i if base else 0 for i, name in enumerate(MOCK_NAMES)}
     config = SandboxConfig(
         **ports,
         work_dir=settings.data_dir / "sandbox",
         # The MIS consumes its AMQP subscription where AMQP subscribers do.
         amqp_url=settings.amqp_url or settings.delivery_amqp_url or None,
-        tax_interval_seconds=float(settings.extra.get("sandbox_tax_interval_seconds", 20)),
-        civil_registry_rate_days_per_second=float(
-            settings.extra.get("sandbox_days_per_second", 2.0)
-        ),
+        tax_interval_seconds=options.tax_interval_seconds,
+        civil_registry_rate_days_per_second=options.days_per_second,
     )
     from hub.sandbox_activity import subscribe_program_mis_by_amqp
 
@@ -84,8 +83,12 @@ def load_connector_configs(settings: Settings, sandbox: Any | None) -> dict[str,
         return {}
     import tomllib
 
-    with path.open("rb") as fh:
-        return dict(tomllib.load(fh).get("connectors", {}))
+    try:
+        with path.open("rb") as fh:
+            return dict(tomllib.load(fh).get("connectors", {}))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise SettingsError(f"SRHUB_CONNECTORS_FILE: cannot read {path}: {reason}") from None
 
 
 def start_connectors_for(
@@ -142,11 +145,7 @@ def sandbox_activity_in_background(
     from hub import sandbox_activity
     from hub.sandbox_seed import seed_registry
 
-    round_size = int(
-        settings.extra.get(
-            "sandbox_verification_round", sandbox_activity.DEFAULT_VERIFICATION_ROUND
-        )
-    )
+    round_size = settings.sandbox_mocks.verification_round
 
     def work() -> None:
         mis = sandbox.connectors().get("programs")

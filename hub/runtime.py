@@ -12,7 +12,14 @@ from functools import cached_property
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.settings import Keys, Settings, load_identifier_profile, load_keys
+from hub.settings import (
+    ENV_PREFIX,
+    Keys,
+    Settings,
+    SettingsError,
+    load_identifier_profile,
+    load_keys,
+)
 from registry_core.crypto import IdentifierCipher
 from registry_core.db import make_engine, make_session_factory
 from registry_core.precedence import SourcePrecedence
@@ -54,7 +61,13 @@ class HubRuntime:
         path = self.settings.precedence_file
         if str(path) in ("", "."):
             return SourcePrecedence.default()
-        return SourcePrecedence.from_file(path)
+        try:
+            return SourcePrecedence.from_file(path)
+        except (OSError, ValueError) as exc:  # missing, unreadable, not TOML / JSON
+            reason = getattr(exc, "strerror", None) or str(exc)
+            raise SettingsError(
+                f"{ENV_PREFIX}PRECEDENCE_FILE: cannot read {path}: {reason}"
+            ) from None
 
     @cached_property
     def registry(self) -> Registry:

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hub.runtime import HubRuntime
-from hub.settings import Settings
+from hub.settings import SandboxMockSettings, Settings
 from hub.subscriptions import service
 from hub.subscriptions.queues import declare_queues
 from hub.subscriptions.tables import CHANNEL_AMQP, CHANNEL_WEBHOOK
@@ -37,7 +37,7 @@ MIS_AMQP_CODE = "program-mis"  # queue sr.deliver.program-mis: what the MIS's co
 MIS_EVENT_TYPES = ("person.*",)
 MIS_PURPOSE = "social_protection"
 CREATED_BY = "sandbox"
-DEFAULT_VERIFICATION_ROUND = 25
+DEFAULT_VERIFICATION_ROUND = SandboxMockSettings.verification_round
 
 
 def webhook_subscription(mis: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,8 +7,8 @@ It returns a ``RunningSandbox``: a context manager that stops every server and b
 thread on exit. ``srhub sandbox up`` is a thin wrapper; ``srhub run`` and the tests use it
 in-process.
 
-A mock whose package is not present in this checkout is skipped with the reason, so a partial
-sandbox still starts; ``RunningSandbox.skipped`` lists what is missing.
+Every mock is part of the build: one whose package cannot be imported stops the start with
+the module's name (a broken installation), never a sandbox silently short of a partner.
 
 Secrets (SOAP password, DCI bearer token, the civil registry's system client — id, secret and
 signing secret, as an OpenCRVS administrator registers one for the hub — and the program MIS
@@ -66,10 +66,6 @@ class SandboxError(RuntimeError):
     """The sandbox could not start; the message says which mock and what to change."""
 
 
-class MockUnavailableError(Exception):
-    """A mock's package is not in this checkout (or lacks its factory)."""
-
-
 @dataclass
 class SandboxConfig:
     people: int = 2000
@@ -106,11 +102,10 @@ class MockInfo:
 
     name: str
     title: str
-    status: str  # "running" | "skipped"
+    status: str  # "running"
     url: str | None = None
     port: int | None = None
     details: dict[str, Any] = field(default_factory=dict)  # what a connector needs
-    reason: str | None = None  # why it was skipped
 
 
 @dataclass
@@ -132,10 +127,6 @@ class RunningSandbox:
     @property
     def running(self) -> dict[str, MockInfo]:
         return {n: m for n, m in self.mocks.items() if m.status == "running"}
-
-    @property
-    def skipped(self) -> dict[str, MockInfo]:
-        return {n: m for n, m in self.mocks.items() if m.status == "skipped"}
 
     def url(self, name: str) -> str:
         info = self.mocks.get(name)
@@ -178,16 +169,11 @@ class RunningSandbox:
 
 # --------------------------------------------------------------------------- builders
 def _import_factory(module_name: str) -> tuple[Any, Any]:
-    """(module, create_app) of a mock package; MockUnavailableError when it is not there."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            raise MockUnavailableError(f"package {module_name} is not in this checkout") from None
-        raise
+    """(module, create_app) of a mock package (a missing one raises ModuleNotFoundError)."""
+    module = importlib.import_module(module_name)
     factory = getattr(module, "create_app", None)
     if factory is None:
-        raise MockUnavailableError(f"{module_name} has no create_app factory yet")
+        raise SandboxError(f"{module_name} has no create_app factory: the installation is broken")
     return module, factory
 
 
@@ -341,7 +327,8 @@ BUILDERS: dict[str, Callable[[SandboxConfig, dict[str, Any]], _Built]] = {
 
 # ---------------------------------------------------------------------------- starting
 def start_sandbox(config: SandboxConfig | None = None) -> RunningSandbox:
-    """Start the mocks; on any failure stop what already started and raise ``SandboxError``."""
+    """Start the mocks; on any failure stop what already started and raise (``SandboxError``
+    for what the config can change, ``ModuleNotFoundError`` for a broken installation)."""
     config = config or SandboxConfig()
     wanted = list(config.only) if config.only else list(MOCK_NAMES)
     unknown = [n for n in wanted if n not in BUILDERS]
@@ -390,12 +377,7 @@ def _context(config: SandboxConfig, sandbox: RunningSandbox) -> dict[str, Any]:
 def _start_one(
     name: str, config: SandboxConfig, ctx: dict[str, Any], sandbox: RunningSandbox
 ) -> None:
-    try:
-        built = BUILDERS[name](config, ctx)
-    except MockUnavailableError as exc:
-        log.warning("sandbox: skipping the %s mock: %s", name, exc)
-        sandbox.mocks[name] = MockInfo(name, TITLES[name], "skipped", reason=str(exc))
-        return
+    built = BUILDERS[name](config, ctx)
     port = config.port(name)
     try:
         if port:
@@ -477,7 +459,6 @@ def connectors_document(sandbox: RunningSandbox) -> str:
             "seed": cfg.seed,
             "people": cfg.people,
             "host": cfg.host,
-            "skipped": sorted(sandbox.skipped),
         },
     )
     for name, table in sandbox.connectors().items():
@@ -504,9 +485,6 @@ def _table_rows(sandbox: RunningSandbox) -> Iterator[tuple[str, str, str, str]]:
     for name in MOCK_NAMES:
         info = sandbox.mocks.get(name)
         if info is None:
-            continue
-        if info.status != "running":
-            yield name, "skipped", "-", info.reason or ""
             continue
         detail = info.title
         if name == "national_id":

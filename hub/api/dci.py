@@ -21,7 +21,7 @@ from hub.api.context import hub_runtime
 from hub.api.visibility import read_scope
 from hub.auth.flask_auth import current_principal, requires
 from hub.auth.roles import Role
-from hub.dci.config import DciConfig, load_signing_key
+from hub.dci.config import load_signing_key
 from hub.dci.server import DciServer
 from standards.dci import codes
 from standards.dci.envelope import ack, http_errors, new_id, problem_fields
@@ -50,7 +50,7 @@ def dci_server() -> DciServer:
         server = current_app.extensions.get(EXTENSION_KEY)
         if not isinstance(server, DciServer):
             runtime = hub_runtime()
-            config = DciConfig.from_settings(runtime.settings)
+            config = runtime.settings.dci
             server = DciServer(
                 runtime.sessions,
                 runtime.cipher,

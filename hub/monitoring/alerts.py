@@ -1,6 +1,6 @@
 """Alerts: conditions staff must act on, with when each began and ended.
 
-Rules (thresholds from ``settings.extra``, defaults in ``AlertRules``):
+Rules (thresholds from ``settings.monitoring``, defaults in ``AlertRules``):
 
 - ``error_rate``: a connector's (partner calls or ingest) or subscription's error rate over the
   last ``error_rate_window_seconds`` exceeds ``error_rate_threshold`` with at least
@@ -34,6 +34,7 @@ import requests
 from sqlalchemy import BigInteger, Float, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from hub.settings import MonitoringSettings
 from registry_core.db import Base, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
@@ -93,25 +94,14 @@ class AlertRules:
     dead_letter_window_seconds: int = 300
 
     @classmethod
-    def from_settings(cls, extra: dict[str, Any]) -> AlertRules:
-        defaults = cls()
+    def from_settings(cls, config: MonitoringSettings) -> AlertRules:
         return cls(
-            error_rate_threshold=float(
-                extra.get("alert_error_rate_threshold", defaults.error_rate_threshold)
-            ),
-            error_rate_window_seconds=int(
-                extra.get("alert_error_rate_window_seconds", defaults.error_rate_window_seconds)
-            ),
-            error_rate_min_events=int(
-                extra.get("alert_error_rate_min_events", defaults.error_rate_min_events)
-            ),
-            lag_seconds=float(extra.get("alert_lag_seconds", defaults.lag_seconds)),
-            dead_letter_growth=int(
-                extra.get("alert_dead_letter_growth", defaults.dead_letter_growth)
-            ),
-            dead_letter_window_seconds=int(
-                extra.get("alert_dead_letter_window_seconds", defaults.dead_letter_window_seconds)
-            ),
+            error_rate_threshold=config.alert_error_rate_threshold,
+            error_rate_window_seconds=config.alert_error_rate_window_seconds,
+            error_rate_min_events=config.alert_error_rate_min_events,
+            lag_seconds=config.alert_lag_seconds,
+            dead_letter_growth=config.alert_dead_letter_growth,
+            dead_letter_window_seconds=config.alert_dead_letter_window_seconds,
         )
 
 

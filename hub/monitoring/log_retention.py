@@ -12,19 +12,18 @@ long lock:
   handed over after a crash; that matters for minutes, not months.
 
 ``srhub run`` prunes them with the message log (``Monitoring.prune``), and
-``srhub monitoring prune`` on demand. Settings live in ``settings.extra``.
+``srhub monitoring prune`` on demand. Settings live in ``settings.monitoring``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.orm import Session
 
 from hub.dci.tables import DciTransaction
-from hub.settings import SettingsError
+from hub.settings import MonitoringSettings
 from hub.subscriptions.tables import DeliveryAttempt
 from registry_core.db import delete_older_than, utcnow
 
@@ -35,21 +34,13 @@ class LogAges:
     delivery_log: timedelta = timedelta(days=90)
 
     @classmethod
-    def from_settings(cls, extra: dict[str, Any]) -> LogAges:
-        """Read from ``settings.extra``; a value that is not a positive number of days is a
-        SettingsError naming the key (read at start, so a typo never waits for the first
-        prune)."""
+    def from_settings(cls, config: MonitoringSettings) -> LogAges:
+        """Read from ``settings.monitoring`` (whose reader refused, at start, an age that is
+        not a positive number of days)."""
         return cls(
-            dci_transactions=_days(extra, "dci_transaction_max_age_days", 30),
-            delivery_log=_days(extra, "delivery_log_max_age_days", 90),
+            dci_transactions=timedelta(days=config.dci_transaction_max_age_days),
+            delivery_log=timedelta(days=config.delivery_log_max_age_days),
         )
-
-
-def _days(extra: dict[str, Any], key: str, default: float) -> timedelta:
-    value = extra.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise SettingsError(f"extra.{key} must be a positive number of days")
-    return timedelta(days=value)
 
 
 def prune_logs(

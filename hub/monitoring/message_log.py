@@ -40,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
+from hub.settings import MonitoringSettings
 from registry_core.db import Base, UTCDateTime, delete_older_than, utcnow
 
 log = logging.getLogger(__name__)
@@ -402,11 +403,11 @@ class RetentionPolicy:
     max_bytes: int = 1 << 30
 
     @classmethod
-    def from_settings(cls, extra: dict[str, Any]) -> RetentionPolicy:
+    def from_settings(cls, config: MonitoringSettings) -> RetentionPolicy:
         return cls(
-            max_age=timedelta(days=float(extra.get("message_log_max_age_days", 30))),
-            max_rows=int(extra.get("message_log_max_rows", 1_000_000)),
-            max_bytes=int(extra.get("message_log_max_bytes", 1 << 30)),
+            max_age=timedelta(days=config.message_log_max_age_days),
+            max_rows=config.message_log_max_rows,
+            max_bytes=config.message_log_max_bytes,
         )
 
 

@@ -1,13 +1,13 @@
 """Running monitoring inside a hub process: ``start_monitoring(settings, runtime, host, workers)``.
 
-It starts the message-log writer and one thread that, every ``monitoring_interval_seconds``
-(default 5), samples the connectors' counters into the metrics recorder, builds the health
+It starts the message-log writer and one thread that, every ``interval_seconds`` (default
+5), samples the connectors' counters into the metrics recorder, builds the health
 snapshot, evaluates the alert rules (and sends their webhooks), and every
 ``message_log_retention_interval_seconds`` (default 600) enforces the message-log retention.
 ``stop()`` ends both and uninstalls them.
 
-Settings (all in ``settings.extra``, i.e. ``SRHUB_EXTRA`` / the ``extra`` table of srhub.toml):
-``monitoring_interval_seconds``, ``message_log_bodies`` (connector/subscription names whose
+Settings (``settings.monitoring``, ``hub/settings/monitoring.py``): ``interval_seconds``,
+``message_log_bodies`` (connector/subscription names whose
 bodies are kept sealed, ``"*"`` for all; default none), ``message_log_max_age_days`` (30),
 ``message_log_max_rows`` (1,000,000), ``message_log_max_bytes`` (1 GiB),
 ``message_log_retention_interval_seconds``, ``alert_webhook_url``, ``alert_webhook_secret`` and
@@ -28,12 +28,6 @@ from hub.monitoring.message_log import MessageLogWriter, RetentionPolicy, enforc
 from hub.monitoring.metrics import RECORDER, CounterSampler, sample_connector_statuses
 
 log = logging.getLogger(__name__)
-
-
-def _names(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value or ()]
 
 
 @dataclass
@@ -117,27 +111,27 @@ def start_monitoring(
     settings: Any, runtime: Any, host: Any = None, workers: Any = None
 ) -> Monitoring:
     """Start monitoring for this process; call ``.stop()`` on the result at shutdown."""
-    extra = dict(settings.extra or {})
+    config = settings.monitoring
     context = health.MonitoringContext(settings, runtime, host, workers)
     writer = MessageLogWriter(
         runtime.sessions,
         runtime.cipher,
-        body_connectors=_names(extra.get("message_log_bodies")),
-        flush_interval=float(extra.get("message_log_flush_seconds", 0.5)),
+        body_connectors=list(config.message_log_bodies),
+        flush_interval=config.message_log_flush_seconds,
     )
-    url = str(extra.get("alert_webhook_url") or "")
-    notifier = WebhookNotifier(url, str(extra.get("alert_webhook_secret") or "")) if url else None
-    if url and not extra.get("alert_webhook_secret"):
+    url = config.alert_webhook_url
+    notifier = WebhookNotifier(url, config.alert_webhook_secret) if url else None
+    if url and not config.alert_webhook_secret:
         log.warning("alert_webhook_url is set without alert_webhook_secret: alerts go unsigned")
-    evaluator = AlertEvaluator(runtime.sessions, AlertRules.from_settings(extra), notifier)
+    evaluator = AlertEvaluator(runtime.sessions, AlertRules.from_settings(config), notifier)
     return Monitoring(
         settings,
         runtime,
         context,
         writer,
         evaluator,
-        RetentionPolicy.from_settings(extra),
-        ages=LogAges.from_settings(extra),
-        interval=float(extra.get("monitoring_interval_seconds", 5)),
-        retention_interval=float(extra.get("message_log_retention_interval_seconds", 600)),
+        RetentionPolicy.from_settings(config),
+        ages=LogAges.from_settings(config),
+        interval=config.interval_seconds,
+        retention_interval=config.message_log_retention_interval_seconds,
     ).start()

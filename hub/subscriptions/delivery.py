@@ -82,9 +82,15 @@ class DeliveryPolicy:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryPolicy:
-        raw = settings.extra.get("notifications", {}) if isinstance(settings.extra, dict) else {}
-        known = {k: v for k, v in (raw or {}).items() if k in cls.__dataclass_fields__}
-        return cls(**{k: float(v) if k != "attempts" else int(v) for k, v in known.items()})
+        config = settings.notifications
+        return cls(
+            attempts=config.attempts,
+            initial_delay=config.initial_delay,
+            max_delay=config.max_delay,
+            timeout=config.timeout,
+            refresh=config.refresh,
+            receive_timeout=config.receive_timeout,
+        )
 
 
 @dataclass
@@ -395,14 +401,14 @@ def _dci_body(
     event_type: str,
 ) -> bytes | None:
     """A signed DCI ``notify`` envelope about the event's household (None: no household)."""
-    from hub.dci.config import DciConfig, load_signing_key
+    from hub.dci.config import load_signing_key
     from hub.dci.notify import NotifyEvent, build_notify
 
     data = event.get("data") if isinstance(event.get("data"), dict) else {}
     household_id = data.get("household_id")
     if not household_id:
         return None
-    config = DciConfig.from_settings(settings)
+    config = settings.dci
     household = runtime.registry.get_household(household_id)
 
     @dataclass(frozen=True)

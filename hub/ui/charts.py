@@ -19,6 +19,8 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
+from hub.monitoring.metrics import RECORDER, Recorder
+
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>", re.DOTALL | re.IGNORECASE)
 KINDS: tuple[str, ...] = ("inbound", "ingest", "partner", "outbound")
 DEFAULT_MINUTES = 60
@@ -34,12 +36,8 @@ _STYLE = Style(
 )
 
 
-def recorder() -> Any | None:
-    """The monitoring recorder of this process, or None when monitoring is not installed."""
-    try:
-        from hub.monitoring.metrics import RECORDER
-    except ImportError:
-        return None
+def recorder() -> Recorder:
+    """The monitoring recorder of this process."""
     return RECORDER
 
 

@@ -50,7 +50,7 @@ def configure_app(app: Flask) -> None:
         SESSION_COOKIE_NAME="srhub_ui",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_SECURE=bool(runtime.settings.extra.get("ui_secure_cookies", False)),
+        SESSION_COOKIE_SECURE=runtime.settings.ui.secure_cookies,
         PERMANENT_SESSION_LIFETIME=timedelta(seconds=SESSION_TTL_SECONDS),
     )
 

@@ -100,12 +100,9 @@ def worker_statuses() -> dict[str, dict[str, Any]]:
     app's extensions, else the one the monitoring context knows."""
     group = current_app.extensions.get(WORKERS_KEY)
     if group is None:
-        try:
-            from hub.monitoring.health import active_context
-        except ImportError:
-            active_context = None  # type: ignore[assignment]
-        context = active_context() if active_context is not None else None
-        group = getattr(context, "workers", None)
+        from hub.monitoring.health import active_context
+
+        group = getattr(active_context(), "workers", None)
     statuses = getattr(group, "statuses", None)
     if callable(statuses):
         return dict(sorted(statuses().items()))
@@ -198,12 +195,9 @@ ALERTS_SHOWN = 20
 
 
 def recent_alerts(sessions: sessionmaker[Session]) -> list[dict[str, Any]] | None:
-    """Firing alerts first, then the latest resolved ones, each with when it began and ended;
-    None when monitoring is not in this build."""
-    try:
-        from hub.monitoring.alerts import list_alerts
-    except ImportError:
-        return None
+    """Firing alerts first, then the latest resolved ones, each with when it began and ended."""
+    from hub.monitoring.alerts import list_alerts
+
     with sessions() as db:
         return list_alerts(db, limit=ALERTS_SHOWN)
 
@@ -217,7 +211,6 @@ MESSAGE_STATUSES: tuple[str, ...] = ("received", "retrying", "failed")
 class MessagePage:
     rows: list[dict[str, Any]]
     next_before: int | None
-    available: bool = True
 
 
 def connector_messages(
@@ -229,11 +222,9 @@ def connector_messages(
     size: int = 25,
 ) -> MessagePage:
     """One page of a connector's message log, newest first (keyset on id, indexed per
-    connector and per status), or an empty page when monitoring is not in this build."""
-    try:
-        from hub.monitoring.message_log import list_messages
-    except ImportError:
-        return MessagePage([], None, available=False)
+    connector and per status)."""
+    from hub.monitoring.message_log import list_messages
+
     with sessions() as db:
         rows, cursor = list_messages(
             db, connector=connector, status=status, before=before, limit=size

@@ -251,7 +251,6 @@ def overview() -> Any:
         dead_letter_depth=depth,
         throughput_svg=charts.throughput_svg(series),
         errors_svg=charts.errors_svg(series),
-        monitoring=recorder is not None,
     )
 
 
@@ -272,11 +271,10 @@ def connector(name: str) -> Any:
     runners = sources.connector_runners(name)
     recorder = charts.recorder()
     windows = {}
-    if recorder is not None:
-        for kind in ("partner", "inbound", "ingest"):
-            component = f"{kind}:{name}"
-            if component in recorder.components(kind):
-                windows[kind] = recorder.summary(component)
+    for kind in ("partner", "inbound", "ingest"):
+        component = f"{kind}:{name}"
+        if component in recorder.components(kind):
+            windows[kind] = recorder.summary(component)
     failures: deadletter_view.Listing | None
     try:
         with sources.broker() as opened:

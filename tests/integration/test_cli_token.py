@@ -172,10 +172,15 @@ def test_revoking_an_unknown_key_says_so(db_env: dict[str, str]) -> None:
     assert "no API key has id '0000000000000000'" in result.stderr
 
 
-def test_api_key_commands_create_the_schema_on_a_fresh_database(
+def test_api_key_commands_refuse_a_fresh_database_until_it_is_upgraded(
     env: dict[str, str], tmp_path: Path
 ) -> None:
     fresh = {**env, "SRHUB_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh' / 'srhub.db'}"}
+    refused = run(fresh, "api-key", "create", "--name", "gis", "--role", "partner")
+    assert refused.exit_code == 6
+    assert "Error: " in refused.stderr and "run `srhub db upgrade`" in refused.stderr
+    upgraded = CliRunner().invoke(main, ["db", "upgrade"], env=fresh, catch_exceptions=False)
+    assert upgraded.exit_code == 0, upgraded.output
     created = run(fresh, "api-key", "create", "--name", "gis", "--role", "partner")
     assert created.exit_code == 0, created.output
     assert len(json.loads(run(fresh, "api-key", "list", "--json").stdout)) == 1

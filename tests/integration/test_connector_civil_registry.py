@@ -1078,14 +1078,14 @@ def test_the_hub_hands_its_dci_signing_key_to_the_connector(
     sandbox: RunningSandbox, tmp_path: Path
 ) -> None:
     from hub.connectors_host import ConnectorHost
-    from hub.dci.config import DciConfig, load_signing_key
+    from hub.dci.config import load_signing_key
     from hub.settings import load_settings
 
     settings = load_settings(env={}, data_dir=tmp_path / "var", sandbox=False)
     host = ConnectorHost(settings, None).build({NAME: launcher_settings(sandbox)})
     try:
         connector = host.connectors[NAME]
-        hub_key = load_signing_key(settings, DciConfig.from_settings(settings))
+        hub_key = load_signing_key(settings, settings.dci)
         assert connector.context.signing_key.key_id == hub_key.key_id  # the DCI server's key
         assert connector.describe()["dci"]["signatures"]["signing"] is True
     finally:

@@ -12,7 +12,6 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hub.dci import senders
-from hub.dci.config import DciConfig
 from hub.settings import SettingsError, load_settings
 from standards.dci.signature import public_key_base64, sign_envelope
 from tests.integration.dci_support import (
@@ -119,49 +118,53 @@ def test_an_exempt_sender_may_omit_the_signature_but_never_send_a_bad_one(dci, c
 
 
 def test_signatures_cannot_be_switched_off(tmp_path):
+    """The old switch is accepted when on (and ignored) and refused at start when off."""
     for value, ok in ((True, True), (False, False), ("no", False)):
-        settings = load_settings(
-            env={}, data_dir=tmp_path, extra={"dci": {"require_signatures": value}}
-        )
         if ok:
-            assert not hasattr(DciConfig.from_settings(settings), "require_signatures")
+            settings = load_settings(
+                env={}, data_dir=tmp_path, extra={"dci": {"require_signatures": value}}
+            )
+            assert not hasattr(settings.dci, "require_signatures")
         else:
             with pytest.raises(SettingsError, match="allow-unsigned"):
-                DciConfig.from_settings(settings)
+                load_settings(
+                    env={}, data_dir=tmp_path, extra={"dci": {"require_signatures": value}}
+                )
 
 
 def test_operators_grant_list_and_revoke_exemptions_from_the_cli(tmp_path):
-    from click.testing import CliRunner
+    from click.testing import CliRunner, Result
 
-    from hub.dci.cli import dci as dci_cli
+    from hub.cli import main
 
     env = {"SRHUB_DATA_DIR": str(tmp_path), "SRHUB_DATABASE_URL": ""}
     runner = CliRunner()
-    empty = runner.invoke(dci_cli, ["senders"], env=env)
+
+    def dci_cli_run(args: list[str]) -> Result:
+        return runner.invoke(main, ["dci", *args], env=env)
+
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
+    empty = dci_cli_run(["senders"])
     assert empty.exit_code == 0 and "no DCI sender is onboarded" in empty.output
-    no_reason = runner.invoke(dci_cli, ["allow-unsigned", PARTNER], env=env)
+    no_reason = dci_cli_run(["allow-unsigned", PARTNER])
     assert no_reason.exit_code != 0 and "--reason" in no_reason.output
-    granted = runner.invoke(
-        dci_cli, ["allow-unsigned", PARTNER, "--reason", "no PKI yet", "--by", "amina"], env=env
-    )
+    granted = dci_cli_run(["allow-unsigned", PARTNER, "--reason", "no PKI yet", "--by", "amina"])
     assert granted.exit_code == 0, granted.output
-    twice = runner.invoke(dci_cli, ["allow-unsigned", PARTNER, "--reason", "x"], env=env)
+    twice = dci_cli_run(["allow-unsigned", PARTNER, "--reason", "x"])
     assert twice.exit_code != 0 and "already" in twice.output
     public = public_key_base64(Ed25519PrivateKey.generate().public_key())
-    assert runner.invoke(dci_cli, ["add-key", SENDER, "k1", public], env=env).exit_code == 0
-    assert (
-        runner.invoke(dci_cli, ["add-callback", PARTNER, "https://mis.example/dci"], env=env)
-    ).exit_code == 0
-    table = runner.invoke(dci_cli, ["senders"], env=env)
+    assert dci_cli_run(["add-key", SENDER, "k1", public]).exit_code == 0
+    assert (dci_cli_run(["add-callback", PARTNER, "https://mis.example/dci"])).exit_code == 0
+    table = dci_cli_run(["senders"])
     assert f"{PARTNER}\tUNSIGNED allowed by amina: no PKI yet" in table.output
     assert f"{SENDER}\tsigns with k1" in table.output
-    listed = json.loads(runner.invoke(dci_cli, ["senders", "--json"], env=env).stdout)
+    listed = json.loads(dci_cli_run(["senders", "--json"]).stdout)
     partner = next(s for s in listed if s["sender_id"] == PARTNER)
     assert partner["unsigned"]["allowed_by"] == "amina"
     assert partner["callbacks"] == ["https://mis.example/dci"]
-    revoked = runner.invoke(dci_cli, ["revoke-unsigned", PARTNER], env=env)
+    revoked = dci_cli_run(["revoke-unsigned", PARTNER])
     assert revoked.exit_code == 0
-    again = runner.invoke(dci_cli, ["revoke-unsigned", PARTNER], env=env)
+    again = dci_cli_run(["revoke-unsigned", PARTNER])
     assert again.exit_code != 0
-    after = json.loads(runner.invoke(dci_cli, ["senders", "--json"], env=env).stdout)
+    after = json.loads(dci_cli_run(["senders", "--json"]).stdout)
     assert next(s for s in after if s["sender_id"] == PARTNER)["unsigned"] is None

@@ -820,25 +820,30 @@ def test_callback_target_failure_is_recorded(dci):
 
 
 def test_operators_onboard_senders_from_the_cli(tmp_path):
-    from click.testing import CliRunner
+    from click.testing import CliRunner, Result
 
-    from hub.dci.cli import dci as dci_cli
+    from hub.cli import main
 
     env = {"SRHUB_DATA_DIR": str(tmp_path), "SRHUB_DATABASE_URL": ""}
     runner = CliRunner()
+
+    def dci_cli_run(args: list[str]) -> Result:
+        return runner.invoke(main, ["dci", *args], env=env)
+
+    assert runner.invoke(main, ["db", "upgrade"], env=env).exit_code == 0
     public = public_key_base64(Ed25519PrivateKey.generate().public_key())
-    assert runner.invoke(dci_cli, ["add-key", "spmis", "k1", public], env=env).exit_code == 0
-    added = runner.invoke(dci_cli, ["add-callback", "spmis", "http://127.0.0.1:9/cb"], env=env)
+    assert dci_cli_run(["add-key", "spmis", "k1", public]).exit_code == 0
+    added = dci_cli_run(["add-callback", "spmis", "http://127.0.0.1:9/cb"])
     assert added.exit_code == 0
-    refused = runner.invoke(dci_cli, ["add-callback", "spmis", "ftp://x"], env=env)
+    refused = dci_cli_run(["add-callback", "spmis", "ftp://x"])
     assert refused.exit_code != 0 and "http(s) URL" in refused.output
-    shown = runner.invoke(dci_cli, ["signing-key"], env=env)
+    shown = dci_cli_run(["signing-key"])
     key = json.loads(shown.stdout.strip().splitlines()[-1])
     assert key["algorithm"] == "ed25519" and key["key_id"].startswith("hub-")
     pem = (tmp_path / "dci-signing-key.pem").stat()
     assert pem.st_mode & 0o777 == 0o600
-    assert runner.invoke(dci_cli, ["revoke-key", "spmis", "k1"], env=env).exit_code == 0
-    assert runner.invoke(dci_cli, ["revoke-key", "spmis", "k1"], env=env).exit_code != 0
+    assert dci_cli_run(["revoke-key", "spmis", "k1"]).exit_code == 0
+    assert dci_cli_run(["revoke-key", "spmis", "k1"]).exit_code != 0
 
 
 def test_a_full_work_queue_answers_nack(db_url, tmp_path):

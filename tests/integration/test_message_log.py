@@ -25,7 +25,7 @@ from hub.monitoring.message_log import (
     read_body,
 )
 from hub.runtime import HubRuntime
-from hub.settings import load_settings
+from hub.settings import MonitoringSettings, load_settings
 from hub.workers.errors import PermanentError
 from registry_core.db import utcnow
 
@@ -257,11 +257,10 @@ def test_cli_prune_applies_the_limits(runtime: HubRuntime, tmp_path: Path) -> No
 
 
 def test_the_scheduled_job_keeps_a_growing_log_bounded(runtime: HubRuntime) -> None:
-    from dataclasses import replace
-
     from hub.monitoring.service import start_monitoring
+    from hub.settings import with_overrides
 
-    settings = replace(
+    settings = with_overrides(
         runtime.settings,
         extra={
             "message_log_max_rows": 500,
@@ -367,7 +366,7 @@ def test_dci_transactions_and_the_delivery_log_are_kept_for_their_age(
     # 40 days old: past the 30 days of DCI transactions, within the 90 of the delivery log
     assert deleted == {"dci_transactions": 30, "delivery_log": 0}
     assert _other_log_counts(runtime) == (5, 35)
-    ages = log_retention.LogAges.from_settings({"delivery_log_max_age_days": 10})
+    ages = log_retention.LogAges.from_settings(MonitoringSettings(delivery_log_max_age_days=10))
     with runtime.sessions.begin() as session:
         deleted = log_retention.prune_logs(session, ages, chunk=7)  # several chunks
     assert deleted == {"dci_transactions": 0, "delivery_log": 30}
@@ -391,8 +390,7 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
 
 @pytest.mark.parametrize("bad", [0, -3, "thirty", True, None])
 def test_a_bad_log_age_is_refused_with_its_name(bad: object) -> None:
-    from hub.monitoring.log_retention import LogAges
-    from hub.settings import SettingsError
+    from hub.settings import SettingsError, load_settings
 
     with pytest.raises(SettingsError, match=r"extra\.delivery_log_max_age_days"):
-        LogAges.from_settings({"delivery_log_max_age_days": bad})
+        load_settings(env={}, extra={"delivery_log_max_age_days": bad})

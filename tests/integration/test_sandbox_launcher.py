@@ -20,7 +20,13 @@ from zeep.exceptions import Fault
 from zeep.transports import Transport
 from zeep.wsse.username import UsernameToken
 
-from sandbox_mocks.launcher import MOCK_NAMES, SandboxConfig, SandboxError, start_sandbox
+from sandbox_mocks.launcher import (
+    MOCK_NAMES,
+    RunningSandbox,
+    SandboxConfig,
+    SandboxError,
+    start_sandbox,
+)
 from sandbox_mocks.population.model import Person
 from sandbox_mocks.programs import sign
 
@@ -60,7 +66,7 @@ def test_every_mock_starts_on_ephemeral_ports_and_answers(tmp_path: Path) -> Non
         people=60, seed=7, ports=dict(ZERO_PORTS), work_dir=tmp_path, tax_interval_seconds=0
     )
     with start_sandbox(config) as sandbox:
-        assert set(sandbox.running) == set(MOCK_NAMES), sandbox.skipped
+        assert set(sandbox.running) == set(MOCK_NAMES)
         assert all(
             info.port and info.port not in (8101, 8102, 8103, 8104, 8105)
             for info in sandbox.running.values()
@@ -69,7 +75,7 @@ def test_every_mock_starts_on_ephemeral_ports_and_answers(tmp_path: Path) -> Non
         assert stat.S_IMODE(os.stat(sandbox.connectors_file).st_mode) == 0o600
         connectors = conf["connectors"]
         assert connectors == sandbox.connectors()
-        assert conf["sandbox"] == conf["sandbox"] | {"seed": 7, "people": 60, "skipped": []}
+        assert conf["sandbox"] == conf["sandbox"] | {"seed": 7, "people": 60}
         for name in MOCK_NAMES:
             assert connectors[name]["url"] == sandbox.url(name)
             assert requests.get(sandbox.url(name) + "/health", timeout=5).status_code == 200
@@ -122,23 +128,32 @@ def test_every_mock_starts_on_ephemeral_ports_and_answers(tmp_path: Path) -> Non
     assert all(_refused(url) for url in urls.values())  # stopped: nothing listens any more
 
 
-def test_a_missing_mock_is_skipped_with_a_reason(
+def test_a_missing_mock_stops_the_start_naming_its_module(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setitem(sys.modules, "sandbox_mocks.gis", None)  # as if not in this checkout
+    """A broken installation is not a smaller sandbox: the start stops, naming the module,
+    and the mocks already serving are stopped."""
+    monkeypatch.setitem(sys.modules, "sandbox_mocks.gis", None)  # as if not installed
+    stopped: list[list[str]] = []
+    original_stop = RunningSandbox.stop
+
+    def stop(self: RunningSandbox) -> None:
+        stopped.append(sorted(self.servers))
+        original_stop(self)
+
+    monkeypatch.setattr(RunningSandbox, "stop", stop)
     config = SandboxConfig(
         people=20,
         ports=dict(ZERO_PORTS),
         work_dir=tmp_path,
-        only=["gis", "programs"],
+        only=["tax", "gis"],
         tax_interval_seconds=0,
     )
-    with start_sandbox(config) as sandbox:
-        assert set(sandbox.running) == {"programs"}
-        assert "sandbox_mocks.gis" in sandbox.skipped["gis"].reason
-        assert "skipped" in sandbox.table() and "gis" in sandbox.table()
-        conf = tomllib.loads(sandbox.connectors_file.read_text("utf-8"))
-        assert conf["sandbox"]["skipped"] == ["gis"] and "gis" not in conf["connectors"]
+    with pytest.raises(ModuleNotFoundError) as caught:
+        start_sandbox(config)
+    assert caught.value.name == "sandbox_mocks.gis"
+    assert stopped == [["tax"]]
+    assert not (tmp_path / "connectors.toml").exists()
 
 
 def test_a_busy_port_gives_an_actionable_error(tmp_path: Path) -> None:

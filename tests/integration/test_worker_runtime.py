@@ -433,6 +433,9 @@ def _closed_port() -> int:
 def test_worker_waits_visibly_for_an_unreachable_broker_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
+    from hub.dbschema import upgrade_to_head
+
+    upgrade_to_head(f"sqlite:///{tmp_path / 'var' / 'srhub.db'}")  # workers never migrate
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hub.cli_run import login_lines
+from hub.cli.run import login_lines
 from hub.logging_setup import QUIET_LIBRARIES, configure_logging
 from hub.settings import load_settings
 

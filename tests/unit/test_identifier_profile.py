@@ -271,7 +271,7 @@ def test_settings_refuse_a_bad_profile_at_start_naming_the_setting_and_key(
 
 
 def test_srhub_run_uses_the_sandbox_profile_while_the_sandbox_runs(tmp_path: Path) -> None:
-    from hub.cli_run import with_sandbox_profile
+    from hub.cli.run import with_sandbox_profile
     from sandbox_mocks.launcher import SANDBOX_IDENTIFIER_PROFILE
 
     plain = load_settings(env={})
@@ -297,7 +297,7 @@ def test_a_command_started_with_a_bad_profile_stops_with_the_reason(tmp_path: Pa
         ["run", "--no-sandbox", "--no-workers"],
         env={"SRHUB_IDENTIFIER_PROFILE": str(bad), "SRHUB_DATA_DIR": str(tmp_path / "var")},
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # a setting is malformed (hub.cli.errors)
     assert "Traceback" not in result.output
     assert "SRHUB_IDENTIFIER_PROFILE" in result.output
     assert "systems.national_id.description: is required" in result.output

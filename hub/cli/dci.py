@@ -13,19 +13,9 @@ import json
 
 import click
 
-from hub.settings import SettingsError, load_settings
-
-
-def _runtime():  # type: ignore[no-untyped-def]
-    from hub.dbschema import upgrade_to_head
-    from hub.runtime import HubRuntime
-
-    try:
-        settings = load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(f"settings: {exc}") from None
-    upgrade_to_head(settings.effective_database_url)
-    return HubRuntime(settings)
+from hub.cli.database import hub_runtime
+from hub.cli.errors import CommandError
+from hub.settings import load_settings
 
 
 @click.group()
@@ -44,13 +34,11 @@ def add_key(sender_id: str, key_id: str, public_key: str) -> None:
     from hub.dci.senders import register_key
 
     text = Path(public_key).read_text("utf-8") if Path(public_key).is_file() else public_key
-    runtime = _runtime()
-    try:
-        register_key(runtime.sessions, sender_id, key_id, text)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        runtime.close()
+    with hub_runtime() as runtime:
+        try:
+            register_key(runtime.sessions, sender_id, key_id, text)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
     click.echo(
         f"key {key_id} registered for {sender_id}; its requests must now be signed", err=True
     )
@@ -60,15 +48,13 @@ def add_key(sender_id: str, key_id: str, public_key: str) -> None:
 @click.argument("sender_id")
 @click.argument("key_id")
 def revoke(sender_id: str, key_id: str) -> None:
+    """Revoke SENDER_ID's key KEY_ID: requests signed with it are refused from now on."""
     from hub.dci.senders import revoke_key
 
-    runtime = _runtime()
-    try:
+    with hub_runtime() as runtime:
         done = revoke_key(runtime.sessions, sender_id, key_id)
-    finally:
-        runtime.close()
     if not done:
-        raise click.ClickException("no such active key")
+        raise CommandError(f"{sender_id} has no active key {key_id}; see `srhub dci senders`")
     click.echo("revoked", err=True)
 
 
@@ -80,13 +66,11 @@ def add_callback(sender_id: str, base_uri: str) -> None:
     from hub.dci.senders import register_callback_uri
     from standards.dci.envelope import EnvelopeError
 
-    runtime = _runtime()
-    try:
-        register_callback_uri(runtime.sessions, sender_id, base_uri)
-    except EnvelopeError as exc:
-        raise click.ClickException(exc.message) from None
-    finally:
-        runtime.close()
+    with hub_runtime() as runtime:
+        try:
+            register_callback_uri(runtime.sessions, sender_id, base_uri)
+        except EnvelopeError as exc:
+            raise CommandError(exc.message) from None
     click.echo(f"callbacks for {sender_id} may go to {base_uri}", err=True)
 
 
@@ -112,15 +96,13 @@ def allow_unsigned_cmd(sender_id: str, reason: str, by: str | None) -> None:
     """
     from hub.dci.senders import allow_unsigned
 
-    runtime = _runtime()
-    try:
-        done = allow_unsigned(runtime.sessions, sender_id, by=by or _operator(), reason=reason)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        runtime.close()
+    with hub_runtime() as runtime:
+        try:
+            done = allow_unsigned(runtime.sessions, sender_id, by=by or _operator(), reason=reason)
+        except ValueError as exc:
+            raise CommandError(str(exc)) from None
     if not done:
-        raise click.ClickException(f"{sender_id} may already send unsigned requests")
+        raise CommandError(f"{sender_id} may already send unsigned requests")
     click.echo(
         f"{sender_id} may now send unsigned requests (revoke: srhub dci revoke-unsigned "
         f"{sender_id})",
@@ -135,13 +117,10 @@ def revoke_unsigned_cmd(sender_id: str, by: str | None) -> None:
     """Require SENDER_ID to sign again."""
     from hub.dci.senders import revoke_unsigned
 
-    runtime = _runtime()
-    try:
+    with hub_runtime() as runtime:
         done = revoke_unsigned(runtime.sessions, sender_id, by=by or _operator())
-    finally:
-        runtime.close()
     if not done:
-        raise click.ClickException(f"{sender_id} has no exemption from signing")
+        raise CommandError(f"{sender_id} has no exemption from signing")
     click.echo(f"{sender_id} must sign its requests again", err=True)
 
 
@@ -151,11 +130,8 @@ def senders_cmd(as_json: bool) -> None:
     """List the DCI senders this registry knows: keys, callback bases, exemptions."""
     from hub.dci.senders import senders_overview
 
-    runtime = _runtime()
-    try:
+    with hub_runtime() as runtime:
         found = senders_overview(runtime.sessions)
-    finally:
-        runtime.close()
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
@@ -179,13 +155,10 @@ def senders_cmd(as_json: bool) -> None:
 @dci.command("signing-key")
 def signing_key() -> None:
     """Print the registry's DCI public key and key id (give them to partners)."""
-    from hub.dci.config import DciConfig, load_signing_key
+    from hub.dci.config import load_signing_key
 
-    try:
-        settings = load_settings()
-        config = DciConfig.from_settings(settings)
-    except SettingsError as exc:
-        raise click.ClickException(f"settings: {exc}") from None
+    settings = load_settings()
+    config = settings.dci
     key = load_signing_key(settings, config)
     click.echo(
         json.dumps(

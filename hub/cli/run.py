@@ -3,6 +3,9 @@
 It migrates the database, starts the sandbox mocks (unless told not to), the workers (relay,
 ingest, dispatch) as threads, and serves the API. Production runs the same pieces as separate
 processes (``srhub worker ...`` and gunicorn); see docs/operations.md.
+
+Every piece is part of the build: one that cannot be imported stops the start with the
+module's name (``hub.cli.errors``), instead of a hub that runs without its workers.
 """
 
 from __future__ import annotations
@@ -10,32 +13,29 @@ from __future__ import annotations
 import logging
 import signal
 import threading
-from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING
 
 import click
 from werkzeug.serving import make_server
 
+from hub.cli.errors import CommandError
 from hub.logging_setup import configure_logging
 from hub.settings import Settings, load_settings, with_overrides
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from hub.runtime import HubRuntime
 
 log = logging.getLogger("srhub.run")
 
 
-def _optional_component(name: str, starter: Callable[[], Any]) -> Any:
-    """Start a component that a later build step provides; report clearly if it is absent."""
-    try:
-        return starter()
-    except ModuleNotFoundError as exc:
-        click.echo(f"  {name}: not available in this build ({exc.name})", err=True)
-        return None
-
-
 def start_background(
     settings: Settings,
-    runtime: Any,
-    app: Any,
+    runtime: HubRuntime,
+    app: Flask,
     url: str,
     stack: ExitStack,
     sandbox: bool,
@@ -47,28 +47,26 @@ def start_background(
 
     group = None
     if workers:
-        group = _optional_component(
-            "workers", lambda: services.start_workers_for(settings, runtime, stack)
-        )
+        group = services.start_workers_for(settings, runtime, stack)
         if group is not None:
             app.extensions["srhub_workers"] = group
     running = None
     if sandbox:
-        running = _optional_component(
-            "sandbox", lambda: services.start_sandbox_for(settings, runtime, stack)
-        )
-    host = _optional_component(
-        "connectors",
-        lambda: services.start_connectors_for(settings, runtime, app, running, stack),
-    )
+        from sandbox_mocks.launcher import SandboxError
+
+        try:
+            running = services.start_sandbox_for(settings, runtime, stack)
+        except SandboxError as exc:  # a busy port
+            raise CommandError(
+                f"{exc}. With `srhub run`, move the mocks with SRHUB_SANDBOX_MOCKS__PORT_BASE "
+                "(0: free ports) or run with --no-sandbox"
+            ) from None
+    host = services.start_connectors_for(settings, runtime, app, running, stack)
     if running is not None:
         services.sandbox_activity_in_background(settings, runtime, running, host)
     if host is not None:
         services.after_serving_in_background(host, url)
-    _optional_component(
-        "monitoring",
-        lambda: services.start_monitoring_for(settings, runtime, host, group, stack),
-    )
+    services.start_monitoring_for(settings, runtime, host, group, stack)
 
 
 def login_lines(url: str, has_local_token: bool, settings: Settings) -> list[str]:
@@ -115,7 +113,7 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
     from hub.runtime import HubRuntime
 
     settings = load_settings()
-    changes: dict[str, Any] = {}
+    changes: dict[str, object] = {}
     if host:
         changes["host"] = host
     if port is not None:
@@ -161,7 +159,7 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
             workers=not no_workers,
         )
 
-        def _stop(signum: int, _frame: Any) -> None:
+        def _stop(signum: int, _frame: FrameType | None) -> None:
             log.info("signal %s: shutting down", signum)
             stop.set()
             threading.Thread(target=server.shutdown, daemon=True).start()

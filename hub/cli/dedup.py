@@ -17,7 +17,7 @@ import csv
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
-from typing import IO, Any
+from typing import IO, Protocol
 
 import click
 
@@ -61,7 +61,15 @@ def read_records(
         raise InputError("the input file is not UTF-8 text") from None
 
 
-def _rows(reader: Any, out: IO[str]) -> Iterator[tuple[int, list[str]]]:
+class _CsvReader(Protocol):
+    """What ``csv.reader`` returns, as far as it is used here."""
+
+    line_num: int
+
+    def __next__(self) -> list[str]: ...
+
+
+def _rows(reader: _CsvReader, out: IO[str]) -> Iterator[tuple[int, list[str]]]:
     """Rows with their line-based row numbers; a row the csv module cannot parse is skipped."""
     while True:
         try:

@@ -4,22 +4,31 @@ Start as many ``ingest`` and ``dispatch`` processes as the load needs: they comp
 same queues. Relays may run several at once too (they do not double-publish in the normal
 case), one is usually enough. Each process waits for an unreachable broker instead of
 exiting, logging its status, and stops gracefully on SIGTERM.
+
+A worker never migrates: when the database answers at start and its schema is not at head,
+it stops with what to run (``srhub db upgrade``) rather than fail every message it takes.
+A database that does not answer yet is waited for like the broker.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import click
 
+from hub.cli.database import check_schema
 from hub.logging_setup import configure_logging
 from hub.settings import load_settings
 
 
 def _run(kind: str, batch_size: int | None, prefetch: int | None = None) -> None:
+    from hub.dbschema import DatabaseUnavailable
     from hub.workers.service import run_worker_process
 
     settings = load_settings()
+    with contextlib.suppress(DatabaseUnavailable):  # waited for, like the broker
+        check_schema(settings)
     configure_logging(settings.log_level)
     if settings.log_level.upper() != "DEBUG":
         # pika logs every failed connection attempt as an ERROR with a traceback; the worker

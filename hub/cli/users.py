@@ -8,34 +8,14 @@ The password is read from a prompt (hidden, asked twice) or from stdin with
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
 from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from hub.settings import SettingsError, load_settings
+from hub.cli.database import database_session
+from hub.cli.errors import CommandError
 
 DASHBOARD_ROLES = ("registry_staff", "admin")
-
-
-@contextmanager
-def _session() -> Iterator[Session]:
-    from hub.dbschema import upgrade_to_head
-    from registry_core.db import make_engine, make_session_factory, transaction
-
-    try:
-        url = load_settings().effective_database_url
-    except SettingsError as exc:
-        raise click.ClickException(f"settings: {exc}") from None
-    upgrade_to_head(url)
-    engine = make_engine(url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 @click.group()
@@ -65,11 +45,11 @@ def add(username: str, role: str, password_stdin: bool, replace: bool) -> None:
     try:
         hashed = hash_password(password)
     except PasswordPolicyError as exc:
-        raise click.ClickException(str(exc)) from None
-    with _session() as session:
+        raise CommandError(str(exc)) from None
+    with database_session() as session:
         user = session.get(UiUser, username)
         if user is not None and not replace:
-            raise click.ClickException(f"user {username!r} exists; pass --replace to reset it")
+            raise CommandError(f"user {username!r} exists; pass --replace to reset it")
         if user is None:
             session.add(UiUser(username=username, password_hash=hashed, role=role, active=True))
         else:
@@ -82,7 +62,7 @@ def list_users() -> None:
     """Print users: name, role, active, last login."""
     from hub.ui.tables import UiUser
 
-    with _session() as session:
+    with database_session() as session:
         for user in session.scalars(select(UiUser).order_by(UiUser.username).limit(10_000)):
             state = "active" if user.active else "disabled"
             click.echo(f"{user.username}\t{user.role}\t{state}\t{user.last_login_at or 'never'}")
@@ -94,9 +74,9 @@ def disable(username: str) -> None:
     """Lock a user out; their open sessions end on their next click."""
     from hub.ui.tables import UiUser
 
-    with _session() as session:
+    with database_session() as session:
         user = session.get(UiUser, username.strip())
         if user is None:
-            raise click.ClickException(f"no user {username!r}")
+            raise CommandError(f"no user {username!r}")
         user.active = False
     click.echo(f"user {username} disabled", err=True)

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import click
 
+from hub.cli.database import hub_runtime
 from hub.settings import load_settings
 
 
@@ -35,31 +36,30 @@ def prune(max_age_days: float | None, max_rows: int | None, max_bytes: int | Non
     delivery-log rows past their age; print what was deleted as JSON."""
     from hub.monitoring.log_retention import LogAges, prune_logs
     from hub.monitoring.message_log import RetentionPolicy, enforce_retention
-    from hub.runtime import HubRuntime
 
     settings = load_settings()
-    policy = RetentionPolicy.from_settings(dict(settings.extra or {}))
+    policy = RetentionPolicy.from_settings(settings.monitoring)
     if max_age_days is not None:
         policy = replace(policy, max_age=timedelta(days=max_age_days))
     if max_rows is not None:
         policy = replace(policy, max_rows=max_rows)
     if max_bytes is not None:
         policy = replace(policy, max_bytes=max_bytes)
-    runtime = HubRuntime(settings)
-    try:
+    with hub_runtime(settings) as runtime:
         with runtime.sessions.begin() as session:
             result = enforce_retention(session, policy)
         with runtime.sessions.begin() as session:
-            others = prune_logs(session, LogAges.from_settings(dict(settings.extra or {})))
-    finally:
-        runtime.close()
+            others = prune_logs(session, LogAges.from_settings(settings.monitoring))
     click.echo(json.dumps({**asdict(result), "deleted": result.deleted, "other_logs": others}))
 
 
 @monitoring.command("health")
 def health() -> None:
     """Print this process's view of the health model as JSON (database, broker, queues,
-    subscriptions, message log; connectors and workers only show in the running hub)."""
+    subscriptions, message log; connectors and workers only show in the running hub).
+
+    It opens the database without the schema check of the other commands: a database that
+    is down is what it reports (and exits 1), not a reason to stop."""
     from hub.monitoring.health import MonitoringContext, health_snapshot
     from hub.runtime import HubRuntime
 
@@ -81,12 +81,7 @@ def health() -> None:
 def alerts(state: str | None, limit: int) -> None:
     """Print alerts as JSON lines, firing first."""
     from hub.monitoring.alerts import list_alerts
-    from hub.runtime import HubRuntime
 
-    runtime = HubRuntime(load_settings())
-    try:
-        with runtime.sessions() as session:
-            for alert in list_alerts(session, state=state, limit=limit):
-                click.echo(json.dumps(alert))
-    finally:
-        runtime.close()
+    with hub_runtime() as runtime, runtime.sessions() as session:
+        for alert in list_alerts(session, state=state, limit=limit):
+            click.echo(json.dumps(alert))

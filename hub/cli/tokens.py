@@ -8,40 +8,16 @@ settings, so run this with the server's ``SRHUB_*`` environment or config file.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import click
-from sqlalchemy.orm import Session
 
 from hub.auth.roles import GrantError, Role
-from hub.settings import Settings, SettingsError, load_settings
+from hub.cli.database import database_session
+from hub.cli.errors import CommandError
+from hub.settings import load_settings
 
 ROLE_CHOICE = click.Choice([r.value for r in Role], case_sensitive=False)
 MAX_TTL_SECONDS = 400 * 24 * 3600
-
-
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except SettingsError as exc:
-        raise click.ClickException(f"settings: {exc}") from None
-
-
-@contextmanager
-def _session(settings: Settings) -> Iterator[Session]:
-    """A committed-on-success session on the configured database, schema brought to head."""
-    from hub.dbschema import upgrade_to_head
-    from registry_core.db import make_engine, make_session_factory, transaction
-
-    url = settings.effective_database_url
-    upgrade_to_head(url)
-    engine = make_engine(url)
-    try:
-        with transaction(make_session_factory(engine)) as session:
-            yield session
-    finally:
-        engine.dispose()
 
 
 @click.group()
@@ -83,7 +59,7 @@ def issue(
     """Print a signed bearer token (JWT) on stdout."""
     from hub.auth.tokens import TokenSigner
 
-    signer = TokenSigner.from_settings(_settings())
+    signer = TokenSigner.from_settings(load_settings())
     try:
         jwt_text = signer.issue(
             subject=subject, roles=roles, admin_areas=areas, program=program, ttl_seconds=ttl
@@ -121,9 +97,8 @@ def create(name: str, roles: tuple[str, ...], areas: tuple[str, ...], program: s
     """Create a key and print it once on stdout; it cannot be shown again."""
     from hub.auth.api_keys import create_api_key
 
-    settings = _settings()
     try:
-        with _session(settings) as session:
+        with database_session() as session:
             created = create_api_key(
                 session, name=name, roles=roles, admin_areas=areas, program=program
             )
@@ -144,7 +119,7 @@ def list_keys(as_json: bool, active: bool) -> None:
     """List keys (ids, names, roles, use); secrets are never stored, so never shown."""
     from hub.auth.api_keys import list_api_keys
 
-    with _session(_settings()) as session:
+    with database_session() as session:
         keys = list_api_keys(session, include_revoked=not active)
     if as_json:
         click.echo(json.dumps([k.as_dict() for k in keys], indent=2))
@@ -173,9 +148,9 @@ def revoke(key_id: str) -> None:
     from hub.auth.api_keys import ApiKeyNotFound, revoke_api_key
 
     try:
-        with _session(_settings()) as session:
+        with database_session() as session:
             info = revoke_api_key(session, key_id)
     except ApiKeyNotFound as exc:
-        raise click.ClickException(f"{exc}; see 'srhub token api-key list'") from None
+        raise CommandError(f"{exc}; see 'srhub token api-key list'") from None
     assert info.revoked_at is not None
     click.echo(f"revoked API key {info.id} ({info.name}) at {info.revoked_at.isoformat()}")

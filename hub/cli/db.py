@@ -1,4 +1,5 @@
-"""``srhub db``: bring the database schema to the current version."""
+"""``srhub db``: bring the database schema to the current version (one of the two commands
+that migrate; ``srhub run`` is the other)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,14 @@ def upgrade() -> None:
 
 @db.command()
 def current() -> None:
-    """Print the schema revision of the database."""
-    from hub.dbschema import current_revision
+    """Print the schema revision of the database (and whether it is at this version's head)."""
+    from hub.dbschema import current_revision, head_revision
 
-    click.echo(current_revision(load_settings().effective_database_url) or "(empty database)")
+    revision = current_revision(load_settings().effective_database_url)
+    head = head_revision()
+    if revision is None:
+        click.echo(f"(empty database; head is {head}: run `srhub db upgrade`)")
+    elif revision == head:
+        click.echo(revision)
+    else:
+        click.echo(f"{revision} (head is {head}: run `srhub db upgrade`)")

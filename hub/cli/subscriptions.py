@@ -6,6 +6,8 @@ from datetime import UTC, datetime
 
 import click
 
+from hub.cli.database import hub_runtime
+from hub.cli.errors import CommandError
 from hub.settings import load_settings
 
 
@@ -17,19 +19,13 @@ def subscriptions() -> None:
 @subscriptions.command("list")
 def list_command() -> None:
     """Show every subscription with its channel and status."""
-    from hub.runtime import HubRuntime
     from hub.subscriptions import service
 
-    runtime = HubRuntime(load_settings())
-    try:
-        with runtime.sessions() as session:
-            for s in service.list_for(session, None):
-                click.echo(
-                    f"{s.code}\t{s.program_code}\t{s.channel}\t{s.status}\t"
-                    f"{','.join(s.event_types)}"
-                )
-    finally:
-        runtime.close()
+    with hub_runtime() as runtime, runtime.sessions() as session:
+        for s in service.list_for(session, None):
+            click.echo(
+                f"{s.code}\t{s.program_code}\t{s.channel}\t{s.status}\t{','.join(s.event_types)}"
+            )
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -52,7 +48,6 @@ def _parse_since(value: str | None) -> datetime | None:
 def redrive_command(code: str, from_sequence: int | None, since: str | None) -> None:
     """Queue the events subscription CODE matches again, from a sequence or a time."""
     from hub.broker import connect
-    from hub.runtime import HubRuntime
     from hub.subscriptions.redrive import redrive
     from registry_core.errors import NotFound
 
@@ -60,16 +55,16 @@ def redrive_command(code: str, from_sequence: int | None, since: str | None) -> 
         raise click.UsageError("give exactly one of --from-sequence N or --since ISO-TIME")
     moment = _parse_since(since)
     settings = load_settings()
-    runtime = HubRuntime(settings)
-    try:
-        with connect(settings, wait_for=10) as broker:
-            examined, queued = redrive(
-                runtime, broker, code, from_sequence=from_sequence, since=moment
-            )
-    except NotFound:
-        raise click.ClickException(f"no subscription with code {code!r}") from None
-    finally:
-        runtime.close()
+    with hub_runtime(settings) as runtime:
+        try:
+            with connect(settings, wait_for=10) as broker:
+                examined, queued = redrive(
+                    runtime, broker, code, from_sequence=from_sequence, since=moment
+                )
+        except NotFound:
+            raise CommandError(
+                f"no subscription with code {code!r}; see `srhub subscriptions list`"
+            ) from None
     click.echo(f"examined {examined} event(s); queued {queued} for subscription {code}")
 
 
@@ -80,22 +75,21 @@ def deliver_command() -> None:
     import signal
     import threading
 
-    from hub.runtime import HubRuntime
     from hub.subscriptions.delivery import start_delivery_workers
 
     settings = load_settings()
-    runtime = HubRuntime(settings)
-    done = threading.Event()
-    previous = {
-        sig: signal.signal(sig, lambda *_: done.set()) for sig in (signal.SIGTERM, signal.SIGINT)
-    }
-    workers = start_delivery_workers(settings, runtime)
-    extra = " and AMQP subscription" if settings.forwards_amqp_deliveries else ""
-    click.echo(f"srhub: delivery workers running (one per webhook / DCI{extra} subscription)")
-    try:
-        done.wait()
-    finally:
-        workers.stop()
-        runtime.close()
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with hub_runtime(settings) as runtime:
+        done = threading.Event()
+        previous = {
+            sig: signal.signal(sig, lambda *_: done.set())
+            for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        workers = start_delivery_workers(settings, runtime)
+        amqp = " and AMQP subscription" if settings.forwards_amqp_deliveries else ""
+        click.echo(f"srhub: delivery workers running (one per webhook / DCI{amqp} subscription)")
+        try:
+            done.wait()
+        finally:
+            workers.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
