@@ -17,6 +17,10 @@ offers (a civil-registry connector may both pull and receive pushes):
   and publish its records. ``FileDropRunner`` finds the files and archives them.
 - ``LookupConnector.lookup(request, deadline)``: ask the partner now, within the deadline.
 
+Each connector class also declares the record types it publishes (``record_types``: mapping
+spec, payload extractor and registry applier, by name; see ``records.RecordType``), so the hub
+routes every configured instance of it without a table of its own.
+
 Raw first: connectors publish what the partner sent, unchanged, before any mapping, so a
 mapping bug never loses a record. All partner I/O goes through ``self.resilience`` (or the
 ``self.http`` client built on it), so timeouts, retries, the circuit breaker and the rate limit

@@ -7,10 +7,12 @@ kind gets its kind's record types under its own name. Two tax authorities config
 ``[connectors.tax]`` and ``[connectors.tax_north]`` (``kind = "tax"``) both ingest, and a
 ministry's plugin brings its own record types and spec without a change here.
 
-Every name is resolved when the table is built — at start — and an unknown extractor, applier
-or spec, a spec that does not load, or a spec writing another schema than its applier takes,
-refuses the table with every problem, each naming the connector instance, the record type and
-the names that are known. Nothing is left to fail at the first message.
+Every name is resolved when the table is built — at start. An unknown extractor, applier or
+spec, a spec that does not load, or a spec writing another schema than its applier takes is a
+problem naming the connector instance, the record type and the names that are known;
+``build_routes`` refuses the table with every problem, and a running process leaves such an
+instance out (logged at ERROR), as the connector host refuses to run it. Nothing is left to
+fail at the first message.
 
 Besides the configured instances, every installed connector plugin is routed under its own
 name (``tax.income_row``), so a worker with no connector tables routes the built-ins as before.
@@ -140,11 +142,12 @@ def configured_instances(
     return instances
 
 
-def build_routes(
+def routable(
     configs: Mapping[str, Mapping[str, Any]] | None = None, *, defaults: bool = True
-) -> dict[str, Route]:
-    """The ingest's routing table for these connector tables; ``RouteError`` with every
-    problem of every instance."""
+) -> tuple[dict[str, Route], list[str]]:
+    """The routes of every instance that can be routed, and the problems of those that
+    cannot (each instance whole: one with a bad record type gets no route at all, as the
+    connector host does not run it)."""
     routes: dict[str, Route] = {}
     problems: list[str] = []
     for instance, plugin in configured_instances(configs, defaults=defaults).items():
@@ -152,6 +155,15 @@ def build_routes(
             routes.update(instance_routes(instance, plugin))
         except RouteError as exc:
             problems.extend(exc.problems)
+    return routes, problems
+
+
+def build_routes(
+    configs: Mapping[str, Mapping[str, Any]] | None = None, *, defaults: bool = True
+) -> dict[str, Route]:
+    """The ingest's routing table for these connector tables; ``RouteError`` with every
+    problem of every instance."""
+    routes, problems = routable(configs, defaults=defaults)
     if problems:
         raise RouteError(problems)
     return routes
@@ -159,11 +171,24 @@ def build_routes(
 
 # ---------------------------------------------------------------------------- this process
 # Until the ingest handlers are built by a factory that is given its routes, the ingest reads
-# them here: the installed plugins' own names from the start, and what a connector host of
-# this process adds for its configured instances (``install_routes``).
+# them here: built when the ingest is loaded (the worker's start) from the installed plugins
+# and the connector tables of ``SRHUB_CONNECTORS_FILE`` (the file the hub running the
+# connectors reads), plus what a connector host of this process adds (``install_routes``).
 
 _installed: dict[str, Route] | None = None
 _installed_lock = threading.Lock()
+
+
+def process_routes() -> dict[str, Route]:
+    """Routes for this process's settings. An instance that cannot be routed is left out and
+    reported at ERROR, once, now: the connector host refuses to run it for the same reason."""
+    from hub.connectors_host import connector_tables
+    from hub.settings import load_settings
+
+    routes, problems = routable(connector_tables(load_settings()))
+    for problem in problems:
+        log.error("ingest: not routed: %s", problem)
+    return routes
 
 
 def installed_routes() -> Mapping[str, Route]:
@@ -171,7 +196,7 @@ def installed_routes() -> Mapping[str, Route]:
     global _installed
     with _installed_lock:
         if _installed is None:
-            _installed = build_routes()
+            _installed = process_routes()
         return _installed
 
 

@@ -220,3 +220,30 @@ def test_record_types_are_read_only_and_inherited():
     assert dict(Child.record_types) == dict(GoodPartner.record_types)
     with pytest.raises(TypeError):
         GoodPartner.record_types["new"] = RecordType("gis_area", "json", "area")  # type: ignore[index]
+
+
+def test_a_worker_process_routes_the_instances_of_the_connectors_file(
+    fakes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """A separate ``srhub worker ingest`` reads the connector tables the hub reads
+    (``SRHUB_CONNECTORS_FILE``); an instance it cannot route is reported at start and left
+    out, the others are routed."""
+    from hub.pipeline.routes import process_routes
+
+    tables = tmp_path / "connectors.toml"
+    tables.write_text(
+        '[connectors.tax_north]\nkind = "tax"\n\n[connectors.odd]\nkind = "bad_partner"\n'
+        '\n[connectors.gis_off]\nkind = "gis"\nenabled = false\n',
+        "utf-8",
+    )
+    monkeypatch.setenv("SRHUB_CONNECTORS_FILE", str(tables))
+    monkeypatch.setenv("SRHUB_DATA_DIR", str(tmp_path / "var"))
+    routes = process_routes()
+    assert "odd.typo" not in routes and "gis_off.location" not in routes
+    assert {"tax_north.income_row", "good_partner.fact"} <= set(routes)
+    assert set(BUILT_IN) <= set(routes)
+    # The configured instance, and the plugin under its own name, each reported once.
+    refused = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert {m.split("'")[1] for m in refused} == {"odd", "bad_partner"}
+    assert all(m.startswith("ingest: not routed: connector instance '") for m in refused)
+    assert len(refused) == 2 * 5  # five problems of the bad declaration, for each
