@@ -194,8 +194,8 @@ def _keep_notes(
 
 
 # The routes come from the connectors' declarations (every configured instance of a kind);
-# they are built now, so a bad declaration stops the worker at start. Keys without a route are
-# dead-lettered by ``_handle`` as NoRoute, naming the key.
+# they are built now, so what cannot be routed is reported when the worker starts. Keys
+# without a route are dead-lettered by ``_handle`` as NoRoute, naming the key.
 installed_routes()
 INGEST_HANDLERS.register("#", handle)
 

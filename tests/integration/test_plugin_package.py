@@ -89,9 +89,9 @@ def plugin_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     work = tmp_path_factory.mktemp("plugin")
     wheel = build_wheel(PLUGIN_SOURCE, work)
     site = work / "site"
-    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--target"]
+    pip = [sys.executable, "-m", "pip", "install", "--no-deps", "--no-index", "--no-cache-dir"]
     installed = subprocess.run(
-        [*pip, site, wheel],
+        [*pip, "--target", site, wheel],
         capture_output=True,
         text=True,
         timeout=120,
