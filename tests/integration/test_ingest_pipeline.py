@@ -223,6 +223,9 @@ def test_two_configured_tax_connectors_both_ingest(registry, db_engine, db_url, 
 
     ingest.configure(lambda: registry)
     broker = connect(settings)  # the host's publisher sealed the bodies with the hub's key
+    # An instance nobody configured: its record has no route, and says so.
+    stray = message("tax_west", RawRecord("income_row", rows[0], source_id="west:1"))
+    broker.publish(EXCHANGE_INBOUND, [stray])
     runtime = ConsumerRuntime(
         "ingest",
         INGEST_QUEUE,
@@ -238,15 +241,24 @@ def test_two_configured_tax_connectors_both_ingest(registry, db_engine, db_url, 
         wait_until(
             lambda: (
                 broker.queue_depth(INGEST_QUEUE.name) == 0
-                and runtime.status.snapshot()["processed"] >= published
+                and runtime.status.snapshot()["processed"]
+                + runtime.status.snapshot()["dead_lettered"]
+                >= published + 1
             )
         )
     finally:
         runtime.stop()
         thread.join(30)
-    assert runtime.status.snapshot()["dead_lettered"] == 0
-    assert broker.queue_depth(QUEUE_DEAD) == 0
+    assert runtime.status.snapshot()["dead_lettered"] == 1
+    dead = broker.open_consumer(QUEUE_DEAD, prefetch=10)
+    letter = dead.receive(5)
+    assert letter is not None and dead.receive(0.5) is None
+    dead.ack(letter)
+    dead.close()
     broker.close()
+    assert letter.message.message_id == stray.message_id
+    assert letter.message.headers[H_ERROR_CLASS] == "NoRoute"
+    assert "no ingest route for tax_west.income_row" in letter.message.headers[H_REASON]
 
     def incomes(part: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
         """Tax IDs of ``part`` that are registered, and those with their income in the
