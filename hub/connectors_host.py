@@ -129,18 +129,6 @@ class BrokerRawPublisher:
                 continue
 
 
-def connector_tables(settings: Settings) -> dict[str, dict[str, Any]]:
-    """The ``[connectors.<name>]`` tables of ``SRHUB_CONNECTORS_FILE`` (none when unset)."""
-    path = settings.connectors_file
-    if str(path) in ("", "."):
-        return {}
-    import tomllib
-
-    with path.open("rb") as fh:
-        tables = tomllib.load(fh).get("connectors", {})
-    return {str(name): dict(table) for name, table in tables.items()}
-
-
 @dataclass
 class ConnectorHost:
     settings: Settings

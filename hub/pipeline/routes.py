@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from connectors.base.contract import Connector
@@ -179,13 +181,21 @@ _installed: dict[str, Route] | None = None
 _installed_lock = threading.Lock()
 
 
+def connector_tables(path: Path) -> dict[str, dict[str, Any]]:
+    """The ``[connectors.<name>]`` tables of a connectors file (none for an empty path)."""
+    if str(path) in ("", "."):
+        return {}
+    with path.open("rb") as fh:
+        tables = tomllib.load(fh).get("connectors", {})
+    return {str(name): dict(table) for name, table in tables.items()}
+
+
 def process_routes() -> dict[str, Route]:
     """Routes for this process's settings. An instance that cannot be routed is left out and
     reported at ERROR, once, now: the connector host refuses to run it for the same reason."""
-    from hub.connectors_host import connector_tables
     from hub.settings import load_settings
 
-    routes, problems = routable(connector_tables(load_settings()))
+    routes, problems = routable(connector_tables(load_settings().connectors_file))
     for problem in problems:
         log.error("ingest: not routed: %s", problem)
     return routes
