@@ -171,6 +171,15 @@ def build_routes(
     return routes
 
 
+def connector_tables(path: Path) -> dict[str, dict[str, Any]]:
+    """The ``[connectors.<name>]`` tables of a connectors file (none for an empty path)."""
+    if str(path) in ("", "."):
+        return {}
+    with path.open("rb") as fh:
+        tables = tomllib.load(fh).get("connectors", {})
+    return {str(name): dict(table) for name, table in tables.items()}
+
+
 # ---------------------------------------------------------------------------- this process
 # Until the ingest handlers are built by a factory that is given its routes, the ingest reads
 # them here: built when the ingest is loaded (the worker's start) from the installed plugins
@@ -179,15 +188,6 @@ def build_routes(
 
 _installed: dict[str, Route] | None = None
 _installed_lock = threading.Lock()
-
-
-def connector_tables(path: Path) -> dict[str, dict[str, Any]]:
-    """The ``[connectors.<name>]`` tables of a connectors file (none for an empty path)."""
-    if str(path) in ("", "."):
-        return {}
-    with path.open("rb") as fh:
-        tables = tomllib.load(fh).get("connectors", {})
-    return {str(name): dict(table) for name, table in tables.items()}
 
 
 def process_routes() -> dict[str, Route]:
