@@ -5,7 +5,9 @@ The host builds each connector from its configuration table, gives it a context 
 ``hub.checkpoints``, a status), starts a runner thread for each
 pull and file connector, mounts push connectors' blueprints under ``/connectors/<name>/``, and
 keeps lookup connectors for the API (prefill, verification). A connector whose configuration is
-invalid or whose plugin is missing is reported and skipped: the others still run.
+invalid, whose plugin is missing, or whose record types the hub cannot route (an unknown
+extractor, applier or mapping spec: ``hub.pipeline.routes``) is reported and skipped: the
+others still run, and nothing it would publish is left without a route.
 """
 
 from __future__ import annotations
@@ -134,6 +136,7 @@ class ConnectorHost:
     connectors: dict[str, Any] = field(default_factory=dict)
     runners: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    routes: dict[str, Any] = field(default_factory=dict)  # ingest routes of its instances
 
     def __post_init__(self) -> None:
         self.identifiers = load_identifier_profile(self.settings)
@@ -154,11 +157,23 @@ class ConnectorHost:
             return None
 
     def build(self, configs: Mapping[str, Mapping[str, Any]]) -> ConnectorHost:
-        """Create every enabled connector; record (not raise) what cannot be built."""
+        """Create every enabled connector; record (not raise) what cannot be built.
+
+        Each instance's record types are routed first (``hub.pipeline.routes``): one the
+        ingest could not handle is refused here, at start, with the reason. The routes of the
+        instances that run are added to this process's ingest routes."""
+        from hub.pipeline.routes import RouteError, install_routes, instance_routes
+
         signing_key = self.signing_key() if configs else None
         for name, config in configs.items():
             settings = dict(config)
             if settings.get("enabled") is False:
+                continue
+            try:
+                routes = instance_routes(name, str(settings.get("kind") or name))
+            except RouteError as exc:
+                self.problems[name] = "; ".join(exc.problems)
+                log.error("connector %s not started: %s", name, self.problems[name])
                 continue
             context = ConnectorContext(
                 name=name,
@@ -173,6 +188,9 @@ class ConnectorHost:
             except (ConnectorError, ValueError, ImportError) as exc:
                 self.problems[name] = f"{type(exc).__name__}: {exc}"
                 log.error("connector %s not started: %s", name, self.problems[name])
+                continue
+            self.routes.update(routes)
+        install_routes(self.routes)
         global _active
         with _active_lock:
             _active = self
@@ -192,7 +210,7 @@ class ConnectorHost:
 
     def start(self) -> None:
         for name, connector in self.connectors.items():
-            runners = []
+            runners: list[PullRunner | FileDropRunner] = []
             if isinstance(connector, PullConnector):
                 runners.append(PullRunner(connector))
             if isinstance(connector, FileConnector):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from mappings.context import Context, HookProblem
 from mappings.paths import Located, PathSyntaxError, parse
@@ -123,7 +123,7 @@ def _entry_index(context: Context) -> dict[tuple[str, str], Located | None]:
     """fullUrl / Type/id / id -> entry resource; an id shared by two entries maps to None."""
     cached = context.cache.get("fhir_entries")
     if cached is not None:
-        return cached
+        return cast(dict[tuple[str, str], Located | None], cached)
     index: dict[tuple[str, str], Located | None] = {}
     entries = context.record.get("entry") if isinstance(context.record, dict) else None
     for position, entry in enumerate(entries if isinstance(entries, list) else []):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 from mappings.context import Context, HookProblem
 from mappings.hooks import MAX_NOTES, HookResult, hook, note, resolve_reference
@@ -105,7 +105,7 @@ def _informant_patients(context: Context) -> dict[str, list[str]]:
     """Paths of the Patients the RelatedPerson entries point at, by relationship code."""
     cached = context.cache.get("opencrvs_informants")
     if cached is not None:
-        return cached
+        return cast(dict[str, list[str]], cached)
     found: dict[str, list[str]] = {}
     for related in _entries(context, "RelatedPerson"):
         reference = context.first(f"{related.path}.patient.reference")
@@ -308,7 +308,7 @@ def _place(
 ) -> dict[str, Located]:
     key = f"opencrvs_place:{encounter}"
     if key in context.cache:
-        return context.cache[key]
+        return cast(dict[str, Located], context.cache[key])
     place: dict[str, Located] = {}
     context.cache[key] = place
     found = context.first(encounter)
@@ -341,9 +341,9 @@ def _place(
         if name is not None and isinstance(name.value, str) and kind in _NAMED_PLACES:
             # A facility's name; a home is never named here (its address is personal data).
             place["name"] = Located(name.value.strip()[:200], name.path)
-        code = _area_of(context, location, systems, admin_type, "place")
-        if code is not None:
-            place["admin_area_code"] = code
+        area = _area_of(context, location, systems, admin_type, "place")
+        if area is not None:
+            place["admin_area_code"] = area
         return place
     return place
 
@@ -404,7 +404,7 @@ def _residence(
 ) -> dict[str, Located]:
     key = f"opencrvs_residence:{person}"
     if key in context.cache:
-        return context.cache[key]
+        return cast(dict[str, Located], context.cache[key])
     residence: dict[str, Located] = {}
     context.cache[key] = residence
     found = context.first(person)

@@ -29,6 +29,13 @@ class SpecError(ValueError):
         self.problems = problems
 
 
+class SpecNotFound(KeyError):
+    """No spec by that name (or no such package or file); the message says what is known."""
+
+    def __str__(self) -> str:  # KeyError would show the message in quotes
+        return str(self.args[0]) if self.args else "no such mapping spec"
+
+
 @dataclass(frozen=True)
 class Problem:
     """One reason a record could not be mapped (or, as a note, a value that was dropped)."""

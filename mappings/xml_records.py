@@ -32,7 +32,7 @@ def parse_record(data: bytes) -> dict[str, Any]:
 def _local(tag: Any) -> str | None:
     if not isinstance(tag, str):
         return None  # comments, processing instructions
-    return etree.QName(tag).localname
+    return str(etree.QName(tag).localname)
 
 
 def element_to_dict(element: etree._Element) -> Any:

@@ -1,5 +1,8 @@
 """The connector plugin contract, the runtime that drives it, and resilience in one place.
 
+A connector class declares the record types it publishes (``RecordType``: mapping spec,
+payload extractor, registry applier, by name), so the hub routes any number of its instances.
+
 Connectors import from here (and from ``soap`` / ``testing`` when they need them); the
 modules behind it are ``contract`` (the classes a
 connector implements), ``runners`` (scheduled pulls and drop folders), ``resilience`` (timeout,
@@ -42,7 +45,7 @@ from connectors.base.errors import (
 )
 from connectors.base.filedrop import DropFolder, iter_lines
 from connectors.base.http import PartnerHttpClient
-from connectors.base.records import FileReport, PollResult, RawRecord
+from connectors.base.records import FileReport, PollResult, RawRecord, RecordType
 from connectors.base.registry import (
     ENTRY_POINT_GROUP,
     create_connector,
@@ -87,6 +90,7 @@ __all__ = [
     "PullRunner",
     "PushConnector",
     "RawRecord",
+    "RecordType",
     "ResilientCaller",
     "RetryPolicy",
     "SettingsError",

@@ -17,6 +17,10 @@ offers (a civil-registry connector may both pull and receive pushes):
   and publish its records. ``FileDropRunner`` finds the files and archives them.
 - ``LookupConnector.lookup(request, deadline)``: ask the partner now, within the deadline.
 
+Each connector class also declares the record types it publishes (``record_types``: mapping
+spec, payload extractor and registry applier, by name; see ``records.RecordType``), so the hub
+routes every configured instance of it without a table of its own.
+
 Raw first: connectors publish what the partner sent, unchanged, before any mapping, so a
 mapping bug never loses a record. All partner I/O goes through ``self.resilience`` (or the
 ``self.http`` client built on it), so timeouts, retries, the circuit breaker and the rate limit
@@ -32,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import requests
@@ -53,6 +58,8 @@ from connectors.base.records import (
     Payload,
     PollResult,
     RawRecord,
+    RecordType,
+    check_record_type,
 )
 from connectors.base.resilience import RESILIENCE_SCHEMA, PartnerLimiters, ResilientCaller
 from connectors.base.settings import validate_settings
@@ -267,6 +274,9 @@ class Connector(ABC):
     kind: ClassVar[str]  # partner kind: national_id, civil_registry, tax, gis, programs, ...
     settings_schema: ClassVar[dict[str, Any]] = connector_settings_schema({})
     modes: ClassVar[frozenset[Mode]] = frozenset()
+    # record type (last word of the routing key) -> what the hub does with it; every
+    # configured instance of this connector gets them (see ``RecordType``)
+    record_types: ClassVar[Mapping[str, RecordType]] = MappingProxyType({})
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -276,13 +286,14 @@ class Connector(ABC):
             if isinstance(mode, Mode):
                 found.add(mode)
         cls.modes = frozenset(found)
+        cls.record_types = _checked_record_types(cls)
 
     def __init__(self, settings: Mapping[str, Any], context: ConnectorContext) -> None:
         self.settings = validate_settings(context.name, self.settings_schema, settings)
         self.context = context
         self.status = context.connector_status
         self.log = context.logger or logging.getLogger(f"connectors.{context.name}")
-        self.partner: str = self.settings.get("partner") or getattr(self, "kind", context.name)
+        self.partner: str = str(self.settings.get("partner") or getattr(self, "kind", context.name))
         self.resilience = ResilientCaller.from_settings(
             self.partner,
             self.settings.get("resilience"),
@@ -328,8 +339,27 @@ class Connector(ABC):
             "plugin": getattr(self, "name", type(self).__name__),
             "kind": getattr(self, "kind", "unknown"),
             "modes": sorted(self.modes),
+            "record_types": sorted(self.record_types),
             "status": self.status.snapshot(),
         }
+
+
+def _checked_record_types(cls: type[Connector]) -> Mapping[str, RecordType]:
+    """The class's declaration, read-only, or a ``TypeError`` naming the class and the entry at
+    fault: a plugin with a malformed declaration fails when it is loaded, not at a record."""
+    declared = cls.record_types
+    if not isinstance(declared, Mapping):
+        raise TypeError(f"{cls.__qualname__}.record_types must be a mapping of RecordType")
+    for record_type, declaration in declared.items():
+        try:
+            check_record_type(record_type)
+        except ValueError as exc:
+            raise TypeError(f"{cls.__qualname__}.record_types: {exc}") from None
+        if not isinstance(declaration, RecordType):
+            raise TypeError(
+                f"{cls.__qualname__}.record_types[{record_type!r}] must be a RecordType"
+            )
+    return MappingProxyType(dict(declared))
 
 
 class PullConnector(Connector):

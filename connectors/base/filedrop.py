@@ -271,13 +271,13 @@ class DropFolder:
             sidecar = self.folder / f"{name}{SIDECAR_SUFFIX}"
             companions: list[Path] = [sidecar] if sidecar.name in entries else []
             manifest_entry = expected.pop(name, None)
-            manifest = manifest_entry[0] if manifest_entry else None
+            its_manifest: dict[str, Any] | None = manifest_entry[0] if manifest_entry else None
             if manifest_entry:
                 companions.insert(0, manifest_entry[1])
-            if manifest is None and self.require_manifest:
+            if its_manifest is None and self.require_manifest:
                 result.waiting.append(name)  # a sidecar alone is not the promised manifest
                 continue
-            digest_expected = manifest["sha256"].lower() if manifest else None
+            digest_expected = its_manifest["sha256"].lower() if its_manifest else None
             if digest_expected is None and sidecar.name in entries:
                 digest_expected = _read_sidecar(sidecar)
             if digest_expected is None:
@@ -288,7 +288,7 @@ class DropFolder:
                     ReadyFile(path, sha256_of(path), stat.st_size, None, tuple(companions))
                 )
                 continue
-            declared = manifest.get("size_bytes") if manifest else None
+            declared = its_manifest.get("size_bytes") if its_manifest else None
             unchanged = self._unchanged(name, stat, previous)
             if declared is not None and declared != stat.st_size and not unchanged:
                 result.waiting.append(name)  # still arriving: no need to hash it yet
@@ -296,7 +296,7 @@ class DropFolder:
             digest = sha256_of(path)
             if digest == digest_expected:
                 result.ready.append(
-                    ReadyFile(path, digest, stat.st_size, manifest, tuple(companions))
+                    ReadyFile(path, digest, stat.st_size, its_manifest, tuple(companions))
                 )
             elif unchanged:
                 size_note = (

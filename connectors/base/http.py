@@ -226,4 +226,4 @@ class PartnerHttpClient:
                 self.partner, operation, "body_interrupted", "the answer was cut off"
             ) from None
         response._content = b"".join(chunks)  # requests keeps .content here
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]

@@ -1,4 +1,5 @@
-"""The values that cross the connector contract: raw records, poll results, file reports.
+"""The values that cross the connector contract: record types, raw records, poll results,
+file reports.
 
 They are plain frozen dataclasses with no behaviour, so connectors, runners, the hub and tests
 can build and compare them without importing any transport.
@@ -11,9 +12,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mappings.spec_names import spec_name_problem
+
 # A record type becomes the last word of the routing key ``<connector>.<record_type>``.
 RECORD_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 CONNECTOR_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+# The names a record type declaration uses: an extractor or applier of the hub, a subject key.
+HUB_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 Payload = bytes | Mapping[str, Any]
 
@@ -25,6 +31,49 @@ def check_record_type(record_type: str) -> str:
             "starting with a letter: it becomes a routing-key word"
         )
     return record_type
+
+
+@dataclass(frozen=True)
+class RecordType:
+    """What the hub does with one record type a connector publishes: a declaration, not code.
+
+    A connector class lists its record types (``Connector.record_types``, keyed by the record
+    type, the last word of the routing key); every configured instance of that connector gets
+    the same ones, so two tax authorities, or a ministry's own plugin, ingest without any
+    change to the hub. Connectors never import the registry: they name the hub's parts.
+
+    - ``spec``: the mapping spec that turns the payload into a canonical inbound record: a
+      built-in name (``"tax_income_row"``) or a file in the plugin's own package
+      (``"ministry_land.specs:parcel.toml"``, read with ``importlib.resources``).
+    - ``extract``: how the hub takes the payload out of the envelope (``json``,
+      ``fhir_bundle``, ``xml_or_json``; see docs/connectors.md, "Adding a partner").
+    - ``apply``: which of the hub's registry appliers takes the mapped record (``birth``,
+      ``death``, ``income``, ``person_attributes``, ...); it decides what the spec's
+      ``output_schema`` must be.
+    - ``subject``: the key of the mapped record naming the person it is about (``"child"``),
+      where data-quality notes are kept; None when the record is about no one person.
+
+    Names are checked for form here; the hub refuses unknown ones when it starts, naming the
+    connector instance, the record type and the names it knows.
+    """
+
+    spec: str
+    extract: str
+    apply: str
+    subject: str | None = None
+
+    def __post_init__(self) -> None:
+        problem = spec_name_problem(self.spec)
+        if problem is not None:
+            raise ValueError(f"mapping spec {self.spec!r}: {problem}")
+        for role in ("extract", "apply"):
+            value = getattr(self, role)
+            if not isinstance(value, str) or not HUB_NAME_RE.match(value):
+                raise ValueError(f"{role} {value!r} must be a snake_case name of the hub's")
+        if self.subject is not None and (
+            not isinstance(self.subject, str) or not HUB_NAME_RE.match(self.subject)
+        ):
+            raise ValueError(f"subject {self.subject!r} must be a key of the mapped record")
 
 
 @dataclass(frozen=True)

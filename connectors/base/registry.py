@@ -5,10 +5,11 @@ A ministry ships its own connector as a separate package that declares, in its p
     [project.entry-points."srhub.connectors"]
     land_registry = "ministry_land.connector:LandRegistryConnector"
 
-and the hub finds it after ``pip install``. The built-ins are also listed here in code, so a
-source checkout works before the project is (re)installed; an installed entry point of the same
-name wins. Plugins are imported only when asked for, and one that fails to import is reported
-by name instead of taking the others down.
+and the hub finds it after ``pip install``; the class's ``record_types`` tell the hub how to
+ingest what every configured instance of it publishes. The built-ins are also listed here in
+code, so a source checkout works before the project is (re)installed; an installed entry point
+of the same name wins. Plugins are imported only when asked for, and one that fails to import
+is reported by name instead of taking the others down.
 """
 
 from __future__ import annotations

@@ -235,7 +235,7 @@ class RetryPolicy:
 
     def backoff(self, retry_number: int, rng: random.Random | None = None) -> float:
         """Seconds before retry ``retry_number`` (1-based): exponential, capped, jittered."""
-        base = min(self.max_backoff, self.initial_backoff * (2 ** (retry_number - 1)))
+        base = min(self.max_backoff, self.initial_backoff * (2.0 ** (retry_number - 1)))
         spread = (rng or random).uniform(0, self.jitter) if self.jitter > 0 else 0.0
         return min(self.max_backoff, base + spread)
 
@@ -360,7 +360,7 @@ class ResilientCaller:
             reraise=True,
         )
         try:
-            result = retrying(self._attempt, fn, operation, deadline)
+            result: T = retrying(self._attempt, fn, operation, deadline)
         except TransientPartnerError as error:
             if self.status is not None:
                 self.status.record_failure(error)

@@ -76,7 +76,7 @@ class ResilientTransport(Transport):
         session: requests.Session | None = None,
         wsdl_timeout: float | None = None,
     ) -> None:
-        super().__init__(
+        super().__init__(  # type: ignore[no-untyped-call]  # zeep has no type hints
             timeout=wsdl_timeout if wsdl_timeout is not None else caller.timeout,
             operation_timeout=caller.timeout,
             session=session,
@@ -160,7 +160,7 @@ class SoapService:
     def _ensure_client(self) -> Any:
         with self._lock:
             if self._service is None:
-                client = Client(
+                client = Client(  # type: ignore[no-untyped-call]  # zeep has no type hints
                     self.wsdl_url,
                     transport=self.transport,
                     wsse=self._wsse,

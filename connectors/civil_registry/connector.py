@@ -31,6 +31,7 @@ from connectors.base import (
     PollResult,
     PullConnector,
     PushConnector,
+    RecordType,
     SettingsError,
 )
 from connectors.base.errors import PartnerProtocolError
@@ -62,6 +63,13 @@ class CivilRegistryConnector(PullConnector, PushConnector):
     name: ClassVar[str] = "civil_registry"
     kind: ClassVar[str] = "civil_registry"
     settings_schema: ClassVar[dict[str, Any]] = SETTINGS_SCHEMA
+    # OpenCRVS deliveries and feed entries carry a FHIR Bundle; DCI records are JSON as sent.
+    record_types: ClassVar[Mapping[str, RecordType]] = {
+        "birth": RecordType("civil_registry_birth", "fhir_bundle", "birth", "child"),
+        "death": RecordType("civil_registry_death", "fhir_bundle", "death", "deceased"),
+        "dci_birth": RecordType("civil_registry_dci_birth", "json", "birth", "child"),
+        "dci_death": RecordType("civil_registry_dci_death", "json", "death", "deceased"),
+    }
 
     def __init__(self, settings: Mapping[str, Any], context: ConnectorContext) -> None:
         super().__init__(settings, context)

@@ -427,7 +427,8 @@ def search_results(message: Any) -> list[SearchResult]:
     if not isinstance(message, dict):
         raise DciAnswerError("the answer has no message object")
     if message.get("ack_status") in (codes.ERR, codes.NACK):
-        error = message.get("error") if isinstance(message.get("error"), dict) else {}
+        found = message.get("error")
+        error = found if isinstance(found, dict) else {}
         raise DciAnswerError(f"the registry refused the search: {str(error.get('code'))[:60]}")
     items = message.get("search_response")
     if not isinstance(items, list):

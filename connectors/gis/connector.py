@@ -31,6 +31,7 @@ from connectors.base import (
     PollResult,
     PullConnector,
     RawRecord,
+    RecordType,
     connector_settings_schema,
 )
 from connectors.base.errors import PartnerProtocolError, PartnerRejected
@@ -86,6 +87,11 @@ class GisConnector(LookupConnector, PullConnector):
     name: ClassVar[str] = "gis"
     kind: ClassVar[str] = "gis"
     settings_schema: ClassVar[dict[str, Any]] = SETTINGS_SCHEMA
+    # One spec reads both: an area layer record is a look-up answer without the point.
+    record_types: ClassVar[Mapping[str, RecordType]] = {
+        LOCATION: RecordType("gis_area", "json", "area"),
+        AREA_LAYERS: RecordType("gis_area", "json", "area_layers"),
+    }
 
     def __init__(self, settings: Mapping[str, Any], context: Any) -> None:
         super().__init__(settings, context)

@@ -29,6 +29,7 @@ from connectors.base import (
     Deadline,
     LookupConnector,
     PublishFailed,
+    RecordType,
     connector_settings_schema,
 )
 from connectors.base.errors import safe_reason
@@ -114,6 +115,11 @@ class NationalIdConnector(LookupConnector):
     name = "national_id"
     kind = "national_id"
     settings_schema: ClassVar[dict[str, Any]] = SETTINGS_SCHEMA
+    # Answers to our own questions, published raw (zeep's serialised object, JSON-safe).
+    record_types: ClassVar[Mapping[str, RecordType]] = {
+        "verification": RecordType("national_id_verification", "json", "verification"),
+        "person": RecordType("national_id_person", "json", "identity", "person"),
+    }
 
     def __init__(
         self,

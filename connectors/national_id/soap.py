@@ -264,7 +264,7 @@ class CallTimeoutTransport(Transport):
                         "national_id", "POST soap", "timeout", f"answer took over {seconds:.1f}s"
                     )
         response._content = b"".join(chunks)  # what zeep reads as .content
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[union-attr]
         return response
 
     def get(self, address: str, params: Any, headers: Any) -> requests.Response:

@@ -23,7 +23,13 @@ from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from connectors.base import PollResult, PullConnector, RawRecord, connector_settings_schema
+from connectors.base import (
+    PollResult,
+    PullConnector,
+    RawRecord,
+    RecordType,
+    connector_settings_schema,
+)
 from connectors.base.errors import PartnerProtocolError
 
 RECORD_TYPE = "enrollment"
@@ -67,6 +73,9 @@ class ProgramsConnector(PullConnector):
     name: ClassVar[str] = "programs"
     kind: ClassVar[str] = "programs"
     settings_schema: ClassVar[dict[str, Any]] = SETTINGS_SCHEMA
+    record_types: ClassVar[Mapping[str, RecordType]] = {
+        RECORD_TYPE: RecordType("program_enrollment", "json", "enrollment", "beneficiary"),
+    }
 
     def __init__(self, settings: Mapping[str, Any], context: Any) -> None:
         super().__init__(settings, context)

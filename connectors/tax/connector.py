@@ -28,6 +28,7 @@ from connectors.base import (
     DropFolder,
     FileConnector,
     FileRejected,
+    RecordType,
     connector_settings_schema,
     routing_key,
 )
@@ -77,6 +78,10 @@ class TaxFileConnector(FileConnector):
     name: ClassVar[str] = "tax"
     kind: ClassVar[str] = "tax"
     settings_schema: ClassVar[dict[str, Any]] = SETTINGS_SCHEMA
+    # A CSV row arrives as a JSON object, an XML <Return> as its text.
+    record_types: ClassVar[Mapping[str, RecordType]] = {
+        RECORD_TYPE: RecordType("tax_income_row", "xml_or_json", "income", "taxpayer"),
+    }
 
     def drop_folder(self) -> DropFolder:
         """The watched folder: the ``drop`` block, or the launcher's ``drop_folder``. A manifest

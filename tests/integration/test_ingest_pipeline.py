@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
@@ -181,3 +182,105 @@ def test_births_deaths_and_income_flow_in_once_and_bad_records_are_dead_lettered
     assert "civil_registry_birth" in letters[0].message.headers[H_REASON]
     outcomes = set(ingest.OUTCOMES)
     assert {"applied", "mapping_failed"} <= outcomes
+
+
+def test_two_configured_tax_connectors_both_ingest(registry, db_engine, db_url, world, tmp_path):
+    """Two tax authorities as two instances of the one tax connector (``kind = "tax"``): the
+    routes come from the connector's declaration, so both instances' rows reach the registry
+    (before, the second's were dead-lettered for want of a route), asserted as "tax"."""
+    from connectors.base import FileDropRunner
+    from hub.connectors_host import ConnectorHost
+    from hub.settings import load_settings
+    from registry_core.models import SocioEconomicAttribute
+    from sandbox_mocks.tax.drops import DropRequest, TaxDropFolder
+    from sandbox_mocks.tax.records import rows_by_period
+
+    period, rows = next(iter(rows_by_period(iter_households(SEED, PEOPLE)).items()))
+    # Two authorities, two sets of taxpayers (split by tax ID, so no one is in both files).
+    halves = {
+        "tax_north": [r for r in rows if int(r["TAXPAYER_TIN"]) % 2 == 0],
+        "tax_south": [r for r in rows if int(r["TAXPAYER_TIN"]) % 2 == 1],
+    }
+    configs = {}
+    for (name, part), fmt in zip(halves.items(), ("csv", "xml"), strict=True):
+        folder = tmp_path / name
+        TaxDropFolder(folder, {period: part}).drop_now(
+            DropRequest(fmt=fmt, period=period, faults=(), bad_rows={})
+        )
+        configs[name] = {"kind": "tax", "drop_folder": str(folder), "batch_size": 50}
+    settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path / "var", sandbox=False)
+    host = ConnectorHost(settings, db_engine).build(configs)
+    try:
+        assert host.problems == {}
+        assert sorted(host.routes) == ["tax_north.income_row", "tax_south.income_row"]
+        published = 0
+        for name in configs:
+            FileDropRunner(host.connectors[name]).run_once()
+            published += host.connectors[name].status.snapshot()["counts"]["records_published"]
+    finally:
+        host.stop()
+    assert published == len(rows)
+
+    ingest.configure(lambda: registry)
+    broker = connect(settings)  # the host's publisher sealed the bodies with the hub's key
+    # An instance nobody configured: its record has no route, and says so.
+    stray = message("tax_west", RawRecord("income_row", rows[0], source_id="west:1"))
+    broker.publish(EXCHANGE_INBOUND, [stray])
+    runtime = ConsumerRuntime(
+        "ingest",
+        INGEST_QUEUE,
+        lambda: connect(settings),
+        make_session_factory(db_engine),
+        INGEST_HANDLERS,
+        retry=RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05, jitter=0.01),
+        receive_timeout=0.1,
+    )
+    thread = threading.Thread(target=runtime.run)
+    thread.start()
+    try:
+        wait_until(
+            lambda: (
+                broker.queue_depth(INGEST_QUEUE.name) == 0
+                and runtime.status.snapshot()["processed"]
+                + runtime.status.snapshot()["dead_lettered"]
+                >= published + 1
+            )
+        )
+    finally:
+        runtime.stop()
+        thread.join(30)
+    assert runtime.status.snapshot()["dead_lettered"] == 1
+    dead = broker.open_consumer(QUEUE_DEAD, prefetch=10)
+    letter = dead.receive(5)
+    assert letter is not None and dead.receive(0.5) is None
+    dead.ack(letter)
+    dead.close()
+    broker.close()
+    assert letter.message.message_id == stray.message_id
+    assert letter.message.headers[H_ERROR_CLASS] == "NoRoute"
+    assert "no ingest route for tax_west.income_row" in letter.message.headers[H_REASON]
+
+    def incomes(part: list[dict[str, Any]]) -> tuple[set[str], set[str]]:
+        """Tax IDs of ``part`` that are registered, and those with their income in the
+        registry, asserted by "tax"."""
+        found = {}
+        for row in part:
+            person = registry.find_person_by_identifier("tax_id", row["TAXPAYER_TIN"])
+            if person is not None:
+                found[uuid.UUID(person["id"])] = row["TAXPAYER_TIN"]
+        with make_session_factory(db_engine)() as session:
+            with_income = set(
+                session.scalars(
+                    select(SocioEconomicAttribute.person_id).where(
+                        SocioEconomicAttribute.source_system == "tax",
+                        SocioEconomicAttribute.name == "gross_income",
+                        SocioEconomicAttribute.person_id.in_(list(found)),
+                    )
+                )
+            )
+        return set(found.values()), {tin for pid, tin in found.items() if pid in with_income}
+
+    # Every registered taxpayer of each file has their income.
+    for name, part in halves.items():
+        registered, landed = incomes(part)
+        assert registered and landed == registered, name
