@@ -45,10 +45,15 @@ def start_background(
     registers its stop on ``stack``."""
     from hub import embedded_services as services
 
+    # Message log and metrics first: the workers and connectors report to it from their start.
+    monitoring = services.start_monitoring_middleware(settings, runtime, stack)
     group = None
     if workers:
         group = _optional_component(
-            "workers", lambda: services.start_workers_for(settings, runtime, stack)
+            "workers",
+            lambda: services.start_workers_for(
+                settings, runtime, stack, app=app, middleware=monitoring
+            ),
         )
         if group is not None:
             app.extensions["srhub_workers"] = group
@@ -59,7 +64,9 @@ def start_background(
         )
     host = _optional_component(
         "connectors",
-        lambda: services.start_connectors_for(settings, runtime, app, running, stack),
+        lambda: services.start_connectors_for(
+            settings, runtime, app, running, stack, middleware=monitoring
+        ),
     )
     if running is not None:
         services.sandbox_activity_in_background(settings, runtime, running, host)
@@ -67,7 +74,9 @@ def start_background(
         services.after_serving_in_background(host, url)
     _optional_component(
         "monitoring",
-        lambda: services.start_monitoring_for(settings, runtime, host, group, stack),
+        lambda: services.start_monitoring_for(
+            settings, runtime, host, group, stack, app=app, middleware=monitoring
+        ),
     )
 
 

@@ -17,7 +17,7 @@ from hub.settings import load_settings
 
 
 def _run(kind: str, batch_size: int | None, prefetch: int | None = None) -> None:
-    from hub.workers.service import run_worker_process
+    from hub.assembly import run_worker_process
 
     settings = load_settings()
     configure_logging(settings.log_level)

@@ -5,6 +5,10 @@ The host builds each connector from its configuration table, gives it a context 
 pull and file connector, mounts push connectors' blueprints under ``/connectors/<name>/``, and
 keeps lookup connectors for the API (prefill, verification). A connector whose configuration is
 invalid or whose plugin is missing is reported and skipped: the others still run.
+
+There is no process-wide host: the API finds it in ``app.extensions`` (``mount``), the ingest
+worker gets ``host.connector`` as its connector look-up, and whoever watches publishing (the
+monitoring middleware's ``published``) is passed in as ``on_publish``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,41 +39,32 @@ from connectors.base.errors import ConnectorError
 from connectors.base.registry import create_connector
 from hub.broker import Broker, connect
 from hub.broker.base import EXCHANGE_INBOUND, Message
-from hub.monitoring.hooks import inbound_published
 from hub.settings import Settings, load_identifier_profile
 from standards.cloudevents import to_json_bytes
 
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "srhub_connectors"
+HOST_KEY = "srhub_connector_host"
 
-_active: ConnectorHost | None = None
-_active_lock = threading.Lock()
-
-
-def active_connector(name: str) -> Any | None:
-    """The running connector ``name`` of this process's host, if any (workers use it)."""
-    with _active_lock:
-        host = _active
-    return host.connectors.get(name) if host is not None else None
+# Told of every publish: (connector, messages, monotonic start, error or None). Must not raise.
+PublishObserver = Callable[[str, Sequence[Message], float, BaseException | None], None]
 
 
-def publish_raw(connector: str, record: RawRecord) -> str:
-    """Publish a record on the active host's publisher (the API's own requests use it)."""
-    with _active_lock:
-        host = _active
-    if host is None:
-        raise RuntimeError("no connector host runs in this process")
-    host.publisher(connector, record)
-    return raw_event(connector, record, time=host.publisher.clock_now())["id"]
+def _nobody(
+    _connector: str, _messages: Sequence[Message], _started: float, _error: BaseException | None
+) -> None:
+    return None
 
 
 class BrokerRawPublisher:
     """Publishes raw records to ``sr.inbound``; one broker connection per calling thread
-    (runner threads, request threads), as pika requires."""
+    (runner threads, request threads), as pika requires. ``on_publish`` is told of each
+    publish and its outcome (monitoring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_publish: PublishObserver = _nobody) -> None:
         self._settings = settings
+        self._on_publish = on_publish
         self._local = threading.local()
         self._all: list[Broker] = []
         self._lock = threading.Lock()
@@ -101,14 +96,14 @@ class BrokerRawPublisher:
 
     def publish_many(self, connector: str, records: Sequence[RawRecord]) -> None:
         messages = [self._message(connector, r) for r in records]
-        started = time.monotonic()  # monitoring hook (Step 6)
+        started = time.monotonic()
         try:
             self._broker().publish(EXCHANGE_INBOUND, messages)
         except Exception as exc:
             self._drop_thread_broker()
-            inbound_published(connector, messages, started, exc)  # monitoring hook (Step 6)
+            self._on_publish(connector, messages, started, exc)
             raise
-        inbound_published(connector, messages, started)  # monitoring hook (Step 6)
+        self._on_publish(connector, messages, started, None)
 
     def _drop_thread_broker(self) -> None:
         broker = getattr(self._local, "broker", None)
@@ -134,10 +129,11 @@ class ConnectorHost:
     connectors: dict[str, Any] = field(default_factory=dict)
     runners: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
+    on_publish: PublishObserver = _nobody
 
     def __post_init__(self) -> None:
         self.identifiers = load_identifier_profile(self.settings)
-        self.publisher = BrokerRawPublisher(self.settings)
+        self.publisher = BrokerRawPublisher(self.settings, self.on_publish)
         self.checkpoints = SqlCheckpointStore(self.engine)
         self.seen_files = SqlSeenFileStore(self.engine)
 
@@ -173,17 +169,23 @@ class ConnectorHost:
             except (ConnectorError, ValueError, ImportError) as exc:
                 self.problems[name] = f"{type(exc).__name__}: {exc}"
                 log.error("connector %s not started: %s", name, self.problems[name])
-        global _active
-        with _active_lock:
-            _active = self
         return self
+
+    def connector(self, name: str) -> Any | None:
+        """The running connector ``name``, if any (the ingest worker's connector look-up)."""
+        return self.connectors.get(name)
+
+    def publish_raw(self, connector: str, record: RawRecord) -> str:
+        """Publish one record as ``connector`` (the API's own requests use it); its id."""
+        self.publisher(connector, record)
+        return raw_event(connector, record, time=self.publisher.clock_now())["id"]
 
     def mount(self, app: Any) -> None:
         """Register push connectors' blueprints and expose all connectors to the API."""
         from connectors.base.webhooks import mount_prefix
 
         app.extensions[EXTENSION_KEY] = self.connectors
-        app.extensions["srhub_connector_host"] = self
+        app.extensions[HOST_KEY] = self
         for name, connector in self.connectors.items():
             if isinstance(connector, PushConnector):
                 app.register_blueprint(
@@ -192,7 +194,7 @@ class ConnectorHost:
 
     def start(self) -> None:
         for name, connector in self.connectors.items():
-            runners = []
+            runners: list[Any] = []
             if isinstance(connector, PullConnector):
                 runners.append(PullRunner(connector))
             if isinstance(connector, FileConnector):
@@ -234,7 +236,3 @@ class ConnectorHost:
             except Exception:  # noqa: S112 - one connector must not keep others open
                 continue
         self.publisher.close()
-        global _active
-        with _active_lock:
-            if _active is self:
-                _active = None

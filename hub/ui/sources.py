@@ -97,14 +97,12 @@ def checkpoint_of(sessions: sessionmaker[Session], name: str) -> list[dict[str, 
 
 def worker_statuses() -> dict[str, dict[str, Any]]:
     """Statuses of the workers running in this process: the group ``srhub run`` keeps in the
-    app's extensions, else the one the monitoring context knows."""
+    app's extensions, else the one the app's monitoring context knows."""
     group = current_app.extensions.get(WORKERS_KEY)
     if group is None:
-        try:
-            from hub.monitoring.health import active_context
-        except ImportError:
-            active_context = None  # type: ignore[assignment]
-        context = active_context() if active_context is not None else None
+        from hub.monitoring.health import EXTENSION_KEY
+
+        context = current_app.extensions.get(EXTENSION_KEY)
         group = getattr(context, "workers", None)
     statuses = getattr(group, "statuses", None)
     if callable(statuses):

@@ -1,0 +1,39 @@
+"""Retention of the DCI transactions: this package's retention job.
+
+A DCI sync search writes one transaction row (at a thousand searches a second that is 86
+million rows a day), and nothing else removes them. They are what ``txn/status`` answers, so
+they are kept for ``dci_transaction_max_age_days`` (``settings.extra``, default 30), then
+deleted oldest first along the index on ``created_at``, in chunks, so a prune never holds a long
+lock. The application runs the job with the others (``hub.workers.retention``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from hub.dci.tables import DciTransaction
+from hub.workers.retention import RetentionJob, age_setting
+from registry_core.db import delete_older_than, utcnow
+
+NAME = "dci_transactions"
+DEFAULT_MAX_AGE_DAYS = 30
+
+
+def prune_transactions(
+    session: Session, max_age: timedelta, now: datetime | None = None, chunk: int = 10_000
+) -> int:
+    """Delete DCI transactions older than ``max_age``; return how many."""
+    cutoff = (now or utcnow()) - max_age
+    return delete_older_than(
+        session, DciTransaction.correlation_id, DciTransaction.created_at, cutoff, chunk
+    )
+
+
+def retention_job(extra: Mapping[str, Any]) -> RetentionJob:
+    """The job, with its age from ``extra`` (validated now)."""
+    max_age = age_setting(extra, "dci_transaction_max_age_days", DEFAULT_MAX_AGE_DAYS)
+    return RetentionJob(NAME, lambda session: prune_transactions(session, max_age))
