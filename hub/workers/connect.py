@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import threading
 from collections.abc import Callable, Sequence
 
@@ -29,8 +30,15 @@ log = logging.getLogger(__name__)
 BrokerFactory = Callable[[], Broker]
 
 # What "the broker is not there (yet)" looks like: the backends convert their drivers' errors
-# into BrokerError where they enter; socket-level errors may still surface from a factory.
-RETRIED: tuple[type[BaseException], ...] = (BrokerError, ConnectionError, TimeoutError, OSError)
+# into BrokerError where they enter; socket-level errors (refused, reset, timed out, a name
+# that does not resolve yet) may still surface from a factory. Not OSError as a whole: a
+# permission or a missing file is an install to fix, not an outage to wait out.
+RETRIED: tuple[type[BaseException], ...] = (
+    BrokerError,
+    ConnectionError,
+    TimeoutError,
+    socket.gaierror,
+)
 
 WAIT_FOR_BROKER = RetryPolicy(attempts=0, initial_delay=0.5, max_delay=30.0, jitter=0.5)
 

@@ -184,3 +184,11 @@ def test_a_failing_middleware_never_stops_the_others() -> None:
     chain.failed(_ctx(), {"id": "4"}, KeyError("bug"))
     assert counter.outcomes == {"review": 1}
     assert counter.failures == {"MappingError": 1, "KeyError": 1}
+
+
+def test_a_file_the_install_lacks_is_not_an_outage() -> None:
+    def factory() -> Broker:
+        raise PermissionError("keys file not readable")
+
+    with pytest.raises(PermissionError):
+        connect_with_retry(factory, [], WorkerStatus("w"), threading.Event(), policy=FAST)
