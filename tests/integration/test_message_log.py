@@ -442,3 +442,66 @@ def test_a_bad_log_age_is_refused_with_its_name(bad: object) -> None:
 
     with pytest.raises(SettingsError, match=r"extra\.delivery_log_max_age_days"):
         retention_job({"delivery_log_max_age_days": bad})
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_separate_ingest_worker_records_its_outcomes(runtime: HubRuntime, tmp_path: Path) -> None:
+    """``srhub worker ingest`` configures the monitoring middleware like ``srhub run``: a
+    record it refuses shows in the message log with the reason's class."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from connectors.base.envelope import raw_event
+    from connectors.base.records import RawRecord
+    from hub.broker import connect
+    from hub.broker.base import EXCHANGE_INBOUND
+    from hub.workers.topology import WORKER_QUEUES
+    from standards.cloudevents import to_json_bytes
+
+    record = RawRecord("income_row", {"RECORD_NO": "1"}, source_id="f:1")
+    event = raw_event("tax", record, time=utcnow())
+    broker = connect(runtime.settings)
+    try:
+        broker.declare_topology(list(WORKER_QUEUES))
+        broker.publish(
+            EXCHANGE_INBOUND, [Message(to_json_bytes(event), "tax.income_row", event["id"])]
+        )
+    finally:
+        broker.close()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "SRHUB_DATABASE_URL": runtime.settings.effective_database_url,
+        "SRHUB_DATA_DIR": str(runtime.settings.data_dir),
+    }
+    env.pop("SRHUB_AMQP_URL", None)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "worker", "ingest"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        found: list[dict[str, object]] = []
+        while not found and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.2)
+            with runtime.sessions() as session:
+                found, _ = list_messages(session, connector="tax")
+        child.send_signal(signal.SIGTERM)
+        _out, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert found, f"no message log entry; worker said:\n{err}"
+    assert (found[0]["message_id"], found[0]["status"], found[0]["error"]) == (
+        event["id"],
+        "failed",
+        "MappingError",
+    )
+    assert child.returncode == 0 and "dead_lettered=1" in err
