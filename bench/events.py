@@ -242,7 +242,7 @@ def relay_rate(backend: str, amqp_url: str, db_url: str, prefix: str, n: int) ->
 
 
 def _relay_process(backend: str, amqp_url: str, db_url: str, ready: Any, stop: Any) -> None:
-    from hub.workers.relay_worker import RelayWorker
+    from hub.pipeline.relay_worker import RelayWorker
     from registry_core.db import make_engine, make_session_factory
 
     engine = make_engine(db_url)

@@ -8,6 +8,11 @@ keeps lookup connectors for the API (prefill, verification). A connector whose c
 invalid, whose plugin is missing, or whose record types the hub cannot route (an unknown
 extractor, applier or mapping spec: ``hub.pipeline.routes``) is reported and skipped: the
 others still run, and nothing it would publish is left without a route.
+
+There is no process-wide host: the API finds it in ``app.extensions`` (``mount``), the ingest
+worker gets ``host.connector`` as its connector look-up and ``host.routes`` among its routes,
+and whoever watches publishing (the monitoring middleware's ``published``) is passed in as
+``on_publish``.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,41 +42,32 @@ from connectors.base.registry import create_connector
 from hub.broker import Broker, connect
 from hub.broker.base import EXCHANGE_INBOUND, Message
 from hub.checkpoints import SqlCheckpointStore, SqlSeenFileStore
-from hub.monitoring.hooks import inbound_published
 from hub.settings import Settings, load_identifier_profile
 from standards.cloudevents import to_json_bytes
 
 log = logging.getLogger(__name__)
 
 EXTENSION_KEY = "srhub_connectors"
+HOST_KEY = "srhub_connector_host"
 
-_active: ConnectorHost | None = None
-_active_lock = threading.Lock()
-
-
-def active_connector(name: str) -> Any | None:
-    """The running connector ``name`` of this process's host, if any (workers use it)."""
-    with _active_lock:
-        host = _active
-    return host.connectors.get(name) if host is not None else None
+# Told of every publish: (connector, messages, monotonic start, error or None). Must not raise.
+PublishObserver = Callable[[str, Sequence[Message], float, BaseException | None], None]
 
 
-def publish_raw(connector: str, record: RawRecord) -> str:
-    """Publish a record on the active host's publisher (the API's own requests use it)."""
-    with _active_lock:
-        host = _active
-    if host is None:
-        raise RuntimeError("no connector host runs in this process")
-    host.publisher(connector, record)
-    return raw_event(connector, record, time=host.publisher.clock_now())["id"]
+def _nobody(
+    _connector: str, _messages: Sequence[Message], _started: float, _error: BaseException | None
+) -> None:
+    return None
 
 
 class BrokerRawPublisher:
     """Publishes raw records to ``sr.inbound``; one broker connection per calling thread
-    (runner threads, request threads), as pika requires."""
+    (runner threads, request threads), as pika requires. ``on_publish`` is told of each
+    publish and its outcome (monitoring)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_publish: PublishObserver = _nobody) -> None:
         self._settings = settings
+        self._on_publish = on_publish
         self._local = threading.local()
         self._all: list[Broker] = []
         self._lock = threading.Lock()
@@ -103,14 +99,14 @@ class BrokerRawPublisher:
 
     def publish_many(self, connector: str, records: Sequence[RawRecord]) -> None:
         messages = [self._message(connector, r) for r in records]
-        started = time.monotonic()  # monitoring hook (Step 6)
+        started = time.monotonic()
         try:
             self._broker().publish(EXCHANGE_INBOUND, messages)
         except Exception as exc:
             self._drop_thread_broker()
-            inbound_published(connector, messages, started, exc)  # monitoring hook (Step 6)
+            self._on_publish(connector, messages, started, exc)
             raise
-        inbound_published(connector, messages, started)  # monitoring hook (Step 6)
+        self._on_publish(connector, messages, started, None)
 
     def _drop_thread_broker(self) -> None:
         broker = getattr(self._local, "broker", None)
@@ -137,10 +133,11 @@ class ConnectorHost:
     runners: dict[str, Any] = field(default_factory=dict)
     problems: dict[str, str] = field(default_factory=dict)
     routes: dict[str, Any] = field(default_factory=dict)  # ingest routes of its instances
+    on_publish: PublishObserver = _nobody
 
     def __post_init__(self) -> None:
         self.identifiers = load_identifier_profile(self.settings)
-        self.publisher = BrokerRawPublisher(self.settings)
+        self.publisher = BrokerRawPublisher(self.settings, self.on_publish)
         self.checkpoints = SqlCheckpointStore(self.engine)
         self.seen_files = SqlSeenFileStore(self.engine)
 
@@ -161,8 +158,8 @@ class ConnectorHost:
 
         Each instance's record types are routed first (``hub.pipeline.routes``): one the
         ingest could not handle is refused here, at start, with the reason. The routes of the
-        instances that run are added to this process's ingest routes."""
-        from hub.pipeline.routes import RouteError, install_routes, instance_routes
+        instances that run are kept in ``routes``, for the ingest worker of this process."""
+        from hub.pipeline.routes import RouteError, instance_routes
 
         signing_key = self.signing_key() if configs else None
         for name, config in configs.items():
@@ -190,18 +187,23 @@ class ConnectorHost:
                 log.error("connector %s not started: %s", name, self.problems[name])
                 continue
             self.routes.update(routes)
-        install_routes(self.routes)
-        global _active
-        with _active_lock:
-            _active = self
         return self
+
+    def connector(self, name: str) -> Any | None:
+        """The running connector ``name``, if any (the ingest worker's connector look-up)."""
+        return self.connectors.get(name)
+
+    def publish_raw(self, connector: str, record: RawRecord) -> str:
+        """Publish one record as ``connector`` (the API's own requests use it); its id."""
+        self.publisher(connector, record)
+        return raw_event(connector, record, time=self.publisher.clock_now())["id"]
 
     def mount(self, app: Any) -> None:
         """Register push connectors' blueprints and expose all connectors to the API."""
         from connectors.base.webhooks import mount_prefix
 
         app.extensions[EXTENSION_KEY] = self.connectors
-        app.extensions["srhub_connector_host"] = self
+        app.extensions[HOST_KEY] = self
         for name, connector in self.connectors.items():
             if isinstance(connector, PushConnector):
                 app.register_blueprint(
@@ -252,7 +254,3 @@ class ConnectorHost:
             except Exception:  # noqa: S112 - one connector must not keep others open
                 continue
         self.publisher.close()
-        global _active
-        with _active_lock:
-            if _active is self:
-                _active = None

@@ -1,11 +1,18 @@
 """What ``srhub run`` starts beside the API in the embedded setup: the sandbox partner systems,
 the registry's initial households, the connectors and the workers — each stopped cleanly by the
-run command's ExitStack."""
+run command's ExitStack.
+
+The parts meet through what they are given, not through module globals: the monitoring
+middleware (message log and metrics) is made first and handed to the ingest worker and the
+connector host; the ingest worker finds running connectors through the app's extensions (the
+host mounts itself there); the monitoring loop is given the host, the workers and every
+package's retention job, and put in the app's extensions for the health views."""
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from contextlib import ExitStack
 from typing import Any
 
@@ -47,15 +54,51 @@ def start_sandbox_for(settings: Settings, runtime: HubRuntime, stack: ExitStack)
     return sandbox
 
 
-def start_workers_for(settings: Settings, runtime: HubRuntime, stack: ExitStack) -> Any:
-    """Run relay, ingest and dispatch as threads of this process."""
-    from hub.pipeline import dispatch, ingest
-    from hub.subscriptions.delivery import start_delivery_workers
-    from hub.workers.service import start_workers
+def start_monitoring_middleware(settings: Settings, runtime: HubRuntime, stack: ExitStack) -> Any:
+    """The message log and metrics of this process, running before anything reports to them
+    and stopped after everything that does (the stack unwinds in reverse)."""
+    from hub.monitoring.service import monitoring_middleware
 
-    ingest.configure(lambda: runtime.registry)  # share this process's keys and engine
-    dispatch.configure(lambda: runtime)
-    group = start_workers(settings, runtime.sessions)
+    middleware = monitoring_middleware(settings, runtime).start()
+    stack.callback(middleware.stop)
+    return middleware
+
+
+def app_connectors(app: Any) -> Callable[[str], Any | None]:
+    """The connector look-up of workers sharing ``app``'s process: the host mounted in the
+    app's extensions, whenever it has been started (connectors start after the workers)."""
+    from hub.connectors_host import HOST_KEY
+
+    def connector(name: str) -> Any | None:
+        host = app.extensions.get(HOST_KEY)
+        return host.connector(name) if host is not None else None
+
+    return connector
+
+
+def start_workers_for(
+    settings: Settings,
+    runtime: HubRuntime,
+    stack: ExitStack,
+    *,
+    app: Any = None,
+    middleware: Any = None,
+    connector_configs: Mapping[str, Any] | None = None,
+) -> Any:
+    """Run relay, ingest and dispatch as threads of this process, sharing its runtime (keys,
+    engine), its monitoring ``middleware`` and the connectors ``app`` hosts; the ingest routes
+    are those of ``connector_configs`` (every configured instance of each kind)."""
+    from hub.assembly import start_workers
+    from hub.pipeline.routes import routes_for
+    from hub.pipeline.verification import no_connector
+    from hub.subscriptions.delivery import start_delivery_workers
+
+    group = start_workers(
+        runtime,
+        middleware=[middleware] if middleware is not None else (),
+        connectors=app_connectors(app) if app is not None else no_connector,
+        routes=routes_for(connector_configs),
+    )
     stack.callback(group.stop)
     deliveries = start_delivery_workers(settings, runtime)
     stack.callback(deliveries.stop)
@@ -64,13 +107,30 @@ def start_workers_for(settings: Settings, runtime: HubRuntime, stack: ExitStack)
 
 
 def start_monitoring_for(
-    settings: Settings, runtime: HubRuntime, host: Any, workers: Any, stack: ExitStack
+    settings: Settings,
+    runtime: HubRuntime,
+    host: Any,
+    workers: Any,
+    stack: ExitStack,
+    *,
+    app: Any = None,
+    middleware: Any = None,
 ) -> Any:
-    """Health model, alert evaluation and message-log retention on a schedule."""
+    """Health model, alert evaluation and every package's retention job on a schedule."""
+    from hub.assembly import retention_jobs
     from hub.monitoring.service import start_monitoring
 
-    monitor = start_monitoring(settings, runtime, host, workers)
+    monitor = start_monitoring(
+        settings,
+        runtime,
+        host,
+        workers,
+        middleware=middleware,
+        jobs=retention_jobs(settings),
+    )
     stack.callback(monitor.stop)
+    if app is not None:
+        monitor.init_app(app)
     return monitor
 
 
@@ -78,29 +138,41 @@ def load_connector_configs(settings: Settings, sandbox: Any | None) -> dict[str,
     """Connector tables: from the running sandbox, else from ``SRHUB_CONNECTORS_FILE``."""
     if sandbox is not None:
         return sandbox.connectors()
-    path = settings.connectors_file
-    if str(path) in ("", "."):
-        return {}
     import tomllib
 
+    from hub.pipeline.routes import connector_tables
+
+    path = settings.connectors_file
     try:
-        with path.open("rb") as fh:
-            return dict(tomllib.load(fh).get("connectors", {}))
+        return connector_tables(path)
     except (OSError, tomllib.TOMLDecodeError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise SettingsError(f"SRHUB_CONNECTORS_FILE: cannot read {path}: {reason}") from None
 
 
 def start_connectors_for(
-    settings: Settings, runtime: HubRuntime, app: Any, sandbox: Any | None, stack: ExitStack
+    settings: Settings,
+    runtime: HubRuntime,
+    app: Any,
+    sandbox: Any | None,
+    stack: ExitStack,
+    *,
+    middleware: Any = None,
+    configs: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Build, mount and start the configured connectors; print their state."""
+    """Build, mount and start the configured connectors (``configs``, default
+    ``load_connector_configs``); print their state. Their publishing is reported to the
+    monitoring ``middleware``."""
     from hub.connectors_host import ConnectorHost
 
-    configs = load_connector_configs(settings, sandbox)
+    if configs is None:
+        configs = load_connector_configs(settings, sandbox)
     if not configs:
         return None
-    host = ConnectorHost(settings, runtime.engine).build(configs)
+    options: dict[str, Any] = {}
+    if middleware is not None:
+        options["on_publish"] = middleware.published
+    host = ConnectorHost(settings, runtime.engine, **options).build(configs)
     host.mount(app)
     host.start()
     stack.callback(host.stop)
@@ -163,10 +235,8 @@ def sandbox_activity_in_background(
             return
         if host is None or "national_id" not in host.connectors or round_size <= 0:
             return
-        from hub.connectors_host import publish_raw
-
         try:
-            sandbox_activity.queue_verification_round(runtime, publish_raw, round_size)
+            sandbox_activity.queue_verification_round(runtime, host.publish_raw, round_size)
         except Exception:
             log.exception("sandbox: queueing the verification round failed")
 

@@ -7,11 +7,13 @@ malformed event fails its own transaction instead of publishing something subscr
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
 from registry_core.models import OutboxEvent
+from standards.cloudevents import build_event
 from standards.timeutil import utcnow
 from standards.validation import validate
 
@@ -53,15 +55,32 @@ def write_event(
     return event
 
 
-def to_cloudevent(event: OutboxEvent) -> dict[str, Any]:
-    """The CloudEvents 1.0 structured form of an outbox row."""
-    return {
-        "specversion": "1.0",
-        "id": event.event_id,
-        "source": event.source,
-        "type": event.type,
-        "time": event.time.isoformat().replace("+00:00", "Z"),
-        "subject": event.subject,
-        "datacontenttype": "application/json",
-        "data": event.data,
-    }
+class OutboxRow(Protocol):
+    """What ``to_cloudevent`` reads: an ``OutboxEvent`` or a row selected with its columns."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def time(self) -> datetime: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def data(self) -> dict[str, Any]: ...
+
+
+def to_cloudevent(event: OutboxRow) -> dict[str, Any]:
+    """The CloudEvents 1.0 structured form of an outbox row (``standards.cloudevents``'
+    builder: the relay publishes exactly what the events API and re-drives show)."""
+    return build_event(
+        type=event.type,
+        source=event.source,
+        subject=event.subject,
+        id=event.event_id,
+        time=event.time,
+        data=event.data,
+        add_prefix=False,  # as stored: the relay refuses a row whose type is malformed
+    )

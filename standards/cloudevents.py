@@ -27,7 +27,7 @@ from standards.validation import validator_for, violations
 try:  # optional accelerator; jsonschema alone gives the same verdicts
     import fastjsonschema
 except ImportError:  # pragma: no cover - exercised only where the package is absent
-    fastjsonschema = None
+    fastjsonschema = None  # type: ignore[assignment]
 
 SPEC_VERSION = "1.0"
 TYPE_PREFIX = "org.socialregistry."
@@ -85,14 +85,20 @@ def build_event(
     id: str | None = None,
     time: datetime | None = None,
     extensions: Mapping[str, str | int | bool] | None = None,
+    add_prefix: bool = True,
 ) -> CloudEvent:
     """Build an envelope; ``id`` defaults to a new uuid4 and ``time`` to now.
 
-    ``type`` may be the full type or a bare routing key (``person.died``): the prefix is added.
-    The result is not validated here; ``to_json_bytes`` output is checked by consumers, and
-    ``validate_event`` is available where a producer wants to fail early.
+    The one builder of the project's CloudEvents: raw partner records (``connectors.base``),
+    registry change events from outbox rows (``registry_core.outbox.to_cloudevent``, which the
+    relay, the events API and re-drives use) all come from here, so every ``time`` has the one
+    format of ``format_time``. ``type`` may be the full type or a bare routing key
+    (``person.died``): the prefix is added, unless ``add_prefix`` is False (a stored event is
+    rebuilt as it was stored, so a malformed one stays visibly malformed). The result is not
+    validated here; consumers check what they receive, and ``validate_event`` is there where a
+    producer wants to fail early.
     """
-    full_type = type if type.startswith(TYPE_PREFIX) else event_type(type)
+    full_type = type if not add_prefix or type.startswith(TYPE_PREFIX) else event_type(type)
     event: CloudEvent = {
         "specversion": SPEC_VERSION,
         "id": id or str(uuid.uuid4()),
@@ -107,6 +113,27 @@ def build_event(
         event.update(extensions)
     event["data"] = dict(data)
     return event
+
+
+COPIED_ATTRIBUTES = ("specversion", "id", "source", "type", "time", "datacontenttype")
+
+
+def copy_event(
+    event: Mapping[str, Any],
+    *,
+    subject: str | None,
+    data: Mapping[str, Any],
+    extensions: Mapping[str, str | int | bool] | None = None,
+) -> CloudEvent:
+    """Another view of an existing event: same id, source, type and time (as built, so in the
+    one format), a new ``subject`` and ``data`` and extension attributes added. The
+    subscriptions' fan-out gives each subscriber its own copy this way."""
+    copy: CloudEvent = {key: event[key] for key in COPIED_ATTRIBUTES if key in event}
+    if extensions:
+        copy.update(extensions)
+    copy["subject"] = subject
+    copy["data"] = dict(data)
+    return copy
 
 
 def _json_default(value: Any) -> Any:

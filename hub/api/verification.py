@@ -123,7 +123,7 @@ def queue_verifications() -> Response:
     import uuid as uuid_module
 
     from connectors.base.records import RawRecord
-    from hub.connectors_host import publish_raw
+    from hub.connectors_host import HOST_KEY
     from hub.pipeline.verification import RECORD_TYPE
 
     body = json_object()
@@ -144,20 +144,20 @@ def queue_verifications() -> Response:
     for person_id in people:
         registry.get_person(person_id)  # 404 before anything is queued
     batch = uuid_module.uuid4().hex
-    try:
-        message_ids = [
-            publish_raw(
-                "registry",
-                RawRecord(
-                    RECORD_TYPE,
-                    {"person_id": p, "consent_obtained": consent},
-                    source_id=f"{batch}:{p}",
-                ),
-            )
-            for p in people
-        ]
-    except RuntimeError:
-        raise PartnerUnavailable("no connector host runs in this hub process") from None
+    host = current_app.extensions.get(HOST_KEY)
+    if host is None:
+        raise PartnerUnavailable("no connector host runs in this hub process")
+    message_ids = [
+        host.publish_raw(
+            "registry",
+            RawRecord(
+                RECORD_TYPE,
+                {"person_id": p, "consent_obtained": consent},
+                source_id=f"{batch}:{p}",
+            ),
+        )
+        for p in people
+    ]
     response = jsonify({"queued": len(message_ids), "message_ids": message_ids})
     response.status_code = 202
     return response

@@ -8,6 +8,7 @@ loads pika and the AMQP one never needs the queue tables.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .base import (
@@ -35,6 +36,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from hub.broker.embedded import SealedBodies
     from hub.settings import Settings
 
 __all__ = [
@@ -75,9 +77,10 @@ def backend_for(url: str) -> str:
     return scheme if scheme in ("amqp", "amqps") else "embedded"
 
 
-def _load(name: str) -> type[Broker]:
+def _load(name: str) -> Callable[..., Broker]:
+    """The backend class of ``name`` (each takes the URL and its own keyword options)."""
     module_name, _, attr = BACKENDS[name].partition(":")
-    cls: type[Broker] = getattr(importlib.import_module(module_name), attr)
+    cls: Callable[..., Broker] = getattr(importlib.import_module(module_name), attr)
     return cls
 
 
@@ -99,7 +102,7 @@ def connect(target: Settings | str, **options: Any) -> Broker:
     return cls(url, **options)
 
 
-def _sealed_bodies(settings: Settings) -> Any:
+def _sealed_bodies(settings: Settings) -> SealedBodies:
     """The embedded queue lives in the registry's database: seal its message bodies with the
     hub's identifier key so partner records are never stored in clear there."""
     from hub.broker.embedded import SealedBodies

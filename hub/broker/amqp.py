@@ -52,13 +52,6 @@ from registry_core.db import utcnow
 from .base import (
     EXCHANGE_DEAD,
     EXCHANGES,
-    H_ATTEMPTS,
-    H_ERROR_CLASS,
-    H_FIRST_FAILURE,
-    H_LAST_FAILURE,
-    H_ORIGINAL_EXCHANGE,
-    H_ORIGINAL_QUEUE,
-    H_ORIGINAL_ROUTING_KEY,
     H_REASON,
     QUEUE_DEAD,
     Broker,
@@ -76,6 +69,7 @@ from .messages import (
     check_exchange,
     check_message,
     dead_letter_headers,
+    delivery_dead_letter_headers,
 )
 from .topic import validate_pattern
 
@@ -151,9 +145,9 @@ class _Confirms:
                 if not ack:
                     self.nacked.append(message_id)
         else:
-            message_id = self.pending.pop(tag, None)
-            if message_id is not None and not ack:
-                self.nacked.append(message_id)
+            found = self.pending.pop(tag, None)
+            if found is not None and not ack:
+                self.nacked.append(found)
         if not self.pending:
             self.wake()
 
@@ -466,7 +460,6 @@ def _x_death_headers(headers: dict[str, Any], limits: dict[str, int]) -> dict[st
     queue = str(death.get("queue", ""))
     reason = str(death.get("reason", ""))
     when = death.get("time")
-    when_text = when.isoformat() if isinstance(when, datetime) else utcnow().isoformat()
     keys = death.get("routing-keys") or [""]
     limit = limits.get(queue)
     if reason == "delivery_limit":
@@ -479,21 +472,14 @@ def _x_death_headers(headers: dict[str, Any], limits: dict[str, int]) -> dict[st
     else:
         error_class = f"Broker{reason.title().replace('_', '')}"
         text = f"RabbitMQ dead-lettered the message: {reason}"
-    out = dict(headers)
-    out.update(
-        {
-            H_ERROR_CLASS: error_class,
-            H_REASON: text,
-            H_ORIGINAL_EXCHANGE: str(death.get("exchange", "")),
-            H_ORIGINAL_ROUTING_KEY: str(keys[0]),
-            H_ORIGINAL_QUEUE: queue,
-            H_FIRST_FAILURE: when_text,
-            H_LAST_FAILURE: when_text,
-        }
+    moment = when if isinstance(when, datetime) else utcnow()
+    original = Message(b"", str(keys[0]), "x-death", headers)
+    return dead_letter_headers(
+        original,
+        DeadLetterReason(error_class, text, limit or 0, moment, moment),
+        exchange=str(death.get("exchange", "")),
+        queue=queue,
     )
-    if limit:
-        out[H_ATTEMPTS] = limit
-    return out
 
 
 class AmqpConsumer(Consumer):
@@ -627,7 +613,7 @@ class AmqpConsumer(Consumer):
             body=delivery.message.body,
             routing_key=delivery.message.routing_key,
             message_id=delivery.message.message_id,
-            headers=dead_letter_headers(delivery, reason),
+            headers=delivery_dead_letter_headers(delivery, reason),
             content_type=delivery.message.content_type,
         )
         # The dead copy is confirmed before the original is acked: a crash in between leaves

@@ -26,7 +26,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 EXCHANGE_INBOUND = "sr.inbound"
@@ -101,6 +101,14 @@ class DeadLetterReason:
     attempts: int
     first_failure: datetime
     last_failure: datetime
+
+    @classmethod
+    def now(
+        cls, error_class: str, reason: str, attempts: int, first_failure: datetime | None = None
+    ) -> DeadLetterReason:
+        """A reason whose last failure is now (and the first too, unless given)."""
+        moment = datetime.now(UTC)
+        return cls(error_class, reason, attempts, first_failure or moment, moment)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
-from sqlalchemy import delete, func, insert, inspect, select, text, update
+from sqlalchemy import Table, delete, func, insert, inspect, select, text, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -54,8 +54,8 @@ from .errors import BrokerError, ConnectionClosed, QueueNotFound, Unroutable
 from .messages import (
     check_exchange,
     check_message,
-    dead_letter_headers,
     decode_headers,
+    delivery_dead_letter_headers,
     delivery_limit_reason,
     encode_headers,
 )
@@ -65,9 +65,10 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-MESSAGES = BrokerMessage.__table__
-QUEUES = BrokerQueue.__table__
-BINDINGS = BrokerBinding.__table__
+# The mapped classes' tables, typed as Tables (``__table__`` is typed as any FromClause).
+MESSAGES = cast(Table, BrokerMessage.__table__)
+QUEUES = cast(Table, BrokerQueue.__table__)
+BINDINGS = cast(Table, BrokerBinding.__table__)
 
 ACK_FLUSH_COUNT = 64  # settle in one transaction once this many acks are pending...
 ACK_FLUSH_AGE = 0.5  # ...or once the oldest pending ack is this many seconds old
@@ -364,7 +365,7 @@ class EmbeddedBroker(Broker):
             body=delivery.message.body,
             routing_key=delivery.message.routing_key,
             message_id=delivery.message.message_id,
-            headers=dead_letter_headers(delivery, reason),
+            headers=delivery_dead_letter_headers(delivery, reason),
             content_type=delivery.message.content_type,
         )
         headers = encode_headers(dead.headers)
@@ -378,7 +379,7 @@ class EmbeddedBroker(Broker):
 
 def _row(
     queue: str, exchange: str, message: Message, headers: str, now: datetime, codec: BodyCodec
-) -> dict:
+) -> dict[str, Any]:
     return {
         "queue": queue,
         "message_id": message.message_id,
@@ -418,7 +419,7 @@ class SealedBodies(BodyCodec):
     codec-less test client) is still read correctly.
     """
 
-    def __init__(self, seal: Any, unseal: Any) -> None:
+    def __init__(self, seal: Callable[[bytes], bytes], unseal: Callable[[bytes], bytes]) -> None:
         self._seal, self._unseal = seal, unseal
 
     def seal(self, body: bytes) -> bytes:

@@ -94,26 +94,39 @@ def decode_headers(text: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat()
+def dead_letter_headers(
+    message: Message, reason: DeadLetterReason, *, exchange: str, queue: str
+) -> dict[str, Any]:
+    """The headers of a dead-lettered copy of ``message``: its own headers plus why it failed
+    and where from (the ``x-sr-*`` set, every one of them, always).
 
-
-def dead_letter_headers(delivery: Delivery, reason: DeadLetterReason) -> dict[str, Any]:
-    """The headers of the dead-lettered copy: the original ones plus why and from where."""
-    headers = dict(delivery.message.headers)
+    The one place these headers are built: both backends' ``dead_letter`` (used by the worker
+    runtime, the delivery senders and the AMQP forwarder), RabbitMQ's own ``x-death``
+    translation and the relay's copy of a malformed outbox row all call it, so a dead letter
+    reads the same whoever wrote it. ``queue`` is where the message was when it failed (the
+    relay names its outbox, which is not a queue).
+    """
+    headers = dict(message.headers)
     headers.update(
         {
             H_ERROR_CLASS: reason.error_class,
             H_REASON: reason.reason,
-            H_ORIGINAL_EXCHANGE: delivery.exchange,
-            H_ORIGINAL_ROUTING_KEY: delivery.message.routing_key,
-            H_ORIGINAL_QUEUE: delivery.queue,
+            H_ORIGINAL_EXCHANGE: exchange,
+            H_ORIGINAL_ROUTING_KEY: str(message.routing_key)[:MAX_MESSAGE_ID],
+            H_ORIGINAL_QUEUE: queue,
             H_ATTEMPTS: int(reason.attempts),
-            H_FIRST_FAILURE: _iso(reason.first_failure),
-            H_LAST_FAILURE: _iso(reason.last_failure),
+            H_FIRST_FAILURE: reason.first_failure.isoformat(),
+            H_LAST_FAILURE: reason.last_failure.isoformat(),
         }
     )
     return headers
+
+
+def delivery_dead_letter_headers(delivery: Delivery, reason: DeadLetterReason) -> dict[str, Any]:
+    """``dead_letter_headers`` for a delivery: from the exchange and queue it came through."""
+    return dead_letter_headers(
+        delivery.message, reason, exchange=delivery.exchange, queue=delivery.queue
+    )
 
 
 def delivery_limit_reason(

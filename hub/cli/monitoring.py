@@ -32,10 +32,12 @@ def monitoring() -> None:
     "--max-bytes", type=click.IntRange(min=0), default=None, help="Override message_log_max_bytes."
 )
 def prune(max_age_days: float | None, max_rows: int | None, max_bytes: int | None) -> None:
-    """Delete message-log rows beyond the retention limits, and DCI transactions and
-    delivery-log rows past their age; print what was deleted as JSON."""
-    from hub.monitoring.log_retention import LogAges, prune_logs
-    from hub.monitoring.message_log import RetentionPolicy, enforce_retention
+    """Delete message-log rows beyond the retention limits, and what every other retention
+    job finds past its age (DCI transactions, delivery log, processed-message ids); print what
+    was deleted as JSON."""
+    from hub.assembly import retention_jobs
+    from hub.monitoring.message_log import RetentionPolicy
+    from hub.workers.retention import run_retention
 
     settings = load_settings()
     policy = RetentionPolicy.from_settings(settings.monitoring)
@@ -45,12 +47,11 @@ def prune(max_age_days: float | None, max_rows: int | None, max_bytes: int | Non
         policy = replace(policy, max_rows=max_rows)
     if max_bytes is not None:
         policy = replace(policy, max_bytes=max_bytes)
+    jobs = retention_jobs(settings, message_log=policy)
     with hub_runtime(settings) as runtime:
-        with runtime.sessions.begin() as session:
-            result = enforce_retention(session, policy)
-        with runtime.sessions.begin() as session:
-            others = prune_logs(session, LogAges.from_settings(settings.monitoring))
-    click.echo(json.dumps({**asdict(result), "deleted": result.deleted, "other_logs": others}))
+        results = run_retention(runtime.sessions, jobs)
+    result = results.pop("message_log")
+    click.echo(json.dumps({**asdict(result), "deleted": result.deleted, "other_logs": results}))
 
 
 @monitoring.command("health")

@@ -45,11 +45,8 @@ def start_background(
     registers its stop on ``stack``."""
     from hub import embedded_services as services
 
-    group = None
-    if workers:
-        group = services.start_workers_for(settings, runtime, stack)
-        if group is not None:
-            app.extensions["srhub_workers"] = group
+    # Message log and metrics first: the workers and connectors report to it from their start.
+    monitoring = services.start_monitoring_middleware(settings, runtime, stack)
     running = None
     if sandbox:
         from sandbox_mocks.launcher import SandboxError
@@ -61,12 +58,24 @@ def start_background(
                 f"{exc}. With `srhub run`, move the mocks with SRHUB_SANDBOX_MOCKS__PORT_BASE "
                 "(0: free ports) or run with --no-sandbox"
             ) from None
-    host = services.start_connectors_for(settings, runtime, app, running, stack)
+    # The connectors before the workers: the ingest worker routes their instances.
+    configs = services.load_connector_configs(settings, running)
+    host = services.start_connectors_for(
+        settings, runtime, app, running, stack, middleware=monitoring, configs=configs
+    )
+    group = None
+    if workers:
+        group = services.start_workers_for(
+            settings, runtime, stack, app=app, middleware=monitoring, connector_configs=configs
+        )
+        app.extensions["srhub_workers"] = group
     if running is not None:
         services.sandbox_activity_in_background(settings, runtime, running, host)
     if host is not None:
         services.after_serving_in_background(host, url)
-    services.start_monitoring_for(settings, runtime, host, group, stack)
+    services.start_monitoring_for(
+        settings, runtime, host, group, stack, app=app, middleware=monitoring
+    )
 
 
 def login_lines(url: str, has_local_token: bool, settings: Settings) -> list[str]:

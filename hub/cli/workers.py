@@ -23,8 +23,8 @@ from hub.settings import load_settings
 
 
 def _run(kind: str, batch_size: int | None, prefetch: int | None = None) -> None:
+    from hub.assembly import run_worker_process
     from hub.dbschema import DatabaseUnavailable
-    from hub.workers.service import run_worker_process
 
     settings = load_settings()
     with contextlib.suppress(DatabaseUnavailable):  # waited for, like the broker

@@ -1,23 +1,28 @@
-"""POSTing signed DCI bodies (callbacks, notifications) to a partner, with a few retries.
+"""POSTing signed DCI bodies (callbacks, notifications) to a partner.
 
-All outbound DCI HTTP goes through ``post_envelope`` so tests and operators see one behaviour:
-a connect/read timeout on every attempt (requests has none by default), no redirects followed
-(a redirect could carry personal data to a host nobody registered), retries only for network
-errors and 5xx/429 answers, and a result that names the failure without echoing the body.
+All outbound DCI HTTP goes through ``post_envelope``, on the hub's one outbound sender
+(``hub.workers.outbound.OutboundSender``, the same one webhook deliveries use): a connect and
+read timeout on every attempt, no redirects followed (a redirect could carry personal data to a
+host nobody registered), pooled connections, retries with backoff (tenacity) only for network
+errors and the statuses that mean "later" (429, 5xx...), and a result that names the failure
+without echoing the body. The DCI server keeps one sender for its callbacks
+(``callback_sender``); a caller without one gets a sender for the call.
 """
 
 from __future__ import annotations
 
+import json
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
-import requests
+from hub.workers.outbound import OutboundSender
+from hub.workers.retry import RetryPolicy
 
 log = logging.getLogger(__name__)
 
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+HEADERS = {"Content-Type": "application/json"}
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,16 @@ class DeliveryResult:
     response_json: Any = None
 
 
+def callback_sender(
+    timeout: float = 10.0, attempts: int = 3, backoff: float = 0.5
+) -> OutboundSender:
+    """A sender for DCI bodies: ``attempts`` tries, waits doubling from ``backoff`` seconds."""
+    policy = RetryPolicy(
+        attempts=max(attempts, 1), initial_delay=backoff, max_delay=backoff * 8, jitter=0.0
+    )
+    return OutboundSender(policy, timeout=timeout, connect_timeout=5.0)
+
+
 def post_envelope(
     url: str,
     body: dict[str, Any],
@@ -36,40 +51,24 @@ def post_envelope(
     timeout: float = 10.0,
     attempts: int = 3,
     backoff: float = 0.5,
-    session: requests.Session | None = None,
+    sender: OutboundSender | None = None,
 ) -> DeliveryResult:
-    http = session or requests.Session()
-    error: str | None = None
-    status: int | None = None
-    for attempt in range(1, attempts + 1):
-        try:
-            response = http.post(
-                url,
-                json=body,
-                timeout=(min(timeout, 5.0), timeout),
-                allow_redirects=False,
-                headers={"Content-Type": "application/json"},
-            )
-        except requests.RequestException as exc:
-            error, status = f"network error: {type(exc).__name__}", None
-        else:
-            status = response.status_code
-            if 200 <= status < 300:
-                try:
-                    parsed = response.json()
-                except ValueError:
-                    parsed = None
-                return DeliveryResult(True, status, attempt, None, parsed)
-            error = f"HTTP {status}"
-            if status not in RETRY_STATUSES:
-                break
-        if attempt < attempts:
-            time.sleep(backoff * 2 ** (attempt - 1))
-    log.warning("DCI delivery to %s failed after %d attempt(s): %s", _host(url), attempt, error)
-    return DeliveryResult(False, status, attempt, error)
-
-
-def _host(url: str) -> str:
-    from urllib.parse import urlsplit
-
-    return urlsplit(url).netloc
+    """POST ``body`` as JSON with ``sender`` (its own policy), or with a sender for this
+    call made from ``timeout``, ``attempts`` and ``backoff``."""
+    own = sender is None
+    http = sender or callback_sender(timeout, attempts, backoff)
+    try:
+        result = http.post(url, json.dumps(body, allow_nan=False).encode(), HEADERS, want_json=True)
+    finally:
+        if own:
+            http.close()
+    last = result.last
+    if last.ok:
+        return DeliveryResult(True, last.status_code, result.attempts, None, last.response)
+    log.warning(
+        "DCI delivery to %s failed after %d attempt(s): %s",
+        urlsplit(url).netloc,
+        result.attempts,
+        last.error,
+    )
+    return DeliveryResult(False, last.status_code, result.attempts, last.error)

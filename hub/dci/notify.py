@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from hub.dci.config import SigningKey
 from hub.dci.delivery import DeliveryResult, post_envelope
 from hub.dci.senders import callback_url
+from hub.workers.outbound import OutboundSender
 from standards.dci import codes
 from standards.dci.envelope import EnvelopeError, callback_header, new_id, timestamp
 from standards.dci.signature import sign_envelope
@@ -135,12 +136,14 @@ def send_notify(
     signing_key: SigningKey,
     timeout: float = 10.0,
     attempts: int = 3,
+    sender: OutboundSender | None = None,
 ) -> DeliveryResult:
-    """Sign and POST a notify; refuse (no request made) when the target is not registered."""
+    """Sign and POST a notify; refuse (no request made) when the target is not registered.
+    ``sender`` is a pooled sender to reuse (else one is made for the call)."""
     with sessions() as session:
         try:
             url = callback_url(session, subscription.sender_id, subscription.callback_uri, "notify")
         except EnvelopeError as error:
             return DeliveryResult(False, None, 0, f"{error.code}: {error.message}")
     body = build_notify(subscription, events, registry_id=registry_id, signing_key=signing_key)
-    return post_envelope(url, body, timeout=timeout, attempts=attempts)
+    return post_envelope(url, body, timeout=timeout, attempts=attempts, sender=sender)

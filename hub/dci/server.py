@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.dci.authentication import authenticate
 from hub.dci.config import DciConfig, SigningKey
-from hub.dci.delivery import post_envelope
+from hub.dci.delivery import callback_sender, post_envelope
 from hub.dci.ledger import MessageLedger, TransactionStore, txn_status_of
 from hub.dci.search import answer_item, failed_answer
 from hub.dci.senders import KeyDirectory, callback_url
@@ -141,6 +141,8 @@ class DciServer:
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
         self._pending = 0
+        # One pooled sender for every callback (hub.workers.outbound), closed with the server.
+        self.callbacks = callback_sender(config.callback_timeout_seconds, config.callback_attempts)
         # Outgoing bodies that broke our message schemas (by path, no values): a bug of ours.
         self.outgoing_problems: list[str] = []
 
@@ -151,6 +153,7 @@ class DciServer:
             executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=wait)
+        self.callbacks.close()
         if self.search_engine is not self.queries.engine:
             self.search_engine.dispose()
 
@@ -395,12 +398,7 @@ class DciServer:
         self._check_outgoing(
             validation.answer_problems(CALLBACK_SCHEMA_PATHS[action], body), f"{action} callback"
         )
-        result = post_envelope(
-            url,
-            body,
-            timeout=self.config.callback_timeout_seconds,
-            attempts=self.config.callback_attempts,
-        )
+        result = post_envelope(url, body, sender=self.callbacks)
         self.transactions.finish(
             correlation_id, status, items, "sent" if result.ok else "failed", result.error
         )

@@ -3,8 +3,9 @@
 ``health_snapshot(source)`` reads what the parts already keep (connector statuses, worker
 statuses, broker queue depths, the message log, the subscriptions' delivery log, the metrics
 recorder) rather than asking them to report: a part that hangs cannot then hide it, and
-nothing here can slow the traffic down. ``source`` is a Flask app, a ``HubRuntime`` or
-``None`` (then the context ``start_monitoring`` installed is used).
+nothing here can slow the traffic down. ``source`` is a ``MonitoringContext``, a Flask app (the
+context ``Monitoring.init_app`` put in its extensions, else one made from the app's runtime
+and connector host) or a ``HubRuntime``. There is no process-wide context.
 
 States are those of ``connectors.base.status``: ``up``, ``degraded`` (working, recent failures),
 ``down`` (circuit open / only failures), ``paused`` (stopped on purpose). The hub as a whole is
@@ -80,7 +81,7 @@ class BrokerProbe:
 
 @dataclass
 class MonitoringContext:
-    """What ``health_snapshot`` reads; ``start_monitoring`` installs one per process."""
+    """What ``health_snapshot`` reads: passed in, or kept in a Flask app's extensions."""
 
     settings: Any
     runtime: Any
@@ -89,6 +90,7 @@ class MonitoringContext:
     recorder: Recorder = RECORDER
     probe: BrokerProbe | None = None
     heartbeats: dict[str, datetime] = field(default_factory=dict)
+    writer: Any = None  # the MessageLogWriter of this process, when it records the log
 
     def broker_probe(self) -> BrokerProbe:
         if self.probe is None:
@@ -96,53 +98,26 @@ class MonitoringContext:
         return self.probe
 
 
-_context: MonitoringContext | None = None
-_context_lock = threading.Lock()
+EXTENSION_KEY = "srhub_monitoring_context"
 
 
-def install_context(context: MonitoringContext | None) -> None:
-    global _context
-    with _context_lock:
-        _context = context
-
-
-def active_context() -> MonitoringContext | None:
-    with _context_lock:
-        return _context
-
-
-def context_for(source: Any = None) -> MonitoringContext:
-    """The context of ``source``: the installed one, completed from a Flask app's extensions
-    (its runtime and connector host) when no monitoring was started (e.g. in tests)."""
-    installed = active_context()
-    if source is None or isinstance(source, MonitoringContext):
-        if source is not None:
-            return source
-        if installed is None:
-            raise LookupError("monitoring is not started in this process")
-        return installed
+def context_for(source: Any) -> MonitoringContext:
+    """The context of ``source``: itself, the one in a Flask app's extensions (completed from
+    the app's runtime, connector host and worker group), or a new one for a ``HubRuntime``."""
+    if isinstance(source, MonitoringContext):
+        return source
     extensions = getattr(source, "extensions", None)
-    if extensions is not None:  # a Flask app
+    if extensions is None:  # a HubRuntime
+        return MonitoringContext(source.settings, source)
+    found: MonitoringContext | None = extensions.get(EXTENSION_KEY)
+    if found is None:
         runtime = extensions.get("srhub_runtime")
-        host = extensions.get("srhub_connector_host")
-    else:  # a HubRuntime
-        runtime, host = source, None
-    if installed is not None and installed.runtime is runtime:
-        if host is not None and installed.host is None:
-            installed.host = host
-        if extensions is not None and installed.workers is None:
-            installed.workers = extensions.get("srhub_workers")
-        return installed
-    key = "srhub_monitoring_context"
-    cached = extensions.get(key) if extensions is not None else None
-    if cached is None:
-        cached = MonitoringContext(runtime.settings, runtime, host)
-        if extensions is not None:
-            extensions[key] = cached
-    cached.host = host or cached.host
-    if extensions is not None and cached.workers is None:
-        cached.workers = extensions.get("srhub_workers")  # the dashboard's key for the group
-    return cached
+        found = extensions.setdefault(EXTENSION_KEY, MonitoringContext(runtime.settings, runtime))
+    if found.host is None:
+        found.host = extensions.get("srhub_connector_host")
+    if found.workers is None:
+        found.workers = extensions.get("srhub_workers")  # the dashboard's key for the group
+    return found
 
 
 # ---------------------------------------------------------------------------- checks
@@ -289,10 +264,10 @@ def _worker_state(snapshot: dict[str, Any]) -> str:
     return DOWN
 
 
-def health_snapshot(source: Any = None, *, with_database: bool = True) -> dict[str, Any]:
+def health_snapshot(source: Any, *, with_database: bool = True) -> dict[str, Any]:
     """Everything the dashboard and ``/health/ready`` show, as one JSON-ready dict."""
     from hub.monitoring import subscriptions_health
-    from hub.monitoring.message_log import active_writer, pending_by_connector
+    from hub.monitoring.message_log import pending_by_connector
 
     context = context_for(source)
     runtime = context.runtime
@@ -325,7 +300,7 @@ def health_snapshot(source: Any = None, *, with_database: bool = True) -> dict[s
         name: {**snap, "health": _worker_state(snap)}
         for name, snap in _worker_statuses(context.workers).items()
     }
-    writer = active_writer()
+    writer = context.writer
     parts = (
         [c["state"] for c in connectors.values()]
         + [s["state"] for s in subscriptions.values()]
@@ -368,7 +343,7 @@ def _firing_alerts(session: Any) -> int:
     )
 
 
-def readiness(source: Any = None) -> tuple[bool, dict[str, Any]]:
+def readiness(source: Any) -> tuple[bool, dict[str, Any]]:
     """(ready, detail) for ``/health/ready``: ready when the database and the broker answer.
 
     Connectors are reported but do not make the hub unready: a partner outage must not take

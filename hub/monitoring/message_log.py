@@ -8,12 +8,15 @@ AES-GCM key (``IdentifierCipher.seal``), because bodies carry personal data.
 
 Storage stays bounded: ``enforce_retention`` deletes rows older than ``max_age`` and then the
 oldest rows beyond ``max_rows`` and ``max_bytes`` (sizes of bodies and sealed bodies counted).
-The monitoring thread runs it on a schedule and ``srhub monitoring prune`` runs it on demand.
+``retention_job`` is this package's retention job: the monitoring thread runs it on a schedule
+and ``srhub monitoring prune`` on demand, with the other packages' jobs.
 
 Writes go through ``MessageLogWriter``: a queue flushed by one thread in small transactions, so
-a publisher or a worker never waits on (or fails because of) the log. An inbound row is created
-when the connector publishes (status ``received``) and updated by the ingest outcome; the oldest
-``received`` row of a connector is its lag.
+a publisher or a worker never waits on (or fails because of) the log. The monitoring
+middleware (``hub.monitoring.middleware``) submits the records: an inbound row is created when
+the connector publishes (status ``received``) and updated by the ingest outcome; the oldest
+``received`` row of a connector is its lag. There is no process-wide writer: whoever starts the
+writer hands it to the middleware and to the health model.
 """
 
 from __future__ import annotations
@@ -24,10 +27,11 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    CursorResult,
     Index,
     Integer,
     LargeBinary,
@@ -41,6 +45,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from hub.settings import MonitoringSettings
+from hub.workers.retention import RetentionJob
 from registry_core.db import Base, UTCDateTime, delete_older_than, utcnow
 
 log = logging.getLogger(__name__)
@@ -153,18 +158,21 @@ def write_records(session: Session, records: Sequence[LogRecord], seal: Callable
             pending.append(row)
             continue
         flush_inserts()
-        changed = session.execute(
-            update(MessageLogEntry)
-            .where(
-                MessageLogEntry.message_id == row["message_id"],
-                MessageLogEntry.direction == record.direction,
-            )
-            .values(
-                status=row["status"],
-                error=row["error"],
-                notes=row["notes"],
-                finished_at=row["finished_at"],
-            )
+        changed = cast(
+            CursorResult[Any],
+            session.execute(
+                update(MessageLogEntry)
+                .where(
+                    MessageLogEntry.message_id == row["message_id"],
+                    MessageLogEntry.direction == record.direction,
+                )
+                .values(
+                    status=row["status"],
+                    error=row["error"],
+                    notes=row["notes"],
+                    finished_at=row["finished_at"],
+                )
+            ),
         ).rowcount
         if not changed:
             pending.append(row)
@@ -253,67 +261,6 @@ class MessageLogWriter:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-
-
-_writer: MessageLogWriter | None = None
-_writer_lock = threading.Lock()
-
-
-def install_writer(writer: MessageLogWriter | None) -> None:
-    """Make ``writer`` the process's log writer (``None``: stop recording)."""
-    global _writer
-    with _writer_lock:
-        _writer = writer
-
-
-def active_writer() -> MessageLogWriter | None:
-    with _writer_lock:
-        return _writer
-
-
-def submit(record: LogRecord) -> None:
-    """Record ``record`` if this process runs monitoring; otherwise do nothing."""
-    writer = active_writer()
-    if writer is not None:
-        writer.submit(record)
-
-
-def record_outbound(
-    subscription: str,
-    message_id: str,
-    *,
-    status: str,
-    started_at: datetime,
-    finished_at: datetime | None = None,
-    routing_key: str | None = None,
-    size: int = 0,
-    error: str | None = None,
-    partner: str | None = None,
-    body: bytes | None = None,
-) -> None:
-    """For deliveries: one call per delivery attempt's outcome (``delivered``, ``failed``,
-    ``retrying``, ``dead_lettered``...). Also feeds ``outbound:<subscription>`` metrics."""
-    from hub.monitoring.metrics import RECORDER
-
-    ok = error is None and status not in ("failed", "dead_lettered", "retrying", "refused")
-    latency = (finished_at - started_at).total_seconds() if finished_at else None
-    RECORDER.observe(f"outbound:{subscription}", ok=ok, latency=latency, error=error)
-    submit(
-        LogRecord(
-            direction=OUTBOUND,
-            connector=subscription,
-            subscription=subscription,
-            partner=partner,
-            message_id=message_id,
-            routing_key=routing_key,
-            size=size,
-            status=status,
-            error=error,
-            started_at=started_at,
-            finished_at=finished_at or utcnow(),
-            body=body,
-        )
-    )
 
 
 # ---------------------------------------------------------------------------- reading
@@ -498,3 +445,8 @@ def enforce_retention(
     rows_left = session.execute(select(func.count()).select_from(MessageLogEntry)).scalar() or 0
     bytes_left = session.execute(select(func.coalesce(func.sum(_ROW_BYTES), 0))).scalar() or 0
     return RetentionResult(by_age, by_rows, by_bytes, int(rows_left), int(bytes_left))
+
+
+def retention_job(policy: RetentionPolicy) -> RetentionJob:
+    """The message log's retention job (``hub.workers.retention``)."""
+    return RetentionJob("message_log", lambda session: enforce_retention(session, policy))

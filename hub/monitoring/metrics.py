@@ -5,11 +5,15 @@ screen wants "how is it doing *now*". So each observation also lands in a per-mi
 a small ring (one day of minutes per component), from which any window's count, error rate and
 latency percentiles (p50, p95, from a bounded sample per minute) are computed on demand.
 
-Component names are ``<kind>:<name>``: ``inbound:<connector>`` (raw records published),
-``ingest:<connector>`` (records applied to the registry; latency is publish-to-applied),
-``partner:<connector>`` (calls to the partner, sampled from the connector's status counters),
-``outbound:<subscription>`` (deliveries). Memory stays bounded: at most 1,440 buckets per
-component, each with at most ``SAMPLE_SIZE`` latency values.
+Inside the process a component is named ``<stage>:<name>``: ``inbound:<connector>`` (raw
+records published), ``ingest:<connector>`` (records applied to the registry; latency is
+publish-to-applied), ``partner:<connector>`` (calls to the partner, sampled from the
+connector's status counters), ``outbound:<subscription>`` (deliveries). Memory stays bounded: at
+most 1,440 buckets per component, each with at most ``SAMPLE_SIZE`` latency values.
+
+Prometheus gets each dimension in a label of its own (``component_labels``): ``stage``, and
+``connector`` or ``subscription``, so ``sum by (connector) (...)`` adds up a connector's
+inbound, ingest and partner traffic, and ``sum by (stage)`` every connector's.
 """
 
 from __future__ import annotations
@@ -32,19 +36,30 @@ WINDOWS: dict[str, int] = {"minute": 60, "hour": 3600, "day": 86400}
 
 # The hub's own Prometheus registry (not the global default: tests build many apps).
 PROMETHEUS = CollectorRegistry(auto_describe=True)
+LABELS = ("stage", "connector", "subscription")
 MESSAGES = Counter(
     "srhub_messages",
-    "Messages handled per component and outcome (ok or error).",
-    ["component", "outcome"],
+    "Messages handled per stage, connector or subscription, and outcome (ok or error).",
+    [*LABELS, "outcome"],
     registry=PROMETHEUS,
 )
 LATENCY = Histogram(
     "srhub_latency_seconds",
-    "Handling latency per component (ingest: from publish to applied).",
-    ["component"],
+    "Handling latency per stage and connector or subscription (ingest: publish to applied).",
+    list(LABELS),
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
     registry=PROMETHEUS,
 )
+SUBSCRIPTION_STAGES = frozenset({"outbound"})  # their name is a subscription, not a connector
+
+
+def component_labels(component: str) -> tuple[str, str, str]:
+    """``(stage, connector, subscription)`` of a ``<stage>:<name>`` component; the label that
+    does not apply is empty (Prometheus reads an empty label as absent)."""
+    stage, _, name = component.partition(":")
+    if stage in SUBSCRIPTION_STAGES:
+        return stage, "", name
+    return stage, name, ""
 
 
 @dataclass
@@ -127,9 +142,10 @@ class Recorder:
                     series.last_error = error[:300]
             if latency is not None and latency >= 0:
                 bucket.add_latency(latency, self._rng)
-        MESSAGES.labels(component, "ok" if ok else "error").inc(n)
+        labels = component_labels(component)
+        MESSAGES.labels(*labels, "ok" if ok else "error").inc(n)
         if latency is not None and latency >= 0:
-            LATENCY.labels(component).observe(latency)
+            LATENCY.labels(*labels).observe(latency)
 
     def window(self, component: str, seconds: int) -> dict[str, Any]:
         """Counts, error rate, rate per minute and latency p50/p95 (ms) over the last

@@ -106,5 +106,5 @@ class SnapshotCollector:
 def render(snapshot: dict[str, Any]) -> bytes:
     """The whole exposition: live counters first, then the snapshot's gauges."""
     scrape = CollectorRegistry(auto_describe=False)
-    scrape.register(SnapshotCollector(snapshot))  # type: ignore[arg-type]
+    scrape.register(SnapshotCollector(snapshot))
     return generate_latest(PROMETHEUS) + generate_latest(scrape)

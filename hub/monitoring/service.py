@@ -1,14 +1,21 @@
-"""Running monitoring inside a hub process: ``start_monitoring(settings, runtime, host, workers)``.
+"""Running monitoring inside a hub process.
 
-It starts the message-log writer and one thread that, every ``interval_seconds`` (default
-5), samples the connectors' counters into the metrics recorder, builds the health
-snapshot, evaluates the alert rules (and sends their webhooks), and every
-``message_log_retention_interval_seconds`` (default 600) enforces the message-log retention.
-``stop()`` ends both and uninstalls them.
+Two parts, started in this order by the application (``hub.embedded_services`` for
+``srhub run``; ``hub.assembly`` for ``srhub worker``; the tests' fixtures):
+
+1. ``monitoring_middleware(settings, runtime)``: the message-log writer and the metrics as one
+   ``MonitoringMiddleware``, handed to the ingest worker and the connector host before they
+   start (they import no monitoring).
+2. ``start_monitoring(settings, runtime, host, workers, middleware=..., jobs=...)``: one thread
+   that, every ``interval_seconds`` (default 5), samples the connectors' counters into the
+   metrics recorder, builds the health snapshot, evaluates the alert rules (and sends their
+   webhooks), and every ``message_log_retention_interval_seconds`` (default 600) runs the
+   retention jobs it was given (each package's own, see ``hub.workers.retention``).
+   ``init_app(app)`` makes the API's health views read this context; ``stop()`` ends it.
 
 Settings (``settings.monitoring``, ``hub/settings/monitoring.py``): ``interval_seconds``,
-``message_log_bodies`` (connector/subscription names whose
-bodies are kept sealed, ``"*"`` for all; default none), ``message_log_max_age_days`` (30),
+``message_log_bodies`` (connector/subscription names whose bodies are kept sealed, ``"*"`` for
+all; default none), ``message_log_flush_seconds``, ``message_log_max_age_days`` (30),
 ``message_log_max_rows`` (1,000,000), ``message_log_max_bytes`` (1 GiB),
 ``message_log_retention_interval_seconds``, ``alert_webhook_url``, ``alert_webhook_secret`` and
 the rule thresholds of ``alerts.AlertRules``.
@@ -18,16 +25,36 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from hub.monitoring import health, message_log
 from hub.monitoring.alerts import AlertEvaluator, AlertRules, WebhookNotifier
-from hub.monitoring.log_retention import LogAges, prune_logs
-from hub.monitoring.message_log import MessageLogWriter, RetentionPolicy, enforce_retention
+from hub.monitoring.message_log import MessageLogWriter, RetentionPolicy
 from hub.monitoring.metrics import RECORDER, CounterSampler, sample_connector_statuses
+from hub.monitoring.middleware import MonitoringMiddleware
+from hub.settings import Settings
+from hub.workers.retention import RetentionJob, run_retention
 
 log = logging.getLogger(__name__)
+
+
+def monitoring_middleware(settings: Settings, runtime: Any) -> MonitoringMiddleware:
+    """The message log and metrics of this process (not started: call ``.start()``)."""
+    config = settings.monitoring
+    writer = MessageLogWriter(
+        runtime.sessions,
+        runtime.cipher,
+        body_connectors=list(config.message_log_bodies),
+        flush_interval=config.message_log_flush_seconds,
+    )
+    return MonitoringMiddleware(writer, RECORDER)
+
+
+def message_log_retention(settings: Settings) -> RetentionJob:
+    """Monitoring's own retention job: the message log, within ``message_log_max_*``."""
+    return message_log.retention_job(RetentionPolicy.from_settings(settings.monitoring))
 
 
 @dataclass
@@ -35,17 +62,25 @@ class Monitoring:
     settings: Any
     runtime: Any
     context: health.MonitoringContext
-    writer: MessageLogWriter
+    middleware: MonitoringMiddleware
     evaluator: AlertEvaluator
-    policy: RetentionPolicy
-    ages: LogAges = field(default_factory=LogAges)
+    jobs: Sequence[RetentionJob] = ()
     interval: float = 5.0
     retention_interval: float = 600.0
+    owns_middleware: bool = False
     last_snapshot: dict[str, Any] | None = None
-    last_retention: Any = None
+    last_retention: dict[str, Any] | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
     _sampler: CounterSampler = field(default_factory=lambda: CounterSampler(RECORDER))
+
+    @property
+    def writer(self) -> MessageLogWriter | None:
+        return self.middleware.writer
+
+    def init_app(self, app: Any) -> None:
+        """Let the app's health, metrics and dashboard views read this context."""
+        app.extensions[health.EXTENSION_KEY] = self.context
 
     def tick(self) -> dict[str, Any]:
         """One round: sample, snapshot, alerts. Public so tests and the CLI can drive it."""
@@ -57,17 +92,9 @@ class Monitoring:
         self.evaluator.evaluate(snapshot)
         return snapshot
 
-    def prune(self) -> Any:
-        """Retention of the message log, then of the DCI transactions and the delivery log
-        (``log_retention``), each in its own transaction."""
-        with self.runtime.sessions.begin() as session:
-            self.last_retention = enforce_retention(session, self.policy)
-        if self.last_retention.deleted:
-            log.info("message log retention: %s", self.last_retention)
-        with self.runtime.sessions.begin() as session:
-            pruned = prune_logs(session, self.ages)
-        if any(pruned.values()):
-            log.info("log retention: deleted %s", pruned)
+    def prune(self) -> dict[str, Any]:
+        """Run every retention job, each in its own transaction; results by job name."""
+        self.last_retention = run_retention(self.runtime.sessions, self.jobs, keep_going=True)
         return self.last_retention
 
     def _run(self) -> None:
@@ -79,17 +106,13 @@ class Monitoring:
                 self.tick()
             except Exception:  # a broken round is logged; the next one runs anyway
                 log.exception("monitoring round failed")
-            if elapsed >= next_prune:
+            if elapsed >= next_prune and self.jobs:
                 next_prune = elapsed + self.retention_interval
-                try:
-                    self.prune()
-                except Exception:
-                    log.exception("message log retention failed")
+                self.prune()
 
     def start(self) -> Monitoring:
-        self.writer.start()
-        message_log.install_writer(self.writer)
-        health.install_context(self.context)
+        if self.owns_middleware:
+            self.middleware.start()
         self._thread = threading.Thread(target=self._run, name="srhub-monitoring", daemon=True)
         self._thread.start()
         return self
@@ -98,27 +121,30 @@ class Monitoring:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(30)
-        if message_log.active_writer() is self.writer:
-            message_log.install_writer(None)
-        self.writer.stop()
-        if health.active_context() is self.context:
-            health.install_context(None)
+        if self.owns_middleware:
+            self.middleware.stop()
         if self.context.probe is not None:
             self.context.probe.close()
 
 
 def start_monitoring(
-    settings: Any, runtime: Any, host: Any = None, workers: Any = None
+    settings: Settings,
+    runtime: Any,
+    host: Any = None,
+    workers: Any = None,
+    *,
+    middleware: MonitoringMiddleware | None = None,
+    jobs: Sequence[RetentionJob] | None = None,
 ) -> Monitoring:
-    """Start monitoring for this process; call ``.stop()`` on the result at shutdown."""
+    """Start monitoring for this process; call ``.stop()`` on the result at shutdown.
+
+    ``middleware`` is the one the workers and connectors of this process were given (started
+    and stopped by whoever made it); without one, a new one is made, started and stopped here.
+    ``jobs`` are the retention jobs to run on schedule (default: the message log's alone)."""
     config = settings.monitoring
-    context = health.MonitoringContext(settings, runtime, host, workers)
-    writer = MessageLogWriter(
-        runtime.sessions,
-        runtime.cipher,
-        body_connectors=list(config.message_log_bodies),
-        flush_interval=config.message_log_flush_seconds,
-    )
+    owns = middleware is None
+    middleware = middleware or monitoring_middleware(settings, runtime)
+    context = health.MonitoringContext(settings, runtime, host, workers, writer=middleware.writer)
     url = config.alert_webhook_url
     notifier = WebhookNotifier(url, config.alert_webhook_secret) if url else None
     if url and not config.alert_webhook_secret:
@@ -128,10 +154,10 @@ def start_monitoring(
         settings,
         runtime,
         context,
-        writer,
+        middleware,
         evaluator,
-        RetentionPolicy.from_settings(config),
-        ages=LogAges.from_settings(config),
+        list(jobs) if jobs is not None else [message_log_retention(settings)],
         interval=config.interval_seconds,
         retention_interval=config.message_log_retention_interval_seconds,
+        owns_middleware=owns,
     ).start()

@@ -10,6 +10,9 @@ subscription, so a slow or dead endpoint holds up only its own queue.
 
 ``sr.dispatch`` is bound to ``#`` and so also receives those ``deliver.*`` copies; they are
 acknowledged without effect.
+
+``dispatch_handlers(runtime)`` builds the dispatch worker's handlers around one ``HubRuntime``
+(settings, sessions, keys): nothing is registered on import and nothing is a module global.
 """
 
 from __future__ import annotations
@@ -17,8 +20,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -31,38 +32,23 @@ from hub.subscriptions import service
 from hub.subscriptions.fanout import DELIVER_PREFIX, Fanout
 from hub.subscriptions.tables import CHANNEL_AMQP, QUEUED, DeliveryAttempt
 from hub.workers.errors import TransientError
-from hub.workers.handlers import DISPATCH_HANDLERS, HandlerContext
+from hub.workers.handlers import HandlerContext, HandlerRegistry, HandlerResult
 from registry_core.db import utcnow
 from registry_core.models import OutboxEvent
 
 log = logging.getLogger(__name__)
 
-DELIVERIES: Counter[str] = Counter()
-_LOCK = threading.Lock()
-_runtime_factory: Callable[[], HubRuntime] | None = None
-_runtime: HubRuntime | None = None
-_local = threading.local()
+NO_SUBSCRIBERS = HandlerResult("no_subscribers")
+DELIVERY_COPY = HandlerResult("delivery_copy")
 
 
-def configure(factory: Callable[[], HubRuntime]) -> None:
-    """Use ``factory``'s runtime (``srhub run`` and tests share theirs)."""
-    global _runtime_factory, _runtime
-    with _LOCK:
-        _runtime_factory, _runtime = factory, None
-    _local.__dict__.clear()
-
-
-def _the_runtime() -> HubRuntime:
-    global _runtime
-    with _LOCK:
-        if _runtime is None:
-            if _runtime_factory is not None:
-                _runtime = _runtime_factory()
-            else:  # a separate ``srhub worker dispatch`` process
-                from hub.settings import load_settings
-
-                _runtime = HubRuntime(load_settings())
-        return _runtime
+def dispatch_handlers(runtime: HubRuntime) -> HandlerRegistry:
+    """The dispatch worker's handlers: every event is fanned out; our own ``deliver.*``
+    copies, which ``sr.dispatch`` also receives, are acknowledged without effect."""
+    handlers = HandlerRegistry("dispatch", Dispatcher(runtime))
+    handlers.register(f"{DELIVER_PREFIX}.#", ignore_delivery_copy, transactional=False)
+    handlers.register("#", handle, transactional=False)
+    return handlers
 
 
 class _Publisher:
@@ -95,36 +81,40 @@ class _Publisher:
             raise TransientError(f"could not queue deliveries: {exc}") from exc
 
 
-def _publisher(runtime: HubRuntime) -> _Publisher:
-    found = getattr(_local, "publisher", None)
-    if found is None or found.runtime is not runtime:
-        found = _local.publisher = _Publisher(runtime)
-    return found
+class Dispatcher:
+    """What the dispatch handler needs: the runtime, the fan-out (keys) and one publishing
+    connection per worker thread (pika's rule)."""
+
+    def __init__(self, runtime: HubRuntime) -> None:
+        self.runtime = runtime
+        self.fanout = Fanout(runtime.cipher, runtime.keys.identifier_hmac_key)
+        self._local = threading.local()
+
+    def publisher(self) -> _Publisher:
+        found: _Publisher | None = getattr(self._local, "publisher", None)
+        if found is None:
+            found = self._local.publisher = _Publisher(self.runtime)
+        return found
 
 
-def _fanout(runtime: HubRuntime) -> Fanout:
-    return Fanout(runtime.cipher, runtime.keys.identifier_hmac_key)
-
-
-def handle(event: dict[str, Any], ctx: HandlerContext) -> None:
+def handle(event: dict[str, Any], ctx: HandlerContext) -> HandlerResult:
     """Fan one registry event out to the matching subscriptions' queues."""
-    runtime = _the_runtime()
+    dispatcher: Dispatcher = ctx.services
+    runtime = dispatcher.runtime
     routing_key = ctx.delivery.message.routing_key
     started = time.monotonic()
     with runtime.sessions() as session:
         # Paused subscriptions keep queueing; only their delivery stops (see delivery.py).
         subscriptions = service.list_for(session, None)
         if not subscriptions:
-            _count("no_subscribers")
-            return
+            return NO_SUBSCRIBERS
         sequence = session.scalar(
             select(OutboxEvent.sequence).where(OutboxEvent.event_id == str(event.get("id")))
         )
-        planned = _fanout(runtime).plan(session, subscriptions, routing_key, event, sequence)
+        planned = dispatcher.fanout.plan(session, subscriptions, routing_key, event, sequence)
     if not planned:
-        _count("no_subscribers")
-        return
-    _publisher(runtime).publish(
+        return NO_SUBSCRIBERS
+    dispatcher.publisher().publish(
         {(p.subscription.code, str(p.subscription.id)) for p in planned},
         [p.message for p in planned],
     )
@@ -149,17 +139,9 @@ def handle(event: dict[str, Any], ctx: HandlerContext) -> None:
                         duration_ms=elapsed,
                     )
                 )
-    _count("fanned_out", len(planned))
+    return HandlerResult("fanned_out", (f"{len(planned)} subscription(s)",))
 
 
-def ignore_delivery_copy(event: dict[str, Any], ctx: HandlerContext) -> None:
+def ignore_delivery_copy(event: dict[str, Any], ctx: HandlerContext) -> HandlerResult:
     """A ``deliver.*`` message (ours) seen on ``sr.dispatch``: nothing to do."""
-
-
-def _count(what: str, n: int = 1) -> None:
-    with _LOCK:
-        DELIVERIES[what] += n
-
-
-DISPATCH_HANDLERS.register(f"{DELIVER_PREFIX}.#", ignore_delivery_copy, transactional=False)
-DISPATCH_HANDLERS.register("#", handle, transactional=False)
+    return DELIVERY_COPY

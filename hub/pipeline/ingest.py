@@ -8,26 +8,32 @@ takes it (``hub.pipeline.apply``). Handlers run inside the
 worker's transaction (``Registry.within``), so the effect and the processed-message record
 commit together: a redelivered message changes nothing twice.
 
+``ingest_handlers(runtime, routes)`` builds the handler registry the ingest worker runs: one
+handler per route, plus the verification requests (``hub.pipeline.verification``). What the
+handlers need (the registry services, the running connectors) is passed in there and reaches
+them as ``ctx.services``; nothing is registered on import and nothing is a module global.
+
 Outcomes that are normal for a registry are not errors: a death of someone never registered is
 acknowledged and counted; an ambiguous match or a birth whose mother is not registered goes to
 the review queue for a person to decide. Only records that can never be applied (mapping or
-schema failures, broken rules) are dead-lettered, with the reason.
+schema failures, broken rules) are dead-lettered, with the reason. Each handling returns a
+``HandlerResult``: the outcome, and the data-quality notes the message log keeps.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
-from collections import Counter
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from hub.monitoring.hooks import observe_ingest
+from hub.pipeline import verification
 from hub.pipeline.apply import IngestContext
-from hub.pipeline.routes import Route, installed_routes
+from hub.pipeline.routes import Route
+from hub.pipeline.verification import ConnectorLookup, no_connector
 from hub.workers.errors import PermanentError, TransientError
-from hub.workers.handlers import INGEST_HANDLERS, HandlerContext
+from hub.workers.handlers import HandlerContext, HandlerRegistry, HandlerResult
 from mappings.engine import IdentifierReview, MappingError, Note, load_spec
 from registry_core.errors import (
     BusinessRuleViolation,
@@ -42,49 +48,63 @@ log = logging.getLogger(__name__)
 
 CloudEvent = dict[str, Any]
 
-# What happened to each record, by outcome; read by monitoring and tests.
-OUTCOMES: Counter[str] = Counter()
-_OUTCOMES_LOCK = threading.Lock()
+
+# ---------------------------------------------------------------------------- the services
 
 
-def _count(outcome: str) -> None:
-    with _OUTCOMES_LOCK:
-        OUTCOMES[outcome] += 1
+@dataclass(frozen=True)
+class IngestServices:
+    """What the ingest handlers use, given by whoever builds them (``ingest_handlers``)."""
+
+    registry: Registry
+    connectors: ConnectorLookup = no_connector  # the running connector of a name, if any
 
 
-# ---------------------------------------------------------------------------- the registry
+class SupportsRegistry(Protocol):
+    """A ``HubRuntime``, or anything else that holds the registry services."""
 
-_registry_factory: Callable[[], Registry] | None = None
-_registry: Registry | None = None
-_registry_lock = threading.Lock()
-
-
-def configure(factory: Callable[[], Registry]) -> None:
-    """Use ``factory``'s registry (``srhub run`` shares its runtime's); tests pass their own."""
-    global _registry_factory, _registry
-    with _registry_lock:
-        _registry_factory, _registry = factory, None
+    @property
+    def registry(self) -> Registry: ...
 
 
-def _the_registry() -> Registry:
-    global _registry
-    with _registry_lock:
-        if _registry is None:
-            if _registry_factory is not None:
-                _registry = _registry_factory()
-            else:  # a separate ``srhub worker ingest`` process: build from settings
-                from hub.runtime import HubRuntime
-                from hub.settings import load_settings
+def ingest_handlers(
+    runtime: SupportsRegistry,
+    routes: Mapping[str, Route],
+    *,
+    connectors: ConnectorLookup | None = None,
+) -> HandlerRegistry:
+    """The ingest worker's handlers: one per route of ``routes`` (keyed by routing key) and
+    the verification requests. ``runtime`` gives the registry services (a ``HubRuntime``, or
+    ``IngestServices`` with the connectors too); ``connectors`` finds a running connector by
+    name (verification requests call the national ID connector)."""
+    if isinstance(runtime, IngestServices):
+        services = runtime if connectors is None else IngestServices(runtime.registry, connectors)
+    else:
+        services = IngestServices(runtime.registry, connectors or no_connector)
+    handlers = HandlerRegistry("ingest", services)
+    # Every key reaches the route handler: one without a route is dead-lettered as NoRoute,
+    # naming the key (an instance nobody configured, a record type nobody declared).
+    handlers.register("#", IngestHandler(routes))
+    # Verification requests call a partner: they run outside a database transaction.
+    handlers.register(verification.ROUTING_KEY, verification.handle, transactional=False)
+    return handlers
 
-                _registry = HubRuntime(load_settings()).registry
-        return _registry
 
+class IngestHandler:
+    """The handler of every route: map the partner payload, apply it, report the outcome."""
 
-def handle(event: CloudEvent, ctx: HandlerContext) -> None:
-    """The ingest handler for every routing key on ``sr.inbound`` (its route, or NoRoute)."""
-    # monitoring hook (Step 6): message log outcome and metrics of every handling
-    with observe_ingest(event, ctx.delivery.message.routing_key) as note:
-        note.outcome = _handle(event, ctx, note.notes)
+    def __init__(self, routes: Mapping[str, Route]) -> None:
+        self.routes = dict(routes)
+
+    def __call__(self, event: CloudEvent, ctx: HandlerContext) -> HandlerResult:
+        services: IngestServices = ctx.services
+        notes: list[str] = []
+        try:
+            outcome = _handle(event, ctx, self.routes, services.registry, notes)
+        except PermanentError as exc:
+            exc.notes = tuple(notes)  # what was noted before it failed goes to the log too
+            raise
+        return HandlerResult(outcome, tuple(notes))
 
 
 def _note_line(note: Note) -> str:
@@ -92,9 +112,15 @@ def _note_line(note: Note) -> str:
     return f"{note.target}: {note.message}"
 
 
-def _handle(event: CloudEvent, ctx: HandlerContext, log_notes: list[str] | None = None) -> str:
+def _handle(
+    event: CloudEvent,
+    ctx: HandlerContext,
+    routes: Mapping[str, Route],
+    registry: Registry,
+    log_notes: list[str],
+) -> str:
     routing_key = ctx.delivery.message.routing_key
-    route = installed_routes().get(routing_key)
+    route = routes.get(routing_key)
     if route is None:
         raise PermanentError(f"no ingest route for {routing_key}", "NoRoute")
     data = event.get("data") or {}
@@ -103,21 +129,17 @@ def _handle(event: CloudEvent, ctx: HandlerContext, log_notes: list[str] | None 
         source_id=str(data.get("source_id") or ""),
         headers={str(k): str(v) for k, v in (data.get("headers") or {}).items()},
     )
-    registry = _the_registry()
     if ctx.session is not None:
         registry = registry.within(ctx.session)
-    log_notes = log_notes if log_notes is not None else []
     # The registry's own country profile: the mapping checks identifiers by the same rules
     # (and normalises them the same way) as every other write path.
     try:
         mapped = load_spec(route.spec).map(route.extract(event), registry.identifier_profile)
     except IdentifierReview as exc:
-        _count("review")
         log_notes.append(f"review: {exc.reason}")
         log_notes.extend(_note_line(n) for n in exc.notes)
-        return _review_identifiers(registry, routing_key, exc, context)
+        return _review_identifiers(registry, route, exc, context)
     except MappingError as exc:
-        _count("mapping_failed")
         raise PermanentError(json.dumps(exc.as_dict())[:2000], "MappingError") from None
     record = mapped.record
     log_notes.extend(_note_line(n) for n in mapped.notes)
@@ -128,24 +150,23 @@ def _handle(event: CloudEvent, ctx: HandlerContext, log_notes: list[str] | None 
     except ConflictError as exc:
         raise TransientError(str(exc)) from exc
     except SchemaViolation as exc:
-        _count("invalid")
         raise PermanentError(
             "; ".join(f"{v.path}: {v.message}" for v in exc.violations)[:2000], "SchemaViolation"
         ) from None
     except (InvalidRecord, BusinessRuleViolation, NotFound) as exc:
-        _count("refused")
         raise PermanentError(str(exc)[:2000], type(exc).__name__) from None
-    _count(outcome)
     log.debug("ingest %s: %s", routing_key, outcome)
     return outcome
 
 
-def _connector_source(routing_key: str, ctx: IngestContext) -> Source:
-    return Source(routing_key.split(".", 1)[0], ctx.source_id[:128] or None)
+def _connector_source(route: Route, ctx: IngestContext) -> Source:
+    """Provenance of a note or review: the connector kind, as for the facts the record asserts
+    (every instance of a kind ranks alike)."""
+    return Source(route.kind, ctx.source_id[:128] or None)
 
 
 def _review_identifiers(
-    registry: Registry, routing_key: str, exc: IdentifierReview, ctx: IngestContext
+    registry: Registry, route: Route, exc: IdentifierReview, ctx: IngestContext
 ) -> str:
     """The subject's identifier broke the country profile: a person decides (never a dead
     letter). The sealed review record holds the mapped facts, which identifiers were refused
@@ -158,10 +179,10 @@ def _review_identifiers(
     }
     registry.queue_review(
         kind="invalid_identifier",
-        reason=f"{routing_key}: {exc.reason}"[:2000],
+        reason=f"{route.key}: {exc.reason}"[:2000],
         record=record,
         candidates=[],
-        source=_connector_source(routing_key, ctx),
+        source=_connector_source(route, ctx),
         message_id=ctx.message_id,
     )
     return "review"
@@ -188,16 +209,4 @@ def _keep_notes(
         return
     found = registry.resolve({"identifiers": identifiers})
     if found.outcome == "match" and found.person_id is not None:
-        registry.record_data_quality_notes(
-            found.person_id, dicts, _connector_source(routing_key, ctx)
-        )
-
-
-# The routes come from the connectors' declarations (every configured instance of a kind);
-# they are built now, so what cannot be routed is reported when the worker starts. Keys
-# without a route are dead-lettered by ``_handle`` as NoRoute, naming the key.
-installed_routes()
-INGEST_HANDLERS.register("#", handle)
-
-# Verification requests call a partner: they run outside a database transaction.
-import hub.pipeline.verification  # noqa: E402,F401
+        registry.record_data_quality_notes(found.person_id, dicts, _connector_source(route, ctx))

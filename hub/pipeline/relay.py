@@ -41,35 +41,17 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.orm import Session, sessionmaker
 
-from hub.broker.base import (
-    EXCHANGE_DEAD,
-    EXCHANGE_EVENTS,
-    H_ATTEMPTS,
-    H_ERROR_CLASS,
-    H_FIRST_FAILURE,
-    H_LAST_FAILURE,
-    H_ORIGINAL_EXCHANGE,
-    H_ORIGINAL_ROUTING_KEY,
-    H_REASON,
-    Broker,
-    Message,
-)
-from hub.broker.messages import InvalidMessage, check_message
+from hub.broker.base import EXCHANGE_DEAD, EXCHANGE_EVENTS, Broker, DeadLetterReason, Message
+from hub.broker.messages import InvalidMessage, check_message, dead_letter_headers
 from registry_core.db import utcnow
 from registry_core.models import OutboxEvent
-from standards.cloudevents import (
-    CONTENT_TYPE,
-    DATA_CONTENT_TYPE,
-    SPEC_VERSION,
-    EnvelopeError,
-    format_time,
-    to_json_bytes,
-    validate_event,
-)
+from registry_core.outbox import to_cloudevent
+from standards.cloudevents import CONTENT_TYPE, EnvelopeError, to_json_bytes, validate_event
 
 log = logging.getLogger(__name__)
 
 DEAD_ROUTING_KEY = "outbox.invalid"
+OUTBOX_PLACE = "outbox"  # x-sr-original-queue of a row the relay refused: it never left it
 
 _COLUMNS = (
     OutboxEvent.sequence,
@@ -88,24 +70,11 @@ _PROCESS_LOCKS: dict[str, threading.Lock] = {}
 _PROCESS_LOCKS_GUARD = threading.Lock()
 
 
-def envelope_for(row: Row[Any] | OutboxEvent) -> dict[str, Any]:
-    """The CloudEvents 1.0 structured envelope of an outbox row."""
-    return {
-        "specversion": SPEC_VERSION,
-        "id": row.event_id,
-        "source": row.source,
-        "type": row.type,
-        "time": format_time(row.time),
-        "subject": row.subject,
-        "datacontenttype": DATA_CONTENT_TYPE,
-        "data": row.data,
-    }
-
-
 def message_for(row: Row[Any] | OutboxEvent, envelope: dict[str, Any] | None = None) -> Message:
-    """The broker message of an outbox row: its envelope as JSON, keyed by the event id."""
+    """The broker message of an outbox row: its CloudEvent (``to_cloudevent``, the project's
+    one builder) as JSON, keyed by the event id."""
     return Message(
-        body=to_json_bytes(envelope if envelope is not None else envelope_for(row)),
+        body=to_json_bytes(envelope if envelope is not None else to_cloudevent(row)),
         routing_key=row.routing_key,
         message_id=row.event_id,
         content_type=CONTENT_TYPE,
@@ -278,7 +247,7 @@ class OutboxRelay:
         good: list[Message] = []
         bad: list[Message] = []
         for row in rows:
-            envelope = envelope_for(row)
+            envelope = to_cloudevent(row)
             message = message_for(row, envelope)
             problem = _problem_with(envelope, message)
             if problem is None:
@@ -312,7 +281,7 @@ class OutboxRelay:
                 bind = session.get_bind()
             self._dialect = bind.dialect.name
             if self._dialect == "sqlite":
-                self._database_path = _sqlite_path(bind.url.database)
+                self._database_path = _sqlite_path(bind.engine.url.database)
                 if self._database_path is not None:
                     self._lock_path = self._database_path.with_name(
                         self._database_path.name + ".relay.lock"
@@ -331,20 +300,14 @@ def _problem_with(envelope: dict[str, Any], message: Message) -> str | None:
 
 
 def _dead_copy(row: Row[Any], message: Message, problem: str, exchange: str) -> Message:
-    now = utcnow()
+    """The copy of a malformed row for ``sr.dead``: the same ``x-sr-*`` headers as any dead
+    letter (``dead_letter_headers``), from the outbox rather than a queue."""
+    reason = DeadLetterReason.now("InvalidOutboxEvent", f"outbox row {row.sequence}: {problem}", 1)
     return Message(
         body=message.body,
         routing_key=DEAD_ROUTING_KEY,
         message_id=str(row.event_id),
-        headers={
-            H_ERROR_CLASS: "InvalidOutboxEvent",
-            H_REASON: f"outbox row {row.sequence}: {problem}",
-            H_ORIGINAL_EXCHANGE: exchange,
-            H_ORIGINAL_ROUTING_KEY: str(row.routing_key)[:255],
-            H_ATTEMPTS: 1,
-            H_FIRST_FAILURE: now.isoformat(),
-            H_LAST_FAILURE: now.isoformat(),
-        },
+        headers=dead_letter_headers(message, reason, exchange=exchange, queue=OUTBOX_PLACE),
         content_type=CONTENT_TYPE,
     )
 

@@ -21,7 +21,6 @@ name (``tax.income_row``), so a worker with no connector tables routes the built
 from __future__ import annotations
 
 import logging
-import threading
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -180,40 +179,17 @@ def connector_tables(path: Path) -> dict[str, dict[str, Any]]:
     return {str(name): dict(table) for name, table in tables.items()}
 
 
-# ---------------------------------------------------------------------------- this process
-# Until the ingest handlers are built by a factory that is given its routes, the ingest reads
-# them here: built when the ingest is loaded (the worker's start) from the installed plugins
-# and the connector tables of ``SRHUB_CONNECTORS_FILE`` (the file the hub running the
-# connectors reads), plus what a connector host of this process adds (``install_routes``).
-
-_installed: dict[str, Route] | None = None
-_installed_lock = threading.Lock()
+def default_routes() -> dict[str, Route]:
+    """Every installed plugin routed under its own name (what the built-ins were before
+    instances could be configured): for tests and tools that run no connector host."""
+    return build_routes(None)
 
 
-def process_routes() -> dict[str, Route]:
-    """Routes for this process's settings. An instance that cannot be routed is left out and
-    reported at ERROR, once, now: the connector host refuses to run it for the same reason."""
-    from hub.settings import load_settings
-
-    routes, problems = routable(connector_tables(load_settings().connectors_file))
+def routes_for(configs: Mapping[str, Mapping[str, Any]] | None) -> dict[str, Route]:
+    """The routes an ingest worker serves for these connector tables (every installed plugin
+    under its own name too). An instance that cannot be routed is left out and reported at
+    ERROR, once, now: the connector host refuses to run it for the same reason."""
+    routes, problems = routable(configs)
     for problem in problems:
         log.error("ingest: not routed: %s", problem)
     return routes
-
-
-def installed_routes() -> Mapping[str, Route]:
-    """The routes of this process (built on first use: the ingest asks when it is loaded)."""
-    global _installed
-    with _installed_lock:
-        if _installed is None:
-            _installed = process_routes()
-        return _installed
-
-
-def install_routes(routes: Mapping[str, Route]) -> None:
-    """Add ``routes`` (a connector host's instances) to this process's routes."""
-    global _installed
-    base = installed_routes()
-    with _installed_lock:
-        _installed = {**base, **routes}
-    log.debug("ingest routes: %s", ", ".join(sorted(_installed)))

@@ -7,12 +7,15 @@ subscriber, and every other subscription has its own thread and connection. (The
 one event of a subscription is being retried, later events of that subscription wait too; that
 is the simple way to keep per-subject order without tracking subjects.)
 
-Each delivery is POSTed with retries and exponential backoff (tenacity); every attempt is
-written to the delivery log. An endpoint that answers 4xx (other than 408/429) will not get
-better by retrying and the message is dead-lettered at once; network errors, timeouts and 5xx
-are retried ``attempts`` times, then the message goes to ``sr.dead`` with the reason (replay it
-with ``srhub dead-letters replay`` once the subscriber is fixed). An event already delivered to
-a subscription (a redelivery after a crash) is not sent twice unless an operator re-drives it.
+Each delivery is POSTed by the hub's one outbound sender (``hub.workers.outbound``: pooled
+connections, timeouts, no redirects, retries with the ``RetryPolicy`` of
+``extra.notifications``); every attempt is written to the delivery log. An endpoint that
+answers 4xx (other than 408/425/429) will not get better by retrying and the message is
+dead-lettered at once; network errors, timeouts and 5xx are retried ``attempts`` times, then the
+message goes to ``sr.dead`` with the reason (replay it with ``srhub dead-letters replay`` once
+the subscriber is fixed). An event already delivered to a subscription (a redelivery after a
+crash) is not sent twice unless an operator re-drives it. Connecting, reconnecting and stopping
+are the one worker loop's (``hub.workers.loop``).
 """
 
 from __future__ import annotations
@@ -20,22 +23,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
-import requests
 from sqlalchemy import func, select
-from tenacity import (
-    Retrying,
-    retry_if_result,
-    stop_after_attempt,
-    stop_when_event_set,
-    wait_exponential,
-    wait_random,
-)
 
 from hub.broker import connect
 from hub.broker.base import Broker, Consumer, DeadLetterReason, Delivery
@@ -58,100 +51,86 @@ from hub.subscriptions.tables import (
     DeliveryAttempt,
     Subscription,
 )
-from hub.workers.connect import connect_with_retry
-from hub.workers.status import RUNNING, STOPPED, WorkerStatus
-from registry_core.db import utcnow
+from hub.workers.loop import ConsumerLoop
+from hub.workers.outbound import Attempt, OutboundSender
+from hub.workers.retry import RetryPolicy
 from registry_core.outbox import EVENT_TYPE_PREFIX
 
 log = logging.getLogger(__name__)
 
 PUSH_CHANNELS = (CHANNEL_WEBHOOK, CHANNEL_DCI)
-RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+DEFAULT_RETRY = RetryPolicy(attempts=5, initial_delay=0.5, max_delay=30.0, jitter=0.25)
 
 
 @dataclass(frozen=True)
 class DeliveryPolicy:
     """How hard to try one delivery, and how often to look for new subscriptions."""
 
-    attempts: int = 5
-    initial_delay: float = 0.5
-    max_delay: float = 30.0
+    retry: RetryPolicy = field(default_factory=lambda: DEFAULT_RETRY)
     timeout: float = 5.0  # per request (read); connecting gets at most 3 s
     refresh: float = 1.0  # seconds between looks at the subscriptions table
     receive_timeout: float = 0.2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> DeliveryPolicy:
+        """``settings.notifications``: ``attempts``, ``initial_delay``, ``max_delay``,
+        ``jitter``, ``timeout``, ``refresh``, ``receive_timeout``."""
         config = settings.notifications
-        return cls(
+        retry = RetryPolicy(
             attempts=config.attempts,
             initial_delay=config.initial_delay,
             max_delay=config.max_delay,
+            jitter=config.jitter,
+        )
+        return cls(
+            retry=retry,
             timeout=config.timeout,
             refresh=config.refresh,
             receive_timeout=config.receive_timeout,
         )
 
 
-@dataclass
-class _Outcome:
-    ok: bool
-    retryable: bool
-    http_status: int | None = None
-    error: str | None = None
-
-
-@dataclass
-class SubscriptionSender:
+class SubscriptionSender(ConsumerLoop):
     """Consumes ``sr.deliver.<code>`` and pushes each message to the subscriber."""
 
-    code: str
-    settings: Settings
-    runtime: HubRuntime
-    policy: DeliveryPolicy
-    http: requests.Session = field(default_factory=requests.Session)
-    stop_event: threading.Event = field(default_factory=threading.Event)
+    kind: ClassVar[str] = "deliver"
+    error_pause = 1.0
+    #: Delivery-log statuses that mean "this event has reached the subscriber".
+    done_statuses: ClassVar[tuple[str, ...]] = (DELIVERED,)
 
-    def __post_init__(self) -> None:
-        self.status = WorkerStatus(f"deliver-{self.code}")
-
-    def stop(self) -> None:
-        self.stop_event.set()
+    def __init__(
+        self,
+        code: str,
+        settings: Settings,
+        runtime: HubRuntime,
+        policy: DeliveryPolicy,
+        outbound: OutboundSender | None = None,
+    ) -> None:
+        self.code = code
+        self.settings = settings
+        self.runtime = runtime
+        self.policy = policy
+        self.outbound = outbound or OutboundSender(policy.retry, timeout=policy.timeout)
+        super().__init__(
+            f"{self.kind}-{code}", service.delivery_queue(code), self._broker, (), prefetch=1
+        )
 
     # -- loop --------------------------------------------------------------------------------
 
     def _broker(self) -> Broker:
         options: dict[str, Any] = {"wait_for": 0}
         if not self.settings.uses_embedded_broker:
-            options["connection_name"] = f"srhub-deliver-{self.code}"
+            options["connection_name"] = f"srhub-{self.kind}-{self.code}"
         return connect(self.settings, **options)
 
-    def run(self) -> None:
-        queue = service.delivery_queue(self.code)
+    def consume(self, consumer: Consumer) -> None:
         while not self.stop_event.is_set():
-            broker = connect_with_retry(self._broker, [queue], self.status, self.stop_event)
-            if broker is None:
-                break
-            consumer: Consumer | None = None
-            try:
-                consumer = broker.open_consumer(queue.name, prefetch=1)
-                self.status.set_state(RUNNING, f"consuming {queue.name}", log)
-                while not self.stop_event.is_set():
-                    delivery = consumer.receive(self.policy.receive_timeout)
-                    if delivery is not None:
-                        self._handle_safely(consumer, delivery)
-            except (ConnectionClosed, BrokerError) as exc:
-                self.status.record_error(exc)
-                log.warning("delivery %s: broker trouble (%s); reconnecting", self.code, exc)
-                self.stop_event.wait(1.0)
-            finally:
-                for closer in (consumer.close if consumer else None, broker.close):
-                    if closer is not None:
-                        try:
-                            closer()
-                        except (BrokerError, OSError):
-                            log.debug("delivery %s: close failed", self.code)
-        self.status.set_state(STOPPED, "", log)
+            delivery = consumer.receive(self.policy.receive_timeout)
+            if delivery is not None:
+                self._handle_safely(consumer, delivery)
+
+    def finish(self) -> None:
+        self.outbound.close()
 
     # -- one message -------------------------------------------------------------------------
 
@@ -161,9 +140,6 @@ class SubscriptionSender:
             if found is not None:
                 session.expunge(found)
             return found
-
-    #: Delivery-log statuses that mean "this event has reached the subscriber".
-    done_statuses: ClassVar[tuple[str, ...]] = (DELIVERED,)
 
     def _already_delivered(self, event_id: str) -> bool:
         with self.runtime.sessions() as session:
@@ -207,6 +183,18 @@ class SubscriptionSender:
                     **values,
                 )
             )
+
+    def _log_attempt(self, info: dict[str, Any], number: int, attempt: Attempt, ok: str) -> None:
+        """One attempt in the delivery log (``ok`` is the status of a success)."""
+        self._log(
+            info,
+            number,
+            ok if attempt.ok else FAILED,
+            http_status=attempt.status_code,
+            error=attempt.error,
+            started_at=attempt.started_at,
+            duration_ms=attempt.duration_ms,
+        )
 
     def _handle_safely(self, consumer: Consumer, delivery: Delivery) -> None:
         """A bug or a database outage while handling one message must not end the sender:
@@ -288,27 +276,14 @@ class SubscriptionSender:
         consumer: Consumer,
         delivery: Delivery,
         info: dict[str, Any],
-        send: Callable[[int], _Outcome],
+        send: Callable[[int], Attempt],
     ) -> None:
-        """Call ``send(attempt number)`` with backoff until it succeeds or the attempts are
-        used up; then ack, or dead-letter to ``sr.dead`` with the reason (never drop)."""
+        """Call ``send(attempt number)`` with the policy's backoff until it succeeds or the
+        attempts are used up (``OutboundSender.send``); then ack, or dead-letter to
+        ``sr.dead`` with the reason (never drop)."""
         first = self._attempts_so_far(info["event_id"])
-        counter = {"n": first}
-
-        def attempt() -> _Outcome:
-            counter["n"] += 1
-            return send(counter["n"])
-
-        retrying = Retrying(
-            stop=stop_after_attempt(max(self.policy.attempts, 1))
-            | stop_when_event_set(self.stop_event),
-            wait=wait_exponential(multiplier=self.policy.initial_delay, max=self.policy.max_delay)
-            + wait_random(0, self.policy.initial_delay / 2),
-            retry=retry_if_result(lambda outcome: not outcome.ok and outcome.retryable),
-            sleep=self.stop_event.wait,
-            retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
-        )
-        outcome: _Outcome = retrying(attempt)
+        result = self.outbound.send(send, stop_event=self.stop_event, first_number=first + 1)
+        outcome = result.last
         if outcome.ok:
             consumer.ack(delivery)
             self.status.count("processed")
@@ -317,20 +292,12 @@ class SubscriptionSender:
             consumer.requeue(delivery)  # shutting down: try again after the restart
             return
         reason = (
-            f"subscription {self.code}: {counter['n'] - first} attempt(s) failed; last: "
-            f"{outcome.error}"
+            f"subscription {self.code}: {result.attempts} attempt(s) failed; last: {outcome.error}"
         )[:300]
-        self._log(info, counter["n"], DEAD_LETTERED, error=reason, http_status=outcome.http_status)
-        now = utcnow()
+        last_number = first + result.attempts
+        self._log(info, last_number, DEAD_LETTERED, error=reason, http_status=outcome.status_code)
         consumer.dead_letter(
-            delivery,
-            DeadLetterReason(
-                error_class="DeliveryFailed",
-                reason=reason,
-                attempts=counter["n"] - first,
-                first_failure=now,
-                last_failure=now,
-            ),
+            delivery, DeadLetterReason.now("DeliveryFailed", reason, result.attempts)
         )
         self.status.count("dead_lettered")
 
@@ -343,7 +310,7 @@ class SubscriptionSender:
 
     def _post(
         self, subscription: Subscription, body: bytes, info: dict[str, Any], number: int
-    ) -> _Outcome:
+    ) -> Attempt:
         headers = {
             "Content-Type": "application/cloudevents+json"
             if subscription.channel == CHANNEL_WEBHOOK
@@ -355,42 +322,17 @@ class SubscriptionSender:
         secret = service.secret_of(self.runtime.cipher, subscription)
         if secret is not None:
             headers.update(signature_headers(secret, body))
-        started_at = utcnow()
-        clock = time.monotonic()
-        try:
-            response = self.http.post(
-                subscription.target,
-                data=body,
-                headers=headers,
-                timeout=(min(self.policy.timeout, 3.0), self.policy.timeout),
-                allow_redirects=False,
-            )
-        except requests.RequestException as exc:
-            outcome = _Outcome(False, True, None, f"network error {type(exc).__name__}")
-        else:
-            code = response.status_code
-            if 200 <= code < 300:
-                outcome = _Outcome(True, False, code)
-            else:
-                outcome = _Outcome(False, code in RETRYABLE_STATUSES, code, f"HTTP {code}")
-        self._log(
-            info,
-            number,
-            DELIVERED if outcome.ok else FAILED,
-            http_status=outcome.http_status,
-            error=outcome.error,
-            started_at=started_at,
-            duration_ms=int((time.monotonic() - clock) * 1000),
-        )
-        if not outcome.ok:
+        attempt = self.outbound.post_once(subscription.target, body, headers)
+        self._log_attempt(info, number, attempt, DELIVERED)
+        if not attempt.ok:
             log.warning(
                 "delivery %s to %s attempt %d failed: %s",
                 self.code,
                 urlsplit(subscription.target).netloc,
                 number,
-                outcome.error,
+                attempt.error,
             )
-        return outcome
+        return attempt
 
 
 def _dci_body(
@@ -404,14 +346,15 @@ def _dci_body(
     from hub.dci.config import load_signing_key
     from hub.dci.notify import NotifyEvent, build_notify
 
-    data = event.get("data") if isinstance(event.get("data"), dict) else {}
+    raw_data = event.get("data")
+    data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
     household_id = data.get("household_id")
     if not household_id:
         return None
     config = settings.dci
     household = runtime.registry.get_household(household_id)
 
-    @dataclass(frozen=True)
+    @dataclass
     class _Target:
         code: str
         sender_id: str
@@ -468,7 +411,7 @@ class DeliveryWorkers:
 
     def refresh(self) -> None:
         """Start senders for new active subscriptions; stop those paused or deleted."""
-        channels = PUSH_CHANNELS
+        channels: tuple[str, ...] = PUSH_CHANNELS
         if self.settings.forwards_amqp_deliveries:
             channels = (*PUSH_CHANNELS, CHANNEL_AMQP)
         with self.runtime.sessions() as session:

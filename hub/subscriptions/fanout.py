@@ -30,6 +30,7 @@ from registry_core.consent import consent_purposes
 from registry_core.crypto import IdentifierCipher
 from registry_core.models import Household, Identifier, Membership, Person
 from registry_core.records import identifier_record
+from standards.cloudevents import copy_event
 
 DELIVER_PREFIX = "deliver"
 H_EVENT_ID = "x-sr-event-id"
@@ -135,39 +136,40 @@ class Fanout:
     ) -> tuple[dict[str, Any], bool] | None:
         """The CloudEvent this subscriber gets, and whether it carries personal data;
         None when the enrolment filter excludes the subject."""
-        data = event.get("data") if isinstance(event.get("data"), dict) else {}
+        raw_data = event.get("data")
+        data: dict[str, Any] = raw_data if isinstance(raw_data, dict) else {}
         person_id, household_id = subject_ids(data)
         purposes = consent_purposes(session, subscription.program_code, person_id, household_id)
         if (subscription.filters or {}).get("enrolled_only") and not purposes:
             return None
         personal = subscription.purpose in purposes
-        out: dict[str, Any] = {
-            key: event[key]
-            for key in ("specversion", "id", "source", "type", "time", "datacontenttype")
-            if key in event
-        }
-        out["srsubscription"] = subscription.code
+        extensions: dict[str, str | int | bool] = {"srsubscription": subscription.code}
         if sequence is not None:
-            out["srsequence"] = str(sequence)
-        out["srpersonal"] = personal
+            extensions["srsequence"] = str(sequence)
+        extensions["srpersonal"] = personal
         if personal:
             enriched = dict(data)
             if person_id is not None:
                 enriched["person"] = _person_details(session, person_id, self.cipher)
             if household_id is not None and event.get("subject", "").startswith("household/"):
                 enriched["household"] = _household_details(session, household_id)
-            out["subject"] = event.get("subject")
-            out["data"] = enriched
+            out = copy_event(
+                event, subject=event.get("subject"), data=enriched, extensions=extensions
+            )
         else:
             ref = opaque_ref(
                 self.pseudonym_key, subscription.program_code, str(event.get("subject", ""))
             )
-            out["subject"] = f"ref/{ref}"
-            out["data"] = {
-                "admin_area_code": data.get("admin_area_code"),
-                "subject_ref": ref,
-                "personal_data": False,
-            }
+            out = copy_event(
+                event,
+                subject=f"ref/{ref}",
+                data={
+                    "admin_area_code": data.get("admin_area_code"),
+                    "subject_ref": ref,
+                    "personal_data": False,
+                },
+                extensions=extensions,
+            )
         return out, personal
 
     def plan(

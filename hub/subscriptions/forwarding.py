@@ -19,7 +19,8 @@ subscription moves its deliveries across:
   already ``queued`` or ``delivered`` for the subscription is skipped unless re-driven;
 - while the delivery broker is down (or refuses, or does not confirm) each attempt is logged as
   ``failed`` and retried with exponential backoff (tenacity, ``extra.notifications`` policy,
-  as webhooks); when the attempts are used up the message goes to the embedded ``sr.dead`` with
+  as webhooks, through the same ``OutboundSender.send`` retry loop); when the attempts are used
+  up the message goes to the embedded ``sr.dead`` with
   ``x-sr-error-class: DeliveryFailed`` and the reason (``srhub dead-letters replay`` sends it
   again). Nothing is dropped, and each subscription has its own thread and connections, so an
   outage holds up only the AMQP subscriptions, each its own queue.
@@ -29,38 +30,44 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from hub.broker import connect
 from hub.broker.base import EXCHANGE_EVENTS, Broker, Consumer, Delivery, Message
 from hub.broker.errors import BrokerError
+from hub.runtime import HubRuntime
+from hub.settings import Settings
 from hub.subscriptions import service
-from hub.subscriptions.delivery import SubscriptionSender, _Outcome
+from hub.subscriptions.delivery import DeliveryPolicy, SubscriptionSender
 from hub.subscriptions.fanout import deliver_key
-from hub.subscriptions.tables import DELIVERED, FAILED, QUEUED
-from hub.workers.status import WorkerStatus
-from registry_core.db import utcnow
+from hub.subscriptions.tables import DELIVERED, QUEUED
+from hub.workers.outbound import Attempt, OutboundSender
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
 class AmqpForwarder(SubscriptionSender):
     """Consumes the embedded ``sr.deliver.<code>`` and republishes each message, confirmed,
     to ``sr.deliver.<code>`` on the delivery RabbitMQ (``settings.delivery_amqp_url``)."""
 
+    kind: ClassVar[str] = "forward"
     done_statuses: ClassVar[tuple[str, ...]] = (QUEUED, DELIVERED)
 
-    def __post_init__(self) -> None:
-        self.status = WorkerStatus(f"forward-{self.code}")
+    def __init__(
+        self,
+        code: str,
+        settings: Settings,
+        runtime: HubRuntime,
+        policy: DeliveryPolicy,
+        outbound: OutboundSender | None = None,
+    ) -> None:
+        super().__init__(code, settings, runtime, policy, outbound)
         self._target: Broker | None = None
 
-    def run(self) -> None:
-        try:
-            super().run()
-        finally:
-            self._drop_target()
+    def finish(self) -> None:
+        self._drop_target()
+        super().finish()
 
     # -- the delivery broker -------------------------------------------------------------------
 
@@ -103,32 +110,32 @@ class AmqpForwarder(SubscriptionSender):
             consumer, delivery, info, lambda number: self._forward(message, info, number)
         )
 
-    def _forward(self, message: Message, info: dict[str, Any], number: int) -> _Outcome:
-        started_at = utcnow()
+    def _forward(self, message: Message, info: dict[str, Any], number: int) -> Attempt:
+        started_at = datetime.now(UTC)
         clock = time.monotonic()
         try:
             self._target_broker().publish(EXCHANGE_EVENTS, [message])
         except BrokerError as exc:  # unreachable, refused, not confirmed, unroutable, ...
             self._drop_target()  # start afresh: reconnect and declare the queue again
-            outcome = _Outcome(False, True, None, f"{type(exc).__name__}: {exc}"[:300])
+            error: str | None = f"{type(exc).__name__}: {exc}"[:300]
         else:
-            outcome = _Outcome(True, False)
-        self._log(
-            info,
-            number,
-            QUEUED if outcome.ok else FAILED,
-            error=outcome.error,
+            error = None
+        attempt = Attempt(
+            error is None,
+            error is not None,
+            error=error,
             started_at=started_at,
             duration_ms=int((time.monotonic() - clock) * 1000),
         )
-        if not outcome.ok:
+        self._log_attempt(info, number, attempt, QUEUED)
+        if error is not None:
             log.warning(
                 "forward %s to the delivery broker, attempt %d failed: %s",
                 self.code,
                 number,
-                outcome.error,
+                error,
             )
-        return outcome
+        return attempt
 
 
 def forwarded_message(code: str, message: Message) -> Message:

@@ -12,7 +12,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from hub.broker.base import EXCHANGE_EVENTS, Broker
+from hub.broker.base import EXCHANGE_EVENTS, Broker, Message
 from hub.runtime import HubRuntime
 from hub.subscriptions import service
 from hub.subscriptions.fanout import Fanout
@@ -62,7 +62,7 @@ def redrive(
             )
             if not rows:
                 break
-            messages = []
+            messages: list[Message] = []
             for row in rows:
                 planned = fanout.plan(
                     session,

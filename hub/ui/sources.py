@@ -97,12 +97,13 @@ def checkpoint_of(sessions: sessionmaker[Session], name: str) -> list[dict[str, 
 
 def worker_statuses() -> dict[str, dict[str, Any]]:
     """Statuses of the workers running in this process: the group ``srhub run`` keeps in the
-    app's extensions, else the one the monitoring context knows."""
+    app's extensions, else the one the app's monitoring context knows."""
     group = current_app.extensions.get(WORKERS_KEY)
     if group is None:
-        from hub.monitoring.health import active_context
+        from hub.monitoring.health import EXTENSION_KEY
 
-        group = getattr(active_context(), "workers", None)
+        context = current_app.extensions.get(EXTENSION_KEY)
+        group = getattr(context, "workers", None)
     statuses = getattr(group, "statuses", None)
     if callable(statuses):
         return dict(sorted(statuses().items()))

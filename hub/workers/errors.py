@@ -24,12 +24,17 @@ class PermanentError(Exception):
 
     ``error_class`` becomes the ``x-sr-error-class`` header (e.g. "MappingError") and the message
     the ``x-sr-reason`` header, so it must be actionable and free of personal identifiers.
+    ``notes`` are what the handler noted before it failed (data-quality notes, never values):
+    middleware such as the message log keeps them with the failure.
     """
 
-    def __init__(self, reason: str, error_class: str | None = None) -> None:
+    def __init__(
+        self, reason: str, error_class: str | None = None, notes: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.error_class = error_class or type(self).__name__
+        self.notes = notes
 
 
 # Exceptions raised by drivers that mean "try again later", whatever raised them.

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import Index, String, delete, insert, select
+from sqlalchemy import CursorResult, Index, String, delete, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from hub.workers.retention import RetentionJob
 from registry_core.db import Base, utcnow
 
 DEFAULT_MAX_AGE = timedelta(days=7)
@@ -111,7 +113,7 @@ def purge(
     by_age = delete(ProcessedMessage).where(ProcessedMessage.processed_at < cutoff)
     if consumer is not None:
         by_age = by_age.where(ProcessedMessage.consumer == consumer)
-    deleted = session.execute(by_age).rowcount or 0
+    deleted = _rowcount(session, by_age)
 
     consumers = (
         [consumer]
@@ -138,5 +140,25 @@ def purge(
                 & (ProcessedMessage.message_id < kept_id)
             ),
         )
-        deleted += session.execute(older).rowcount or 0
+        deleted += _rowcount(session, older)
     return deleted
+
+
+def _rowcount(session: Session, statement: Any) -> int:
+    return cast(CursorResult[Any], session.execute(statement)).rowcount or 0
+
+
+def retention_job(
+    consumer: str | None = None,
+    *,
+    max_age: timedelta = DEFAULT_MAX_AGE,
+    max_count: int = DEFAULT_MAX_COUNT,
+) -> RetentionJob:
+    """The store's retention job: one consumer's ids (the runtime purges its own now and
+    then) or every consumer's (``None``: the scheduled and on-demand prunes)."""
+    if max_count < 1:
+        raise ValueError("max_count must be at least 1")
+    return RetentionJob(
+        "processed_messages",
+        lambda session: purge(session, consumer, max_age=max_age, max_count=max_count),
+    )

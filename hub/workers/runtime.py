@@ -22,39 +22,42 @@ retried on its own, and the rest follow it, so messages of one queue keep their 
 Stopping (``stop`` event, set by SIGTERM): no new deliveries are received, the batch in hand is
 finished (a message whose retries are interrupted is returned to the queue together with those
 after it), then the consumer is closed so anything prefetched but unhandled goes back unacked.
+
+Connecting, reconnecting and stopping are the one worker loop's (``hub.workers.loop``). What
+the handlers achieved reaches the middleware the runtime was given (``hub.workers.middleware``):
+``after`` only once a message's effect is committed, so a batch redone after a failure never
+reports a message twice as done.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.exc import DisconnectionError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_when_event_set,
-    wait_exponential,
-    wait_random,
-)
+from tenacity import RetryCallState, retry_if_exception
 
 from hub.broker.base import Consumer, DeadLetterReason, Delivery, QueueSpec
-from hub.broker.errors import BrokerError, ConnectionClosed
 from hub.workers import idempotency
-from hub.workers.connect import BrokerFactory, connect_with_retry
+from hub.workers.connect import BrokerFactory
 from hub.workers.errors import PermanentError, is_transient
-from hub.workers.handlers import HandlerContext, HandlerRegistry, HandlerSpec
-from hub.workers.status import RETRYING, RUNNING, STOPPED, STOPPING, WorkerStatus
+from hub.workers.handlers import (
+    APPLIED,
+    HandlerContext,
+    HandlerRegistry,
+    HandlerResult,
+    HandlerSpec,
+)
+from hub.workers.loop import ConsumerLoop
+from hub.workers.middleware import Middleware, MiddlewareChain
+from hub.workers.retry import RetryPolicy
+from hub.workers.status import RETRYING, RUNNING, WorkerStatus
 from hub.workers.topology import WORKER_QUEUES
 from registry_core.db import utcnow
 from standards.cloudevents import CloudEvent, EnvelopeError, parse_envelope
@@ -66,14 +69,7 @@ ERROR_NO_HANDLER = "NoHandler"
 ERROR_RETRIES_EXHAUSTED = "RetriesExhausted"
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try a transiently failing message before giving it back to the queue."""
-
-    attempts: int = 5  # handler runs per delivery, the first one included
-    initial_delay: float = 0.2
-    max_delay: float = 10.0
-    jitter: float = 0.5
+__all__ = ["ConsumerRuntime", "Retention", "RetryPolicy"]
 
 
 @dataclass(frozen=True)
@@ -90,6 +86,7 @@ class _Item:
     delivery: Delivery
     event: CloudEvent
     spec: HandlerSpec
+    result: HandlerResult = APPLIED  # what the handler reported, once it succeeded
 
     @property
     def message_id(self) -> str:
@@ -97,6 +94,9 @@ class _Item:
 
 
 _Outcome = tuple[list[_Item], tuple[_Item, BaseException] | None, list[tuple[_Item, BaseException]]]
+
+
+_DUPLICATE = "duplicate"
 
 
 class _SlowPathNeeded(Exception):
@@ -107,11 +107,12 @@ class _Interrupted(Exception):
     """Retrying stopped because the worker is shutting down."""
 
 
-class ConsumerRuntime:
+class ConsumerRuntime(ConsumerLoop):
     """Consumes one queue with a handler registry until told to stop.
 
     ``broker_factory`` makes a new broker connection (called again after a connection loss);
-    ``session_factory`` gives database sessions for handlers and the idempotency store.
+    ``session_factory`` gives database sessions for handlers and the idempotency store;
+    ``middleware`` watches every handling (monitoring, counters).
     """
 
     def __init__(
@@ -129,59 +130,20 @@ class ConsumerRuntime:
         retention: Retention | None = None,
         topology: Sequence[QueueSpec] = WORKER_QUEUES,
         status: WorkerStatus | None = None,
+        middleware: Iterable[Middleware] = (),
     ) -> None:
-        self.name = name
-        self.queue = queue
-        self.broker_factory = broker_factory
+        super().__init__(name, queue, broker_factory, topology, prefetch=prefetch, status=status)
         self.session_factory = session_factory
         self.handlers = handlers
-        self.prefetch = max(prefetch, 1)
         self.batch_size = max(min(batch_size, self.prefetch), 1)
         self.receive_timeout = receive_timeout
         self.retry = retry or RetryPolicy()
         self.retention = retention or Retention()
-        self.topology = tuple(topology) if queue in topology else (*topology, queue)
-        self.status = status or WorkerStatus(name)
-        self.stop_event = threading.Event()
+        self.middleware = MiddlewareChain(middleware)
         self._first_failure: OrderedDict[str, datetime] = OrderedDict()
         self._last_purge = time.monotonic()
 
-    # -- lifecycle --------------------------------------------------------------------------
-
-    def stop(self) -> None:
-        """Ask the loop to finish the batch in hand and return; safe from a signal handler."""
-        self.stop_event.set()
-
-    def run(self) -> None:
-        """Consume until ``stop``; reconnect (waiting visibly) whenever the broker goes away."""
-        stop = self.stop_event
-        while not stop.is_set():
-            broker = connect_with_retry(self.broker_factory, self.topology, self.status, stop)
-            if broker is None:
-                break
-            consumer: Consumer | None = None
-            try:
-                consumer = broker.open_consumer(self.queue.name, prefetch=self.prefetch)
-                self.status.set_state(RUNNING, f"consuming {self.queue.name}", log)
-                self._consume(consumer)
-            except ConnectionClosed as exc:
-                self.status.record_error(exc)
-                log.warning("%s: broker connection lost (%s); reconnecting", self.name, exc)
-            except BrokerError as exc:
-                # e.g. the queue was deleted under us: reconnecting declares it again. Pause
-                # first so a persistent problem cannot turn into a hot loop.
-                self.status.record_error(exc)
-                log.error("%s: broker error (%s); reconnecting in 2s", self.name, exc)
-                stop.wait(2.0)
-            finally:
-                if stop.is_set():
-                    self.status.set_state(STOPPING, "returning unacknowledged messages", log)
-                if consumer is not None:
-                    _quietly(consumer.close)
-                _quietly(broker.close)
-        self.status.set_state(STOPPED, "", log)
-
-    def _consume(self, consumer: Consumer) -> None:
+    def consume(self, consumer: Consumer) -> None:
         while not self.stop_event.is_set():
             first = consumer.receive(self.receive_timeout)
             if first is None:
@@ -251,9 +213,9 @@ class ConsumerRuntime:
         reported as the transient failure and the others are handled again afterwards.
         """
         done: list[_Item] = []
+        handled: list[_Item] = []
         dead: list[tuple[_Item, BaseException]] = []
         failed: tuple[_Item, BaseException] | None = None
-        duplicates = 0
         if not items[0].spec.transactional:
             return self._run_outside(items)
         batch: list[_Item] = []
@@ -272,18 +234,18 @@ class ConsumerRuntime:
             with self.session_factory() as session, session.begin():
                 for item in batch:
                     outcome = self._handle_inside(session, item)
-                    if outcome is None or outcome == "duplicate":
+                    if not isinstance(outcome, BaseException):  # done, or a duplicate
                         done.append(item)
-                        duplicates += outcome == "duplicate"
-                    elif isinstance(outcome, BaseException) and is_transient(outcome):
+                        if outcome is None:
+                            handled.append(item)
+                    elif is_transient(outcome):
                         failed = (item, outcome)
                         break
-                    elif isinstance(outcome, BaseException):
+                    else:
                         dead.append((item, outcome))
         except Exception as exc:
             return self._transaction_failed(batch, exc)
-        self.status.count("processed", len(done) - duplicates)
-        self.status.count("duplicates", duplicates)
+        self._committed(done, handled)
         return done, failed, dead
 
     def _transaction_failed(self, batch: Sequence[_Item], exc: BaseException) -> _Outcome:
@@ -309,30 +271,27 @@ class ConsumerRuntime:
         message, so the fast path never decides a message's fate on its own.
         """
         done: list[_Item] = []
-        fresh: list[str] = []
-        duplicates = 0
+        handled: list[_Item] = []
         with self.session_factory() as session, session.begin():
             known = idempotency.known_ids(session, self.name, [i.message_id for i in batch])
             for item in batch:
                 if item.message_id in known:
-                    duplicates += 1
                     done.append(item)
                     continue
                 known.add(item.message_id)  # a second copy in the same batch is a duplicate
                 try:
-                    item.spec.func(item.event, HandlerContext(self.name, item.delivery, session))
+                    self._call(item, session)
                 except Exception as exc:
                     if isinstance(exc, OperationalError | DisconnectionError):
                         raise  # the database itself is in trouble: a transient failure
                     raise _SlowPathNeeded from exc
-                fresh.append(item.message_id)
+                handled.append(item)
                 done.append(item)
             try:
-                idempotency.record_many(session, self.name, fresh)
+                idempotency.record_many(session, self.name, [i.message_id for i in handled])
             except IntegrityError as exc:
                 raise _SlowPathNeeded from exc
-        self.status.count("processed", len(done) - duplicates)
-        self.status.count("duplicates", duplicates)
+        self._committed(done, handled)
         return done, None, []
 
     def _handle_inside(self, session: Session, item: _Item) -> BaseException | str | None:
@@ -340,10 +299,10 @@ class ConsumerRuntime:
         try:
             with session.begin_nested():
                 if not idempotency.claim(session, self.name, item.message_id):
-                    return "duplicate"
-                item.spec.func(item.event, HandlerContext(self.name, item.delivery, session))
+                    return _DUPLICATE
+                self._call(item, session)
         except Exception as exc:
-            self._note_failure(item, exc)
+            self._handler_failed(item, exc)
             return exc
         return None
 
@@ -361,31 +320,30 @@ class ConsumerRuntime:
                 break
             batch.append(item)
         done: list[_Item] = []
+        handled: list[_Item] = []
         dead: list[tuple[_Item, BaseException]] = []
         failed: tuple[_Item, BaseException] | None = None
-        fresh: list[str] = []
-        duplicates = 0
         try:
             with self.session_factory() as session:
                 with session.begin():
                     known = idempotency.known_ids(session, self.name, [i.message_id for i in batch])
                 for item in batch:
                     if item.message_id in known:
-                        duplicates += 1
                         done.append(item)
                         continue
                     try:
-                        item.spec.func(item.event, HandlerContext(self.name, item.delivery, None))
+                        self._call(item, None)
                     except Exception as exc:
-                        self._note_failure(item, exc)
+                        self._handler_failed(item, exc)
                         if is_transient(exc):
                             failed = (item, exc)
                             break
                         dead.append((item, exc))
                         continue
                     known.add(item.message_id)
-                    fresh.append(item.message_id)
+                    handled.append(item)
                     done.append(item)
+                fresh = [i.message_id for i in handled]
                 if fresh:
                     try:
                         with session.begin():
@@ -399,9 +357,34 @@ class ConsumerRuntime:
             # The ids could not be recorded (or even checked): nothing counts as done; the
             # first item is retried alone and the rest follow it (their effects may repeat).
             return self._transaction_failed(batch, exc)
-        self.status.count("processed", len(done) - duplicates)
-        self.status.count("duplicates", duplicates)
+        self._committed(done, handled)
         return done, failed, dead
+
+    # -- one handler run ------------------------------------------------------------------------
+
+    def _context(self, item: _Item, session: Session | None) -> HandlerContext:
+        return HandlerContext(self.name, item.delivery, session, self.handlers.services)
+
+    def _call(self, item: _Item, session: Session | None) -> None:
+        """Run the item's handler and keep what it reported."""
+        if self.middleware:
+            self.middleware.before(self._context(item, session), item.event)
+        result = item.spec.func(item.event, self._context(item, session))
+        item.result = result if isinstance(result, HandlerResult) else APPLIED
+
+    def _handler_failed(self, item: _Item, exc: BaseException) -> None:
+        self._note_failure(item, exc)
+        if self.middleware:
+            self.middleware.failed(self._context(item, None), item.event, exc)
+
+    def _committed(self, done: Sequence[_Item], handled: Sequence[_Item]) -> None:
+        """``done`` is settled (``handled`` ran their handler, the rest were duplicates):
+        count it and tell the middleware."""
+        self.status.count("processed", len(handled))
+        self.status.count("duplicates", len(done) - len(handled))
+        if self.middleware:
+            for item in handled:
+                self.middleware.after(self._context(item, None), item.event, item.result)
 
     def _retry_alone(self, consumer: Consumer, item: _Item, first_error: BaseException) -> bool:
         """Retry one transiently failing message with backoff; settle it either way.
@@ -430,14 +413,11 @@ class ConsumerRuntime:
             RETRYING, f"message {item.message_id}: {type(first_error).__name__}", log
         )
         stop.wait(min(policy.initial_delay, policy.max_delay))
-        retrying = Retrying(
+        retrying = policy.retrying(
             retry=retry_if_exception(is_transient),
-            stop=stop_after_attempt(max(policy.attempts - 1, 1)) | stop_when_event_set(stop),
-            wait=wait_exponential(multiplier=policy.initial_delay, max=policy.max_delay)
-            + wait_random(0, policy.jitter),
-            sleep=stop.wait,
+            stop_event=stop,
+            attempts=max(policy.attempts - 1, 1),  # the first run was in the batch
             before_sleep=before_sleep,
-            reraise=True,
         )
         try:
             if stop.is_set():
@@ -589,10 +569,3 @@ def _safe_text(exc: BaseException, limit: int = 300) -> str:
     lines = str(exc).strip().splitlines()
     text = lines[0] if lines else type(exc).__name__
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _quietly(close: Callable[[], Any]) -> None:
-    try:
-        close()
-    except (BrokerError, OSError) as exc:
-        log.debug("close failed: %s", exc)

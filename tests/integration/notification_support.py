@@ -16,18 +16,21 @@ from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from hub.broker import connect
-from hub.pipeline import dispatch
+from hub.pipeline.dispatch import dispatch_handlers
+from hub.pipeline.relay_worker import RelayWorker
 from hub.runtime import HubRuntime
 from hub.settings import Settings
 from hub.subscriptions.delivery import DeliveryPolicy, start_delivery_workers
 from hub.subscriptions.tables import DeliveryAttempt
-from hub.workers.handlers import DISPATCH_HANDLERS
-from hub.workers.relay_worker import RelayWorker
+from hub.workers.middleware import OutcomeCounter
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from hub.workers.topology import DISPATCH_QUEUE
 
 FAST_POLICY = DeliveryPolicy(
-    attempts=3, initial_delay=0.05, max_delay=0.2, timeout=2.0, refresh=0.2, receive_timeout=0.1
+    retry=RetryPolicy(attempts=3, initial_delay=0.05, max_delay=0.2, jitter=0.025),
+    timeout=2.0,
+    refresh=0.2,
+    receive_timeout=0.1,
 )
 
 
@@ -82,18 +85,20 @@ def notification_workers(
     runtime: HubRuntime,
     policy: DeliveryPolicy = FAST_POLICY,
     relay: bool = True,
+    outcomes: OutcomeCounter | None = None,
 ) -> Iterator[Any]:
-    """Relay (optional), dispatch and delivery workers on ``settings``' broker, as threads."""
-    dispatch.configure(lambda: runtime)
+    """Relay (optional), dispatch and delivery workers on ``settings``' broker, as threads.
+    ``outcomes`` (middleware) counts what the dispatch worker did."""
     workers: list[Any] = [
         ConsumerRuntime(
             "dispatch",
             DISPATCH_QUEUE,
             lambda: connect(settings, wait_for=0),
             runtime.sessions,
-            DISPATCH_HANDLERS,
+            dispatch_handlers(runtime),
             retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.2, jitter=0.05),
             receive_timeout=0.1,
+            middleware=[outcomes] if outcomes is not None else (),
         )
     ]
     if relay:
@@ -112,7 +117,6 @@ def notification_workers(
             worker.stop()
         for thread in threads:
             thread.join(20)
-        dispatch.configure(lambda: runtime)
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:

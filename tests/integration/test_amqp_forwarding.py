@@ -297,7 +297,9 @@ def test_an_outage_of_the_delivery_broker_is_retried_until_it_is_back(db_url, tm
     vhost = amqp_url.rsplit("/", 1)[1]
     via_proxy = f"amqp://{user}:{password}@127.0.0.1:{proxy.port}/{vhost}"
     settings, runtime = _hub(db_url, tmp_path, via_proxy)
-    policy = replace(FAST_POLICY, attempts=12, initial_delay=0.2, max_delay=0.4)
+    policy = replace(
+        FAST_POLICY, retry=replace(FAST_POLICY.retry, attempts=12, initial_delay=0.2, max_delay=0.4)
+    )
     subscribe(runtime, settings, "flaky-amqp", "cash")
     try:
         proxy.down()
@@ -363,7 +365,7 @@ def test_a_delivery_broker_that_stays_away_dead_letters_and_blocks_nobody(db_url
                     "the forward dead-lettered",
                 )
         rows = log_rows(runtime, "cash-amqp")
-        assert [r.status for r in rows] == [FAILED] * FAST_POLICY.attempts + [DEAD_LETTERED]
+        assert [r.status for r in rows] == [FAILED] * FAST_POLICY.retry.attempts + [DEAD_LETTERED]
         assert all(r.error for r in rows)
         assert "guest" not in " ".join(r.error or "" for r in rows)  # no credentials in the log
         assert [r.status for r in log_rows(runtime, "cash-hook")] == [DELIVERED]

@@ -25,8 +25,8 @@ from connectors.base.envelope import raw_event
 from connectors.base.records import RawRecord
 from hub.broker import Message, connect
 from hub.broker.base import EXCHANGE_INBOUND, QUEUE_DEAD
-from hub.pipeline import ingest
-from hub.workers.handlers import INGEST_HANDLERS
+from hub.pipeline.ingest import IngestServices, ingest_handlers
+from hub.pipeline.routes import default_routes
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from hub.workers.topology import INGEST_QUEUE
 from registry_core.db import make_session_factory
@@ -98,7 +98,7 @@ class Pipeline:
     """Publish deliveries to sr.inbound and run the ingest worker until they are handled."""
 
     def __init__(self, registry, db_engine, db_url: str) -> None:
-        ingest.configure(lambda: registry)
+        self.handlers = ingest_handlers(IngestServices(registry), default_routes())
         self.registry = registry
         self.url = db_url
         self.sessions = make_session_factory(db_engine)
@@ -124,7 +124,7 @@ class Pipeline:
             INGEST_QUEUE,
             lambda: connect(self.url),
             self.sessions,
-            INGEST_HANDLERS,
+            self.handlers,
             retry=RetryPolicy(attempts=2, initial_delay=0.01, max_delay=0.05, jitter=0.01),
             receive_timeout=0.1,
         )

@@ -261,7 +261,7 @@ def test_run_stops_when_a_component_is_missing(
     from hub import embedded_services
     from hub.runtime import HubRuntime
 
-    def missing(*_args: object) -> None:
+    def missing(*_args: object, **_options: object) -> None:
         raise ModuleNotFoundError("No module named 'hub.monitoring.service'", name="x.y")
 
     closed: list[bool] = []

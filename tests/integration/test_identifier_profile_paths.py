@@ -32,11 +32,11 @@ from hub.auth.tokens import issue_token
 from hub.broker import Message, connect
 from hub.broker.base import EXCHANGE_INBOUND, QUEUE_DEAD
 from hub.dci import senders
-from hub.monitoring import message_log
 from hub.monitoring.message_log import MessageLogWriter, list_messages
-from hub.pipeline import ingest
+from hub.monitoring.middleware import MonitoringMiddleware
+from hub.pipeline.ingest import IngestServices, ingest_handlers
+from hub.pipeline.routes import default_routes
 from hub.settings import load_settings
-from hub.workers.handlers import INGEST_HANDLERS
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from hub.workers.topology import INGEST_QUEUE
 from mappings.engine import IdentifierReview, load_spec
@@ -274,8 +274,6 @@ def test_bad_optional_id_is_applied_with_a_note_and_bad_subject_id_goes_to_revie
 ) -> None:
     mother_id = hub.household(GOOD).get_json()["members"][0]["id"]
     writer = MessageLogWriter(hub.runtime.sessions, hub.runtime.cipher)
-    message_log.install_writer(writer)
-    ingest.configure(lambda: hub.registry)
     applied = raw(
         "civil_registry.dci_birth", dci_birth("BR-A-1", mother=GOOD_BARE, father=BAD), "BR-A-1"
     )
@@ -305,9 +303,10 @@ def test_bad_optional_id_is_applied_with_a_note_and_bad_subject_id_goes_to_revie
             INGEST_QUEUE,
             lambda: connect(db_url),
             hub.runtime.sessions,
-            INGEST_HANDLERS,
+            ingest_handlers(IngestServices(hub.registry), default_routes()),
             retry=RetryPolicy(attempts=2, initial_delay=0.01, max_delay=0.05, jitter=0.01),
             receive_timeout=0.1,
+            middleware=[MonitoringMiddleware(writer)],
         )
         thread = threading.Thread(target=runtime.run)
         thread.start()
@@ -331,7 +330,6 @@ def test_bad_optional_id_is_applied_with_a_note_and_bad_subject_id_goes_to_revie
     finally:
         broker.close()
         writer.flush()
-        message_log.install_writer(None)
 
     # The birth with the father's bad number was applied; the note is on the child.
     household = hub.registry.get_household(

@@ -1,9 +1,11 @@
-"""The message log: recording through the hooks, sealed bodies, keyset pages served by an
-index, and retention that keeps the table bounded (by age, rows and bytes) — on SQLite and
-PostgreSQL, directly, through ``srhub monitoring prune`` and through the scheduled job."""
+"""The message log: recording through the monitoring middleware (publishes, outcomes with
+their notes, failures), sealed bodies, keyset pages served by an index, and retention that
+keeps the table bounded (by age, rows and bytes) — on SQLite and PostgreSQL, directly, through
+``srhub monitoring prune`` and through the scheduled job; and every package's retention job."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -13,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, insert, select, text
 
-from hub.broker.base import Message
-from hub.monitoring import hooks, message_log
+from hub.broker.base import Delivery, Message
+from hub.monitoring import message_log
 from hub.monitoring.message_log import (
     INBOUND,
     MessageLogEntry,
@@ -24,9 +26,11 @@ from hub.monitoring.message_log import (
     list_messages,
     read_body,
 )
+from hub.monitoring.middleware import MonitoringMiddleware
 from hub.runtime import HubRuntime
-from hub.settings import MonitoringSettings, load_settings
-from hub.workers.errors import PermanentError
+from hub.settings import load_settings
+from hub.workers.errors import PermanentError, TransientError
+from hub.workers.handlers import HandlerContext, HandlerResult
 from registry_core.db import utcnow
 
 
@@ -37,8 +41,13 @@ def runtime(db_url: str, tmp_path: Path) -> Iterator[HubRuntime]:
     try:
         yield hub
     finally:
-        message_log.install_writer(None)
         hub.close()
+
+
+def _ctx(routing_key: str) -> HandlerContext:
+    """What the runtime gives middleware for one delivery of ``routing_key``."""
+    message = Message(b"{}", routing_key, "unused")
+    return HandlerContext("ingest", Delivery(message, "sr.ingest", "sr.inbound", 1, False, 1), None)
 
 
 def _fill(
@@ -118,36 +127,41 @@ def _count(runtime: HubRuntime) -> int:
         return int(session.execute(select(func.count()).select_from(MessageLogEntry)).scalar())
 
 
-def test_hooks_record_publish_and_outcome_with_sealed_bodies(runtime: HubRuntime) -> None:
+def test_middleware_records_publish_and_outcome_with_sealed_bodies(runtime: HubRuntime) -> None:
     writer = MessageLogWriter(runtime.sessions, runtime.cipher, body_connectors=["tax"])
-    message_log.install_writer(writer)
+    monitoring = MonitoringMiddleware(writer)
     body = b'{"data": {"payload": "NATIONAL-ID 123456789"}}'
     started = time.monotonic()
-    hooks.inbound_published("tax", [Message(body, "tax.income_row", "ev-tax-1")], started)
-    hooks.inbound_published("gis", [Message(body, "gis.location", "ev-gis-1")], started)
-    hooks.inbound_published("gis", [Message(body, "gis.location", "ev-gis-2")], started)
+    monitoring.published("tax", [Message(body, "tax.income_row", "ev-tax-1")], started)
+    monitoring.published("gis", [Message(body, "gis.location", "ev-gis-1")], started)
+    monitoring.published("gis", [Message(body, "gis.location", "ev-gis-2")], started)
+    monitoring.published("gis", [Message(body, "gis.location", "ev-gis-3")], started)
     writer.flush()
 
     event = {"id": "ev-tax-1", "time": utcnow().isoformat()}
-    with hooks.observe_ingest(event, "tax.income_row") as note:
-        note.outcome = "applied"
-    with pytest.raises(PermanentError), hooks.observe_ingest({"id": "ev-gis-1"}, "gis.location"):
-        raise PermanentError("row 3: date 2024-13-01 is not a date", "MappingError")
+    notes = ("father.identifiers[system=national_id].value: failed the check digit",)
+    monitoring.after(_ctx("tax.income_row"), event, HandlerResult("applied", notes))
+    refused = PermanentError("row 3: date 2024-13-01 is not a date", "MappingError", ("a: b",))
+    monitoring.failed(_ctx("gis.location"), {"id": "ev-gis-1"}, refused)
+    monitoring.failed(_ctx("gis.location"), {"id": "ev-gis-3"}, TransientError("locked"))
     writer.flush()
 
     with runtime.sessions() as session:
         items, cursor = list_messages(session, limit=10)
         by_id = {item["message_id"]: item for item in items}
         assert cursor is None
-        assert set(by_id) == {"ev-tax-1", "ev-gis-1", "ev-gis-2"}
+        assert set(by_id) == {"ev-tax-1", "ev-gis-1", "ev-gis-2", "ev-gis-3"}
         assert by_id["ev-tax-1"]["status"] == "applied"
+        assert by_id["ev-tax-1"]["notes"] == notes[0]  # the handler's notes reach the log
         assert by_id["ev-tax-1"]["has_body"] is True
         assert by_id["ev-tax-1"]["size"] == len(body)
         assert by_id["ev-tax-1"]["finished_at"] is not None
         assert by_id["ev-gis-1"]["status"] == "failed"
         assert by_id["ev-gis-1"]["error"] == "MappingError"  # class only: no record content
+        assert by_id["ev-gis-1"]["notes"] == "a: b"  # noted before it failed: kept too
         assert by_id["ev-gis-1"]["has_body"] is False  # bodies only where configured
         assert by_id["ev-gis-2"]["status"] == "received"
+        assert by_id["ev-gis-3"]["status"] == "retrying"
 
         sealed = session.execute(
             select(MessageLogEntry.body_sealed).where(MessageLogEntry.message_id == "ev-tax-1")
@@ -160,10 +174,10 @@ def test_hooks_record_publish_and_outcome_with_sealed_bodies(runtime: HubRuntime
 
 def test_outcome_without_a_published_row_is_inserted(runtime: HubRuntime) -> None:
     writer = MessageLogWriter(runtime.sessions, runtime.cipher)
-    message_log.install_writer(writer)
-    with hooks.observe_ingest({"id": "ev-other-process"}, "civil_registry.birth") as note:
-        note.outcome = "review"
-    message_log.record_outbound(
+    monitoring = MonitoringMiddleware(writer)
+    event = {"id": "ev-other-process"}
+    monitoring.after(_ctx("civil_registry.birth"), event, HandlerResult("review"))
+    monitoring.outbound(
         "program-mis", "ev-out-1", status="delivered", started_at=utcnow(), size=321
     )
     writer.flush()
@@ -274,7 +288,7 @@ def test_the_scheduled_job_keeps_a_growing_log_bounded(runtime: HubRuntime) -> N
     monitor = start_monitoring(settings, runtime)
     try:
         for batch in range(5):  # traffic keeps arriving while the job runs
-            hooks.inbound_published(
+            monitor.middleware.published(
                 "c1",
                 [Message(b"x" * 10, "c1.record", f"live-{batch}-{i}") for i in range(200)],
                 time.monotonic(),
@@ -290,10 +304,11 @@ def test_the_scheduled_job_keeps_a_growing_log_bounded(runtime: HubRuntime) -> N
             if newest == "live-4-199" and _count(runtime) <= 500:
                 break
             time.sleep(0.1)
-        assert monitor.writer.written >= 1_000
+        assert monitor.writer is not None and monitor.writer.written >= 1_000
         assert newest == "live-4-199"  # the newest traffic is kept ...
         assert _count(runtime) <= 500  # ... and the log is back under its limit
-        assert monitor.last_retention is not None and monitor.last_retention.deleted > 0
+        assert monitor.last_retention is not None
+        assert monitor.last_retention["message_log"].deleted > 0
     finally:
         monitor.stop()
 
@@ -358,19 +373,52 @@ def _other_log_counts(runtime: HubRuntime) -> tuple[int, int]:
 def test_dci_transactions_and_the_delivery_log_are_kept_for_their_age(
     runtime: HubRuntime,
 ) -> None:
-    from hub.monitoring import log_retention
+    from hub.dci.retention import prune_transactions
+    from hub.subscriptions.retention import prune_delivery_log
 
     _fill_other_logs(runtime, old=30, new=5, age=timedelta(days=40))
     with runtime.sessions.begin() as session:
-        deleted = log_retention.prune_logs(session, log_retention.LogAges(), chunk=7)
+        deleted = (
+            prune_transactions(session, timedelta(days=30), chunk=7),
+            prune_delivery_log(session, timedelta(days=90), chunk=7),
+        )
     # 40 days old: past the 30 days of DCI transactions, within the 90 of the delivery log
-    assert deleted == {"dci_transactions": 30, "delivery_log": 0}
+    assert deleted == (30, 0)
     assert _other_log_counts(runtime) == (5, 35)
-    ages = log_retention.LogAges.from_settings(MonitoringSettings(delivery_log_max_age_days=10))
     with runtime.sessions.begin() as session:
-        deleted = log_retention.prune_logs(session, ages, chunk=7)  # several chunks
-    assert deleted == {"dci_transactions": 0, "delivery_log": 30}
+        deleted = (
+            prune_transactions(session, timedelta(days=30), chunk=7),
+            prune_delivery_log(session, timedelta(days=10), chunk=7),  # several chunks
+        )
+    assert deleted == (0, 30)
     assert _other_log_counts(runtime) == (5, 5)  # the recent rows stay
+
+
+def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
+    """The application's list runs each package's own job, by the package's own setting."""
+    from hub.assembly import retention_jobs
+    from hub.workers.retention import run_retention
+
+    _fill_other_logs(runtime, old=4, new=2, age=timedelta(days=3))
+    from hub.settings import with_overrides
+
+    settings = with_overrides(
+        runtime.settings,
+        extra={"dci_transaction_max_age_days": 1, "delivery_log_max_age_days": 5},
+    )
+    jobs = retention_jobs(settings)
+    assert [job.name for job in jobs] == [
+        "message_log",
+        "dci_transactions",
+        "delivery_log",
+        "processed_messages",
+    ]
+    results = run_retention(runtime.sessions, jobs)
+    assert results["dci_transactions"] == 4  # 3 days old, kept for 1
+    assert results["delivery_log"] == 0  # 3 days old, kept for 5
+    assert results["processed_messages"] == 0
+    assert results["message_log"].deleted == 0
+    assert _other_log_counts(runtime) == (2, 6)
 
 
 def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -> None:
@@ -384,7 +432,8 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
     }
     result = CliRunner().invoke(main, ["monitoring", "prune"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    assert '"other_logs": {"dci_transactions": 12, "delivery_log": 12}' in result.output
+    others = json.loads(result.output)["other_logs"]
+    assert others == {"dci_transactions": 12, "delivery_log": 12, "processed_messages": 0}
     assert _other_log_counts(runtime) == (3, 3)
 
 
@@ -394,3 +443,66 @@ def test_a_bad_log_age_is_refused_with_its_name(bad: object) -> None:
 
     with pytest.raises(SettingsError, match=r"extra\.delivery_log_max_age_days"):
         load_settings(env={}, extra={"delivery_log_max_age_days": bad})
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_separate_ingest_worker_records_its_outcomes(runtime: HubRuntime, tmp_path: Path) -> None:
+    """``srhub worker ingest`` configures the monitoring middleware like ``srhub run``: a
+    record it refuses shows in the message log with the reason's class."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from connectors.base.envelope import raw_event
+    from connectors.base.records import RawRecord
+    from hub.broker import connect
+    from hub.broker.base import EXCHANGE_INBOUND
+    from hub.workers.topology import WORKER_QUEUES
+    from standards.cloudevents import to_json_bytes
+
+    record = RawRecord("income_row", {"RECORD_NO": "1"}, source_id="f:1")
+    event = raw_event("tax", record, time=utcnow())
+    broker = connect(runtime.settings)
+    try:
+        broker.declare_topology(list(WORKER_QUEUES))
+        broker.publish(
+            EXCHANGE_INBOUND, [Message(to_json_bytes(event), "tax.income_row", event["id"])]
+        )
+    finally:
+        broker.close()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+        "SRHUB_DATABASE_URL": runtime.settings.effective_database_url,
+        "SRHUB_DATA_DIR": str(runtime.settings.data_dir),
+    }
+    env.pop("SRHUB_AMQP_URL", None)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hub.cli", "worker", "ingest"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        found: list[dict[str, object]] = []
+        while not found and time.monotonic() < deadline and child.poll() is None:
+            time.sleep(0.2)
+            with runtime.sessions() as session:
+                found, _ = list_messages(session, connector="tax")
+        child.send_signal(signal.SIGTERM)
+        _out, err = child.communicate(timeout=20)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    assert found, f"no message log entry; worker said:\n{err}"
+    assert (found[0]["message_id"], found[0]["status"], found[0]["error"]) == (
+        event["id"],
+        "failed",
+        "MappingError",
+    )
+    assert child.returncode == 0 and "dead_lettered=1" in err

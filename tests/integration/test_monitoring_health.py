@@ -21,11 +21,11 @@ from hub.auth.tokens import issue_token
 from hub.broker import connect
 from hub.connectors_host import ConnectorHost
 from hub.dbschema import upgrade_to_head
-from hub.monitoring.service import Monitoring, start_monitoring
-from hub.pipeline import ingest
+from hub.monitoring.service import Monitoring, monitoring_middleware, start_monitoring
+from hub.pipeline.ingest import ingest_handlers
+from hub.pipeline.routes import default_routes
 from hub.runtime import HubRuntime
 from hub.settings import Settings, load_settings
-from hub.workers.handlers import INGEST_HANDLERS
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from hub.workers.topology import INGEST_QUEUE, WORKER_QUEUES
 from sandbox_mocks.launcher import SandboxConfig, start_sandbox
@@ -86,25 +86,29 @@ def hub(db_url: str, tmp_path: Path) -> Iterator[MonitoredHub]:
     configs = sandbox.connectors()
     configs["gis"].update(poll_interval_seconds=0.3, resilience=dict(RESILIENCE))
     app = create_app(settings, runtime)
-    host = ConnectorHost(settings, runtime.engine).build(configs)
+    # As srhub run has it: one monitoring middleware, given to the ingest worker and to the
+    # connector host before they start, then the monitoring loop, shown by the app.
+    middleware = monitoring_middleware(settings, runtime).start()
+    host = ConnectorHost(settings, runtime.engine, on_publish=middleware.published).build(configs)
     assert not host.problems
     host.mount(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    ingest.configure(lambda: runtime.registry)
     consumer = ConsumerRuntime(
         "ingest",
         INGEST_QUEUE,
         lambda: connect(settings, wait_for=0),
         runtime.sessions,
-        INGEST_HANDLERS,
+        ingest_handlers(runtime, default_routes(), connectors=host.connector),
         retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.2, jitter=0.05),
         receive_timeout=0.1,
+        middleware=[middleware],
     )
     worker = threading.Thread(target=consumer.run, daemon=True)
     worker.start()
     host.start()
-    monitor = start_monitoring(settings, runtime, host, {"ingest": consumer})
+    monitor = start_monitoring(settings, runtime, host, {"ingest": consumer}, middleware=middleware)
+    monitor.init_app(app)
     try:
         yield MonitoredHub(
             settings, f"http://127.0.0.1:{server.server_port}", sandbox.url("gis"), monitor
@@ -114,6 +118,7 @@ def hub(db_url: str, tmp_path: Path) -> Iterator[MonitoredHub]:
         host.stop()
         consumer.stop()
         worker.join(20)
+        middleware.stop()
         server.shutdown()
         sandbox.stop()
         runtime.close()
@@ -199,7 +204,11 @@ def test_metrics_are_prometheus_text_for_admins_and_auditors(hub: MonitoredHub) 
     assert 'srhub_queue_depth{queue="sr.dead.letters"}' in body
     assert 'srhub_component_state{kind="connector",name="gis",state="up"}' in body
     assert "srhub_latency_seconds_bucket" in body
-    assert 'srhub_messages_total{component="inbound:gis",outcome="ok"}' in body
+    # one dimension per label: stage and connector apart, so `sum by (connector)` works
+    assert (
+        'srhub_messages_total{connector="gis",outcome="ok",stage="inbound",subscription=""}' in body
+    )
+    assert 'component="' not in body
 
 
 def test_ready_is_503_without_its_database(tmp_path: Path) -> None:

@@ -15,7 +15,18 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.broker import Broker, QueueSpec, Unroutable
-from hub.broker.base import EXCHANGE_DEAD, H_ERROR_CLASS, H_ORIGINAL_ROUTING_KEY, H_REASON
+from hub.broker.base import (
+    EXCHANGE_DEAD,
+    EXCHANGE_EVENTS,
+    H_ATTEMPTS,
+    H_ERROR_CLASS,
+    H_FIRST_FAILURE,
+    H_LAST_FAILURE,
+    H_ORIGINAL_EXCHANGE,
+    H_ORIGINAL_QUEUE,
+    H_ORIGINAL_ROUTING_KEY,
+    H_REASON,
+)
 from hub.pipeline.relay import OutboxRelay
 from hub.workers.handlers import HandlerRegistry
 from hub.workers.runtime import ConsumerRuntime
@@ -250,6 +261,11 @@ def test_malformed_row_goes_to_dead_letters_and_does_not_block_the_outbox(
         assert letter.message.headers[H_ERROR_CLASS] == "InvalidOutboxEvent"
         assert "$.type" in letter.message.headers[H_REASON]
         assert letter.message.headers[H_ORIGINAL_ROUTING_KEY] == target.key("created")
+        # the same x-sr-* set as every other dead letter (one builder), the outbox its origin
+        assert letter.message.headers[H_ORIGINAL_EXCHANGE] == EXCHANGE_EVENTS
+        assert letter.message.headers[H_ORIGINAL_QUEUE] == "outbox"
+        assert letter.message.headers[H_ATTEMPTS] == 1
+        assert letter.message.headers[H_FIRST_FAILURE] == letter.message.headers[H_LAST_FAILURE]
         consumer.ack(letter)
     finally:
         consumer.close()

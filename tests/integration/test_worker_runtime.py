@@ -37,7 +37,8 @@ from hub.broker.base import (
 )
 from hub.workers import idempotency
 from hub.workers.errors import PermanentError, TransientError
-from hub.workers.handlers import HandlerContext, HandlerRegistry
+from hub.workers.handlers import HandlerContext, HandlerRegistry, HandlerResult
+from hub.workers.middleware import Middleware
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from registry_core.db import make_engine, make_session_factory
 from standards.cloudevents import build_event, to_json_bytes
@@ -515,39 +516,106 @@ def test_relay_worker_command_publishes_the_outbox(
 def test_srhub_run_starts_relay_and_consumers_in_process(
     sessions: sessionmaker[Session], db_url: str, tmp_path: Path
 ) -> None:
+    from hub.assembly import start_workers
+    from hub.runtime import HubRuntime
     from hub.settings import load_settings
-    from hub.workers.handlers import DISPATCH_HANDLERS
-    from hub.workers.service import start_workers
 
     settings = load_settings(
         env={"SRHUB_DATABASE_URL": db_url, "SRHUB_DATA_DIR": str(tmp_path / "var")}
     )
+    runtime = HubRuntime(settings)
     target = Target("embedded", db_url)
-    # An exact routing key: it wins over any pattern (e.g. "#") the real dispatch registers.
-    pattern = target.key("created")
-    DISPATCH_HANDLERS.register(pattern, record_effect)
+    group = start_workers(runtime, ("relay", "dispatch"))
     try:
-        group = start_workers(settings, sessions)
+        # An exact routing key: it wins over the "#" the real dispatch handlers register.
+        dispatch = group.workers["dispatch"]
+        assert isinstance(dispatch, ConsumerRuntime)
+        dispatch.handlers.register(target.key("created"), record_effect)
+        add_events(sessions, target, 20)
         try:
-            add_events(sessions, target, 20)
-            try:
-                wait_until(lambda: applied_count(db_url) == 20, timeout=30)
-            except AssertionError:
-                pytest.fail(
-                    f"statuses {group.statuses()}; unpublished {unpublished(sessions)}; "
-                    f"applied {applied(sessions)} / {applied_count(db_url)}"
-                )
-        finally:
-            group.stop()
-        statuses = group.statuses()
-        assert {s["state"] for s in statuses.values()} == {"stopped"}
-        assert statuses["relay"]["processed"] == 20
-        assert statuses["dispatch"]["processed"] == 20
-        assert unpublished(sessions) == 0
-        assert sorted(applied(sessions)) == list(range(20))
+            wait_until(lambda: applied_count(db_url) == 20, timeout=30)
+        except AssertionError:
+            pytest.fail(
+                f"statuses {group.statuses()}; unpublished {unpublished(sessions)}; "
+                f"applied {applied(sessions)} / {applied_count(db_url)}"
+            )
     finally:
-        DISPATCH_HANDLERS.unregister(pattern)
+        group.stop()
         target.cleanup()
+        runtime.close()
+    statuses = group.statuses()
+    assert {s["state"] for s in statuses.values()} == {"stopped"}
+    assert statuses["relay"]["processed"] == 20
+    assert statuses["dispatch"]["processed"] == 20
+    assert unpublished(sessions) == 0
+    assert sorted(applied(sessions)) == list(range(20))
+
+
+class Recording(Middleware):
+    """Every hook call, in order: (hook, message n, outcome or error class)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, str]] = []
+
+    def before(self, ctx: HandlerContext, event: dict[str, Any]) -> None:
+        self.calls.append(("before", event["data"]["n"], ""))
+
+    def after(self, ctx: HandlerContext, event: dict[str, Any], result: HandlerResult) -> None:
+        assert ctx.consumer == "test-consumer" and ctx.services == "the services"
+        self.calls.append(("after", event["data"]["n"], f"{result.outcome}{list(result.notes)}"))
+
+    def failed(self, ctx: HandlerContext, event: dict[str, Any], error: BaseException) -> None:
+        self.calls.append(("failed", event["data"]["n"], type(error).__name__))
+
+
+class Broken(Middleware):
+    def after(self, ctx: HandlerContext, event: dict[str, Any], result: HandlerResult) -> None:
+        raise RuntimeError("a monitoring bug")
+
+
+@BACKENDS
+def test_middleware_sees_each_committed_outcome_once_and_every_failure(
+    target: Target, sessions: sessionmaker[Session]
+) -> None:
+    queue, dead = target.events_queue(), target.dead_queue()
+    broker = target.broker()
+    broker.declare_topology([queue, dead])
+    runs = {"n": 0}
+
+    def handler(event: dict[str, Any], ctx: HandlerContext) -> HandlerResult | None:
+        assert ctx.services == "the services"  # what the factory gave the registry
+        n = event["data"]["n"]
+        if n == 2:
+            raise PermanentError("n=2 can never be applied", "Refused")
+        if n == 3:
+            runs["n"] += 1
+            if runs["n"] == 1:
+                raise TransientError("busy once")
+        record_effect(event, ctx)
+        return HandlerResult("review", ("a note",)) if n == 4 else None
+
+    handlers = HandlerRegistry("test", services="the services")
+    handlers.register(target.key("created"), handler)
+    same = str(uuid.uuid4())
+    messages = [event_message(target, 1, event_id=same), event_message(target, 1, event_id=same)]
+    messages += [event_message(target, n) for n in (2, 3, 4)]
+    broker.publish(EXCHANGE_EVENTS, messages)
+    recording = Recording()
+    runtime = make_runtime(target, sessions, handlers, queue, middleware=[Broken(), recording])
+    with Running(runtime):
+        wait_until(lambda: runtime.status.processed == 3 and runtime.status.dead_lettered == 1)
+    after = [c for c in recording.calls if c[0] == "after"]
+    # Each committed message once (the duplicate runs no handler), with what it reported; a
+    # broken middleware before it changed nothing.
+    assert sorted(after) == [
+        ("after", 1, "applied[]"),
+        ("after", 3, "applied[]"),
+        ("after", 4, "review['a note']"),
+    ]
+    failed = [c for c in recording.calls if c[0] == "failed"]
+    assert ("failed", 2, "PermanentError") in failed and ("failed", 3, "TransientError") in failed
+    assert {c[1] for c in recording.calls if c[0] == "before"} == {1, 2, 3, 4}
+    assert sorted(applied(sessions)) == [1, 3, 4]
 
 
 @pytest.mark.parametrize(("db_url", "target"), [("sqlite", "embedded")], indirect=True)

@@ -19,12 +19,12 @@ from werkzeug.serving import make_server
 from hub.api import create_app
 from hub.auth.tokens import issue_token
 from hub.connectors_host import ConnectorHost
-from hub.pipeline import ingest
+from hub.pipeline.ingest import ingest_handlers
+from hub.pipeline.relay_worker import RelayWorker
+from hub.pipeline.routes import default_routes
 from hub.runtime import HubRuntime
 from hub.sandbox_seed import seed_registry
 from hub.settings import Settings, load_settings
-from hub.workers.handlers import INGEST_HANDLERS
-from hub.workers.relay_worker import RelayWorker
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from hub.workers.topology import INGEST_QUEUE
 from sandbox_mocks.launcher import SANDBOX_IDENTIFIER_PROFILE, SandboxConfig, start_sandbox
@@ -114,7 +114,6 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
     server = make_server("127.0.0.1", 0, app, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    ingest.configure(lambda: runtime.registry)
     from hub.broker import connect
 
     consumer = ConsumerRuntime(
@@ -122,7 +121,7 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
         INGEST_QUEUE,
         lambda: connect(settings, wait_for=0),
         runtime.sessions,
-        INGEST_HANDLERS,
+        ingest_handlers(runtime, default_routes(), connectors=host.connector),
         retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.2, jitter=0.05),
         receive_timeout=0.1,
     )
@@ -143,5 +142,4 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
             thread.join(20)
         server.shutdown()
         sandbox.stop()
-        ingest.configure(lambda: runtime.registry)
         runtime.close()

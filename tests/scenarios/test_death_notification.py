@@ -30,13 +30,14 @@ from hub.api import create_app
 from hub.auth.tokens import issue_token
 from hub.broker import connect
 from hub.connectors_host import ConnectorHost
-from hub.pipeline import ingest
+from hub.pipeline.ingest import ingest_handlers
+from hub.pipeline.routes import default_routes
 from hub.runtime import HubRuntime
 from hub.sandbox_seed import seed_registry
 from hub.settings import load_settings
 from hub.subscriptions import service
 from hub.subscriptions.fanout import opaque_ref
-from hub.workers.handlers import INGEST_HANDLERS
+from hub.workers.middleware import OutcomeCounter
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from hub.workers.topology import INGEST_QUEUE
 from registry_core.service import Source
@@ -61,6 +62,7 @@ class NotifyHub:
     settings: Any
     amqp: bool
     subscriber_amqp_url: str | None = None  # where AMQP subscribers consume (hub's or delivery)
+    dispatch_outcomes: OutcomeCounter | None = None  # what the dispatch worker did
 
     def token(self, *roles: str, program: str | None = None) -> dict[str, str]:
         token = issue_token(self.settings, subject="scenario", roles=list(roles), program=program)
@@ -153,13 +155,12 @@ def notify_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Notif
         url = f"http://127.0.0.1:{server.server_port}"
         threading.Thread(target=server.serve_forever, daemon=True).start()
         stack.callback(server.shutdown)
-        ingest.configure(lambda: runtime.registry)
         consumer = ConsumerRuntime(
             "ingest",
             INGEST_QUEUE,
             lambda: connect(settings, wait_for=0),
             runtime.sessions,
-            INGEST_HANDLERS,
+            ingest_handlers(runtime, default_routes(), connectors=host.connector),
             retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.2, jitter=0.05),
             receive_timeout=0.1,
         )
@@ -167,11 +168,14 @@ def notify_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Notif
         thread.start()
         stack.callback(thread.join, 20)
         stack.callback(consumer.stop)
-        stack.enter_context(notification_workers(settings, runtime))
+        outcomes = OutcomeCounter()
+        stack.enter_context(notification_workers(settings, runtime, outcomes=outcomes))
         host.start()
         stack.callback(host.stop)
         host.after_serving(url)
-        yield NotifyHub(url, runtime, sandbox, settings, bool(subscriber_url), subscriber_url)
+        yield NotifyHub(
+            url, runtime, sandbox, settings, bool(subscriber_url), subscriber_url, outcomes
+        )
 
 
 def _registered(hub: NotifyHub, person: Any) -> dict[str, Any] | None:
@@ -194,7 +198,6 @@ def _diagnosis(hub: NotifyHub, person_id: str, channel: str) -> str:
     """What went where, for a failure message."""
     from sqlalchemy import select
 
-    from hub.pipeline import dispatch
     from hub.subscriptions.tables import DeliveryAttempt
     from registry_core.models import OutboxEvent
 
@@ -208,10 +211,11 @@ def _diagnosis(hub: NotifyHub, person_id: str, channel: str) -> str:
             select(DeliveryAttempt.subscription_code, DeliveryAttempt.status)
         ).all()
     person = hub.runtime.registry.get_person(person_id)
+    outcomes = hub.dispatch_outcomes
     return (
         f"{channel}: nothing about the person arrived; deceased={person['is_deceased']}, "
         f"person.died rows={list(died)}, delivery log={list(log)}, "
-        f"dispatch counters={dict(dispatch.DELIVERIES)}, "
+        f"dispatch outcomes={dict(outcomes.outcomes) if outcomes else {}}, "
         f"mis counts={[n.get('label') for n in hub.notifications(channel)]}"
     )
 

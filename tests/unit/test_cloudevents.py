@@ -150,3 +150,43 @@ def test_fast_path_agrees_with_the_reference_validator(event: dict[str, Any]) ->
     except EnvelopeError:
         fast_ok = False
     assert fast_ok == reference_ok
+
+
+def test_one_builder_one_time_format_for_every_event_the_hub_makes() -> None:
+    """Outbox rows (relay, events API, re-drives), raw partner records and each subscriber's
+    copy all come from ``build_event``: the same attributes, the same time format."""
+    from types import SimpleNamespace
+
+    from connectors.base.envelope import raw_event
+    from connectors.base.records import RawRecord
+    from hub.pipeline.relay import message_for
+    from registry_core.outbox import to_cloudevent
+    from standards.cloudevents import copy_event
+
+    moment = datetime(2024, 5, 2, 12, 30, 0, 5000, tzinfo=timezone(timedelta(hours=2)))
+    row = SimpleNamespace(
+        event_id="7d0c0a53-6a30-4bd6-a1a7-0b5d6b1e5f10",
+        source="/srhub/registry",
+        type="org.socialregistry.person.died",
+        routing_key="person.died",
+        time=moment,
+        subject="person/8f0c",
+        data={"person_id": "8f0c"},
+    )
+    event = to_cloudevent(row)
+    assert event["time"] == "2024-05-02T10:30:00.005000Z" == format_time(moment)
+    assert json.loads(message_for(row).body) == event  # what the relay publishes
+    assert validate_event(event) is event
+    raw = raw_event("tax", RawRecord("income_row", {"a": 1}, source_id="f:1"), time=moment)
+    assert raw["time"] == event["time"]
+    copy = copy_event(event, subject="ref/1", data={"n": 1}, extensions={"srpersonal": False})
+    assert {k: copy[k] for k in ("id", "type", "time", "source")} == {
+        k: event[k] for k in ("id", "type", "time", "source")
+    }
+    assert (copy["subject"], copy["data"], copy["srpersonal"]) == ("ref/1", {"n": 1}, False)
+    # A stored event is rebuilt as stored: a malformed type stays malformed (the relay
+    # dead-letters it) instead of being quietly repaired.
+    broken = to_cloudevent(SimpleNamespace(**{**vars(row), "type": "person.died"}))
+    assert broken["type"] == "person.died"
+    with pytest.raises(EnvelopeError):
+        validate_event(broken)

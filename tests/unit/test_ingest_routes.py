@@ -154,10 +154,7 @@ def test_the_connector_host_refuses_an_instance_it_cannot_route_and_runs_the_oth
     fakes, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     from hub.connectors_host import ConnectorHost
-    from hub.pipeline import routes
     from hub.settings import load_settings
-
-    monkeypatch.setattr(routes, "_installed", {})  # this process's routes, restored after
 
     settings = load_settings(env={}, data_dir=tmp_path / "var", sandbox=False)
     host = ConnectorHost(settings, None).build(
@@ -168,7 +165,6 @@ def test_the_connector_host_refuses_an_instance_it_cannot_route_and_runs_the_oth
         assert sorted(host.routes) == ["good.fact"]
         assert "unknown applier 'incme'" in host.problems["bad"]
         assert host.statuses()["bad"]["state"] == "down"
-        assert sorted(routes.installed_routes()) == ["good.fact"]
     finally:
         host.stop()
 
@@ -228,7 +224,9 @@ def test_a_worker_process_routes_the_instances_of_the_connectors_file(
     """A separate ``srhub worker ingest`` reads the connector tables the hub reads
     (``SRHUB_CONNECTORS_FILE``); an instance it cannot route is reported at start and left
     out, the others are routed."""
-    from hub.pipeline.routes import process_routes
+    from hub.assembly import build_worker
+    from hub.runtime import HubRuntime
+    from hub.settings import load_settings
 
     tables = tmp_path / "connectors.toml"
     tables.write_text(
@@ -238,7 +236,12 @@ def test_a_worker_process_routes_the_instances_of_the_connectors_file(
     )
     monkeypatch.setenv("SRHUB_CONNECTORS_FILE", str(tables))
     monkeypatch.setenv("SRHUB_DATA_DIR", str(tmp_path / "var"))
-    routes = process_routes()
+    runtime = HubRuntime(load_settings())
+    try:
+        worker = build_worker("ingest", runtime)  # as `srhub worker ingest` builds it
+    finally:
+        runtime.close()
+    routes = worker.handlers.resolve("x.y").func.routes  # type: ignore[union-attr]
     assert "odd.typo" not in routes and "gis_off.location" not in routes
     assert {"tax_north.income_row", "good_partner.fact"} <= set(routes)
     assert set(BUILT_IN) <= set(routes)

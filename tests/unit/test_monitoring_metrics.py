@@ -77,3 +77,28 @@ def test_counter_sampler_turns_totals_into_events_and_survives_restarts() -> Non
     sampler.sample("partner:gis", total=4, failures=1)  # the connector restarted at zero
     window = recorder.window("partner:gis", 60)
     assert (window["count"], window["errors"]) == (19, 6)
+
+
+def test_prometheus_gets_one_dimension_per_label() -> None:
+    """``stage`` and ``connector`` (or ``subscription``) are labels of their own, so
+    ``sum by (connector)`` adds up one connector's traffic across stages."""
+    from prometheus_client import generate_latest
+
+    from hub.monitoring.metrics import PROMETHEUS, component_labels
+
+    assert component_labels("inbound:gis") == ("inbound", "gis", "")
+    assert component_labels("partner:national_id") == ("partner", "national_id", "")
+    assert component_labels("outbound:program-mis") == ("outbound", "", "program-mis")
+    recorder = Recorder()
+    recorder.observe("ingest:labelled-gis", ok=False, latency=0.2, error="MappingError")
+    recorder.observe("outbound:labelled-mis", latency=0.1)
+    text = generate_latest(PROMETHEUS).decode()
+    assert (
+        'srhub_messages_total{connector="labelled-gis",outcome="error",stage="ingest",'
+        'subscription=""} 1.0' in text
+    )
+    assert (
+        'srhub_latency_seconds_count{connector="",stage="outbound",'
+        'subscription="labelled-mis"} 1.0' in text
+    )
+    assert "component=" not in text

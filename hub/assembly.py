@@ -1,0 +1,151 @@
+"""How the hub's workers are put together: the generic runtime given the pipeline's handlers
+and the monitoring middleware.
+
+``hub.workers`` is a runtime that knows no pipeline; ``hub.pipeline`` offers handler factories
+(``ingest_handlers``, ``dispatch_handlers``) and the relay worker; ``hub.monitoring`` offers one
+middleware. This module is where they meet, for every way the hub runs:
+
+- ``srhub worker relay|ingest|dispatch`` (``run_worker_process``): one worker in this process,
+  with its own ``HubRuntime`` and, for ingest, the message log and metrics;
+- ``srhub run`` (``hub.embedded_services``): all of them as threads (``start_workers``), sharing
+  the API's runtime, its monitoring middleware and its connector host;
+- ``srhub monitoring prune`` and the monitoring thread: every package's retention job
+  (``retention_jobs``).
+
+A missing module fails here, at start, with Python's own error: nothing is skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from hub.dci import retention as dci_retention
+from hub.monitoring.message_log import RetentionPolicy
+from hub.monitoring.message_log import retention_job as message_log_job
+from hub.monitoring.service import monitoring_middleware
+from hub.pipeline.dispatch import dispatch_handlers
+from hub.pipeline.ingest import ingest_handlers
+from hub.pipeline.relay_worker import RelayWorker
+from hub.pipeline.routes import Route, connector_tables, routes_for
+from hub.pipeline.verification import ConnectorLookup, no_connector
+from hub.runtime import HubRuntime
+from hub.settings import Settings
+from hub.subscriptions import retention as delivery_retention
+from hub.workers import idempotency
+from hub.workers.middleware import Middleware
+from hub.workers.retention import RetentionJob
+from hub.workers.runtime import ConsumerRuntime
+from hub.workers.service import Worker, WorkerGroup, broker_factory, run_until_signalled
+from hub.workers.status import WorkerStatus
+from hub.workers.topology import DISPATCH_QUEUE, INGEST_QUEUE
+
+log = logging.getLogger(__name__)
+
+WORKER_KINDS = ("relay", "ingest", "dispatch")
+
+
+def build_worker(
+    kind: str,
+    runtime: HubRuntime,
+    *,
+    middleware: Iterable[Middleware] = (),
+    connectors: ConnectorLookup = no_connector,
+    routes: Mapping[str, Route] | None = None,
+    batch_size: int | None = None,
+    prefetch: int | None = None,
+) -> Worker:
+    """One worker of ``kind`` (relay, ingest, dispatch), not yet running. ``middleware``
+    watches the consumers' handlings; ``connectors`` finds a running connector by name (the
+    ingest worker's verification requests); ``routes`` are the ingest routes."""
+    factory = broker_factory(runtime.settings, kind)
+    if kind == "relay":
+        return RelayWorker(factory, runtime.sessions, batch_size=batch_size or 500)
+    options: dict[str, Any] = {}
+    if batch_size:
+        options["batch_size"] = batch_size
+    if prefetch:
+        options["prefetch"] = prefetch
+    if kind == "ingest":
+        if routes is None:  # a worker of its own: the instances of the connectors file
+            routes = routes_for(connector_tables(runtime.settings.connectors_file))
+        handlers = ingest_handlers(runtime, routes, connectors=connectors)
+        queue = INGEST_QUEUE
+    elif kind == "dispatch":
+        handlers = dispatch_handlers(runtime)
+        queue = DISPATCH_QUEUE
+    else:
+        raise ValueError(f"unknown worker kind {kind!r}; use one of {', '.join(WORKER_KINDS)}")
+    return ConsumerRuntime(
+        kind, queue, factory, runtime.sessions, handlers, middleware=middleware, **options
+    )
+
+
+def start_workers(
+    runtime: HubRuntime,
+    kinds: Iterable[str] = WORKER_KINDS,
+    *,
+    middleware: Iterable[Middleware] = (),
+    connectors: ConnectorLookup = no_connector,
+    routes: Mapping[str, Route] | None = None,
+) -> WorkerGroup:
+    """Start the given workers as threads; call ``stop()`` on the result to shut them down.
+    The middleware watches the ingest worker (the stage monitoring reports on); ``routes`` are
+    the ingest routes (default: those of the connectors file)."""
+    watchers = tuple(middleware)
+    workers = {
+        kind: build_worker(
+            kind,
+            runtime,
+            middleware=watchers if kind == "ingest" else (),
+            connectors=connectors,
+            routes=routes,
+        )
+        for kind in kinds
+    }
+    return WorkerGroup(workers).start()
+
+
+def run_worker_process(
+    kind: str,
+    settings: Settings,
+    *,
+    batch_size: int | None = None,
+    prefetch: int | None = None,
+) -> WorkerStatus:
+    """Run one worker in this process until SIGTERM/SIGINT; return its final status. An
+    ingest worker records its outcomes in the message log and metrics, as in ``srhub run``."""
+    if kind not in WORKER_KINDS:
+        raise ValueError(f"unknown worker kind {kind!r}; use one of {', '.join(WORKER_KINDS)}")
+    runtime = HubRuntime(settings)
+    watcher = monitoring_middleware(settings, runtime) if kind == "ingest" else None
+    try:
+        worker = build_worker(
+            kind,
+            runtime,
+            middleware=[watcher] if watcher is not None else (),
+            batch_size=batch_size,
+            prefetch=prefetch,
+        )
+        if watcher is not None:
+            watcher.start()
+        return run_until_signalled(worker, kind)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+        runtime.close()
+
+
+def retention_jobs(
+    settings: Settings, *, message_log: RetentionPolicy | None = None
+) -> list[RetentionJob]:
+    """Every package's retention job, built (and their settings checked) now: the message
+    log, the DCI transactions, the delivery log and the processed-message store."""
+    config = settings.monitoring
+    return [
+        message_log_job(message_log or RetentionPolicy.from_settings(config)),
+        dci_retention.retention_job(config.dci_transaction_max_age_days),
+        delivery_retention.retention_job(config.delivery_log_max_age_days),
+        idempotency.retention_job(),
+    ]
