@@ -23,8 +23,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n auto $(PYTEST_ARGS)
 
+# The gates CI runs before the tests: lint, format (no file may change), types (pyproject's
+# [tool.mypy]: strict for standards, mappings, registry_core, hub/broker, connectors/base).
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

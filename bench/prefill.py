@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         connectors: dict[str, Connector] = {}
         for name, section in sandbox.connectors().items():
             context = ConnectorContext(name, publisher)
-            settings = {
+            partner = {
                 **section,
                 "resilience": {
                     "timeout_seconds": 2,
@@ -120,9 +120,9 @@ def main(argv: list[str] | None = None) -> int:
                 },
             }
             connectors[name] = (
-                NationalIdConnector(settings, context)
+                NationalIdConnector(partner, context)
                 if name == "national_id"
-                else SettingsOnlyConnector(settings, context)
+                else SettingsOnlyConnector(partner, context)
             )
 
         settings = load_settings(

@@ -19,10 +19,6 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
-# Re-export for the branches that still import it from here: to be removed by the integrator
-# once every import reads ``from standards.timeutil import utcnow``. New code must not use it.
-from standards.timeutil import utcnow as utcnow
-
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",

@@ -10,10 +10,12 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
 import click
+from click.decorators import FC
 
 from sandbox_mocks.launcher import DEFAULT_PORTS, MOCK_NAMES, SandboxConfig, SandboxError
 
@@ -23,7 +25,7 @@ def sandbox() -> None:
     """Sandbox mocks of every partner system."""
 
 
-def _port_option(name: str) -> click.Option:
+def _port_option(name: str) -> Callable[[FC], FC]:
     flag = "--" + name.replace("_", "-") + "-port"
     return click.option(
         flag,
@@ -35,7 +37,7 @@ def _port_option(name: str) -> click.Option:
     )
 
 
-def _with_port_options(func: click.decorators.FC) -> click.decorators.FC:
+def _with_port_options(func: FC) -> FC:
     for name in reversed(MOCK_NAMES):
         func = _port_option(name)(func)
     return func

@@ -13,6 +13,7 @@ import uuid
 from typing import Any
 
 from flask import Flask, Response
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from registry_core.errors import (
@@ -119,7 +120,7 @@ def install_error_handlers(app: Flask) -> None:
         return problem(422, "Unprocessable Content", str(error), "business-rule")
 
     @app.errorhandler(HTTPException)
-    def _http(error: HTTPException) -> Response:
+    def _http(error: HTTPException) -> ResponseReturnValue:
         if error.response is not None and error.response.mimetype == PROBLEM_MIME:
             return error.response
         status = error.code or 500

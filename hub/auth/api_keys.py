@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 
 from hub.auth.roles import MAX_SUBJECT_LENGTH, GrantError, Principal, validate_grant
 from hub.auth.tables import ApiKeyRow
-from registry_core.db import utcnow
+from standards.timeutil import utcnow
 
 KEY_PREFIX = "srk_"
 _KEY_RE = re.compile(r"^srk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")

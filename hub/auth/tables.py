@@ -12,7 +12,8 @@ from datetime import datetime
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registry_core.db import Base, utcnow
+from registry_core.db import Base
+from standards.timeutil import utcnow
 
 
 class ApiKeyRow(Base):

@@ -134,7 +134,7 @@ class TokenSigner:
             raise TokenError("malformed", "token is not a JWT") from exc
         if header.get("alg") != ALGORITHM:
             raise TokenError("algorithm", f"algorithm {header.get('alg')!r} is not accepted")
-        options: dict[str, Any] = {"require": list(REQUIRED_CLAIMS)}
+        options: jwt.types.Options = {"require": list(REQUIRED_CLAIMS)}
         try:
             claims = jwt.decode(
                 token,

@@ -47,7 +47,7 @@ import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import Basic
 
-from registry_core.db import utcnow
+from standards.timeutil import utcnow
 
 from .base import (
     EXCHANGE_DEAD,

@@ -23,7 +23,7 @@ from tenacity import (
     wait_random,
 )
 
-from registry_core.db import utcnow
+from standards.timeutil import utcnow
 
 from .base import BrokerStatus
 from .errors import BrokerError, ConnectionClosed

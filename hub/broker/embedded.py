@@ -35,7 +35,8 @@ from sqlalchemy import Table, delete, func, insert, inspect, select, text, updat
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from registry_core.db import make_engine, utcnow
+from registry_core.db import make_engine
+from standards.timeutil import utcnow
 
 from .base import (
     EXCHANGE_DEAD,

@@ -20,9 +20,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.dci.tables import DciSeenMessage, DciTransaction
-from registry_core.db import utcnow
 from standards.dci import codes
 from standards.dci.envelope import EnvelopeError, ParsedEnvelope, timestamp
+from standards.timeutil import utcnow
 
 PURGE_EVERY_SECONDS = 60
 REFERENCE_SCAN_LIMIT = 500  # newest transactions searched for a reference_id_list

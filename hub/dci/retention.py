@@ -15,7 +15,8 @@ from sqlalchemy.orm import Session
 
 from hub.dci.tables import DciTransaction
 from hub.workers.retention import RetentionJob
-from registry_core.db import delete_older_than, utcnow
+from registry_core.db import delete_older_than
+from standards.timeutil import utcnow
 
 NAME = "dci_transactions"
 DEFAULT_MAX_AGE_DAYS = 30

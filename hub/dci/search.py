@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 
 from registry_core.consent import NOTHING_TO_READ, ReadScope
-from registry_core.queries import SORTABLE, HouseholdQueries
+from registry_core.queries import SORTABLE, FoundHousehold, HouseholdQueries
 from standards.dci import codes
 from standards.dci.envelope import timestamp
 from standards.dci.query import QueryError, parse_pagination, parse_query, parse_sort
@@ -76,6 +76,7 @@ def answer_item(
         page = parse_pagination(
             criteria.get("pagination"), default_size=default_page_size, max_size=max_page_size
         )
+        found: list[FoundHousehold]
         if scope.nothing:
             found, total = [], 0
             answer["status_reason_message"] = NOTHING_TO_READ

@@ -21,10 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.dci.tables import DciSenderKey, DciSenderUri, DciUnsignedSender
-from registry_core.db import utcnow
 from standards.dci import codes
 from standards.dci.envelope import EnvelopeError, check_sender_uri
 from standards.dci.signature import load_public_key, public_key_base64
+from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

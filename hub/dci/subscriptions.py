@@ -16,12 +16,12 @@ from sqlalchemy.orm import Session
 
 from hub.dci.notify import normalise_event_type
 from hub.dci.tables import DciSubscription
-from registry_core.db import utcnow
 from registry_core.queries import HouseholdQueries
 from standards.dci import codes
 from standards.dci.envelope import new_id, timestamp
 from standards.dci.query import QueryError, parse_query
 from standards.dci.signature import canonical_json
+from standards.timeutil import utcnow
 
 MAX_REFERENCE_LENGTH = 99
 

@@ -25,7 +25,8 @@ from typing import Any
 from sqlalchemy import JSON, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registry_core.db import Base, utcnow
+from registry_core.db import Base
+from standards.timeutil import utcnow
 
 
 class DciSenderKey(Base):

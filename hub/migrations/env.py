@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from alembic import context
-from sqlalchemy import pool
+from alembic.autogenerate.api import AutogenContext
+from sqlalchemy import Connection, pool
 
 from hub.dbschema import import_all_models
 from registry_core.db import Base, UTCDateTime, make_engine
@@ -14,7 +17,7 @@ target_metadata = Base.metadata
 config = context.config
 
 
-def render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Write our portable column types as plain SQLAlchemy types: a migration must not
     depend on application code that may change after it was written."""
     if type_ == "type" and isinstance(obj, UTCDateTime):
@@ -45,7 +48,7 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _run(connection) -> None:  # type: ignore[no-untyped-def]
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

@@ -35,7 +35,8 @@ from sqlalchemy import BigInteger, Float, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from hub.settings import MonitoringSettings
-from registry_core.db import Base, UTCDateTime, utcnow
+from registry_core.db import Base, UTCDateTime
+from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from typing import Any
 from sqlalchemy import text
 
 from hub.monitoring.metrics import RECORDER, Recorder
-from registry_core.db import utcnow
+from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

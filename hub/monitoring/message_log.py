@@ -46,7 +46,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from hub.settings import MonitoringSettings
 from hub.workers.retention import RetentionJob
-from registry_core.db import Base, UTCDateTime, delete_older_than, utcnow
+from registry_core.db import Base, UTCDateTime, delete_older_than
+from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ from hub.monitoring.metrics import RECORDER, Recorder
 from hub.workers.errors import is_transient
 from hub.workers.handlers import CloudEvent, HandlerContext, HandlerResult
 from hub.workers.middleware import Middleware
-from registry_core.db import utcnow
+from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 
 from hub.monitoring.metrics import WINDOWS, Recorder, percentile
-from registry_core.db import utcnow
+from standards.timeutil import utcnow
 
 FAILED_STATUSES = ("failed", "dead_lettered")
 OK_STATUSES = ("delivered", "queued", "duplicate")

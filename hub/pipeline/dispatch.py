@@ -33,8 +33,8 @@ from hub.subscriptions.fanout import DELIVER_PREFIX, Fanout
 from hub.subscriptions.tables import CHANNEL_AMQP, QUEUED, DeliveryAttempt
 from hub.workers.errors import TransientError
 from hub.workers.handlers import HandlerContext, HandlerRegistry, HandlerResult
-from registry_core.db import utcnow
 from registry_core.models import OutboxEvent
+from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -43,10 +43,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.broker.base import EXCHANGE_DEAD, EXCHANGE_EVENTS, Broker, DeadLetterReason, Message
 from hub.broker.messages import InvalidMessage, check_message, dead_letter_headers
-from registry_core.db import utcnow
 from registry_core.models import OutboxEvent
 from registry_core.outbox import to_cloudevent
 from standards.cloudevents import CONTENT_TYPE, EnvelopeError, to_json_bytes, validate_event
+from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

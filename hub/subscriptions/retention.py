@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session
 
 from hub.subscriptions.tables import DeliveryAttempt
 from hub.workers.retention import RetentionJob
-from registry_core.db import delete_older_than, utcnow
+from registry_core.db import delete_older_than
+from standards.timeutil import utcnow
 
 NAME = "delivery_log"
 DEFAULT_MAX_AGE_DAYS = 90

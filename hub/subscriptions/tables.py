@@ -18,7 +18,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Boolean, Index, Integer, LargeBinary, String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registry_core.db import Base, new_uuid, utcnow
+from registry_core.db import Base, new_uuid
+from standards.timeutil import utcnow
 
 BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 

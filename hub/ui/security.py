@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from flask import Flask, abort, current_app, request, session
+from flask import abort, current_app, request, session
+from flask.sansio.app import App
 from sqlalchemy import select
 
 from hub.auth.roles import Role
@@ -37,7 +38,7 @@ def session_secret(jwt_secret: bytes) -> bytes:
     return hmac.new(jwt_secret, SESSION_LABEL, hashlib.sha256).digest()
 
 
-def configure_app(app: Flask) -> None:
+def configure_app(app: App) -> None:
     """Give the app its cookie settings (called once when the blueprint is registered)."""
     from hub.api.context import EXTENSION_KEY
     from hub.runtime import HubRuntime
@@ -103,7 +104,7 @@ def _sessions() -> Any:
 def login_password(username: str, password: str) -> StaffUser:
     from hub.ui.passwords import burn_time, verify_password
     from hub.ui.tables import UiUser
-    from registry_core.db import utcnow
+    from standards.timeutil import utcnow
 
     with _sessions()() as db, db.begin():
         user = db.get(UiUser, username.strip()[:64]) if username.strip() else None

@@ -187,7 +187,7 @@ def dci_subscriptions(
         }
         for row in found[:size]
     ]
-    return SubscriptionPage(rows, rows[-1]["code"] if more and rows else None)
+    return SubscriptionPage(rows, str(rows[-1]["code"]) if more and rows else None)
 
 
 # --- alerts (hub.monitoring) -------------------------------------------------------------------

@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import Boolean, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from registry_core.db import Base, UTCDateTime, utcnow
+from registry_core.db import Base, UTCDateTime
+from standards.timeutil import utcnow
 
 
 class UiUser(Base):

@@ -21,7 +21,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from hub.workers.retention import RetentionJob
-from registry_core.db import Base, utcnow
+from registry_core.db import Base
+from standards.timeutil import utcnow
 
 DEFAULT_MAX_AGE = timedelta(days=7)
 DEFAULT_MAX_COUNT = 1_000_000  # per consumer

@@ -59,8 +59,8 @@ from hub.workers.middleware import Middleware, MiddlewareChain
 from hub.workers.retry import RetryPolicy
 from hub.workers.status import RETRYING, RUNNING, WorkerStatus
 from hub.workers.topology import WORKER_QUEUES
-from registry_core.db import utcnow
 from standards.cloudevents import CloudEvent, EnvelopeError, parse_envelope
+from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 

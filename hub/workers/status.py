@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from registry_core.db import utcnow
+from standards.timeutil import utcnow
 
 STARTING = "starting"
 WAITING_FOR_BROKER = "waiting_for_broker"

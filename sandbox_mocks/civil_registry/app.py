@@ -121,7 +121,7 @@ class CivilRegistry:
         return {
             "events": self.store.counts(),
             "clock": self.clock.to_dict(),
-            "webhook_subscriptions": self.webhooks.list(),
+            "webhook_subscriptions": self.webhooks.snapshot(),
             "challenges_sent": self.webhooks.challenges_sent,
             "tokens_issued": self.systems.tokens_issued,
             "dci_subscriptions": self.dci.subscriptions(),

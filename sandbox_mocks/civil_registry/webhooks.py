@@ -105,7 +105,7 @@ def _resource_uuid(reference: str) -> str:
 def permitted_bundle(bundle: dict[str, Any], permissions: list[str]) -> dict[str, Any]:
     """OpenCRVS's ``getPermissionsBundle``: the resources of the sections whose code is in
     ``permissions``, and the Task; everything else (the Composition too) left out."""
-    composition = next(
+    composition: dict[str, Any] = next(
         (
             e["resource"]
             for e in bundle.get("entry", [])
@@ -234,7 +234,7 @@ class WebhookHub:
             hooks = sorted(self._hooks.values(), key=lambda h: h.created_at)
         return [h.public() for h in hooks if h.client.client_id == client.client_id]
 
-    def list(self) -> list[dict[str, Any]]:
+    def snapshot(self) -> list[dict[str, Any]]:
         """Every subscription, for the admin status (never a secret)."""
         with self._lock:
             return [h.public() for h in self._hooks.values()]

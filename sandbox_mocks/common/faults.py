@@ -73,6 +73,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.datastructures import Headers
 
 ErrorRenderer = Callable[[int, str], Response]
 
@@ -295,7 +296,7 @@ class FaultInjector:
         value = self._random.random()
         return value < rate
 
-    def decide(self, path: str, headers: Mapping[str, str]) -> _Decision:
+    def decide(self, path: str, headers: Mapping[str, str] | Headers) -> _Decision:
         """Draw this request's faults from the standing config, then apply header overrides."""
         config = self._config
         decision = _Decision()
@@ -334,7 +335,7 @@ class FaultInjector:
         return self._render(status, reason)
 
 
-def _apply_headers(decision: _Decision, headers: Mapping[str, str]) -> None:
+def _apply_headers(decision: _Decision, headers: Mapping[str, str] | Headers) -> None:
     """Per-request faults from ``X-Mock-Fault`` / ``X-Mock-Latency-Ms``; bad values are ignored
     with a reason in ``X-Mock-Fault-Ignored`` rather than failing the real request."""
     latency = headers.get(LATENCY_HEADER)

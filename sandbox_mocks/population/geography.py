@@ -39,10 +39,14 @@ def _grid(n: int) -> tuple[int, int]:
     return cols, math.ceil(n / cols)
 
 
-def _cells(x0: float, y0: float, x1: float, y1: float, n: int) -> list[tuple[float, ...]]:
+Box = tuple[float, float, float, float]  # west, south, east, north
+
+
+def _cells(box: Box, n: int) -> list[Box]:
+    x0, y0, x1, y1 = box
     cols, rows = _grid(n)
     w, h = (x1 - x0) / cols, (y1 - y0) / rows
-    cells = []
+    cells: list[Box] = []
     for k in range(n):
         row, col = divmod(k, cols)
         top = y1 - row * h  # codes run west to east, north to south, as maps are read
@@ -62,7 +66,7 @@ def _river_distance(lon: float, lat: float) -> float:
     return abs(lat - river_lat)
 
 
-def _strips(rng: random.Random, box: tuple[float, ...], n: int) -> list[list[list[list[float]]]]:
+def _strips(rng: random.Random, box: Box, n: int) -> list[list[list[list[float]]]]:
     """Split a district box into ``n`` west-to-east strips with shared zig-zag borders."""
     x0, y0, x1, y1 = box
     w = (x1 - x0) / n
@@ -105,11 +109,11 @@ def build_geography(
     # Localities first: their values roll up into districts and regions.
     raw: list[tuple[str, str, int, str | None, list, float, float, float]] = []
     locality_rows: list[tuple[str, str, str, list, float, float, float]] = []
-    for r, rbox in enumerate(_cells(WEST, SOUTH, EAST, NORTH, regions), start=1):
+    for r, rbox in enumerate(_cells((WEST, SOUTH, EAST, NORTH), regions), start=1):
         rcode = f"R{r:02d}"
         region_poverty = rng.uniform(0.12, 0.5)
         raw.append((rcode, unique_name(), 1, None, _rect(*rbox), 0.0, 0.0, 0.0))
-        for d, dbox in enumerate(_cells(*rbox, districts_per_region), start=1):
+        for d, dbox in enumerate(_cells(rbox, districts_per_region), start=1):
             dcode = f"{rcode}-D{d:02d}"
             raw.append((dcode, unique_name(), 2, rcode, _rect(*dbox), 0.0, 0.0, 0.0))
             for k, poly in enumerate(_strips(rng, dbox, localities_per_district), start=1):
@@ -148,10 +152,12 @@ def build_geography(
             acc[2] += weight
 
     areas: list[AdminArea] = []
-    for code, name, level, parent, poly, *_ in raw:
+    for code, name, level, parent_code, poly, *_ in raw:
         flood_sum, poverty_sum, weight_sum = stats[code]
         flood, poverty = flood_sum / weight_sum, poverty_sum / weight_sum
-        areas.append(AdminArea(code, name, level, parent, poly, round(flood, 3), round(poverty, 3)))
+        areas.append(
+            AdminArea(code, name, level, parent_code, poly, round(flood, 3), round(poverty, 3))
+        )
     localities = [
         AdminArea(code, name, 3, parent, poly, flood, poverty)
         for code, name, parent, poly, flood, poverty, _w in locality_rows

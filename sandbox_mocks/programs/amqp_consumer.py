@@ -22,7 +22,7 @@ from pika.spec import Basic, BasicProperties
 
 log = logging.getLogger(__name__)
 
-Recorder = Callable[[dict[str, Any]], None]
+Recorder = Callable[[dict[str, Any]], object]  # what it returns is not used
 
 
 class _ConsumerCancelledError(Exception):

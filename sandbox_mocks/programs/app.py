@@ -292,7 +292,11 @@ def create_app(config: ProgramMisConfig) -> Flask:
         )
         message = body.get("message") if isinstance(body, dict) else None
         correlation = str(uuid.uuid4())
-        if not isinstance(message, dict) or not isinstance(body.get("header"), dict):
+        if not isinstance(message, dict) or not isinstance(body, dict):
+            valid = False
+        else:
+            valid = isinstance(body.get("header"), dict)
+        if not valid:
             ack = {
                 "ack_status": "ERR",
                 "error": {"code": "err.request.bad", "message": "body needs header and message"},

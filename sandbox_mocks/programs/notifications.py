@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from werkzeug.datastructures import Headers
+
 CHANNELS = ("webhook", "dci", "amqp")
 DEFAULT_SIGNATURE_HEADERS = ("X-Hub-Signature-256", "X-Hub-Signature", "X-Signature")
 
@@ -105,7 +107,7 @@ def sign(secret: str, body: bytes) -> str:
 def check_signature(
     secret: str | None,
     body: bytes,
-    headers: Mapping[str, str],
+    headers: Mapping[str, str] | Headers,
     header_names: tuple[str, ...] = DEFAULT_SIGNATURE_HEADERS,
 ) -> SignatureCheck:
     """Verify ``sha256=<hex>`` (or bare hex) over the raw body, in constant time."""

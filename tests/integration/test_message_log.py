@@ -31,7 +31,7 @@ from hub.runtime import HubRuntime
 from hub.settings import load_settings
 from hub.workers.errors import PermanentError, TransientError
 from hub.workers.handlers import HandlerContext, HandlerResult
-from registry_core.db import utcnow
+from standards.timeutil import utcnow
 
 
 @pytest.fixture

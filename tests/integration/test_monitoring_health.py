@@ -260,7 +260,7 @@ def test_subscription_health_comes_from_the_delivery_log(db_url: str, tmp_path: 
     from hub.monitoring.metrics import Recorder
     from hub.monitoring.subscriptions_health import subscription_health
     from hub.subscriptions.tables import DeliveryAttempt, Subscription
-    from registry_core.db import utcnow
+    from standards.timeutil import utcnow
 
     settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path / "var", sandbox=False)
     runtime = HubRuntime(settings)
