@@ -125,16 +125,27 @@ class DciClient:
         sender_uri: str | None = None,
         deadline: Deadline | None = None,
     ) -> dict[str, Any]:
-        header = request_header(
-            action,
-            sender_id=self.sender_id,
-            receiver_id=self.receiver_id,
-            total_count=total_count,
-            sender_uri=sender_uri,
-        )
-        body = self.envelope(header, message)
         operation = f"DCI {action}"
-        answer = self.http.post_json(path, json=body, deadline=deadline, operation=operation)
+        url = self.http.url(path)
+
+        def attempt(timeout: float) -> Any:
+            # A fresh header (message_id, message_ts) and signature per attempt: a registry
+            # that refuses a replayed message_id (ours does, with 409) would otherwise refuse
+            # the retry of a request whose answer was lost.
+            header = request_header(
+                action,
+                sender_id=self.sender_id,
+                receiver_id=self.receiver_id,
+                total_count=total_count,
+                sender_uri=sender_uri,
+            )
+            body = self.envelope(header, message)
+            response = self.http.send_once(
+                "POST", url, timeout=timeout, operation=operation, json=body
+            )
+            return self.http.json_of(response, operation)
+
+        answer = self.http.caller.call(attempt, operation=operation, deadline=deadline)
         if not isinstance(answer, dict) or not isinstance(answer.get("message"), dict):
             raise DciRefused(
                 self.http.partner, operation, "bad_dci_answer", "the answer has no message object"

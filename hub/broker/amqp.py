@@ -36,9 +36,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -47,29 +46,22 @@ import pika.exceptions as pe
 from pika.adapters.blocking_connection import BlockingChannel, BlockingConnection
 from pika.spec import Basic
 
-from standards.timeutil import utcnow
-
+from .amqp_consumer import CONNECTION_ERRORS, AmqpConsumer
 from .base import (
     EXCHANGE_DEAD,
     EXCHANGES,
-    H_REASON,
     QUEUE_DEAD,
     Broker,
     BrokerStatus,
     Consumer,
-    DeadLetterReason,
-    Delivery,
     Message,
     QueueSpec,
 )
 from .connecting import ConnectionKeeper
 from .errors import BrokerError, ConnectionClosed, PublishNotConfirmed, QueueNotFound, Unroutable
 from .messages import (
-    DELIVERY_LIMIT_ERROR,
     check_exchange,
     check_message,
-    dead_letter_headers,
-    delivery_dead_letter_headers,
 )
 from .topic import validate_pattern
 
@@ -77,24 +69,6 @@ log = logging.getLogger(__name__)
 
 PERSISTENT = 2
 PUBLISH_WINDOW = 1000  # messages written before the socket is pumped once
-BROKER_HEADERS = (
-    "x-delivery-count",
-    "x-death",
-    "x-first-death-exchange",
-    "x-first-death-queue",
-    "x-first-death-reason",
-    "x-last-death-exchange",
-    "x-last-death-queue",
-    "x-last-death-reason",
-)
-
-# Connection-level failures: the connection is gone and must be rebuilt.
-_CONNECTION_ERRORS = (
-    pe.AMQPConnectionError,
-    pe.ConnectionWrongStateError,
-    ConnectionError,
-    OSError,
-)
 
 
 def _noop() -> None:
@@ -201,12 +175,12 @@ class AmqpBroker(Broker):
                 f"RabbitMQ at {self._keeper.describe} denied access to the virtual host; "
                 "check the vhost in SRHUB_AMQP_URL and the user's permissions"
             ) from exc
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise ConnectionClosed(f"cannot connect: {_error_text(exc)}") from exc
         try:
             if self._topology_declared:
                 self._declare_on(conn, list(self._declared.values()))
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise ConnectionClosed(f"lost while declaring topology: {exc}") from exc
         return conn
 
@@ -300,7 +274,7 @@ class AmqpBroker(Broker):
         conn = self.connection()
         try:
             self._declare_on(conn, list(queues))
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise self.lost(exc) from exc
         for spec in queues:
             self._declared[spec.name] = spec
@@ -310,7 +284,7 @@ class AmqpBroker(Broker):
         """Delete a queue and its messages (tests and operators)."""
         try:
             self._admin().queue_delete(queue)
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise self.lost(exc) from exc
         self._declared.pop(queue, None)
 
@@ -376,7 +350,7 @@ class AmqpBroker(Broker):
             done = self.pump(
                 lambda: not confirms.pending or not channel.is_open, self.confirm_timeout
             )
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise self.lost(exc) from exc
         except pe.ChannelWrongStateError as exc:
             self._publish_channel = None
@@ -429,7 +403,7 @@ class AmqpBroker(Broker):
             if exc.reply_code == 404:
                 raise QueueNotFound(f"queue {queue!r} has not been declared") from exc
             raise BrokerError(f"queue {queue!r}: {exc.reply_text}") from exc
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise self.lost(exc) from exc
         return int(result.method.message_count)
 
@@ -437,7 +411,7 @@ class AmqpBroker(Broker):
         self.queue_depth(queue)  # QueueNotFound before purging: purge would also 404
         try:
             result = self._admin().queue_purge(queue)
-        except _CONNECTION_ERRORS as exc:
+        except CONNECTION_ERRORS as exc:
             raise self.lost(exc) from exc
         return int(result.method.message_count)
 
@@ -449,186 +423,4 @@ class AmqpBroker(Broker):
         self._keeper.mark_closed()
 
 
-def _x_death_headers(headers: dict[str, Any], limits: dict[str, int]) -> dict[str, Any]:
-    """Translate RabbitMQ's ``x-death`` record into the contract's ``x-sr-*`` headers, so a
-    message dead-lettered by the queue itself (delivery limit) reads like one dead-lettered by
-    a consumer on either backend."""
-    deaths = headers.get("x-death")
-    if not deaths or headers.get(H_REASON):
-        return headers
-    death = deaths[0]
-    queue = str(death.get("queue", ""))
-    reason = str(death.get("reason", ""))
-    when = death.get("time")
-    keys = death.get("routing-keys") or [""]
-    limit = limits.get(queue)
-    if reason == "delivery_limit":
-        error_class = DELIVERY_LIMIT_ERROR
-        text = (
-            f"not acknowledged after {limit if limit else 'too many'} deliveries (queue "
-            f"delivery limit {limit if limit else 'unknown'}); consumers kept failing or "
-            "crashing on it"
-        )
-    else:
-        error_class = f"Broker{reason.title().replace('_', '')}"
-        text = f"RabbitMQ dead-lettered the message: {reason}"
-    moment = when if isinstance(when, datetime) else utcnow()
-    original = Message(b"", str(keys[0]), "x-death", headers)
-    return dead_letter_headers(
-        original,
-        DeadLetterReason(error_class, text, limit or 0, moment, moment),
-        exchange=str(death.get("exchange", "")),
-        queue=queue,
-    )
-
-
-class AmqpConsumer(Consumer):
-    """A consumer on its own channel of the broker's connection (same thread)."""
-
-    def __init__(self, broker: AmqpBroker, queue: str, prefetch: int) -> None:
-        self.broker = broker
-        self.queue = queue
-        self._buffer: deque[Delivery] = deque()
-        self._held: set[int] = set()
-        self._cancelled = False
-        self._closed = False
-        try:
-            conn = broker.connection()
-            self.generation = broker.generation
-            self.channel = conn.channel()
-            self.channel.basic_qos(prefetch_count=prefetch)
-            self.channel.add_on_cancel_callback(self._on_cancel)
-            self.tag = self.channel.basic_consume(queue, self._on_message, auto_ack=False)
-        except pe.ChannelClosedByBroker as exc:
-            if exc.reply_code == 404:
-                raise QueueNotFound(f"queue {queue!r} has not been declared") from exc
-            raise BrokerError(f"cannot consume {queue!r}: {exc.reply_text}") from exc
-        except _CONNECTION_ERRORS as exc:
-            raise broker.lost(exc) from exc
-
-    def _on_cancel(self, _frame: Any) -> None:
-        self._cancelled = True
-
-    def _on_message(self, _channel: Any, method: Any, properties: Any, body: bytes) -> None:
-        headers = dict(properties.headers or {})
-        count = headers.get("x-delivery-count", 0)
-        attempts = (int(count) if isinstance(count, int) else 0) + 1
-        limits = {name: spec.delivery_limit for name, spec in self.broker._declared.items()}
-        headers = _x_death_headers(headers, limits)
-        for name in BROKER_HEADERS:
-            headers.pop(name, None)
-        message = Message(
-            body=bytes(body),
-            routing_key=method.routing_key,
-            message_id=properties.message_id or "",
-            headers=headers,
-            content_type=properties.content_type or "application/octet-stream",
-        )
-        self._buffer.append(
-            Delivery(
-                message=message,
-                queue=self.queue,
-                exchange=method.exchange,
-                tag=method.delivery_tag,
-                redelivered=bool(method.redelivered) or attempts > 1,
-                attempts=attempts,
-            )
-        )
-
-    def _usable(self) -> None:
-        if self._closed:
-            raise BrokerError("this consumer has been closed")
-        if self.generation != self.broker.generation or not self.channel.is_open:
-            raise ConnectionClosed(
-                "the connection this consumer used was lost; its unacked deliveries went back "
-                "to the queue. Open a new consumer."
-            )
-        if self._cancelled:
-            raise QueueNotFound(f"RabbitMQ cancelled the consumer of {self.queue!r} (deleted?)")
-
-    def receive(self, timeout: float) -> Delivery | None:
-        self._usable()
-        if not self._buffer:
-            try:
-                self.broker.pump(
-                    lambda: bool(self._buffer) or self._cancelled or not self.channel.is_open,
-                    timeout,
-                )
-            except _CONNECTION_ERRORS as exc:
-                raise self.broker.lost(exc) from exc
-        if not self._buffer:
-            self._usable()
-            return None
-        delivery = self._buffer.popleft()
-        self._held.add(delivery.tag)
-        return delivery
-
-    def _settle(self, delivery: Delivery, action: Callable[[int], None]) -> None:
-        self._usable()
-        if delivery.tag not in self._held:
-            raise BrokerError(
-                f"delivery {delivery.tag!r} is not held by this consumer (already settled, "
-                "or received by another consumer)"
-            )
-        try:
-            action(delivery.tag)
-        except (*_CONNECTION_ERRORS, pe.ChannelWrongStateError) as exc:
-            raise self.broker.lost(exc) from exc
-        self._held.discard(delivery.tag)
-
-    def ack(self, delivery: Delivery) -> None:
-        self._settle(delivery, lambda tag: self.channel.basic_ack(tag))
-
-    def ack_many(self, deliveries: Sequence[Delivery]) -> None:
-        """Settle a batch in one ``basic.ack`` with ``multiple`` when the batch is exactly every
-        held delivery up to its highest tag (the usual case for a committed batch); otherwise
-        one ack each. Halves the consumer's cost per message."""
-        self._usable()
-        tags = {d.tag for d in deliveries}
-        if not tags <= self._held:
-            raise BrokerError("a delivery in the batch is not held by this consumer")
-        highest = max(tags, default=None)
-        if highest is None:
-            return
-        covered = {tag for tag in self._held if tag <= highest}
-        if covered != tags:
-            for delivery in deliveries:
-                self.ack(delivery)
-            return
-        try:
-            self.channel.basic_ack(highest, multiple=True)
-        except (*_CONNECTION_ERRORS, pe.ChannelWrongStateError) as exc:
-            raise self.broker.lost(exc) from exc
-        self._held -= tags
-
-    def requeue(self, delivery: Delivery) -> None:
-        # A quorum queue counts this return towards x-delivery-limit.
-        self._settle(delivery, lambda tag: self.channel.basic_nack(tag, requeue=True))
-
-    def dead_letter(self, delivery: Delivery, reason: DeadLetterReason) -> None:
-        self._usable()
-        if delivery.tag not in self._held:
-            raise BrokerError(f"delivery {delivery.tag!r} is not held by this consumer")
-        dead = Message(
-            body=delivery.message.body,
-            routing_key=delivery.message.routing_key,
-            message_id=delivery.message.message_id,
-            headers=delivery_dead_letter_headers(delivery, reason),
-            content_type=delivery.message.content_type,
-        )
-        # The dead copy is confirmed before the original is acked: a crash in between leaves
-        # a duplicate, never a loss.
-        self.broker.publish(EXCHANGE_DEAD, [dead])
-        self.ack(delivery)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._buffer.clear()
-        self._held.clear()
-        if self.generation == self.broker.generation and self.channel.is_open:
-            try:
-                self.channel.close()  # unacked deliveries go back to the queue
-            except Exception as exc:  # the connection is already gone: same outcome
-                log.debug("closing consumer channel failed: %s", exc)
+__all__ = ["AmqpBroker", "AmqpConsumer", "describe_url", "queue_arguments"]

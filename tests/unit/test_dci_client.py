@@ -37,17 +37,28 @@ class Key:
 
 
 class StubRegistry:
-    """Stands in for ``PartnerHttpClient``: records each POST, answers from ``answers``."""
+    """Stands in for ``PartnerHttpClient`` (and its caller: one attempt, no retry): records
+    each POST, answers from ``answers``."""
 
     partner = "civil_registry"
 
     def __init__(self, *answers: Any) -> None:
         self.answers = list(answers)
         self.posted: list[tuple[str, dict[str, Any]]] = []
+        self.caller = self
 
-    def post_json(self, path: str, *, json: dict[str, Any], **_: Any) -> Any:
-        self.posted.append((path, copy.deepcopy(json)))
+    def call(self, attempt: Any, *, operation: str, deadline: Any = None) -> Any:
+        return attempt(5.0)
+
+    def url(self, path: str) -> str:
+        return path
+
+    def send_once(self, method: str, url: str, *, json: dict[str, Any], **_: Any) -> Any:
+        self.posted.append((url, copy.deepcopy(json)))
         return self.answers.pop(0)
+
+    def json_of(self, response: Any, operation: str) -> Any:
+        return response
 
 
 ACK = {
@@ -146,14 +157,20 @@ def test_every_request_follows_the_crvs_api_file_and_is_signed_with_our_sender_i
 
 
 def test_the_prefills_uin_lookup_speaks_the_same_dci() -> None:
-    """The prefill's civil-registry look-up: configured sender id, ISO 639-3, signed."""
+    """The prefill's civil-registry look-up is the DCI client: configured sender id, ISO
+    639-3, signed; only records carrying the UIN asked for come back."""
     from connectors.base import ResilientCaller
-    from connectors.national_id.crvs_lookup import CivilRegistryUinLookup
+    from connectors.national_id.crvs_lookup import CivilRegistryNotFound, CivilRegistryUinLookup
 
     hub_key = Key(Ed25519PrivateKey.generate(), "hub-k2")
     settings = {"dci_base_url": "http://registry.example/registry", "sender_id": "sr.gov.example"}
     lookup = CivilRegistryUinLookup(settings, ResilientCaller("x"), signing_key=hub_key)
-    body = lookup.search_body("1234567890")
+    wanted = {"identifier": [{"identifier_type": "UIN", "identifier_value": "1234567890"}]}
+    other = {"identifier": [{"identifier_type": "UIN", "identifier_value": "999"}]}
+    lookup.dci.http = StubRegistry(on_search([wanted, other]), on_search([other]))  # type: ignore[assignment]
+    assert lookup.find("1234567890") == [wanted]
+    path, body = lookup.dci.http.posted[0]  # type: ignore[attr-defined]
+    assert path == "sync/search"
     assert crvs_spec_problems("/registry/sync/search", body) == []
     assert body["header"]["sender_id"] == "sr.gov.example"
     assert body["message"]["search_request"][0]["locale"] == "eng"
@@ -161,8 +178,32 @@ def test_the_prefills_uin_lookup_speaks_the_same_dci() -> None:
         body["signature"], body["header"], body["message"], hub_key.private_key.public_key()
     )
     assert params.sender_id == "sr.gov.example"
-    unsigned = CivilRegistryUinLookup(settings, ResilientCaller("x")).search_body("1")
-    assert "signature" not in unsigned
+    with pytest.raises(CivilRegistryNotFound):
+        lookup.find("1234567890")  # the registry answered only with somebody else
+
+
+def test_a_retried_request_gets_a_fresh_message_id() -> None:
+    """A registry refuses a replayed message_id (ours answers 409): each attempt is a new
+    message, signed anew."""
+    from connectors.base import ResilientCaller
+    from connectors.base.errors import TransientPartnerError
+
+    stub = StubRegistry(on_search([]), on_search([]))
+    calls: list[int] = []
+
+    class TwoAttempts(ResilientCaller):
+        def call(self, attempt: Any, *, operation: str, deadline: Any = None) -> Any:
+            calls.append(1)
+            try:
+                attempt(5.0)
+                raise TransientPartnerError("civil_registry", operation, "timeout", "lost")
+            except TransientPartnerError:
+                return attempt(5.0)
+
+    stub.caller = TwoAttempts("civil_registry")
+    client(stub).search([msgs.id_criteria("UIN", "1")])
+    first, second = (body["header"]["message_id"] for _, body in stub.posted)
+    assert first != second and calls == [1]
 
 
 def test_without_a_key_the_signature_is_left_out_never_null() -> None:
