@@ -238,10 +238,6 @@ class SubscriptionBook:
         with self._lock:
             self._active.setdefault(topic, self._clock.now().isoformat())
 
-    def is_active(self, topic: str) -> bool:
-        with self._lock:
-            return topic in self._active
-
     def confirm(self, topic: str) -> bool:
         """True (and the topic becomes active) if a subscription to ``topic`` is pending.
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -59,6 +59,24 @@ def dead_letters() -> None:
     """List, replay or discard dead-lettered messages."""
 
 
+def _act(
+    action: Any,
+    done: str,
+    message_ids: tuple[str, ...],
+    error_class: str | None,
+    routing_key: str | None,
+    limit: int,
+    wait: float,
+) -> None:
+    """Run ``action`` (replay or discard) on the selected dead letters and say what it did."""
+    from hub.deadletters import select
+
+    chosen = select(message_ids=message_ids, error_class=error_class, routing_key=routing_key)
+    with _broker(wait) as broker:
+        outcome = action(broker, chosen, limit)
+    click.echo(f"{done} {len(outcome.selected)}; kept {outcome.kept}")
+
+
 @dead_letters.command("list")
 @click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
 @_wait
@@ -81,15 +99,9 @@ def replay_command(
     wait: float,
 ) -> None:
     """Send selected dead letters back to where they came from."""
-    from hub.deadletters import replay, select
+    from hub.deadletters import replay
 
-    with _broker(wait) as broker:
-        outcome = replay(
-            broker,
-            select(message_ids=message_ids, error_class=error_class, routing_key=routing_key),
-            limit,
-        )
-    click.echo(f"replayed {len(outcome.selected)}; kept {outcome.kept}")
+    _act(replay, "replayed", message_ids, error_class, routing_key, limit, wait)
 
 
 @dead_letters.command("discard")
@@ -103,12 +115,6 @@ def discard_command(
     wait: float,
 ) -> None:
     """Drop selected dead letters for good."""
-    from hub.deadletters import discard, select
+    from hub.deadletters import discard
 
-    with _broker(wait) as broker:
-        outcome = discard(
-            broker,
-            select(message_ids=message_ids, error_class=error_class, routing_key=routing_key),
-            limit,
-        )
-    click.echo(f"discarded {len(outcome.selected)}; kept {outcome.kept}")
+    _act(discard, "discarded", message_ids, error_class, routing_key, limit, wait)

@@ -146,7 +146,7 @@ def _handle(
     try:
         outcome = route.apply(registry, record, context)
         if mapped.notes:
-            _keep_notes(registry, route, routing_key, record, mapped.notes, outcome, context)
+            _keep_notes(registry, route, record, mapped.notes, outcome, context)
     except ConflictError as exc:
         raise TransientError(str(exc)) from exc
     except SchemaViolation as exc:
@@ -191,7 +191,6 @@ def _review_identifiers(
 def _keep_notes(
     registry: Registry,
     route: Route,
-    routing_key: str,
     record: Mapping[str, Any],
     notes: tuple[Note, ...],
     outcome: str,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import shutil
 import subprocess
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.broker import Broker, QueueSpec, connect
 from hub.broker.base import EXCHANGE_DEAD, EXCHANGE_EVENTS
+from hub.workers.runtime import ConsumerRuntime
 from registry_core.db import Base
 from registry_core.models import OutboxEvent
 from tests.services import unique_name
@@ -200,3 +203,27 @@ BACKENDS = pytest.mark.parametrize(
     indirect=True,
     ids=["embedded-sqlite", "embedded-postgresql", "amqp"],
 )
+
+
+def run_until_handled(
+    runtime: ConsumerRuntime, count: int, broker: Broker | None = None, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Run ``runtime`` in a thread until it has handled ``count`` deliveries (processed,
+    duplicates and dead-lettered together) and, given ``broker``, its queue is empty; stop it
+    and return its final status snapshot."""
+    thread = threading.Thread(target=runtime.run)
+    thread.start()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            snap = runtime.status.snapshot()
+            handled = snap["processed"] + snap["duplicates"] + snap["dead_lettered"]
+            empty = broker is None or broker.queue_depth(runtime.queue.name) == 0
+            if handled >= count and empty:
+                break
+            assert time.monotonic() < deadline, f"{runtime.name} did not finish in time"
+            time.sleep(0.05)
+    finally:
+        runtime.stop()
+        thread.join(30)
+    return runtime.status.snapshot()

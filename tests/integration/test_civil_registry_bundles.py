@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import json
-import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from registry_core.db import make_session_factory
 from registry_core.models import OutboxEvent
 from registry_core.service import Source
 from standards.cloudevents import to_json_bytes
+from tests.integration.pipeline_support import run_until_handled
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "opencrvs"
 TOPICS = {"birth": "BIRTH_REGISTERED", "death": "DEATH_REGISTERED"}
@@ -128,19 +127,7 @@ class Pipeline:
             retry=RetryPolicy(attempts=2, initial_delay=0.01, max_delay=0.05, jitter=0.01),
             receive_timeout=0.1,
         )
-        thread = threading.Thread(target=runtime.run)
-        thread.start()
-        deadline = time.monotonic() + 60
-        try:
-            while True:
-                snap = runtime.status.snapshot()
-                if snap["processed"] + snap["duplicates"] + snap["dead_lettered"] >= len(messages):
-                    break
-                assert time.monotonic() < deadline, "the ingest did not finish in time"
-                time.sleep(0.05)
-        finally:
-            runtime.stop()
-            thread.join(30)
+        run_until_handled(runtime, len(messages))
         dead = broker.open_consumer(QUEUE_DEAD, prefetch=10)
         letters = []
         while (d := dead.receive(0.2)) is not None:

@@ -319,3 +319,35 @@ def test_the_operations_guide_lists_every_exit_code() -> None:
 
     guide = (ROOT / "docs" / "operations.md").read_text("utf-8")
     assert [code for code in EXIT_CODES if f"\n| {code} | " not in guide] == []
+
+
+def test_dead_letters_are_replayed_and_discarded_by_selection(upgraded: dict[str, str]) -> None:
+    """`srhub dead-letters replay|discard` act on the letters the filters select, and say how
+    many they took and how many they left."""
+    from hub.broker import Message, connect
+    from hub.broker.base import EXCHANGE_DEAD, EXCHANGE_INBOUND, QUEUE_DEAD, DeadLetterReason
+    from hub.broker.messages import dead_letter_headers
+    from hub.settings import load_settings
+    from hub.workers.topology import INGEST_QUEUE, WORKER_QUEUES
+
+    settings = load_settings(env=upgraded)
+    with connect(settings) as broker:
+        broker.declare_topology(list(WORKER_QUEUES))
+        for number, error_class in enumerate(("NoRoute", "MappingError")):
+            original = Message(b"{}", "tax.income_row", f"m{number}")
+            reason = DeadLetterReason.now(error_class, "for the test", 1)
+            headers = dead_letter_headers(
+                original, reason, exchange=EXCHANGE_INBOUND, queue=INGEST_QUEUE.name
+            )
+            broker.publish(EXCHANGE_DEAD, [Message(b"{}", "tax.income_row", f"m{number}", headers)])
+        assert broker.queue_depth(QUEUE_DEAD) == 2
+
+    replayed = srhub(upgraded, "dead-letters", "replay", "--error-class", "NoRoute")
+    assert replayed.exit_code == 0, replayed.output
+    assert "replayed 1; kept 1" in replayed.output
+    discarded = srhub(upgraded, "dead-letters", "discard", "--error-class", "MappingError", "--yes")
+    assert discarded.exit_code == 0, discarded.output
+    assert "discarded 1; kept 0" in discarded.output
+    with connect(settings) as broker:
+        assert broker.queue_depth(QUEUE_DEAD) == 0
+        assert broker.queue_depth(INGEST_QUEUE.name) == 1  # the replayed one, back in line

@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import json
 import random
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +41,7 @@ from mappings.engine import IdentifierReview, load_spec
 from standards.cloudevents import to_json_bytes
 from standards.dci.envelope import request_header
 from standards.dci.signature import public_key_base64, sign_envelope
+from tests.integration.pipeline_support import run_until_handled
 
 # ORCID's documented example: valid under ISO 7064 MOD 11-2, written three ways.
 GOOD = "0000-0002-1825-0097"
@@ -262,13 +261,6 @@ def raw(routing: str, record: dict[str, Any], source_id: str) -> Message:
     return Message(to_json_bytes(event), routing, event["id"])
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the ingest did not finish in time"
-        time.sleep(0.1)
-
-
 def test_bad_optional_id_is_applied_with_a_note_and_bad_subject_id_goes_to_review(
     hub: Hub, db_url: str
 ) -> None:
@@ -308,22 +300,7 @@ def test_bad_optional_id_is_applied_with_a_note_and_bad_subject_id_goes_to_revie
             receive_timeout=0.1,
             middleware=[MonitoringMiddleware(writer)],
         )
-        thread = threading.Thread(target=runtime.run)
-        thread.start()
-        try:
-            wait_until(
-                lambda: (
-                    broker.queue_depth(INGEST_QUEUE.name) == 0
-                    and runtime.status.snapshot()["processed"]
-                    + runtime.status.snapshot()["duplicates"]
-                    + runtime.status.snapshot()["dead_lettered"]
-                    >= 2 * len(messages)
-                )
-            )
-        finally:
-            runtime.stop()
-            thread.join(30)
-        assert runtime.status.snapshot()["dead_lettered"] == 0
+        assert run_until_handled(runtime, 2 * len(messages), broker)["dead_lettered"] == 0
         dead = broker.open_consumer(QUEUE_DEAD, prefetch=10)
         assert dead.receive(0.5) is None  # no record lost to the dead letters
         dead.close()

@@ -6,10 +6,7 @@ Everything is published twice: the effect happens once."""
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -31,6 +28,7 @@ from registry_core.models import OutboxEvent, Person
 from sandbox_mocks.civil_registry.fhir_bundles import build_bundle
 from sandbox_mocks.population import iter_households, iter_vital_events
 from standards.cloudevents import to_json_bytes
+from tests.integration.pipeline_support import run_until_handled
 
 SEED, PEOPLE = 11, 400
 START = date(2025, 1, 1)
@@ -48,13 +46,6 @@ def delivery(bundle: dict[str, Any], topic: str) -> dict[str, Any]:
 def message(connector: str, record: RawRecord) -> Message:
     event = raw_event(connector, record, time=datetime(2025, 6, 1, tzinfo=UTC))
     return Message(to_json_bytes(event), f"{connector}.{record.record_type}", event["id"])
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "the ingest did not finish in time"
-        time.sleep(0.1)
 
 
 @pytest.fixture
@@ -123,21 +114,7 @@ def test_births_deaths_and_income_flow_in_once_and_bad_records_are_dead_lettered
         receive_timeout=0.1,
         middleware=[outcomes := OutcomeCounter()],
     )
-    thread = threading.Thread(target=runtime.run)
-    thread.start()
-    try:
-        wait_until(
-            lambda: (
-                broker.queue_depth(INGEST_QUEUE.name) == 0
-                and runtime.status.snapshot()["processed"]
-                + runtime.status.snapshot()["duplicates"]
-                + runtime.status.snapshot()["dead_lettered"]
-                >= 2 * len(messages)
-            )
-        )
-    finally:
-        runtime.stop()
-        thread.join(30)
+    run_until_handled(runtime, 2 * len(messages), broker)
 
     with sessions() as session:
         died_events = session.scalars(
@@ -239,21 +216,7 @@ def test_two_configured_tax_connectors_both_ingest(registry, db_engine, db_url, 
         retry=RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05, jitter=0.01),
         receive_timeout=0.1,
     )
-    thread = threading.Thread(target=runtime.run)
-    thread.start()
-    try:
-        wait_until(
-            lambda: (
-                broker.queue_depth(INGEST_QUEUE.name) == 0
-                and runtime.status.snapshot()["processed"]
-                + runtime.status.snapshot()["dead_lettered"]
-                >= published + 1
-            )
-        )
-    finally:
-        runtime.stop()
-        thread.join(30)
-    assert runtime.status.snapshot()["dead_lettered"] == 1
+    assert run_until_handled(runtime, published + 1, broker)["dead_lettered"] == 1
     dead = broker.open_consumer(QUEUE_DEAD, prefetch=10)
     letter = dead.receive(5)
     assert letter is not None and dead.receive(0.5) is None

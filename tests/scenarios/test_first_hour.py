@@ -30,7 +30,8 @@ from tests.integration.pipeline_support import own_amqp_vhost
 from tests.services import amqp_url_or_skip
 
 FIRST_MINUTE = 60.0
-SANDBOX_EXTRA = {"sandbox_port_base": 0, "sandbox_tax_interval_seconds": 0}
+# The sandbox's mocks on free ports, no tax drops (the settings an operator would give).
+SANDBOX_SETTINGS = {"port_base": 0, "tax_interval_seconds": 0}
 LIBRARY_INFO = re.compile(r" INFO (pika|werkzeug|alembic|urllib3)[.:]")
 
 
@@ -102,7 +103,7 @@ def _env(tmp_path: Path, **values: str) -> dict[str, str]:
     env.update(
         {
             "SRHUB_DATA_DIR": str(tmp_path / "var"),
-            "SRHUB_EXTRA": json.dumps(SANDBOX_EXTRA),
+            "SRHUB_SANDBOX_MOCKS": json.dumps(SANDBOX_SETTINGS),
             "PYTHONUNBUFFERED": "1",
             **values,
         }
