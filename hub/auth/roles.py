@@ -28,11 +28,14 @@ class Role(StrEnum):
     admin = "admin"  # runs the hub: settings, keys, subscriptions, replays, everything
     registry_staff = "registry_staff"  # registry officers: households, verifications, queues
     field_worker = "field_worker"  # enumerators: register/update households in their areas
+    supervisor = "supervisor"  # field supervisors: review field submissions in their areas
     program = "program"  # a program's system: its own subscriptions and notifications
     partner = "partner"  # a partner system: pushes data in (webhooks, DCI notify, search)
     auditor = "auditor"  # reads everything, changes nothing
 
 
+# Roles whose holders are limited to a list of administrative areas (prefixes).
+AREA_SCOPED_ROLES: frozenset[Role] = frozenset({Role.field_worker, Role.supervisor})
 # Roles whose holders are not limited to a list of administrative areas.
 UNSCOPED_AREA_ROLES: frozenset[Role] = frozenset({Role.admin, Role.registry_staff, Role.auditor})
 
@@ -85,10 +88,11 @@ def validate_grant(
             areas.append(area)
     if len(areas) > MAX_AREAS:
         raise GrantError(f"at most {MAX_AREAS} areas per credential")
-    if Role.field_worker in parsed and not areas:
-        raise GrantError("role field_worker needs at least one administrative area (--area)")
-    if areas and Role.field_worker not in parsed:
-        raise GrantError("administrative areas only apply to the field_worker role")
+    for scoped in sorted(AREA_SCOPED_ROLES & parsed):
+        if not areas:
+            raise GrantError(f"role {scoped.value} needs at least one administrative area (--area)")
+    if areas and parsed.isdisjoint(AREA_SCOPED_ROLES):
+        raise GrantError("administrative areas only apply to the field_worker and supervisor roles")
     code = program.strip() if program else None
     if code and len(code) > MAX_PROGRAM_LENGTH:
         raise GrantError(f"program code is longer than {MAX_PROGRAM_LENGTH}")
@@ -122,7 +126,9 @@ class Principal:
     @property
     def area_scoped(self) -> bool:
         """True when this caller may only touch households of its own areas."""
-        return Role.field_worker in self.roles and self.roles.isdisjoint(UNSCOPED_AREA_ROLES)
+        return not self.roles.isdisjoint(AREA_SCOPED_ROLES) and self.roles.isdisjoint(
+            UNSCOPED_AREA_ROLES
+        )
 
     def may_touch_area(self, admin_area_code: str | None) -> bool:
         """Whether this caller may read or change a household in ``admin_area_code``.

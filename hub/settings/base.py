@@ -187,6 +187,12 @@ def read_value(
         if isinstance(raw, str):
             return raw
         raise SettingsError(f"{name} must be a string{shown}")
+    if typing.get_origin(hint) is typing.Literal:
+        choices = typing.get_args(hint)
+        if raw in choices:
+            return raw
+        allowed = ", ".join(str(c) for c in choices)
+        raise SettingsError(f"{name} must be one of {allowed}{shown}")
     if typing.get_origin(hint) is tuple:
         if isinstance(raw, str):
             return tuple(part.strip() for part in raw.split(",") if part.strip())

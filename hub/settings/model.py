@@ -24,6 +24,7 @@ from pathlib import Path
 
 from hub.settings.base import ENV_PREFIX, Section, SettingsError, read_value
 from hub.settings.dci import DciSettings
+from hub.settings.intake import IntakeSettings
 from hub.settings.monitoring import MonitoringSettings
 from hub.settings.notifications import NotificationSettings
 from hub.settings.sandbox import SandboxMockSettings
@@ -65,6 +66,7 @@ class Settings:
     notifications: NotificationSettings = field(default_factory=NotificationSettings)
     sandbox_mocks: SandboxMockSettings = field(default_factory=SandboxMockSettings)
     ui: UiSettings = field(default_factory=UiSettings)
+    intake: IntakeSettings = field(default_factory=IntakeSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -110,6 +112,7 @@ SECTIONS: dict[str, type[Section]] = {
         NotificationSettings,
         SandboxMockSettings,
         UiSettings,
+        IntakeSettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)
