@@ -14,7 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from sqlalchemy.orm import Session
+
 from hub.auth.roles import Principal
+
+# Where ``create_app`` puts the app's IntakeBackend (``app.extensions[INTAKE_EXTENSION_KEY]``);
+# the OpenRosa blueprint reads it from there, so tests can give it another backend.
+INTAKE_EXTENSION_KEY = "srhub_intake"
 
 # How a received submission was taken: ``created`` (new, stored durably: OpenRosa 201),
 # ``duplicate`` (same instanceID and same body as one already received: answered as received,
@@ -121,3 +127,12 @@ class ReviewRequest:
     summary: str  # one line a supervisor reads in the queue (no identifiers)
     conflict: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class ReviewSink(Protocol):
+    """Where the intake core reports applied field submissions (``hub.review`` implements it:
+    it opens one review item per instance, idempotently). Called inside the transaction that
+    applied the submission, with its session, so the review item and the change commit
+    together."""
+
+    def submitted(self, session: Session, request: ReviewRequest) -> None: ...
