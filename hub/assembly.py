@@ -70,7 +70,12 @@ def build_worker(
     if kind == "ingest":
         if routes is None:  # a worker of its own: the instances of the connectors file
             routes = routes_for(connector_tables(runtime.settings.connectors_file))
-        handlers = ingest_handlers(runtime, routes, connectors=connectors)
+        from hub.intake.queueing import ROUTING_KEY as INTAKE_KEY
+        from hub.intake.setup import submission_handler
+
+        handlers = ingest_handlers(
+            runtime, routes, connectors=connectors, extra={INTAKE_KEY: submission_handler(runtime)}
+        )
         queue = INGEST_QUEUE
     elif kind == "dispatch":
         handlers = dispatch_handlers(runtime)
@@ -141,11 +146,15 @@ def retention_jobs(
     settings: Settings, *, message_log: RetentionPolicy | None = None
 ) -> list[RetentionJob]:
     """Every package's retention job, built (and their settings checked) now: the message
-    log, the DCI transactions, the delivery log and the processed-message store."""
+    log, the DCI transactions, the delivery log and the processed-message store; and the
+    intake core's re-queue of stored submissions no worker has taken yet."""
+    from hub.intake.setup import requeue
+
     config = settings.monitoring
     return [
         message_log_job(message_log or RetentionPolicy.from_settings(config)),
         dci_retention.retention_job(config.dci_transaction_max_age_days),
         delivery_retention.retention_job(config.delivery_log_max_age_days),
         idempotency.retention_job(),
+        requeue(settings),
     ]

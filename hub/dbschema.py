@@ -38,6 +38,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.ui.tables",
     "hub.monitoring.tables",
     "hub.subscriptions.tables",
+    "hub.intake.tables",
 )
 
 

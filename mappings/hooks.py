@@ -251,3 +251,6 @@ def dci_place_code(context: Context, place: str) -> HookResult:
 # OpenCRVS's own ways of writing a bundle (roles, places, residences) live in their module;
 # importing it registers its hooks.
 from mappings import opencrvs as _opencrvs  # noqa: E402,F401
+
+# A form's questions beyond the core ones, as attributes (intake forms); importing registers it.
+from mappings import xform_questions as _xform_questions  # noqa: E402,F401

@@ -25,6 +25,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.ui:bp",
     "hub.api.subscriptions:bp",
     "hub.api.events:bp",
+    "hub.api.intake:bp",
 )
 
 
@@ -43,6 +44,10 @@ def create_app(settings: Settings | None = None, runtime: object | None = None) 
     app.extensions[EXTENSION_KEY] = hub
     init_auth(app, settings, hub.sessions)
     install_error_handlers(app)
+    from hub.intake.contract import INTAKE_EXTENSION_KEY
+    from hub.intake.setup import broker_publisher, intake_service
+
+    app.extensions[INTAKE_EXTENSION_KEY] = intake_service(hub, publisher=broker_publisher(settings))
     for target in BLUEPRINTS:
         module_name, _, attribute = target.partition(":")
         app.register_blueprint(getattr(importlib.import_module(module_name), attribute))

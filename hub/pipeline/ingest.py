@@ -33,7 +33,7 @@ from hub.pipeline.apply import IngestContext
 from hub.pipeline.routes import Route
 from hub.pipeline.verification import ConnectorLookup, no_connector
 from hub.workers.errors import PermanentError, TransientError
-from hub.workers.handlers import HandlerContext, HandlerRegistry, HandlerResult
+from hub.workers.handlers import Handler, HandlerContext, HandlerRegistry, HandlerResult
 from mappings.engine import IdentifierReview, MappingError, Note, load_spec
 from registry_core.errors import (
     BusinessRuleViolation,
@@ -72,11 +72,13 @@ def ingest_handlers(
     routes: Mapping[str, Route],
     *,
     connectors: ConnectorLookup | None = None,
+    extra: Mapping[str, Handler] | None = None,
 ) -> HandlerRegistry:
     """The ingest worker's handlers: one per route of ``routes`` (keyed by routing key) and
     the verification requests. ``runtime`` gives the registry services (a ``HubRuntime``, or
     ``IngestServices`` with the connectors too); ``connectors`` finds a running connector by
-    name (verification requests call the national ID connector)."""
+    name (verification requests call the national ID connector); ``extra`` are handlers of
+    other exact routing keys whoever assembles the worker adds (``intake.submission``)."""
     if isinstance(runtime, IngestServices):
         services = runtime if connectors is None else IngestServices(runtime.registry, connectors)
     else:
@@ -87,6 +89,8 @@ def ingest_handlers(
     handlers.register("#", IngestHandler(routes))
     # Verification requests call a partner: they run outside a database transaction.
     handlers.register(verification.ROUTING_KEY, verification.handle, transactional=False)
+    for key, handler in (extra or {}).items():
+        handlers.register(key, handler)
     return handlers
 
 

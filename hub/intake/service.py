@@ -1,0 +1,578 @@
+"""The intake core: forms administrators upload, submissions field teams send.
+
+``IntakeService`` implements the ``IntakeBackend`` the OpenRosa server calls (form list,
+download, media, ``receive_submission``) and the operations the API and the dashboard offer
+(upload, list, versions and retirement of forms; submissions and conflicts). It knows no
+HTTP: errors are ``SubmissionRejected`` (the device's answer) or ``hub.intake.errors``.
+
+Receiving is durable first: the instance is checked (form, version, rules, area), stored
+sealed, committed, and only then published for the ingest worker; if publishing fails, the
+row waits as ``received`` for the re-queue job (``hub.intake.queueing``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from hub.auth.roles import Principal
+from hub.intake.apply import SubmissionApplier, open_json
+from hub.intake.contract import (
+    FormDocument,
+    FormSummary,
+    MediaFile,
+    ReceiveOutcome,
+    SubmissionRejected,
+)
+from hub.intake.errors import FormRefused, FormVersionExists, IntakeNotFound, NotAConflict
+from hub.intake.instance import flatten, parse_instance
+from hub.intake.queueing import MessagePublisher, publish_submissions
+from hub.intake.tables import (
+    FORM_ACTIVE,
+    FORM_RETIRED,
+    SEAL_ATTACHMENT,
+    SEAL_XML,
+    SUBMISSION_STATUSES,
+    IntakeAttachment,
+    IntakeForm,
+    IntakeFormMedia,
+    IntakeSubmission,
+)
+from hub.intake.validation import unsupported_expressions, validate_instance
+from hub.intake.xform import cached_model
+from hub.intake.xlsform import FormConversionError, convert_xlsform
+from registry_core.errors import NotFound
+from registry_core.service import Registry
+from standards.timeutil import iso, utcnow
+
+log = logging.getLogger(__name__)
+
+MAX_SHOWN_VIOLATIONS = 5
+RESOLUTIONS = ("keep_registry", "apply_submission")
+
+# Told of each conflict resolution: (actor, action, target, outcome); e.g. the dashboard's
+# audit trail. Must not raise.
+AuditHook = Callable[[str, str, str, str], None]
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    form: dict[str, Any]
+    warnings: tuple[str, ...]
+
+
+def _form_dict(form: IntakeForm, current: bool | None = None) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "form_id": form.form_id,
+        "version": form.version,
+        "title": form.title,
+        "state": form.state,
+        "md5": form.md5,
+        "created_by": form.created_by,
+        "created_at": iso(form.created_at),
+        "retired_at": iso(form.retired_at) if form.retired_at else None,
+    }
+    if current is not None:
+        found["current"] = current
+    return found
+
+
+def _current(forms: Sequence[IntakeForm]) -> IntakeForm | None:
+    """The newest active version (``forms`` newest first)."""
+    return next((f for f in forms if f.state == FORM_ACTIVE), None)
+
+
+class IntakeService:
+    """The intake core over the hub's database (see the module doc).
+
+    ``sessions``: the hub's session factory; ``registry``: the registry services (conflict
+    resolution applies through them); ``publisher``: where stored submissions are queued
+    (``BrokerRawPublisher``; None queues nothing and leaves it to the re-queue job);
+    ``applier``: how a submission is applied (holds the cipher and the review sink);
+    ``max_submission_bytes``: ``settings.intake.max_submission_bytes``.
+    """
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        registry: Registry,
+        applier: SubmissionApplier,
+        *,
+        publisher: MessagePublisher | None = None,
+        max_submission_bytes: int = 10 * 1024 * 1024,
+        audit: AuditHook | None = None,
+    ) -> None:
+        self.sessions = sessions
+        self.registry = registry
+        self.applier = applier
+        self.cipher = applier.cipher
+        self.publisher = publisher
+        self.max_submission_bytes = max_submission_bytes
+        self.audit = audit
+
+    # ------------------------------------------------------------------ forms
+
+    def upload_form(
+        self,
+        content: bytes,
+        filename: str,
+        created_by: str,
+        media: Sequence[MediaFile] = (),
+    ) -> UploadResult:
+        """Convert and store a new form version; it becomes the form's current version.
+        ``FormRefused`` (with pyxform's reason) or ``FormVersionExists``."""
+        try:
+            converted = convert_xlsform(content, filename)
+        except FormConversionError as exc:
+            raise FormRefused(exc.reason) from None
+        warnings = list(converted.warnings)
+        warnings.extend(
+            f"the server cannot re-check this rule (it is not refused for it): {e}"
+            for e in unsupported_expressions(converted.model)
+        )
+        with self.sessions.begin() as session:
+            exists = session.scalar(
+                select(IntakeForm.id).where(
+                    IntakeForm.form_id == converted.form_id,
+                    IntakeForm.version == converted.version,
+                )
+            )
+            if exists is not None:
+                raise FormVersionExists(
+                    f"form {converted.form_id} already has version {converted.version}; a version "
+                    "is uploaded once: raise the version in the settings sheet"
+                )
+            form = IntakeForm(
+                form_id=converted.form_id,
+                version=converted.version,
+                title=converted.title,
+                xlsform=content,
+                xlsform_name=filename[:200],
+                xform=converted.xform,
+                md5=converted.md5,
+                state=FORM_ACTIVE,
+                created_by=created_by[:200],
+                created_at=utcnow(),
+            )
+            session.add(form)
+            session.flush()
+            for item in media:
+                session.add(
+                    IntakeFormMedia(
+                        form_pk=form.id,
+                        name=item.name[:200],
+                        content_type=item.content_type[:100],
+                        content=item.content,
+                        md5=hashlib.md5(item.content, usedforsecurity=False).hexdigest(),
+                    )
+                )
+            try:
+                session.flush()
+            except IntegrityError:
+                raise FormVersionExists(
+                    f"form {converted.form_id} version {converted.version} was just uploaded"
+                ) from None
+            log.info("intake: form %s version %s uploaded", form.form_id, form.version)
+            return UploadResult(_form_dict(form, True), tuple(warnings))
+
+    def _versions(self, session: Session, form_id: str) -> list[IntakeForm]:
+        return list(
+            session.scalars(
+                select(IntakeForm)
+                .where(IntakeForm.form_id == form_id)
+                .order_by(IntakeForm.created_at.desc(), IntakeForm.version.desc())
+            )
+        )
+
+    def list_forms(self) -> list[dict[str, Any]]:
+        """Every form with its current version (or its newest, when all are retired)."""
+        with self.sessions() as session:
+            forms = list(
+                session.scalars(
+                    select(IntakeForm).order_by(
+                        IntakeForm.form_id, IntakeForm.created_at.desc(), IntakeForm.version.desc()
+                    )
+                )
+            )
+            counts = dict(
+                session.execute(
+                    select(IntakeSubmission.form_id, func.count()).group_by(
+                        IntakeSubmission.form_id
+                    )
+                ).all()
+            )
+        by_id: dict[str, list[IntakeForm]] = {}
+        for form in forms:
+            by_id.setdefault(form.form_id, []).append(form)
+        found = []
+        for form_id, versions in by_id.items():
+            current = _current(versions)
+            shown = _form_dict(current or versions[0], current is not None)
+            shown["versions"] = len(versions)
+            shown["submissions"] = int(counts.get(form_id, 0))
+            found.append(shown)
+        return found
+
+    def form_versions(self, form_id: str) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            versions = self._versions(session, form_id)
+            if not versions:
+                raise IntakeNotFound(f"no form {form_id!r}")
+            current = _current(versions)
+            return [_form_dict(f, f is current) for f in versions]
+
+    def xlsform_of(self, form_id: str, version: str) -> tuple[str, bytes]:
+        with self.sessions() as session:
+            form = self._version(session, form_id, version)
+            return form.xlsform_name or f"{form_id}.xlsx", form.xlsform
+
+    def _version(self, session: Session, form_id: str, version: str) -> IntakeForm:
+        form = session.scalar(
+            select(IntakeForm).where(IntakeForm.form_id == form_id, IntakeForm.version == version)
+        )
+        if form is None:
+            raise IntakeNotFound(f"form {form_id!r} has no version {version!r}")
+        return form
+
+    def retire_version(self, form_id: str, version: str, retired_by: str) -> dict[str, Any]:
+        """Retire one version: devices no longer get it and its submissions are refused (410)
+        from now on; the newest other active version becomes current."""
+        with self.sessions.begin() as session:
+            form = self._version(session, form_id, version)
+            if form.state != FORM_RETIRED:
+                form.state = FORM_RETIRED
+                form.retired_at = utcnow()
+                form.retired_by = retired_by[:200]
+            session.flush()
+            current = _current(self._versions(session, form_id))
+            shown = _form_dict(form, False)
+            shown["current_version"] = current.version if current else None
+            return shown
+
+    def has_forms(self) -> bool:
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(IntakeForm)) != 0
+
+    # ------------------------------------------------------------------ IntakeBackend
+
+    def forms_for(self, principal: Principal) -> Sequence[FormSummary]:
+        with self.sessions() as session:
+            forms = list(
+                session.scalars(
+                    select(IntakeForm)
+                    .where(IntakeForm.state == FORM_ACTIVE)
+                    .order_by(
+                        IntakeForm.form_id, IntakeForm.created_at.desc(), IntakeForm.version.desc()
+                    )
+                )
+            )
+            seen: set[str] = set()
+            found = []
+            for form in forms:
+                if form.form_id in seen:
+                    continue
+                seen.add(form.form_id)
+                found.append(self._summary(session, form))
+            return found
+
+    def _summary(self, session: Session, form: IntakeForm) -> FormSummary:
+        media = session.scalars(
+            select(IntakeFormMedia.name)
+            .where(IntakeFormMedia.form_pk == form.id)
+            .order_by(IntakeFormMedia.name)
+        )
+        return FormSummary(form.form_id, form.version, form.title, form.md5, tuple(media))
+
+    def _current_form(self, session: Session, form_id: str) -> IntakeForm | None:
+        return _current(self._versions(session, form_id))
+
+    def form_document(self, form_id: str, principal: Principal) -> FormDocument | None:
+        with self.sessions() as session:
+            form = self._current_form(session, form_id)
+            if form is None:
+                return None
+            return FormDocument(self._summary(session, form), form.xform)
+
+    def form_media(self, form_id: str, name: str, principal: Principal) -> MediaFile | None:
+        with self.sessions() as session:
+            form = self._current_form(session, form_id)
+            if form is None:
+                return None
+            item = session.scalar(
+                select(IntakeFormMedia).where(
+                    IntakeFormMedia.form_pk == form.id, IntakeFormMedia.name == name
+                )
+            )
+            return MediaFile(item.name, item.content_type, item.content) if item else None
+
+    def receive_submission(
+        self,
+        xml: bytes,
+        attachments: Sequence[MediaFile],
+        principal: Principal,
+        *,
+        device_id: str | None = None,
+    ) -> ReceiveOutcome:
+        total = len(xml) + sum(len(a.content) for a in attachments)
+        if total > self.max_submission_bytes:
+            raise SubmissionRejected(
+                f"the submission is larger than the {self.max_submission_bytes} bytes this "
+                "server takes",
+                413,
+            )
+        parsed = parse_instance(xml, self.max_submission_bytes)
+        digest = hashlib.sha256(xml).hexdigest()
+        with self.sessions() as session:
+            known = self._known(session, parsed.instance_id, digest)
+            if known is not None:
+                return known
+            form = self._form_for(session, parsed.form_id, parsed.version)
+            model = cached_model(form.md5, form.xform)
+            violations = validate_instance(model, parsed.root)
+            if violations:
+                shown = "; ".join(str(v) for v in violations[:MAX_SHOWN_VIOLATIONS])
+                more = len(violations) - MAX_SHOWN_VIOLATIONS
+                extra = f" (and {more} more)" if more > 0 else ""
+                raise SubmissionRejected(f"the answers break the form's rules: {shown}{extra}")
+            area = flatten(model, parsed.root).household["answers"].get("admin_area_code")
+            area = str(area).strip().upper() if area is not None else None
+            self._check_area(principal, area, model, parsed.root)
+            row = IntakeSubmission(
+                instance_id=parsed.instance_id,
+                form_id=form.form_id,
+                form_version=form.version,
+                form_pk=form.id,
+                submitted_by=principal.subject[:200],
+                device_id=(device_id or None) and device_id[:200],
+                admin_area_code=area[:64] if area else None,
+                received_at=utcnow(),
+                body_sha256=digest,
+                xml_sealed=self.cipher.seal(SEAL_XML, xml),
+                status="received",
+            )
+            session.add(row)
+            try:
+                session.flush()
+                for item in attachments:
+                    session.add(
+                        IntakeAttachment(
+                            submission_pk=row.id,
+                            name=item.name[:200],
+                            content_type=item.content_type[:100],
+                            size=len(item.content),
+                            content_sealed=self.cipher.seal(SEAL_ATTACHMENT, item.content),
+                        )
+                    )
+                session.commit()
+            except IntegrityError:  # the same instanceID stored by a concurrent request
+                session.rollback()
+                known = self._known(session, parsed.instance_id, digest)
+                if known is not None:
+                    return known
+                raise
+        self._queue(parsed.instance_id)
+        return ReceiveOutcome(
+            "created", parsed.instance_id, "Received: the household will be registered shortly."
+        )
+
+    def _known(self, session: Session, instance_id: str, digest: str) -> ReceiveOutcome | None:
+        stored = session.scalar(
+            select(IntakeSubmission.body_sha256).where(IntakeSubmission.instance_id == instance_id)
+        )
+        if stored is None:
+            return None
+        if stored == digest:
+            return ReceiveOutcome("duplicate", instance_id, "Already received.")
+        return ReceiveOutcome(
+            "conflicting_duplicate",
+            instance_id,
+            "A different submission with this instanceID was received before; it stands.",
+        )
+
+    def _form_for(self, session: Session, form_id: str, version: str) -> IntakeForm:
+        versions = self._versions(session, form_id)
+        if not versions:
+            raise SubmissionRejected(f"no form {form_id!r} on this server", 404)
+        current = _current(versions)
+        form = next((f for f in versions if f.version == version), None)
+        if form is None:
+            now = f"; the current version is {current.version}" if current else ""
+            raise SubmissionRejected(
+                f"form {form_id!r} has no version {version or '(none)'!r}{now}", 404
+            )
+        if form.state == FORM_RETIRED:
+            now = (
+                f"; download the current version {current.version} and fill it again"
+                if current
+                else "; the form takes no submissions any more"
+            )
+            raise SubmissionRejected(f"form {form_id!r} version {version} is retired{now}", 410)
+        return form
+
+    def _check_area(self, principal: Principal, area: str | None, model: Any, root: Any) -> None:
+        if not principal.may_touch_area(area):
+            where = f"area {area}" if area else "a household without an area"
+            covered = ", ".join(principal.admin_areas) or "none"
+            raise SubmissionRejected(f"{where} is outside the areas you cover ({covered})", 403)
+        household_id = flatten(model, root).household["answers"].get("household_id")
+        if not household_id or not principal.area_scoped:
+            return
+        try:
+            current = self.registry.get_household(str(household_id).strip())
+        except (NotFound, ValueError):
+            return  # an unknown household is refused when applied, with the reason
+        if not principal.may_touch_area(current.get("admin_area_code")):
+            raise SubmissionRejected(
+                "the household to update is registered outside the areas you cover", 403
+            )
+
+    def _queue(self, instance_id: str) -> None:
+        if self.publisher is None:
+            return
+        try:
+            with self.sessions.begin() as session:
+                publish_submissions(self.publisher, session, [instance_id])
+        except Exception as exc:  # stored: the re-queue job publishes it later
+            log.warning(
+                "intake: submission stored but not queued (%s); it is queued again later",
+                type(exc).__name__,
+            )
+
+    # ------------------------------------------------------------------ submissions
+
+    def list_submissions(
+        self,
+        principal: Principal,
+        *,
+        status: str | None = None,
+        form_id: str | None = None,
+        submitted_by: str | None = None,
+        area: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> list[dict[str, Any]]:
+        """Submissions newest first; an area-scoped caller sees only its areas."""
+        if status is not None and status not in SUBMISSION_STATUSES:
+            raise ValueError(f"status must be one of {', '.join(SUBMISSION_STATUSES)}")
+        query = select(IntakeSubmission)
+        if status:
+            query = query.where(IntakeSubmission.status == status)
+        if form_id:
+            query = query.where(IntakeSubmission.form_id == form_id)
+        if submitted_by:
+            query = query.where(IntakeSubmission.submitted_by == submitted_by)
+        if area:
+            query = query.where(IntakeSubmission.admin_area_code.startswith(area, autoescape=True))
+        if principal.area_scoped:
+            areas = [a for a in principal.admin_areas if a]
+            if not areas:
+                return []
+            from sqlalchemy import or_
+
+            query = query.where(
+                or_(
+                    *(
+                        IntakeSubmission.admin_area_code.startswith(a, autoescape=True)
+                        for a in areas
+                    )
+                )
+            )
+        query = query.order_by(IntakeSubmission.received_at.desc()).limit(limit).offset(offset)
+        with self.sessions() as session:
+            return [_submission_dict(row) for row in session.scalars(query)]
+
+    def get_submission(self, instance_id: str, principal: Principal) -> dict[str, Any]:
+        """One submission with its mapped result, its problems or both sides of its conflict."""
+        with self.sessions() as session:
+            row = self._row(session, instance_id, principal)
+            found = _submission_dict(row)
+            found["result"] = open_json(self.cipher, row.result_sealed)
+            found["attachments"] = [
+                {"name": a.name, "content_type": a.content_type, "size": a.size}
+                for a in session.scalars(
+                    select(IntakeAttachment).where(IntakeAttachment.submission_pk == row.id)
+                )
+            ]
+            return found
+
+    def _row(self, session: Session, instance_id: str, principal: Principal) -> IntakeSubmission:
+        row = session.scalar(
+            select(IntakeSubmission).where(IntakeSubmission.instance_id == instance_id)
+        )
+        if row is None or (
+            principal.area_scoped and not principal.may_touch_area(row.admin_area_code)
+        ):
+            raise IntakeNotFound(f"no submission {instance_id!r}")
+        return row
+
+    def resolve_conflict(
+        self,
+        instance_id: str,
+        action: str,
+        principal: Principal,
+        *,
+        registry_version: int | None = None,
+    ) -> dict[str, Any]:
+        """Decide a conflict: ``keep_registry`` (the submission is set aside) or
+        ``apply_submission`` (applied over the registry's current version; ``registry_version``,
+        when given, is the version the reviewer saw, and a household changed again since is a
+        conflict again rather than an overwrite)."""
+        if action not in RESOLUTIONS:
+            raise ValueError(f"action must be one of {', '.join(RESOLUTIONS)}")
+        with self.sessions.begin() as session:
+            row = self._row(session, instance_id, principal)
+            if row.status != "conflict":
+                raise NotAConflict(f"submission {instance_id!r} is {row.status}, not a conflict")
+            seen = (open_json(self.cipher, row.result_sealed) or {}).get("current_version")
+            if action == "keep_registry":
+                row.status = "resolved"
+                row.reason = f"conflict resolved: registry kept by {principal.subject}"[:4000]
+            else:
+                version = registry_version if registry_version is not None else seen
+                self.applier.apply(session, row, self.registry, against_version=version)
+            if row.status == "conflict":  # changed again since the reviewer looked
+                session.flush()
+                found = _submission_dict(row)
+                return found
+            row.resolution = action
+            row.resolved_by = principal.subject[:200]
+            row.resolved_at = utcnow()
+            session.flush()
+            found = _submission_dict(row)
+        outcome = found["status"]
+        log.info("intake: conflict %s resolved (%s): %s", row.id, action, outcome)
+        if self.audit is not None:
+            self.audit(principal.subject, f"intake.{action}", instance_id, outcome)
+        return found
+
+
+def _submission_dict(row: IntakeSubmission) -> dict[str, Any]:
+    return {
+        "instance_id": row.instance_id,
+        "form_id": row.form_id,
+        "form_version": row.form_version,
+        "submitted_by": row.submitted_by,
+        "device_id": row.device_id,
+        "admin_area_code": row.admin_area_code,
+        "received_at": iso(row.received_at),
+        "status": row.status,
+        "reason": row.reason,
+        "household_id": str(row.household_id) if row.household_id else None,
+        "base_version": row.base_version,
+        "processed_at": iso(row.processed_at) if row.processed_at else None,
+        "resolution": row.resolution,
+        "resolved_by": row.resolved_by,
+        "resolved_at": iso(row.resolved_at) if row.resolved_at else None,
+    }
+
+
+def new_instance_id() -> str:
+    return f"uuid:{uuid.uuid4()}"
