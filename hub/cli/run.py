@@ -78,6 +78,18 @@ def start_background(
     )
 
 
+def load_intake(app: Flask, settings: Settings, runtime: HubRuntime) -> None:
+    """The sample household form when the hub has none yet (idempotent), and the submissions
+    a previous run stored but never queued, queued again."""
+    from hub.intake.contract import INTAKE_EXTENSION_KEY
+    from hub.intake.setup import load_sample_form, requeue
+    from hub.workers.retention import run_retention
+
+    if load_sample_form(app.extensions[INTAKE_EXTENSION_KEY]):
+        click.echo("srhub: intake form household_registration loaded (the sample XLSForm)")
+    run_retention(runtime.sessions, [requeue(settings)], keep_going=True)
+
+
 def login_lines(url: str, has_local_token: bool, settings: Settings) -> list[str]:
     """How to log in to the dashboard, true for the setup that runs.
 
@@ -158,6 +170,7 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
             "srhub: broker "
             + ("embedded queue in the database" if settings.uses_embedded_broker else "RabbitMQ")
         )
+        load_intake(app, settings, runtime)
         start_background(
             settings,
             runtime,

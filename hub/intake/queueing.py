@@ -64,8 +64,10 @@ def submission_message(instance_id: str) -> Message:
 def publish_submissions(
     publisher: MessagePublisher, session: Session, instance_ids: Sequence[str]
 ) -> None:
-    """Publish and mark the rows queued (in ``session``; the caller commits). Raises what
-    the broker raised: the rows stay unqueued and the sweeper takes them."""
+    """Publish, then mark the rows queued (in ``session``; the caller commits). Publishing
+    comes first, before the session touches the database: on SQLite a transaction holds the
+    file's write lock, which the embedded broker needs. Raises what the broker raised: the
+    rows stay unqueued and the re-queue job takes them."""
     if not instance_ids:
         return
     publisher.publish_messages(CONNECTOR, [submission_message(i) for i in instance_ids])
@@ -76,26 +78,31 @@ def publish_submissions(
     )
 
 
-def requeue_received(
-    session: Session, publisher: MessagePublisher, older_than_seconds: float
-) -> int:
+def requeue_received(bind: Any, publisher: MessagePublisher, older_than_seconds: float) -> int:
     """Publish again the ``received`` rows not handled within ``older_than_seconds`` of their
-    last queueing (or never queued); how many."""
+    last queueing (or never queued); how many. ``bind`` is the hub's engine: the rows are read
+    and marked in short transactions of their own, never held open while publishing (on SQLite
+    the embedded broker writes to the same file)."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
-    ids = list(
-        session.scalars(
-            select(IntakeSubmission.instance_id)
-            .where(
-                IntakeSubmission.status == "received",
-                IntakeSubmission.received_at <= cutoff,
-                or_(IntakeSubmission.queued_at.is_(None), IntakeSubmission.queued_at <= cutoff),
+    with Session(bind) as session:
+        ids = list(
+            session.scalars(
+                select(IntakeSubmission.instance_id)
+                .where(
+                    IntakeSubmission.status == "received",
+                    IntakeSubmission.received_at <= cutoff,
+                    or_(
+                        IntakeSubmission.queued_at.is_(None),
+                        IntakeSubmission.queued_at <= cutoff,
+                    ),
+                )
+                .order_by(IntakeSubmission.received_at)
+                .limit(REQUEUE_BATCH)
             )
-            .order_by(IntakeSubmission.received_at)
-            .limit(REQUEUE_BATCH)
         )
-    )
     for start in range(0, len(ids), 100):
-        publish_submissions(publisher, session, ids[start : start + 100])
+        with Session(bind) as session, session.begin():
+            publish_submissions(publisher, session, ids[start : start + 100])
     if ids:
         log.info("intake: %d received submission(s) queued again", len(ids))
     return len(ids)
@@ -108,6 +115,7 @@ def requeue_job(
     retention jobs in ``hub.assembly.retention_jobs``)."""
 
     def run(session: Session) -> int:
-        return requeue_received(session, publisher, older_than_seconds)
+        # The job's own session is left untouched (no transaction opened on it).
+        return requeue_received(session.get_bind(), publisher, older_than_seconds)
 
     return RetentionJob("intake_requeue", run)

@@ -344,7 +344,7 @@ class IntakeService:
                 raise SubmissionRejected(f"the answers break the form's rules: {shown}{extra}")
             area = flatten(model, parsed.root).household["answers"].get("admin_area_code")
             area = str(area).strip().upper() if area is not None else None
-            self._check_area(principal, area, model, parsed.root)
+            self._check_area(session, principal, area, model, parsed.root)
             row = IntakeSubmission(
                 instance_id=parsed.instance_id,
                 form_id=form.form_id,
@@ -417,7 +417,9 @@ class IntakeService:
             raise SubmissionRejected(f"form {form_id!r} version {version} is retired{now}", 410)
         return form
 
-    def _check_area(self, principal: Principal, area: str | None, model: Any, root: Any) -> None:
+    def _check_area(
+        self, session: Session, principal: Principal, area: str | None, model: Any, root: Any
+    ) -> None:
         if not principal.may_touch_area(area):
             where = f"area {area}" if area else "a household without an area"
             covered = ", ".join(principal.admin_areas) or "none"
@@ -426,7 +428,7 @@ class IntakeService:
         if not household_id or not principal.area_scoped:
             return
         try:
-            current = self.registry.get_household(str(household_id).strip())
+            current = self.registry.within(session).get_household(str(household_id).strip())
         except (NotFound, ValueError):
             return  # an unknown household is refused when applied, with the reason
         if not principal.may_touch_area(current.get("admin_area_code")):

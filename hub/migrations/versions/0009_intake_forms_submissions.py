@@ -10,7 +10,6 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = "0009_intake_forms_submissions"
 down_revision = "0008_message_log_notes"
 branch_labels = None
