@@ -64,6 +64,10 @@ def convert_xlsform(content: bytes, filename: str = "form.xlsx") -> ConvertedFor
     try:
         result = convert(content, warnings=warnings, file_type=kind)
     except PyXFormError as exc:
+        if "not recognized as a supported type" in str(exc):  # pyxform could not open it
+            raise FormConversionError(
+                f"not a readable {kind} XLSForm; save it again from a spreadsheet program"
+            ) from None
         raise FormConversionError(f"XLSForm: {exc}") from None
     except Exception as exc:  # a file pyxform cannot even open (not a workbook, bad zip)
         raise FormConversionError(
