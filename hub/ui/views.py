@@ -402,3 +402,7 @@ def _http_error(error: HTTPException) -> Any:
     """Errors on dashboard pages are pages, not problem+json documents."""
     code = error.code or 500
     return render_template("ui/error.html", code=code, detail=error.description), code
+
+
+# Field collection's pages (forms, submissions, conflicts) register on this blueprint.
+from hub.ui import intake_views as _intake_views  # noqa: E402,F401
