@@ -24,10 +24,11 @@ import pytest
 from lxml import etree
 
 from tests.integration.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.support.fake_openrosa import OpenRosaHub, running_fake_openrosa
+from tests.support.fake_openrosa import CollectHub, running_fake_openrosa
 from tests.support.xlsform import FORM_ID, FORM_VERSION
 
 CONFLICT = "A different submission with this instanceID exists."
+CONSOLE: list[str] = []  # what the page wrote to the console during the current test
 
 
 def _missing(reason: str) -> None:
@@ -53,7 +54,7 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture(params=["fake"])
-def openrosa_hub(request: pytest.FixtureRequest) -> Iterator[OpenRosaHub]:
+def openrosa_hub(request: pytest.FixtureRequest) -> Iterator[CollectHub]:
     """A hub serving /collect and /openrosa over loopback, with one field account."""
     if request.param == "fake":
         with running_fake_openrosa() as hub:
@@ -63,12 +64,14 @@ def openrosa_hub(request: pytest.FixtureRequest) -> Iterator[OpenRosaHub]:
 
 
 @pytest.fixture
-def page(browser: Any, openrosa_hub: OpenRosaHub) -> Iterator[Any]:
+def page(browser: Any, openrosa_hub: CollectHub) -> Iterator[Any]:
     context = browser.new_context()  # fresh IndexedDB, caches and service workers
     opened = context.new_page()
     opened.set_default_timeout(20_000)
     errors: list[str] = []
     opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on("console", lambda message: CONSOLE.append(message.text))
+    CONSOLE.clear()
     try:
         yield opened
     finally:
@@ -76,7 +79,7 @@ def page(browser: Any, openrosa_hub: OpenRosaHub) -> Iterator[Any]:
     assert errors == [], f"the page raised: {errors}"
 
 
-def open_and_log_in(page: Any, hub: OpenRosaHub) -> None:
+def open_and_log_in(page: Any, hub: CollectHub) -> None:
     page.goto(f"{hub.url}/collect/")
     page.wait_for_selector("#collect[data-ready=true]")
     assert page.locator("#login").is_visible()
@@ -85,7 +88,7 @@ def open_and_log_in(page: Any, hub: OpenRosaHub) -> None:
     page.wait_for_selector("#collect[data-offline-ready=true]")
 
 
-def log_in(page: Any, hub: OpenRosaHub) -> None:
+def log_in(page: Any, hub: CollectHub) -> None:
     page.fill("#login-username", hub.username)
     page.fill("#login-password", hub.password)
     page.click("#login-form button[type=submit]")
@@ -116,7 +119,7 @@ def counts(page: Any) -> tuple[str, str, str]:
 
 
 def test_two_households_filled_offline_arrive_exactly_once(
-    page: Any, openrosa_hub: OpenRosaHub
+    page: Any, openrosa_hub: CollectHub
 ) -> None:
     hub = openrosa_hub
     open_and_log_in(page, hub)
@@ -157,10 +160,13 @@ def test_two_households_filled_offline_arrive_exactly_once(
     assert [p.status for p in posts] == [201, 201]
     heads = set()
     for instance_id in stored:
-        root = etree.fromstring(hub.state.stored[instance_id])
+        root = etree.fromstring(hub.stored_xml(instance_id))
         assert root.get("id") == FORM_ID and root.get("version") == FORM_VERSION
         heads.add(root.findtext("head_name"))
     assert heads == {"Amina Khan", "Bilal Ahmed"}
+
+    # no answer reached the console (the page logs only counts and error names)
+    assert not [line for line in CONSOLE if "Amina" in line or "Bilal" in line]
 
     # a later pass sends nothing again
     page.click("#sync-now")
@@ -169,7 +175,7 @@ def test_two_households_filled_offline_arrive_exactly_once(
 
 
 def test_refusal_needs_attention_and_hub_errors_stay_queued(
-    page: Any, openrosa_hub: OpenRosaHub
+    page: Any, openrosa_hub: CollectHub
 ) -> None:
     hub = openrosa_hub
     open_and_log_in(page, hub)
@@ -202,7 +208,7 @@ def test_refusal_needs_attention_and_hub_errors_stay_queued(
 
 
 def test_an_ended_session_asks_to_log_in_and_keeps_the_queue(
-    page: Any, openrosa_hub: OpenRosaHub
+    page: Any, openrosa_hub: CollectHub
 ) -> None:
     hub = openrosa_hub
     open_and_log_in(page, hub)

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from xml.sax.saxutils import escape
 
 from flask import Flask, Response, request
@@ -180,9 +180,27 @@ def build_app(state: FakeState) -> Flask:
     return app
 
 
+class CollectHub(Protocol):
+    """What the offline page's browser tests need of a hub. A fixture serving the real hub
+    implements it too (stored instances from the intake tables; ``answer_next_submission``
+    through a test hook in front of ``/openrosa/submission``; ``expire_tokens`` by revoking
+    the field account's sessions)."""
+
+    url: str
+    username: str
+    password: str
+
+    def stored_instance_ids(self) -> list[str]: ...
+    def stored_xml(self, instance_id: str) -> bytes: ...
+    def posts(self) -> list[Post]: ...
+    def requests_seen(self) -> list[str]: ...
+    def answer_next_submission(self, status: int, message: str) -> None: ...
+    def expire_tokens(self) -> None: ...
+
+
 @dataclass
 class OpenRosaHub:
-    """What the browser test needs of a hub: its URL, a field account, and what it stored."""
+    """The fake's ``CollectHub``: its URL, a field account, and what it stored."""
 
     url: str
     username: str
@@ -192,6 +210,10 @@ class OpenRosaHub:
     def stored_instance_ids(self) -> list[str]:
         with self.state.lock:
             return sorted(self.state.stored)
+
+    def stored_xml(self, instance_id: str) -> bytes:
+        with self.state.lock:
+            return self.state.stored[instance_id]
 
     def posts(self) -> list[Post]:
         with self.state.lock:

@@ -135,6 +135,11 @@ function showUser(session) {
 
 // Downloads and transforms the forms whose hash changed; keeps the others as cached.
 async function loadForms(session) {
+    if (typeof XSLTProcessor === 'undefined') {
+        // enketo-transformer's web build uses the browser's XSLT engine to prepare forms.
+        say('form-status', 'This browser cannot prepare new forms (no XSLT); forms already on this device still work.', 'error');
+        return showForms();
+    }
     let list;
     try {
         list = await openrosa.formList(BASE, session.token);
