@@ -25,18 +25,27 @@ self.addEventListener('activate', (event) => {
     );
 });
 
-// The shell: the network when it answers (a new deploy is picked up), else the kept copy.
+const SHELL_TIMEOUT_MS = 4_000; // a weak signal must not keep the team from the page
+
+// The shell: the network when it answers soon enough (a new deploy is picked up), else the
+// kept copy.
 async function shell(request) {
     const cache = await caches.open(CACHE);
+    let response = null;
     try {
-        const response = await fetch(request);
-        if (response.ok) await cache.put(SHELL, response.clone());
-        return response;
+        response = await Promise.race([
+            fetch(request),
+            new Promise((_, reject) => setTimeout(() => reject(new Error('slow network')), SHELL_TIMEOUT_MS)),
+        ]);
     } catch {
-        const kept = await cache.match(SHELL);
-        if (kept) return kept;
-        throw new Error('offline and no copy of the page kept');
+        response = null; // offline or too slow
     }
+    if (response && response.ok) {
+        await cache.put(SHELL, response.clone());
+        return response;
+    }
+    const kept = await cache.match(SHELL);
+    return kept || response || Response.error();
 }
 
 // Versioned assets never change under one URL: the kept copy first.
