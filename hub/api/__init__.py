@@ -26,6 +26,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.subscriptions:bp",
     "hub.api.events:bp",
     "hub.collect:bp",
+    "hub.openrosa:bp",
 )
 
 
