@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench-events clean
+.PHONY: run test lint assets bench-events clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+
+# The offline intake page's built assets (hub/collect/static: enketo-core bundle, its compiled
+# theme, the service worker). They are committed and shipped in the package, so `pip install`
+# serves them without Node; rebuild after changing hub/collect/web (needs node and npm).
+COLLECT_WEB := hub/collect/web
+assets:
+	cd $(COLLECT_WEB) && npm ci --ignore-scripts --no-audit --no-fund && node build.mjs
 
 clean:
 	rm -rf $(VENV) var .pytest_cache

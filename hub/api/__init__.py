@@ -26,6 +26,8 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.subscriptions:bp",
     "hub.api.events:bp",
     "hub.api.intake:bp",
+    "hub.collect:bp",
+    "hub.openrosa:bp",
 )
 
 

@@ -12,6 +12,12 @@ Every view states who may call it, with ``@requires(Role.x, ...)`` or ``@public`
 Errors are RFC 9457 problem documents (``application/problem+json``). Credentials are
 ``Authorization: Bearer <jwt>``, ``X-API-Key: srk_...`` or ``Authorization: ApiKey srk_...``.
 Tokens and keys are never logged; only the internal refusal reason and the credential id are.
+
+A protocol whose clients authenticate another way (OpenRosa devices: HTTP Basic or Digest with
+a challenge of their own) still declares its roles with ``@requires``; it names its
+``ViewAuthenticator`` with ``@authenticated_by(...)``, and the hook asks that authenticator for
+the principal (or its 401 challenge) and for the 403 answer in its protocol's format. The role
+check itself stays here, so no view can skip it.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import json
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
@@ -37,6 +43,7 @@ log = logging.getLogger(__name__)
 F = TypeVar("F", bound=Callable[..., Any])
 
 ACCESS_ATTRIBUTE = "__srhub_access__"
+AUTHENTICATOR_ATTRIBUTE = "__srhub_authenticator__"
 PUBLIC = "public"
 EXTENSION_KEY = "srhub_auth"
 PROBLEM_MIME = "application/problem+json"
@@ -68,6 +75,30 @@ def public(view: F) -> F:
     """Admit anyone, without credentials (health checks, public metadata)."""
     setattr(view, ACCESS_ATTRIBUTE, PUBLIC)
     return view
+
+
+class ViewAuthenticator(Protocol):
+    """How the callers of some views prove who they are, when it is not a bearer token or an
+    API key (``hub.openrosa.auth``: HTTP Basic, Digest and bearer, with OpenRosa answers)."""
+
+    def authenticate(self, state: AuthState) -> Principal | Response:
+        """The caller, or the response to send instead (a 401 challenge, a 429, ...)."""
+        ...
+
+    def forbidden(self, detail: str) -> Response:
+        """The 403 answer in this protocol's format."""
+        ...
+
+
+def authenticated_by(authenticator: ViewAuthenticator) -> Callable[[F], F]:
+    """Authenticate callers of the decorated view with ``authenticator``; the view must still
+    declare its roles with ``@requires`` (an authenticator grants nothing by itself)."""
+
+    def mark(view: F) -> F:
+        setattr(view, AUTHENTICATOR_ATTRIBUTE, authenticator)
+        return view
+
+    return mark
 
 
 def declared_access(view: Callable[..., Any]) -> frozenset[Role] | str | None:
@@ -178,6 +209,9 @@ def _enforce() -> Response | None:
     if access == PUBLIC:
         return None
     assert isinstance(access, frozenset)
+    custom: ViewAuthenticator | None = getattr(view, AUTHENTICATOR_ATTRIBUTE, None)
+    if custom is not None:
+        return _enforce_with(custom, state, endpoint, access)
     try:
         principal = _authenticate(state)
     except _Refused as refused:
@@ -207,6 +241,28 @@ def _enforce() -> Response | None:
         needed = ", ".join(sorted(r.value for r in access))
         return _forbidden(f"Your roles do not allow this; it needs one of: {needed}.")
     g.principal = principal
+    return None
+
+
+def _enforce_with(
+    authenticator: ViewAuthenticator, state: AuthState, endpoint: str, access: frozenset[Role]
+) -> Response | None:
+    """The same rule for a view with its own authenticator: it finds the caller, the roles
+    are checked here."""
+    found = authenticator.authenticate(state)
+    if isinstance(found, Response):
+        return found
+    if not found.has_any(access):
+        log.info(
+            "403 on %s for %s %s: roles %s",
+            endpoint,
+            found.kind,
+            found.token_id,
+            sorted(found.roles),
+        )
+        needed = ", ".join(sorted(r.value for r in access))
+        return authenticator.forbidden(f"Your role does not allow this; it needs one of: {needed}.")
+    g.principal = found
     return None
 
 

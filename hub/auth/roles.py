@@ -39,7 +39,8 @@ AREA_SCOPED_ROLES: frozenset[Role] = frozenset({Role.field_worker, Role.supervis
 # Roles whose holders are not limited to a list of administrative areas.
 UNSCOPED_AREA_ROLES: frozenset[Role] = frozenset({Role.admin, Role.registry_staff, Role.auditor})
 
-PrincipalKind = Literal["token", "api_key"]
+# "password": a field user who logged in with HTTP Basic or Digest (hub.openrosa).
+PrincipalKind = Literal["token", "api_key", "password"]
 
 
 class GrantError(ValueError):

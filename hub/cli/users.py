@@ -1,8 +1,11 @@
-"""``srhub users add|list|disable``: dashboard accounts that log in with a password.
+"""``srhub users add|list|disable``: people who log in with a password.
 
 The password is read from a prompt (hidden, asked twice) or from stdin with
 ``--password-stdin``, never from the command line, where it would land in shell history and in
-``ps`` output. Only registry_staff and admin may use the dashboard, so only they are offered.
+``ps`` output. registry_staff and admin use the dashboard; field_worker and supervisor use
+field apps over OpenRosa (``/openrosa``, docs/field-collection.md) and need at least one
+administrative area (``--area``, repeatable); supervisors may also log into the dashboard. Only
+field users get the Digest password-equivalent devices need, sealed with the hub's key.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from sqlalchemy import select
 
 from hub.cli.database import database_session
 from hub.cli.errors import CommandError
+from hub.settings import Settings, load_settings
 
-DASHBOARD_ROLES = ("registry_staff", "admin")
+PASSWORD_ROLES = ("registry_staff", "admin", "field_worker", "supervisor")
 
 
 @click.group()
@@ -26,18 +30,32 @@ def users() -> None:
 @users.command("add")
 @click.argument("username")
 @click.option(
-    "--role", type=click.Choice(DASHBOARD_ROLES), default="registry_staff", show_default=True
+    "--role", type=click.Choice(PASSWORD_ROLES), default="registry_staff", show_default=True
+)
+@click.option(
+    "--area",
+    "areas",
+    multiple=True,
+    help="An administrative area (code prefix) the user covers; repeat for several. "
+    "Required for field_worker and supervisor.",
 )
 @click.option("--password-stdin", is_flag=True, help="Read the password from stdin's first line.")
-@click.option("--replace", is_flag=True, help="Reset the password and role of an existing user.")
-def add(username: str, role: str, password_stdin: bool, replace: bool) -> None:
-    """Create a user (or, with --replace, reset one) with a password and a role."""
+@click.option("--replace", is_flag=True, help="Reset the password, role and areas of a user.")
+def add(
+    username: str, role: str, areas: tuple[str, ...], password_stdin: bool, replace: bool
+) -> None:
+    """Create a user (or, with --replace, reset one) with a password, a role and areas."""
+    from hub.auth.roles import GrantError, validate_grant
     from hub.ui.passwords import PasswordPolicyError, hash_password
     from hub.ui.tables import UiUser
 
     username = username.strip()
-    if not username or len(username) > 64 or not username.isprintable():
-        raise click.BadParameter("1 to 64 printable characters", param_hint="USERNAME")
+    if not username or len(username) > 64 or not username.isprintable() or ":" in username:
+        raise click.BadParameter("1 to 64 printable characters, no colon", param_hint="USERNAME")
+    try:
+        grant = validate_grant([role], areas)
+    except GrantError as exc:
+        raise click.BadParameter(str(exc), param_hint="--role/--area") from None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
@@ -46,26 +64,55 @@ def add(username: str, role: str, password_stdin: bool, replace: bool) -> None:
         hashed = hash_password(password)
     except PasswordPolicyError as exc:
         raise CommandError(str(exc)) from None
-    with database_session() as session:
+    settings = load_settings()
+    sealed = _digest_secrets(settings, username, password) if grant.admin_areas else None
+    area_text = UiUser.encode_areas(grant.admin_areas)
+    with database_session(settings) as session:
         user = session.get(UiUser, username)
         if user is not None and not replace:
             raise CommandError(f"user {username!r} exists; pass --replace to reset it")
         if user is None:
-            session.add(UiUser(username=username, password_hash=hashed, role=role, active=True))
+            session.add(
+                UiUser(
+                    username=username,
+                    password_hash=hashed,
+                    role=role,
+                    active=True,
+                    areas=area_text,
+                    digest_ha1=sealed,
+                )
+            )
         else:
             user.password_hash, user.role, user.active = hashed, role, True
-    click.echo(f"user {username} {'reset' if user is not None else 'created'} as {role}", err=True)
+            user.areas, user.digest_ha1 = area_text, sealed
+    where = f" for {', '.join(grant.admin_areas)}" if grant.admin_areas else ""
+    click.echo(
+        f"user {username} {'reset' if user is not None else 'created'} as {role}{where}", err=True
+    )
+
+
+def _digest_secrets(settings: Settings, username: str, password: str) -> bytes:
+    """The sealed Digest password-equivalents a device login needs (field users only)."""
+    from hub.openrosa.credentials import seal_digest_secrets
+    from hub.settings import load_keys
+    from registry_core.crypto import IdentifierCipher
+
+    keys = load_keys(settings)
+    cipher = IdentifierCipher(keys.identifier_encryption_key, keys.identifier_hmac_key)
+    return seal_digest_secrets(cipher, settings.openrosa.realm, username, password)
 
 
 @users.command("list")
 def list_users() -> None:
-    """Print users: name, role, active, last login."""
+    """Print users: name, role, active, last login, areas."""
     from hub.ui.tables import UiUser
 
     with database_session() as session:
         for user in session.scalars(select(UiUser).order_by(UiUser.username).limit(10_000)):
             state = "active" if user.active else "disabled"
-            click.echo(f"{user.username}\t{user.role}\t{state}\t{user.last_login_at or 'never'}")
+            areas = ",".join(user.area_codes) or "-"
+            last = user.last_login_at or "never"
+            click.echo(f"{user.username}\t{user.role}\t{state}\t{last}\t{areas}")
 
 
 @users.command("disable")

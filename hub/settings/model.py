@@ -27,6 +27,7 @@ from hub.settings.dci import DciSettings
 from hub.settings.intake import IntakeSettings
 from hub.settings.monitoring import MonitoringSettings
 from hub.settings.notifications import NotificationSettings
+from hub.settings.openrosa import OpenRosaSettings
 from hub.settings.sandbox import SandboxMockSettings
 from hub.settings.ui import UiSettings
 from standards.identifiers import IdentifierProfile, ProfileError, default_profile, load_profile
@@ -67,6 +68,7 @@ class Settings:
     sandbox_mocks: SandboxMockSettings = field(default_factory=SandboxMockSettings)
     ui: UiSettings = field(default_factory=UiSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
+    openrosa: OpenRosaSettings = field(default_factory=OpenRosaSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -113,6 +115,7 @@ SECTIONS: dict[str, type[Section]] = {
         SandboxMockSettings,
         UiSettings,
         IntakeSettings,
+        OpenRosaSettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)

@@ -9,6 +9,10 @@ form also carries a per-session CSRF token compared in constant time.
 A session stores who logged in and how (password user, token or API key) and when it ends. Each
 request re-checks what can be revoked: a password user must still be active and an API key must
 not be revoked, so locking someone out takes effect on their next click.
+
+Supervisors (password users with areas) may log in too: their session carries their areas,
+re-read from ``ui_users`` on every request like their role, and pages admit them only where a
+view says so (``hub.ui.views.admits_supervisors``). Field workers have no dashboard.
 """
 
 from __future__ import annotations
@@ -23,11 +27,12 @@ from typing import Any
 
 from flask import abort, current_app, request, session
 from flask.sansio.app import App
-from sqlalchemy import select
 
-from hub.auth.roles import Role
+from hub.auth.roles import Principal, PrincipalKind, Role
 
 STAFF_ROLES: frozenset[str] = frozenset({Role.registry_staff.value, Role.admin.value})
+# Who may hold a dashboard session: staff, and supervisors (their pages only, their areas).
+DASHBOARD_ROLES: frozenset[str] = STAFF_ROLES | {Role.supervisor.value}
 SESSION_LABEL = b"srhub-ui-session-v1"
 SESSION_TTL_SECONDS = 8 * 3600
 CSRF_FIELD = "csrf_token"
@@ -63,6 +68,21 @@ class StaffUser:
     name: str
     role: str
     kind: str  # password | token | api_key
+    areas: tuple[str, ...] = ()  # a supervisor's administrative areas; () for staff
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role in STAFF_ROLES
+
+    def principal(self) -> Principal:
+        """The caller as the rest of the hub sees one (areas checked by ``may_touch_area``)."""
+        kinds: dict[str, PrincipalKind] = {"token": "token", "api_key": "api_key"}
+        return Principal(
+            subject=self.name,
+            roles=frozenset({Role(self.role)}),
+            admin_areas=self.areas,
+            kind=kinds.get(self.kind, "password"),
+        )
 
 
 # --- CSRF --------------------------------------------------------------------------------------
@@ -113,10 +133,11 @@ def login_password(username: str, password: str) -> StaffUser:
             raise LoginFailed("unknown user or wrong password")
         if not verify_password(password, user.password_hash) or not user.active:
             raise LoginFailed("unknown user or wrong password")
-        if user.role not in STAFF_ROLES:
+        if user.role not in DASHBOARD_ROLES:
             raise LoginFailed("this account has no dashboard role")
         user.last_login_at = utcnow()
-        staff = StaffUser(user.username, user.role, "password")
+        areas = user.area_codes if user.role == Role.supervisor.value else ()
+        staff = StaffUser(user.username, user.role, "password", areas)
     _start_session(staff, credential_id=staff.name, expires=None)
     return staff
 
@@ -158,6 +179,7 @@ def _start_session(staff: StaffUser, *, credential_id: str, expires: float | Non
         "name": staff.name,
         "role": staff.role,
         "kind": staff.kind,
+        "areas": list(staff.areas),
         "cred": credential_id,
         "exp": min(ends, expires) if expires else ends,
     }
@@ -179,29 +201,33 @@ def current_staff() -> StaffUser | None:
         credential_id = str(data["cred"])
     except (KeyError, TypeError, ValueError):
         return None
-    if (
-        time.time() >= expires
-        or staff.role not in STAFF_ROLES
-        or not _still_valid(staff, credential_id)
-    ):
+    current = (
+        _still_valid(staff, credential_id)
+        if time.time() < expires and staff.role in DASHBOARD_ROLES
+        else None
+    )
+    if current is None:
         session.pop("ui", None)
         return None
-    return staff
+    return current
 
 
-def _still_valid(staff: StaffUser, credential_id: str) -> bool:
+def _still_valid(staff: StaffUser, credential_id: str) -> StaffUser | None:
+    """The session's user as they are now (a supervisor's areas re-read), or None when the
+    credential was revoked, the user disabled or moved to a role without a dashboard."""
     if staff.kind == "token":
-        return True  # JWTs cannot be revoked one by one; the session ends when the token does
+        return staff  # JWTs cannot be revoked one by one; the session ends when the token does
     from hub.auth.tables import ApiKeyRow
     from hub.ui.tables import UiUser
 
     with _sessions()() as db:
         if staff.kind == "password":
-            row = db.execute(
-                select(UiUser.active, UiUser.role).where(UiUser.username == credential_id)
-            ).first()
-            return row is not None and bool(row.active) and row.role in STAFF_ROLES
+            user = db.get(UiUser, credential_id)
+            if user is None or not user.active or user.role not in DASHBOARD_ROLES:
+                return None
+            areas = user.area_codes if user.role == Role.supervisor.value else ()
+            return StaffUser(staff.name, user.role, staff.kind, areas)
         if staff.kind == "api_key":
             row = db.get(ApiKeyRow, credential_id)
-            return row is not None and row.revoked_at is None
-    return False
+            return staff if row is not None and row.revoked_at is None else None
+    return None

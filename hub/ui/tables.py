@@ -2,7 +2,10 @@
 
 - ``ui_users``: people who log in with a password (others log in with a hub token or API key).
   Only an scrypt hash is stored; ``active`` lets an admin lock someone out without deleting the
-  history that names them.
+  history that names them. Field workers and supervisors also carry their administrative
+  areas (``areas``, a JSON list) and, because devices may authenticate with HTTP Digest, their
+  Digest password-equivalents sealed with the hub's encryption key (``digest_ha1``; see
+  ``hub.openrosa.credentials``). Staff users have neither.
 - ``ui_audit``: one row per action taken in the dashboard (login, pause, replay, ...). Pages
   read it newest first with keyset pagination on ``id``, and filter by actor or target through
   their own indexes, so the page stays fast however long the trail grows.
@@ -10,9 +13,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
-from sqlalchemy import Boolean, Index, Integer, String
+from sqlalchemy import Boolean, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry_core.db import Base, UTCDateTime
@@ -28,6 +32,23 @@ class UiUser(Base):
     active: Mapped[bool] = mapped_column(Boolean, nullable=False, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    areas: Mapped[str] = mapped_column(Text(), nullable=False, default="[]", server_default="[]")
+    digest_ha1: Mapped[bytes | None] = mapped_column(LargeBinary())
+
+    @property
+    def area_codes(self) -> tuple[str, ...]:
+        """The administrative areas (prefixes) of a field worker or supervisor; () for staff."""
+        try:
+            found = json.loads(self.areas or "[]")
+        except ValueError:
+            return ()
+        if not isinstance(found, list):
+            return ()
+        return tuple(str(area) for area in found if isinstance(area, str) and area)
+
+    @staticmethod
+    def encode_areas(areas: tuple[str, ...] | list[str]) -> str:
+        return json.dumps(list(areas))
 
 
 class UiAudit(Base):

@@ -40,6 +40,7 @@ from hub.ui import audit, charts, deadletter_view, security, sources
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
+SUPERVISOR_ATTRIBUTE = "__srhub_admits_supervisors__"
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_FAILED_LOGINS = 10  # per client address per window
 FAILED_LOGIN_WINDOW = 300.0
@@ -81,11 +82,20 @@ def staff_page(view: F) -> F:
                 abort(401, description="Your session has ended; log in again.")
             return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
         g.staff = staff
+        if not staff.is_staff and not getattr(view, SUPERVISOR_ATTRIBUTE, False):
+            abort(403, description="Supervisors see the review of their areas' submissions only.")
         if request.method == "POST":
             security.check_csrf()
         return view(*args, **kwargs)
 
     return public(wrapper)  # type: ignore[return-value]
+
+
+def admits_supervisors(view: F) -> F:
+    """Let supervisors (not only staff) open the decorated page; put it under ``staff_page``.
+    The page itself limits what it shows to ``g.staff.principal()``'s areas."""
+    setattr(view, SUPERVISOR_ATTRIBUTE, True)
+    return view
 
 
 def _safe_next(target: str | None) -> str:
