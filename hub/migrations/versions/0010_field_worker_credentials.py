@@ -2,7 +2,7 @@
 password-equivalents on ui_users (OpenRosa device authentication).
 
 Revision ID: 0010_field_worker_credentials
-Revises: 0008_message_log_notes
+Revises: 0009_intake_forms_submissions
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0010_field_worker_credentials"
-down_revision = "0008_message_log_notes"
+down_revision = "0009_intake_forms_submissions"
 branch_labels = None
 depends_on = None
 
