@@ -38,6 +38,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.ui.tables",
     "hub.monitoring.tables",
     "hub.subscriptions.tables",
+    "hub.review.tables",
+    "hub.crosscheck.tables",
 )
 
 

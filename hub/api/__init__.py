@@ -25,6 +25,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.ui:bp",
     "hub.api.subscriptions:bp",
     "hub.api.events:bp",
+    "hub.api.review:bp",
 )
 
 
