@@ -178,7 +178,7 @@ def _people_of(event: dict[str, Any], routing: str) -> list[str]:
     if routing == "household.member_added":
         return [str(data["person_id"])] if data.get("person_id") else []
     # household.updated: a member's identity fields changed (a re-registration of them)
-    changed = set(data.get("changed_fields") or [])
+    changed = {str(f).removeprefix("person.") for f in data.get("changed_fields") or []}
     if data.get("person_id") and changed & IDENTITY_FIELDS:
         return [str(data["person_id"])]
     return []
