@@ -93,13 +93,14 @@ class ReviewQueue:
                 .limit(1)
             ).first()
         now = utcnow()
+        step: tuple[str | None] | None = None  # the history step to record, if any
         if item is None:
             item = ReviewItem(id=uuid.uuid4(), state="submitted", version=1, submitted_at=now)
             session.add(item)
-            self._history(session, item, None, "submitted", (), request, now)
+            step = (None,)
         elif item.state == "returned":
             states.check("returned", "submitted", "resubmission")
-            self._history(session, item, "returned", "submitted", (), request, now)
+            step = ("returned",)
             item.state = "submitted"
             item.version += 1
         item.instance_id = request.instance_id
@@ -113,7 +114,9 @@ class ReviewQueue:
         item.notes = [n[:500] for n in request.notes][:50]
         item.submitted_at = now
         item.updated_at = now
-        session.flush()
+        session.flush()  # the item row first: history and submission rows refer to it
+        if step is not None:
+            self._history(session, item, step[0], "submitted", (), request, now)
         session.add(
             ReviewSubmission(
                 instance_id=request.instance_id,
