@@ -55,3 +55,21 @@ def test_ensure_refuses_to_take_over_another_programs_subscription(runtime):
         service.ensure(
             session, runtime.cipher, body, program_code=sandbox_activity.MIS_PROGRAM, created_by="t"
         )
+
+
+def test_the_seed_records_the_surveys_consent_for_about_the_people_asked(runtime):
+    from hub.crosscheck.policy import IDENTITY_CHECK_PURPOSE
+    from hub.sandbox_seed import seed_registry
+    from registry_core.models import Consent
+    from sandbox_mocks.population import DEFAULT_AS_OF, iter_households
+
+    households = list(iter_households(7, 200, DEFAULT_AS_OF))
+    assert seed_registry(runtime.registry, households, consenting=5) > 10
+    with runtime.sessions() as session:
+        consents = list(session.scalars(select(Consent)))
+    assert consents, "no consent recorded"
+    assert {c.purpose for c in consents} == {IDENTITY_CHECK_PURPOSE}
+    assert all(c.household_id is not None and c.person_id is None for c in consents)
+    assert len(consents) <= 5  # households, until about five people are covered
+    # A registry already seeded is not seeded (nor asked for consent) again.
+    assert seed_registry(runtime.registry, households, consenting=5) == 0
