@@ -58,7 +58,7 @@ def build_worker(
     batch_size: int | None = None,
     prefetch: int | None = None,
 ) -> Worker:
-    """One worker of ``kind`` (relay, ingest, dispatch), not yet running. ``middleware``
+    """One worker of ``kind`` (relay, ingest, dispatch, crosscheck), not yet running. ``middleware``
     watches the consumers' handlings; ``connectors`` finds a running connector by name (the
     ingest worker's verification requests); ``routes`` are the ingest routes."""
     factory = broker_factory(runtime.settings, kind)

@@ -85,9 +85,10 @@ def start_workers_for(
     middleware: Any = None,
     connector_configs: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Run relay, ingest and dispatch as threads of this process, sharing its runtime (keys,
-    engine), its monitoring ``middleware`` and the connectors ``app`` hosts; the ingest routes
-    are those of ``connector_configs`` (every configured instance of each kind)."""
+    """Run relay, ingest, dispatch and crosscheck as threads of this process, sharing its
+    runtime (keys, engine), its monitoring ``middleware`` and the connectors ``app`` hosts; the
+    ingest routes are those of ``connector_configs`` (every configured instance of each
+    kind)."""
     from hub.assembly import start_workers
     from hub.pipeline.routes import routes_for
     from hub.pipeline.verification import no_connector
