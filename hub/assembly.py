@@ -5,8 +5,8 @@ and the monitoring middleware.
 (``ingest_handlers``, ``dispatch_handlers``) and the relay worker; ``hub.monitoring`` offers one
 middleware. This module is where they meet, for every way the hub runs:
 
-- ``srhub worker relay|ingest|dispatch`` (``run_worker_process``): one worker in this process,
-  with its own ``HubRuntime`` and, for ingest, the message log and metrics;
+- ``srhub worker relay|ingest|dispatch|crosscheck`` (``run_worker_process``): one worker in
+  this process, with its own ``HubRuntime`` and, for ingest, the message log and metrics;
 - ``srhub run`` (``hub.embedded_services``): all of them as threads (``start_workers``), sharing
   the API's runtime, its monitoring middleware and its connector host;
 - ``srhub monitoring prune`` and the monitoring thread: every package's retention job
@@ -21,6 +21,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from hub.crosscheck.handlers import crosscheck_handlers
 from hub.dci import retention as dci_retention
 from hub.monitoring.message_log import RetentionPolicy
 from hub.monitoring.message_log import retention_job as message_log_job
@@ -39,11 +40,12 @@ from hub.workers.retention import RetentionJob
 from hub.workers.runtime import ConsumerRuntime
 from hub.workers.service import Worker, WorkerGroup, broker_factory, run_until_signalled
 from hub.workers.status import WorkerStatus
-from hub.workers.topology import DISPATCH_QUEUE, INGEST_QUEUE
+from hub.workers.topology import CROSSCHECK_QUEUE, DISPATCH_QUEUE, INGEST_QUEUE
 
 log = logging.getLogger(__name__)
 
-WORKER_KINDS = ("relay", "ingest", "dispatch")
+# crosscheck: registrations -> national ID verification requests, by policy (hub.crosscheck)
+WORKER_KINDS = ("relay", "ingest", "dispatch", "crosscheck")
 
 
 def build_worker(
@@ -56,7 +58,7 @@ def build_worker(
     batch_size: int | None = None,
     prefetch: int | None = None,
 ) -> Worker:
-    """One worker of ``kind`` (relay, ingest, dispatch), not yet running. ``middleware``
+    """One worker of ``kind`` (relay, ingest, dispatch, crosscheck), not yet running. ``middleware``
     watches the consumers' handlings; ``connectors`` finds a running connector by name (the
     ingest worker's verification requests); ``routes`` are the ingest routes."""
     factory = broker_factory(runtime.settings, kind)
@@ -80,6 +82,9 @@ def build_worker(
     elif kind == "dispatch":
         handlers = dispatch_handlers(runtime)
         queue = DISPATCH_QUEUE
+    elif kind == "crosscheck":
+        handlers = crosscheck_handlers(runtime)
+        queue = CROSSCHECK_QUEUE
     else:
         raise ValueError(f"unknown worker kind {kind!r}; use one of {', '.join(WORKER_KINDS)}")
     return ConsumerRuntime(

@@ -39,6 +39,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.monitoring.tables",
     "hub.subscriptions.tables",
     "hub.intake.tables",
+    "hub.review.tables",
+    "hub.crosscheck.tables",
 )
 
 

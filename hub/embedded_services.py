@@ -85,9 +85,10 @@ def start_workers_for(
     middleware: Any = None,
     connector_configs: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Run relay, ingest and dispatch as threads of this process, sharing its runtime (keys,
-    engine), its monitoring ``middleware`` and the connectors ``app`` hosts; the ingest routes
-    are those of ``connector_configs`` (every configured instance of each kind)."""
+    """Run relay, ingest, dispatch and crosscheck as threads of this process, sharing its
+    runtime (keys, engine), its monitoring ``middleware`` and the connectors ``app`` hosts; the
+    ingest routes are those of ``connector_configs`` (every configured instance of each
+    kind)."""
     from hub.assembly import start_workers
     from hub.pipeline.routes import routes_for
     from hub.pipeline.verification import no_connector
@@ -102,7 +103,9 @@ def start_workers_for(
     stack.callback(group.stop)
     deliveries = start_delivery_workers(settings, runtime)
     stack.callback(deliveries.stop)
-    click.echo("srhub: workers relay, ingest, dispatch and subscription delivery running")
+    click.echo(
+        "srhub: workers relay, ingest, dispatch, crosscheck and subscription delivery running"
+    )
     return group
 
 
@@ -207,8 +210,10 @@ def after_serving_in_background(host: Any, url: str) -> threading.Thread:
 def sandbox_activity_in_background(
     settings: Settings, runtime: HubRuntime, sandbox: Any, host: Any | None
 ) -> threading.Thread:
-    """Subscribe the sandbox's program MIS, register the population's households (as a field
-    survey would have), then queue a round of national ID verifications.
+    """Subscribe the sandbox's program MIS, then register the population's households (as a
+    field survey would have), the first of them with the survey's consent to the national ID
+    check: the registration cross-check (``hub.crosscheck``, policy ``first``) then checks
+    those people by itself, so ``person.verified`` appears without anyone asking.
 
     Runs in a thread so the API answers at once. Subscribing comes first, so the first births
     and deaths reach the MIS; a registry that already holds households is not seeded again,
@@ -217,7 +222,7 @@ def sandbox_activity_in_background(
     from hub import sandbox_activity
     from hub.sandbox_seed import seed_registry
 
-    round_size = settings.sandbox_mocks.verification_round
+    consenting = settings.sandbox_mocks.verification_round
 
     def work() -> None:
         mis = sandbox.connectors().get("programs")
@@ -227,18 +232,11 @@ def sandbox_activity_in_background(
             except Exception:
                 log.exception("sandbox: subscribing the program MIS failed")
         try:
-            count = seed_registry(runtime.registry, sandbox.households)
+            count = seed_registry(runtime.registry, sandbox.households, consenting=consenting)
             if count:
                 log.info("sandbox: registered %d households from the field survey", count)
         except Exception:
             log.exception("sandbox: seeding the registry failed")
-            return
-        if host is None or "national_id" not in host.connectors or round_size <= 0:
-            return
-        try:
-            sandbox_activity.queue_verification_round(runtime, host.publish_raw, round_size)
-        except Exception:
-            log.exception("sandbox: queueing the verification round failed")
 
     thread = threading.Thread(target=work, name="srhub-sandbox-activity", daemon=True)
     thread.start()

@@ -8,23 +8,23 @@ and the national ID cross-check runs only when someone asks for it. So, with the
   ``person.verified``, ``person.verification_failed``) by signed webhook, and by AMQP when a
   RabbitMQ for subscribers exists (the hub's own, or ``SRHUB_DELIVERY_AMQP_URL``) — the queue
   ``sr.deliver.program-mis`` the MIS's AMQP consumer reads, declared before it looks for it;
-- once the registry holds the surveyed households, a round of national ID verifications is
-  queued for a sample of them, through the same queued path staff use
-  (``POST /api/v1/persons/verifications``), so ``person.verified`` events appear.
+- the national ID cross-check needs no round of its own any more: the seeded households
+  register like any other, the first of them with the survey's consent to the check, and the
+  registration cross-check (``hub.crosscheck``, policy ``first``) queues their checks, so
+  ``person.verified`` events appear (``hub.embedded_services.sandbox_activity_in_background``).
 
-Both are re-done at every start and are idempotent: the subscriptions are brought up to date
+Subscribing is re-done at every start and is idempotent: the subscriptions are brought up to date
 (the MIS's webhook secret is new at every start), never duplicated.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Mapping
 from typing import Any
 
 from hub.runtime import HubRuntime
-from hub.settings import SandboxMockSettings, Settings
+from hub.settings import Settings
 from hub.subscriptions import service
 from hub.subscriptions.queues import declare_queues
 from hub.subscriptions.tables import CHANNEL_AMQP, CHANNEL_WEBHOOK
@@ -37,7 +37,6 @@ MIS_AMQP_CODE = "program-mis"  # queue sr.deliver.program-mis: what the MIS's co
 MIS_EVENT_TYPES = ("person.*",)
 MIS_PURPOSE = "social_protection"
 CREATED_BY = "sandbox"
-DEFAULT_VERIFICATION_ROUND = SandboxMockSettings.verification_round
 
 
 def webhook_subscription(mis: Mapping[str, Any]) -> dict[str, Any]:
@@ -93,48 +92,3 @@ def _ensure(settings: Settings, runtime: HubRuntime, body: dict[str, Any]) -> li
         code,
     )
     return [code]
-
-
-def people_to_verify(runtime: HubRuntime, limit: int) -> list[str]:
-    """Up to ``limit`` registered people holding a national ID, household by household."""
-    found: list[str] = []
-    offset = 0
-    while len(found) < limit:
-        households, total = runtime.registry.list_households(limit=100, offset=offset)
-        for household in households:
-            for member in household.get("members", []):
-                if any(i["system"] == "national_id" for i in member.get("identifiers", [])):
-                    found.append(str(member["id"]))
-        offset += len(households)
-        if not households or offset >= total:
-            break
-    return found[:limit]
-
-
-def queue_verification_round(
-    runtime: HubRuntime, publish: Any, limit: int = DEFAULT_VERIFICATION_ROUND
-) -> int:
-    """Queue national ID checks for a sample of registered people; returns how many.
-
-    ``publish(connector, RawRecord)`` is the connector host's raw publisher: the requests go
-    through ``sr.inbound`` like the staff's own, so an authority outage is retried and
-    dead-lettered rather than lost. Consent is recorded as obtained: in the sandbox the field
-    survey that registered these households asked for it.
-    """
-    from connectors.base.records import RawRecord
-    from hub.pipeline.verification import RECORD_TYPE
-
-    people = people_to_verify(runtime, limit)
-    batch = f"sandbox-{uuid.uuid4().hex}"
-    for person_id in people:
-        publish(
-            "registry",
-            RawRecord(
-                RECORD_TYPE,
-                {"person_id": person_id, "consent_obtained": True},
-                source_id=f"{batch}:{person_id}",
-            ),
-        )
-    if people:
-        log.info("sandbox: queued national ID verification for %d people", len(people))
-    return len(people)

@@ -69,8 +69,17 @@ def household_record(household: Any, noisy_person: Any) -> dict[str, Any] | None
     }
 
 
-def seed_registry(registry: Registry, households: Iterable[Any], seed: int = 7) -> int:
-    """Register every household once; return how many were registered now."""
+def seed_registry(
+    registry: Registry, households: Iterable[Any], seed: int = 7, *, consenting: int = 0
+) -> int:
+    """Register every household once; return how many were registered now.
+
+    The first households, until they hold ``consenting`` people with a national ID, record the
+    survey's consent to the national ID check (``hub.crosscheck``): the registration
+    cross-check then checks those people by itself, and shows the others as not checked for
+    want of consent.
+    """
+    from hub.crosscheck.policy import IDENTITY_CHECK_PURPOSE, REGISTRY_PROGRAM
     from sandbox_mocks.population import partner_view
 
     if registry.list_households(limit=1)[1] > 0:
@@ -84,8 +93,23 @@ def seed_registry(registry: Registry, households: Iterable[Any], seed: int = 7) 
         if record is None:
             continue
         try:
-            registry.register_household(record, surveyed)
+            result = registry.register_household(record, surveyed)
             count += 1
         except (ConflictError, InvalidRecord, SchemaViolation):
             continue  # a survey form the registry refuses is skipped, as an officer would
+        if consenting > 0:
+            holders = sum(
+                1
+                for m in result.record["members"]
+                if any(i["system"] == "national_id" for i in m.get("identifiers", []))
+            )
+            if holders:
+                registry.grant_consent(
+                    REGISTRY_PROGRAM,
+                    IDENTITY_CHECK_PURPOSE,
+                    "field_survey",
+                    surveyed,
+                    household_id=result.record["id"],
+                )
+                consenting -= holders
     return count

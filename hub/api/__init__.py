@@ -28,6 +28,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.intake:bp",
     "hub.collect:bp",
     "hub.openrosa:bp",
+    "hub.api.review:bp",
 )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
-from hub.api.context import hub_registry
+from hub.api.context import hub_registry, hub_runtime
 from hub.api.problems import PreconditionRequired
 from hub.api.requests import MAX_PAGE_SIZE, caller_source, expected_version, int_arg, json_object
 from hub.api.visibility import shape_household
@@ -23,7 +23,17 @@ READERS = (Role.admin, Role.registry_staff, Role.field_worker, Role.auditor)
 WRITERS = (Role.admin, Role.registry_staff, Role.field_worker)
 
 
+def _with_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each member's last national ID cross-check (``hub.crosscheck.status``)."""
+    from hub.crosscheck.status import annotate_households
+
+    with hub_runtime().sessions() as session:
+        annotate_households(session, records)
+    return records
+
+
 def _with_etag(record: dict[str, Any], status: int = 200) -> Response:
+    _with_checks([record])
     response = jsonify(shape_household(record))
     response.status_code = status
     response.headers["ETag"] = f'"{record["version"]}"'
@@ -49,7 +59,7 @@ def list_households() -> Response:
     )
     return jsonify(
         {
-            "items": [shape_household(i) for i in items],
+            "items": [shape_household(i) for i in _with_checks(items)],
             "total": total,
             "limit": limit,
             "offset": offset,

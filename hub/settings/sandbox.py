@@ -1,5 +1,5 @@
 """Settings of the sandbox partner systems ``srhub run`` starts (``settings.sandbox_mocks``),
-and of what the hub does with them on its own (the verification round).
+and of what the hub does with them on its own (the households' consent to the ID check).
 
 ``SRHUB_SANDBOX`` (``settings.sandbox``) says whether they run at all. Read by
 ``hub.embedded_services``; described in docs/sandbox.md.
@@ -26,5 +26,6 @@ class SandboxMockSettings(Section):
     tax_interval_seconds: float = non_negative(20.0)
     # Simulated days per real second at the civil registry (0: no new births and deaths).
     days_per_second: float = non_negative(2.0)
-    # People whose national ID the hub verifies after seeding the registry (0: none).
+    # About how many seeded people (with a national ID) consented in the survey to the national
+    # ID check; the registration cross-check checks them by itself (0: none).
     verification_round: int = non_negative(25)

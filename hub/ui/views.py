@@ -1,4 +1,5 @@
-"""The staff dashboard's pages: overview, connector, dead letters, audit trail, login.
+"""The staff dashboard's pages: overview, connector, dead letters, review queue, audit trail,
+login.
 
 Every view is declared ``@public`` for the API's deny-by-default hook because the dashboard
 authenticates people with its own session cookie (``hub.ui.security``): the ``staff_page``
@@ -385,6 +386,93 @@ def dead_letter_action(action: str) -> Any:
     flash(f"{past.capitalize()} {done} dead letter{'s' if done != 1 else ''}.", "ok")
     back = {"error_class": error_class} if error_class and action == "replay" else {}
     return redirect(url_for("ui.dead_letters") + (f"?{urlencode(back)}" if back else ""))
+
+
+# --- review queue ----------------------------------------------------------------------------
+
+
+def _staff_principal() -> Any:
+    """The staff user as a ``Principal``, so the dashboard applies the API's area rule (a
+    supervisor account, once the dashboard has them, carries ``admin_areas``)."""
+    from hub.auth.roles import Principal, Role
+
+    staff: security.StaffUser = g.staff
+    return Principal(
+        subject=staff.name,
+        roles=frozenset({Role(staff.role)}),
+        admin_areas=tuple(getattr(staff, "admin_areas", ()) or ()),
+    )
+
+
+@bp.route("/ui/review")
+@staff_page
+def review_queue() -> Any:
+    from hub.review import states
+    from hub.review.service import ReviewQueue
+
+    state = _text_arg("state", 16) or "submitted"
+    if state != "all" and state not in states.STATES:
+        abort(400, description=f"state must be one of {', '.join(states.STATES)} or all")
+    filters = {
+        "area": _text_arg("area", 64),
+        "submitter": _text_arg("submitter", 200),
+        "form": _text_arg("form", 200),
+    }
+    principal = _staff_principal()
+    prefixes = list(principal.admin_areas) if principal.area_scoped else None
+    offset = _int_arg("offset") or 0
+    with _sessions()() as session:
+        items, total = ReviewQueue.list_items(
+            session,
+            state=None if state == "all" else state,
+            **filters,
+            area_prefixes=prefixes,
+            limit=50,
+            offset=offset,
+        )
+    return render_template(
+        "ui/review.html",
+        items=items,
+        total=total,
+        offset=offset,
+        state=state,
+        states=states.STATES,
+        filters=filters,
+    )
+
+
+@bp.route("/ui/review/<uuid:item_id>/<decision>", methods=["POST"])
+@staff_page
+def review_decision(item_id: Any, decision: str) -> Any:
+    from hub.review import states
+    from hub.review.service import Actor, ItemNotFound, ReviewQueue
+
+    if decision not in states.DECISIONS:
+        abort(404)
+    reasons = [r.strip()[:500] for r in request.form.get("reasons", "").splitlines() if r.strip()]
+    principal = _staff_principal()
+    staff: security.StaffUser = g.staff
+    back = request.form.get("back", "")
+    target = f"review:{item_id}"
+    try:
+        with _sessions()() as session, session.begin():
+            item = ReviewQueue.load(session, item_id, lock=True)
+            if not principal.may_touch_area(item.admin_area_code):
+                abort(403, description="This item is outside the areas you supervise.")
+            ReviewQueue().decide(
+                session, item.id, decision, reasons, Actor(staff.name, staff.role, "dashboard")
+            )
+    except ItemNotFound:
+        abort(404, description="No such review item.")
+    except (states.TransitionRefused, ValueError) as exc:
+        _audit(f"review_{decision}", target, f"refused: {exc}")
+        flash(f"Not done: {exc}.", "error")
+    else:
+        _audit(f"review_{decision}", target, "; ".join(reasons) or "done")
+        flash(f"Item {decision}.", "ok")
+    return redirect(
+        _safe_next(back) if back.startswith("/ui/review") else url_for("ui.review_queue")
+    )
 
 
 # --- audit trail -----------------------------------------------------------------------------

@@ -2,9 +2,9 @@
 
 Two ways to run them, same code:
 
-- ``srhub worker relay|ingest|dispatch``: one worker per process (``run_until_signalled``), so a
-  deployment scales out by starting more processes on the same queues; SIGTERM and SIGINT stop
-  it gracefully.
+- ``srhub worker relay|ingest|dispatch|crosscheck``: one worker per process
+  (``run_until_signalled``), so a deployment scales out by starting more processes on the
+  same queues; SIGTERM and SIGINT stop it gracefully.
 - ``srhub run``: all of them as threads of the one hub process (``WorkerGroup``), the embedded
   setup. Each thread has its own broker connection (pika connections are per thread).
 

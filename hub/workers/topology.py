@@ -10,8 +10,23 @@ from __future__ import annotations
 from hub.broker.base import EXCHANGE_EVENTS, EXCHANGE_INBOUND, QUEUE_INGEST, QueueSpec
 
 QUEUE_DISPATCH = "sr.dispatch"
+QUEUE_CROSSCHECK = "sr.crosscheck"
+# What the crosscheck worker reads (hub.crosscheck): registrations, identity-check consents,
+# and the verification results it keeps for the household record.
+CROSSCHECK_EVENTS = (
+    "household.created",
+    "household.member_added",
+    "household.updated",
+    "consent.granted",
+    "person.verified",
+    "person.verification_failed",
+)
 
 INGEST_QUEUE = QueueSpec(name=QUEUE_INGEST, bindings=[(EXCHANGE_INBOUND, "#")])
 DISPATCH_QUEUE = QueueSpec(name=QUEUE_DISPATCH, bindings=[(EXCHANGE_EVENTS, "#")])
 
-WORKER_QUEUES: tuple[QueueSpec, ...] = (INGEST_QUEUE, DISPATCH_QUEUE)
+CROSSCHECK_QUEUE = QueueSpec(
+    name=QUEUE_CROSSCHECK, bindings=[(EXCHANGE_EVENTS, key) for key in CROSSCHECK_EVENTS]
+)
+
+WORKER_QUEUES: tuple[QueueSpec, ...] = (INGEST_QUEUE, DISPATCH_QUEUE, CROSSCHECK_QUEUE)

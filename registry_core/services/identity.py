@@ -113,7 +113,7 @@ class Identity:
 
         A success marks the person and their ``national_id`` identifier verified and emits
         ``person.verified``; a failure emits ``person.verification_failed`` with the reason.
-        The same result repeated emits nothing.
+        The same result repeated emits nothing and only moves ``verified_at`` forward.
         """
         if not verified and not reason:
             raise InvalidRecord(
@@ -123,6 +123,11 @@ class Identity:
             person = person_by_id(session, person_id)
             status = VerificationStatus.VERIFIED if verified else VerificationStatus.FAILED
             if person.verification_status == status and person.verification_source == source.system:
+                # Nothing new to announce, but the authority did answer again: ``verified_at``
+                # says when it last did (a re-check's pending state is settled by it).
+                when = source.at()
+                if person.verified_at is None or when > person.verified_at:
+                    person.verified_at = when
                 return ChangeResult(person_record(session, person, self._ws.cipher), [])
             when = source.at()
             person.verification_status = status

@@ -1,5 +1,5 @@
 """The sandbox's own activity: the program MIS subscribed once and kept current across starts,
-and a verification round queued through the same path staff use."""
+and the seeded households' consent to the national ID check."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from hub.settings import load_settings
 from hub.subscriptions import service
 from hub.subscriptions.tables import Subscription
 from registry_core.errors import ConflictError
-from registry_core.service import Source
 
 MIS = {"webhook_url": "http://127.0.0.1:9/notifications/webhook", "webhook_secret": "s" * 24}
 
@@ -58,27 +57,19 @@ def test_ensure_refuses_to_take_over_another_programs_subscription(runtime):
         )
 
 
-def test_a_verification_round_queues_people_with_a_national_id(runtime):
-    registry = runtime.registry
-    source = Source("field_survey")
-    for number, value in enumerate(("1000000001", None, "1000000002")):
-        member = {
-            "given_name": f"Ana{number}",
-            "family_name": "Moreno",
-            "sex": "female",
-            "birth_date": "1980-01-01",
-            "relationship": "head",
-        }
-        if value:
-            member["identifiers"] = [{"system": "national_id", "value": value}]
-        registry.register_household({"admin_area_code": "R01", "members": [member]}, source)
-    published = []
-    count = sandbox_activity.queue_verification_round(
-        runtime, lambda connector, record: published.append((connector, record)), limit=10
-    )
-    assert count == 2
-    assert {connector for connector, _ in published} == {"registry"}
-    assert all(record.record_type == "verification_requested" for _, record in published)
-    assert all(record.payload["consent_obtained"] is True for _, record in published)
-    assert len({record.source_id for _, record in published}) == 2
-    assert sandbox_activity.queue_verification_round(runtime, lambda *_: None, limit=1) == 1
+def test_the_seed_records_the_surveys_consent_for_about_the_people_asked(runtime):
+    from hub.crosscheck.policy import IDENTITY_CHECK_PURPOSE
+    from hub.sandbox_seed import seed_registry
+    from registry_core.models import Consent
+    from sandbox_mocks.population import DEFAULT_AS_OF, iter_households
+
+    households = list(iter_households(7, 200, DEFAULT_AS_OF))
+    assert seed_registry(runtime.registry, households, consenting=5) > 10
+    with runtime.sessions() as session:
+        consents = list(session.scalars(select(Consent)))
+    assert consents, "no consent recorded"
+    assert {c.purpose for c in consents} == {IDENTITY_CHECK_PURPOSE}
+    assert all(c.household_id is not None and c.person_id is None for c in consents)
+    assert len(consents) <= 5  # households, until about five people are covered
+    # A registry already seeded is not seeded (nor asked for consent) again.
+    assert seed_registry(runtime.registry, households, consenting=5) == 0
