@@ -19,7 +19,7 @@ from hub.auth.roles import UNSCOPED_AREA_ROLES, Role
 
 bp = Blueprint("households", __name__, url_prefix="/api/v1/households")
 
-READERS = (Role.admin, Role.registry_staff, Role.field_worker, Role.auditor)
+READERS = (Role.admin, Role.registry_staff, Role.field_worker, Role.supervisor, Role.auditor)
 WRITERS = (Role.admin, Role.registry_staff, Role.field_worker)
 
 

@@ -1,9 +1,9 @@
 """What each caller may see of people and households, decided in one place for every read API
 (``/api/v1``, FHIR, DCI).
 
-- Staff roles (admin, registry staff, field workers within their areas, auditors) read every
-  record; auditors check the registry's work, not people's identities, so they get identifiers
-  masked.
+- Staff roles (admin, registry staff, field workers and supervisors within their areas,
+  auditors) read every record; auditors check the registry's work, not people's identities,
+  so they get identifiers masked.
 - A program's system reads only the people and households its program's consents cover
   (``registry_core.consent``), with identifiers in clear: the consent is what lets the
   registry share them with that program.
@@ -20,11 +20,19 @@ from hub.auth.roles import Principal, Role
 from registry_core.consent import ReadScope
 from registry_core.crypto import mask_identifier
 
-# Roles that read every record (field workers: of their areas, checked by the views).
-EVERY_RECORD_ROLES = (Role.admin, Role.registry_staff, Role.field_worker, Role.auditor)
-# Roles that see identifier values in clear on every record they read. A program's system
-# sees them in clear too, on the records its consents let it read (and only those).
-FULL_IDENTIFIER_ROLES = (Role.admin, Role.registry_staff, Role.field_worker)
+# Roles that read every record (field workers, supervisors: of their areas, checked by the
+# views).
+EVERY_RECORD_ROLES = (
+    Role.admin,
+    Role.registry_staff,
+    Role.field_worker,
+    Role.supervisor,
+    Role.auditor,
+)
+# Roles that see identifier values in clear on every record they read (a supervisor checks the
+# ID documents field workers captured). A program's system sees them in clear too, on the
+# records its consents let it read (and only those).
+FULL_IDENTIFIER_ROLES = (Role.admin, Role.registry_staff, Role.field_worker, Role.supervisor)
 
 
 def read_scope(principal: Principal) -> ReadScope:

@@ -298,7 +298,16 @@ def review_request(row: IntakeSubmission, mapped: MappedSubmission | None) -> Re
         summary=summary,
         conflict=row.status == "conflict",
         notes=tuple(mapped.notes) if mapped else (),
+        visited_at=(mapped.collected_at if mapped else None) or row.received_at,
+        latitude=_coordinate(mapped, "lat"),
+        longitude=_coordinate(mapped, "lon"),
     )
+
+
+def _coordinate(mapped: MappedSubmission | None, axis: str) -> float | None:
+    location = mapped.record.get("location") if mapped else None
+    value = location.get(axis) if isinstance(location, dict) else None
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _reason(exc: Exception) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal, Protocol
 
 from sqlalchemy.orm import Session
@@ -127,6 +128,12 @@ class ReviewRequest:
     summary: str  # one line a supervisor reads in the queue (no identifiers)
     conflict: bool = False
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The visit the submission records: when the form was filled (its ``end``/``start``
+    # metadata, else when it was received) and where (the form's location question).
+    visited_at: datetime | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    accuracy_m: float | None = None
 
 
 class ReviewSink(Protocol):

@@ -11,6 +11,7 @@ every problem and its place in the form (``members[2].birth_date``), never a val
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from lxml import etree
@@ -45,6 +46,8 @@ class MappedSubmission:
     person_ids: list[str | None] = field(default_factory=list)
     consent_national_id_check: bool | None = None
     notes: list[str] = field(default_factory=list)
+    # When the form was filled (its ``end``, else ``start`` metadata), for the visit record.
+    collected_at: datetime | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,6 +71,24 @@ def _problems(exc: MappingError, prefix: str) -> list[dict[str, Any]]:
         }
         for p in found
     ]
+
+
+def collected_at(answers: dict[str, Any]) -> datetime | None:
+    """The ``end`` (else ``start``) timestamp ODK apps record, as an aware datetime; None when
+    absent or unreadable (the visit then takes the time the hub received the form)."""
+    for name in ("end", "start"):
+        value = answers.get(name)
+        if isinstance(value, datetime):
+            found = value
+        elif isinstance(value, str) and value.strip():
+            try:
+                found = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+            except ValueError:
+                continue
+        else:
+            continue
+        return found if found.tzinfo else found.replace(tzinfo=UTC)
+    return None
 
 
 def map_submission(
@@ -116,4 +137,5 @@ def map_submission(
         person_ids=[m.get("person_id") for m in members],
         consent_national_id_check=household.get("consent_national_id_check"),
         notes=flat.notes,
+        collected_at=collected_at(flat.household.get("answers", {})),
     )

@@ -1,8 +1,9 @@
 """Building the intake core for a process: the service the API and OpenRosa server use, the
 ingest worker's handler, the re-queue job, and the sample form ``srhub run`` loads.
 
-One place decides which review sink and which publisher the intake core gets, so the API,
-the workers and the CLI agree. ``hub.review`` plugs its sink in through ``review_sink``.
+The review sink is passed in by the composition roots (``create_app``, ``hub.assembly``),
+which give ``hub.review``'s queue: the intake core defines the ``ReviewSink`` protocol and never
+imports the queue (no cycle between the two packages). Without one, nothing is reviewed.
 """
 
 from __future__ import annotations
@@ -25,13 +26,6 @@ SAMPLE_FORMS = "hub.intake.sample_forms"
 SAMPLE_FORM = "household_registration.xlsx"
 
 
-def review_sink(runtime: Any) -> ReviewSink:
-    """The review queue's sink for this process (a no-op until ``hub.review`` provides one:
-    it replaces this function's body with its own sink over ``runtime``)."""
-    del runtime
-    return NoReviewSink()
-
-
 def broker_publisher(settings: Any, on_publish: Any = None) -> MessagePublisher:
     """The hub's raw publisher to ``sr.inbound`` (one broker connection per thread, opened
     at the first publish)."""
@@ -43,7 +37,7 @@ def broker_publisher(settings: Any, on_publish: Any = None) -> MessagePublisher:
 
 
 def applier(runtime: Any, review: ReviewSink | None = None) -> SubmissionApplier:
-    return SubmissionApplier(runtime.cipher, review or review_sink(runtime))
+    return SubmissionApplier(runtime.cipher, review or NoReviewSink())
 
 
 def intake_service(

@@ -128,6 +128,21 @@ class ReviewQueue:
             )
         )
         session.flush()
+        if household_id is not None and not request.conflict:
+            # The form was filled at the door: that is a completed visit, kept once per instance.
+            self.record_visit(
+                session,
+                household_id,
+                request.admin_area_code,
+                visited_by=request.submitted_by,
+                visited_at=request.visited_at or now,
+                outcome="completed",
+                recorded_by=f"form:{request.form_id}",
+                lat=request.latitude,
+                lon=request.longitude,
+                accuracy_m=request.accuracy_m,
+                instance_id=request.instance_id,
+            )
 
     @staticmethod
     def _history(

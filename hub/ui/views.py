@@ -84,6 +84,8 @@ def staff_page(view: F) -> F:
             return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
         g.staff = staff
         if not staff.is_staff and not getattr(view, SUPERVISOR_ATTRIBUTE, False):
+            if request.method == "GET" and request.endpoint == "ui.overview":
+                return redirect(url_for("ui.review_queue"))  # a supervisor's home page
             abort(403, description="Supervisors see the review of their areas' submissions only.")
         if request.method == "POST":
             security.check_csrf()
@@ -392,20 +394,15 @@ def dead_letter_action(action: str) -> Any:
 
 
 def _staff_principal() -> Any:
-    """The staff user as a ``Principal``, so the dashboard applies the API's area rule (a
-    supervisor account, once the dashboard has them, carries ``admin_areas``)."""
-    from hub.auth.roles import Principal, Role
-
+    """The signed-in user as a ``Principal``, so the dashboard applies the API's area rule (a
+    supervisor decides only in their areas)."""
     staff: security.StaffUser = g.staff
-    return Principal(
-        subject=staff.name,
-        roles=frozenset({Role(staff.role)}),
-        admin_areas=tuple(getattr(staff, "admin_areas", ()) or ()),
-    )
+    return staff.principal()
 
 
 @bp.route("/ui/review")
 @staff_page
+@admits_supervisors
 def review_queue() -> Any:
     from hub.review import states
     from hub.review.service import ReviewQueue
@@ -443,6 +440,7 @@ def review_queue() -> Any:
 
 @bp.route("/ui/review/<uuid:item_id>/<decision>", methods=["POST"])
 @staff_page
+@admits_supervisors
 def review_decision(item_id: Any, decision: str) -> Any:
     from hub.review import states
     from hub.review.service import Actor, ItemNotFound, ReviewQueue

@@ -35,14 +35,15 @@ STAFF = Principal("officer", frozenset({Role.registry_staff}))
 
 
 class Hub:
-    def __init__(self, db_url: str, tmp_path: Path) -> None:
+    def __init__(self, db_url: str, tmp_path: Path, review: Any = None) -> None:
         self.settings = load_settings(
             env={}, database_url=db_url, data_dir=tmp_path / "var", sandbox=False
         )
         self.runtime = HubRuntime(self.settings)
         self.runtime.registry.ensure_identifier_systems()
         self.publisher = BrokerRawPublisher(self.settings)
-        self.service = intake_service(self.runtime, publisher=self.publisher)
+        self.review = review
+        self.service = intake_service(self.runtime, publisher=self.publisher, review=review)
         result = self.service.upload_form(xlsform(), "hh.xlsx", "admin")
         self.xform = self.service.form_document("hh_test", STAFF).xform  # type: ignore[union-attr]
         assert result.form["version"] == "1"
@@ -64,7 +65,7 @@ class Hub:
                 ingest_handlers(
                     IngestServices(self.runtime.registry),
                     {},
-                    extra={ROUTING_KEY: submission_handler(self.runtime)},
+                    extra={ROUTING_KEY: submission_handler(self.runtime, self.review)},
                 ),
                 retry=RetryPolicy(attempts=3, initial_delay=0.01, max_delay=0.05, jitter=0.01),
                 receive_timeout=0.1,
@@ -249,3 +250,28 @@ def test_stored_submissions_whose_publish_failed_are_queued_again(hub: Hub) -> N
     assert hub.work(1)["processed"] == 1
     assert hub.row(instance_id)["status"] == "applied"
     assert requeue_received(hub.runtime.engine, hub.publisher, older_than_seconds=0) == 0
+
+
+def test_an_applied_submission_opens_a_review_item_and_records_the_visit(
+    db_url: str, tmp_path: Path
+) -> None:
+    from hub.review.service import ReviewQueue
+
+    made = Hub(db_url, tmp_path, review=ReviewQueue())
+    try:
+        answers = household(location="-1.2921 36.8219 1600 8")
+        first = made.submit(answers, [head()])
+        made.work(1)
+        household_id = made.row(first)["household_id"]
+        with made.runtime.sessions() as session:
+            items, total = ReviewQueue.list_items(session, state="submitted")
+            visits, _ = ReviewQueue.visits_for(session, household_id)
+        assert total == 1 and items[0]["household_id"] == household_id
+        assert items[0]["submitted_by"] == "enumerator-7"
+        assert [v["instance_id"] for v in visits] == [first]
+        visit = visits[0]
+        assert (visit["visited_by"], visit["outcome"]) == ("enumerator-7", "completed")
+        assert visit["location"]["lat"] == pytest.approx(-1.2921)
+        assert visit["location"]["lon"] == pytest.approx(36.8219)
+    finally:
+        made.close()
