@@ -207,8 +207,29 @@ def after_serving_in_background(host: Any, url: str) -> threading.Thread:
     return thread
 
 
+def _answers(url: str, seconds: float = 30.0) -> bool:
+    """Whether the API at ``url`` answers ``/health`` within ``seconds``."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/health", timeout=2).ok:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def sandbox_activity_in_background(
-    settings: Settings, runtime: HubRuntime, sandbox: Any, host: Any | None
+    settings: Settings,
+    runtime: HubRuntime,
+    sandbox: Any,
+    host: Any | None,
+    url: str | None = None,
 ) -> threading.Thread:
     """Subscribe the sandbox's program MIS, then register the population's households (as a
     field survey would have), the first of them with the survey's consent to the national ID
@@ -218,26 +239,70 @@ def sandbox_activity_in_background(
     Runs in a thread so the API answers at once. Subscribing comes first, so the first births
     and deaths reach the MIS; a registry that already holds households is not seeded again,
     so restarts duplicate no one. See ``hub/sandbox_activity.py``.
+
+    Then, once the API at ``url`` answers, the sandbox's field team registers the households
+    kept out of the seed over OpenRosa (``hub/sandbox_field_team.py``).
     """
     from hub import sandbox_activity
+    from hub.sandbox_field_team import build_team, plan_team
     from hub.sandbox_seed import seed_registry
 
     consenting = settings.sandbox_mocks.verification_round
+    households = list(sandbox.households)
+    with_team = settings.sandbox_mocks.field_team and url is not None
+    plan = plan_team(households) if with_team else None
+
+    seeded = threading.Event()  # the seed is done (or was not needed)
+    fresh: list[bool] = []  # set before the field team may start: was the registry empty?
+    decided = threading.Event()
 
     def work() -> None:
+        try:
+            fresh.append(runtime.registry.list_households(limit=1)[1] == 0)
+        except Exception:
+            log.exception("sandbox: reading the registry failed")
+            fresh.append(False)
+        finally:
+            decided.set()
         mis = sandbox.connectors().get("programs")
         if mis:
             try:
                 sandbox_activity.subscribe_program_mis_by_webhook(settings, runtime, mis)
             except Exception:
                 log.exception("sandbox: subscribing the program MIS failed")
+        seeded_households = plan.seeded(households) if plan is not None else households
         try:
-            count = seed_registry(runtime.registry, sandbox.households, consenting=consenting)
-            if count:
+            if fresh[0]:
+                count = seed_registry(
+                    runtime.registry,
+                    seeded_households,
+                    consenting=consenting,
+                    only_if_empty=False,
+                )
                 log.info("sandbox: registered %d households from the field survey", count)
         except Exception:
             log.exception("sandbox: seeding the registry failed")
+        finally:
+            seeded.set()
 
+    def field_work() -> None:
+        # Only on a fresh registry: a restart must not register the team's households again.
+        decided.wait(timeout=60)
+        if plan is None or url is None or not (fresh and fresh[0]) or not _answers(url):
+            return
+        try:
+            team = build_team(runtime, plan, households, url, seeded)
+            log.info(
+                "sandbox: field team of %d enumerators at work in %s",
+                len(team.enumerators),
+                ", ".join(plan.districts),
+            )
+            team.run()
+        except Exception:
+            log.exception("sandbox: the field team stopped")
+
+    if plan is not None:
+        threading.Thread(target=field_work, name="srhub-sandbox-field-team", daemon=True).start()
     thread = threading.Thread(target=work, name="srhub-sandbox-activity", daemon=True)
     thread.start()
     return thread

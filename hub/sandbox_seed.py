@@ -70,9 +70,16 @@ def household_record(household: Any, noisy_person: Any) -> dict[str, Any] | None
 
 
 def seed_registry(
-    registry: Registry, households: Iterable[Any], seed: int = 7, *, consenting: int = 0
+    registry: Registry,
+    households: Iterable[Any],
+    seed: int = 7,
+    *,
+    consenting: int = 0,
+    only_if_empty: bool = True,
 ) -> int:
-    """Register every household once; return how many were registered now.
+    """Register every household once; return how many were registered now. With
+    ``only_if_empty`` (the default) a registry that holds any household is left alone; a
+    caller that checked emptiness itself passes False.
 
     The first households, until they hold ``consenting`` people with a national ID, record the
     survey's consent to the national ID check (``hub.crosscheck``): the registration
@@ -82,7 +89,7 @@ def seed_registry(
     from hub.crosscheck.policy import IDENTITY_CHECK_PURPOSE, REGISTRY_PROGRAM
     from sandbox_mocks.population import partner_view
 
-    if registry.list_households(limit=1)[1] > 0:
+    if only_if_empty and registry.list_households(limit=1)[1] > 0:
         return 0
     surveyed = Source(SURVEY_SOURCE, "sandbox-seed", datetime(2025, 1, 1, tzinfo=UTC))
     count = 0

@@ -70,7 +70,7 @@ def start_background(
         )
         app.extensions["srhub_workers"] = group
     if running is not None:
-        services.sandbox_activity_in_background(settings, runtime, running, host)
+        services.sandbox_activity_in_background(settings, runtime, running, host, url)
     if host is not None:
         services.after_serving_in_background(host, url)
     services.start_monitoring_for(

@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from hub.cli.database import database_session
 from hub.cli.errors import CommandError
-from hub.settings import Settings, load_settings
+from hub.settings import load_settings
 
 PASSWORD_ROLES = ("registry_staff", "admin", "field_worker", "supervisor")
 
@@ -46,8 +46,10 @@ def add(
 ) -> None:
     """Create a user (or, with --replace, reset one) with a password, a role and areas."""
     from hub.auth.roles import GrantError, validate_grant
-    from hub.ui.passwords import PasswordPolicyError, hash_password
-    from hub.ui.tables import UiUser
+    from hub.openrosa.accounts import UserExists, save_user
+    from hub.settings import load_keys
+    from hub.ui.passwords import PasswordPolicyError
+    from registry_core.crypto import IdentifierCipher
 
     username = username.strip()
     if not username or len(username) > 64 or not username.isprintable() or ":" in username:
@@ -60,46 +62,25 @@ def add(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        hashed = hash_password(password)
-    except PasswordPolicyError as exc:
-        raise CommandError(str(exc)) from None
     settings = load_settings()
-    sealed = _digest_secrets(settings, username, password) if grant.admin_areas else None
-    area_text = UiUser.encode_areas(grant.admin_areas)
-    with database_session(settings) as session:
-        user = session.get(UiUser, username)
-        if user is not None and not replace:
-            raise CommandError(f"user {username!r} exists; pass --replace to reset it")
-        if user is None:
-            session.add(
-                UiUser(
-                    username=username,
-                    password_hash=hashed,
-                    role=role,
-                    active=True,
-                    areas=area_text,
-                    digest_ha1=sealed,
-                )
-            )
-        else:
-            user.password_hash, user.role, user.active = hashed, role, True
-            user.areas, user.digest_ha1 = area_text, sealed
-    where = f" for {', '.join(grant.admin_areas)}" if grant.admin_areas else ""
-    click.echo(
-        f"user {username} {'reset' if user is not None else 'created'} as {role}{where}", err=True
-    )
-
-
-def _digest_secrets(settings: Settings, username: str, password: str) -> bytes:
-    """The sealed Digest password-equivalents a device login needs (field users only)."""
-    from hub.openrosa.credentials import seal_digest_secrets
-    from hub.settings import load_keys
-    from registry_core.crypto import IdentifierCipher
-
     keys = load_keys(settings)
     cipher = IdentifierCipher(keys.identifier_encryption_key, keys.identifier_hmac_key)
-    return seal_digest_secrets(cipher, settings.openrosa.realm, username, password)
+    try:
+        with database_session(settings) as session:
+            created = save_user(
+                session,
+                cipher,
+                settings.openrosa.realm,
+                username=username,
+                role=role,
+                areas=grant.admin_areas,
+                password=password,
+                replace=replace,
+            )
+    except (PasswordPolicyError, UserExists) as exc:
+        raise CommandError(str(exc)) from None
+    where = f" for {', '.join(grant.admin_areas)}" if grant.admin_areas else ""
+    click.echo(f"user {username} {'created' if created else 'reset'} as {role}{where}", err=True)
 
 
 @users.command("list")

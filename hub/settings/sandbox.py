@@ -29,3 +29,6 @@ class SandboxMockSettings(Section):
     # About how many seeded people (with a national ID) consented in the survey to the national
     # ID check; the registration cross-check checks them by itself (0: none).
     verification_round: int = non_negative(25)
+    # A simulated field team registers some of the population's households over OpenRosa
+    # (online, offline batches, one re-sent form, one conflicting revisit); false: none.
+    field_team: bool = True

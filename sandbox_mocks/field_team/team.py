@@ -57,8 +57,13 @@ class TeamReport:
     already_received: int = 0  # 202: a re-sent instance
     refused: dict[str, int] = field(default_factory=dict)  # status -> count
     messages: list[str] = field(default_factory=list)  # refusal messages, for the log
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, result: SubmitResult) -> None:
+        with self._lock:
+            self._add(result)
+
+    def _add(self, result: SubmitResult) -> None:
         self.sent += 1
         if result.status == 201:
             self.stored += 1
@@ -70,11 +75,17 @@ class TeamReport:
             self.messages.append(f"{result.status}: {result.message}"[:300])
 
 
+def no_revisits() -> Sequence[Revisit]:
+    return ()
+
+
 @dataclass
 class FieldTeam:
     server_url: str  # …/openrosa
     enumerators: Sequence[Enumerator]
-    revisits: Sequence[Revisit] = ()
+    # Called once the surveys are done: the households to revisit (it may wait until the
+    # registry holds them).
+    revisits: Callable[[], Sequence[Revisit]] = no_revisits
     as_of: date = date(2025, 1, 1)
     batch_size: int = 5
     offline_seconds: float = 3.0
@@ -83,12 +94,26 @@ class FieldTeam:
     report: TeamReport = field(default_factory=TeamReport)
 
     def run(self) -> TeamReport:
-        rng = random.Random(self.seed)
+        """Every enumerator works at the same time (a thread each), then the revisits."""
         devices = [self._device(e) for e in self.enumerators]
-        for (client, template), enumerator in zip(devices, self.enumerators, strict=True):
-            self._survey(client, template, enumerator, rng)
-        if devices and self.revisits:
-            self._revisit(devices, rng)
+        workers = [
+            threading.Thread(
+                target=self._survey,
+                args=(client, template, enumerator, random.Random(self.seed + number)),
+                name=f"sandbox-enumerator-{number}",
+                daemon=True,
+            )
+            for number, ((client, template), enumerator) in enumerate(
+                zip(devices, self.enumerators, strict=True)
+            )
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        revisits = self.revisits()
+        if devices and revisits:
+            self._revisit(devices, revisits, random.Random(self.seed))
         log.info(
             "sandbox field team: %d sent, %d stored, %d already received, refused %s",
             self.report.sent,
@@ -131,11 +156,14 @@ class FieldTeam:
                 self.report.add(client.submit(instances[0]))
 
     def _revisit(
-        self, devices: Sequence[tuple[OpenRosaClient, FormTemplate]], rng: random.Random
+        self,
+        devices: Sequence[tuple[OpenRosaClient, FormTemplate]],
+        revisits: Sequence[Revisit],
+        rng: random.Random,
     ) -> None:
         visitors = (list(devices) * 2)[:2]  # two visits based on the same version
-        for revisit in self.revisits:
-            for client, template in visitors:
+        for revisit in revisits:
+            for number, (client, template) in enumerate(visitors, start=1):
                 answers = household_answers(
                     revisit.household,
                     as_of=self.as_of,
@@ -143,6 +171,9 @@ class FieldTeam:
                     household_id=revisit.household_id,
                     base_version=revisit.version,
                 )
+                # A revisit corrects the household's details; its members are already known.
+                answers["members"] = []
+                answers["address"] = f"{revisit.household.address} (directions, visit {number})"
                 self.report.add(client.submit(template.fill(answers)))
 
 

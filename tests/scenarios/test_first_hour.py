@@ -1,4 +1,5 @@
-"""The first minute of `srhub run`, as a newcomer and as an operator meet it.
+"""The first minute of `srhub run`, as a newcomer and as an operator meet it (the sandbox's
+field team's submissions, review items and one conflict included).
 
 A subprocess runs the hub exactly as `make run` does (sandbox, workers, connectors), on free
 ports. Within 60 s the sandbox's program MIS must have received a birth or a death through its
@@ -116,8 +117,11 @@ def _first_minute_shows_the_promise(hub: RunningHub, token: str) -> dict[str, An
     auth = {"Authorization": f"Bearer {token}"}
     deadline = time.monotonic() + FIRST_MINUTE
     seen: dict[str, Any] = {}
-    while time.monotonic() < deadline and not (seen.get("delivered") and seen.get("verified")):
+    while time.monotonic() < deadline and not (
+        seen.get("delivered") and seen.get("verified") and seen.get("field_conflicts")
+    ):
         time.sleep(1)
+        _field_work(hub, auth, seen)
         deliveries = requests.get(
             f"{hub.url}/api/v1/subscriptions/program-mis-webhook/deliveries?limit=500",
             headers=auth,
@@ -147,6 +151,30 @@ def _first_minute_shows_the_promise(hub: RunningHub, token: str) -> dict[str, An
     return seen
 
 
+def _field_work(hub: RunningHub, auth: dict[str, str], seen: dict[str, Any]) -> None:
+    """What the sandbox's field team left: submissions by status and open review items."""
+    listed = requests.get(
+        f"{hub.url}/api/v1/intake/submissions?limit=200", headers=auth, timeout=10
+    )
+    if listed.status_code == 200:
+        statuses = [s["status"] for s in listed.json()["submissions"]]
+        seen["field_applied"] = statuses.count("applied")
+        seen["field_conflicts"] = statuses.count("conflict")
+    review = requests.get(
+        f"{hub.url}/api/v1/review/items?state=submitted&limit=200", headers=auth, timeout=10
+    )
+    if review.status_code == 200:
+        seen["review_items"] = len(review.json()["items"])
+
+
+def _assert_field_work(seen: dict[str, Any]) -> None:
+    """The field team's households were registered over OpenRosa, the conflicting revisit
+    waits for review, and supervisors have items to review."""
+    assert seen.get("field_applied", 0) >= 20, seen
+    assert seen.get("field_conflicts") == 1, seen
+    assert seen.get("review_items", 0) >= 20, seen
+
+
 def _assert_quiet_log(output: str) -> None:
     noisy = [line for line in output.splitlines() if LIBRARY_INFO.search(line)]
     assert not noisy, "library INFO lines in the log:\n" + "\n".join(noisy[:10])
@@ -167,6 +195,7 @@ def test_a_newcomer_sees_births_deaths_and_verifications_reach_the_program(tmp_p
         output = hub.stop()
     assert seen.get("delivered"), f"no birth or death delivered to the MIS in 60 s: {seen}"
     assert seen.get("verified"), "no person.verified event in the first minute"
+    _assert_field_work(seen)
     # The MIS's own page lists what it received.
     assert re.search(r'class="event">person\.(born|died)<', mis_page), mis_page[-2000:]
     # The dashboard's subscription table names the MIS subscription and a delivered event.
@@ -205,6 +234,7 @@ def test_an_operator_on_postgres_and_rabbitmq_sees_the_same_without_log_noise(
             output = hub.stop()
     assert seen.get("delivered"), f"no birth or death delivered to the MIS in 60 s: {seen}"
     assert seen.get("verified"), "no person.verified event in the first minute"
+    _assert_field_work(seen)
     # The MIS consumes its AMQP subscription's queue: declared before it looked for it.
     assert amqp_received["count"] >= 1
     assert "NOT_FOUND" not in output

@@ -1,0 +1,167 @@
+"""The sandbox's field team, on the hub's side: who they are, which households they survey,
+and the accounts they log in with.
+
+``srhub run`` with the sandbox keeps a few households of the synthetic population out of the
+registry's seed and gives them to a small team of enumerators (``sandbox_mocks.field_team``),
+who register them over OpenRosa exactly as ODK Collect would: partly online, partly after
+working offline, with one re-sent form. Two of them revisit the same registered household on
+the same version of it, so the second update comes back as a conflict for review. Within the
+first minute the dashboard shows field submissions, their review items and visits, the
+national ID checks they trigger, and one conflict.
+
+The enumerators' and the supervisor's passwords are random per start and never printed: the
+team gets them in memory. An operator who wants to try the review queue as a supervisor
+creates their own account (``srhub users add NAME --role supervisor --area R01``).
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from hub.runtime import HubRuntime
+from sandbox_mocks.field_team.team import Enumerator, FieldTeam, Revisit
+from sandbox_mocks.population.model import Household
+
+log = logging.getLogger("srhub.sandbox")
+
+TEAM_SIZE = 2
+HOUSEHOLDS_PER_ENUMERATOR = 12
+ENUMERATOR_NAME = "sandbox-enumerator-{}"
+SUPERVISOR_NAME = "sandbox-supervisor"
+
+
+def district_of(household: Household) -> str:
+    """``R01-D02`` for a household of locality ``R01-D02-L003``."""
+    return household.locality_code.rsplit("-", 1)[0]
+
+
+@dataclass(frozen=True)
+class TeamPlan:
+    """Which district each enumerator covers and which households they will register."""
+
+    districts: tuple[str, ...]
+    assignments: dict[str, list[Household]] = field(default_factory=dict)  # district -> work
+
+    @property
+    def reserved_keys(self) -> frozenset[str]:
+        return frozenset(h.household_key for hs in self.assignments.values() for h in hs)
+
+    def seeded(self, households: Sequence[Household]) -> list[Household]:
+        """The population without the households the team will register."""
+        reserved = self.reserved_keys
+        return [h for h in households if h.household_key not in reserved]
+
+
+def plan_team(
+    households: Sequence[Household],
+    size: int = TEAM_SIZE,
+    per_enumerator: int = HOUSEHOLDS_PER_ENUMERATOR,
+) -> TeamPlan:
+    """The ``size`` most populous districts, one per enumerator; each enumerator gets the last
+    ``per_enumerator`` households of its district (the seed keeps the rest, so a revisit
+    finds registered households there too)."""
+    by_district: dict[str, list[Household]] = defaultdict(list)
+    for household in households:
+        if household.members:
+            by_district[district_of(household)].append(household)
+    ranked = sorted(by_district, key=lambda d: (-len(by_district[d]), d))[:size]
+    assignments = {d: by_district[d][-per_enumerator:] for d in ranked}
+    return TeamPlan(tuple(ranked), assignments)
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password: str
+    areas: tuple[str, ...]
+
+
+def create_accounts(runtime: HubRuntime, plan: TeamPlan) -> list[Account]:
+    """One field-worker account per district (the second also helps in the first district,
+    where the revisit is) and a supervisor for all of them; passwords new at every start."""
+    from hub.openrosa.accounts import save_user
+
+    accounts = []
+    for number, district in enumerate(plan.districts, start=1):
+        areas = [district]
+        if number == 2:
+            areas.append(plan.districts[0])
+        accounts.append(
+            Account(ENUMERATOR_NAME.format(number), secrets.token_urlsafe(18), tuple(areas))
+        )
+    realm = runtime.settings.openrosa.realm
+    with runtime.sessions() as session, session.begin():
+        for account in accounts:
+            save_user(
+                session,
+                runtime.cipher,
+                realm,
+                username=account.username,
+                role="field_worker",
+                areas=account.areas,
+                password=account.password,
+                replace=True,
+            )
+        if plan.districts:
+            save_user(
+                session,
+                runtime.cipher,
+                realm,
+                username=SUPERVISOR_NAME,
+                role="supervisor",
+                areas=plan.districts,
+                password=secrets.token_urlsafe(18),
+                replace=True,
+            )
+    return accounts
+
+
+def find_revisit(
+    runtime: HubRuntime, plan: TeamPlan, households: Sequence[Household]
+) -> Revisit | None:
+    """A registered household of the first district, with the population household it came
+    from (matched by address) and its current version."""
+    if not plan.districts:
+        return None
+    by_address = {h.address: h for h in households}
+    registered, _total = runtime.registry.list_households(
+        area_prefixes=[plan.districts[0]], limit=50
+    )
+    for record in registered:
+        source = by_address.get(record.get("address") or "")
+        if source is not None and source.household_key not in plan.reserved_keys:
+            return Revisit(source, str(record["id"]), int(record["version"]))
+    return None
+
+
+def build_team(
+    runtime: HubRuntime,
+    plan: TeamPlan,
+    households: Sequence[Household],
+    server_url: str,
+    seeded: threading.Event,
+) -> FieldTeam:
+    """The team, with its accounts created. It surveys while the registry is being seeded;
+    its revisit waits for the seed (``seeded``), since it revisits a seeded household."""
+    accounts = create_accounts(runtime, plan)
+    enumerators = [
+        Enumerator(a.username, a.password, plan.assignments[district])
+        for a, district in zip(accounts, plan.districts, strict=True)
+    ]
+
+    def revisits() -> list[Revisit]:
+        if not seeded.wait(timeout=300):
+            return []
+        found = find_revisit(runtime, plan, households)
+        return [found] if found else []
+
+    return FieldTeam(
+        server_url=f"{server_url.rstrip('/')}/openrosa",
+        enumerators=enumerators,
+        revisits=revisits,
+    )
