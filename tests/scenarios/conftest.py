@@ -1,7 +1,11 @@
 """A whole hub for user stories: the sandbox partner systems on free ports, a registry seeded
-from the sandbox's field survey, the API served over HTTP with the connectors mounted, and the
-relay and ingest workers running — on the embedded broker in the test's database (SQLite and
-PostgreSQL)."""
+from the sandbox's field survey, the API served over HTTP with the connectors mounted (the
+OpenRosa server and the intake core included), and the relay, ingest (partner records and
+field submissions) and crosscheck workers running — on the embedded broker in the test's
+database (SQLite and PostgreSQL).
+
+``@pytest.mark.unseeded(count=N)`` keeps the population's last N households out of the seed:
+they are the ones a story's field workers register (``LiveHub.unseeded``)."""
 
 from __future__ import annotations
 
@@ -19,14 +23,18 @@ from werkzeug.serving import make_server
 from hub.api import create_app
 from hub.auth.tokens import issue_token
 from hub.connectors_host import ConnectorHost
+from hub.crosscheck.handlers import crosscheck_handlers
+from hub.intake.queueing import ROUTING_KEY as INTAKE_KEY
+from hub.intake.setup import submission_handler
 from hub.pipeline.ingest import ingest_handlers
 from hub.pipeline.relay_worker import RelayWorker
 from hub.pipeline.routes import default_routes
+from hub.review.service import ReviewQueue
 from hub.runtime import HubRuntime
 from hub.sandbox_seed import seed_registry
 from hub.settings import Settings, load_settings
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
-from hub.workers.topology import INGEST_QUEUE
+from hub.workers.topology import CROSSCHECK_QUEUE, INGEST_QUEUE
 from sandbox_mocks.launcher import SANDBOX_IDENTIFIER_PROFILE, SandboxConfig, start_sandbox
 
 FAST_RESILIENCE = {
@@ -48,6 +56,7 @@ class LiveHub:
     host: ConnectorHost
     url: str
     ingest: ConsumerRuntime
+    unseeded: list[Any]
 
     @property
     def registry(self) -> Any:
@@ -104,7 +113,10 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
     )
     runtime = HubRuntime(settings)
     runtime.registry.ensure_identifier_systems()
-    assert seed_registry(runtime.registry, sandbox.households) > 50
+    kept_out = request.node.get_closest_marker("unseeded")
+    households = list(sandbox.households)
+    split = len(households) - (int(kept_out.kwargs["count"]) if kept_out else 0)
+    assert seed_registry(runtime.registry, households[:split]) > 50
     configs = sandbox.connectors()
     for config in configs.values():
         config["resilience"] = dict(FAST_RESILIENCE)
@@ -121,23 +133,38 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
         INGEST_QUEUE,
         lambda: connect(settings, wait_for=0),
         runtime.sessions,
-        ingest_handlers(runtime, default_routes(), connectors=host.connector),
+        ingest_handlers(
+            runtime,
+            default_routes(),
+            connectors=host.connector,
+            extra={INTAKE_KEY: submission_handler(runtime, ReviewQueue())},
+        ),
+        retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.2, jitter=0.05),
+        receive_timeout=0.1,
+    )
+    crosscheck = ConsumerRuntime(
+        "crosscheck",
+        CROSSCHECK_QUEUE,
+        lambda: connect(settings, wait_for=0),
+        runtime.sessions,
+        crosscheck_handlers(runtime),
         retry=RetryPolicy(attempts=2, initial_delay=0.05, max_delay=0.2, jitter=0.05),
         receive_timeout=0.1,
     )
     relay = RelayWorker(lambda: connect(settings, wait_for=0), runtime.sessions)
-    threads = [threading.Thread(target=w.run, daemon=True) for w in (consumer, relay)]
+    workers = (consumer, crosscheck, relay)
+    threads = [threading.Thread(target=w.run, daemon=True) for w in workers]
     for thread in threads:
         thread.start()
     host.start()
     host.after_serving(url)
-    hub = LiveHub(settings, runtime, sandbox, host, url, consumer)
+    hub = LiveHub(settings, runtime, sandbox, host, url, consumer, households[split:])
     try:
         yield hub
     finally:
         host.stop()
-        consumer.stop()
-        relay.stop()
+        for worker in workers:
+            worker.stop()
         for thread in threads:
             thread.join(20)
         server.shutdown()
