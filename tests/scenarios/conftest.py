@@ -24,8 +24,9 @@ from hub.api import create_app
 from hub.auth.tokens import issue_token
 from hub.connectors_host import ConnectorHost
 from hub.crosscheck.handlers import crosscheck_handlers
+from hub.intake.contract import INTAKE_EXTENSION_KEY
 from hub.intake.queueing import ROUTING_KEY as INTAKE_KEY
-from hub.intake.setup import submission_handler
+from hub.intake.setup import load_sample_form, submission_handler
 from hub.pipeline.ingest import ingest_handlers
 from hub.pipeline.relay_worker import RelayWorker
 from hub.pipeline.routes import default_routes
@@ -121,6 +122,7 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
     for config in configs.values():
         config["resilience"] = dict(FAST_RESILIENCE)
     app = create_app(settings, runtime)
+    load_sample_form(app.extensions[INTAKE_EXTENSION_KEY])  # as `srhub run` does
     host = ConnectorHost(settings, runtime.engine).build(configs)
     host.mount(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
