@@ -34,6 +34,7 @@ from hub.intake.contract import (
 
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 XFORMS_NS = "http://www.w3.org/2002/xforms"
+JR_NS = "http://openrosa.org/javarosa"
 # A 1x1 PNG: the form's one media file (the manifest lists it).
 LOGO_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
@@ -80,6 +81,10 @@ def build_instance(
     assert primary is not None, "the XForm has no primary instance"
     root = next(child for child in primary if isinstance(child.tag, str))
     filled = etree.fromstring(etree.tostring(root), SAFE_PARSER)
+    # A repeat's jr:template copy only tells the app what a new repetition looks like; it is
+    # not part of the filled instance (ODK XForms spec, "Repeats"): devices never send it.
+    for template in filled.xpath("//*[@jr:template]", namespaces={"jr": JR_NS}):
+        template.getparent().remove(template)
     for element in filled.iter():
         # Field apps write the instance without the XForms namespace (plain <data id=...>).
         name = etree.QName(element).localname
