@@ -19,11 +19,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from click.testing import CliRunner
 from lxml import etree
 from openpyxl import Workbook
 from pyxform.xls2xform import convert
 
 from hub.auth.roles import Principal
+from hub.cli import main
 from hub.intake.contract import (
     FormDocument,
     FormSummary,
@@ -31,6 +33,7 @@ from hub.intake.contract import (
     ReceiveOutcome,
     SubmissionRejected,
 )
+from hub.settings import Settings
 
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 XFORMS_NS = "http://www.w3.org/2002/xforms"
@@ -39,6 +42,17 @@ JR_NS = "http://openrosa.org/javarosa"
 LOGO_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
+
+
+def add_user(settings: Settings, name: str, role: str, password: str, *areas: str) -> None:
+    """Create a user the way an administrator does: ``srhub users add NAME --role ROLE --area
+    A`` (password on stdin), against the hub's database."""
+    args = ["users", "add", name, "--role", role, "--password-stdin"]
+    for area in areas:
+        args += ["--area", area]
+    env = {"SRHUB_DATABASE_URL": settings.database_url, "SRHUB_DATA_DIR": str(settings.data_dir)}
+    result = CliRunner().invoke(main, args, input=password + "\n", env=env)
+    assert result.exit_code == 0, result.output
 
 
 def household_xlsform(

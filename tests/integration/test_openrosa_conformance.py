@@ -43,6 +43,7 @@ from tests.openrosa_support import (
     SAFE_PARSER,
     DigestClient,
     InMemoryIntake,
+    add_user,
     build_instance,
     parse_challenges,
 )
@@ -136,12 +137,7 @@ def probe_form(intake_backend: Any) -> ProbeForm:
 
 
 def _add_user(settings: Settings, name: str, role: str, *areas: str) -> None:
-    args = ["users", "add", name, "--role", role, "--password-stdin"]
-    for area in areas:
-        args += ["--area", area]
-    env = {"SRHUB_DATABASE_URL": settings.database_url, "SRHUB_DATA_DIR": str(settings.data_dir)}
-    result = CliRunner().invoke(main, args, input=PASSWORD + "\n", env=env)
-    assert result.exit_code == 0, result.output
+    add_user(settings, name, role, PASSWORD, *areas)
 
 
 @pytest.fixture
