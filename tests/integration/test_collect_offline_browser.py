@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 from lxml import etree
 from sqlalchemy import func, select
 
@@ -316,3 +317,26 @@ def test_an_ended_session_asks_to_log_in_and_keeps_the_queue(
     wait_count(page, "sent", 1)
     assert counts(page) == ("0", "1", "0")
     assert len(hub.stored_instance_ids()) == 1
+
+
+def test_form_urls_printed_for_another_origin_are_fetched_from_the_pages_own(
+    browser: Any, tmp_path: Path
+) -> None:
+    """Behind a proxy the hub may print its form URLs with the inner host name; the page
+    (whose CSP allows only its own origin) fetches the same path from where it came."""
+    with running_real_hub(tmp_path, inner_host="hub.internal:8080") as hub:
+        listed = requests.get(
+            f"{hub.url}/openrosa/formList",
+            headers={"X-OpenRosa-Version": "1.0"},
+            auth=(hub.username, hub.password),
+            timeout=10,
+        )
+        assert "<downloadUrl>http://hub.internal:8080/openrosa/forms/" in listed.text
+        context = browser.new_context()
+        try:
+            page = context.new_page()
+            page.set_default_timeout(20_000)
+            open_and_log_in(page, hub)
+        finally:
+            context.close()
+        assert f"GET /openrosa/forms/{SAMPLE_FORM_ID}/form.xml" in hub.requests_seen()

@@ -171,12 +171,28 @@ def _instance_id() -> str | None:
     return (found[0].text or "").strip() or None if found else None
 
 
+class InnerHost:
+    """What a reverse proxy without forwarded-header handling does: the app sees the inner
+    host name, so the absolute URLs it prints (form list ``downloadUrl``) are not the origin
+    the browser used."""
+
+    def __init__(self, app: Any, host: str) -> None:
+        self.app, self.host = app, host
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ["HTTP_HOST"] = self.host
+        return self.app(environ, start_response)
+
+
 @contextmanager
 def running_real_hub(
     tmp_path: Path,
     username: str = "enumerator",
     password: str = "field-pass-1",  # noqa: S107 - a test account
+    *,
+    inner_host: str | None = None,
 ) -> Iterator[RealCollectHub]:
+    """The real hub over loopback; ``inner_host``: as seen through a proxy (``InnerHost``)."""
     from werkzeug.serving import make_server
 
     database_url = f"sqlite:///{(tmp_path / 'hub.db').as_posix()}"
@@ -192,7 +208,8 @@ def running_real_hub(
     assert load_sample_form(hub.service)
     hub.install_hooks()
     ingest = build_worker("ingest", runtime, routes={})
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    served: Any = InnerHost(app, inner_host) if inner_host else app
+    server = make_server("127.0.0.1", 0, served, threaded=True)
     hub.url = f"http://127.0.0.1:{server.port}"
     threads = [threading.Thread(target=t, daemon=True) for t in (server.serve_forever, ingest.run)]
     for thread in threads:
