@@ -239,6 +239,8 @@ def test_two_households_filled_offline_arrive_exactly_once(
     assert heads == {"Amina Khan", "Bilal Ahmed"}
     if isinstance(hub, RealCollectHub):
         _assert_registered_once(hub, stored)
+        assert hub.protocol_slips() == []
+        assert "POST /openrosa/session" in hub.requests_seen()
 
     # no answer reached the console (the page logs only counts and error names)
     assert not [line for line in CONSOLE if "Amina" in line or "Bilal" in line]

@@ -67,6 +67,9 @@ class RealCollectHub:
     _posts: list[Post] = field(default_factory=list)
     _requests: list[str] = field(default_factory=list)
     _scripted: deque[tuple[int, str]] = field(default_factory=deque)
+    # "METHOD /path: what was wrong" for /openrosa requests the page sent without what the
+    # OpenRosa server requires (X-OpenRosa-Version: 1.0; a Bearer token, Basic for /session)
+    _slips: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -97,6 +100,10 @@ class RealCollectHub:
     def requests_seen(self) -> list[str]:
         with self._lock:
             return list(self._requests)
+
+    def protocol_slips(self) -> list[str]:
+        with self._lock:
+            return list(self._slips)
 
     def answer_next_submission(self, status: int, message: str) -> None:
         with self._lock:
@@ -131,8 +138,11 @@ class RealCollectHub:
 
         @app.before_request
         def _seen() -> Response | None:
+            slip = _slip()
             with self._lock:
                 self._requests.append(f"{request.method} {request.path}")
+                if slip:
+                    self._slips.append(f"{request.method} {request.path}: {slip}")
                 scripted = (
                     self._scripted.popleft()
                     if self._scripted
@@ -156,6 +166,18 @@ class RealCollectHub:
 
         # Run first, before the blueprints' own hooks (the auth check among them).
         app.before_request_funcs[None].insert(0, app.before_request_funcs[None].pop())
+
+
+def _slip() -> str | None:
+    """What an /openrosa request of the page lacks, if anything."""
+    if not request.path.startswith("/openrosa/"):
+        return None
+    if request.headers.get("X-OpenRosa-Version") != "1.0":
+        return "no X-OpenRosa-Version: 1.0"
+    wanted = "Basic " if request.path == "/openrosa/session" else "Bearer "
+    if not request.headers.get("Authorization", "").startswith(wanted):
+        return f"no {wanted.strip()} authorization"
+    return None
 
 
 def _instance_id() -> str | None:
