@@ -74,9 +74,13 @@ def build_worker(
             routes = routes_for(connector_tables(runtime.settings.connectors_file))
         from hub.intake.queueing import ROUTING_KEY as INTAKE_KEY
         from hub.intake.setup import submission_handler
+        from hub.review.service import ReviewQueue
 
+        # Every applied field submission opens its review item (hub.review) in the same
+        # transaction; the intake core cannot import the review queue (it imports the core).
+        intake = submission_handler(runtime, ReviewQueue())
         handlers = ingest_handlers(
-            runtime, routes, connectors=connectors, extra={INTAKE_KEY: submission_handler(runtime)}
+            runtime, routes, connectors=connectors, extra={INTAKE_KEY: intake}
         )
         queue = INGEST_QUEUE
     elif kind == "dispatch":

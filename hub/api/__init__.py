@@ -49,8 +49,13 @@ def create_app(settings: Settings | None = None, runtime: object | None = None) 
     install_error_handlers(app)
     from hub.intake.contract import INTAKE_EXTENSION_KEY
     from hub.intake.setup import broker_publisher, intake_service
+    from hub.review.service import ReviewQueue
 
-    app.extensions[INTAKE_EXTENSION_KEY] = intake_service(hub, publisher=broker_publisher(settings))
+    # Conflicts a reviewer resolves here are applied with the review queue's sink, as the
+    # ingest worker's applications are (hub.assembly): both open the submission's review item.
+    app.extensions[INTAKE_EXTENSION_KEY] = intake_service(
+        hub, publisher=broker_publisher(settings), review=ReviewQueue()
+    )
     for target in BLUEPRINTS:
         module_name, _, attribute = target.partition(":")
         app.register_blueprint(getattr(importlib.import_module(module_name), attribute))

@@ -2,7 +2,8 @@
 ingest worker's handler, the re-queue job, and the sample form ``srhub run`` loads.
 
 One place decides which review sink and which publisher the intake core gets, so the API,
-the workers and the CLI agree. ``hub.review`` plugs its sink in through ``review_sink``.
+the workers and the CLI agree. The review queue is passed in as ``review`` by the app and the
+ingest worker (see ``review_sink``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ SAMPLE_FORM = "household_registration.xlsx"
 
 
 def review_sink(runtime: Any) -> ReviewSink:
-    """The review queue's sink for this process (a no-op until ``hub.review`` provides one:
-    it replaces this function's body with its own sink over ``runtime``)."""
+    """The sink used when the caller names none: a no-op. ``hub.review`` imports this package,
+    so it cannot be named here; the hub's app (``hub.api``) and ingest worker
+    (``hub.assembly``) pass ``hub.review.service.ReviewQueue()`` as ``review``."""
     del runtime
     return NoReviewSink()
 

@@ -7,7 +7,7 @@ sample household form loaded as ``srhub run`` loads it, a Digest login and a mul
 by the probe's Digest client, and the real ingest worker (``build_worker("ingest")``) applying
 the instance: a household with its two members, and questions the registry has no column for
 (income, a member's disability) kept as attributes with their provenance (source ``intake``,
-record ``form@version/instanceID``).
+record ``form@version/instanceID``), and the submission's review item opened for a supervisor.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from hub.auth.roles import Principal, Role
 from hub.intake.contract import INTAKE_EXTENSION_KEY
 from hub.intake.service import IntakeService
 from hub.intake.setup import load_sample_form
+from hub.review.tables import ReviewItem, ReviewSubmission
 from hub.runtime import HubRuntime
 from hub.settings import load_settings
 from registry_core.models import FieldAssertion, SocioEconomicAttribute
@@ -182,6 +183,14 @@ def test_a_digest_submission_lands_in_the_registry_with_its_attributes(live_hub:
     disabled = facts[("disability", members["Baraka"]["id"])]
     assert disabled.value == "yes" and disabled.source_record_id == record
     assert sources == {"intake"}, "the household's fields are asserted by the intake source"
+    # Applied by the ingest worker, the submission awaits a supervisor in the review queue.
+    with hub.runtime.sessions() as session:
+        item = session.scalars(
+            select(ReviewItem)
+            .join(ReviewSubmission, ReviewSubmission.item_id == ReviewItem.id)
+            .where(ReviewSubmission.instance_id == instance_id)
+        ).one()
+    assert item.state == "submitted" and str(item.household_id) == row["household_id"]
 
     # The device resends (it never saw the 201): answered as received, applied once.
     again = _digest_post(hub, xml)
