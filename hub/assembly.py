@@ -76,11 +76,11 @@ def build_worker(
         from hub.intake.setup import submission_handler
         from hub.review.service import ReviewQueue
 
+        # Every applied field submission opens its review item (hub.review) in the same
+        # transaction; the intake core cannot import the review queue (it imports the core).
+        intake = submission_handler(runtime, ReviewQueue())
         handlers = ingest_handlers(
-            runtime,
-            routes,
-            connectors=connectors,
-            extra={INTAKE_KEY: submission_handler(runtime, ReviewQueue())},
+            runtime, routes, connectors=connectors, extra={INTAKE_KEY: intake}
         )
         queue = INGEST_QUEUE
     elif kind == "dispatch":

@@ -19,11 +19,13 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from click.testing import CliRunner
 from lxml import etree
 from openpyxl import Workbook
 from pyxform.xls2xform import convert
 
 from hub.auth.roles import Principal
+from hub.cli import main
 from hub.intake.contract import (
     FormDocument,
     FormSummary,
@@ -31,13 +33,26 @@ from hub.intake.contract import (
     ReceiveOutcome,
     SubmissionRejected,
 )
+from hub.settings import Settings
 
 SAFE_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 XFORMS_NS = "http://www.w3.org/2002/xforms"
+JR_NS = "http://openrosa.org/javarosa"
 # A 1x1 PNG: the form's one media file (the manifest lists it).
 LOGO_PNG = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
+
+
+def add_user(settings: Settings, name: str, role: str, password: str, *areas: str) -> None:
+    """Create a user the way an administrator does: ``srhub users add NAME --role ROLE --area
+    A`` (password on stdin), against the hub's database."""
+    args = ["users", "add", name, "--role", role, "--password-stdin"]
+    for area in areas:
+        args += ["--area", area]
+    env = {"SRHUB_DATABASE_URL": settings.database_url, "SRHUB_DATA_DIR": str(settings.data_dir)}
+    result = CliRunner().invoke(main, args, input=password + "\n", env=env)
+    assert result.exit_code == 0, result.output
 
 
 def household_xlsform(
@@ -80,6 +95,10 @@ def build_instance(
     assert primary is not None, "the XForm has no primary instance"
     root = next(child for child in primary if isinstance(child.tag, str))
     filled = etree.fromstring(etree.tostring(root), SAFE_PARSER)
+    # A repeat's jr:template copy only tells the app what a new repetition looks like; it is
+    # not part of the filled instance (ODK XForms spec, "Repeats"): devices never send it.
+    for template in filled.xpath("//*[@jr:template]", namespaces={"jr": JR_NS}):
+        template.getparent().remove(template)
     for element in filled.iter():
         # Field apps write the instance without the XForms namespace (plain <data id=...>).
         name = etree.QName(element).localname

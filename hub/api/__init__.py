@@ -51,6 +51,8 @@ def create_app(settings: Settings | None = None, runtime: object | None = None) 
     from hub.intake.setup import broker_publisher, intake_service
     from hub.review.service import ReviewQueue
 
+    # Conflicts a reviewer resolves here are applied with the review queue's sink, as the
+    # ingest worker's applications are (hub.assembly): both open the submission's review item.
     app.extensions[INTAKE_EXTENSION_KEY] = intake_service(
         hub, publisher=broker_publisher(settings), review=ReviewQueue()
     )

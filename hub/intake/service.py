@@ -333,7 +333,7 @@ class IntakeService:
         with self.sessions() as session:
             known = self._known(session, parsed.instance_id, digest)
             if known is not None:
-                return known
+                return self._resent(session, known, attachments, principal)
             form = self._form_for(session, parsed.form_id, parsed.version)
             model = cached_model(form.md5, form.xform)
             violations = validate_instance(model, parsed.root)
@@ -361,22 +361,17 @@ class IntakeService:
             session.add(row)
             try:
                 session.flush()
-                for item in attachments:
-                    session.add(
-                        IntakeAttachment(
-                            submission_pk=row.id,
-                            name=item.name[:200],
-                            content_type=item.content_type[:100],
-                            size=len(item.content),
-                            content_sealed=self.cipher.seal(SEAL_ATTACHMENT, item.content),
-                        )
-                    )
+                kept: set[str] = set()
+                for item in attachments:  # one file per name, as the resent parts count them
+                    if item.name[:200] not in kept:
+                        kept.add(item.name[:200])
+                        session.add(self._attachment(row, item))
                 session.commit()
             except IntegrityError:  # the same instanceID stored by a concurrent request
                 session.rollback()
                 known = self._known(session, parsed.instance_id, digest)
                 if known is not None:
-                    return known
+                    return self._resent(session, known, attachments, principal)
                 raise
         self._queue(parsed.instance_id)
         return ReceiveOutcome(
@@ -395,6 +390,67 @@ class IntakeService:
             "conflicting_duplicate",
             instance_id,
             "A different submission with this instanceID was received before; it stands.",
+        )
+
+    def _resent(
+        self,
+        session: Session,
+        known: ReceiveOutcome,
+        attachments: Sequence[MediaFile],
+        principal: Principal,
+    ) -> ReceiveOutcome:
+        """The answer to an instance received before. A ``duplicate`` (the same XML) may bring
+        media the first POST did not: ODK Collect splits a large submission into several POSTs
+        of the same XML, each with more attachments (all but the last marked
+        ``*isIncomplete*``; OpenRosa Form Submission API). Those are kept with the stored
+        submission, once per file name; a file already kept is not replaced (a resent part
+        carries the same files). Nothing is applied again: the XML is the same."""
+        if known.status != "duplicate" or not attachments:
+            return known
+        row = session.scalar(
+            select(IntakeSubmission)
+            .where(IntakeSubmission.instance_id == known.instance_id)
+            .with_for_update()  # concurrent parts of one submission add their files in turn
+        )
+        if row is None:  # pragma: no cover - found a moment ago; rows are never deleted
+            return known
+        if not principal.may_touch_area(row.admin_area_code):
+            where = f"area {row.admin_area_code}" if row.admin_area_code else "no area"
+            raise SubmissionRejected(
+                f"this submission is for {where}, outside the areas you cover: "
+                "its media files are not taken from you",
+                403,
+            )
+        kept = set(
+            session.scalars(
+                select(IntakeAttachment.name).where(IntakeAttachment.submission_pk == row.id)
+            )
+        )
+        added = 0
+        for item in attachments:
+            name = item.name[:200]
+            if name in kept:
+                continue
+            kept.add(name)
+            session.add(self._attachment(row, item))
+            added += 1
+        session.commit()
+        if not added:
+            return known
+        log.info("intake: %d more media file(s) kept for a submission received before", added)
+        return ReceiveOutcome(
+            "duplicate",
+            known.instance_id,
+            f"Already received; {added} more media file(s) kept with it.",
+        )
+
+    def _attachment(self, row: IntakeSubmission, item: MediaFile) -> IntakeAttachment:
+        return IntakeAttachment(
+            submission_pk=row.id,
+            name=item.name[:200],
+            content_type=item.content_type[:100],
+            size=len(item.content),
+            content_sealed=self.cipher.seal(SEAL_ATTACHMENT, item.content),
         )
 
     def _form_for(self, session: Session, form_id: str, version: str) -> IntakeForm:

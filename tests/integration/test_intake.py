@@ -15,7 +15,7 @@ from sqlalchemy import select
 from hub.auth.roles import Principal, Role
 from hub.broker import connect
 from hub.connectors_host import BrokerRawPublisher
-from hub.intake.contract import SubmissionRejected
+from hub.intake.contract import MediaFile, SubmissionRejected
 from hub.intake.queueing import ROUTING_KEY, requeue_received
 from hub.intake.setup import intake_service, submission_handler
 from hub.intake.tables import IntakeSubmission
@@ -103,6 +103,36 @@ def test_receive_is_idempotent_on_the_instance_id(hub: Hub) -> None:
     rows = hub.service.list_submissions(STAFF)
     assert len(rows) == 1 and rows[0]["form_version"] == "1"
     assert rows[0]["submitted_by"] == "enumerator-7" and rows[0]["device_id"] is None
+
+
+def test_later_parts_of_a_split_submission_add_their_media_once(hub: Hub) -> None:
+    """ODK Collect splits a large submission into POSTs of the same XML with more media each:
+    the core keeps every part's files (once per name) and applies the instance once."""
+
+    def media(*names: str) -> list[MediaFile]:
+        return [MediaFile(n, "image/jpeg", b"\xff\xd8 " + n.encode()) for n in names]
+
+    def kept(instance_id: str) -> list[str]:
+        return sorted(a["name"] for a in hub.row(instance_id)["attachments"])
+
+    xml = instance(hub.xform, household(), [head()])
+    first = hub.service.receive_submission(xml, media("a.jpg", "a.jpg"), FIELD_WORKER)
+    assert first.status == "created" and kept(first.instance_id) == ["a.jpg"]
+    second = hub.service.receive_submission(xml, media("b.jpg", "a.jpg"), FIELD_WORKER)
+    assert second.status == "duplicate" and "1 more media" in second.message
+    resent = hub.service.receive_submission(xml, media("b.jpg"), FIELD_WORKER)
+    assert resent.status == "duplicate" and resent.message == "Already received."
+    assert kept(first.instance_id) == ["a.jpg", "b.jpg"]
+    # Another body under the instanceID brings nothing; nor does a worker of another area.
+    changed = xml.replace(b"Amina", b"Aminah")
+    other = hub.service.receive_submission(changed, media("c.jpg"), FIELD_WORKER)
+    assert other.status == "conflicting_duplicate"
+    elsewhere = Principal("enumerator-9", frozenset({Role.field_worker}), admin_areas=("R02",))
+    with pytest.raises(SubmissionRejected) as refused:
+        hub.service.receive_submission(xml, media("d.jpg"), elsewhere)
+    assert refused.value.status == 403
+    assert kept(first.instance_id) == ["a.jpg", "b.jpg"]
+    assert len(hub.service.list_submissions(STAFF)) == 1
 
 
 def test_receive_refuses_what_it_cannot_take(hub: Hub) -> None:

@@ -3,9 +3,12 @@
 from what ODK Collect does (HEAD before POST expecting 204; Digest over http; 201/202 success).
 
 It talks HTTP to a real server (werkzeug on loopback) running the hub's app. The intake core
-behind the protocol comes from the ``intake_backend`` fixture (here the in-memory double of
-tests/openrosa_support.py); to probe the real core, override ``intake_backend`` to return it
-(or None when ``create_app`` installs it itself) and ``probe_form`` to describe its form.
+behind the protocol comes from the ``intake_backend`` fixture, parametrised: ``memory`` is the
+in-memory double of tests/openrosa_support.py (written from the contract alone), ``core`` the
+real intake core exactly as ``create_app`` installs it (``hub.intake.service.IntakeService``
+over the hub's database, SQLite and PostgreSQL), serving the sample household form
+(``hub/intake/sample_forms``, with its repeat of members) uploaded through the service with one
+media file. ``probe_form`` describes whichever form is served.
 """
 
 from __future__ import annotations
@@ -27,15 +30,20 @@ from requests.auth import HTTPBasicAuth, HTTPDigestAuth
 from werkzeug.serving import make_server
 
 from hub.api import create_app
+from hub.auth.roles import Principal, Role
 from hub.auth.tokens import TokenSigner
 from hub.cli import main
-from hub.intake.contract import INTAKE_EXTENSION_KEY
+from hub.intake.contract import INTAKE_EXTENSION_KEY, MediaFile
+from hub.intake.service import IntakeService
+from hub.intake.setup import SAMPLE_FORM, sample_form_bytes
 from hub.runtime import HubRuntime
 from hub.settings import Settings, load_settings
 from tests.openrosa_support import (
+    LOGO_PNG,
     SAFE_PARSER,
     DigestClient,
     InMemoryIntake,
+    add_user,
     build_instance,
     parse_challenges,
 )
@@ -46,6 +54,7 @@ OR = {"X-OpenRosa-Version": "1.0"}
 LIST_NS = "{http://openrosa.org/xforms/xformsList}"
 MANIFEST_NS = "{http://openrosa.org/xforms/xformsManifest}"
 RESPONSE_NS = "{http://openrosa.org/http/response}"
+STAFF = Principal("probe-reader", frozenset({Role.registry_staff}))
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,16 @@ class ProbeForm:
     inside_area: str
     outside_area: str
     values: dict[str, str]
+    changed_field: str  # a key of ``values`` whose text the probe changes for a 409
+
+
+@dataclass(frozen=True)
+class Stored:
+    """What the intake core kept of one submission."""
+
+    submitted_by: str
+    device_id: str | None
+    attachments: frozenset[str]
 
 
 @dataclass
@@ -69,30 +88,56 @@ class Hub:
     def base(self) -> str:
         return f"{self.url}/openrosa"
 
+    def stored(self, instance_id: str) -> Stored:
+        """Read back from whichever intake core the hub runs."""
+        if isinstance(self.backend, InMemoryIntake):
+            kept = self.backend.received[instance_id]
+            submitter, device = self.backend.calls[-1]
+            return Stored(submitter, device, frozenset(kept.attachments))
+        row = self.backend.get_submission(instance_id, STAFF)
+        names = frozenset(a["name"] for a in row["attachments"])
+        return Stored(row["submitted_by"], row["device_id"], names)
+
+
+REAL_CORE = None  # ``intake_backend`` value: keep the core ``create_app`` installs
+
+
+@pytest.fixture(params=["memory", "core"])
+def intake_backend(request: pytest.FixtureRequest) -> Any:
+    """The intake core the probe runs against: the double, or the real one (REAL_CORE)."""
+    return InMemoryIntake() if request.param == "memory" else REAL_CORE
+
 
 @pytest.fixture
-def intake_backend() -> Any:
-    """The intake core the probe runs against (swap for the real one)."""
-    return InMemoryIntake()
-
-
-@pytest.fixture
-def probe_form() -> ProbeForm:
+def probe_form(intake_backend: Any) -> ProbeForm:
+    if intake_backend is REAL_CORE:  # the sample household form
+        return ProbeForm(
+            area_field="admin_area_code",
+            inside_area="KE-30-01",
+            outside_area="KE-47-02",
+            values={
+                "consent_national_id_check": "yes",
+                "given_name": "Wanjiru",
+                "family_name": "Kamau",
+                "sex": "female",
+                "birth_date": "1984-03-02",
+                "relationship": "head",
+                "roof_material": "metal",
+                "rooms": "2",
+            },
+            changed_field="given_name",
+        )
     return ProbeForm(
         area_field="admin_area",
         inside_area="KE-30-01",
         outside_area="KE-47-02",
         values={"household_name": "Wanjiru", "members": "4"},
+        changed_field="household_name",
     )
 
 
 def _add_user(settings: Settings, name: str, role: str, *areas: str) -> None:
-    args = ["users", "add", name, "--role", role, "--password-stdin"]
-    for area in areas:
-        args += ["--area", area]
-    env = {"SRHUB_DATABASE_URL": settings.database_url, "SRHUB_DATA_DIR": str(settings.data_dir)}
-    result = CliRunner().invoke(main, args, input=PASSWORD + "\n", env=env)
-    assert result.exit_code == 0, result.output
+    add_user(settings, name, role, PASSWORD, *areas)
 
 
 @pytest.fixture
@@ -117,13 +162,17 @@ def hub(db_url: str, tmp_path: Path, intake_backend: Any) -> Iterator[Hub]:
     assert result.exit_code == 0, result.output
     runtime = HubRuntime(settings)
     app = create_app(settings, runtime)
-    if intake_backend is not None:
+    if intake_backend is not REAL_CORE:
         app.extensions[INTAKE_EXTENSION_KEY] = intake_backend
+    backend = app.extensions[INTAKE_EXTENSION_KEY]
+    if isinstance(backend, IntakeService):
+        logo = MediaFile("logo.png", "image/png", LOGO_PNG)
+        backend.upload_form(sample_form_bytes(), SAMPLE_FORM, "probe", media=[logo])
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Hub(f"http://127.0.0.1:{server.port}", settings, intake_backend)
+        yield Hub(f"http://127.0.0.1:{server.port}", settings, backend)
     finally:
         server.shutdown()
         thread.join(10)
@@ -308,7 +357,7 @@ def test_submission_is_201_then_a_resend_is_already_received_and_a_changed_body_
     nature, text = _message(again)
     assert nature == "submit_success" and text
 
-    changed = xml.replace(probe_form.values["household_name"].encode(), b"Someone else")
+    changed = xml.replace(probe_form.values[probe_form.changed_field].encode(), b"Someone else")
     assert changed != xml
     conflict = _submit(hub, changed)
     assert conflict.status_code == 409, conflict.text
@@ -320,14 +369,19 @@ def test_a_split_submission_sends_the_same_xml_with_more_media(
     hub: Hub, probe_form: ProbeForm
 ) -> None:
     xml = _instance(hub, probe_form)
+    instance_id = etree.fromstring(xml, SAFE_PARSER).findtext("meta/instanceID")
     first = _submit(hub, xml, media={"a.jpg": b"\xff\xd8 one"}, incomplete=True)
     last = _submit(hub, xml, media={"b.jpg": b"\xff\xd8 two"})
     assert first.status_code == 201, first.text
     assert last.status_code in (201, 202), last.text
-    if isinstance(hub.backend, InMemoryIntake):
-        instance_id = next(iter(hub.backend.received))
-        assert set(hub.backend.received[instance_id].attachments) == {"a.jpg", "b.jpg"}
-        assert hub.backend.calls[-1] == ("enumerator1", "collect:probe")
+    # The later part's media are kept with the instance the first part created.
+    assert hub.stored(instance_id) == Stored(
+        "enumerator1", "collect:probe", frozenset({"a.jpg", "b.jpg"})
+    )
+    # A resend of a part already received adds nothing twice.
+    again = _submit(hub, xml, media={"b.jpg": b"\xff\xd8 two"})
+    assert again.status_code in (201, 202), again.text
+    assert hub.stored(instance_id).attachments == {"a.jpg", "b.jpg"}
 
 
 def test_a_household_outside_the_workers_areas_is_refused_403(

@@ -181,14 +181,17 @@ def build_app(state: FakeState) -> Flask:
 
 
 class CollectHub(Protocol):
-    """What the offline page's browser tests need of a hub. A fixture serving the real hub
-    implements it too (stored instances from the intake tables; ``answer_next_submission``
-    through a test hook in front of ``/openrosa/submission``; ``expire_tokens`` by revoking
-    the field account's sessions)."""
+    """What the offline page's browser tests need of a hub. The real hub implements it too
+    (``tests.support.real_openrosa``: stored instances from the intake tables,
+    ``answer_next_submission`` through a test hook in front of ``/openrosa/submission``,
+    ``expire_tokens`` by rotating the token key). ``form_id``/``form_version``: the one form
+    the hub serves, which the tests know how to fill."""
 
     url: str
     username: str
     password: str
+    form_id: str
+    form_version: str
 
     def stored_instance_ids(self) -> list[str]: ...
     def stored_xml(self, instance_id: str) -> bytes: ...
@@ -206,6 +209,8 @@ class OpenRosaHub:
     username: str
     password: str
     state: FakeState
+    form_id: str = FORM_ID
+    form_version: str = FORM_VERSION
 
     def stored_instance_ids(self) -> list[str]:
         with self.state.lock:

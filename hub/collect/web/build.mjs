@@ -29,6 +29,8 @@ const common = {
     // enketo-transformer's Node path can load the native libxslt; the web entry never does.
     external: ['libxslt'],
     loader: { '.svg': 'text' },
+    // enketo-core reads its settings from `enketo/config`; ours keeps maps on the hub's origin.
+    alias: { 'enketo/config': join(here, 'src', 'enketo-config.js') },
 };
 await esbuild.build({ ...common, entryPoints: [join(here, 'src', 'app.js')], outfile: join(out, 'collect.js') });
 await esbuild.build({ ...common, entryPoints: [join(here, 'src', 'sw.js')], outfile: join(out, 'sw.js') });

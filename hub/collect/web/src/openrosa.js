@@ -80,6 +80,15 @@ function childText(element, name) {
     return node ? node.textContent.trim() : '';
 }
 
+// The page talks only to the hub that served it (its CSP allows nothing else). A hub behind a
+// TLS proxy may print its form URLs with the scheme or host it sees itself (http://, an inner
+// name): such a URL is fetched from the page's own origin, at the same path.
+export function sameOrigin(url) {
+    const found = new URL(url, location.href);
+    if (found.origin === location.origin) return found.href;
+    return new URL(found.pathname + found.search, location.origin).href;
+}
+
 // The OpenRosa form list (xformsList): [{formId, title, version, hash, downloadUrl}].
 export async function formList(base, token) {
     const text = await authorizedGet(`${base}/formList`, token, 'text/xml');
@@ -93,7 +102,7 @@ export async function formList(base, token) {
             title: childText(x, 'name') || childText(x, 'formID'),
             version: childText(x, 'version'),
             hash: childText(x, 'hash'),
-            downloadUrl: new URL(childText(x, 'downloadUrl'), location.href).href,
+            downloadUrl: sameOrigin(childText(x, 'downloadUrl')),
         }))
         .filter((f) => f.formId && f.downloadUrl);
 }
