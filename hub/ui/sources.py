@@ -255,3 +255,33 @@ def dead_letter_depth(opened: Any) -> int:
     from hub.broker.base import QUEUE_DEAD
 
     return int(opened.queue_depth(QUEUE_DEAD))
+
+
+@dataclass(frozen=True)
+class FieldWork:
+    """What field collection looks like right now, for the overview's tiles."""
+
+    submissions: dict[str, int]  # intake status -> count
+    review: dict[str, int]  # review state -> count
+    identity_checks: dict[str, int]  # verified | failed | pending | not_checked -> count
+
+
+def field_work(sessions: sessionmaker[Session]) -> FieldWork:
+    """Counts by status of field submissions, review items and national ID cross-checks
+    (three indexed GROUP BYs: cheap on every page load)."""
+    from sqlalchemy import func
+
+    from hub.crosscheck.tables import IdentityCheck
+    from hub.intake.tables import IntakeSubmission
+    from hub.review.tables import ReviewItem
+
+    def counts(column: Any) -> dict[str, int]:
+        rows = session.execute(select(column, func.count()).group_by(column)).all()
+        return {str(state): int(count) for state, count in rows}
+
+    with sessions() as session:
+        return FieldWork(
+            submissions=counts(IntakeSubmission.status),
+            review=counts(ReviewItem.state),
+            identity_checks=counts(IdentityCheck.status),
+        )

@@ -254,8 +254,14 @@ def overview() -> Any:
         depth = None
     recorder = charts.recorder()
     series = charts.per_minute(recorder)
+    try:
+        field = sources.field_work(_sessions())
+    except Exception as exc:  # the page still shows everything else
+        log.warning("dashboard: field work counts unavailable: %s", type(exc).__name__)
+        field = None
     return render_template(
         "ui/overview.html",
+        field=field,
         connectors=statuses,
         workers=sources.worker_statuses(),
         subscriptions=subs,

@@ -412,11 +412,13 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
         "dci_transactions",
         "delivery_log",
         "processed_messages",
+        "intake_requeue",  # not a log: stored field submissions nobody queued, queued again
     ]
     results = run_retention(runtime.sessions, jobs)
     assert results["dci_transactions"] == 4  # 3 days old, kept for 1
     assert results["delivery_log"] == 0  # 3 days old, kept for 5
     assert results["processed_messages"] == 0
+    assert results["intake_requeue"] == 0  # nothing was stuck
     assert results["message_log"].deleted == 0
     assert _other_log_counts(runtime) == (2, 6)
 
@@ -433,7 +435,12 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
     result = CliRunner().invoke(main, ["monitoring", "prune"], env=env, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     others = json.loads(result.output)["other_logs"]
-    assert others == {"dci_transactions": 12, "delivery_log": 12, "processed_messages": 0}
+    assert others == {
+        "dci_transactions": 12,
+        "delivery_log": 12,
+        "processed_messages": 0,
+        "intake_requeue": 0,
+    }
     assert _other_log_counts(runtime) == (3, 3)
 
 

@@ -198,6 +198,11 @@ def test_a_newcomer_sees_births_deaths_and_verifications_reach_the_program(tmp_p
     _assert_field_work(seen)
     # The MIS's own page lists what it received.
     assert re.search(r'class="event">person\.(born|died)<', mis_page), mis_page[-2000:]
+    # The overview's field collection tiles show the team's work and the one conflict.
+    assert dashboard.status_code == 200, dashboard.text[:300]
+    tiles = dict(re.findall(r'id="field-([a-z-]+)"[^>]*>\s*([^<]*?)\s*<', dashboard.text))
+    assert tiles["conflicts"] == "1", tiles
+    assert int(tiles["applied"]) >= 20 and int(tiles["review"]) >= 20, tiles
     # The dashboard's subscription table names the MIS subscription and a delivered event.
     if dashboard.status_code == 200 and "program-mis-webhook" in dashboard.text:
         assert re.search(r"delivered</span> <span class=\"event\">person\.", dashboard.text)
