@@ -5,13 +5,14 @@
 
 The story is issue 14's: enumerators come back into coverage and their devices send what they
 collected offline, thousands of submissions at once; every one must land, none twice. The
-bench builds a PostgreSQL database of its own (``SRHUB_BENCH_DATABASE_URL`` with ``_intake``
-appended to its name; dropped afterwards unless ``--keep-db``), migrated to head; loads the
-sample form through the intake service as ``srhub run`` does; creates a field worker with
-``srhub users add … --role field_worker --area …``; serves the hub API under gunicorn on a
-free port; and runs ``srhub worker ingest`` processes on RabbitMQ (``SRHUB_BENCH_AMQP_URL``, or
-the local one, in a virtual host of its own when ``rabbitmqctl`` works) or, when none answers,
-on the embedded broker in the database.
+bench builds a PostgreSQL database of its own (``SRHUB_BENCH_DATABASE_URL`` with
+``_intake_<run id>`` appended to its name; dropped afterwards unless ``--keep-db``), migrated
+to head; loads the sample form through the intake service as ``srhub run`` does; creates a
+field worker with ``srhub users add … --role field_worker --area …``; serves the hub API under
+gunicorn on a free port (2 workers x 4 threads by default: two cores also run the ingest
+worker, PostgreSQL, RabbitMQ and the load client); and runs ``srhub worker ingest``
+processes on RabbitMQ (``SRHUB_BENCH_AMQP_URL``, or the local one, in a virtual host of its
+own when ``rabbitmqctl`` works) or, when none answers, on the embedded broker in the database.
 
 Before the clock starts it fills N distinct instances of the real XForm (households of one to
 six members, each person with a national ID of their own) and wraps each in the multipart body
@@ -81,12 +82,14 @@ RESEND = 100
 # --------------------------------------------------------------------------- services
 
 
-def database_url() -> str:
-    """The bench database: the configured URL with ``_intake`` appended to its name."""
+def database_url(run_id: str) -> str:
+    """The bench database: the configured URL with ``_intake_<run id>`` appended to its name
+    (two runs on one server never drop each other's database)."""
     from sqlalchemy.engine import make_url
 
     url = make_url(os.environ.get("SRHUB_BENCH_DATABASE_URL", DEFAULT_URL))
-    return url.set(database=f"{url.database}_intake").render_as_string(hide_password=False)
+    name = f"{url.database}_intake_{run_id}"
+    return url.set(database=name).render_as_string(hide_password=False)
 
 
 def _psycopg(url: str) -> str:
@@ -587,8 +590,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--submissions, --concurrency and --workers must be at least 1")
 
     broker, base_amqp = choose_broker(args.broker)
-    url = database_url()
     run_id = secrets.token_hex(5)
+    url = database_url(run_id)
     with contextlib.ExitStack() as stack:
         amqp_url = ""
         if broker == "amqp":
@@ -604,7 +607,9 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         fresh_database(url)
-        if not args.keep_db:
+        if args.keep_db:
+            print(f"  database {url.rsplit('/', 1)[-1]} (kept afterwards)", flush=True)
+        else:
             stack.callback(drop_database, url)
         data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="srhub-bi-")))
         line, ok = _run(args, url, amqp_url, data_dir, stack)
