@@ -336,6 +336,7 @@ class _Connection:
         self.port = port
         self.sock: socket.socket | None = None
         self.buffer = b""
+        self.last_head = b""  # the status line and headers of the last response
 
     def _connect(self) -> socket.socket:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=30)
@@ -359,6 +360,7 @@ class _Connection:
                 raise OSError("connection closed by the server")
             data += chunk
         head, _, rest = data.partition(b"\r\n\r\n")
+        self.last_head = head
         lines = head.split(b"\r\n")
         status = int(lines[0].split(b" ", 2)[1])
         length, closing = 0, False

@@ -66,9 +66,11 @@ def _match_keys(person: Person) -> list[str]:
     return [k for k in blocking_keys(record) if not k.startswith(_IDENTIFIER_KEY_PREFIXES)]
 
 
-def refresh_match_keys(session: Session, person: Person) -> None:
-    """Re-derive the person's stored blocking keys from their current names and birth date."""
-    session.execute(delete(PersonMatchKey).where(PersonMatchKey.person_id == person.id))
+def refresh_match_keys(session: Session, person: Person, *, new: bool = False) -> None:
+    """Re-derive the person's stored blocking keys from their current names and birth date.
+    ``new``: the person is being created and has no stored keys to delete yet."""
+    if not new:
+        session.execute(delete(PersonMatchKey).where(PersonMatchKey.person_id == person.id))
     for key in dict.fromkeys(_match_keys(person)):
         session.add(PersonMatchKey(person_id=person.id, key=key[:64]))
 

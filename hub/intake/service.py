@@ -12,6 +12,7 @@ row waits as ``received`` for the re-queue job (``hub.intake.queueing``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import uuid
@@ -19,8 +20,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.auth.roles import Principal
@@ -34,7 +35,7 @@ from hub.intake.contract import (
 )
 from hub.intake.errors import FormRefused, FormVersionExists, IntakeNotFound, NotAConflict
 from hub.intake.instance import flatten, parse_instance
-from hub.intake.queueing import MessagePublisher, publish_submissions
+from hub.intake.queueing import CONNECTOR, MessagePublisher, submission_message
 from hub.intake.tables import (
     FORM_ACTIVE,
     FORM_RETIRED,
@@ -342,9 +343,10 @@ class IntakeService:
                 more = len(violations) - MAX_SHOWN_VIOLATIONS
                 extra = f" (and {more} more)" if more > 0 else ""
                 raise SubmissionRejected(f"the answers break the form's rules: {shown}{extra}")
-            area = flatten(model, parsed.root).household["answers"].get("admin_area_code")
+            answers = flatten(model, parsed.root).household["answers"]
+            area = answers.get("admin_area_code")
             area = str(area).strip().upper() if area is not None else None
-            self._check_area(session, principal, area, model, parsed.root)
+            self._check_area(session, principal, area, answers.get("household_id"))
             row = IntakeSubmission(
                 instance_id=parsed.instance_id,
                 form_id=form.form_id,
@@ -357,6 +359,9 @@ class IntakeService:
                 body_sha256=digest,
                 xml_sealed=self.cipher.seal(SEAL_XML, xml),
                 status="received",
+                # Queued right after the commit below; stamped now so that queueing needs no
+                # second transaction (a publish that fails clears it again).
+                queued_at=utcnow() if self.publisher is not None else None,
             )
             session.add(row)
             try:
@@ -474,13 +479,12 @@ class IntakeService:
         return form
 
     def _check_area(
-        self, session: Session, principal: Principal, area: str | None, model: Any, root: Any
+        self, session: Session, principal: Principal, area: str | None, household_id: Any
     ) -> None:
         if not principal.may_touch_area(area):
             where = f"area {area}" if area else "a household without an area"
             covered = ", ".join(principal.admin_areas) or "none"
             raise SubmissionRejected(f"{where} is outside the areas you cover ({covered})", 403)
-        household_id = flatten(model, root).household["answers"].get("household_id")
         if not household_id or not principal.area_scoped:
             return
         try:
@@ -493,16 +497,27 @@ class IntakeService:
             )
 
     def _queue(self, instance_id: str) -> None:
+        """Publish a stored submission for the ingest worker: no database work (its
+        ``queued_at`` was stamped with the row), so a sync burst costs one transaction per
+        submission, and no transaction is open while publishing (the embedded broker writes to
+        the database itself)."""
         if self.publisher is None:
             return
         try:
-            with self.sessions.begin() as session:
-                publish_submissions(self.publisher, session, [instance_id])
+            self.publisher.publish_messages(CONNECTOR, [submission_message(instance_id)])
         except Exception as exc:  # stored: the re-queue job publishes it later
             log.warning(
                 "intake: submission stored but not queued (%s); it is queued again later",
                 type(exc).__name__,
             )
+            # Shown as never queued; the re-queue job takes it either way once its grace
+            # period has passed, so a database that fails here too changes nothing.
+            with contextlib.suppress(SQLAlchemyError), self.sessions.begin() as session:
+                session.execute(
+                    update(IntakeSubmission)
+                    .where(IntakeSubmission.instance_id == instance_id)
+                    .values(queued_at=None)
+                )
 
     # ------------------------------------------------------------------ submissions
 

@@ -44,7 +44,9 @@ class IntakeForm(Base):
     form_id: Mapped[str] = mapped_column(String(64), index=True)
     version: Mapped[str] = mapped_column(String(32))
     title: Mapped[str] = mapped_column(String(200))
-    xlsform: Mapped[bytes] = mapped_column(LargeBinary)
+    # Loaded only when read (the download of the XLSForm): every submission reads its form
+    # version's row, and the spreadsheet is the largest thing in it.
+    xlsform: Mapped[bytes] = mapped_column(LargeBinary, deferred=True)
     xlsform_name: Mapped[str] = mapped_column(String(200), default="")
     xform: Mapped[bytes] = mapped_column(LargeBinary)
     md5: Mapped[str] = mapped_column(String(32))

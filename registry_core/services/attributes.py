@@ -65,6 +65,19 @@ def record_attribute_rows(
     """Upsert facts (``member_index`` points into ``members``); returns what changed, as
     ``attributes.<domain>.<name>``."""
     changed: list[str] = []
+    if not attributes:
+        return changed
+    # The household's facts from this source, read once: a look-up per fact (each flushing
+    # what came before) made registering a household cost a round trip per answer.
+    known = {
+        (row.person_id, row.domain, row.name, row.period): row
+        for row in session.scalars(
+            select(SocioEconomicAttribute).where(
+                SocioEconomicAttribute.household_id == household.id,
+                SocioEconomicAttribute.source_system == source.system,
+            )
+        )
+    }
     for index, attr in enumerate(attributes):
         person_id = None
         if "member_index" in attr:
@@ -87,10 +100,12 @@ def record_attribute_rows(
             period=attr.get("period", ""),
             source_system=source.system,
         )
-        row = session.scalar(select(SocioEconomicAttribute).filter_by(**key))
+        found = (person_id, key["domain"], key["name"], key["period"])
+        row = known.get(found)
         if row is None:
             row = SocioEconomicAttribute(**key, value=None)
             session.add(row)
+            known[found] = row
         if row.value != attr["value"] or row.unit != attr.get("unit"):
             row.value = attr["value"]
             row.unit = attr.get("unit")

@@ -80,6 +80,6 @@ def create_person(
         new=True,
     )
     session.add(person)
-    refresh_match_keys(session, person)
+    refresh_match_keys(session, person, new=True)
     add_identifiers(ws, session, person, data.get("identifiers", []), source, path)
     return person

@@ -264,6 +264,46 @@ def test_fifty_submissions_with_one_bad_one(hub: Hub) -> None:
     assert hub.row(ids[17])["result"]["problems"]
 
 
+def test_receiving_takes_one_transaction_and_publishes_the_instance_id(hub: Hub) -> None:
+    """A sync burst costs one transaction per submission (bench.intake measures it): the
+    row is stored already stamped as queued, then published, with no second transaction."""
+    from sqlalchemy import event
+
+    published: list[str] = []
+
+    class Recording:
+        def publish_messages(self, connector: str, messages: Any) -> None:
+            assert connector == "intake"
+            published.extend(m.message_id for m in messages)
+
+    hub.service.publisher = Recording()
+    statements: list[str] = []
+    commits: list[int] = []
+
+    def statement(_conn: Any, _cursor: Any, text: str, *_rest: Any) -> None:
+        statements.append(text.split(None, 1)[0].upper())
+
+    def commit(_conn: Any) -> None:
+        commits.append(1)
+
+    engine = hub.runtime.engine
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    try:
+        instance_id = hub.submit(household(), [head()])
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", commit)
+    assert published == [instance_id]
+    assert len(commits) == 1, statements
+    assert "UPDATE" not in statements and statements.count("INSERT") == 1, statements
+    with hub.runtime.sessions() as session:
+        row = session.scalar(
+            select(IntakeSubmission).where(IntakeSubmission.instance_id == instance_id)
+        )
+        assert row is not None and row.queued_at is not None and row.status == "received"
+
+
 def test_stored_submissions_whose_publish_failed_are_queued_again(hub: Hub) -> None:
     class Down:
         def publish_messages(self, connector: str, messages: Any) -> None:

@@ -569,3 +569,46 @@ def test_within_an_outer_transaction_a_refused_record_rolls_back_alone(registry,
         registry.within(session).register_household(other, SURVEY)
         session.rollback()  # the caller's transaction decides: nothing of it remains
     assert len(outbox(registry)) == 1
+
+
+def test_registering_reads_the_facts_once_and_deletes_no_match_keys(registry, db_engine):
+    """A household's registration costs round trips per member, not per answer: the facts of
+    the household are read once (not once per fact) and a new person has no match keys to
+    delete (a field team's sync burst registers thousands: bench.intake)."""
+    from sqlalchemy import event
+
+    payload = household_payload()
+    payload["attributes"] += [
+        {"domain": "dwelling", "name": f"question_{n}", "value": n} for n in range(8)
+    ]
+    # The same fact twice in one record: the last value stands, in one row.
+    payload["attributes"] += [
+        {"domain": "asset", "name": "radio", "value": "no"},
+        {"domain": "asset", "name": "radio", "value": "yes"},
+    ]
+    seen: list[str] = []
+
+    def statement(_conn, _cursor, sql: str, *_rest) -> None:
+        seen.append(" ".join(sql.split()).lower())
+
+    event.listen(db_engine, "before_cursor_execute", statement)
+    try:
+        record = registry.register_household(payload, SURVEY).record
+    finally:
+        event.remove(db_engine, "before_cursor_execute", statement)
+    # The look-ups of existing facts (by source); the record read afterwards is not one.
+    lookups = [
+        s
+        for s in seen
+        if s.startswith("select")
+        and "from socio_economic_attributes" in s
+        and "socio_economic_attributes.source_system =" in s
+    ]
+    assert len(lookups) == 1, lookups
+    assert not [s for s in seen if s.startswith("delete from person_match_keys")]
+    facts = {(a["domain"], a["name"]): a["value"] for a in record["attributes"]}
+    assert facts[("asset", "radio")] == "yes" and facts[("dwelling", "question_7")] == 7
+    assert len(record["attributes"]) == 2 + 8 + 1
+    with db_engine.connect() as conn:
+        keys = conn.execute(text("SELECT count(*) FROM person_match_keys")).scalar()
+    assert keys and keys > 0  # new people still get their match keys
