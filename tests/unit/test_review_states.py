@@ -9,7 +9,7 @@ import pytest
 
 from hub.review import states
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "field-collection-review.md"
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "field-collection.md"
 
 
 @pytest.mark.parametrize("target", ["verified", "returned", "rejected"])
