@@ -109,6 +109,10 @@ def parse_form(xform: bytes) -> FormModel:
     root_name = etree.QName(root).localname
     secondary: dict[str, frozenset[str]] = {}
     for instance in model.findall("xf:instance[@id]", NS):
+        if instance.get("src"):
+            # An external instance (select_one_from_file: jr://file-csv/…, jr://file/…) holds
+            # its choices in a media file, not in the form: its answers are not checked here.
+            continue
         values = [_text(item.find("xf:name", NS)) for item in instance.iterfind(".//xf:item", NS)]
         secondary[instance.get("id", "")] = frozenset(v for v in values if v)
     body = doc.find("h:body", NS)

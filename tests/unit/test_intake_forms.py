@@ -138,3 +138,22 @@ def test_the_sample_form_converts_and_the_server_can_check_all_its_rules() -> No
     assert unsupported_expressions(form.model) == []
     names = {b.name for b in form.model.questions}
     assert {"admin_area_code", "given_name", "national_id", "roof_material"} <= names
+
+
+def test_choices_from_an_external_file_are_not_checked_against_an_empty_list() -> None:
+    # select_one_from_file: the choices live in a media file (households.csv), not the form.
+    external = convert_xlsform(
+        xlsform(extra_rows=[("select_one_from_file villages.csv", "village", "V", "", "", "", "")]),
+        "hh.xlsx",
+    )
+    assert "/data/village" not in external.model.choices
+    root = parse_instance(instance(external.xform, household(village="v17"), [head()]), 10**6).root
+    assert [(v.question, v.rule) for v in validate_instance(external.model, root)] == []
+    # Choices written in the form itself are still checked.
+    assert ("sex", "choice") in [
+        (v.question, v.rule)
+        for v in validate_instance(
+            external.model,
+            parse_instance(instance(external.xform, household(), [head(sex="x")]), 10**6).root,
+        )
+    ]
