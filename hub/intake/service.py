@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -138,6 +139,13 @@ class IntakeService:
         warnings.extend(
             f"the server cannot re-check this rule (it is not refused for it): {e}"
             for e in unsupported_expressions(converted.model)
+        )
+        given = {m.name for m in media}
+        warnings.extend(
+            f"the form refers to the media file {name!r}, which was not uploaded with it: "
+            "devices will not find it (send it as a 'media' part)"
+            for name in referenced_media(converted.xform)
+            if name not in given
         )
         with self.sessions.begin() as session:
             exists = session.scalar(
@@ -645,6 +653,20 @@ def _submission_dict(row: IntakeSubmission) -> dict[str, Any]:
         "resolved_by": row.resolved_by,
         "resolved_at": iso(row.resolved_at) if row.resolved_at else None,
     }
+
+
+_MEDIA_REFERENCE = re.compile(rb"jr://(?:file|file-csv|images|audio|video)/([^\"'<>\s)]+)")
+
+
+def referenced_media(xform: bytes) -> list[str]:
+    """The media file names an XForm refers to (``jr://file/…``, ``jr://file-csv/…``: external
+    choice lists, images in labels), in order of first mention."""
+    found: list[str] = []
+    for match in _MEDIA_REFERENCE.finditer(xform):
+        name = match.group(1).decode("utf-8", "replace")
+        if name not in found:
+            found.append(name)
+    return found
 
 
 def new_instance_id() -> str:

@@ -126,3 +126,51 @@ def test_submissions_by_area_and_conflict_resolution(api) -> None:
     assert wrong.status_code == 400
     one = api.get(f"/api/v1/intake/submissions/{a.instance_id}", headers=api.auth("admin")).json
     assert one["status"] == "received" and one["form_version"] == "1"
+
+
+def test_a_form_is_uploaded_with_its_media_and_devices_get_them(api) -> None:
+    content = xlsform(
+        extra_rows=[("select_one_from_file villages.csv", "village", "V", "", "", "", "")]
+    )
+    alone = upload(api, content)
+    assert alone.status_code == 201
+    assert any("'villages.csv'" in w and "not uploaded" in w for w in alone.json["warnings"])
+    villages = b"name,label\nv1,Village one\nv2,Village two\n"
+    with_media = api.post(
+        "/api/v1/intake/forms",
+        data={
+            "file": (
+                io.BytesIO(
+                    xlsform(
+                        version="2",
+                        extra_rows=[
+                            ("select_one_from_file villages.csv", "village", "V", "", "", "", "")
+                        ],
+                    )
+                ),
+                "hh.xlsx",
+            ),
+            "media": (io.BytesIO(villages), "villages.csv", "text/csv"),
+        },
+        headers=api.auth("admin"),
+        content_type="multipart/form-data",
+    )
+    assert with_media.status_code == 201, with_media.json
+    assert not [w for w in with_media.json["warnings"] if "villages.csv" in w]
+    service = api.app_under_test.extensions[INTAKE_EXTENSION_KEY]
+    worker = Principal("enumerator", frozenset({Role.field_worker}), admin_areas=("R01",))
+    (summary,) = service.forms_for(worker)
+    assert summary.version == "2" and summary.media_files == ("villages.csv",)
+    served = service.form_media("hh_test", "villages.csv", worker)
+    assert served is not None and served.content == villages
+    for bad in ("../etc/passwd", "sub/dir.csv", ""):
+        refused = api.post(
+            "/api/v1/intake/forms",
+            data={
+                "file": (io.BytesIO(xlsform(version="3")), "hh.xlsx"),
+                "media": (io.BytesIO(b"x"), bad or " "),
+            },
+            headers=api.auth("admin"),
+            content_type="multipart/form-data",
+        )
+        assert refused.status_code == 400 and "plain file name" in refused.json["detail"]
