@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -323,7 +324,10 @@ def test_bad_optional_id_is_applied_with_a_note_and_bad_subject_id_goes_to_revie
     assert note["value"]["target"] == "father.identifiers[system=national_id].value"
     assert note["value"]["rule"] == "identifier:check_digit"
     assert note["source_system"] == "civil_registry" and note["current"] is False
-    assert BAD not in json.dumps(provenance) and "096" not in json.dumps(provenance)
+    # Neither the number nor a tail of it is shown; digests and sealed values are opaque (and
+    # may contain any digits by chance), so they are left out of the look.
+    shown = re.sub(r'"[A-Za-z0-9+/=]{32,}"', '""', json.dumps(provenance))
+    assert BAD not in shown and "096" not in shown
 
     # The child's and the deceased's own bad numbers: review, with what staff need to fix it.
     reviews, total = hub.registry.list_reviews()

@@ -175,6 +175,20 @@ def _assert_field_work(seen: dict[str, Any]) -> None:
     assert seen.get("review_items", 0) >= 20, seen
 
 
+def _dashboard_overview(hub: RunningHub, token: str) -> requests.Response:
+    """The overview page as a person sees it: log in with the admin token, then open it."""
+    browser = requests.Session()
+    form = browser.get(f"{hub.url}/ui/login", timeout=10).text
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form)
+    assert csrf, form[:500]
+    browser.post(
+        f"{hub.url}/ui/login",
+        data={"csrf_token": csrf.group(1), "method": "token", "token": token, "next": "/"},
+        timeout=10,
+    )
+    return browser.get(f"{hub.url}/", timeout=10)
+
+
 def _assert_quiet_log(output: str) -> None:
     noisy = [line for line in output.splitlines() if LIBRARY_INFO.search(line)]
     assert not noisy, "library INFO lines in the log:\n" + "\n".join(noisy[:10])
@@ -187,9 +201,7 @@ def test_a_newcomer_sees_births_deaths_and_verifications_reach_the_program(tmp_p
         token_file = tmp_path / "var" / "admin-token"
         token = token_file.read_text().strip()
         seen = _first_minute_shows_the_promise(hub, token)
-        dashboard = requests.get(
-            f"{hub.url}/", headers={"Authorization": f"Bearer {token}"}, timeout=10
-        )
+        dashboard = _dashboard_overview(hub, token)
         mis_page = requests.get(f"{hub.mis}/", timeout=10).text
     finally:
         output = hub.stop()
