@@ -8,7 +8,6 @@ callers see only their areas) and decide conflicts (``keep_registry`` or
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -17,8 +16,9 @@ from hub.api.problems import BadRequest, problem
 from hub.api.requests import int_arg, json_object
 from hub.auth.flask_auth import current_principal, requires
 from hub.auth.roles import Role
-from hub.intake.contract import INTAKE_EXTENSION_KEY, MediaFile
+from hub.intake.contract import INTAKE_EXTENSION_KEY
 from hub.intake.errors import IntakeError
+from hub.intake.media import check_media_set, media_file
 from hub.intake.service import RESOLUTIONS, IntakeService
 from hub.intake.tables import SUBMISSION_STATUSES
 
@@ -47,21 +47,6 @@ def _created(body: Any) -> Response:
     return response
 
 
-MAX_MEDIA_FILES = 50
-_MEDIA_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
-
-
-def _media_file(part: Any) -> MediaFile:
-    """One ``media`` part (an image, a CSV choice list): its file name is what the form
-    refers to (``jr://file/NAME``, ``jr://file-csv/NAME``), so it must be a plain name."""
-    name = (part.filename or "").strip()
-    if not _MEDIA_NAME.match(name):
-        raise BadRequest(
-            "a media file needs a plain file name (letters, digits, '.', '_', '-'; no folders)"
-        )
-    return MediaFile(name, part.mimetype or "application/octet-stream", part.read())
-
-
 @bp.post("/forms")
 @requires(*FORM_ADMINS)
 def upload_form() -> Response:
@@ -70,11 +55,11 @@ def upload_form() -> Response:
     if upload is None or not upload.filename:
         raise BadRequest("send the XLSForm as a multipart/form-data part named 'file'")
     content = upload.read()
-    media = [_media_file(part) for part in request.files.getlist("media")]
-    if len(media) > MAX_MEDIA_FILES:
-        raise BadRequest(f"at most {MAX_MEDIA_FILES} media files per form version")
-    if len({m.name for m in media}) != len(media):
-        raise BadRequest("two media files have the same name")
+    media = [
+        media_file(part.filename, part.mimetype, part.read())
+        for part in request.files.getlist("media")
+    ]
+    check_media_set(media)
     result = _service().upload_form(
         content, upload.filename, current_principal().subject, media=media
     )

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from hub.intake.contract import (
 )
 from hub.intake.errors import FormRefused, FormVersionExists, IntakeNotFound, NotAConflict
 from hub.intake.instance import flatten, parse_instance
+from hub.intake.media import referenced_media
 from hub.intake.queueing import CONNECTOR, MessagePublisher, submission_message
 from hub.intake.tables import (
     FORM_ACTIVE,
@@ -653,20 +653,6 @@ def _submission_dict(row: IntakeSubmission) -> dict[str, Any]:
         "resolved_by": row.resolved_by,
         "resolved_at": iso(row.resolved_at) if row.resolved_at else None,
     }
-
-
-_MEDIA_REFERENCE = re.compile(rb"jr://(?:file|file-csv|images|audio|video)/([^\"'<>\s)]+)")
-
-
-def referenced_media(xform: bytes) -> list[str]:
-    """The media file names an XForm refers to (``jr://file/…``, ``jr://file-csv/…``: external
-    choice lists, images in labels), in order of first mention."""
-    found: list[str] = []
-    for match in _MEDIA_REFERENCE.finditer(xform):
-        name = match.group(1).decode("utf-8", "replace")
-        if name not in found:
-            found.append(name)
-    return found
 
 
 def new_instance_id() -> str:

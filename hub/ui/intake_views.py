@@ -15,6 +15,7 @@ from flask import abort, current_app, flash, g, redirect, render_template, reque
 from hub.auth.roles import Principal, Role
 from hub.intake.contract import INTAKE_EXTENSION_KEY
 from hub.intake.errors import IntakeError
+from hub.intake.media import check_media_set, media_file
 from hub.intake.service import RESOLUTIONS, IntakeService
 from hub.intake.tables import SUBMISSION_STATUSES
 from hub.ui.views import _audit, bp, staff_page
@@ -58,7 +59,13 @@ def intake_form_upload() -> Any:
         flash("Choose an XLSForm file first.", "error")
         return redirect(url_for("ui.intake_forms"))
     try:
-        result = _service().upload_form(upload.read(), upload.filename, g.staff.name)
+        media = [
+            media_file(part.filename, part.mimetype, part.read())
+            for part in request.files.getlist("media")
+            if part.filename
+        ]
+        check_media_set(media)
+        result = _service().upload_form(upload.read(), upload.filename, g.staff.name, media=media)
     except IntakeError as exc:
         _audit("intake_form_upload", upload.filename[:300], f"refused: {exc.detail[:400]}")
         flash(f"Not uploaded: {exc.detail}", "error")

@@ -58,6 +58,28 @@ def test_forms_submissions_and_a_conflict_resolved(hub: DashboardHub) -> None:
     )
     assert "set a version" in refused.text
     assert 'data-form-id="hh_test"' in refused.text
+    with_media = browser.post(
+        f"{hub.url}/ui/intake/forms/upload",
+        data={"csrf_token": token},
+        files=[
+            ("file", ("hh.xlsx", xlsform(version="2"))),
+            ("media", ("villages.csv", b"name,label\nv1,One\n", "text/csv")),
+        ],
+        timeout=10,
+    )
+    assert "version 2 is now current" in with_media.text
+    summary = hub.app.extensions[INTAKE_EXTENSION_KEY].forms_for(FIELD)[0]
+    assert summary.media_files == ("villages.csv",)
+    bad_name = browser.post(
+        f"{hub.url}/ui/intake/forms/upload",
+        data={"csrf_token": token},
+        files=[
+            ("file", ("hh.xlsx", xlsform(version="3"))),
+            ("media", ("../villages.csv", b"x", "text/csv")),
+        ],
+        timeout=10,
+    )
+    assert "plain file name" in bad_name.text
 
     service = hub.app.extensions[INTAKE_EXTENSION_KEY]
     service.publisher = None
@@ -104,6 +126,7 @@ def test_forms_submissions_and_a_conflict_resolved(hub: DashboardHub) -> None:
     actions = [(a.action, a.target) for a in hub.audit_rows()]
     assert ("intake_keep_registry", outcome.instance_id) in actions
     assert ("intake_form_upload", "hh_test@1") in actions
+    assert ("intake_form_upload", "hh_test@2") in actions
     assert (
         requests.get(f"{hub.url}/ui/intake/forms", allow_redirects=False, timeout=10).status_code
         == 302
