@@ -43,6 +43,13 @@ def create_app(settings: Settings | None = None, runtime: object | None = None) 
     hub = runtime if isinstance(runtime, HubRuntime) else HubRuntime(settings)
     app = Flask("hub")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    if settings.trusted_proxies > 0:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
+        )
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION_KEY] = hub
     init_auth(app, settings, hub.sessions)

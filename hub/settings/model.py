@@ -61,6 +61,12 @@ class Settings:
     # check digits); `srhub run` with the sandbox on uses the sandbox's own profile.
     identifier_profile: Path = Path("")
     max_request_bytes: int = 2 * 1024 * 1024
+    # How many reverse proxies in front of the hub set X-Forwarded-For/-Proto/-Host/-Port/
+    # -Prefix (0: none, the headers are ignored). Behind a TLS proxy, set it so the hub knows a
+    # request came over HTTPS (OpenRosa Basic, secure cookies) and prints its public URLs
+    # (form lists, manifests). Never more than the proxies really there: a client could forge
+    # the headers.
+    trusted_proxies: int = 0
     # The components' own settings (hub/settings/<component>.py).
     monitoring: MonitoringSettings = field(default_factory=MonitoringSettings)
     dci: DciSettings = field(default_factory=DciSettings)

@@ -200,3 +200,48 @@ def test_supervisors_may_log_into_the_dashboard_with_their_areas_field_workers_m
         assert supervisor.get("/ui/dead-letters").status_code == 302, "disabled: back to login"
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize("trusted", [0, 1])
+def test_behind_a_tls_proxy_the_hub_trusts_only_the_proxies_it_is_told_of(
+    settings: Settings, trusted: int
+) -> None:
+    """A TLS-terminating proxy speaks plain HTTP to the hub and says X-Forwarded-Proto:
+    https. Trusted (SRHUB_TRUSTED_PROXIES=1), the hub sees HTTPS: Basic is accepted and the
+    form list prints the public https URLs. Not trusted, the same headers change nothing (a
+    client could forge them)."""
+    from dataclasses import replace
+
+    from hub.intake.contract import INTAKE_EXTENSION_KEY
+    from hub.intake.setup import load_sample_form
+
+    assert (
+        _users(
+            settings, "add", "amina", "--role", "field_worker", "--area", "KE", "--password-stdin"
+        ).exit_code
+        == 0
+    )
+    settings = replace(settings, trusted_proxies=trusted)
+    runtime = HubRuntime(settings)
+    try:
+        app = create_app(settings, runtime)
+        load_sample_form(app.extensions[INTAKE_EXTENSION_KEY])
+        client = app.test_client()
+        basic = "Basic " + base64.b64encode(f"amina:{PASSWORD}".encode()).decode()
+        forwarded = {
+            "X-Forwarded-For": "41.90.1.2",
+            "X-Forwarded-Proto": "https",
+            "X-Forwarded-Host": "registry.gov.example",
+        }
+        listed = client.get(
+            "/openrosa/formList",
+            headers={**OR, **forwarded, "Authorization": basic},
+            environ_base={"REMOTE_ADDR": "10.0.0.5"},  # the proxy, on the network
+        )
+        if trusted:
+            assert listed.status_code == 200
+            assert "https://registry.gov.example/openrosa/forms/" in listed.get_data(as_text=True)
+        else:
+            assert listed.status_code == 401  # Basic over plain HTTP from the network
+    finally:
+        runtime.close()
