@@ -134,11 +134,13 @@ def run_worker_process(
         raise ValueError(f"unknown worker kind {kind!r}; use one of {', '.join(WORKER_KINDS)}")
     runtime = HubRuntime(settings)
     watcher = monitoring_middleware(settings, runtime) if kind == "ingest" else None
+    host = outbound_connectors(settings, runtime) if kind == "ingest" else None
     try:
         worker = build_worker(
             kind,
             runtime,
             middleware=[watcher] if watcher is not None else (),
+            connectors=host.connector if host is not None else no_connector,
             batch_size=batch_size,
             prefetch=prefetch,
         )
@@ -148,7 +150,26 @@ def run_worker_process(
     finally:
         if watcher is not None:
             watcher.stop()
+        if host is not None:
+            host.stop()
         runtime.close()
+
+
+def outbound_connectors(settings: Settings, runtime: HubRuntime) -> Any | None:
+    """The connectors of the connectors file, built but not started, for a separate ingest
+    worker: its verification requests (staff's and the registration cross-check's) call the
+    national ID authority through them. Nothing polls, listens or subscribes here: that stays
+    with the process that runs the connectors (``srhub run``). None without a connectors
+    file."""
+    from hub.connectors_host import ConnectorHost
+
+    configs = connector_tables(settings.connectors_file)
+    if not configs:
+        return None
+    host = ConnectorHost(settings, runtime.engine).build(configs)
+    for name, problem in sorted(host.problems.items()):
+        log.warning("ingest worker: connector %s not available for look-ups: %s", name, problem)
+    return host
 
 
 def retention_jobs(
