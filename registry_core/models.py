@@ -167,6 +167,12 @@ class Consent(Base):
     channel: Mapped[str] = mapped_column(String(32))
     granted_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    # What the consent rests on (a form's instance ID, a scanned paper's reference), who
+    # recorded it, and who withdrew it and why: the history a person may ask to see.
+    evidence_reference: Mapped[str | None] = mapped_column(String(256))
+    recorded_by: Mapped[str | None] = mapped_column(String(200))
+    revoked_by: Mapped[str | None] = mapped_column(String(200))
+    revocation_reason: Mapped[str | None] = mapped_column(String(500))
 
     __table_args__ = (
         CheckConstraint("person_id IS NOT NULL OR household_id IS NOT NULL", name="has_subject"),

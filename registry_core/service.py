@@ -240,13 +240,38 @@ class Registry:
         source: Source,
         person_id: uuid.UUID | str | None = None,
         household_id: uuid.UUID | str | None = None,
+        evidence_reference: str | None = None,
+        recorded_by: str | None = None,
     ) -> ChangeResult:
         return self._consents.grant_consent(
-            program_code, purpose, channel, source, person_id, household_id
+            program_code,
+            purpose,
+            channel,
+            source,
+            person_id,
+            household_id,
+            evidence_reference=evidence_reference,
+            recorded_by=recorded_by,
         )
 
-    def revoke_consent(self, consent_id: uuid.UUID | str, source: Source) -> ChangeResult:
-        return self._consents.revoke_consent(consent_id, source)
+    def revoke_consent(
+        self,
+        consent_id: uuid.UUID | str,
+        source: Source,
+        reason: str | None = None,
+        revoked_by: str | None = None,
+    ) -> ChangeResult:
+        return self._consents.revoke_consent(consent_id, source, reason, revoked_by)
+
+    def get_consent(self, consent_id: uuid.UUID | str) -> dict[str, Any]:
+        return self._consents.get_consent(consent_id)
+
+    def list_consents(
+        self,
+        person_id: uuid.UUID | str | None = None,
+        household_id: uuid.UUID | str | None = None,
+    ) -> list[dict[str, Any]]:
+        return self._consents.list_consents(person_id, household_id)
 
     # ------------------------------------------------------------------ resolution, review
 

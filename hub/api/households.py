@@ -1,5 +1,8 @@
 """Households: list, register, read, update, members.
 
+A registration may carry ``consents`` (program, purpose, channel, evidence reference; for the
+household or one member), recorded in the registration's transaction (``hub.api.consents``).
+
 Field workers see and change only households in their own administrative areas; auditors read
 everything with identifiers masked (see ``hub.api.visibility``).
 """
@@ -73,7 +76,18 @@ def register_household() -> Response:
     body = json_object()
     area = body.get("admin_area_code")
     require_area(area if isinstance(area, str) else None)
-    result = hub_registry().register_household(body, caller_source())
+    consents = body.pop("consents", None)
+    if consents is None:
+        result = hub_registry().register_household(body, caller_source())
+    else:
+        # Consents given at registration commit with the household or not at all.
+        from hub.api.consents import record_at_registration, validate_at_registration
+
+        validate_at_registration(consents)
+        with hub_runtime().sessions() as session, session.begin():
+            registry = hub_registry().within(session)
+            result = registry.register_household(body, caller_source())
+            record_at_registration(registry, result.record, consents)
     response = _with_etag(result.record, 201)
     response.headers["Location"] = url_for(".get_household", household_id=result.record["id"])
     return response

@@ -56,6 +56,22 @@ def source_of(row: IntakeSubmission) -> Source:
     return Source(SOURCE_SYSTEM, record_id, row.received_at)
 
 
+def _record_consent(
+    registry: Registry, row: IntakeSubmission, source: Source, household_id: str
+) -> None:
+    """The form's consent to the ID check, with the submission as its evidence and the
+    submitter as who recorded it (the history ``GET /api/v1/households/{id}/consents`` shows)."""
+    registry.grant_consent(
+        CONSENT_PROGRAM,
+        CONSENT_PURPOSE,
+        CONSENT_CHANNEL,
+        source,
+        household_id=household_id,
+        evidence_reference=source.record_id,
+        recorded_by=f"intake:{row.submitted_by}"[:200],
+    )
+
+
 def seal_json(cipher: IdentifierCipher, value: Any) -> bytes:
     return cipher.seal(SEAL_RESULT, json.dumps(value, sort_keys=True, default=str).encode())
 
@@ -164,13 +180,7 @@ class SubmissionApplier:
             household_id = result.record["id"]
             row.household_id = uuid.UUID(household_id)
             if mapped.consent_national_id_check:
-                registry.grant_consent(
-                    CONSENT_PROGRAM,
-                    CONSENT_PURPOSE,
-                    CONSENT_CHANNEL,
-                    source,
-                    household_id=household_id,
-                )
+                _record_consent(registry, row, source, household_id)
             return Outcome("applied"), {"mapped": mapped.as_dict(), "household": result.record}
         base = against_version if against_version is not None else mapped.base_version
         if base is None:
@@ -239,9 +249,7 @@ class SubmissionApplier:
             if index < len(person_ids) and person_ids[index]:
                 registry.record_person_attributes(person_ids[index], facts, source)
         if mapped.consent_national_id_check:
-            registry.grant_consent(
-                CONSENT_PROGRAM, CONSENT_PURPOSE, CONSENT_CHANNEL, source, household_id=household_id
-            )
+            _record_consent(registry, row, source, household_id)
         return Outcome("applied"), {
             "mapped": mapped.as_dict(),
             "household": registry.get_household(household_id),

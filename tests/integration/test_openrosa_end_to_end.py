@@ -183,6 +183,11 @@ def test_a_digest_submission_lands_in_the_registry_with_its_attributes(live_hub:
     disabled = facts[("disability", members["Baraka"]["id"])]
     assert disabled.value == "yes" and disabled.source_record_id == record
     assert sources == {"intake"}, "the household's fields are asserted by the intake source"
+    # The form's consent is in the household's consent history, the submission its evidence.
+    [consent] = hub.runtime.registry.list_consents(household_id=row["household_id"])
+    assert (consent["purpose"], consent["status"]) == ("identity_verification", "active")
+    assert consent["evidence_reference"] == record
+    assert consent["recorded_by"] == "intake:enumerator7"
     # Applied by the ingest worker, the submission awaits a supervisor in the review queue.
     with hub.runtime.sessions() as session:
         item = session.scalars(
