@@ -126,7 +126,9 @@ def test_bodies_are_validated_and_field_workers_act_in_their_areas(world):
     missing = record(world, {**terms, "household_id": "00000000-0000-4000-8000-000000000000"})
     assert missing.status_code == 404
 
-    token = issue_token(world.settings, subject="fw1", roles=["field_worker"], admin_areas=[FIELD_AREA])
+    token = issue_token(
+        world.settings, subject="fw1", roles=["field_worker"], admin_areas=[FIELD_AREA]
+    )
     field = {"Authorization": f"Bearer {token}"}
     ok = record(world, {**terms, "household_id": inside["id"]}, headers=field)
     assert ok.status_code == 201 and ok.get_json()["recorded_by"] == "token:fw1"
