@@ -3,7 +3,8 @@
 ``IntakeService`` implements the ``IntakeBackend`` the OpenRosa server calls and the
 operations the API and the dashboard offer. Its form half (upload, versions, retirement, form
 list, downloads, media) is ``FormCatalog`` in ``hub.intake.forms``; this module receives,
-queues and lists submissions and resolves conflicts. It knows no HTTP: errors are ``SubmissionRejected`` (the device's answer) or ``hub.intake.errors``.
+queues and lists submissions and resolves conflicts. It knows no HTTP: errors are
+``SubmissionRejected`` (the device's answer) or ``hub.intake.errors``.
 
 Receiving is durable first: the instance is checked (form, version, rules, area), stored
 sealed, committed, and only then published for the ingest worker; if publishing fails, the
