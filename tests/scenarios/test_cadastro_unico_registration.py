@@ -13,13 +13,9 @@ Chromium (enketo, service worker, IndexedDB) against the same hub; the form uplo
 from __future__ import annotations
 
 import io
-import os
 import random
 import secrets
-import shutil
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -35,7 +31,6 @@ from sandbox_mocks.field_team.answers import household_answers, member_answers
 from sandbox_mocks.field_team.openrosa import OpenRosaClient
 from sandbox_mocks.field_team.xform import FormTemplate, instance_id_of
 from sandbox_mocks.population import iter_vital_events
-from tests.integration.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.scenarios.conftest import LiveHub, wait_for
 
 CENSUS_DAY = date(2025, 1, 1)
@@ -115,26 +110,6 @@ def _form_with_new_question() -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("playwright is not installed (required under CI=true)")
-        pytest.skip("playwright is not installed: pip install playwright")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} not found (required under CI=true)")
-        pytest.skip(f"{CHROMIUM} not found: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _wait_count(page: Any, which: str, value: int) -> None:
