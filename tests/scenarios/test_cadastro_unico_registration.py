@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import io
 import random
-import secrets
 from datetime import date
 from typing import Any
 
@@ -25,32 +24,16 @@ from sqlalchemy import select
 
 from hub.auth.tokens import issue_token
 from hub.intake.sample_forms import make_household_registration as sample
-from hub.openrosa.accounts import save_user
 from registry_core.models import SocioEconomicAttribute
 from sandbox_mocks.field_team.answers import household_answers, member_answers
 from sandbox_mocks.field_team.openrosa import OpenRosaClient
 from sandbox_mocks.field_team.xform import FormTemplate, instance_id_of
 from sandbox_mocks.population import iter_vital_events
-from tests.scenarios.conftest import LiveHub, wait_for
+from tests.scenarios.conftest import LiveHub, field_account, wait_for
 
 CENSUS_DAY = date(2025, 1, 1)
 NEW_VERSION = "2026120601"
 NEW_QUESTION = "attends_school"
-
-
-def _account(hub: LiveHub, username: str, areas: list[str]) -> str:
-    password = secrets.token_urlsafe(16)
-    with hub.runtime.sessions() as session, session.begin():
-        save_user(
-            session,
-            hub.runtime.cipher,
-            hub.settings.openrosa.realm,
-            username=username,
-            role="field_worker",
-            areas=areas,
-            password=password,
-        )
-    return password
 
 
 def _living_households(hub: LiveHub) -> list[Any]:
@@ -172,8 +155,8 @@ def test_office_and_mobile_registration_and_a_program_question_added_without_cod
     next_family = next(f for f in families[2:] if any(p.relationship == "child" for p in f.members))
     chosen = (office_family, mobile_family, next_family)
     areas = sorted({f.locality_code.split("-")[0] for f in chosen})
-    office_password = _account(hub, "cras-officer-1", areas)
-    mobile_password = _account(hub, "mobile-team-4", areas)
+    office_password = field_account(hub, "cras-officer-1", "field_worker", areas)
+    mobile_password = field_account(hub, "mobile-team-4", "field_worker", areas)
     officer = {
         "Authorization": "Bearer "
         + issue_token(
