@@ -21,8 +21,8 @@ from hub.workers.retention import run_retention
 from registry_core.models import HouseholdRecertification
 from registry_core.service import Registry, Source
 from standards.timeutil import utcnow
-from tests.intake_support import head, household
-from tests.integration.test_intake import Hub
+from tests.intake_support import head, household, xlsform
+from tests.integration.test_intake import STAFF, Hub
 
 RECERT_EVENTS = ("household.recertification_due", "household.recertification_overdue")
 
@@ -231,3 +231,56 @@ def test_an_applied_field_submission_recertifies(hub: Hub) -> None:
     status = registry.get_household(hid)["recertification"]
     assert status["state"] == "current" and status["certified_by"] == "intake"
     assert date.fromisoformat(status["due_on"]) == utcnow().date() + timedelta(days=730)
+
+
+def test_cadastro_unico_story_recertified_by_a_new_submission_or_flagged(hub: Hub) -> None:
+    """Brazil's Cadastro Único: two families certified almost two years ago become due and are
+    reminded; one is visited and submits again with a changed income (recertified, new due
+    date); the other is not and is flagged overdue — still there, still active."""
+    registry = hub.runtime.registry
+    extra = [("integer", "monthly_income", "Monthly income", "", "", "", "")]
+    hub.service.upload_form(xlsform(version="2", extra_rows=extra), "hh.xlsx", "admin")
+    hub.xform = hub.service.form_document("hh_test", STAFF).xform  # type: ignore[union-attr]
+    today = utcnow().date()
+    long_ago = Source("field_survey", None, utcnow() - timedelta(days=700))
+    visited = registry.register_household(
+        {
+            "admin_area_code": "R01-D02",
+            "members": [{**head(), "relationship": "head"}],
+        },
+        long_ago,
+    ).record
+    absent = registry.register_household(
+        {
+            "admin_area_code": "R01-D03",
+            "members": [{**head(given_name="Bia"), "relationship": "head"}],
+        },
+        long_ago,
+    ).record
+    due = today + timedelta(days=30)
+    assert visited["recertification"]["due_on"] == due.isoformat()
+
+    reminded = registry.run_recertification_round(today)
+    assert sorted(reminded.reminded) == sorted([visited["id"], absent["id"]])
+    assert registry.list_recertification("due", area_prefixes=["R01"])[1] == 2
+
+    update = household(
+        household_id=visited["id"], base_version=visited["version"], monthly_income="450"
+    )
+    instance_id = hub.submit(update, [head(person_id=visited["members"][0]["id"])])
+    assert hub.work(1)["processed"] == 1
+    assert hub.row(instance_id)["status"] == "applied", hub.row(instance_id)["reason"]
+    now = registry.get_household(visited["id"])
+    assert {a["name"]: a["value"] for a in now["attributes"]}["monthly_income"] == 450
+    assert now["recertification"]["state"] == "current"
+    assert now["recertification"]["due_on"] == (today + timedelta(days=730)).isoformat()
+
+    flagged = registry.run_recertification_round(due + timedelta(days=1))
+    assert flagged.overdue == [absent["id"]] and flagged.reminded == []
+    late = registry.get_household(absent["id"])
+    assert late["recertification"]["state"] == "overdue" and late["status"] == "active"
+    assert [i["household_id"] for i in registry.list_recertification("overdue")[0]] == [
+        absent["id"]
+    ]
+    assert [t for t, _ in _events(registry, visited["id"])] == [RECERT_EVENTS[0]]
+    assert [t for t, _ in _events(registry, absent["id"])] == list(RECERT_EVENTS)
