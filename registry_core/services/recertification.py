@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from registry_core.models import Household, HouseholdRecertification
+from registry_core.models import Household, HouseholdRecertification, HouseholdStatus
 from registry_core.recertification import RecertificationPolicy, RecertificationState
 from registry_core.records import recertification_record
 from registry_core.services.base import REGISTRY_SOURCE, Source, Workspace, household_by_id
@@ -36,7 +36,9 @@ def certify(
 ) -> HouseholdRecertification:
     """Record that ``household`` was certified at ``source.at()``: a new cycle begins."""
     at = source.at()
-    row = session.get(HouseholdRecertification, household.id)
+    # Locked (PostgreSQL), so a round flagging the household at the same time waits or is
+    # waited for: a certification is never overwritten by a stale flag.
+    row = session.get(HouseholdRecertification, household.id, with_for_update=True)
     if row is None:
         row = HouseholdRecertification(household_id=household.id)
         session.add(row)
@@ -101,6 +103,7 @@ def run_round(
         .join(Household, Household.id == HouseholdRecertification.household_id)
         .where(
             HouseholdRecertification.state != RecertificationState.OVERDUE,
+            Household.status != HouseholdStatus.DISSOLVED,  # no one to remind
             HouseholdRecertification.due_on <= policy.latest_due_in_window(today),
             or_(
                 HouseholdRecertification.reminded_for.is_(None),
@@ -110,6 +113,7 @@ def run_round(
         )
         .order_by(HouseholdRecertification.due_on, HouseholdRecertification.household_id)
         .limit(batch)
+        .with_for_update(of=HouseholdRecertification)
     ).all()
     for row, household in rows:
         state = policy.state_on(row.due_on, today)

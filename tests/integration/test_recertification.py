@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, update
 
 from hub.api import create_app
 from hub.assembly import recertification_job
@@ -284,3 +284,18 @@ def test_cadastro_unico_story_recertified_by_a_new_submission_or_flagged(hub: Hu
     ]
     assert [t for t, _ in _events(registry, visited["id"])] == [RECERT_EVENTS[0]]
     assert [t for t, _ in _events(registry, absent["id"])] == list(RECERT_EVENTS)
+
+
+def test_dissolved_households_are_not_reminded(registry: Registry) -> None:
+    from registry_core.models import Household
+
+    kept = registry.register_household(_household(), Source("registry_staff")).record["id"]
+    gone = registry.register_household(_household(name="Zuri"), Source("x_y")).record["id"]
+    with registry._ws.sessions.begin() as session:
+        session.execute(
+            update(Household).where(Household.id == uuid.UUID(gone)).values(status="dissolved")
+        )
+    far = utcnow().date() + timedelta(days=800)
+    result = registry.run_recertification_round(far)
+    assert result.reminded == [kept] and result.overdue == [kept]
+    assert registry.get_household(gone)["recertification"]["state"] == "current"
