@@ -29,6 +29,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.collect:bp",
     "hub.openrosa:bp",
     "hub.api.review:bp",
+    "hub.api.recertification:bp",
 )
 
 

@@ -242,6 +242,8 @@ class SubmissionApplier:
             registry.grant_consent(
                 CONSENT_PROGRAM, CONSENT_PURPOSE, CONSENT_CHANNEL, source, household_id=household_id
             )
+        # A field visit that submitted the household again recertifies it, changed or not.
+        registry.recertify(household_id, source)
         return Outcome("applied"), {
             "mapped": mapped.as_dict(),
             "household": registry.get_household(household_id),
