@@ -18,8 +18,11 @@ A missing module fails here, at start, with Python's own error: nothing is skipp
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from hub.crosscheck.handlers import crosscheck_handlers
 from hub.dci import retention as dci_retention
@@ -31,7 +34,7 @@ from hub.pipeline.ingest import ingest_handlers
 from hub.pipeline.relay_worker import RelayWorker
 from hub.pipeline.routes import Route, connector_tables, routes_for
 from hub.pipeline.verification import ConnectorLookup, no_connector
-from hub.runtime import HubRuntime
+from hub.runtime import HubRuntime, recertification_policy
 from hub.settings import Settings
 from hub.subscriptions import retention as delivery_retention
 from hub.workers import idempotency
@@ -41,6 +44,7 @@ from hub.workers.runtime import ConsumerRuntime
 from hub.workers.service import Worker, WorkerGroup, broker_factory, run_until_signalled
 from hub.workers.status import WorkerStatus
 from hub.workers.topology import CROSSCHECK_QUEUE, DISPATCH_QUEUE, INGEST_QUEUE
+from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -176,8 +180,9 @@ def retention_jobs(
     settings: Settings, *, message_log: RetentionPolicy | None = None
 ) -> list[RetentionJob]:
     """Every package's retention job, built (and their settings checked) now: the message
-    log, the DCI transactions, the delivery log and the processed-message store; and the
-    intake core's re-queue of stored submissions no worker has taken yet."""
+    log, the DCI transactions, the delivery log and the processed-message store; the intake
+    core's re-queue of stored submissions no worker has taken yet; and the recertification
+    round (it deletes nothing: it flags households due or overdue and writes their events)."""
     from hub.intake.setup import requeue
 
     config = settings.monitoring
@@ -187,4 +192,23 @@ def retention_jobs(
         delivery_retention.retention_job(config.delivery_log_max_age_days),
         idempotency.retention_job(),
         requeue(settings),
+        recertification_job(settings),
     ]
+
+
+def recertification_job(
+    settings: Settings, today: Callable[[], date] | None = None
+) -> RetentionJob:
+    """The recertification round as of ``today()`` (default: the current UTC day; tests inject
+    a clock), in the retention runner's transaction. Its result is the number of events it
+    wrote (reminders and overdue flags), like the intake re-queue's count: it deletes nothing."""
+    from registry_core.services.recertification import run_round
+
+    policy = recertification_policy(settings)
+    clock = today or (lambda: utcnow().date())
+
+    def round_(session: Session) -> int:
+        result = run_round(session, policy, clock())
+        return len(result.reminded) + len(result.overdue)
+
+    return RetentionJob("recertification", round_)

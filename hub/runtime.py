@@ -23,8 +23,18 @@ from hub.settings import (
 from registry_core.crypto import IdentifierCipher
 from registry_core.db import make_engine, make_session_factory
 from registry_core.precedence import SourcePrecedence
+from registry_core.recertification import RecertificationPolicy
 from registry_core.service import Registry
 from standards.identifiers import IdentifierProfile
+
+
+def recertification_policy(settings: Settings) -> RecertificationPolicy:
+    config = settings.recertification
+    return RecertificationPolicy(
+        interval_days=config.interval_days,
+        reminder_days=config.reminder_days,
+        grace_days=config.grace_days,
+    )
 
 
 @dataclass
@@ -70,8 +80,15 @@ class HubRuntime:
             ) from None
 
     @cached_property
+    def recertification(self) -> RecertificationPolicy:
+        """The registry-wide recertification policy (``settings.recertification``)."""
+        return recertification_policy(self.settings)
+
+    @cached_property
     def registry(self) -> Registry:
-        return Registry(self.sessions, self.cipher, self.precedence)
+        return Registry(
+            self.sessions, self.cipher, self.precedence, recertification=self.recertification
+        )
 
     def close(self) -> None:
         if "engine" in self.__dict__:

@@ -278,6 +278,37 @@ class MatchReview(Base):
     resolution: Mapped[str | None] = mapped_column(Text)
 
 
+class HouseholdRecertification(Base):
+    """When a household was last certified, when it is due again, and its state.
+
+    A table of its own rather than columns on ``households``: households are versioned
+    (optimistic locking), and the periodic round that flags households due or overdue must
+    neither bump their version (every reader holding it would get a conflict) nor collide
+    with a concurrent edit. One row per household; never deleted with an overdue flag.
+    ``reminded_for`` and ``overdue_for`` hold the due date of the cycle whose event went out
+    (cleared when a certification starts a new cycle), so each event is written once per cycle.
+    """
+
+    __tablename__ = "household_recertifications"
+
+    household_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("households.id"), primary_key=True
+    )
+    last_certified_at: Mapped[datetime] = mapped_column()
+    certified_by: Mapped[str] = mapped_column(String(64))  # source system of the certification
+    due_on: Mapped[date] = mapped_column(Date, index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reminded_for: Mapped[date | None] = mapped_column(Date)
+    overdue_for: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        CheckConstraint(
+            "state IN ('current', 'due', 'overdue')", name="recertification_state_known"
+        ),
+    )
+
+
 class OutboxEvent(Base):
     """A change event written in the same transaction as the change (transactional outbox).
 

@@ -30,6 +30,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "person.verified",
     "person.verification_failed",
     "household.eligibility_changed",
+    "household.recertification_due",
+    "household.recertification_overdue",
     "consent.granted",
     "consent.revoked",
 )

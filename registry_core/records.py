@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from registry_core.crypto import IdentifierCipher
 from registry_core.models import (
     Household,
+    HouseholdRecertification,
     Identifier,
     Membership,
     Person,
@@ -25,6 +26,19 @@ from standards.timeutil import iso
 def compact(record: dict[str, Any]) -> dict[str, Any]:
     """``record`` without its ``None`` values (the canonical schemas admit no nulls there)."""
     return {key: value for key, value in record.items() if value is not None}
+
+
+def recertification_record(row: HouseholdRecertification | None) -> dict[str, Any] | None:
+    """A household's ``recertification`` (read-only): its due date and state as the last
+    round flagged them, and its last certification."""
+    if row is None:
+        return None
+    return {
+        "due_on": iso(row.due_on),
+        "state": row.state,
+        "last_certified_at": iso(row.last_certified_at),
+        "certified_by": row.certified_by,
+    }
 
 
 def identifier_record(identifier: Identifier, cipher: IdentifierCipher) -> dict[str, Any]:
@@ -134,6 +148,9 @@ def household_record(
                 )
                 for a in attributes
             ],
+            "recertification": recertification_record(
+                session.get(HouseholdRecertification, household.id)
+            ),
             "created_at": iso(household.created_at),
             "updated_at": iso(household.updated_at),
         }

@@ -9,7 +9,8 @@ each method hands the call to the use case that owns it (``registry_core/service
 - ``consents`` — granting and revoking consent;
 - ``attributes`` — socio-economic facts and eligibility scores;
 - ``reviews`` — resolving who a record is about, and the review queue;
-- ``reads`` — records, pages, provenance, the outbox.
+- ``reads`` — records, pages, provenance, the outbox;
+- ``recertification`` — when households are due again, the periodic round, the lists.
 
 Each write is one transaction (``services.base.Workspace``): it validates its input against
 the canonical schema, applies the change through field provenance and source precedence, and
@@ -32,6 +33,7 @@ from registry_core.crypto import IdentifierCipher
 from registry_core.matching import Matcher
 from registry_core.models import OutboxEvent
 from registry_core.precedence import SourcePrecedence
+from registry_core.recertification import RecertificationPolicy
 from registry_core.resolution import Resolution
 from registry_core.services.attributes import Attributes
 from registry_core.services.base import ChangeResult, Source, Workspace
@@ -40,6 +42,7 @@ from registry_core.services.households import Households
 from registry_core.services.identity import Identity
 from registry_core.services.life_events import LifeEvents
 from registry_core.services.reads import Reads
+from registry_core.services.recertification import Recertifications, RoundResult
 from registry_core.services.reviews import Reviews
 from registry_core.vital import VitalFacts
 from standards.identifiers import IdentifierProfile
@@ -60,6 +63,7 @@ class Registry:
         cipher: IdentifierCipher,
         precedence: SourcePrecedence | None = None,
         matcher: Matcher | None = None,
+        recertification: RecertificationPolicy | None = None,
     ) -> None:
         self._open(
             Workspace(
@@ -67,6 +71,7 @@ class Registry:
                 cipher=cipher,
                 precedence=precedence or SourcePrecedence.default(),
                 matcher=matcher or Matcher(),
+                recertification=recertification or RecertificationPolicy(),
             )
         )
 
@@ -79,6 +84,7 @@ class Registry:
         self._attributes = Attributes(ws)
         self._reviews = Reviews(ws)
         self._reads = Reads(ws)
+        self._recertifications = Recertifications(ws)
 
     def within(self, session: Session) -> Registry:
         """The same services, working inside the caller's open transaction.
@@ -338,3 +344,27 @@ class Registry:
 
     def outbox_since(self, after_sequence: int = 0, limit: int = 100) -> list[OutboxEvent]:
         return self._reads.outbox_since(after_sequence, limit)
+
+    # ------------------------------------------------------------------ recertification
+
+    @property
+    def recertification_policy(self) -> RecertificationPolicy:
+        return self._ws.recertification
+
+    def recertify(self, household_id: uuid.UUID | str, source: Source) -> dict[str, Any]:
+        return self._recertifications.recertify(household_id, source)
+
+    def run_recertification_round(self, today: date | None = None) -> RoundResult:
+        return self._recertifications.run_round(today)
+
+    def list_recertification(
+        self,
+        state: str,
+        *,
+        area_prefixes: Sequence[str] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[dict[str, Any]], int]:
+        return self._recertifications.list_households(
+            state, area_prefixes=area_prefixes, limit=limit, offset=offset
+        )

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 
+from tests.browser_support import browser  # noqa: F401 - every page test's Chromium
 from tests.services import postgres_url_or_skip, unique_name
 
 

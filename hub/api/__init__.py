@@ -30,6 +30,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.openrosa:bp",
     "hub.api.review:bp",
     "hub.api.consents:bp",
+    "hub.api.recertification:bp",
 )
 
 

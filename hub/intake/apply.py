@@ -250,6 +250,8 @@ class SubmissionApplier:
                 registry.record_person_attributes(person_ids[index], facts, source)
         if mapped.consent_national_id_check:
             _record_consent(registry, row, source, household_id)
+        # A field visit that submitted the household again recertifies it, changed or not.
+        registry.recertify(household_id, source)
         return Outcome("applied"), {
             "mapped": mapped.as_dict(),
             "household": registry.get_household(household_id),

@@ -28,6 +28,7 @@ from hub.settings.intake import IntakeSettings
 from hub.settings.monitoring import MonitoringSettings
 from hub.settings.notifications import NotificationSettings
 from hub.settings.openrosa import OpenRosaSettings
+from hub.settings.recertification import RecertificationSettings
 from hub.settings.sandbox import SandboxMockSettings
 from hub.settings.ui import UiSettings
 from standards.identifiers import IdentifierProfile, ProfileError, default_profile, load_profile
@@ -75,6 +76,7 @@ class Settings:
     ui: UiSettings = field(default_factory=UiSettings)
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     openrosa: OpenRosaSettings = field(default_factory=OpenRosaSettings)
+    recertification: RecertificationSettings = field(default_factory=RecertificationSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -122,6 +124,7 @@ SECTIONS: dict[str, type[Section]] = {
         UiSettings,
         IntakeSettings,
         OpenRosaSettings,
+        RecertificationSettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)

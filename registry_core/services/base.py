@@ -31,6 +31,7 @@ from registry_core.errors import ConflictError, NotFound
 from registry_core.matching import Matcher
 from registry_core.models import Household, Identifier, Membership, Person
 from registry_core.precedence import SourcePrecedence
+from registry_core.recertification import RecertificationPolicy
 from standards.identifiers import IdentifierProfile
 from standards.timeutil import utcnow
 
@@ -74,6 +75,8 @@ class Workspace:
     precedence: SourcePrecedence
     matcher: Matcher
     outer: Session | None = None
+    # When households are due for recertification (registration and confirmations reset it).
+    recertification: RecertificationPolicy = field(default_factory=RecertificationPolicy)
 
     def within(self, session: Session) -> Workspace:
         """The same workspace, working inside the caller's open transaction ``session``."""

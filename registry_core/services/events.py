@@ -163,6 +163,34 @@ class EligibilityChanged(EventPayload):
     source: Source
 
 
+@dataclass(frozen=True, kw_only=True)
+class RecertificationDue(EventPayload):
+    """A household entered its reminder window; once per cycle (the cycle is its ``due_on``)."""
+
+    TYPE: ClassVar[str] = "household.recertification_due"
+    SUBJECT: ClassVar[tuple[str, str]] = ("household", "household_id")
+
+    household_id: uuid.UUID
+    due_on: date
+    last_certified_at: datetime
+    admin_area_code: str | None
+    source: Source
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecertificationOverdue(EventPayload):
+    """A household passed its due date (plus grace) unrecertified and is flagged overdue."""
+
+    TYPE: ClassVar[str] = "household.recertification_overdue"
+    SUBJECT: ClassVar[tuple[str, str]] = ("household", "household_id")
+
+    household_id: uuid.UUID
+    due_on: date
+    last_certified_at: datetime
+    admin_area_code: str | None
+    source: Source
+
+
 # ---------------------------------------------------------------------------- people
 
 
@@ -269,6 +297,8 @@ PAYLOADS: dict[str, type[EventPayload]] = {
         MemberAdded,
         MemberRemoved,
         EligibilityChanged,
+        RecertificationDue,
+        RecertificationOverdue,
         PersonBorn,
         PersonDied,
         PersonVerified,

@@ -38,6 +38,7 @@ from registry_core.services.events import HouseholdCreated, MemberRef, emit
 from registry_core.services.membership import household_updated, join, leave
 from registry_core.services.people import add_identifiers, create_person
 from registry_core.services.provenance import apply_household_fields, apply_person_fields
+from registry_core.services.recertification import certify
 from standards.timeutil import utcnow
 from standards.validation import Violation, validate
 
@@ -137,6 +138,8 @@ class Households:
                 )
                 members.append(MemberRef(person_id=person.id, relationship=member["relationship"]))
             record_attribute_rows(session, household, people, record.get("attributes", []), source)
+            session.flush()
+            certify(session, household, source, ws.recertification)  # the first cycle begins
             session.flush()
             created = HouseholdCreated(
                 household_id=household.id,

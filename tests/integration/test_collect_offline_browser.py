@@ -17,8 +17,6 @@ arrives), where the two households must also be in the registry, once each.
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,35 +28,12 @@ from lxml import etree
 from sqlalchemy import func, select
 
 from registry_core.models import Household
-from tests.integration.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.support.fake_openrosa import CollectHub, running_fake_openrosa
 from tests.support.real_openrosa import SAMPLE_FORM_ID, RealCollectHub, running_real_hub
 from tests.support.xlsform import FORM_ID
 
 CONFLICT = "A different submission with this instanceID exists."
 CONSOLE: list[str] = []  # what the page wrote to the console during the current test
-
-
-def _missing(reason: str) -> None:
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{reason} (required under CI=true)")
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _missing("playwright is not installed: pip install playwright")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        _missing(f"{CHROMIUM} not found: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture(params=["fake", "real"])

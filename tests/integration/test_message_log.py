@@ -413,12 +413,14 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
         "delivery_log",
         "processed_messages",
         "intake_requeue",  # not a log: stored field submissions nobody queued, queued again
+        "recertification",  # not a log: flags households due or overdue, deletes nothing
     ]
     results = run_retention(runtime.sessions, jobs)
     assert results["dci_transactions"] == 4  # 3 days old, kept for 1
     assert results["delivery_log"] == 0  # 3 days old, kept for 5
     assert results["processed_messages"] == 0
     assert results["intake_requeue"] == 0  # nothing was stuck
+    assert results["recertification"] == 0  # no household is due
     assert results["message_log"].deleted == 0
     assert _other_log_counts(runtime) == (2, 6)
 
@@ -440,6 +442,7 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
         "delivery_log": 12,
         "processed_messages": 0,
         "intake_requeue": 0,
+        "recertification": 0,
     }
     assert _other_log_counts(runtime) == (3, 3)
 

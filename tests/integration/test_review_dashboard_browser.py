@@ -13,7 +13,6 @@ from hub.intake.contract import ReviewRequest
 from hub.review.service import ReviewQueue
 from hub.ui.tables import UiAudit
 from tests.integration.test_dashboard import PASSWORD, add_user, running_dashboard
-from tests.integration.test_dashboard_browser import browser  # noqa: F401 - the fixture
 
 
 def open_item(hub: Any, area: str, by: str) -> str:
@@ -37,7 +36,7 @@ def open_item(hub: Any, area: str, by: str) -> str:
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_an_officer_returns_and_verifies_items_in_the_browser(
-    browser: Any,  # noqa: F811
+    browser: Any,
     db_url: str,
     tmp_path: Path,
 ) -> None:

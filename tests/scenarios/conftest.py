@@ -78,6 +78,27 @@ class LiveHub:
         requests.delete(f"{self.mock(name)}/_admin/faults", timeout=5).raise_for_status()
 
 
+def field_account(hub: LiveHub, username: str, role: str, areas: list[str]) -> str:
+    """A password user with areas, as ``srhub users add NAME --role ROLE --area A`` makes one;
+    returns the password (random)."""
+    import secrets
+
+    from hub.openrosa.accounts import save_user
+
+    password = secrets.token_urlsafe(16)
+    with hub.runtime.sessions() as session, session.begin():
+        save_user(
+            session,
+            hub.runtime.cipher,
+            hub.settings.openrosa.realm,
+            username=username,
+            role=role,
+            areas=areas,
+            password=password,
+        )
+    return password
+
+
 def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condition") -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -13,13 +13,8 @@ Chromium (enketo, service worker, IndexedDB) against the same hub; the form uplo
 from __future__ import annotations
 
 import io
-import os
 import random
-import secrets
-import shutil
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,33 +24,16 @@ from sqlalchemy import select
 
 from hub.auth.tokens import issue_token
 from hub.intake.sample_forms import make_household_registration as sample
-from hub.openrosa.accounts import save_user
 from registry_core.models import SocioEconomicAttribute
 from sandbox_mocks.field_team.answers import household_answers, member_answers
 from sandbox_mocks.field_team.openrosa import OpenRosaClient
 from sandbox_mocks.field_team.xform import FormTemplate, instance_id_of
 from sandbox_mocks.population import iter_vital_events
-from tests.integration.test_dashboard_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.scenarios.conftest import LiveHub, wait_for
+from tests.scenarios.conftest import LiveHub, field_account, wait_for
 
 CENSUS_DAY = date(2025, 1, 1)
 NEW_VERSION = "2026120601"
 NEW_QUESTION = "attends_school"
-
-
-def _account(hub: LiveHub, username: str, areas: list[str]) -> str:
-    password = secrets.token_urlsafe(16)
-    with hub.runtime.sessions() as session, session.begin():
-        save_user(
-            session,
-            hub.runtime.cipher,
-            hub.settings.openrosa.realm,
-            username=username,
-            role="field_worker",
-            areas=areas,
-            password=password,
-        )
-    return password
 
 
 def _living_households(hub: LiveHub) -> list[Any]:
@@ -115,26 +93,6 @@ def _form_with_new_question() -> bytes:
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail("playwright is not installed (required under CI=true)")
-        pytest.skip("playwright is not installed: pip install playwright")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"{CHROMIUM} not found (required under CI=true)")
-        pytest.skip(f"{CHROMIUM} not found: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _wait_count(page: Any, which: str, value: int) -> None:
@@ -197,8 +155,8 @@ def test_office_and_mobile_registration_and_a_program_question_added_without_cod
     next_family = next(f for f in families[2:] if any(p.relationship == "child" for p in f.members))
     chosen = (office_family, mobile_family, next_family)
     areas = sorted({f.locality_code.split("-")[0] for f in chosen})
-    office_password = _account(hub, "cras-officer-1", areas)
-    mobile_password = _account(hub, "mobile-team-4", areas)
+    office_password = field_account(hub, "cras-officer-1", "field_worker", areas)
+    mobile_password = field_account(hub, "mobile-team-4", "field_worker", areas)
     officer = {
         "Authorization": "Bearer "
         + issue_token(

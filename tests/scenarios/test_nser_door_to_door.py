@@ -11,7 +11,6 @@ crosscheck worker, the national ID SOAP sandbox (zeep), the review API.
 from __future__ import annotations
 
 import random
-import secrets
 from datetime import date
 from typing import Any
 
@@ -19,31 +18,15 @@ import pytest
 import requests
 
 from hub.auth.tokens import issue_token
-from hub.openrosa.accounts import save_user
 from sandbox_mocks.field_team.answers import household_answers
 from sandbox_mocks.field_team.openrosa import OpenRosaClient
 from sandbox_mocks.field_team.xform import FormTemplate, instance_id_of
 from sandbox_mocks.population import iter_vital_events
-from tests.scenarios.conftest import LiveHub, wait_for
+from tests.scenarios.conftest import LiveHub, field_account, wait_for
 
 HOUSEHOLDS = 50
 CENSUS_DAY = date(2025, 1, 1)
 RETURN_REASON = "The head's date of birth does not match the national ID: see the ID card again"
-
-
-def _account(hub: LiveHub, username: str, role: str, areas: list[str]) -> str:
-    password = secrets.token_urlsafe(16)
-    with hub.runtime.sessions() as session, session.begin():
-        save_user(
-            session,
-            hub.runtime.cipher,
-            hub.settings.openrosa.realm,
-            username=username,
-            role=role,
-            areas=areas,
-            password=password,
-        )
-    return password
 
 
 def _captured_offline(
@@ -72,7 +55,7 @@ def test_an_enumerator_syncs_fifty_households_twice_and_the_supervisor_returns_o
 ) -> None:
     hub = live_hub
     areas = sorted({h.locality_code.split("-")[0] for h in hub.unseeded})  # regions
-    password = _account(hub, "enumerator-pk-17", "field_worker", areas)
+    password = field_account(hub, "enumerator-pk-17", "field_worker", areas)
     admin = hub.token("admin")
 
     # On the phone: the form list and the form, then 50 households captured without network.

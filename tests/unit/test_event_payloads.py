@@ -68,6 +68,8 @@ VALUES: dict[str, Any] = {
     "channel": "field_survey",
     "granted_at": datetime(2026, 1, 6, tzinfo=UTC),
     "revoked_at": datetime(2026, 1, 7, tzinfo=UTC),
+    "due_on": date(2028, 1, 6),
+    "last_certified_at": datetime(2026, 1, 6, 9, 30, tzinfo=UTC),
 }
 PER_TYPE: dict[str, dict[str, Any]] = {
     "household.updated": {"reason": "head_died"},
