@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, exists, func, or_, select
+from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.orm import Session
 
 from hub.intake.contract import ReviewRequest
@@ -29,6 +29,7 @@ from hub.review.tables import (
     ReviewItem,
     ReviewSubmission,
 )
+from registry_core.query_filters import area_prefix_condition
 from standards.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -364,10 +365,7 @@ def clean_reasons(reasons: Sequence[str]) -> tuple[str, ...]:
 
 def area_condition(prefixes: Sequence[str]) -> ColumnElement[bool]:
     """``Principal.may_touch_area`` as SQL: the item's area starts with one of the prefixes."""
-    usable = [p for p in prefixes if p]
-    if not usable:
-        return ReviewItem.id.is_(None)  # nothing
-    return or_(*[ReviewItem.admin_area_code.startswith(p, autoescape=True) for p in usable])
+    return area_prefix_condition(ReviewItem.admin_area_code, prefixes)
 
 
 def item_record(session: Session, item: ReviewItem, *, history: bool = False) -> dict[str, Any]:

@@ -11,10 +11,11 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from registry_core.models import Household, HouseholdStatus, OutboxEvent
+from registry_core.query_filters import area_prefix_condition
 from registry_core.records import household_record, person_record
 from registry_core.services.base import (
     Workspace,
@@ -67,14 +68,7 @@ class Reads:
             if area_prefixes is not None:
                 if not area_prefixes:
                     return [], 0
-                query = query.where(
-                    or_(
-                        *[
-                            Household.admin_area_code.startswith(p, autoescape=True)
-                            for p in area_prefixes
-                        ]
-                    )
-                )
+                query = query.where(area_prefix_condition(Household.admin_area_code, area_prefixes))
             if status:
                 query = query.where(Household.status == status)
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

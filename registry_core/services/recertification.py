@@ -24,6 +24,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from registry_core.models import Household, HouseholdRecertification, HouseholdStatus
+from registry_core.query_filters import area_prefix_condition
 from registry_core.recertification import RecertificationPolicy, RecertificationState
 from registry_core.records import recertification_record
 from registry_core.services.base import REGISTRY_SOURCE, Source, Workspace, household_by_id
@@ -182,14 +183,7 @@ class Recertifications:
             if area_prefixes is not None:
                 if not area_prefixes:
                     return [], 0
-                query = query.where(
-                    or_(
-                        *[
-                            Household.admin_area_code.startswith(p, autoescape=True)
-                            for p in area_prefixes
-                        ]
-                    )
-                )
+                query = query.where(area_prefix_condition(Household.admin_area_code, area_prefixes))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.execute(
                 query.order_by(

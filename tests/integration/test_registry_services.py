@@ -612,3 +612,14 @@ def test_registering_reads_the_facts_once_and_deletes_no_match_keys(registry, db
     with db_engine.connect() as conn:
         keys = conn.execute(text("SELECT count(*) FROM person_match_keys")).scalar()
     assert keys and keys > 0  # new people still get their match keys
+
+
+def test_area_prefixes_match_exactly_in_lists(registry) -> None:
+    """The same area rule in every list (households, recertification): a prefix is a prefix
+    of the code as written, whatever the database's LIKE thinks of case or wildcards."""
+    record = registry.register_household(household_payload(), SURVEY).record
+    area = record["admin_area_code"]
+    assert registry.list_households(area_prefixes=[area[:3]])[1] == 1
+    for wrong in (area[:3].lower(), "_" + area[1:3], "%"):
+        assert registry.list_households(area_prefixes=[wrong])[1] == 0, wrong
+    assert registry.list_households(area_prefixes=[])[1] == 0
