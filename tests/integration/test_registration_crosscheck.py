@@ -92,22 +92,20 @@ class Hub:
         return self.runtime.registry
 
     def register(self, members: list[dict[str, Any]], *, consent: bool = True) -> dict[str, Any]:
-        response = self.client.post(
-            "/api/v1/households",
-            json={"admin_area_code": AREA, "address": "1 Test Road", "members": members},
-            headers=self.headers,
-        )
-        assert response.status_code == 201, response.get_data(as_text=True)
-        record = response.get_json()
+        """Register through the API; ``consent`` is given at registration, in its transaction
+        (as a form's consent question is), so ``household.created`` alone decides the check."""
+        body: dict[str, Any] = {
+            "admin_area_code": AREA,
+            "address": "1 Test Road",
+            "members": members,
+        }
         if consent:
-            self.registry.grant_consent(
-                "registry",
-                "identity_verification",
-                "field_survey",
-                Source("field_survey"),
-                household_id=record["id"],
-            )
-        return record
+            body["consents"] = [
+                {"program": "registry", "purpose": "identity_verification", "channel": "form"}
+            ]
+        response = self.client.post("/api/v1/households", json=body, headers=self.headers)
+        assert response.status_code == 201, response.get_data(as_text=True)
+        return response.get_json()
 
     def household(self, household_id: str) -> dict[str, Any]:
         response = self.client.get(f"/api/v1/households/{household_id}", headers=self.headers)
