@@ -34,6 +34,7 @@ def recertification_policy(settings: Settings) -> RecertificationPolicy:
         interval_days=config.interval_days,
         reminder_days=config.reminder_days,
         grace_days=config.grace_days,
+        program_intervals=config.intervals_by_program(),
     )
 
 
@@ -81,7 +82,7 @@ class HubRuntime:
 
     @cached_property
     def recertification(self) -> RecertificationPolicy:
-        """The registry-wide recertification policy (``settings.recertification``)."""
+        """The recertification policy (``settings.recertification``)."""
         return recertification_policy(self.settings)
 
     @cached_property

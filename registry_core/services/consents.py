@@ -14,7 +14,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from registry_core.errors import InvalidRecord, NotFound
-from registry_core.models import Consent, Membership
+from registry_core.models import Consent, Household, Membership
 from registry_core.services.base import (
     ChangeResult,
     Source,
@@ -24,6 +24,8 @@ from registry_core.services.base import (
     person_by_id,
 )
 from registry_core.services.events import ConsentGranted, ConsentRevoked, emit
+from registry_core.services.recertification import refresh_due_date
+from standards.timeutil import utcnow
 from standards.validation import Violation
 
 
@@ -108,6 +110,7 @@ class Consents:
                 source=source,
             )
             emit(session, granted)
+            self._refresh_due_date(session, area_household)
             return ChangeResult(granted.to_data(), [granted.TYPE])
 
     def revoke_consent(
@@ -139,7 +142,17 @@ class Consents:
                 source=source,
             )
             emit(session, revoked)
+            if consent.household_id is not None:
+                self._refresh_due_date(session, household_by_id(session, consent.household_id))
+            elif consent.person_id is not None:
+                self._refresh_due_date(session, current_household(session, consent.person_id))
             return ChangeResult(revoked.to_data(), [revoked.TYPE])
+
+    def _refresh_due_date(self, session: Session, household: Household | None) -> None:
+        """A consent names a program: the household's programs, so its due date under
+        per-program recertification intervals, may have changed (docs/recertification.md)."""
+        if household is not None:
+            refresh_due_date(session, household.id, self._ws.recertification, utcnow().date())
 
     def get_consent(self, consent_id: uuid.UUID | str) -> dict[str, Any]:
         """One consent with its history (``consent_history``)."""

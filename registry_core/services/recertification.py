@@ -10,6 +10,10 @@ deactivates a household, and never touches the household row (no version bump).
 
 Households registered before this table existed get their row from the round, certified as
 of their registration.
+
+With per-program intervals (``RecertificationPolicy.program_intervals``) the due date depends
+on the programs the household is enrolled in (``enrolled_programs``); a consent granted or
+withdrawn changes them, so ``Consents`` calls ``refresh_due_date`` in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,13 +27,55 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from registry_core.models import Household, HouseholdRecertification, HouseholdStatus
+from registry_core.models import (
+    Consent,
+    Household,
+    HouseholdRecertification,
+    HouseholdStatus,
+    Membership,
+)
 from registry_core.query_filters import area_prefix_condition
 from registry_core.recertification import RecertificationPolicy, RecertificationState
 from registry_core.records import recertification_record
 from registry_core.services.base import REGISTRY_SOURCE, Source, Workspace, household_by_id
 from registry_core.services.events import RecertificationDue, RecertificationOverdue, emit
 from standards.timeutil import utcnow
+
+# How serious a state is: a refreshed due date may lighten a flag, never raise it (raising is
+# the round's, which writes the events).
+_SEVERITY = {
+    RecertificationState.CURRENT: 0,
+    RecertificationState.DUE: 1,
+    RecertificationState.OVERDUE: 2,
+}
+
+
+def enrolled_programs(session: Session, household_id: uuid.UUID) -> set[str]:
+    """Programs the household is enrolled in: those holding an active consent given for the
+    household or by one of its current members (the rule ``enrolled_only`` subscriptions use)."""
+    members = select(Membership.person_id).where(
+        Membership.household_id == household_id, Membership.end_date.is_(None)
+    )
+    return set(
+        session.scalars(
+            select(Consent.program_code)
+            .where(
+                Consent.revoked_at.is_(None),
+                or_(Consent.household_id == household_id, Consent.person_id.in_(members)),
+            )
+            .distinct()
+        )
+    )
+
+
+def _programs(session: Session, household_id: uuid.UUID, policy: RecertificationPolicy) -> set[str]:
+    """The household's programs when they matter (some program has its own interval). Read
+    without autoflush: a household being registered is not flushed early (its consents, if
+    any, are recorded after it and refresh the date then)."""
+    if not policy.per_program:
+        return set()
+    with session.no_autoflush:
+        return enrolled_programs(session, household_id)
 
 
 def certify(
@@ -45,11 +91,38 @@ def certify(
         session.add(row)
     row.last_certified_at = at
     row.certified_by = source.system
-    row.due_on = policy.due_on(at)
+    row.due_on = policy.due_on(at, _programs(session, household.id, policy))
     row.state = policy.state_on(row.due_on, at.date())
     row.reminded_for = row.overdue_for = None  # the new cycle's events are still to come
     row.updated_at = utcnow()
     return row
+
+
+def refresh_due_date(
+    session: Session, household_id: uuid.UUID, policy: RecertificationPolicy, today: date
+) -> bool:
+    """Recompute the due date of the household's current cycle from its last certification
+    and the programs it is enrolled in now (after a consent was granted or withdrawn).
+
+    Returns True when the date moved. The state may get lighter at once (a household no
+    longer due is ``current`` again); it never gets heavier here: the round moves it into
+    ``due`` or ``overdue`` and writes the events, for the cycle now named by the new date.
+    Nothing to do without per-program intervals or before the household's first cycle.
+    """
+    if not policy.per_program:
+        return False
+    row = session.get(HouseholdRecertification, household_id, with_for_update=True)
+    if row is None:
+        return False
+    due = policy.due_on(row.last_certified_at, enrolled_programs(session, household_id))
+    if due == row.due_on:
+        return False
+    row.due_on = due
+    state = policy.state_on(due, today)
+    if _SEVERITY[state] < _SEVERITY.get(row.state, 0):
+        row.state = state
+    row.updated_at = utcnow()
+    return True
 
 
 @dataclass

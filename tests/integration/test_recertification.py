@@ -299,3 +299,68 @@ def test_dissolved_households_are_not_reminded(registry: Registry) -> None:
     result = registry.run_recertification_round(far)
     assert result.reminded == [kept] and result.overdue == [kept]
     assert registry.get_household(gone)["recertification"]["state"] == "current"
+
+
+@pytest.fixture
+def program_registry(db_engine: Any, cipher: Any) -> Registry:
+    """A registry whose CT program recertifies yearly and OAP every three years."""
+    from registry_core.db import make_session_factory
+    from registry_core.recertification import RecertificationPolicy
+
+    policy = RecertificationPolicy(730, 60, 0, program_intervals={"CT": 365, "OAP": 1095})
+    service = Registry(make_session_factory(db_engine), cipher, recertification=policy)
+    service.ensure_identifier_systems()
+    return service
+
+
+def _due_in_days(registry: Registry, household_id: str) -> int:
+    status = registry.get_household(household_id)["recertification"]
+    certified = date.fromisoformat(status["last_certified_at"][:10])
+    return (date.fromisoformat(status["due_on"]) - certified).days
+
+
+def test_the_due_date_follows_the_programs_a_household_is_enrolled_in(
+    program_registry: Registry,
+) -> None:
+    registry = program_registry
+    staff = Source("registry_staff")
+    record = registry.register_household(_household(), staff).record
+    hid, member = record["id"], record["members"][0]["id"]
+    assert _due_in_days(registry, hid) == 730  # in no program: the registry-wide interval
+
+    oap = registry.grant_consent("OAP", "benefits", "paper", staff, household_id=hid).record
+    assert _due_in_days(registry, hid) == 1095
+    ct = registry.grant_consent("CT", "benefits", "paper", staff, person_id=member).record
+    assert _due_in_days(registry, hid) == 365  # a member's enrolment counts: the shortest wins
+
+    registry.revoke_consent(ct["consent_id"], staff, "left the program")
+    assert _due_in_days(registry, hid) == 1095
+    registry.revoke_consent(oap["consent_id"], staff, "left the program")
+    assert _due_in_days(registry, hid) == 730
+    # A confirmation starts a new cycle by the same rule.
+    registry.grant_consent("CT", "benefits", "paper", staff, household_id=hid)
+    status = registry.recertify(hid, staff)
+    assert date.fromisoformat(status["due_on"]) == utcnow().date() + timedelta(days=365)
+
+
+def test_a_shorter_interval_never_flags_without_the_round(program_registry: Registry) -> None:
+    """A consent that brings the due date into the past leaves the flag to the round, which
+    writes the events; a withdrawal that moves it out again clears the flag at once."""
+    registry = program_registry
+    staff = Source("registry_staff")
+    hid = registry.register_household(_household(), staff).record["id"]
+    with registry._ws.sessions() as session, session.begin():  # certified 400 days ago
+        session.execute(
+            update(HouseholdRecertification)
+            .where(HouseholdRecertification.household_id == uuid.UUID(hid))
+            .values(last_certified_at=utcnow() - timedelta(days=400))
+        )
+    ct = registry.grant_consent("CT", "benefits", "paper", staff, household_id=hid).record
+    status = registry.get_household(hid)["recertification"]
+    assert status["state"] == "current" and _due_in_days(registry, hid) == 365
+    result = registry.run_recertification_round()
+    assert result.overdue == [hid] and result.reminded == [hid]
+    assert registry.get_household(hid)["recertification"]["state"] == "overdue"
+
+    registry.revoke_consent(ct["consent_id"], staff, "left the program")
+    assert registry.get_household(hid)["recertification"]["state"] == "current"

@@ -64,3 +64,54 @@ def test_the_settings_section_becomes_the_policy(tmp_path) -> None:
     )
     with pytest.raises(SettingsError, match=r"(?i)interval_days"):
         load_settings(env={"SRHUB_RECERTIFICATION__INTERVAL_DAYS": "0"}, data_dir=tmp_path)
+
+
+def test_a_household_in_programs_is_due_after_the_shortest_of_their_intervals() -> None:
+    policy = RecertificationPolicy(
+        interval_days=730, program_intervals={"CT": 365, "OAP": 1095, "FOOD": 180}
+    )
+    day = date(2025, 3, 1)
+    assert policy.due_on(day) == day + timedelta(days=730)  # in no program
+    assert policy.due_on(day, ["OAP"]) == day + timedelta(days=1095)  # its own, even if longer
+    assert policy.due_on(day, ["OAP", "CT"]) == day + timedelta(days=365)
+    assert policy.due_on(day, {"CT", "FOOD", "OAP"}) == day + timedelta(days=180)
+    # A program without an interval of its own counts the registry-wide one.
+    assert policy.due_on(day, ["OAP", "UNLISTED"]) == day + timedelta(days=730)
+    assert policy.per_program and not RecertificationPolicy().per_program
+
+
+def test_a_program_interval_below_one_day_is_refused() -> None:
+    with pytest.raises(ValueError, match="'CT'"):
+        RecertificationPolicy(program_intervals={"CT": 0})
+
+
+def test_program_intervals_in_settings_become_the_policy(tmp_path) -> None:
+    env = {"SRHUB_RECERTIFICATION__PROGRAM_INTERVALS": "CT=365, OAP = 1095"}
+    policy = recertification_policy(load_settings(env=env, data_dir=tmp_path))
+    assert policy.program_intervals == {"CT": 365, "OAP": 1095}
+    assert policy.interval_days == 730
+    toml = tmp_path / "srhub.toml"
+    toml.write_text('[srhub.recertification]\nprogram_intervals = ["FOOD=180"]\n')
+    from_file = recertification_policy(
+        load_settings(env={"SRHUB_CONFIG": str(toml)}, data_dir=tmp_path)
+    )
+    assert from_file.program_intervals == {"FOOD": 180}
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        ("CT", "is not <program code>=<days>"),
+        ("CT=soon", "is not <program code>=<days>"),
+        ("=365", "is not <program code>=<days>"),
+        ("CT=-5", "is not <program code>=<days>"),
+        ("CT=0", "at least 1"),
+        ("CT=365,CT=180", "given twice"),
+    ],
+)
+def test_program_intervals_that_cannot_be_honoured_stop_the_hub(
+    tmp_path, written: str, reason: str
+) -> None:
+    env = {"SRHUB_RECERTIFICATION__PROGRAM_INTERVALS": written}
+    with pytest.raises(SettingsError, match=rf"(?i)program_intervals.*{reason}"):
+        load_settings(env=env, data_dir=tmp_path)
