@@ -368,3 +368,8 @@ class Registry:
         return self._recertifications.list_households(
             state, area_prefixes=area_prefixes, limit=limit, offset=offset
         )
+
+    def recertification_counts_by_area(
+        self, *, area_prefixes: Sequence[str] | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        return self._recertifications.counts_by_area(area_prefixes=area_prefixes, limit=limit)

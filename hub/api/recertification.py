@@ -17,7 +17,7 @@ from hub.api.context import hub_registry
 from hub.api.problems import BadRequest
 from hub.api.requests import MAX_PAGE_SIZE, caller_source, int_arg
 from hub.auth.flask_auth import current_principal, require_area, requires
-from hub.auth.roles import Role
+from hub.auth.roles import Principal, Role
 
 bp = Blueprint("recertification", __name__, url_prefix="/api/v1")
 
@@ -26,10 +26,11 @@ CONFIRMERS = (Role.admin, Role.registry_staff, Role.field_worker)
 LISTED_STATES = ("due", "overdue")
 
 
-def area_prefixes(requested: str | None) -> list[str] | None:
+def area_prefixes(requested: str | None, principal: Principal | None = None) -> list[str] | None:
     """The area prefixes the caller's list covers: the requested one, narrowed to the caller's
-    own areas when it is area-scoped (``None``: everywhere)."""
-    principal = current_principal()
+    own areas when it is area-scoped (``None``: everywhere). ``principal`` defaults to the
+    API's caller (the dashboard passes its signed-in user)."""
+    principal = principal or current_principal()
     if not principal.area_scoped:
         return [requested] if requested else None
     own = [area for area in principal.admin_areas if area]

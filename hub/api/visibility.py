@@ -44,9 +44,13 @@ def read_scope(principal: Principal) -> ReadScope:
     return ReadScope()
 
 
-def _may_see_identifiers() -> bool:
-    principal = current_principal()
+def identifiers_visible_to(principal: Principal) -> bool:
+    """Whether ``principal`` sees identifier values in clear (the dashboard asks too)."""
     return principal.has_any(FULL_IDENTIFIER_ROLES) or read_scope(principal).program is not None
+
+
+def _may_see_identifiers() -> bool:
+    return identifiers_visible_to(current_principal())
 
 
 def _mask_person(person: dict[str, Any]) -> None:
@@ -65,6 +69,11 @@ def shape_person(record: dict[str, Any]) -> dict[str, Any]:
 def shape_household(record: dict[str, Any]) -> dict[str, Any]:
     if _may_see_identifiers():
         return record
+    return masked_household(record)
+
+
+def masked_household(record: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``record`` with every member's identifier values masked."""
     shaped = copy.deepcopy(record)
     for member in shaped.get("members", []):
         _mask_person(member)

@@ -4,7 +4,8 @@ The password is read from a prompt (hidden, asked twice) or from stdin with
 ``--password-stdin``, never from the command line, where it would land in shell history and in
 ``ps`` output. registry_staff and admin use the dashboard; field_worker and supervisor use
 field apps over OpenRosa (``/openrosa``, docs/field-collection.md) and need at least one
-administrative area (``--area``, repeatable); supervisors may also log into the dashboard. Only
+administrative area (``--area``, repeatable); supervisors may also log into the dashboard, and
+auditors open its read-only household pages (identifiers masked). Only
 field users get the Digest password-equivalent devices need, sealed with the hub's key.
 """
 
@@ -19,7 +20,7 @@ from hub.cli.database import database_session
 from hub.cli.errors import CommandError
 from hub.settings import load_settings
 
-PASSWORD_ROLES = ("registry_staff", "admin", "field_worker", "supervisor")
+PASSWORD_ROLES = ("registry_staff", "admin", "field_worker", "supervisor", "auditor")
 
 
 @click.group()

@@ -82,4 +82,6 @@ def withdraw_consent(consent_id: Any) -> Any:
         flash("Consent withdrawn.", "ok")
     if not household_id:
         return redirect(url_for("ui.overview"))
+    if request.form.get("back") == "household":  # the household page's consent section
+        return redirect(url_for("ui.household", household_id=household_id) + "#consent")
     return redirect(url_for("ui.household_consents", household_id=household_id))

@@ -12,7 +12,9 @@ not be revoked, so locking someone out takes effect on their next click.
 
 Supervisors (password users with areas) may log in too: their session carries their areas,
 re-read from ``ui_users`` on every request like their role, and pages admit them only where a
-view says so (``hub.ui.views.admits_supervisors``). Field workers have no dashboard.
+view says so (``hub.ui.views.admits_supervisors``). Auditors (password users) likewise open
+only the read-only pages that admit them (``admits_auditors``). Field workers have no
+dashboard.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from flask.sansio.app import App
 from hub.auth.roles import Principal, PrincipalKind, Role
 
 STAFF_ROLES: frozenset[str] = frozenset({Role.registry_staff.value, Role.admin.value})
-# Who may hold a dashboard session: staff, and supervisors (their pages only, their areas).
-DASHBOARD_ROLES: frozenset[str] = STAFF_ROLES | {Role.supervisor.value}
+# Who may hold a dashboard session: staff, supervisors (their pages only, their areas) and
+# auditors (the read-only registry pages, identifiers masked).
+DASHBOARD_ROLES: frozenset[str] = STAFF_ROLES | {Role.supervisor.value, Role.auditor.value}
 SESSION_LABEL = b"srhub-ui-session-v1"
 SESSION_TTL_SECONDS = 8 * 3600
 CSRF_FIELD = "csrf_token"

@@ -41,7 +41,8 @@ from hub.ui import audit, charts, deadletter_view, security, sources
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-SUPERVISOR_ATTRIBUTE = "__srhub_admits_supervisors__"
+# Roles other than staff a view admits (``admits_supervisors``, ``admits_auditors``).
+ADMITS_ATTRIBUTE = "__srhub_admits_roles__"
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_FAILED_LOGINS = 10  # per client address per window
 FAILED_LOGIN_WINDOW = 300.0
@@ -83,10 +84,17 @@ def staff_page(view: F) -> F:
                 abort(401, description="Your session has ended; log in again.")
             return redirect(url_for("ui.login", next=request.full_path.rstrip("?")))
         g.staff = staff
-        if not staff.is_staff and not getattr(view, SUPERVISOR_ATTRIBUTE, False):
+        if not staff.is_staff and staff.role not in getattr(view, ADMITS_ATTRIBUTE, ()):
             if request.method == "GET" and request.endpoint == "ui.overview":
-                return redirect(url_for("ui.review_queue"))  # a supervisor's home page
-            abort(403, description="Supervisors see the review of their areas' submissions only.")
+                home = "ui.households" if staff.role == "auditor" else "ui.review_queue"
+                return redirect(url_for(home))
+            if staff.role == "auditor":
+                abort(403, description="Auditors read the registry's household pages only.")
+            abort(
+                403,
+                description="Supervisors see their areas' households and the review of their "
+                "submissions only.",
+            )
         if request.method == "POST":
             security.check_csrf()
         return view(*args, **kwargs)
@@ -94,11 +102,21 @@ def staff_page(view: F) -> F:
     return public(wrapper)  # type: ignore[return-value]
 
 
+def _admit(view: F, role: str) -> F:
+    setattr(view, ADMITS_ATTRIBUTE, frozenset(getattr(view, ADMITS_ATTRIBUTE, ())) | {role})
+    return view
+
+
 def admits_supervisors(view: F) -> F:
     """Let supervisors (not only staff) open the decorated page; put it under ``staff_page``.
     The page itself limits what it shows to ``g.staff.principal()``'s areas."""
-    setattr(view, SUPERVISOR_ATTRIBUTE, True)
-    return view
+    return _admit(view, "supervisor")
+
+
+def admits_auditors(view: F) -> F:
+    """Let auditors open the decorated page (read-only pages: an auditor changes nothing);
+    put it under ``staff_page``. The page masks identifiers for them."""
+    return _admit(view, "auditor")
 
 
 def _safe_next(target: str | None) -> str:
@@ -508,4 +526,5 @@ def _http_error(error: HTTPException) -> Any:
 
 # Field collection's pages (forms, submissions, conflicts) register on this blueprint.
 from hub.ui import consent_views as _consent_views  # noqa: E402,F401
+from hub.ui import household_views as _household_views  # noqa: E402,F401
 from hub.ui import intake_views as _intake_views  # noqa: E402,F401

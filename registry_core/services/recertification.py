@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
 from registry_core.models import (
@@ -276,5 +276,37 @@ class Recertifications:
                 for row, household in rows
             ]
             return items, total
+
+        return self._ws.read(work)
+
+    def counts_by_area(
+        self, *, area_prefixes: Sequence[str] | None = None, limit: int = 200
+    ) -> list[dict[str, Any]]:
+        """Households due and overdue per administrative area (as the last round flagged
+        them, counted as ``list_households`` lists them), the areas with most overdue first;
+        ``area_prefixes`` scopes by area."""
+
+        def work(session: Session) -> list[dict[str, Any]]:
+            area = Household.admin_area_code
+            state = HouseholdRecertification.state
+            due = func.sum(case((state == RecertificationState.DUE, 1), else_=0))
+            overdue = func.sum(case((state == RecertificationState.OVERDUE, 1), else_=0))
+            query = (
+                select(area, due, overdue)
+                .join(Household, Household.id == HouseholdRecertification.household_id)
+                .where(state.in_((RecertificationState.DUE, RecertificationState.OVERDUE)))
+                .group_by(area)
+            )
+            if area_prefixes is not None:
+                if not area_prefixes:
+                    return []
+                query = query.where(area_prefix_condition(area, area_prefixes))
+            rows = session.execute(
+                query.order_by(overdue.desc(), due.desc(), area).limit(limit)
+            ).all()
+            return [
+                {"admin_area_code": code, "due": int(d or 0), "overdue": int(o or 0)}
+                for code, d, o in rows
+            ]
 
         return self._ws.read(work)
