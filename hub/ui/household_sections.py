@@ -253,7 +253,7 @@ def history_section(ctx: SectionContext) -> Section:
             events.append(
                 {
                     "sequence": row.sequence,
-                    "type": row.type,
+                    "type": row.routing_key,
                     "time": row.time,
                     "who": names.get(person, "") if isinstance(person, str) else "",
                     "source": (source or {}).get("system", ""),

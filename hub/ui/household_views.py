@@ -29,6 +29,7 @@ from hub.ui.household_sections import SectionContext, household_sections
 from hub.ui.views import (
     _audit,
     _int_arg,
+    _safe_next,
     _sessions,
     _text_arg,
     admits_auditors,
@@ -222,8 +223,8 @@ def confirm_recertification(household_id: Any) -> Any:
     _audit("recertify", f"household:{household_id}", f"due {status['due_on']}")
     flash(f"Recertified; next due on {status['due_on']}.", "ok")
     back = request.form.get("back", "")
-    if back == "list":
-        return redirect(url_for("ui.recertification"))
+    if back.startswith("/ui/recertification"):  # the list it was confirmed from, filters kept
+        return redirect(_safe_next(back))
     return redirect(url_for("ui.household", household_id=household_id) + "#recertification")
 
 
