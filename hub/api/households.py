@@ -88,6 +88,9 @@ def register_household() -> Response:
             registry = hub_registry().within(session)
             result = registry.register_household(body, caller_source())
             record_at_registration(registry, result.record, consents)
+        # Read again: the consents may have changed its recertification due date (programs
+        # with their own interval, docs/recertification.md).
+        result.record = hub_registry().get_household(result.record["id"])
     response = _with_etag(result.record, 201)
     response.headers["Location"] = url_for(".get_household", household_id=result.record["id"])
     return response

@@ -364,3 +364,31 @@ def test_a_shorter_interval_never_flags_without_the_round(program_registry: Regi
 
     registry.revoke_consent(ct["consent_id"], staff, "left the program")
     assert registry.get_household(hid)["recertification"]["state"] == "current"
+
+
+def test_consents_given_at_registration_set_the_first_due_date(db_url: str, tmp_path: Path) -> None:
+    """Through the API, with the intervals from settings: the consents recorded in the
+    registration's transaction (after the household) shorten its first cycle."""
+    env = {"SRHUB_RECERTIFICATION__PROGRAM_INTERVALS": "CT=365"}
+    settings = load_settings(env=env, database_url=db_url, data_dir=tmp_path)
+    app = create_app(settings)
+    try:
+        app.extensions["srhub_runtime"].registry.ensure_identifier_systems()
+        token = issue_token(settings, subject="tester", roles=["registry_staff"])
+        body = {
+            **_household(),
+            "consents": [{"program": "CT", "purpose": "cash", "channel": "paper", "member": 0}],
+        }
+        made = app.test_client().post(
+            "/api/v1/households", json=body, headers={"Authorization": f"Bearer {token}"}
+        )
+        assert made.status_code == 201, made.json
+        status = made.json["recertification"]
+        assert status["due_on"] == (utcnow().date() + timedelta(days=365)).isoformat()
+        plain = app.test_client().post(
+            "/api/v1/households", json=_household(), headers={"Authorization": f"Bearer {token}"}
+        )
+        due = plain.json["recertification"]["due_on"]
+        assert due == (utcnow().date() + timedelta(days=730)).isoformat()
+    finally:
+        app.extensions["srhub_runtime"].close()
