@@ -94,13 +94,16 @@ def _member_named(words: Sequence[str]) -> ColumnElement[bool]:
 
 
 def _text_condition(text: str) -> ColumnElement[bool]:
-    """A household id (exact), else a registry number (exact) or member name words."""
+    """A household id (exact), else a registry number (exact, or typed in lower case) or
+    member name words."""
     try:
         return Household.id == uuid.UUID(text)
     except ValueError:
         pass
     words = text.split()
-    return or_(Household.registry_number == text, _member_named(words))
+    # Registry numbers are issued upper case (``SR-...``); one typed in lower case is found.
+    numbers = sorted({text, text.upper()})
+    return or_(Household.registry_number.in_(numbers), _member_named(words))
 
 
 def _national_id_condition(cipher: IdentifierCipher, value: str) -> ColumnElement[bool]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -84,6 +85,7 @@ def test_search_by_name_number_id_national_id_area_and_status(app: Flask) -> Non
     assert _found(client, "q=Wanjiku+Ouma") == []  # two members' words are not one person
     assert _found(client, "q=o+brien") == [brien["id"]]  # punctuation folded
     assert _found(client, f"q={brien['registry_number']}") == [brien["id"]]
+    assert _found(client, f"q={brien['registry_number'].lower()}") == [brien["id"]]
     assert _found(client, f"q={other['id']}") == [other["id"]]
     assert _found(client, "national_id=1234-5678") == [wanjiku["id"]]  # normalised, hashed
     assert _found(client, "national_id=12345679") == []
@@ -142,6 +144,18 @@ def test_a_supervisor_sees_their_areas_only(app: Flask) -> None:
     assert consent.status_code == 403
     assert registry.list_consents(household_id=inside["id"]) == []
     assert client.get("/ui/queues").status_code == 403
+    assert 'id="record-consent"' not in page.get_data(as_text=True)
+
+    due = date.fromisoformat(inside["recertification"]["due_on"])
+    registry.run_recertification_round(due + timedelta(days=1))  # both overdue
+    listing = client.get("/ui/recertification").get_data(as_text=True)
+    assert 'id="total-overdue">1<' in listing
+    assert 'data-area="R01-D01"' in listing and 'data-area="R02-D01"' not in listing
+    assert outside["id"] not in listing and 'class="confirm"' not in listing
+    elsewhere = client.get("/ui/recertification?area=R02").get_data(as_text=True)
+    assert 'id="total-overdue">0<' in elsewhere
+    staff = _client(app, "olga").get("/ui/recertification").get_data(as_text=True)
+    assert 'id="total-overdue">2<' in staff
 
 
 def test_an_auditor_reads_with_identifiers_masked_and_changes_nothing(app: Flask) -> None:
@@ -242,8 +256,6 @@ def test_the_queues_page_counts_what_waits(app: Flask) -> None:
         )
     house = register(registry, "R01-D01", "Wanjiku", "Kariuki")
     due = registry.get_household(house["id"])["recertification"]["due_on"]
-    from datetime import date, timedelta
-
     registry.run_recertification_round(date.fromisoformat(due) + timedelta(days=1))
     page = _client(app, "olga").get("/ui/queues").get_data(as_text=True)
     counts = dict(re.findall(r'data-queue="(\w+)">.*?class="num count">([^<]+)<', page, re.S))
