@@ -22,6 +22,7 @@ from hub.ui.tables import UiAudit
 from registry_core.models import Household
 from registry_core.service import Registry, Source
 from tests.integration.staff_support import (
+    STAFF,
     add_dashboard_user,
     csrf_of,
     log_in,
@@ -263,3 +264,40 @@ def test_the_queues_page_counts_what_waits(app: Flask) -> None:
     assert counts["review"] == "0"
     assert page.count("data-review-id=") == 3
     assert "Baby" not in page  # the sealed record stays sealed
+
+
+def test_the_household_page_shows_history_and_data_quality_of_its_own_only(app: Flask) -> None:
+    registry = _registry(app)
+    house = register(registry, "R01-D01", "Wanjiku", "Kariuki", second=("Otieno", "Ouma"))
+    other = register(registry, "R01-D02", "Amina", "Hassan")
+    spouse = house["members"][1]["id"]
+    registry.record_data_quality_notes(
+        spouse,
+        [{"target": "birth_date", "rule": "date:plausible", "message": "born after the head"}],
+        Source("civil_registry", "brn-7"),
+    )
+    registry.grant_consent("CT", "cash", "paper", STAFF, household_id=other["id"])
+    registry.update_household(house["id"], {"address": "Plot 9"}, STAFF)
+    page = _client(app, "olga").get(f"/ui/households/{house['id']}").get_data(as_text=True)
+
+    history = page[page.index('id="history"') : page.index('id="data-quality"')]
+    assert history.count('data-type="household.created"') == 1
+    assert history.count('data-type="household.updated"') == 1
+    assert "changed fields: address" in history
+    assert "consent.granted" not in history  # the other household's consent is not ours
+    quality = page[page.index('id="data-quality"') :]
+    assert "born after the head" in quality and "date:plausible" in quality
+    assert "Otieno Ouma" in quality and "civil_registry" in quality
+    # The section order of household_sections.SECTIONS, each under its own id.
+    order = [
+        page.index(f'<section id="{key}">')
+        for key in (
+            "members",
+            "recertification",
+            "provenance",
+            "consent",
+            "history",
+            "data_quality",
+        )
+    ]
+    assert order == sorted(order)
