@@ -37,6 +37,7 @@ from hub.ui.views import (
     bp,
     staff_page,
 )
+from registry_core.crypto import IdentifierCipher
 from registry_core.errors import NotFound
 from registry_core.models import HouseholdStatus
 from registry_core.service import Registry, Source
@@ -50,6 +51,12 @@ def _registry() -> Registry:
     from hub.api.context import hub_registry
 
     return hub_registry()
+
+
+def _cipher() -> IdentifierCipher:
+    from hub.api.context import hub_runtime
+
+    return hub_runtime().cipher
 
 
 def _viewer() -> Principal:
@@ -101,12 +108,9 @@ def households() -> Any:
         status=request.args.get("status", "").strip(),
     )
     offset = _offset()
-    runtime_sessions = _sessions()
     try:
-        with runtime_sessions() as session:
-            found, total = search_households(
-                session, _registry_cipher(), criteria, _viewer(), offset=offset
-            )
+        with _sessions()() as session:
+            found, total = search_households(session, _cipher(), criteria, _viewer(), offset=offset)
     except SearchRefused as exc:
         abort(400, description=f"Search refused: {exc}.")
     return render_template(
@@ -119,12 +123,6 @@ def households() -> Any:
         statuses=HouseholdStatus.ALL,
         masked=not identifiers_visible_to(_viewer()),
     )
-
-
-def _registry_cipher() -> Any:
-    from hub.api.context import hub_runtime
-
-    return hub_runtime().cipher
 
 
 # --- one household ---------------------------------------------------------------------------
