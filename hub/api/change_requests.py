@@ -125,7 +125,7 @@ def propose() -> Response:
         target=body["target"],
         old_value=body["old_value"],
         proposed_value=body["proposed_value"],
-        reason=body["reason"].strip() or body["reason"],
+        reason=body["reason"].strip(),
         on_behalf_of=body.get("on_behalf_of", "beneficiary"),
         channel=body["channel"],
         evidence_reference=body.get("evidence_reference"),

@@ -200,6 +200,8 @@ def propose(
             )
         if not proposal.evidence_reference:
             raise NotAllowed("A direct correction needs an evidence reference.")
+    if not proposal.reason.strip():
+        raise targets.TargetProblem("say why the value is wrong: reason must not be blank")
     if targets.same_value(proposal.old_value, proposal.proposed_value):
         raise targets.TargetProblem("the proposed value is the value already seen: nothing to do")
     now = utcnow()

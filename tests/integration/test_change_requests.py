@@ -125,6 +125,25 @@ def test_proposed_by_the_field_approved_by_another_applied_with_provenance(api: 
     registry.update_household(household["id"], {"address": "Mango"}, Source("self_declared"))
     assert registry.get_household(household["id"])["address"] == "14 Mango Lane"
 
+    # A member's field: the event names the person and the field, from the correction.
+    person_id = household["members"][0]["id"]
+    body = _proposal(
+        household,
+        target="person.given_name",
+        person_id=person_id,
+        old_value="Amina",
+        proposed_value="Aminah",
+    )
+    named = api.post("/api/v1/change-requests", json=body, headers=supervisor).json
+    staff = api.auth("registry_staff", sub="officer-3")
+    assert (
+        api.post(f"/api/v1/change-requests/{named['id']}/approve", headers=staff).status_code == 200
+    )
+    assert registry.get_person(person_id)["given_name"] == "Aminah"
+    last = _events(registry, f"household/{household['id']}", "household.updated")[-1]
+    assert last["changed_fields"] == ["person.given_name"] and last["person_id"] == person_id
+    assert last["source"] == {"system": "correction", "record_id": f"change-request:{named['id']}"}
+
     # Decided once: a second decision is a conflict.
     again = api.post(f"{url}/reject", json={"reason": "x"}, headers=api.auth("registry_staff"))
     assert again.status_code == 409
@@ -301,6 +320,7 @@ def test_areas_withdrawal_listing_and_validation(api: Any) -> None:
     assert post(channel="pigeon").status_code == 400
     assert post(household_id=str(uuid.uuid4())).status_code == 404
     assert post(proposed_value="12 Mango Lane").status_code == 400  # nothing to change
+    assert post(reason="   ").status_code == 400
     person_id = ours["members"][0]["id"]
     bad_sex = post(target="person.sex", person_id=person_id, old_value="female", proposed_value=7)
     assert bad_sex.status_code == 422
