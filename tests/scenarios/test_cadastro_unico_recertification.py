@@ -22,77 +22,33 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hub.assembly import recertification_job
 from hub.auth.tokens import issue_token
 from hub.intake.sample_forms import make_household_registration as sample
 from hub.workers.retention import run_retention
-from registry_core.errors import ConflictError
-from registry_core.models import Household, OutboxEvent, SocioEconomicAttribute
+from registry_core.models import Household, SocioEconomicAttribute
 from registry_core.service import Source
 from sandbox_mocks.field_team.answers import household_answers
 from sandbox_mocks.field_team.openrosa import OpenRosaClient
 from sandbox_mocks.field_team.xform import FormTemplate, instance_id_of
-from sandbox_mocks.population import iter_vital_events
 from standards.timeutil import utcnow
 from tests.integration.notification_support import notification_workers
 from tests.scenarios.conftest import LiveHub, field_account, wait_for
+from tests.scenarios.quiet_support import again_on_conflict, quiet_families, wait_settled
 
-T = TypeVar("T")
 PROGRAM = "bolsa"
 PURPOSE = "cash_transfer"
 SUBSCRIPTION = "bolsa-recert"
 DUE, OVERDUE = "household.recertification_due", "household.recertification_overdue"
 SURVEY_INCOME = 300.0
 NEW_INCOME = 1234.5
-
-
-def _quiet_families(hub: LiveHub) -> list[tuple[Any, dict[str, Any]]]:
-    """Seeded families no birth or death touches while the test runs (a birth would change
-    the household's version under the visit), with their registry records, by address."""
-    touched = {e.household_key for e in iter_vital_events(42, hub.sandbox.config.people)}
-    records, _total = hub.registry.list_households(limit=1000)
-    by_address = {(r["admin_area_code"], r.get("address")): r for r in records}
-    found = []
-    for family in hub.sandbox.households:
-        record = by_address.get((family.locality_code, family.address))
-        if record and family.household_key not in touched and record["status"] == "active":
-            found.append((family, record))
-    return found
-
-
-def _again_on_conflict(write: Callable[[], T]) -> T:
-    """A write retried when a partner feed changed the household at the same moment (the
-    registry's answer to a lost race is "read it again")."""
-    for _ in range(5):
-        try:
-            return write()
-        except ConflictError:
-            time.sleep(0.5)
-    return write()
-
-
-def _wait_settled(hub: LiveHub, quiet_for: float = 3.0) -> None:
-    """Wait until the partner feeds' first pass is over: no new registry event for a while
-    (the GIS and civil-registry connectors touch seeded households when they start)."""
-    last, calm_since = -1, time.monotonic()
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        with hub.runtime.sessions() as session:
-            newest = session.scalar(select(func.max(OutboxEvent.sequence))) or 0
-        if newest != last:
-            last, calm_since = newest, time.monotonic()
-        elif time.monotonic() - calm_since >= quiet_for:
-            return
-        time.sleep(0.2)
-    pytest.fail("the registry did not settle within 90 s")
 
 
 def _notifications(hub: LiveHub) -> list[dict[str, Any]]:
@@ -128,8 +84,8 @@ def test_due_families_are_reminded_one_recertified_by_a_visit_the_other_flagged(
     hub = live_hub
     admin = hub.token("admin")
     program = _program_header(hub)
-    _wait_settled(hub)
-    quiet = _quiet_families(hub)
+    wait_settled(hub)
+    quiet = quiet_families(hub)
     area = quiet[0][1]["admin_area_code"].split("-")[0]
     (visited_family, visited), (_absent_family, absent) = [
         q for q in quiet if q[1]["admin_area_code"].startswith(area)
@@ -139,7 +95,7 @@ def test_due_families_are_reminded_one_recertified_by_a_visit_the_other_flagged(
     assert visited["recertification"]["certified_by"] == "field_survey"
     # What the survey recorded of the family's income, as of the survey day.
     survey = Source("field_survey", "sandbox-seed", utcnow().replace(year=2025, month=1, day=1))
-    visited = _again_on_conflict(
+    visited = again_on_conflict(
         lambda: (
             hub.registry.record_attributes(
                 visited["id"],
