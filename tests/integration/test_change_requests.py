@@ -2,10 +2,12 @@
 by field workers and supervisors in their areas, a second person's approval that applies the
 correction through the registry (source ``correction``, outranking self-declared and intake
 values), the optimistic check of the value seen, rejections and withdrawals with reasons,
-direct corrections by registry staff, facts, and each household's history."""
+direct corrections by registry staff, facts, each household's history, and two reviewers
+approving at the same moment."""
 
 from __future__ import annotations
 
+import threading
 import uuid
 from pathlib import Path
 from typing import Any
@@ -326,3 +328,31 @@ def test_areas_withdrawal_listing_and_validation(api: Any) -> None:
     assert bad_sex.status_code == 422
     assert post(person_id=theirs["members"][0]["id"], target="person.given_name").status_code == 400
     assert api.post("/api/v1/change-requests", json=_proposal(ours)).status_code == 401
+
+
+def test_two_reviewers_approving_at_once_apply_it_once(api: Any) -> None:
+    registry: Registry = api.registry
+    household = _household(registry)
+    worker = api.auth("field_worker", sub="enum-7", areas=("R01",))
+    made = api.post("/api/v1/change-requests", json=_proposal(household), headers=worker).json
+    url = f"/api/v1/change-requests/{made['id']}/approve"
+    reviewers = [api.auth("registry_staff", sub=f"officer-{n}") for n in (1, 2)]
+    app = api.application
+    answers: list[int] = []
+    start = threading.Barrier(2)
+
+    def approve(headers: dict[str, str]) -> None:
+        client = app.test_client()
+        start.wait()
+        answers.append(client.post(url, headers=headers).status_code)
+
+    threads = [threading.Thread(target=approve, args=(h,)) for h in reviewers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(answers) == [200, 409]
+    updates = _events(registry, f"household/{household['id']}", "household.updated")
+    assert [u["changed_fields"] for u in updates] == [["address"]]
+    history = api.get(f"/api/v1/change-requests/{made['id']}", headers=reviewers[0]).json
+    assert [s["action"] for s in history["history"]] == ["proposed", "approved"]
