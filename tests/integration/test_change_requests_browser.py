@@ -1,6 +1,7 @@
 """The dashboard's corrections in headless Chromium: a registry officer sees each proposal
 beside the registry's value now, approves one (the registry changes), rejects another with a
-reason, cannot decide their own, and reads the household's history; the audit trail agrees."""
+reason, cannot decide their own, and reads the household's history; the audit trail agrees.
+A supervisor sees and decides only their areas' requests, and every POST needs its CSRF token."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+from click.testing import CliRunner
 
 from hub.auth.roles import Principal, Role
+from hub.cli import main
 from hub.corrections import service
 from registry_core.service import Source
-from tests.integration.test_dashboard import PASSWORD, add_user, running_dashboard
+from tests.integration.test_dashboard import PASSWORD, add_user, csrf, running_dashboard
 
 
 def _propose(hub: Any, by: str, role: Role, **fields: Any) -> str:
@@ -146,3 +150,82 @@ def test_an_officer_approves_and_rejects_corrections_in_the_browser(
         a == "correction_approve" and t == f"change-request:{name}" and o.startswith("refused")
         for a, t, o in actions
     )
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_supervisor_sees_and_decides_only_their_areas_and_csrf_is_checked(
+    db_url: str, tmp_path: Path
+) -> None:
+    with running_dashboard(db_url, tmp_path) as hub:
+        registry = hub.runtime.registry
+        registry.ensure_identifier_systems()
+        ids = {}
+        for area in ("R01-D02", "R02-D01"):
+            house = registry.register_household(
+                {
+                    "admin_area_code": area,
+                    "address": f"1 Road, {area}",
+                    "members": [
+                        {
+                            "given_name": "Zuri",
+                            "family_name": "Moyo",
+                            "sex": "female",
+                            "birth_date": "1990-01-01",
+                            "relationship": "head",
+                        }
+                    ],
+                },
+                Source("self_declared"),
+            ).record
+            ids[area] = _propose(
+                hub,
+                "officer-9",
+                Role.registry_staff,
+                household_id=house["id"],
+                person_id=None,
+                target="household.address",
+                old_value=house["address"],
+                proposed_value=f"2 Road, {area}",
+            )
+        settings = hub.settings
+        added = CliRunner().invoke(
+            main,
+            ["users", "add", "sue", "--role", "supervisor", "--area", "R01", "--password-stdin"],
+            input=PASSWORD + "\n",
+            env={
+                "SRHUB_DATABASE_URL": settings.database_url,
+                "SRHUB_DATA_DIR": str(settings.data_dir),
+            },
+        )
+        assert added.exit_code == 0, added.output
+        session = requests.Session()
+        form_page = session.get(f"{hub.url}/ui/login", timeout=10)
+        landed = session.post(
+            f"{hub.url}/ui/login",
+            data={
+                "csrf_token": csrf(form_page.text),
+                "method": "password",
+                "username": "sue",
+                "password": PASSWORD,
+                "next": "/ui/change-requests",
+            },
+            timeout=10,
+        )
+        assert landed.status_code == 200
+        assert ids["R01-D02"] in landed.text and ids["R02-D01"] not in landed.text
+        token = csrf(landed.text)
+        base = f"{hub.url}/ui/change-requests"
+        # Without the CSRF token: refused before anything is looked at.
+        forged = session.post(f"{base}/{ids['R01-D02']}/approve", data={}, timeout=10)
+        assert forged.status_code == 400
+        outside = session.post(
+            f"{base}/{ids['R02-D01']}/approve", data={"csrf_token": token}, timeout=10
+        )
+        assert "outside the areas you cover" in outside.text
+        inside = session.post(
+            f"{base}/{ids['R01-D02']}/approve", data={"csrf_token": token}, timeout=10
+        )
+        assert "Correction applied." in inside.text
+        with hub.runtime.sessions() as db:
+            states = {k: service.load(db, v).state for k, v in ids.items()}
+        assert states == {"R01-D02": "applied", "R02-D01": "proposed"}
