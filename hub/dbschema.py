@@ -40,6 +40,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.subscriptions.tables",
     "hub.intake.tables",
     "hub.review.tables",
+    "hub.corrections.tables",
     "hub.crosscheck.tables",
 )
 

@@ -17,10 +17,16 @@ from pathlib import Path
 from typing import Any
 
 # Field names are "<entity>.<field>"; "<entity>.*" is the fallback for the entity's other fields.
+# ``correction`` is a registry officer's correction backed by evidence, approved by a second
+# person (or a small correction applied directly, with evidence; docs/corrections.md). It
+# outranks what a household declared, a form or survey captured, and an unreviewed staff edit;
+# for who a person is (names, birth date, sex) it stays below the civil registry and national
+# ID, which are corrected at their source. Death dates are left to those registries alone.
 DEFAULT_PRECEDENCE: dict[str, list[str]] = {
     "person.birth_date": [
         "civil_registry",
         "national_id",
+        "correction",
         "registry_staff",
         "intake",
         "field_survey",
@@ -30,6 +36,7 @@ DEFAULT_PRECEDENCE: dict[str, list[str]] = {
     "person.sex": [
         "civil_registry",
         "national_id",
+        "correction",
         "registry_staff",
         "intake",
         "field_survey",
@@ -38,6 +45,7 @@ DEFAULT_PRECEDENCE: dict[str, list[str]] = {
     "person.given_name": [
         "national_id",
         "civil_registry",
+        "correction",
         "registry_staff",
         "intake",
         "field_survey",
@@ -46,6 +54,7 @@ DEFAULT_PRECEDENCE: dict[str, list[str]] = {
     "person.family_name": [
         "national_id",
         "civil_registry",
+        "correction",
         "registry_staff",
         "intake",
         "field_survey",
@@ -54,13 +63,22 @@ DEFAULT_PRECEDENCE: dict[str, list[str]] = {
     "person.other_names": [
         "national_id",
         "civil_registry",
+        "correction",
         "registry_staff",
         "intake",
         "field_survey",
         "self_declared",
     ],
-    "household.location": ["gis", "intake", "field_survey", "registry_staff", "self_declared"],
+    "household.location": [
+        "correction",
+        "gis",
+        "intake",
+        "field_survey",
+        "registry_staff",
+        "self_declared",
+    ],
     "household.admin_area_code": [
+        "correction",
         "gis",
         "registry_staff",
         "intake",
@@ -70,6 +88,7 @@ DEFAULT_PRECEDENCE: dict[str, list[str]] = {
     # The civil registry knows a mother's or a deceased's address as declared: it fills a
     # household with none, and never outranks what staff, surveys or the household said.
     "household.address": [
+        "correction",
         "registry_staff",
         "intake",
         "field_survey",
@@ -77,8 +96,17 @@ DEFAULT_PRECEDENCE: dict[str, list[str]] = {
         "gis",
         "civil_registry",
     ],
-    "person.*": ["civil_registry", "national_id", "registry_staff", "intake", "field_survey"],
-    "household.*": ["registry_staff", "intake", "field_survey", "self_declared"],
+    "person.*": [
+        "civil_registry",
+        "national_id",
+        "correction",
+        "registry_staff",
+        "intake",
+        "field_survey",
+    ],
+    # Also the ranking of household facts (``attributes.<domain>.<name>``) when a correction
+    # has to say which of the sources' values it corrected (hub.corrections).
+    "household.*": ["correction", "registry_staff", "intake", "field_survey", "self_declared"],
 }
 
 

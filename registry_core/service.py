@@ -348,6 +348,11 @@ class Registry:
     # ------------------------------------------------------------------ recertification
 
     @property
+    def source_precedence(self) -> SourcePrecedence:
+        """The precedence table in force (corrections read a fact's current value by it)."""
+        return self._ws.precedence
+
+    @property
     def recertification_policy(self) -> RecertificationPolicy:
         return self._ws.recertification
 

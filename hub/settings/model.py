@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from hub.settings.base import ENV_PREFIX, Section, SettingsError, read_value
+from hub.settings.corrections import CorrectionsSettings
 from hub.settings.dci import DciSettings
 from hub.settings.intake import IntakeSettings
 from hub.settings.monitoring import MonitoringSettings
@@ -77,6 +78,7 @@ class Settings:
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     openrosa: OpenRosaSettings = field(default_factory=OpenRosaSettings)
     recertification: RecertificationSettings = field(default_factory=RecertificationSettings)
+    corrections: CorrectionsSettings = field(default_factory=CorrectionsSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -125,6 +127,7 @@ SECTIONS: dict[str, type[Section]] = {
         IntakeSettings,
         OpenRosaSettings,
         RecertificationSettings,
+        CorrectionsSettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)

@@ -525,6 +525,7 @@ def _http_error(error: HTTPException) -> Any:
 
 
 # Field collection's pages (forms, submissions, conflicts) register on this blueprint.
+from hub.ui import change_request_views as _change_request_views  # noqa: E402,F401
 from hub.ui import consent_views as _consent_views  # noqa: E402,F401
 from hub.ui import household_views as _household_views  # noqa: E402,F401
 from hub.ui import intake_views as _intake_views  # noqa: E402,F401
