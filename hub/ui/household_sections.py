@@ -25,6 +25,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.auth.roles import Principal, Role
+from hub.corrections.service import list_requests
 from registry_core.identifiers import NOTE_FIELD
 from registry_core.models import OutboxEvent
 from registry_core.service import Registry
@@ -284,12 +285,39 @@ def data_quality_section(ctx: SectionContext) -> Section:
     return Section("data_quality", "Data quality", {"notes": notes})
 
 
+# --- corrections -----------------------------------------------------------------------------
+
+CORRECTIONS_SHOWN = 20
+CORRECTION_PAGE_ROLES = (Role.admin, Role.registry_staff, Role.supervisor)
+
+
+def corrections_section(ctx: SectionContext) -> Section:
+    """The household's newest change requests (proposed, applied, rejected, withdrawn); the
+    full list with each request's steps is on its corrections page."""
+    with ctx.sessions() as session:
+        requests, total = list_requests(
+            session, household_id=ctx.household_id, limit=CORRECTIONS_SHOWN
+        )
+    return Section(
+        "corrections",
+        "Corrections",
+        {
+            "requests": requests,
+            "total": total,
+            "names": ctx.member_names,
+            # The corrections page decides requests: auditors read this section only.
+            "may_open_page": ctx.viewer.has_any(CORRECTION_PAGE_ROLES),
+        },
+    )
+
+
 # Page order. Add a builder here to add a section (see the module docstring).
 SECTIONS: list[SectionBuilder] = [
     members_section,
     recertification_section,
     provenance_section,
     consent_section,
+    corrections_section,
     history_section,
     data_quality_section,
 ]

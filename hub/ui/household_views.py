@@ -287,10 +287,12 @@ def _conflict_count() -> int | None:
 @bp.route("/ui/queues")
 @staff_page
 def queues() -> Any:
+    from hub.corrections.service import list_requests
     from hub.review.service import ReviewQueue
 
     with _sessions()() as session:
         _items, submitted = ReviewQueue.list_items(session, state="submitted", limit=1)
+        corrections = list_requests(session, state="proposed", limit=1)[1]
     registry = _registry()
     matches, open_matches = registry.list_reviews("open", limit=QUEUE_PREVIEW)
     due = registry.list_recertification("due", limit=1)[1]
@@ -298,6 +300,7 @@ def queues() -> Any:
     return render_template(
         "ui/queues.html",
         submitted=submitted,
+        corrections=corrections,
         conflicts=_conflict_count(),
         conflict_scan=CONFLICT_SCAN,
         matches=matches,

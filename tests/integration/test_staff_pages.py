@@ -17,6 +17,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import update
 
 from hub.api import create_app
+from hub.auth.roles import Principal, Role
+from hub.corrections.service import Proposal, propose
 from hub.settings import load_settings
 from hub.ui.tables import UiAudit
 from registry_core.models import Household
@@ -301,3 +303,32 @@ def test_the_household_page_shows_history_and_data_quality_of_its_own_only(app: 
         )
     ]
     assert order == sorted(order)
+
+
+def test_a_proposed_correction_waits_in_queues_and_shows_on_its_household(app: Flask) -> None:
+    registry = _registry(app)
+    house = register(registry, "R01-D01", "Wanjiku", "Kariuki")
+    worker = Principal(subject="enum-7", roles=frozenset({Role.field_worker}), admin_areas=("R01",))
+    proposal = Proposal(
+        household_id=house["id"],
+        person_id=None,
+        target="household.address",
+        old_value=house.get("address"),
+        proposed_value="14 Mango Lane",
+        reason="moved after the floods",
+        on_behalf_of="beneficiary",
+        channel="field_visit",
+    )
+    with app.extensions["srhub_runtime"].sessions() as session, session.begin():
+        propose(session, registry, proposal, worker)
+    officer = _client(app, "olga")
+    page = officer.get("/ui/queues").get_data(as_text=True)
+    counts = dict(re.findall(r'data-queue="(\w+)">.*?class="num count">([^<]+)<', page, re.S))
+    assert counts["corrections"] == "1"
+    view = officer.get(f"/ui/households/{house['id']}").get_data(as_text=True)
+    assert 'id="corrections"' in view and "14 Mango Lane" in view
+    assert f"/ui/households/{house['id']}/change-requests" in view
+    # The auditor reads the section but is not sent to the page where requests are decided.
+    audited = _client(app, "audrey").get(f"/ui/households/{house['id']}").get_data(as_text=True)
+    assert 'data-state="proposed"' in audited
+    assert f"/ui/households/{house['id']}/change-requests" not in audited
