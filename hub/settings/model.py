@@ -28,6 +28,7 @@ from hub.settings.intake import IntakeSettings
 from hub.settings.monitoring import MonitoringSettings
 from hub.settings.notifications import NotificationSettings
 from hub.settings.openrosa import OpenRosaSettings
+from hub.settings.quality import QualitySettings
 from hub.settings.recertification import RecertificationSettings
 from hub.settings.sandbox import SandboxMockSettings
 from hub.settings.ui import UiSettings
@@ -77,6 +78,7 @@ class Settings:
     intake: IntakeSettings = field(default_factory=IntakeSettings)
     openrosa: OpenRosaSettings = field(default_factory=OpenRosaSettings)
     recertification: RecertificationSettings = field(default_factory=RecertificationSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -125,6 +127,7 @@ SECTIONS: dict[str, type[Section]] = {
         IntakeSettings,
         OpenRosaSettings,
         RecertificationSettings,
+        QualitySettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)
