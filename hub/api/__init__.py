@@ -31,6 +31,8 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.review:bp",
     "hub.api.consents:bp",
     "hub.api.recertification:bp",
+    "hub.api.quality:bp",
+    "hub.ui.quality_views:bp",
 )
 
 

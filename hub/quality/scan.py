@@ -15,6 +15,7 @@ names it). The scheduled job (``scheduled_job``, with the retention jobs) starts
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -190,6 +191,32 @@ def _fail(sessions: sessionmaker[Session], scan_id: uuid.UUID, exc: Exception) -
                 scan.finished_at = utcnow()
     except Exception:
         log.exception("could not mark data-quality scan %s failed", scan_id)
+
+
+def start_in_background(
+    sessions: sessionmaker[Session], config: QualitySettings, requested_by: str
+) -> dict[str, Any]:
+    """Start a scan and run it to its end on a thread of this process (the API's and the
+    dashboard's way); returns its first progress. ``ScanRunning`` if one runs. Should the
+    process stop first, the scheduled job carries the scan on."""
+    with sessions.begin() as session:
+        state = progress(start_scan(session, requested_by))
+    scan_id = uuid.UUID(state["id"])
+
+    def work() -> None:
+        try:
+            run_to_end(sessions, scan_id, config)
+        except Exception:  # run_to_end marked it failed and logged why
+            log.warning("data-quality scan %s stopped with an error", scan_id)
+
+    threading.Thread(target=work, name=f"quality-scan-{scan_id}", daemon=True).start()
+    return state
+
+
+def latest_scan(session: Session) -> DataQualityScan | None:
+    return session.scalars(
+        select(DataQualityScan).order_by(DataQualityScan.started_at.desc()).limit(1)
+    ).first()
 
 
 def scheduled_job(
