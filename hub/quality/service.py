@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, literal_column, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -328,21 +328,25 @@ def summary(
     index = {day: k for k, day in enumerate(empty_days)}
     since = datetime.combine(today - timedelta(days=days - 1), datetime.min.time(), tzinfo=UTC)
     day_of = _utc_day(session)
+    opened_day, resolved_day = (
+        day_of(DataQualityIssue.opened_at),
+        day_of(DataQualityIssue.resolved_at),
+    )
     for day, count in session.execute(
-        select(day_of(DataQualityIssue.opened_at), func.count())
+        select(opened_day, func.count())
         .where(*conditions, DataQualityIssue.opened_at >= since)
-        .group_by(day_of(DataQualityIssue.opened_at))
+        .group_by(opened_day)
     ):
         if str(day)[:10] in index:
             trend["opened"][index[str(day)[:10]]] += count
     for day, state, count in session.execute(
-        select(day_of(DataQualityIssue.resolved_at), DataQualityIssue.state, func.count())
+        select(resolved_day, DataQualityIssue.state, func.count())
         .where(
             *conditions,
             DataQualityIssue.resolved_at >= since,
             DataQualityIssue.state.in_((IssueState.RESOLVED, IssueState.DISMISSED)),
         )
-        .group_by(day_of(DataQualityIssue.resolved_at), DataQualityIssue.state)
+        .group_by(resolved_day, DataQualityIssue.state)
     ):
         if str(day)[:10] in index:
             trend[state][index[str(day)[:10]]] += count
@@ -365,7 +369,7 @@ def _utc_day(session: Session) -> Any:
     ``date()`` of a timestamptz follows the session's time zone, so it is converted first;
     SQLite keeps times as UTC text."""
     if session.get_bind().dialect.name == "postgresql":
-        return lambda column: func.date(func.timezone("UTC", column))
+        return lambda column: func.date(func.timezone(literal_column("'UTC'"), column))
     return lambda column: func.date(column)
 
 
