@@ -158,7 +158,7 @@ def act(issue_id: uuid.UUID, action: str) -> Response:
             raise UnknownIssue("No data-quality issue has this id.") from None
         _may_touch(principal, row.admin_area_code)
         try:
-            service.change_state(session, row, action, principal.subject, reason, utcnow())
+            service.change_state(row, action, principal.subject, reason, utcnow())
         except service.TransitionRefused as exc:
             raise TransitionConflict(
                 f"Not done: {exc}.", allowed=service.allowed_actions(row.state)

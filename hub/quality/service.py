@@ -163,7 +163,6 @@ def load_issue(session: Session, issue_id: uuid.UUID, *, lock: bool = False) -> 
 
 
 def change_state(
-    session: Session,
     issue: DataQualityIssue,
     action: str,
     actor: str,

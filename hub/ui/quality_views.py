@@ -127,7 +127,7 @@ def issue_action(issue_id: uuid.UUID, action: str) -> Any:
             row = service.load_issue(session, issue_id, lock=True)
             if not principal.may_touch_area(row.admin_area_code):
                 abort(403, description="This issue is outside the areas you cover.")
-            service.change_state(session, row, action, g.staff.name, reason, utcnow())
+            service.change_state(row, action, g.staff.name, reason, utcnow())
     except service.IssueNotFound:
         abort(404, description="No such data-quality issue.")
     except service.TransitionRefused as exc:

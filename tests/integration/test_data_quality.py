@@ -125,12 +125,10 @@ def test_fixing_a_problem_resolves_its_issue_at_the_next_scan_and_people_keep_co
     with runtime.sessions.begin() as session:
         by_kind = {row.kind: row for row in session.scalars(select(DataQualityIssue))}
         service.change_state(
-            session, by_kind["impossible_age"], "dismiss", "officer", "verified: she is 146", now
+            by_kind["impossible_age"], "dismiss", "officer", "verified: she is 146", now
         )
-        service.change_state(session, by_kind["income_mismatch"], "resolve", "officer", None, now)
-        service.change_state(
-            session, by_kind["household_composition"], "acknowledge", "officer", None, now
-        )
+        service.change_state(by_kind["income_mismatch"], "resolve", "officer", None, now)
+        service.change_state(by_kind["household_composition"], "acknowledge", "officer", None, now)
 
     result = scan(runtime)
     rows = {row.kind: row for row in issues(runtime.sessions)}
@@ -162,7 +160,7 @@ def test_the_summary_counts_by_kind_and_area_and_the_trend_by_day(runtime: HubRu
         row = session.scalars(
             select(DataQualityIssue).where(DataQualityIssue.kind == "impossible_age")
         ).one()
-        service.change_state(session, row, "dismiss", "officer", "known", utcnow())
+        service.change_state(row, "dismiss", "officer", "known", utcnow())
     with runtime.sessions() as session:
         found = service.summary(session, service.IssueFilter(), level=1, days=7, today=today)
         scoped = service.summary(
