@@ -55,7 +55,7 @@ def scan(runtime: HubRuntime, config: QualitySettings = QUALITY) -> dict[str, An
     return scans.run_to_end(runtime.sessions, scan_id, config)
 
 
-def live(runtime: HubRuntime) -> set[tuple[str, str]]:
+def live_issues(runtime: HubRuntime) -> set[tuple[str, str]]:
     """(kind, subject id) of every open or acknowledged issue."""
     return {
         (row.kind, row.dedupe_key.split(":", 1)[1])
@@ -79,7 +79,7 @@ def test_a_scan_finds_each_problem_once_and_a_second_scan_duplicates_nothing(
         ("income_mismatch", problems.income),
         ("deceased_notified", problems.notified),
     }
-    assert live(runtime) == expected
+    assert live_issues(runtime) == expected
     assert first["state"] == "finished" and first["percent"] == 100
     assert first["opened"] == len(expected) and first["resolved"] == 0
     assert first["households_checked"] == first["households_total"] == 9
@@ -231,12 +231,23 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
         time.sleep(0.1)
 
 
-@pytest.fixture
-def workers(runtime: HubRuntime) -> Iterator[ConsumerRuntime]:
-    """The relay and the quality worker on the embedded queue, as threads."""
+@pytest.fixture(params=["embedded", pytest.param("amqp", marks=pytest.mark.amqp)])
+def live(
+    request: pytest.FixtureRequest, db_url: str, tmp_path: Path
+) -> Iterator[tuple[HubRuntime, ConsumerRuntime]]:
+    """A runtime with the relay and the quality worker running as threads, on the embedded
+    queue (SQLite, PostgreSQL) or on RabbitMQ (with PostgreSQL)."""
+    if request.param == "amqp" and db_url.startswith("sqlite"):
+        pytest.skip("RabbitMQ runs with PostgreSQL here")
+    amqp_url = request.getfixturevalue("amqp_url") if request.param == "amqp" else ""
+    settings = load_settings(
+        env={}, database_url=db_url, data_dir=tmp_path / "live", amqp_url=amqp_url
+    )
+    runtime = HubRuntime(settings)
+    runtime.registry.ensure_identifier_systems()
 
     def factory() -> Any:
-        return connect(runtime.settings, wait_for=0)
+        return connect(settings, wait_for=0)
 
     quality = ConsumerRuntime(
         "quality",
@@ -251,11 +262,12 @@ def workers(runtime: HubRuntime) -> Iterator[ConsumerRuntime]:
     threads = [threading.Thread(target=w.run, daemon=True) for w in (quality, relay)]
     for thread in threads:
         thread.start()
-    yield quality
+    yield runtime, quality
     for worker in (quality, relay):
         worker.stop()
     for thread in threads:
         thread.join(20)
+    runtime.close()
 
 
 def issue_of(runtime: HubRuntime, kind: str, subject: str) -> DataQualityIssue | None:
@@ -264,8 +276,9 @@ def issue_of(runtime: HubRuntime, kind: str, subject: str) -> DataQualityIssue |
 
 
 def test_a_change_that_makes_a_problem_opens_an_issue_and_one_that_fixes_it_resolves_it(
-    runtime: HubRuntime, workers: ConsumerRuntime
+    live: tuple[HubRuntime, ConsumerRuntime],
 ) -> None:
+    runtime, workers = live
     registry = runtime.registry
     household = register(
         registry,
@@ -309,8 +322,9 @@ def _processed(worker: ConsumerRuntime) -> int:
 
 
 def test_a_failing_check_never_fails_the_registry_write(
-    runtime: HubRuntime, workers: ConsumerRuntime, monkeypatch: pytest.MonkeyPatch
+    live: tuple[HubRuntime, ConsumerRuntime], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    runtime, workers = live
     import hub.quality.handlers as handlers
 
     def broken(*_args: Any, **_kwargs: Any) -> Any:
