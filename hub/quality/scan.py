@@ -23,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.quality.checks import check_subjects
@@ -58,7 +59,8 @@ def running_scan(session: Session) -> DataQualityScan | None:
 
 
 def start_scan(session: Session, requested_by: str, now: datetime | None = None) -> DataQualityScan:
-    """A new running scan with its totals counted now; ``ScanRunning`` if one runs."""
+    """A new running scan with its totals counted now; ``ScanRunning`` if one runs (two
+    starting at once: the unique index on the running state lets one in)."""
     current = running_scan(session)
     if current is not None:
         raise ScanRunning(current.id)
@@ -76,8 +78,12 @@ def start_scan(session: Session, requested_by: str, now: datetime | None = None)
         opened=0,
         resolved=0,
     )
-    session.add(scan)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(scan)
+    except IntegrityError:
+        current = running_scan(session)
+        raise ScanRunning(current.id if current is not None else uuid.UUID(int=0)) from None
     return scan
 
 
@@ -130,6 +136,10 @@ def progress(scan: DataQualityScan) -> dict[str, Any]:
     """A scan as the API and the command show it."""
     total = scan.households_total + scan.persons_total
     checked = scan.households_checked + scan.persons_checked
+    if scan.state == ScanState.FINISHED:
+        percent = 100
+    else:  # rows added during the scan may push "checked" past the count taken at its start
+        percent = min(99, checked * 100 // total) if total else 0
     return {
         "id": str(scan.id),
         "state": scan.state,
@@ -141,11 +151,7 @@ def progress(scan: DataQualityScan) -> dict[str, Any]:
         "households_checked": scan.households_checked,
         "persons_total": scan.persons_total,
         "persons_checked": scan.persons_checked,
-        "percent": 100
-        if scan.state == ScanState.FINISHED
-        else min(99, checked * 100 // total)
-        if total
-        else 0,
+        "percent": percent,
         "opened": scan.opened,
         "resolved": scan.resolved,
         "error": scan.error,

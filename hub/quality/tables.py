@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Uuid
+from sqlalchemy import JSON, CheckConstraint, Index, Integer, String, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry_core.db import Base, new_uuid
@@ -98,4 +98,12 @@ class DataQualityScan(Base):
 
     __table_args__ = (
         CheckConstraint("state IN ('running', 'finished', 'failed')", name="scan_state_known"),
+        # One scan runs at a time, even when two processes start one at the same moment.
+        Index(
+            "uq_data_quality_scans_one_running",
+            "state",
+            unique=True,
+            postgresql_where=text("state = 'running'"),
+            sqlite_where=text("state = 'running'"),
+        ),
     )

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from hub.broker import connect
 from hub.pipeline.relay_worker import RelayWorker
@@ -216,6 +216,33 @@ def test_one_scan_at_a_time_and_the_schedule_starts_and_carries_on_scans(
     with runtime.sessions.begin() as session:
         assert job(session) > 0  # a day later a new scan starts on its own
         assert scans.running_scan(session) is not None or scans.latest_scan(session) is not None
+
+
+def test_two_scans_started_at_the_same_moment_become_one(runtime: HubRuntime) -> None:
+    """The first start is not committed yet when the second looks: the one-running index
+    (PostgreSQL) or the write lock (SQLite) makes the second refuse, naming the first."""
+    outcome: list[Any] = []
+    first = runtime.sessions()
+    first.begin()
+    mine = scans.start_scan(first, "first")
+
+    def second() -> None:
+        try:
+            with runtime.sessions.begin() as session:
+                outcome.append(scans.start_scan(session, "second").id)
+        except scans.ScanRunning as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    time.sleep(0.5)  # the second is waiting on the first's uncommitted row
+    first.commit()
+    first.close()
+    thread.join(30)
+    assert len(outcome) == 1 and isinstance(outcome[0], scans.ScanRunning)
+    assert outcome[0].scan_id == mine.id
+    with runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(DataQualityScan)) == 1
 
 
 # --- on change, through the broker -----------------------------------------------------------

@@ -81,10 +81,18 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("data_quality_scans", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_data_quality_scans_state"), ["state"], unique=False)
+        batch_op.create_index(
+            "uq_data_quality_scans_one_running",
+            ["state"],
+            unique=True,
+            postgresql_where=sa.text("state = 'running'"),
+            sqlite_where=sa.text("state = 'running'"),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("data_quality_scans", schema=None) as batch_op:
+        batch_op.drop_index("uq_data_quality_scans_one_running")
         batch_op.drop_index(batch_op.f("ix_data_quality_scans_state"))
 
     op.drop_table("data_quality_scans")
