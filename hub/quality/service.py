@@ -233,7 +233,7 @@ class IssueFilter:
     state: str | None = None
     severity: str | None = None
     area: str | None = None  # area code prefix
-    household_id: uuid.UUID | None = None
+    household_id: uuid.UUID | None = None  # the household's issues and its current members'
     # The caller's own areas (None: everywhere; []: nowhere).
     area_prefixes: Sequence[str] | None = None
 
@@ -250,7 +250,7 @@ def _conditions(where: IssueFilter) -> list[ColumnElement[bool]] | None:
     if where.area:
         conditions.append(area_prefix_condition(DataQualityIssue.admin_area_code, [where.area]))
     if where.household_id:
-        conditions.append(DataQualityIssue.household_id == where.household_id)
+        conditions.append(_about_household(where.household_id))
     if where.area_prefixes is not None:
         if not where.area_prefixes:
             return None
@@ -372,6 +372,17 @@ def _utc_day(session: Session) -> Any:
     return lambda column: func.date(column)
 
 
+def _about_household(household_id: uuid.UUID) -> ColumnElement[bool]:
+    """Issues filed under the household, or about one of its current members (a person's
+    issue is filed under one household but concerns each they are a current member of)."""
+    members = select(Membership.person_id).where(
+        Membership.household_id == household_id, Membership.end_date.is_(None)
+    )
+    return or_(
+        DataQualityIssue.household_id == household_id, DataQualityIssue.person_id.in_(members)
+    )
+
+
 def issues_for_household(
     session: Session, household_id: uuid.UUID | str, *, include_closed: bool = False
 ) -> list[dict[str, Any]]:
@@ -379,12 +390,7 @@ def issues_for_household(
     each household they are a current member of), gravest and latest first. Live issues
     only, unless ``include_closed``. For the household's staff page."""
     hid = household_id if isinstance(household_id, uuid.UUID) else uuid.UUID(str(household_id))
-    members = select(Membership.person_id).where(
-        Membership.household_id == hid, Membership.end_date.is_(None)
-    )
-    query = select(DataQualityIssue).where(
-        or_(DataQualityIssue.household_id == hid, DataQualityIssue.person_id.in_(members))
-    )
+    query = select(DataQualityIssue).where(_about_household(hid))
     if not include_closed:
         query = query.where(DataQualityIssue.state.in_(IssueState.LIVE))
     rows = session.scalars(query).all()

@@ -55,6 +55,17 @@ def _int(name: str, default: int, low: int, high: int) -> int:
     return int(raw)
 
 
+def _household_arg() -> uuid.UUID | None:
+    """The household whose issues the list shows (a link from a household's page)."""
+    raw = request.args.get("household", "").strip()
+    if not raw:
+        return None
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        abort(400, description="household must be a household id")
+
+
 @bp.route("/ui/quality")
 @staff_page
 @admits_supervisors
@@ -66,10 +77,15 @@ def quality_page() -> Any:
     if state not in (*IssueState.ALL, "all"):
         abort(400, description=f"state must be one of {', '.join(IssueState.ALL)} or all")
     area = request.args.get("area", "").strip()[:64] or None
+    household = _household_arg()
     level = _int("level", 1, 1, 6)
     offset = _int("offset", 0, 0, 10_000_000)
     listed = service.IssueFilter(
-        kind=kind, state=None if state == "all" else state, area=area, area_prefixes=prefixes
+        kind=kind,
+        state=None if state == "all" else state,
+        area=area,
+        household_id=household,
+        area_prefixes=prefixes,
     )
     counted = service.IssueFilter(kind=kind, area=area, area_prefixes=prefixes)
     with _sessions()() as session:
@@ -86,7 +102,13 @@ def quality_page() -> Any:
         trend["days"],
         {name: trend[name] for name in ("opened", "resolved", "dismissed")},
     )
-    filters = {"kind": kind or "", "state": state, "area": area or "", "level": level}
+    filters = {
+        "kind": kind or "",
+        "state": state,
+        "area": area or "",
+        "level": level,
+        "household": str(household) if household else "",
+    }
     return render_template(
         "ui/quality.html",
         summary=found,

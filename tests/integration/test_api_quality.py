@@ -25,6 +25,7 @@ from tests.quality_support import Problems, issues, make_problems
 @dataclass
 class Api:
     runtime: HubRuntime
+    app: Any
     client: Any
     tokens: dict[str, dict[str, str]]
     problems: Problems
@@ -62,7 +63,7 @@ def api(db_url: str, tmp_path: Path) -> Iterator[Api]:
         "program": bearer("program", program="cash"),
         "field": bearer("field_worker", admin_areas=["R01"]),
     }
-    yield Api(runtime, app.test_client(), tokens, problems)
+    yield Api(runtime, app, app.test_client(), tokens, problems)
     runtime.close()
 
 
@@ -96,6 +97,9 @@ def test_a_scan_over_http_then_reading_filtering_and_the_summary(api: Api) -> No
     assert sizes["total"] == 2  # the big household and the emptied one
     big = api.get("/api/v1/quality/issues", household_id=api.problems.big).get_json()["items"]
     assert [(i["kind"], i["details"]["size"]) for i in big] == [("household_size", 4)]
+    # A household's filter also brings its members' issues, wherever they are filed.
+    host = api.get("/api/v1/quality/issues", household_id=api.problems.twice_other).get_json()
+    assert [i["kind"] for i in host["items"]] == ["multiple_households"]
     income = api.issue("income_mismatch")
     assert income["household_id"] == api.problems.income
     assert income["reasons"][0]["text"].startswith("The income the household declared")
@@ -182,3 +186,24 @@ def test_the_command_scans_and_a_second_scan_changes_nothing(
     assert len(issues(api.runtime.sessions)) == 8
     counts = CliRunner().invoke(main, ["quality", "summary"], env=env)
     assert json.loads(counts.stdout)["by_state"] == {"open": 8}
+
+
+def test_the_household_fragment_shows_a_households_issues_for_its_page(api: Api) -> None:
+    """``ui/quality_household.html``, for the household's staff page: its issues with what to
+    do, and a link to act on them on the data-quality page (filtered to the household)."""
+    from flask import render_template
+
+    from hub.quality.service import issues_for_household
+
+    scan_over_http(api)
+    household = api.problems.twice_other
+    with api.runtime.sessions() as session:
+        found = issues_for_household(session, household)
+    with api.app.test_request_context("/"):
+        html = render_template(
+            "ui/quality_household.html", quality_issues=found, household_id=household
+        )
+    assert html.count("<tr data-issue-id=") == 1
+    assert "more than one active household" in html and "a member" in html
+    assert f"/ui/quality?household={household}" in html
+    assert "Otieno" not in html and "Twice" not in html

@@ -41,7 +41,7 @@ def test_an_officer_and_a_supervisor_work_the_data_quality_page(
 ) -> None:
     with running_dashboard(db_url, tmp_path) as hub:
         hub.runtime.registry.ensure_identifier_systems()
-        make_problems(hub.runtime.registry, hub.runtime.sessions)
+        problems = make_problems(hub.runtime.registry, hub.runtime.sessions)
         config = QualitySettings(max_household_size=3)
         with hub.runtime.sessions.begin() as session:
             scan_id = scans.start_scan(session, "test").id
@@ -89,6 +89,13 @@ def test_an_officer_and_a_supervisor_work_the_data_quality_page(
         assert row.locator(".state-reason").inner_text() == "salary paid abroad"
         assert row.locator(".row-actions").inner_text() == "closed"
         assert cell(page, "income_mismatch", "R01") == "0"  # no longer live
+
+        # One household's issues (the link a household's page gives): its members' too.
+        page.goto(f"{hub.url}/ui/quality?state=all&household={problems.twice_other}")
+        assert page.inner_text("#quality-total") == "1"
+        assert page.locator("#household-filter").count() == 1
+        listed = page.locator("#quality-issues tbody tr").get_attribute("data-kind")
+        assert listed == "multiple_households"
 
         # A scan from the page; its progress shows on the page.
         page.goto(f"{hub.url}/ui/quality")
