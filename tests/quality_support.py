@@ -98,6 +98,7 @@ class Problems:
     emptied: str  # that person's household, left without a current member
     income: str  # household declaring 100 a month, taxed on 30 000 a year
     notified: str  # deceased person whose later verification reached a program
+    late: str  # deceased person notified only before the registry learned of the death
     fine: str  # a plausible household
 
 
@@ -142,6 +143,14 @@ def make_problems(registry: Registry, sessions: Any, area: str = "R01-D02-L003")
     registry.record_death(gone_id, utcnow().date() - timedelta(days=90), Source("civil_registry"))
     registry.record_verification(gone_id, True, Source("national_id"))  # an event after death
     deliver_events_about(sessions, gone_id, "cash-transfer")
+    # A death registered late: what programs got before the registry knew is not an issue.
+    late = register(
+        registry, area, person("Late", "1940-01-01"), person("Ward", "1990-01-01", "child")
+    )
+    late_id = member_id(late, "Late")
+    registry.record_verification(late_id, True, Source("national_id"))
+    deliver_events_about(sessions, late_id, "cash-transfer")
+    registry.record_death(late_id, utcnow().date() - timedelta(days=400), Source("civil_registry"))
     fine = register(
         registry, area, person("Fine", "1980-01-01"), person("Son", "2012-06-01", "child")
     )
@@ -155,5 +164,6 @@ def make_problems(registry: Registry, sessions: Any, area: str = "R01-D02-L003")
         emptied=str(early["id"]),
         income=str(income["id"]),
         notified=gone_id,
+        late=late_id,
         fine=str(fine["id"]),
     )

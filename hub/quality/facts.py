@@ -14,13 +14,14 @@ from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from hub.quality.rules import HouseholdFacts, MemberFacts, PersonFacts, Thresholds
 from hub.settings.quality import QualitySettings
 from hub.subscriptions.tables import DELIVERED, QUEUED, DeliveryAttempt
 from registry_core.models import (
+    FieldAssertion,
     Household,
     HouseholdStatus,
     Membership,
@@ -30,8 +31,10 @@ from registry_core.models import (
 )
 
 # Events that carry the news of a death (or follow from it): delivering them after a death is
-# the point, not an issue.
+# the point, not an issue. Likewise events whose ``reason`` is the death (a head's death puts
+# the household in review: ``household.updated`` with reason ``head_died``).
 DEATH_NOTICES = frozenset({"person.died", "household.member_removed", "consent.revoked"})
+DEATH_REASONS = frozenset({"death", "head_died"})
 DELIVERED_STATES = (DELIVERED, QUEUED)
 
 
@@ -126,15 +129,43 @@ def _names(event: Any, person: str) -> bool:
     return any(str(m.get("person_id")) == person for m in data.get("members") or [])
 
 
+def death_recorded_at(session: Session, person: Person) -> datetime | None:
+    """When the registry learned of the death: its first ``person.died`` event, else the first
+    assertion of a date of death (a death recorded as a field), else None."""
+    died = session.scalar(
+        select(func.min(OutboxEvent.time)).where(
+            OutboxEvent.subject == f"person/{person.id}", OutboxEvent.routing_key == "person.died"
+        )
+    )
+    if died is None:
+        died = session.scalar(
+            select(func.min(FieldAssertion.recorded_at)).where(
+                FieldAssertion.entity_type == "person",
+                FieldAssertion.entity_id == person.id,
+                FieldAssertion.field == "death_date",
+            )
+        )
+    return _aware(died) if died is not None else None
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def _late_deliveries(
     session: Session, person: Person, memberships: Iterable[Any], config: QualitySettings
 ) -> list[tuple[str, int]]:
     """(subscription code, days after death) of each delivery to a program of an event naming
-    ``person`` that happened later than the death plus the grace days."""
+    ``person`` written after the registry learned of the death and later than the death plus
+    the grace days. Events written before the registry knew (a death registered late) are not
+    the registry's fault and not counted."""
     assert person.death_date is not None
     cutoff = datetime.combine(
         person.death_date + timedelta(days=config.deceased_grace_days + 1), time(), tzinfo=UTC
     )
+    recorded = death_recorded_at(session, person)
+    if recorded is not None:
+        cutoff = max(cutoff, recorded)
     subjects = {f"person/{person.id}"} | {f"household/{m.household_id}" for m in memberships}
     rows = session.execute(
         select(
@@ -155,11 +186,11 @@ def _late_deliveries(
     me = str(person.id)
     found = []
     for row in rows:
-        if (row.data or {}).get("reason") == "death":
+        if (row.data or {}).get("reason") in DEATH_REASONS:
             continue
         if row.subject.startswith("household/") and not _names(row, me):
             continue
-        moment = row.time if row.time.tzinfo else row.time.replace(tzinfo=UTC)
+        moment = _aware(row.time)
         found.append((row.subscription_code, (moment.date() - person.death_date).days))
     return found
 
@@ -260,7 +291,7 @@ def _incomes(
             continue
         if row.name in multipliers:
             seen = declared.get(row.household_id)
-            at = row.observed_at if row.observed_at.tzinfo else row.observed_at.replace(tzinfo=UTC)
+            at = _aware(row.observed_at)
             if seen is None or at > seen[0]:
                 declared[row.household_id] = (at, value * multipliers[row.name])
     result: dict[uuid.UUID, tuple[float | None, float | None, str | None]] = {}

@@ -82,9 +82,10 @@ def test_a_scan_finds_each_problem_once_and_a_second_scan_duplicates_nothing(
     assert live_issues(runtime) == expected
     assert first["state"] == "finished" and first["percent"] == 100
     assert first["opened"] == len(expected) and first["resolved"] == 0
-    assert first["households_checked"] == first["households_total"] == 9
+    assert first["households_checked"] == first["households_total"] == 10
     assert first["persons_checked"] == first["persons_total"]
 
+    assert ("deceased_notified", problems.late) not in live_issues(runtime)  # told before known
     rows = {row.kind: row for row in issues(runtime.sessions)}
     assert rows["income_mismatch"].details["tax_period"] == "2025"
     assert rows["income_mismatch"].details["declared_annual"] == 1200.0
