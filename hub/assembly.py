@@ -5,7 +5,7 @@ and the monitoring middleware.
 (``ingest_handlers``, ``dispatch_handlers``) and the relay worker; ``hub.monitoring`` offers one
 middleware. This module is where they meet, for every way the hub runs:
 
-- ``srhub worker relay|ingest|dispatch|crosscheck`` (``run_worker_process``): one worker in
+- ``srhub worker relay|ingest|dispatch|crosscheck|quality`` (``run_worker_process``): one worker in
   this process, with its own ``HubRuntime`` and, for ingest, the message log and metrics;
 - ``srhub run`` (``hub.embedded_services``): all of them as threads (``start_workers``), sharing
   the API's runtime, its monitoring middleware and its connector host;
@@ -34,6 +34,7 @@ from hub.pipeline.ingest import ingest_handlers
 from hub.pipeline.relay_worker import RelayWorker
 from hub.pipeline.routes import Route, connector_tables, routes_for
 from hub.pipeline.verification import ConnectorLookup, no_connector
+from hub.quality.handlers import quality_handlers
 from hub.runtime import HubRuntime, recertification_policy
 from hub.settings import Settings
 from hub.subscriptions import retention as delivery_retention
@@ -43,13 +44,14 @@ from hub.workers.retention import RetentionJob
 from hub.workers.runtime import ConsumerRuntime
 from hub.workers.service import Worker, WorkerGroup, broker_factory, run_until_signalled
 from hub.workers.status import WorkerStatus
-from hub.workers.topology import CROSSCHECK_QUEUE, DISPATCH_QUEUE, INGEST_QUEUE
+from hub.workers.topology import CROSSCHECK_QUEUE, DISPATCH_QUEUE, INGEST_QUEUE, QUALITY_QUEUE
 from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 # crosscheck: registrations -> national ID verification requests, by policy (hub.crosscheck)
-WORKER_KINDS = ("relay", "ingest", "dispatch", "crosscheck")
+# quality: household and person changes -> data-quality issues re-checked (hub.quality)
+WORKER_KINDS = ("relay", "ingest", "dispatch", "crosscheck", "quality")
 
 
 def build_worker(
@@ -62,9 +64,10 @@ def build_worker(
     batch_size: int | None = None,
     prefetch: int | None = None,
 ) -> Worker:
-    """One worker of ``kind`` (relay, ingest, dispatch, crosscheck), not yet running. ``middleware``
-    watches the consumers' handlings; ``connectors`` finds a running connector by name (the
-    ingest worker's verification requests); ``routes`` are the ingest routes."""
+    """One worker of ``kind`` (relay, ingest, dispatch, crosscheck, quality), not yet
+    running. ``middleware`` watches the consumers' handlings; ``connectors`` finds a running
+    connector by name (the ingest worker's verification requests); ``routes`` are the ingest
+    routes."""
     factory = broker_factory(runtime.settings, kind)
     if kind == "relay":
         return RelayWorker(factory, runtime.sessions, batch_size=batch_size or 500)
@@ -93,6 +96,9 @@ def build_worker(
     elif kind == "crosscheck":
         handlers = crosscheck_handlers(runtime)
         queue = CROSSCHECK_QUEUE
+    elif kind == "quality":
+        handlers = quality_handlers(runtime)
+        queue = QUALITY_QUEUE
     else:
         raise ValueError(f"unknown worker kind {kind!r}; use one of {', '.join(WORKER_KINDS)}")
     return ConsumerRuntime(
@@ -181,8 +187,10 @@ def retention_jobs(
 ) -> list[RetentionJob]:
     """Every package's retention job, built (and their settings checked) now: the message
     log, the DCI transactions, the delivery log and the processed-message store; the intake
-    core's re-queue of stored submissions no worker has taken yet; and the recertification
-    round (it deletes nothing: it flags households due or overdue and writes their events)."""
+    core's re-queue of stored submissions no worker has taken yet; the recertification
+    round (it deletes nothing: it flags households due or overdue and writes their events);
+    and the data-quality scan's share (it starts a full scan when one is due and checks a
+    few batches of the running one, ``hub.quality.scan``)."""
     from hub.intake.setup import requeue
 
     config = settings.monitoring
@@ -193,7 +201,16 @@ def retention_jobs(
         idempotency.retention_job(),
         requeue(settings),
         recertification_job(settings),
+        quality_scan_job(settings),
     ]
+
+
+def quality_scan_job(settings: Settings) -> RetentionJob:
+    """The scheduled data-quality scan in the retention runner's transaction; its result is
+    the number of households and persons it checked (it deletes nothing)."""
+    from hub.quality.scan import scheduled_job
+
+    return RetentionJob("quality_scan", scheduled_job(settings.quality))
 
 
 def recertification_job(

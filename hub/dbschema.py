@@ -42,6 +42,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.review.tables",
     "hub.corrections.tables",
     "hub.crosscheck.tables",
+    "hub.quality.tables",
 )
 
 

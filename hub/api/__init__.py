@@ -32,6 +32,8 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.consents:bp",
     "hub.api.recertification:bp",
     "hub.api.change_requests:bp",
+    "hub.api.quality:bp",
+    "hub.ui.quality_views:bp",
 )
 
 

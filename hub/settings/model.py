@@ -29,6 +29,7 @@ from hub.settings.intake import IntakeSettings
 from hub.settings.monitoring import MonitoringSettings
 from hub.settings.notifications import NotificationSettings
 from hub.settings.openrosa import OpenRosaSettings
+from hub.settings.quality import QualitySettings
 from hub.settings.recertification import RecertificationSettings
 from hub.settings.sandbox import SandboxMockSettings
 from hub.settings.ui import UiSettings
@@ -79,6 +80,7 @@ class Settings:
     openrosa: OpenRosaSettings = field(default_factory=OpenRosaSettings)
     recertification: RecertificationSettings = field(default_factory=RecertificationSettings)
     corrections: CorrectionsSettings = field(default_factory=CorrectionsSettings)
+    quality: QualitySettings = field(default_factory=QualitySettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -128,6 +130,7 @@ SECTIONS: dict[str, type[Section]] = {
         OpenRosaSettings,
         RecertificationSettings,
         CorrectionsSettings,
+        QualitySettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)

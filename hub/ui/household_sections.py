@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from hub.auth.roles import Principal, Role
 from hub.corrections.service import list_requests
+from hub.quality.service import issues_for_household
 from registry_core.identifiers import NOTE_FIELD
 from registry_core.models import OutboxEvent
 from registry_core.service import Registry
@@ -268,8 +269,10 @@ def history_section(ctx: SectionContext) -> Section:
 
 
 def data_quality_section(ctx: SectionContext) -> Section:
-    """Data-quality notes sources attached to the members (a hook: the data-quality issues
-    of the registry take this place when they exist)."""
+    """The registry's live data-quality issues about the household and its current members
+    (``hub.quality``), then the notes sources attached to the members when they sent them."""
+    with ctx.sessions() as session:
+        issues = issues_for_household(session, ctx.household_id)
     notes = []
     for member in ctx.household.get("members", []):
         for row in ctx.registry.provenance("person", member["id"]):
@@ -282,7 +285,11 @@ def data_quality_section(ctx: SectionContext) -> Section:
                         **{k: row["value"].get(k, "") for k in ("target", "rule", "message")},
                     }
                 )
-    return Section("data_quality", "Data quality", {"notes": notes})
+    return Section(
+        "data_quality",
+        "Data quality",
+        {"issues": issues, "notes": notes, "names": ctx.member_names},
+    )
 
 
 # --- corrections -----------------------------------------------------------------------------

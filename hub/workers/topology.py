@@ -29,4 +29,17 @@ CROSSCHECK_QUEUE = QueueSpec(
     name=QUEUE_CROSSCHECK, bindings=[(EXCHANGE_EVENTS, key) for key in CROSSCHECK_EVENTS]
 )
 
-WORKER_QUEUES: tuple[QueueSpec, ...] = (INGEST_QUEUE, DISPATCH_QUEUE, CROSSCHECK_QUEUE)
+QUEUE_QUALITY = "sr.quality"
+# What the quality worker reads (hub.quality): every household and person change, whose
+# subjects it re-checks for data-quality issues.
+QUALITY_EVENTS = ("household.#", "person.#")
+QUALITY_QUEUE = QueueSpec(
+    name=QUEUE_QUALITY, bindings=[(EXCHANGE_EVENTS, key) for key in QUALITY_EVENTS]
+)
+
+WORKER_QUEUES: tuple[QueueSpec, ...] = (
+    INGEST_QUEUE,
+    DISPATCH_QUEUE,
+    CROSSCHECK_QUEUE,
+    QUALITY_QUEUE,
+)

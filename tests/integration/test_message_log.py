@@ -414,6 +414,7 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
         "processed_messages",
         "intake_requeue",  # not a log: stored field submissions nobody queued, queued again
         "recertification",  # not a log: flags households due or overdue, deletes nothing
+        "quality_scan",  # not a log: starts and carries on the data-quality scan
     ]
     results = run_retention(runtime.sessions, jobs)
     assert results["dci_transactions"] == 4  # 3 days old, kept for 1
@@ -421,6 +422,7 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
     assert results["processed_messages"] == 0
     assert results["intake_requeue"] == 0  # nothing was stuck
     assert results["recertification"] == 0  # no household is due
+    assert results["quality_scan"] == 0  # a scan started: nothing in the registry to check
     assert results["message_log"].deleted == 0
     assert _other_log_counts(runtime) == (2, 6)
 
@@ -443,6 +445,7 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
         "processed_messages": 0,
         "intake_requeue": 0,
         "recertification": 0,
+        "quality_scan": 0,
     }
     assert _other_log_counts(runtime) == (3, 3)
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,9 +19,10 @@ from sqlalchemy import update
 from hub.api import create_app
 from hub.auth.roles import Principal, Role
 from hub.corrections.service import Proposal, propose
+from hub.quality.checks import check_subjects
 from hub.settings import load_settings
 from hub.ui.tables import UiAudit
-from registry_core.models import Household
+from registry_core.models import Household, Membership
 from registry_core.service import Registry, Source
 from tests.integration.staff_support import (
     STAFF,
@@ -298,6 +299,7 @@ def test_the_household_page_shows_history_and_data_quality_of_its_own_only(app: 
             "recertification",
             "provenance",
             "consent",
+            "corrections",
             "history",
             "data_quality",
         )
@@ -332,3 +334,35 @@ def test_a_proposed_correction_waits_in_queues_and_shows_on_its_household(app: F
     audited = _client(app, "audrey").get(f"/ui/households/{house['id']}").get_data(as_text=True)
     assert 'data-state="proposed"' in audited
     assert f"/ui/households/{house['id']}/change-requests" not in audited
+
+
+def test_the_household_page_lists_the_registry_s_data_quality_issues(app: Flask) -> None:
+    registry = _registry(app)
+    house = register(registry, "R01-D01", "Wanjiku", "Kariuki", second=("Otieno", "Ouma"))
+    other = register(registry, "R01-D02", "Amina", "Hassan")
+    # Two heads in one household: a composition issue of this household, none of the other.
+    spouse = house["members"][1]["id"]
+    runtime = app.extensions["srhub_runtime"]
+    with runtime.sessions() as session, session.begin():
+        session.execute(
+            update(Membership)
+            .where(Membership.person_id == uuid.UUID(spouse))
+            .values(relationship_to_head="head")
+        )
+        check_subjects(
+            session,
+            runtime.settings.quality,
+            datetime.now(UTC),
+            households=[uuid.UUID(house["id"]), uuid.UUID(other["id"])],
+        )
+    page = _client(app, "olga").get(f"/ui/households/{house['id']}").get_data(as_text=True)
+    issues = page[page.index('id="quality-issues"') : page.index('Notes from sources')]
+    assert issues.count('data-kind="household_composition"') == 1
+    assert "/ui/quality?household=" in page
+    clean = _client(app, "audrey").get(f"/ui/households/{other['id']}").get_data(as_text=True)
+    assert 'id="no-quality-issues"' in clean and 'data-kind="' not in clean
+    # The auditor reads the quality page, without the buttons that change an issue.
+    board = _client(app, "audrey").get("/ui/quality?state=all")
+    assert board.status_code == 200
+    assert "household_composition" in board.get_data(as_text=True)
+    assert 'class="act-' not in board.get_data(as_text=True)
