@@ -356,7 +356,7 @@ def test_the_household_page_lists_the_registry_s_data_quality_issues(app: Flask)
             households=[uuid.UUID(house["id"]), uuid.UUID(other["id"])],
         )
     page = _client(app, "olga").get(f"/ui/households/{house['id']}").get_data(as_text=True)
-    issues = page[page.index('id="quality-issues"') : page.index('Notes from sources')]
+    issues = page[page.index('id="quality-issues"') : page.index("Notes from sources")]
     assert issues.count('data-kind="household_composition"') == 1
     assert "/ui/quality?household=" in page
     clean = _client(app, "audrey").get(f"/ui/households/{other['id']}").get_data(as_text=True)
