@@ -6,7 +6,9 @@ Three matchers run on the same normalised records in the same process: ``trained
 learnt from the data itself, :mod:`registry_core.matching.training`, timed with its training),
 ``rules`` (the fixed-prior matcher the hub shipped before) and, on FEBRL 4 and the held-out
 set, ``splink`` 5 on DuckDB configured as its tutorials recommend (:mod:`bench.splink_run`,
-timed from handing over the data to holding the pairs). The held-out set is a census-style
+timed from handing over the data to holding the pairs). ``--splink-hub-levels`` adds splink
+trained by its own EM on the hub's comparison levels (slow), which tells the comparison design
+apart from the estimation engine. The held-out set is a census-style
 population listed by three sources (:mod:`bench.census`), generated with a fixed seed.
 The trained matcher decides at match probability 0.5, splink too.
 
@@ -323,6 +325,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-splink", action="store_true", help="skip the splink runs (they take longest)"
     )
+    parser.add_argument(
+        "--splink-hub-levels",
+        action="store_true",
+        help="also train splink on the hub's comparison levels (slow: minutes on FEBRL 4)",
+    )
     args = parser.parse_args(argv)
     try:
         febrl_dir()
@@ -335,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             print("bench.dedup: splink is not installed (pip install -e '.[dev]')", file=sys.stderr)
             return 2
         from bench.splink_run import run_splink as splink_runner
+        from bench.splink_run import run_splink_hub_levels
 
         run_splink = splink_runner
 
@@ -351,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
         ]
         if run_splink is not None and name in ("febrl4", "heldout"):
             runs.append(("splink", run_splink))
+            if args.splink_hub_levels:
+                runs.append(("splink_hub_levels", run_splink_hub_levels))
         for label, run in runs:
             found, seconds = run(records)
             p, r, f = quality(found, truth)
