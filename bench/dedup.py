@@ -315,7 +315,7 @@ def cpu_seconds(run: Callable[[], object]) -> float:
 
 def _row(label: str, records: int, truth: int, figures: tuple[float, float, float, float]) -> str:
     p, r, f, seconds = figures
-    return f"{label:24s} {records:7d} {truth:6d}  {p:.4f} / {r:.4f} / {f:.4f}  {seconds:7.2f}"
+    return f"{label:26s} {records:7d} {truth:6d}  {p:.4f} / {r:.4f} / {f:.4f}  {seconds:7.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
         run_splink = splink_runner
 
     figures: dict[str, float] = {}
-    print(f"{'set / matcher':24s} {'records':>7s} {'pairs':>6s}  {'P / R / F1':24s} {'sec':>7s}")
+    print(f"{'set / matcher':26s} {'records':>7s} {'pairs':>6s}  {'P / R / F1':24s} {'sec':>7s}")
     sets: list[tuple[str, list[PersonRecord], Pairs]] = [
         (name, *load_febrl(name)) for name in FEBRL_SETS
     ]
