@@ -9,8 +9,12 @@ index of the first level whose condition holds, reading the same normalised colu
 
 The SQL uses only functions whose results rapidfuzz reproduces: equality, ``substr``,
 ``length``, ``list_has_any``, ``damerau_levenshtein`` (same integers) and
-``jaro_winkler_similarity`` (DuckDB's implementation derives from rapidfuzz's; the two agree
-to the last bit or two, and the thresholds are not values a Jaro-Winkler score lands on).
+``jaro_winkler_similarity``. DuckDB's and rapidfuzz's Jaro-Winkler agree to the last bit or
+two of the float, and a score can land exactly on a threshold (two 10-letter names with 7
+letters in common score exactly 0.8, computed as 0.7999999999999999): so both sides round the
+score to 10 decimals before comparing. A score exactly at a threshold then reads as the
+threshold on both sides, and a score that rounds differently would have to be a tie at the
+11th decimal, which needs strings of 125 characters or more.
 SQL's three-valued logic is mirrored: a condition over a NULL column is not true, so it does
 not select its level. The round-trip test checks the agreement pair by pair.
 
@@ -28,8 +32,16 @@ from rapidfuzz.distance import DamerauLevenshtein, JaroWinkler
 from registry_core.matching.nicknames import NICKNAME_GROUPS
 from registry_core.matching.normalise import PersonRecord
 
-_jw = JaroWinkler.normalized_similarity
+_raw_jw = JaroWinkler.normalized_similarity
 _dl = DamerauLevenshtein.distance
+
+#: Jaro-Winkler scores are rounded to this many decimals on both sides (see the module doc).
+JW_DECIMALS = 10
+
+
+def _jw(x: str, y: str) -> float:
+    return round(_raw_jw(x, y), JW_DECIMALS)
+
 
 NAME_CLOSE = 0.92
 NAME_LOOSE = 0.8
@@ -70,7 +82,8 @@ def _eq(column: str, other: str | None = None) -> str:
 
 
 def _jw_at_least(column: str, threshold: float) -> str:
-    return f'jaro_winkler_similarity("{column}_l", "{column}_r") >= {threshold}'
+    similarity = f'jaro_winkler_similarity("{column}_l", "{column}_r")'
+    return f"round({similarity}, {JW_DECIMALS}) >= {threshold}"
 
 
 def _dl_at_most(column: str, distance: int) -> str:
