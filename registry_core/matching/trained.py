@@ -135,9 +135,6 @@ class PairScorer:
                 u_exact = model.u[ci][li]
                 self._tf[(ci, li)] = (TF_ATTRIBUTES[column], table, math.log2(u_exact))
 
-    def vector(self, a: PersonRecord, b: PersonRecord) -> tuple[int, ...]:
-        return comparison_vector(a, b)
-
     def weight(self, a: PersonRecord, b: PersonRecord, vector: Sequence[int]) -> float:
         """The match weight (bits, prior included) of a pair with comparison levels ``vector``."""
         total = self._prior

@@ -10,14 +10,15 @@ u, P(level | different people)
     proportions (with a half-pair pseudo-count, so an unseen level is rare, not impossible).
 m, P(level | same person), and the prior
     by expectation maximisation over the blocked candidate pairs, as splink's
-    ``estimate_parameters_using_expectation_maximisation``. The comparison vectors are counted
-    by pattern first, so each EM iteration costs the number of distinct patterns (hundreds),
-    not the number of pairs. Unlike splink's default, u is re-estimated inside EM for the
-    candidate pairs (and then discarded): our blocking is a union of passes over names, dates,
-    identifiers and places, so no field is left out of EM the way splink leaves out the field
-    of its training blocking rule, and non-matching candidates agree on those fields far more
-    often than random pairs do. Holding u at the random-pair value would push them into the
-    match class. The prior is the expected number of matches among the candidates over all
+    ``estimate_parameters_using_expectation_maximisation``, in splink's two training sessions:
+    pairs with the same birth date give m of every other comparison, pairs with the same given
+    and family name give m of the birth date (a session leaves out the fields its selection
+    biases). The comparison vectors are counted by pattern first, so each EM iteration costs
+    the number of distinct patterns (hundreds), not the number of pairs. Unlike splink's
+    default, u is re-estimated inside EM for the selected pairs (and then discarded): pairs
+    selected by blocking agree on many fields far more often than random pairs do, and holding
+    u at the random-pair value would push such non-matches into the match class. The prior is
+    the expected number of matches among all candidate pairs (one last EM pass, m held) over
     ``n(n-1)/2`` pairs (blocking is built to miss almost no true pair).
 term frequencies
     the share of records carrying each given and family name, exactly as splink computes them
@@ -45,7 +46,7 @@ _EXACT_KEYS: dict[str, Callable[[PersonRecord], Hashable]] = {
     "family_name": lambda r: r.family,
     "birth_date": lambda r: r.birth,
     "national_id": lambda r: r.national_id,
-    "address": lambda r: r.address,
+    "residence": lambda r: r.address,  # its first level is "address equal"
 }
 
 
@@ -117,7 +118,9 @@ def estimate_u(records: Sequence[PersonRecord], *, samples: int = 200_000, seed:
         key = _EXACT_KEYS.get(spec.name)
         exact = _collision(map(key, records)) if key is not None else None
         if exact is not None:
-            exact = max(exact, 0.5 / max(samples, 1) / 10)
+            # A value no two records share (a clean identifier column) has collision 0, which
+            # would make agreement infinitely strong: floor it well below what sampling sees.
+            exact = max(exact, 0.05 / max(samples, 1))
             rest = sum(row[2:])
             row = [1.0, exact] + [x * (1 - exact) / rest for x in row[2:]]
         table.append(tuple(row))
@@ -182,6 +185,8 @@ def expectation_maximisation(
                 if fixed:
                     continue
                 levels = len(counts[field])
+                # A hundredth of a pair per level: a level EM never sees keeps a small
+                # probability (a finite weight) instead of zero.
                 total = sum(counts[field][1:]) + 0.01 * (levels - 1)
                 for level in range(1, levels):
                     new = (counts[field][level] + 0.01) / total
