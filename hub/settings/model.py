@@ -31,8 +31,10 @@ from hub.settings.openrosa import OpenRosaSettings
 from hub.settings.recertification import RecertificationSettings
 from hub.settings.sandbox import SandboxMockSettings
 from hub.settings.ui import UiSettings
-from registry_core.matching import Matcher, PersonMatcher, TrainedMatcher, TrainedModel
 from standards.identifiers import IdentifierProfile, ProfileError, default_profile, load_profile
+
+if typing.TYPE_CHECKING:
+    from registry_core.matching import PersonMatcher
 
 
 @dataclass(frozen=True)
@@ -354,6 +356,8 @@ def load_person_matcher(settings: Settings) -> PersonMatcher:
     A model that is missing or not one the hub can evaluate is a ``SettingsError`` naming the
     setting and the reason (never a data value).
     """
+    from registry_core.matching import Matcher, TrainedMatcher, TrainedModel
+
     path = settings.matcher_model
     if str(path) in ("", "."):
         return Matcher()
