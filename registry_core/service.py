@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry_core.crypto import IdentifierCipher
-from registry_core.matching import Matcher
+from registry_core.matching import Matcher, PersonMatcher
 from registry_core.models import OutboxEvent
 from registry_core.precedence import SourcePrecedence
 from registry_core.recertification import RecertificationPolicy
@@ -62,7 +62,7 @@ class Registry:
         session_factory: sessionmaker[Session],
         cipher: IdentifierCipher,
         precedence: SourcePrecedence | None = None,
-        matcher: Matcher | None = None,
+        matcher: PersonMatcher | None = None,
         recertification: RecertificationPolicy | None = None,
     ) -> None:
         self._open(

@@ -1,6 +1,7 @@
 """``srhub dedup``: find records of the same person in a CSV file.
 
     srhub dedup --input persons.csv --output pairs.csv [--threshold 0.99] [--review-output r.csv]
+                [--model model.json | --train]
 
 The input header may use any of the columns in ``registry_core.matching.FIELDS`` (``id`` is
 required, the others optional, any order). Rows are streamed with the csv module; a row whose
@@ -9,6 +10,10 @@ cells) is skipped with its row number, column and reason on stderr. The values t
 never printed: they are personal data. Output rows are ``id_a,id_b,score`` with
 ``id_a < id_b``, sorted, one per pair judged the same person; ``--review-output`` gets the
 possible matches that need a person's decision.
+
+By default the built-in matcher scores (fixed priors, for any size of file). ``--model`` scores
+with a model learnt by ``srhub matcher train``; ``--train`` learns one from the input first
+(docs/matching.md: better on a few thousand records or more, where the data can teach it).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import csv
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import IO, Protocol
 
 import click
@@ -28,7 +34,11 @@ from registry_core.matching import (
     MatcherConfig,
     Outcome,
     PersonRecord,
+    ScoredPair,
+    TrainedMatcher,
+    TrainedModel,
     person_from_mapping,
+    train,
 )
 from standards.identifiers import IdentifierProfile
 
@@ -132,6 +142,24 @@ def _read(
         yield record
 
 
+def _trained_pairs(
+    records: list[PersonRecord],
+    model_file: Path | None,
+    threshold: float | None,
+    include_review: bool,
+) -> list[ScoredPair]:
+    """Pairs under a trained model: the one in ``model_file``, or one learnt from ``records``."""
+    try:
+        model = TrainedModel.load(model_file) if model_file is not None else train(records)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    if threshold is not None:
+        model = replace(
+            model, threshold=threshold, review_threshold=min(model.review_threshold, threshold)
+        )
+    return TrainedMatcher(model).pairs(records, include_review=include_review)
+
+
 def _skip(out: IO[str], row_number: int, column: str, reason: str) -> None:
     click.echo(f"skipped row {row_number}: column {column}: {reason}", file=out)
 
@@ -155,7 +183,8 @@ def _skip(out: IO[str], row_number: int, column: str, reason: str) -> None:
     "--threshold",
     type=click.FloatRange(0.0, 1.0, min_open=True),
     default=None,
-    help="Score (0-1) from which a pair is a match (default 0.99).",
+    help="Score (0-1) from which a pair is a match (default 0.99; with a trained model its "
+    "own, 0.5).",
 )
 @click.option(
     "--lenient-dates",
@@ -163,6 +192,20 @@ def _skip(out: IO[str], row_number: int, column: str, reason: str) -> None:
     help="Keep rows whose birth date is unreadable instead of skipping them: an impossible "
     "date such as 1984-02-30 is compared as typed (a typo still carries evidence), anything "
     "else is treated as missing.",
+)
+@click.option(
+    "--model",
+    "model_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Score with this trained model (srhub matcher train) instead of the built-in matcher.",
+)
+@click.option(
+    "--train",
+    "train_here",
+    is_flag=True,
+    help="Learn a model from the input itself first (needs a few thousand records to be "
+    "stable) and score with it.",
 )
 @click.option(
     "--review-output",
@@ -176,8 +219,12 @@ def dedup(
     threshold: float | None,
     review_output: IO[str] | None,
     lenient_dates: bool,
+    model_file: Path | None,
+    train_here: bool,
 ) -> None:
     """Find pairs of records that are the same person."""
+    if model_file is not None and train_here:
+        raise click.UsageError("give --model or --train, not both")
     config = MatcherConfig()
     if threshold is not None:
         config = replace(
@@ -191,7 +238,11 @@ def dedup(
     records = list(
         read_records(input_file, sys.stderr, lenient_dates=lenient_dates, identifiers=identifiers)
     )
-    pairs = Matcher(config).pairs(records, include_review=review_output is not None)
+    include_review = review_output is not None
+    if model_file is not None or train_here:
+        pairs = _trained_pairs(records, model_file, threshold, include_review)
+    else:
+        pairs = Matcher(config).pairs(records, include_review=include_review)
     matches = reviews = 0
     writer = csv.writer(output_file, lineterminator="\n")
     writer.writerow(["id_a", "id_b", "score"])

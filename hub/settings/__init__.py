@@ -14,6 +14,7 @@ from hub.settings.keys import Keys, load_keys
 from hub.settings.model import (
     Settings,
     load_identifier_profile,
+    load_person_matcher,
     load_settings,
     with_overrides,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "UiSettings",
     "load_identifier_profile",
     "load_keys",
+    "load_person_matcher",
     "load_settings",
     "with_overrides",
 ]

@@ -35,6 +35,9 @@ from hub.settings.sandbox import SandboxMockSettings
 from hub.settings.ui import UiSettings
 from standards.identifiers import IdentifierProfile, ProfileError, default_profile, load_profile
 
+if typing.TYPE_CHECKING:
+    from registry_core.matching import PersonMatcher
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -63,6 +66,9 @@ class Settings:
     # The country's identifier profile (TOML, docs/identifiers.md). Empty: the built-in one (no
     # check digits); `srhub run` with the sandbox on uses the sandbox's own profile.
     identifier_profile: Path = Path("")
+    # A person-matching model learnt by `srhub matcher train` (splink settings JSON, with its
+    # <name>.srhub.json beside it; docs/matching.md). Empty: the built-in fixed-prior matcher.
+    matcher_model: Path = Path("")
     max_request_bytes: int = 2 * 1024 * 1024
     # How many reverse proxies in front of the hub set X-Forwarded-For/-Proto/-Host/-Port/
     # -Prefix (0: none, the headers are ignored). Behind a TLS proxy, set it so the hub knows a
@@ -347,6 +353,24 @@ def load_identifier_profile(settings: Settings) -> IdentifierProfile:
         return load_profile(settings.identifier_profile)
     except ProfileError as exc:
         raise SettingsError(f"{ENV_PREFIX}IDENTIFIER_PROFILE: {exc}") from None
+
+
+def load_person_matcher(settings: Settings) -> PersonMatcher:
+    """The matcher the hub resolves incoming persons with: the trained model
+    ``SRHUB_MATCHER_MODEL`` names, or the built-in matcher when the setting is empty.
+
+    A model that is missing or not one the hub can evaluate is a ``SettingsError`` naming the
+    setting and the reason (never a data value).
+    """
+    from registry_core.matching import Matcher, TrainedMatcher, TrainedModel
+
+    path = settings.matcher_model
+    if str(path) in ("", "."):
+        return Matcher()
+    try:
+        return TrainedMatcher(TrainedModel.load(path))
+    except (OSError, ValueError) as exc:
+        raise SettingsError(f"{ENV_PREFIX}MATCHER_MODEL: {path}: {exc}") from None
 
 
 def _check_database_url(url: str) -> None:

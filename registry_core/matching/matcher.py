@@ -17,6 +17,7 @@ import enum
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from registry_core.matching.blocking import blocking_keys, candidate_pairs
 from registry_core.matching.compare import COMPARED_FIELDS, Comparison, compare
@@ -102,6 +103,19 @@ class MatchDecision:
     score: float
     reason: str
     candidates: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+
+
+class PersonMatcher(Protocol):
+    """What the ingest path needs of a matcher: one decision for one incoming record.
+
+    Both :class:`Matcher` (fixed priors, rules tuned on FEBRL 1 and 2) and
+    :class:`registry_core.matching.trained_matcher.TrainedMatcher` (a model learnt from the
+    registry's own records) provide it.
+    """
+
+    def match_one(
+        self, candidate: PersonRecord, existing: Sequence[PersonRecord]
+    ) -> MatchDecision: ...
 
 
 class Matcher:

@@ -28,7 +28,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from registry_core.crypto import IdentifierCipher
 from registry_core.errors import ConflictError, NotFound
-from registry_core.matching import Matcher
+from registry_core.matching import PersonMatcher
 from registry_core.models import Household, Identifier, Membership, Person
 from registry_core.precedence import SourcePrecedence
 from registry_core.recertification import RecertificationPolicy
@@ -73,7 +73,7 @@ class Workspace:
     sessions: sessionmaker[Session]
     cipher: IdentifierCipher
     precedence: SourcePrecedence
-    matcher: Matcher
+    matcher: PersonMatcher
     outer: Session | None = None
     # When households are due for recertification (registration and confirmations reset it).
     recertification: RecertificationPolicy = field(default_factory=RecertificationPolicy)
