@@ -41,6 +41,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.intake.tables",
     "hub.review.tables",
     "hub.crosscheck.tables",
+    "hub.duplicates.tables",
 )
 
 
