@@ -8,6 +8,7 @@ incoming fact is attached to the existing person, nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -212,9 +213,11 @@ _PAIR_PREFIX = "duplicate:"
 
 
 def duplicate_pair_key(a: uuid.UUID | str, b: uuid.UUID | str) -> str:
-    """The one key of an unordered pair of persons (the review's ``message_id``)."""
+    """The one key of an unordered pair of persons (the review's ``message_id``, 64 wide:
+    a digest of both ids; the ids themselves are the review's candidates)."""
     first, second = sorted([str(a), str(b)])
-    return f"{_PAIR_PREFIX}{first}:{second}"
+    digest = hashlib.sha256(f"{first}:{second}".encode()).hexdigest()[:48]
+    return f"{_PAIR_PREFIX}{digest}"
 
 
 def open_duplicate_review(

@@ -67,8 +67,9 @@ class ScanRunner:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def request_scan(self, requested_by: str) -> dict[str, Any]:
-        """Queue a scan and wake the runner; ``ScanAlreadyActive`` when one is active."""
+    def request_scan(self, requested_by: str, *, start: bool = True) -> dict[str, Any]:
+        """Queue a scan and (``start``) wake the runner; ``ScanAlreadyActive`` when one is
+        active. Without ``start`` the caller runs it (``run_pending``)."""
         with self._sessions() as session, session.begin():
             active = session.scalar(
                 select(DuplicateScan)
@@ -93,7 +94,8 @@ class ScanRunner:
             session.add(scan)
             session.flush()
             record = scan_record(scan)
-        self.wake()
+        if start:
+            self.wake()
         return record
 
     def get(self, scan_id: uuid.UUID | str) -> dict[str, Any] | None:
