@@ -509,3 +509,4 @@ def _http_error(error: HTTPException) -> Any:
 # Field collection's pages (forms, submissions, conflicts) register on this blueprint.
 from hub.ui import consent_views as _consent_views  # noqa: E402,F401
 from hub.ui import intake_views as _intake_views  # noqa: E402,F401
+from hub.ui import match_views as _match_views  # noqa: E402,F401
