@@ -272,13 +272,15 @@ class PersonMerged(EventPayload):
 
 @dataclass(frozen=True, kw_only=True)
 class PersonUnmerged(EventPayload):
-    """Staff undid a merge: ``restored_person_id`` is a record of its own again."""
+    """Staff undid a merge: ``restored_person_id`` is a record of its own again. Written for
+    each of the two (``person_id``), so consent at dispatch finds either one's programs."""
 
     TYPE: ClassVar[str] = "person.unmerged"
     SUBJECT: ClassVar[tuple[str, str]] = ("person", "person_id")
 
     person_id: uuid.UUID
     restored_person_id: uuid.UUID
+    survivor_person_id: uuid.UUID
     merge_id: uuid.UUID
     household_ids: tuple[uuid.UUID, ...]
     unmerged_at: datetime

@@ -14,6 +14,10 @@ the survivor (they were made about the merged person, and nobody can tell which 
 meant); a value the merge set and someone changed since (a membership ended again, a new head
 named) keeps the later value, and the unmerge lists it in ``unmerge_notes``.
 
+Events: ``person.merged`` about the survivor (which holds both records' consents by then, so
+every program that knew either record learns it) and ``person.unmerged`` twice, once about each
+of the two, so each one's programs learn it.
+
 Refused (``MergeRefused``, a 409 at the API): merging a person with themself, a person already
 merged away, or a survivor that was itself merged away. Unsafe (``UnsafeMerge``, also 409,
 unless the caller forces it with a reason): the two hold different values of an identifier
@@ -138,10 +142,18 @@ def unsafe_problems(session: Session, survivor: Person, merged: Person) -> list[
 
 
 def rederive_person_fields(
-    session: Session, precedence: SourcePrecedence, person: Person
+    session: Session,
+    precedence: SourcePrecedence,
+    person: Person,
+    prefer: frozenset[int] = frozenset(),
 ) -> list[str]:
     """Set the person's current fields from their own assertions by precedence (a field
-    nobody asserts any more becomes empty); returns the fields that changed."""
+    nobody asserts any more becomes empty); returns the fields that changed.
+
+    ``prefer`` (a merge: the survivor's own assertions): where the winner is not one of them
+    but one of them ranks as high, that one wins instead. Precedence cannot tell two equally
+    ranked sources apart except by date, and staff chose the survivor as the record to keep,
+    so a merge never swaps a survivor's value for an equally trusted, merely newer one."""
     rows = session.scalars(
         select(FieldAssertion).where(
             FieldAssertion.entity_type == "person",
@@ -151,15 +163,18 @@ def rederive_person_fields(
     ).all()
     changed: list[str] = []
     for name in PERSON_FIELDS:
-        best = precedence.choose(
-            "person",
-            name,
-            [
-                Candidate(r.value, r.source_system, r.asserted_at, r.id)
-                for r in rows
-                if r.field == name
-            ],
-        )
+        candidates = [
+            Candidate(r.value, r.source_system, r.asserted_at, r.id)
+            for r in rows
+            if r.field == name
+        ]
+        best = precedence.choose("person", name, candidates)
+        if best is not None and prefer and best.sequence not in prefer:
+            own = precedence.choose("person", name, [c for c in candidates if c.sequence in prefer])
+            if own is not None and precedence.rank("person", name, own.source_system) == (
+                precedence.rank("person", name, best.source_system)
+            ):
+                best = own
         value = None if best is None else best.value
         typed = parse_date(value) if name in _DATE_FIELDS else value
         if getattr(person, name) != typed:
@@ -311,10 +326,17 @@ def merge(
         name: _plain(getattr(survivor, name)) for name in PERSON_FIELDS
     }
     mover.journal["unsafe"] = problems
+    own = frozenset(
+        session.scalars(
+            select(FieldAssertion.id).where(
+                FieldAssertion.entity_type == "person", FieldAssertion.entity_id == survivor.id
+            )
+        )
+    )
     mover.memberships(now.date())
     mover.rows()
     session.flush()
-    rederive_person_fields(session, ws.precedence, survivor)
+    rederive_person_fields(session, ws.precedence, survivor, prefer=own)
     session.execute(delete(PersonMatchKey).where(PersonMatchKey.person_id == merged.id))
     refresh_match_keys(session, survivor)
     merged.merged_into_id = survivor.id
@@ -396,18 +418,20 @@ def unmerge(
             review.status = "unmerged"
             review.resolution = f"merge undone: {reason}"
     session.flush()
-    emit(
-        session,
-        PersonUnmerged(
-            person_id=survivor.id,
-            restored_person_id=merged.id,
-            merge_id=record.id,
-            household_ids=tuple(households),
-            unmerged_at=now,
-            admin_area_code=_area(session, merged.id) or _area(session, survivor.id),
-            source=Source(MERGE_SOURCE_SYSTEM, f"unmerge:{record.id}"),
-        ),
-    )
+    for about in (merged, survivor):  # each one's programs learn it (consent at dispatch)
+        emit(
+            session,
+            PersonUnmerged(
+                person_id=about.id,
+                restored_person_id=merged.id,
+                survivor_person_id=survivor.id,
+                merge_id=record.id,
+                household_ids=tuple(households),
+                unmerged_at=now,
+                admin_area_code=_area(session, about.id),
+                source=Source(MERGE_SOURCE_SYSTEM, f"unmerge:{record.id}"),
+            ),
+        )
     return record
 
 

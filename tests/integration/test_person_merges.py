@@ -90,9 +90,11 @@ def test_a_merge_moves_everything_and_an_unmerge_restores_both_records(pair):
     ended = [m for m in after["memberships"] if m["household_id"] == second["id"]]
     assert ended and ended[0]["end_reason"] == "merged_duplicate"
     assert [c["person_id"] for c in registry.list_consents(person_id=survivor)] == [survivor]
-    # Both lists' spellings are now her provenance; precedence picks the current value.
+    # Both lists' spellings are now her provenance; the two lists rank alike, so the record
+    # staff chose to keep keeps its spelling (the other list's is newer, not better).
     given = {(a["source_system"], a["value"]) for a in registry.provenance("person", survivor)}
     assert {("program_ct_ovc", "Wanjiru"), ("program_opct", "Wanjiro")} <= given
+    assert after["given_name"] == "Wanjiru"
     household = registry.get_household(second["id"])
     assert household["status"] == "needs_review" and household["head_person_id"] == survivor
     [event] = _events(registry, "person.merged")
@@ -114,8 +116,12 @@ def test_a_merge_moves_everything_and_an_unmerge_restores_both_records(pair):
     assert _without_version(restored) == expected
     assert _without_version(registry.get_household(second["id"])) == _without_version(second_before)
     assert [c["person_id"] for c in registry.list_consents(person_id=merged)] == [merged]
-    [event] = _events(registry, "person.unmerged")
-    assert event["person_id"] == survivor and event["restored_person_id"] == merged
+    events = _events(registry, "person.unmerged")
+    assert [e["person_id"] for e in events] == [merged, survivor]  # one about each
+    assert {(e["restored_person_id"], e["survivor_person_id"]) for e in events} == {
+        (merged, survivor)
+    }
+    assert events[0]["admin_area_code"] == "KE-047-02"
     with pytest.raises(MergeRefused, match="already undone"):
         registry.unmerge(merge["id"], reason="again", actor=STAFF)
 
@@ -160,4 +166,4 @@ def test_an_unmerge_keeps_what_changed_after_the_merge(pair):
             for e in session.query(OutboxEvent).order_by(OutboxEvent.sequence)
             if e.routing_key.startswith("person.")
         ]
-    assert kinds[-2:] == ["person.merged", "person.unmerged"]
+    assert kinds[-3:] == ["person.merged", "person.unmerged", "person.unmerged"]
