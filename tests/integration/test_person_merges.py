@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from registry_core.errors import ConflictError
 from registry_core.models import OutboxEvent
 from registry_core.service import Source
 from registry_core.services.merges import Actor, MergeRefused, UnsafeMerge
@@ -100,6 +101,10 @@ def test_a_merge_moves_everything_and_an_unmerge_restores_both_records(pair):
     [event] = _events(registry, "person.merged")
     assert event["person_id"] == survivor and event["merged_person_id"] == merged
     assert set(event["household_ids"]) == {second["id"]}
+
+    # Writes go to the live record: the merged-away one refuses them, naming the survivor.
+    with pytest.raises(ConflictError, match=f"merged into {survivor}"):
+        registry.update_person(merged, {"other_names": "Njeri"}, Source("registry_staff"))
 
     # Staff correct her record after the merge: that edit belongs to the survivor.
     registry.update_person(survivor, {"other_names": "Njeri"}, Source("registry_staff", "fix-1"))
