@@ -147,8 +147,9 @@ class ScanRunner:
     def _run_quietly(self) -> None:
         try:
             self.run_pending()
-        except Exception:  # the scan row says failed; the thread must not die loudly
-            log.exception("duplicate scan runner stopped")
+        except Exception as exc:  # the scan row says failed; the thread must not die loudly
+            log.error("duplicate scan runner stopped: %s", type(exc).__name__)
+            log.debug("duplicate scan runner failure", exc_info=exc)
 
     def run_pending(self) -> int:
         """Claim and run scans until none is claimable; returns how many were run."""
@@ -209,7 +210,10 @@ class ScanRunner:
                     log.info("duplicate scan %s done", scan_id)
                     return
         except Exception as exc:
-            log.exception("duplicate scan %s failed", scan_id)
+            # The class only: a driver's message may quote the row it failed on (names). The
+            # traceback is for whoever runs at DEBUG.
+            log.error("duplicate scan %s failed: %s", scan_id, type(exc).__name__)
+            log.debug("duplicate scan %s failure", scan_id, exc_info=exc)
             with self._sessions() as session, session.begin():
                 session.execute(
                     update(DuplicateScan)

@@ -245,3 +245,96 @@ def test_an_interrupted_scan_resumes_after_its_cursor(api: Any, people: dict[str
     assert done["progress"]["keys_done"] == done["progress"]["keys_total"]
     assert done["candidates_found"] == 2
     assert len(_pairs(api, staff)) == 2
+
+
+def test_one_scan_at_a_time_large_blocks_and_a_failing_scan(
+    api: Any, people: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    from registry_core.matching import Matcher, MatcherConfig
+
+    runtime = api.app_ref.extensions["srhub_runtime"]
+    staff = api.auth("registry_staff")
+    # A matcher that expands no block of more than one person: every pair's block is "too
+    # large", so nothing is compared and nothing queued, and the count says why.
+    narrow = ScanRunner(
+        runtime.sessions, runtime.cipher, matcher=Matcher(MatcherConfig(max_block_size=1))
+    )
+    queued = narrow.request_scan("test", start=False)
+    refused = api.post("/api/v1/duplicates/scans", headers=staff)
+    assert refused.status_code == 409 and refused.json["scan"]["id"] == queued["id"]
+    api.app_ref.extensions["srhub_duplicate_scans"].join(30)  # the API's runner took it
+    done = narrow.get(queued["id"])
+    assert done is not None and done["state"] == "done"
+    assert done["pairs_compared"] > 0  # the API's own runner used the default matcher
+
+    narrow.request_scan("test", start=False)
+    assert narrow.run_pending() == 1
+    latest = narrow.recent(1)[0]
+    assert latest["pairs_compared"] == 0 and latest["blocks_too_large"] >= 2
+    assert latest["candidates_found"] == 0
+
+    class Broken(Matcher):
+        def judge(self, a: Any, b: Any) -> Any:
+            raise RuntimeError("Grace Ochieng 5551234567")  # data must not reach the row
+
+    _register(api.registry, LIST_A, "KE-9", _head("Zawadi", "Mwangi", "1999-01-01"))
+    _register(api.registry, LIST_B, "KE-9", _head("Zawadi", "Mwangi", "1999-01-01"))
+    failing = ScanRunner(runtime.sessions, runtime.cipher, matcher=Broken())
+    failing.request_scan("test", start=False)
+    failing.run_pending()
+    failed = failing.recent(1)[0]
+    assert failed["state"] == "failed" and failed["error"].startswith("RuntimeError")
+    assert "Grace" not in failed["error"] and "5551234567" not in failed["error"]
+    logged = " ".join(r.getMessage() for r in caplog.records if r.levelname != "DEBUG")
+    assert "RuntimeError" in logged and "Grace" not in logged
+    assert api.get(f"/api/v1/duplicates/scans/{uuid.uuid4()}", headers=staff).status_code == 404
+    listed = api.get("/api/v1/duplicates/scans", headers=api.auth("auditor")).json["items"]
+    assert listed[0]["id"] == failed["id"]
+
+
+def test_who_reads_what_of_the_queue(api: Any) -> None:
+    registry = api.registry
+    _register(registry, LIST_A, "KE-1", _head("Akinyi", "Odhiambo", "1970-01-01", nid="5551234567"))
+    _register(registry, LIST_B, "KE-2", _head("Akinyi", "Odhiambo", "1970-01-01"))
+    # An incoming record the ingest could not place sits in the same queue.
+    incoming = registry.queue_review(
+        kind="death",
+        reason="identifiers of this record belong to different people",
+        record={"deceased": {"identifiers": [{"system": "national_id", "value": "5559990001"}]}},
+        candidates=[],
+        source=Source("civil_registry", "DRN-1"),
+        message_id="m-1",
+    )
+    runtime = api.app_ref.extensions["srhub_runtime"]
+    runner = ScanRunner(runtime.sessions, runtime.cipher)
+    runner.request_scan("test", start=False)
+    runner.run_pending()
+
+    auditor = api.auth("auditor")
+    everything = api.get("/api/v1/match-reviews?status=all", headers=auditor).json
+    assert everything["total"] == 2
+    death = next(i for i in everything["items"] if i["kind"] == "death")
+    assert "5559990001" not in str(death["record"])  # masked for auditors
+    staff_view = api.get(f"/api/v1/match-reviews/{incoming}", headers=api.auth("registry_staff"))
+    assert "5559990001" in str(staff_view.json["record"])
+    [pair] = [i for i in everything["items"] if i["kind"] == "duplicate"]
+    detail = api.get(f"/api/v1/match-reviews/{pair['id']}", headers=auditor).json
+    values = [i["value"] for s in detail["people"] for i in s["person"]["identifiers"]]
+    assert values and all(v != "5551234567" for v in values)
+
+    for role, areas in (("supervisor", ("KE",)), ("field_worker", ("KE",))):
+        headers = api.auth(role, areas=areas)
+        assert api.get("/api/v1/match-reviews", headers=headers).status_code == 403
+    assert api.get("/api/v1/match-reviews?status=later", headers=auditor).status_code == 400
+    keep = api.post(
+        f"/api/v1/match-reviews/{incoming}/keep-apart",
+        json={"reason": "not a pair"},
+        headers=api.auth("registry_staff"),
+    )
+    assert keep.status_code == 409 and "incoming death record" in keep.json["detail"]
+    unknown = api.post(
+        f"/api/v1/merges/{uuid.uuid4()}/unmerge",
+        json={"reason": "why not"},
+        headers=api.auth("registry_staff"),
+    )
+    assert unknown.status_code == 404

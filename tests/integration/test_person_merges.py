@@ -172,3 +172,32 @@ def test_an_unmerge_keeps_what_changed_after_the_merge(pair):
             if e.routing_key.startswith("person.")
         ]
     assert kinds[-3:] == ["person.merged", "person.unmerged", "person.unmerged"]
+
+
+def test_a_better_ranked_source_of_the_merged_record_wins_and_goes_back(registry):
+    """Precedence still rules a merge: the civil registry's birth date (ranked above a
+    program's list) becomes the survivor's, and leaves again with the unmerge."""
+    survivor = _register(registry, CT_OVC, "KE-1", [_person("Halima", "Hassan", "1990-12-12")])[
+        "members"
+    ][0]["id"]
+    civil = Source("civil_registry", "BRN-9", datetime(2024, 1, 1, tzinfo=UTC))
+    merged = _register(registry, civil, "KE-2", [_person("Halima", "Hassan", "1990-12-21")])[
+        "members"
+    ][0]["id"]
+    merge = registry.merge_persons(survivor, merged, reason="same woman", actor=STAFF)
+    assert registry.get_person(survivor)["birth_date"] == "1990-12-21"
+    registry.unmerge(merge["id"], reason="two women", actor=STAFF)
+    assert registry.get_person(survivor)["birth_date"] == "1990-12-12"
+    assert registry.get_person(merged)["birth_date"] == "1990-12-21"
+
+
+def test_an_unmerge_waits_for_a_later_merge_of_the_survivor(pair, registry):
+    _, _, _, survivor, merged = pair
+    third = _register(registry, OPCT, "KE-047-09", [_person("Wanjiru", "Kamau", "1979-03-14")])[
+        "members"
+    ][0]["id"]
+    first = registry.merge_persons(survivor, merged, reason="same woman", actor=STAFF)
+    registry.merge_persons(third, survivor, reason="same woman again", actor=STAFF)
+    assert registry.survivor_of(merged) == third  # reads follow the chain to the live record
+    with pytest.raises(MergeRefused, match="undo that merge first"):
+        registry.unmerge(first["id"], reason="two women", actor=STAFF)
