@@ -23,6 +23,7 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.duplicates.scan import BATCH_KEYS, count_keys, run_batch, scan_record
@@ -70,15 +71,33 @@ class ScanRunner:
     def request_scan(self, requested_by: str, *, start: bool = True) -> dict[str, Any]:
         """Queue a scan and (``start``) wake the runner; ``ScanAlreadyActive`` when one is
         active. Without ``start`` the caller runs it (``run_pending``)."""
+        try:
+            record = self._queue(requested_by)
+        except IntegrityError:  # another request queued one at the same instant
+            record = None
+        if record is None:
+            with self._sessions() as session:
+                active = session.scalar(
+                    select(DuplicateScan)
+                    .where(DuplicateScan.state.in_(ScanState.ACTIVE))
+                    .order_by(DuplicateScan.created_at)
+                    .limit(1)
+                )
+                if active is None:  # it finished meanwhile: ask again
+                    return self.request_scan(requested_by, start=start)
+                raise ScanAlreadyActive(scan_record(active))
+        if start:
+            self.wake()
+        return record
+
+    def _queue(self, requested_by: str) -> dict[str, Any] | None:
+        """A new queued scan's record, or None when one is active."""
         with self._sessions() as session, session.begin():
             active = session.scalar(
-                select(DuplicateScan)
-                .where(DuplicateScan.state.in_(ScanState.ACTIVE))
-                .order_by(DuplicateScan.created_at)
-                .limit(1)
+                select(DuplicateScan.id).where(DuplicateScan.state.in_(ScanState.ACTIVE)).limit(1)
             )
             if active is not None:
-                raise ScanAlreadyActive(scan_record(active))
+                return None
             scan = DuplicateScan(
                 id=uuid.uuid4(),
                 state=ScanState.QUEUED,
@@ -90,13 +109,11 @@ class ScanRunner:
                 pairs_compared=0,
                 candidates_found=0,
                 already_known=0,
+                active_slot=1,
             )
             session.add(scan)
             session.flush()
-            record = scan_record(scan)
-        if start:
-            self.wake()
-        return record
+            return scan_record(scan)
 
     def get(self, scan_id: uuid.UUID | str) -> dict[str, Any] | None:
         """A scan's record (None if unknown); a stalled one wakes the runner to resume it."""
@@ -201,6 +218,7 @@ class ScanRunner:
                     more = run_batch(session, self._cipher, self._matcher, scan, self._batch_keys)
                     if not more:
                         scan.state = ScanState.DONE
+                        scan.active_slot = None
                         scan.finished_at = utcnow()
                         scan.heartbeat_at = scan.finished_at
                         scan.keys_total = max(scan.keys_total, scan.keys_done)
@@ -220,6 +238,7 @@ class ScanRunner:
                     .where(DuplicateScan.id == scan_id)
                     .values(
                         state=ScanState.FAILED,
+                        active_slot=None,
                         finished_at=utcnow(),
                         error=f"{type(exc).__name__}; see the hub log and start a new scan",
                     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import CheckConstraint, Integer, String, Text, Uuid
+from sqlalchemy import CheckConstraint, Integer, String, Text, UniqueConstraint, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry_core.db import Base, new_uuid
@@ -46,5 +46,11 @@ class DuplicateScan(Base):
     candidates_found: Mapped[int] = mapped_column(Integer, default=0)  # newly queued pairs
     already_known: Mapped[int] = mapped_column(Integer, default=0)  # queued or decided before
     error: Mapped[str | None] = mapped_column(Text)
+    # 1 while queued or running, NULL after: unique, so two requests at the same instant
+    # cannot both queue a scan (NULLs never collide, on SQLite and PostgreSQL alike).
+    active_slot: Mapped[int | None] = mapped_column(Integer)
 
-    __table_args__ = (CheckConstraint(f"state IN {ScanState.ALL!r}", name="scan_state_known"),)
+    __table_args__ = (
+        CheckConstraint(f"state IN {ScanState.ALL!r}", name="scan_state_known"),
+        UniqueConstraint("active_slot", name="uq_duplicate_scans_one_active"),
+    )

@@ -338,3 +338,31 @@ def test_who_reads_what_of_the_queue(api: Any) -> None:
         headers=api.auth("registry_staff"),
     )
     assert unknown.status_code == 404
+
+
+def test_simultaneous_requests_queue_one_scan(api: Any) -> None:
+    import threading
+
+    from hub.duplicates.runner import ScanAlreadyActive
+
+    runtime = api.app_ref.extensions["srhub_runtime"]
+    runner = ScanRunner(runtime.sessions, runtime.cipher)
+    start = threading.Barrier(4)
+    outcomes: list[str] = []
+
+    def ask() -> None:
+        start.wait()
+        try:
+            runner.request_scan("test", start=False)
+            outcomes.append("queued")
+        except ScanAlreadyActive:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=ask) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == ["queued", "refused", "refused", "refused"]
+    assert runner.run_pending() == 1
+    assert runner.request_scan("test", start=False)["state"] == "queued"  # the slot is free

@@ -70,11 +70,13 @@ def upgrade() -> None:
         sa.Column("candidates_found", sa.Integer(), nullable=False),
         sa.Column("already_known", sa.Integer(), nullable=False),
         sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("active_slot", sa.Integer(), nullable=True),
         sa.CheckConstraint(
             "state IN ('queued', 'running', 'done', 'failed')",
             name=op.f("ck_duplicate_scans_scan_state_known"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_duplicate_scans")),
+        sa.UniqueConstraint("active_slot", name="uq_duplicate_scans_one_active"),
     )
     op.create_index(op.f("ix_duplicate_scans_state"), "duplicate_scans", ["state"])
 
