@@ -128,13 +128,18 @@ class ScanRunner:
         return record
 
     def recent(self, limit: int = 20) -> list[dict[str, Any]]:
+        """The newest scans; a stalled one among them wakes the runner to resume it."""
         with self._sessions() as session:
             rows = session.scalars(
                 select(DuplicateScan)
                 .order_by(DuplicateScan.created_at.desc(), DuplicateScan.id)
                 .limit(limit)
             ).all()
-            return [scan_record(s) for s in rows]
+            records = [scan_record(s) for s in rows]
+            stalled = any(self._claimable(s) for s in rows)
+        if stalled:
+            self.wake()
+        return records
 
     # -- running ------------------------------------------------------------------------------
 
