@@ -16,7 +16,8 @@ named) keeps the later value, and the unmerge lists it in ``unmerge_notes``.
 
 Events: ``person.merged`` about the survivor (which holds both records' consents by then, so
 every program that knew either record learns it) and ``person.unmerged`` twice, once about each
-of the two, so each one's programs learn it.
+of the two, so each one's programs learn it; then ``household.updated`` (reason
+``merged_duplicate`` / ``unmerged``) for each household whose members, head or status changed.
 
 Refused (``MergeRefused``, a 409 at the API): merging a person with themself, a person already
 merged away, or a survivor that was itself merged away. Unsafe (``UnsafeMerge``, also 409,
@@ -62,6 +63,7 @@ from registry_core.services.base import (
     parse_date,
 )
 from registry_core.services.events import PersonMerged, PersonUnmerged, emit
+from registry_core.services.membership import household_updated
 from standards.timeutil import rfc3339, utcnow
 
 MERGED_END_REASON = "merged_duplicate"
@@ -366,7 +368,39 @@ def merge(
             source=Source(MERGE_SOURCE_SYSTEM, f"merge:{record.id}"),
         ),
     )
+    _households_changed(
+        session,
+        mover.households,
+        mover.journal,
+        Source(MERGE_SOURCE_SYSTEM, f"merge:{record.id}"),
+        survivor.id,
+        "merged_duplicate",
+    )
     return record
+
+
+def _households_changed(
+    session: Session,
+    household_ids: list[uuid.UUID],
+    journal: dict[str, Any],
+    source: Source,
+    person_id: uuid.UUID,
+    reason: str,
+) -> None:
+    """``household.updated`` for each household whose members (and head, status) a merge or
+    an unmerge changed, so household subscribers see the version move with a reason."""
+    heads = {c["id"]: c for c in journal.get("households", [])}
+    for household_id in household_ids:
+        household = session.get(Household, household_id)
+        if household is None:
+            continue
+        changed = ["members"]
+        head = heads.get(str(household_id))
+        if head is not None:
+            changed.append("head_person_id")
+            if head.get("status_before") != head.get("status_after"):
+                changed.append("status")
+        household_updated(session, household, changed, source, person_id, reason)
 
 
 def _plain(value: Any) -> Any:
@@ -432,6 +466,14 @@ def unmerge(
                 source=Source(MERGE_SOURCE_SYSTEM, f"unmerge:{record.id}"),
             ),
         )
+    _households_changed(
+        session,
+        households,
+        journal,
+        Source(MERGE_SOURCE_SYSTEM, f"unmerge:{record.id}"),
+        merged.id,
+        "unmerged",
+    )
     return record
 
 

@@ -101,6 +101,10 @@ def test_a_merge_moves_everything_and_an_unmerge_restores_both_records(pair):
     [event] = _events(registry, "person.merged")
     assert event["person_id"] == survivor and event["merged_person_id"] == merged
     assert set(event["household_ids"]) == {second["id"]}
+    [changed] = [e for e in _events(registry, "household.updated") if e.get("reason")]
+    assert changed["household_id"] == second["id"] and changed["reason"] == "merged_duplicate"
+    assert changed["changed_fields"] == ["members", "head_person_id", "status"]
+    assert changed["status"] == "needs_review" and changed["person_id"] == survivor
 
     # Writes go to the live record: the merged-away one refuses them, naming the survivor.
     with pytest.raises(ConflictError, match=f"merged into {survivor}"):
@@ -127,6 +131,12 @@ def test_a_merge_moves_everything_and_an_unmerge_restores_both_records(pair):
         (merged, survivor)
     }
     assert events[0]["admin_area_code"] == "KE-047-02"
+    restored_household = [
+        e for e in _events(registry, "household.updated") if e.get("reason") == "unmerged"
+    ]
+    assert [(e["household_id"], e["status"], e["person_id"]) for e in restored_household] == [
+        (second["id"], "active", merged)
+    ]
     with pytest.raises(MergeRefused, match="already undone"):
         registry.unmerge(merge["id"], reason="again", actor=STAFF)
 
