@@ -22,6 +22,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "worker": "hub.cli.workers:worker",
     "dead-letters": "hub.cli.dead_letters:dead_letters",
     "dedup": "hub.cli.dedup:dedup",
+    "duplicates": "hub.cli.duplicates:duplicates",
     "dci": "hub.cli.dci:dci",
     "users": "hub.cli.users:users",
     "monitoring": "hub.cli.monitoring:monitoring",
