@@ -19,11 +19,14 @@ every program that knew either record learns it) and ``person.unmerged`` twice, 
 of the two, so each one's programs learn it; then ``household.updated`` (reason
 ``merged_duplicate`` / ``unmerged``) for each household whose members, head or status changed.
 
-Refused (``MergeRefused``, a 409 at the API): merging a person with themself, a person already
-merged away, or a survivor that was itself merged away. Unsafe (``UnsafeMerge``, also 409,
-unless the caller forces it with a reason): the two hold different values of an identifier
-system that admits one value per person (two national IDs), or one is recorded deceased and
-the other not. Events: ``person.merged`` and ``person.unmerged`` (``services.events``).
+Refused (``MergeRefused``, a 409 at the API): merging a person with themself or a person
+already merged away; undoing a merge twice, or one whose survivor was merged away since.
+Unsafe (``UnsafeMerge``, also 409, unless the caller forces it with a reason): the two hold
+different values of an identifier system that admits one value per person (two national IDs),
+or one is recorded deceased and the other not.
+
+The survivor's current fields are re-derived by precedence over both histories, except that
+where the other record's source ranks no higher, the survivor's value stays (staff chose it).
 """
 
 from __future__ import annotations
