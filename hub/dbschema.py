@@ -43,6 +43,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.corrections.tables",
     "hub.crosscheck.tables",
     "hub.quality.tables",
+    "hub.duplicates.tables",
 )
 
 

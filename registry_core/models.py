@@ -92,6 +92,11 @@ class Person(Base):
     )
     verification_source: Mapped[str | None] = mapped_column(String(64))
     verified_at: Mapped[datetime | None] = mapped_column()
+    # Set when staff merged this record into another (the survivor): the row stays, so an
+    # unmerge can bring it back (``registry_core.services.merges``); reads point to the survivor.
+    merged_into_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("persons.id"), index=True
+    )
     version: Mapped[int] = mapped_column(Integer, nullable=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -276,6 +281,42 @@ class MatchReview(Base):
     resolved_at: Mapped[datetime | None] = mapped_column()
     resolved_by: Mapped[str | None] = mapped_column(String(200))
     resolution: Mapped[str | None] = mapped_column(Text)
+
+
+class MergeState:
+    MERGED = "merged"
+    UNMERGED = "unmerged"
+    ALL = (MERGED, UNMERGED)
+
+
+class PersonMerge(Base):
+    """Staff's decision that two person records are one person, and exactly what it moved.
+
+    ``journal`` lists every row the merge moved from the merged person to the survivor
+    (memberships, identifiers, field assertions, consents, person facts) and every value it
+    changed (a membership it ended, a household head it renamed), with the values before, so
+    an unmerge restores both records and their histories. Never deleted: an undone merge
+    stays as history with ``state`` unmerged.
+    """
+
+    __tablename__ = "person_merges"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=new_uuid)
+    survivor_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    merged_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
+    review_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, index=True)
+    state: Mapped[str] = mapped_column(String(16), default=MergeState.MERGED)
+    reason: Mapped[str] = mapped_column(Text)
+    forced_reason: Mapped[str | None] = mapped_column(Text)  # why an unsafe merge was forced
+    merged_by: Mapped[str] = mapped_column(String(200))
+    merged_at: Mapped[datetime] = mapped_column(default=utcnow)
+    journal: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    unmerged_by: Mapped[str | None] = mapped_column(String(200))
+    unmerged_at: Mapped[datetime | None] = mapped_column()
+    unmerge_reason: Mapped[str | None] = mapped_column(Text)
+    unmerge_notes: Mapped[list[Any] | None] = mapped_column(JSON)
+
+    __table_args__ = (CheckConstraint(f"state IN {MergeState.ALL!r}", name="merge_state_known"),)
 
 
 class HouseholdRecertification(Base):

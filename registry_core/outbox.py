@@ -34,6 +34,8 @@ EVENT_TYPES: tuple[str, ...] = (
     "household.recertification_overdue",
     "consent.granted",
     "consent.revoked",
+    "person.merged",
+    "person.unmerged",
 )
 
 

@@ -8,6 +8,7 @@ incoming fact is attached to the existing person, nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from collections.abc import Mapping, Sequence
@@ -202,6 +203,52 @@ def open_review(
     )
     session.add(review)
     return review
+
+
+DUPLICATE_KIND = "duplicate"
+DUPLICATE_SOURCE = "duplicate_scan"
+# A pair's review, once opened, is never opened again (the unique ``message_id``): decided
+# pairs (kept apart, merged, merge undone) are not proposed twice.
+_PAIR_PREFIX = "duplicate:"
+
+
+def duplicate_pair_key(a: uuid.UUID | str, b: uuid.UUID | str) -> str:
+    """The one key of an unordered pair of persons (the review's ``message_id``, 64 wide:
+    a digest of both ids; the ids themselves are the review's candidates)."""
+    first, second = sorted([str(a), str(b)])
+    digest = hashlib.sha256(f"{first}:{second}".encode()).hexdigest()[:48]
+    return f"{_PAIR_PREFIX}{digest}"
+
+
+def open_duplicate_review(
+    session: Session,
+    cipher: IdentifierCipher,
+    *,
+    person_a: uuid.UUID,
+    person_b: uuid.UUID,
+    score: float,
+    outcome: str,
+    scan_id: str | None,
+) -> tuple[MatchReview, bool]:
+    """Queue two registered persons the matcher thinks may be one; (review, newly opened).
+    A pair already queued or decided is returned as it is, never re-opened."""
+    key = duplicate_pair_key(person_a, person_b)
+    existing = session.scalar(select(MatchReview).where(MatchReview.message_id == key))
+    if existing is not None:
+        return existing, False
+    first, second = sorted([str(person_a), str(person_b)])
+    review = open_review(
+        session,
+        cipher,
+        kind=DUPLICATE_KIND,
+        reason=f"the duplicate scan scored this pair {score:.3f} ({outcome})",
+        record={"person_ids": [first, second], "score": score, "outcome": outcome},
+        candidates=[(first, score), (second, score)],
+        source_system=DUPLICATE_SOURCE,
+        source_record_id=scan_id,
+        message_id=key,
+    )
+    return review, True
 
 
 def seal_review_record(cipher: IdentifierCipher, record: Mapping[str, Any]) -> bytes:

@@ -9,6 +9,7 @@ each method hands the call to the use case that owns it (``registry_core/service
 - ``consents`` — granting and revoking consent;
 - ``attributes`` — socio-economic facts and eligibility scores;
 - ``reviews`` — resolving who a record is about, and the review queue;
+- ``merges`` — deciding duplicate pairs (merge, keep apart), undoing merges;
 - ``reads`` — records, pages, provenance, the outbox;
 - ``recertification`` — when households are due again, the periodic round, the lists.
 
@@ -41,6 +42,7 @@ from registry_core.services.consents import Consents
 from registry_core.services.households import Households
 from registry_core.services.identity import Identity
 from registry_core.services.life_events import LifeEvents
+from registry_core.services.merges import Actor, Merges
 from registry_core.services.reads import Reads
 from registry_core.services.recertification import Recertifications, RoundResult
 from registry_core.services.reviews import Reviews
@@ -83,6 +85,7 @@ class Registry:
         self._consents = Consents(ws)
         self._attributes = Attributes(ws)
         self._reviews = Reviews(ws)
+        self._merges = Merges(ws)
         self._reads = Reads(ws)
         self._recertifications = Recertifications(ws)
 
@@ -309,9 +312,66 @@ class Registry:
         return self._reviews.add_review_notes(message_id, notes)
 
     def list_reviews(
-        self, status: str = "open", limit: int = 50, offset: int = 0
+        self,
+        status: str | None = "open",
+        limit: int = 50,
+        offset: int = 0,
+        kind: str | None = None,
     ) -> tuple[list[dict[str, Any]], int]:
-        return self._reviews.list_reviews(status, limit, offset)
+        return self._reviews.list_reviews(status, limit, offset, kind)
+
+    def review_detail(self, review_id: uuid.UUID | str) -> dict[str, Any]:
+        return self._reviews.review_detail(review_id)
+
+    # ------------------------------------------------------------------ merges
+
+    def merge_review(
+        self,
+        review_id: uuid.UUID | str,
+        *,
+        survivor_id: uuid.UUID | str | None,
+        reason: str,
+        actor: Actor,
+        forced_reason: str | None = None,
+    ) -> dict[str, Any]:
+        return self._merges.merge_review(
+            review_id,
+            survivor_id=survivor_id,
+            reason=reason,
+            actor=actor,
+            forced_reason=forced_reason,
+        )
+
+    def keep_apart(self, review_id: uuid.UUID | str, *, reason: str, actor: Actor) -> str:
+        return self._merges.keep_apart(review_id, reason=reason, actor=actor)
+
+    def merge_persons(
+        self,
+        survivor_id: uuid.UUID | str,
+        merged_id: uuid.UUID | str,
+        *,
+        reason: str,
+        actor: Actor,
+        forced_reason: str | None = None,
+    ) -> dict[str, Any]:
+        return self._merges.merge_persons(
+            survivor_id, merged_id, reason=reason, actor=actor, forced_reason=forced_reason
+        )
+
+    def unmerge(self, merge_id: uuid.UUID | str, *, reason: str, actor: Actor) -> dict[str, Any]:
+        return self._merges.unmerge(merge_id, reason=reason, actor=actor)
+
+    def get_merge(self, merge_id: uuid.UUID | str) -> dict[str, Any]:
+        return self._merges.get_merge(merge_id)
+
+    def merges_of(self, person_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        return self._merges.merges_of(person_id)
+
+    def merges_of_review(self, review_id: uuid.UUID | str) -> list[dict[str, Any]]:
+        return self._merges.merges_of_review(review_id)
+
+    def survivor_of(self, person_id: uuid.UUID | str) -> str | None:
+        return self._merges.survivor_of(person_id)
 
     # ------------------------------------------------------------------ reads
 

@@ -34,6 +34,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.change_requests:bp",
     "hub.api.quality:bp",
     "hub.ui.quality_views:bp",
+    "hub.api.duplicates:bp",
 )
 
 

@@ -151,13 +151,17 @@ def read_patient(patient_id: str) -> Response:
     key = _uuid(patient_id, "Patient")
     try:
         record = hub_registry().get_person(key)
+        # A record merged into another is read as FHIR says: inactive, "replaced-by" the
+        # survivor, whose area and consents (it holds the merged record's now) decide access.
+        survivor = hub_registry().survivor_of(key)
     except NotFound:
         raise _not_known(f"Patient/{key}", consent) from None
-    if not _in_scope(key):
+    live = survivor or key
+    if not _in_scope(live):
         raise _FhirError(403, "This person is outside the administrative areas you cover.")
-    if not _covered(key, consent):
+    if not _covered(live, consent):
         raise _not_known(f"Patient/{key}", consent)
-    return _fhir(_convert().patient(shape_person(record)))
+    return _fhir(_convert().patient(shape_person(record), replaced_by=survivor))
 
 
 @bp.get("/Patient")

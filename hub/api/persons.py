@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, jsonify, request, url_for
 
 from hub.api.context import hub_registry
 from hub.api.problems import BadRequest
@@ -28,9 +28,30 @@ def _require_person_in_scope(person_id: str) -> None:
 @requires(*READERS)
 def get_person(person_id: Any) -> Response:
     record = hub_registry().get_person(str(person_id))
+    survivor = hub_registry().survivor_of(str(person_id))
+    if survivor is not None:
+        return _moved(str(person_id), survivor)
     _require_person_in_scope(str(person_id))
     response = jsonify(shape_person(record))
     response.headers["ETag"] = f'"{record["version"]}"'
+    return response
+
+
+def _moved(person_id: str, survivor: str) -> Response:
+    """A person merged into another: 307 to the survivor (an unmerge can bring the record
+    back, so the move is not permanent), with the survivor's id in the body too."""
+    _require_person_in_scope(survivor)
+    location = url_for(".get_person", person_id=survivor)
+    response = jsonify(
+        {
+            "id": person_id,
+            "merged_into": survivor,
+            "detail": f"person {person_id} was merged into {survivor}; read that record",
+            "location": location,
+        }
+    )
+    response.status_code = 307
+    response.headers["Location"] = location
     return response
 
 

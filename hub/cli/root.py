@@ -23,6 +23,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "dead-letters": "hub.cli.dead_letters:dead_letters",
     "dedup": "hub.cli.dedup:dedup",
     "matcher": "hub.cli.matcher:matcher",
+    "duplicates": "hub.cli.duplicates:duplicates",
     "dci": "hub.cli.dci:dci",
     "users": "hub.cli.users:users",
     "monitoring": "hub.cli.monitoring:monitoring",

@@ -529,3 +529,4 @@ from hub.ui import change_request_views as _change_request_views  # noqa: E402,F
 from hub.ui import consent_views as _consent_views  # noqa: E402,F401
 from hub.ui import household_views as _household_views  # noqa: E402,F401
 from hub.ui import intake_views as _intake_views  # noqa: E402,F401
+from hub.ui import match_views as _match_views  # noqa: E402,F401

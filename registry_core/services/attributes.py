@@ -157,7 +157,7 @@ class Attributes:
         facts = [{**a, "member_index": 0} for a in attributes]
         validate_attributes(facts)
         with self._ws.transaction() as session:
-            person = person_by_id(session, person_id)
+            person = person_by_id(session, person_id, live=True)
             membership = current_membership(session, person.id)
             if membership is None:
                 raise BusinessRuleViolation("the person is not a current member of any household")

@@ -133,11 +133,19 @@ def household_by_id(
     return household
 
 
-def person_by_id(session: Session, person_id: uuid.UUID | str) -> Person:
+def person_by_id(session: Session, person_id: uuid.UUID | str, *, live: bool = False) -> Person:
+    """The person ``person_id``; with ``live`` (every write) a person merged into another is a
+    ``ConflictError`` naming the survivor: changes go to the live record
+    (``docs/duplicates.md``)."""
     key = uuid.UUID(str(person_id))
     person = session.get(Person, key)
     if person is None:
         raise NotFound("person", key)
+    if live and person.merged_into_id is not None:
+        raise ConflictError(
+            f"person {key} was merged into {person.merged_into_id}; change that record "
+            "(or undo the merge first)"
+        )
     return person
 
 

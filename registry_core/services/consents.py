@@ -81,7 +81,7 @@ class Consents:
                 [Violation("$", "subject", "give exactly one of person_id, household_id")]
             )
         with self._ws.transaction() as session:
-            person = person_by_id(session, person_id) if person_id else None
+            person = person_by_id(session, person_id, live=True) if person_id else None
             household = household_by_id(session, household_id) if household_id else None
             area_household = household
             if household is None and person is not None:

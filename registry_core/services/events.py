@@ -254,6 +254,40 @@ class PersonVerificationFailed(EventPayload):
     source: Source
 
 
+@dataclass(frozen=True, kw_only=True)
+class PersonMerged(EventPayload):
+    """Staff merged ``merged_person_id`` into ``person_id`` (``services.merges``)."""
+
+    TYPE: ClassVar[str] = "person.merged"
+    SUBJECT: ClassVar[tuple[str, str]] = ("person", "person_id")
+
+    person_id: uuid.UUID
+    merged_person_id: uuid.UUID
+    merge_id: uuid.UUID
+    household_ids: tuple[uuid.UUID, ...]
+    merged_at: datetime
+    admin_area_code: str | None
+    source: Source
+
+
+@dataclass(frozen=True, kw_only=True)
+class PersonUnmerged(EventPayload):
+    """Staff undid a merge: ``restored_person_id`` is a record of its own again. Written for
+    each of the two (``person_id``), so consent at dispatch finds either one's programs."""
+
+    TYPE: ClassVar[str] = "person.unmerged"
+    SUBJECT: ClassVar[tuple[str, str]] = ("person", "person_id")
+
+    person_id: uuid.UUID
+    restored_person_id: uuid.UUID
+    survivor_person_id: uuid.UUID
+    merge_id: uuid.UUID
+    household_ids: tuple[uuid.UUID, ...]
+    unmerged_at: datetime
+    admin_area_code: str | None
+    source: Source
+
+
 # ---------------------------------------------------------------------------- consent
 
 
@@ -305,5 +339,7 @@ PAYLOADS: dict[str, type[EventPayload]] = {
         PersonVerificationFailed,
         ConsentGranted,
         ConsentRevoked,
+        PersonMerged,
+        PersonUnmerged,
     )
 }

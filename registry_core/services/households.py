@@ -195,7 +195,7 @@ class Households:
         validate("person.json", {**_PROBE_PERSON, **changes}, writing=True)
         ws = self._ws
         with ws.transaction() as session:
-            person = person_by_id(session, person_id)
+            person = person_by_id(session, person_id, live=True)
             if expected_version is not None and person.version != expected_version:
                 raise ConflictError(
                     f"person {person.id} is at version {person.version}, not {expected_version}",
@@ -249,7 +249,7 @@ class Households:
                     raise InvalidRecord(
                         [Violation("$", "fields", "give person_id and relationship only")]
                     )
-                person = person_by_id(session, member["person_id"])
+                person = person_by_id(session, member["person_id"], live=True)
                 if person.is_deceased:
                     raise BusinessRuleViolation("a deceased person cannot join a household")
                 if current_membership(session, person.id) is not None:
@@ -281,7 +281,7 @@ class Households:
         with self._ws.transaction() as session:
             household = household_by_id(session, household_id)
             check_version(household, expected_version)
-            person = person_by_id(session, person_id)
+            person = person_by_id(session, person_id, live=True)
             if household.head_person_id == person.id:
                 raise BusinessRuleViolation("the head cannot be removed; name a new head first")
             events = leave(session, household, person, source, reason, end_date)
@@ -300,7 +300,7 @@ class Households:
         with self._ws.transaction() as session:
             household = household_by_id(session, household_id)
             check_version(household, expected_version)
-            person = person_by_id(session, person_id)
+            person = person_by_id(session, person_id, live=True)
             membership = current_membership(session, person.id)
             if membership is None or membership.household_id != household.id or person.is_deceased:
                 raise BusinessRuleViolation("the new head must be a living current member")

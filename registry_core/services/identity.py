@@ -120,7 +120,7 @@ class Identity:
                 [Violation("$.reason", "required", "a failed verification needs a reason")]
             )
         with self._ws.transaction() as session:
-            person = person_by_id(session, person_id)
+            person = person_by_id(session, person_id, live=True)
             status = VerificationStatus.VERIFIED if verified else VerificationStatus.FAILED
             if person.verification_status == status and person.verification_source == source.system:
                 # Nothing new to announce, but the authority did answer again: ``verified_at``
@@ -170,7 +170,7 @@ class Identity:
         """Keep what a partner record's mapping dropped (and why) on the person the record is
         about, as provenance (field ``data_quality_note``); returns how many notes were new."""
         with self._ws.transaction() as session:
-            person = person_by_id(session, person_id)
+            person = person_by_id(session, person_id, live=True)
             return add_notes(
                 session, person.id, notes, source.system, source.record_id, source.at()
             )

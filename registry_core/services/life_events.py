@@ -87,7 +87,7 @@ class LifeEvents:
                 return ChangeResult(person_record(session, existing, ws.cipher), events)
             if mother_person_id is None:
                 raise BusinessRuleViolation("the mother is not known and the child is not")
-            mother = person_by_id(session, mother_person_id)
+            mother = person_by_id(session, mother_person_id, live=True)
             membership = current_membership(session, mother.id)
             if membership is None:
                 raise BusinessRuleViolation(
@@ -153,7 +153,7 @@ class LifeEvents:
             )
         ws = self._ws
         with ws.transaction() as session:
-            person = person_by_id(session, person_id)
+            person = person_by_id(session, person_id, live=True)
             fresh = unknown_identifiers(self._finder(session), person, ids)
             if person.is_deceased and not fresh and person.death_date == when:
                 return ChangeResult(person_record(session, person, ws.cipher), [])

@@ -53,7 +53,9 @@ def _compact(value: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in value.items() if v not in (None, "", [], {})}
 
 
-def patient(person: dict[str, Any]) -> Patient:
+def patient(person: dict[str, Any], replaced_by: str | None = None) -> Patient:
+    """A person as a FHIR Patient; ``replaced_by``: the record was merged into that Patient
+    (FHIR's own way to say so: inactive, with a ``replaced-by`` link)."""
     given = [n for n in (person.get("given_name"), person.get("other_names")) if n]
     name = _compact({"use": "official", "family": person.get("family_name"), "given": given})
     resource: dict[str, Any] = {
@@ -74,6 +76,10 @@ def patient(person: dict[str, Any]) -> Patient:
         resource["deceasedDateTime"] = person["death_date"]
     elif person.get("is_deceased"):
         resource["deceasedBoolean"] = True
+    if replaced_by:
+        resource["active"] = False
+        other = {"reference": f"Patient/{replaced_by}"}
+        resource["link"] = [{"other": other, "type": "replaced-by"}]
     return Patient.model_validate(_compact(resource))
 
 

@@ -70,6 +70,13 @@ VALUES: dict[str, Any] = {
     "revoked_at": datetime(2026, 1, 7, tzinfo=UTC),
     "due_on": date(2028, 1, 6),
     "last_certified_at": datetime(2026, 1, 6, 9, 30, tzinfo=UTC),
+    "merged_person_id": uuid.UUID("55555555-5555-4555-8555-555555555555"),
+    "restored_person_id": uuid.UUID("55555555-5555-4555-8555-555555555555"),
+    "survivor_person_id": uuid.UUID("22222222-2222-4222-8222-222222222222"),
+    "merge_id": uuid.UUID("66666666-6666-4666-8666-666666666666"),
+    "household_ids": (uuid.UUID("11111111-1111-4111-8111-111111111111"),),
+    "merged_at": datetime(2026, 1, 8, 12, 0, tzinfo=UTC),
+    "unmerged_at": datetime(2026, 1, 9, 12, 0, tzinfo=UTC),
 }
 PER_TYPE: dict[str, dict[str, Any]] = {
     "household.updated": {"reason": "head_died"},

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_data_quality_issues"
-down_revision = "0014_change_requests"
+down_revision = "0015_person_merges"
 branch_labels = None
 depends_on = None
 
