@@ -28,7 +28,7 @@ from hub.api.requests import MAX_PAGE_SIZE, int_arg, json_object
 from hub.api.visibility import shape_person
 from hub.auth.flask_auth import AccessDenied, current_principal, requires
 from hub.auth.roles import Role
-from hub.duplicates.runner import ScanAlreadyActive, ScanRunner
+from hub.duplicates.runner import ScanAlreadyActive, ScanRunner, scan_matcher
 from registry_core.crypto import mask_identifier
 from registry_core.services.merges import REVIEW_STATUSES, Actor, MergeRefused, UnsafeMerge
 
@@ -89,7 +89,7 @@ def scan_runner() -> ScanRunner:
     if runner is None:
         runtime = hub_runtime()
         runner = current_app.extensions.setdefault(
-            RUNNER_KEY, ScanRunner(runtime.sessions, runtime.cipher)
+            RUNNER_KEY, ScanRunner(runtime.sessions, runtime.cipher, matcher=scan_matcher(runtime))
         )
     assert isinstance(runner, ScanRunner)
     return runner

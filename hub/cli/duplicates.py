@@ -23,7 +23,7 @@ def scan() -> None:
     """Run a duplicate scan in this process until it is done (progress on stderr), and print
     its result as JSON. A scan another process left stalled is resumed first; one that is
     running elsewhere is refused with its id."""
-    from hub.duplicates.runner import ScanAlreadyActive, ScanRunner
+    from hub.duplicates.runner import ScanAlreadyActive, ScanRunner, scan_matcher
 
     with hub_runtime() as runtime:
 
@@ -37,7 +37,9 @@ def scan() -> None:
                     err=True,
                 )
 
-        runner = ScanRunner(runtime.sessions, runtime.cipher, after_batch=progress)
+        runner = ScanRunner(
+            runtime.sessions, runtime.cipher, matcher=scan_matcher(runtime), after_batch=progress
+        )
         try:
             record = runner.request_scan("cli", start=False)
         except ScanAlreadyActive as exc:

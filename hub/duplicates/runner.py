@@ -30,6 +30,8 @@ from hub.duplicates.scan import BATCH_KEYS, count_keys, run_batch, scan_record
 from hub.duplicates.tables import DuplicateScan, ScanState
 from registry_core.crypto import IdentifierCipher
 from registry_core.matching import Matcher
+from registry_core.matching.matcher import PairJudge
+from registry_core.matching.trained_matcher import TrainedMatcher
 from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -52,14 +54,14 @@ class ScanRunner:
         sessions: sessionmaker[Session],
         cipher: IdentifierCipher,
         *,
-        matcher: Matcher | None = None,
+        matcher: PairJudge | None = None,
         batch_keys: int = BATCH_KEYS,
         stale_after: float = STALE_AFTER_SECONDS,
         after_batch: Callable[[uuid.UUID], None] | None = None,
     ) -> None:
         self._sessions = sessions
         self._cipher = cipher
-        self._matcher = matcher or Matcher()
+        self._matcher: PairJudge = matcher or Matcher()
         self._batch_keys = batch_keys
         self._stale_after = stale_after
         self._after_batch = after_batch  # tests: observe (or interrupt) between batches
@@ -248,3 +250,14 @@ class ScanRunner:
                         error=f"{type(exc).__name__}; see the hub log and start a new scan",
                     )
                 )
+
+
+def scan_matcher(runtime: Any) -> PairJudge:
+    """The matcher a scan judges pairs with: the hub's own (``runtime.matcher``: the trained
+    model ``settings.matcher_model`` names, or the built-in one), so the scan and the
+    resolution of incoming records decide alike; the built-in one if the hub's cannot judge
+    a pair on its own."""
+    matcher = getattr(runtime, "matcher", None)
+    if isinstance(matcher, Matcher | TrainedMatcher):
+        return matcher
+    return Matcher()

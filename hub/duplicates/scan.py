@@ -2,10 +2,10 @@
 
 Every person carries blocking keys (``person_match_keys``: phonetic name + birth year, birth
 date, name pair), kept current by every write. The scan walks the distinct keys in order, a
-batch at a time: the persons sharing a key form a block, each pair in a block is scored by the
-matcher (``Matcher.judge``, the registry's public matcher API), and every pair the matcher does
-not rule out (``review`` or ``match``) is queued in the match review queue for staff. Nothing
-is merged automatically.
+batch at a time: the persons sharing a key form a block, each pair in a block is judged by the
+hub's matcher (the trained model ``settings.matcher_model`` names, or the built-in one), and
+every pair the matcher does not rule out (``review`` or ``match``) is queued in the match
+review queue for staff. Nothing is merged automatically.
 
 Idempotent: a pair's review has one key (``duplicate_pair_key``), so a pair already queued,
 kept apart, merged or unmerged is skipped (counted in ``already_known`` unless this scan queued
@@ -24,7 +24,8 @@ from sqlalchemy.orm import Session
 
 from hub.duplicates.tables import DuplicateScan
 from registry_core.crypto import IdentifierCipher
-from registry_core.matching import FieldError, Matcher, Outcome, PersonRecord, person_from_canonical
+from registry_core.matching import FieldError, Outcome, PersonRecord, person_from_canonical
+from registry_core.matching.matcher import PairJudge
 from registry_core.models import (
     Household,
     Identifier,
@@ -117,7 +118,7 @@ def _known_pairs(session: Session, keys: list[str]) -> dict[str, str | None]:
 def run_batch(
     session: Session,
     cipher: IdentifierCipher,
-    matcher: Matcher,
+    matcher: PairJudge,
     scan: DuplicateScan,
     batch_keys: int = BATCH_KEYS,
 ) -> bool:
@@ -131,7 +132,7 @@ def run_batch(
         select(PersonMatchKey.key, PersonMatchKey.person_id).where(PersonMatchKey.key.in_(keys))
     ):
         blocks.setdefault(key, []).append(person_id)
-    limit = matcher.config.max_block_size
+    limit = matcher.max_block_size
     pairs: set[tuple[uuid.UUID, uuid.UUID]] = set()
     for members in blocks.values():
         if len(members) < 2:

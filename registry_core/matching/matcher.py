@@ -118,6 +118,16 @@ class PersonMatcher(Protocol):
     ) -> MatchDecision: ...
 
 
+class PairJudge(Protocol):
+    """What a registry-wide pass over stored blocks needs of a matcher: a decision per pair
+    and the largest block worth expanding. Both matchers provide it."""
+
+    @property
+    def max_block_size(self) -> int: ...
+
+    def judge(self, a: PersonRecord, b: PersonRecord) -> tuple[float, Outcome]: ...
+
+
 class Matcher:
     """Stateless apart from its model; safe to share between threads."""
 
@@ -196,6 +206,11 @@ class Matcher:
         if score >= self.config.review_threshold:
             return Outcome.REVIEW
         return Outcome.NO_MATCH
+
+    @property
+    def max_block_size(self) -> int:
+        """Blocks larger than this are not expanded into pairs (as ``TrainedMatcher``'s)."""
+        return self.config.max_block_size
 
     def judge(self, a: PersonRecord, b: PersonRecord) -> tuple[float, Outcome]:
         """Score and decision for one pair of records."""

@@ -15,6 +15,7 @@ from hub.api import create_app
 from hub.auth.tokens import issue_token
 from hub.duplicates.runner import ScanRunner
 from hub.settings import load_settings
+from registry_core.matching import Matcher, Outcome, PersonRecord
 from registry_core.service import Registry, Source
 
 LIST_A = Source("program_ct_ovc", "CT-1")
@@ -366,3 +367,28 @@ def test_simultaneous_requests_queue_one_scan(api: Any) -> None:
     assert sorted(outcomes) == ["queued", "refused", "refused", "refused"]
     assert runner.run_pending() == 1
     assert runner.request_scan("test", start=False)["state"] == "queued"  # the slot is free
+
+
+class _RulesEverythingOut(Matcher):
+    """The built-in matcher that rules every pair out, counting the pairs it was asked about."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.judged = 0
+
+    def judge(self, a: PersonRecord, b: PersonRecord) -> tuple[float, Outcome]:
+        self.judged += 1
+        return 0.0, Outcome.NO_MATCH
+
+
+def test_the_scan_judges_with_the_hub_s_own_matcher(api: Any, people: dict[str, str]) -> None:
+    """A scan decides as the hub resolves incoming records: with ``runtime.matcher`` (the
+    trained model when ``settings.matcher_model`` names one), not a matcher of its own."""
+    hubs_matcher = _RulesEverythingOut()
+    api.app_ref.extensions["srhub_runtime"].__dict__["matcher"] = hubs_matcher
+    staff = api.auth("registry_staff")
+    started = api.post("/api/v1/duplicates/scans", headers=staff)
+    assert started.status_code == 202, started.json
+    scan = _wait_done(api, started.json["id"], staff)
+    assert scan["state"] == "done" and hubs_matcher.judged >= 2
+    assert scan["candidates_found"] == 0 and _pairs(api, staff) == {}
