@@ -85,7 +85,7 @@ def start_workers_for(
     middleware: Any = None,
     connector_configs: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Run relay, ingest, dispatch and crosscheck as threads of this process, sharing its
+    """Run relay, ingest, dispatch, crosscheck and scoring as threads of this process, sharing its
     runtime (keys, engine), its monitoring ``middleware`` and the connectors ``app`` hosts; the
     ingest routes are those of ``connector_configs`` (every configured instance of each
     kind)."""
@@ -104,7 +104,8 @@ def start_workers_for(
     deliveries = start_delivery_workers(settings, runtime)
     stack.callback(deliveries.stop)
     click.echo(
-        "srhub: workers relay, ingest, dispatch, crosscheck and subscription delivery running"
+        "srhub: workers relay, ingest, dispatch, crosscheck, scoring and subscription delivery"
+        " running"
     )
     return group
 

@@ -31,6 +31,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.review:bp",
     "hub.api.consents:bp",
     "hub.api.recertification:bp",
+    "hub.api.scoring:bp",
 )
 
 

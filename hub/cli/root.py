@@ -26,6 +26,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "users": "hub.cli.users:users",
     "monitoring": "hub.cli.monitoring:monitoring",
     "subscriptions": "hub.cli.subscriptions:subscriptions",
+    "scoring": "hub.cli.scoring:scoring",
 }
 
 

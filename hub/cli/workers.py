@@ -1,4 +1,4 @@
-"""``srhub worker relay|ingest|dispatch|crosscheck``: one worker per process, for scale-out.
+"""``srhub worker relay|ingest|dispatch|crosscheck|scoring``: one worker per process, for scale-out.
 
 Start as many ``ingest`` and ``dispatch`` processes as the load needs: they compete for the
 same queues. Relays may run several at once too (they do not double-publish in the normal
@@ -48,7 +48,7 @@ def _run(kind: str, batch_size: int | None, prefetch: int | None = None) -> None
 
 @click.group()
 def worker() -> None:
-    """Run one pipeline worker in this process (relay, ingest, dispatch or crosscheck)."""
+    """Run one pipeline worker in this process (relay, ingest, dispatch, crosscheck or scoring)."""
 
 
 @worker.command()
@@ -100,3 +100,11 @@ def dispatch(batch_size: int | None, prefetch: int | None) -> None:
 def crosscheck(batch_size: int | None, prefetch: int | None) -> None:
     """Consume sr.crosscheck: queue national ID checks of registrations, by policy."""
     _run("crosscheck", batch_size, prefetch)
+
+
+@worker.command()
+@_batch
+@_prefetch
+def scoring(batch_size: int | None, prefetch: int | None) -> None:
+    """Consume sr.scoring: re-score households after their events, decide eligibility."""
+    _run("scoring", batch_size, prefetch)

@@ -323,7 +323,9 @@ def parse_rule(document: Any, model: ModelDefinition | None) -> RuleDefinition:
     _schema_errors(_RULE_VALIDATOR, document)
     if model is None:
         raise _refuse(
-            "$.model_code", "exists", f"no scoring model {document['model_code']!r}: upload it first"
+            "$.model_code",
+            "exists",
+            f"no scoring model {document['model_code']!r}: upload it first",
         )
     condition = None
     if "condition" in document:

@@ -240,4 +240,3 @@ def _write(
         written=len(rows),
         changed=changed,
     )
-

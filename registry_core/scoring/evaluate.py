@@ -75,8 +75,9 @@ class Decision:
     reasons: list[dict[str, Any]]
 
 
-def decide(rule: RuleDefinition, result_score: float | None, inputs: Mapping[str, Any], area: str)\
-        -> Decision:
+def decide(
+    rule: RuleDefinition, result_score: float | None, inputs: Mapping[str, Any], area: str
+) -> Decision:
     """Threshold and condition (the quota is applied over all households, ``eligibility``)."""
     reasons: list[dict[str, Any]] = []
     if result_score is None:
@@ -93,12 +94,12 @@ def decide(rule: RuleDefinition, result_score: float | None, inputs: Mapping[str
         reasons.append({"check": "min_score", "passed": ok, "limit": rule.min_score})
         passed = passed and ok
     if rule.condition is not None:
-        values = {k: float(v) for k, v in inputs.items() if v is not None}
+        values: dict[str, Any] = {k: float(v) for k, v in inputs.items() if v is not None}
         values.update(score=float(result_score), area=area or "")
         try:
             ok = bool(rule.condition.evaluate(values)) is True
             reasons.append({"check": "condition", "passed": ok})
-        except Exception as exc:  # noqa: BLE001 - an expression that fails is not a pass
+        except Exception as exc:
             ok = False
             reasons.append({"check": "condition", "passed": False, "error": str(exc)[:200]})
         passed = passed and ok

@@ -119,20 +119,20 @@ def compile_expression(
         raise ExpressionError(where, "syntax error") from None
     for function in program.functions():
         if function not in ALLOWED_FUNCTIONS:
-            line, column = _position_of(source, function.strip("_@"))
-            raise ExpressionError(where, f"function {function!r} is not allowed", line, column)
+            at = _position_of(source, function.strip("_@"))
+            raise ExpressionError(where, f"function {function!r} is not allowed", *at)
     bound = set(_MACRO_VARIABLE.findall(source))
     names = set(program.variables()) - bound
     unknown = sorted(names - set(declared))
     if unknown:
-        line, column = _position_of(source, unknown[0])
+        at = _position_of(source, unknown[0])
         raise ExpressionError(
-            where, f"unknown variable {unknown[0]!r} (declare it in the model)", line, column
+            where, f"unknown variable {unknown[0]!r} (declare it in the model)", *at
         )
     expression = Expression(source, program, frozenset(names))
     try:
         outcome = expression.evaluate(declared)
-    except Exception as exc:  # noqa: BLE001 - the library raises plain errors of several kinds
+    except Exception as exc:
         raise ExpressionError(where, f"does not evaluate: {_first_line(exc)}") from None
     if result is not None and (isinstance(outcome, bool) and result is not bool):
         raise ExpressionError(where, "gives true/false where a number is expected")

@@ -31,9 +31,7 @@ def years_before(day: date, years: int) -> date:
 def age_bounds(variable: Variable, as_of: date) -> tuple[date | None, date | None]:
     """(born on or before, born after): the birth dates of the variable's age range."""
     born_by = years_before(as_of, variable.age_min) if variable.age_min is not None else None
-    born_after = (
-        years_before(as_of, variable.age_max + 1) if variable.age_max is not None else None
-    )
+    born_after = years_before(as_of, variable.age_max + 1) if variable.age_max is not None else None
     return born_by, born_after
 
 

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
@@ -20,9 +21,10 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import JSON, Uuid, bindparam, delete, func, select, text
 from sqlalchemy.orm import Session
 
+from registry_core.db import UTCDateTime
 from registry_core.errors import BusinessRuleViolation, NotFound
 from registry_core.models import Household
 from registry_core.scoring import eligibility
@@ -100,8 +102,6 @@ def rule_view(row: EligibilityRule) -> dict[str, Any]:
 
 
 def _check_code(code: str, what: str) -> None:
-    import re
-
     if not re.fullmatch(CODE, code):
         raise BusinessRuleViolation(
             f"{what} {code[:70]!r} must be 2-64 of a-z, 0-9, _ and -, starting with a letter"
@@ -329,14 +329,10 @@ class Scoring:
         names = active.model.names()
         now = utcnow()
         insert = text(
-            f"INSERT INTO household_scores ({COLUMNS}) VALUES (:household_id, :model_code,"
+            f"INSERT INTO household_scores ({COLUMNS}) VALUES (:household_id, :model_code,"  # noqa: S608
             " :model_version, :score, :scorable, :inputs, :contributions, :computed_at)"
             + upsert_tail(dialect)
         )
-        from sqlalchemy import JSON, Uuid, bindparam
-
-        from registry_core.db import UTCDateTime
-
         insert = insert.bindparams(
             bindparam("household_id", type_=Uuid()),
             bindparam("inputs", type_=JSON()),

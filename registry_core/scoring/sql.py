@@ -19,6 +19,8 @@ in Python (``evaluate``). Constants are validated numbers and names (``definitio
 as literals; every string from the definition is a bound parameter.
 """
 
+# ruff: noqa: S608 - the statement is assembled from validated names and numeric literals;
+# every string of a definition is a bound parameter (see the module docstring).
 from __future__ import annotations
 
 import uuid
@@ -176,7 +178,8 @@ def _variables_sql(
             person_join = (
                 f" LEFT JOIN (SELECT s.household_id, s.person_id, {', '.join(person_columns)}"
                 " FROM socio_economic_attributes s WHERE s.person_id IS NOT NULL"
-                f" AND ({' OR '.join(person_conditions)}){person_only} GROUP BY s.household_id, s.person_id) pa"
+                f" AND ({' OR '.join(person_conditions)}){person_only}"
+                " GROUP BY s.household_id, s.person_id) pa"
                 " ON pa.person_id = ms.person_id AND pa.household_id = ms.household_id"
             )
         joins.append(

@@ -114,15 +114,16 @@ def household(rng: random.Random) -> dict:
                     "member_index": index,
                 }
             )
-    return {"admin_area_code": rng.choice(["R01-D01", "R02-D01"]), "members": members,
-            "attributes": attributes}
+    return {
+        "admin_area_code": rng.choice(["R01-D01", "R02-D01"]),
+        "members": members,
+        "attributes": attributes,
+    }
 
 
 def register(registry, count: int, seed: int = 7) -> list[str]:
     rng = random.Random(seed)
-    return [
-        registry.register_household(household(rng), SURVEY).record["id"] for _ in range(count)
-    ]
+    return [registry.register_household(household(rng), SURVEY).record["id"] for _ in range(count)]
 
 
 def activate(registry, document=MODEL, code: str = "pmt") -> int:
@@ -279,9 +280,7 @@ def test_a_quota_keeps_the_poorest_households(registry):
     version = registry.scoring.add_rule_version("pilot", rule, "tester")["version"]
     registry.scoring.activate_rule("pilot", version)
     eligible = {e["household_id"] for e in eligibility_events(registry)}
-    ranked = sorted(
-        (row.score, h) for h, row in scores(registry).items() if row.score is not None
-    )
+    ranked = sorted((row.score, h) for h, row in scores(registry).items() if row.score is not None)
     assert eligible == {h for _, h in ranked[:3]}
 
 
@@ -305,7 +304,7 @@ def test_a_formula_model_is_scored_in_python_with_the_same_variables(registry):
 
 
 def test_uploads_are_refused_with_the_reason(registry):
-    with pytest.raises(InvalidRecord, match="formula.*not allowed"):
+    with pytest.raises(InvalidRecord, match=r"formula.*not allowed"):
         registry.scoring.add_model_version(
             "bad",
             {"variables": [{"name": "x", "source": "members"}], "formula": "exec(x)"},
