@@ -65,8 +65,9 @@ def build_worker(
     prefetch: int | None = None,
 ) -> Worker:
     """One worker of ``kind`` (relay, ingest, dispatch, crosscheck, scoring), not yet
-    running. ``middleware`` watches the consumers' handlings; ``connectors`` finds a running connector by name (the
-    ingest worker's verification requests); ``routes`` are the ingest routes."""
+    running. ``middleware`` watches the consumers' handlings; ``connectors`` finds a running
+    connector by name (the ingest worker's verification requests); ``routes`` are the ingest
+    routes."""
     factory = broker_factory(runtime.settings, kind)
     if kind == "relay":
         return RelayWorker(factory, runtime.sessions, batch_size=batch_size or 500)
