@@ -35,7 +35,7 @@ from jsonschema import Draft202012Validator
 
 from registry_core.errors import InvalidRecord
 from registry_core.scoring.expressions import Expression, ExpressionError, compile_expression
-from standards.validation import Violation
+from standards.validation import Violation, violation_of
 
 SOURCES = ("household_attribute", "members", "tax_income", "gis_layer")
 AGGREGATES = ("count", "sum", "min", "max", "avg")
@@ -217,16 +217,9 @@ class RuleDefinition:
 
 
 def _schema_errors(validator: Draft202012Validator, document: Any) -> None:
-    problems = [
-        Violation(
-            "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in e.absolute_path),
-            str(e.validator),
-            e.message[:300],
-        )
-        for e in sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
-    ]
-    if problems:
-        raise InvalidRecord(problems)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    if errors:
+        raise InvalidRecord([violation_of(e) for e in errors])
 
 
 def _refuse(path: str, rule: str, message: str) -> InvalidRecord:
