@@ -13,15 +13,17 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import JSON, Uuid, bindparam, delete, func, select, text
+from sqlalchemy import JSON, Uuid, bindparam, case, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from registry_core.db import UTCDateTime
@@ -37,7 +39,13 @@ from registry_core.scoring.definitions import (
 )
 from registry_core.scoring.evaluate import ScoreResult, score
 from registry_core.scoring.facts import raw_values
-from registry_core.scoring.sql import COLUMNS, rescore_statement, upsert_tail, variables_select
+from registry_core.scoring.sql import (
+    COLUMNS,
+    prepare_for_bulk,
+    rescore_statement,
+    upsert_tail,
+    variables_select,
+)
 from registry_core.scoring.tables import (
     EligibilityRule,
     HouseholdEligibility,
@@ -109,12 +117,29 @@ def _check_code(code: str, what: str) -> None:
         )
 
 
+@lru_cache(maxsize=128)
+def _parsed_model(document: str) -> ModelDefinition:
+    """A stored definition parsed once per process (checking and compiling it again for every
+    household the worker re-scores cost more than scoring it). Keyed by its JSON text:
+    versions are never edited, so the text names the definition."""
+    return parse_model(json.loads(document))
+
+
+@lru_cache(maxsize=128)
+def _parsed_rule(document: str, model: str) -> RuleDefinition:
+    return parse_rule(json.loads(document), _parsed_model(model))
+
+
+def stored_model(definition: Mapping[str, Any]) -> ModelDefinition:
+    return _parsed_model(json.dumps(definition, sort_keys=True))
+
+
 def active_models(session: Session, code: str | None = None) -> list[ActiveModel]:
     query = select(ScoringModel).where(ScoringModel.status == "active")
     if code is not None:
         query = query.where(ScoringModel.code == code)
     return [
-        ActiveModel(row.code, row.version, parse_model(row.definition))
+        ActiveModel(row.code, row.version, stored_model(row.definition))
         for row in session.scalars(query.order_by(ScoringModel.code))
     ]
 
@@ -125,21 +150,29 @@ def active_rules(session: Session, model_codes: Sequence[str]) -> list[eligibili
         EligibilityRule.status == "active", EligibilityRule.model_code.in_(list(model_codes))
     )
     for row in session.scalars(query.order_by(EligibilityRule.program_code)):
-        model = _model_definition(session, row.model_code)
-        rules.append(
-            eligibility.ActiveRule(row.program_code, row.version, parse_rule(row.definition, model))
+        model = _model_row(session, row.model_code)
+        if model is None:
+            continue  # refused at upload; a model cannot be deleted
+        rule = _parsed_rule(
+            json.dumps(row.definition, sort_keys=True), json.dumps(model.definition, sort_keys=True)
         )
+        rules.append(eligibility.ActiveRule(row.program_code, row.version, rule))
     return rules
 
 
-def _model_definition(session: Session, code: str) -> ModelDefinition | None:
-    row = session.scalar(
+def _model_row(session: Session, code: str) -> ScoringModel | None:
+    """The model version a rule decides with: the active one, else the newest."""
+    return session.scalar(
         select(ScoringModel)
         .where(ScoringModel.code == code)
-        .order_by((ScoringModel.status == "active").desc(), ScoringModel.version.desc())
+        .order_by(case((ScoringModel.status == "active", 0), else_=1), ScoringModel.version.desc())
         .limit(1)
     )
-    return parse_model(row.definition) if row is not None else None
+
+
+def _model_definition(session: Session, code: str) -> ModelDefinition | None:
+    row = _model_row(session, code)
+    return stored_model(row.definition) if row is not None else None
 
 
 def _valid_on(model: ModelDefinition, day: date) -> bool:
@@ -314,6 +347,7 @@ class Scoring:
                 ),
             )
         )
+        prepare_for_bulk(session, dialect)
         if active.model.linear:
             statement = rescore_statement(
                 active.model, active.code, active.version, dialect, day, utcnow()

@@ -262,6 +262,17 @@ def score_select(
     return Compiled(params.bind(_score_sql(model, dialect, inner)))
 
 
+# Memory for the re-score's hash aggregates and joins, for this transaction only: with the
+# server's default (often 4 MB) PostgreSQL sorts the facts on disk instead.
+BULK_WORK_MEM = "256MB"
+
+
+def prepare_for_bulk(connection: Any, dialect: str) -> None:
+    """Settings of the re-scoring transaction (``connection``: a Session or Connection)."""
+    if dialect == "postgresql":
+        connection.execute(text(f"SET LOCAL work_mem = '{BULK_WORK_MEM}'"))
+
+
 def _changed(dialect: str, column: str) -> str:
     operator = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     return f"household_scores.{column} {operator} excluded.{column}"
