@@ -104,8 +104,8 @@ class HouseholdScore(Base):
     previous_score: Mapped[float | None] = mapped_column(Float)
     previous_contributions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
-
-    __table_args__ = (Index("ix_household_scores_model_score", "model_code", "score"),)
+    # No index beyond the key: reads are by household (the key), reports scan one model's
+    # rows whole, and a second index made the set-based re-score a quarter slower.
 
 
 class HouseholdEligibility(Base):
