@@ -77,7 +77,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("household_id", "model_code", name=op.f("pk_household_scores")),
     )
-    op.create_index("ix_household_scores_model_score", "household_scores", ["model_code", "score"])
     op.create_table(
         "household_eligibility",
         sa.Column("household_id", sa.Uuid(), nullable=False),
