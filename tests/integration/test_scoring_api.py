@@ -12,6 +12,7 @@ from hub.api import create_app
 from hub.auth.tokens import issue_token
 from hub.settings import load_settings
 from registry_core.queries import HouseholdQueries
+from registry_core.service import Source
 from standards.dci.query import parse_query
 
 PROBLEM = "application/problem+json"
@@ -158,3 +159,43 @@ def test_dci_search_answers_the_active_models_score(api):
     assert named.search(below)[1] == 0
     (partner,), _ = named.search(parse_query("expression", {"poverty_score": {"$gt": 50}}))
     assert partner.poverty_score == pytest.approx(99.0)
+
+
+def subscription(code: str) -> dict:
+    return {
+        "code": code,
+        "event_types": ["household.*"],
+        "channel": "webhook",
+        "target": "http://127.0.0.1:9/hook",
+        "purpose": "cash_transfer",
+    }
+
+
+def test_an_eligibility_change_reaches_only_its_program_under_consent(api):
+    admin = api.auth("admin")
+    runtime = api.application.extensions["srhub_runtime"]
+    cash, food = api.auth("program", program="cash"), api.auth("program", program="food")
+    for code, headers in (("cash-h", cash), ("food-h", food)):
+        created = api.post("/api/v1/subscriptions", json=subscription(code), headers=headers)
+        assert created.status_code == 201, created.json
+    household = api.post("/api/v1/households", json=HOUSEHOLD, headers=admin).json
+    api.post("/api/v1/scoring/models/pmt/versions", json=MODEL, headers=admin)
+    api.post("/api/v1/scoring/models/pmt/versions/1/activate", headers=admin)
+    api.post("/api/v1/programs/cash/eligibility-rules", json=RULE, headers=admin)
+    api.post("/api/v1/programs/cash/eligibility-rules/1/activate", headers=admin)
+
+    def eligibility(headers: dict) -> list[dict]:
+        page = api.get("/api/v1/events?after=0&limit=200", headers=headers).json
+        return [e for e in page["events"] if e["type"].endswith("household.eligibility_changed")]
+
+    assert eligibility(food) == []  # another program's decision
+    (anonymous,) = eligibility(cash)
+    assert anonymous["srpersonal"] is False
+    assert set(anonymous["data"]) == {"admin_area_code", "subject_ref", "personal_data"}
+    runtime.registry.grant_consent(
+        "cash", "cash_transfer", "paper", Source("registry_staff"), household_id=household["id"]
+    )
+    (personal,) = eligibility(cash)
+    assert personal["srpersonal"] is True
+    assert personal["data"]["household_id"] == household["id"]
+    assert personal["data"]["eligible"] is True and personal["data"]["program_code"] == "cash"
