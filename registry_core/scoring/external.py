@@ -41,6 +41,8 @@ def record_external_score(
     session.flush()
     events: list[str] = []
     for rule in active_rules(session, [model]):
+        if rule.rule.quota is not None:
+            continue  # a ranking over every household: decided by full runs only
         report = eligibility.recompute(session, rule, now, [household_id])
         events.extend(["household.eligibility_changed"] * report.changed)
     return events

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 import uuid
@@ -27,7 +28,7 @@ from sqlalchemy import JSON, Uuid, bindparam, case, delete, func, select, text
 from sqlalchemy.orm import Session
 
 from registry_core.db import UTCDateTime
-from registry_core.errors import BusinessRuleViolation, NotFound
+from registry_core.errors import BusinessRuleViolation, InvalidRecord, NotFound
 from registry_core.models import Household
 from registry_core.scoring import eligibility
 from registry_core.scoring.definitions import (
@@ -54,6 +55,8 @@ from registry_core.scoring.tables import (
 )
 from registry_core.services.base import Workspace
 from standards.timeutil import iso, rfc3339, utcnow
+
+log = logging.getLogger(__name__)
 
 PYTHON_WRITE_BATCH = 2000
 
@@ -153,9 +156,23 @@ def active_rules(session: Session, model_codes: Sequence[str]) -> list[eligibili
         model = _model_row(session, row.model_code)
         if model is None:
             continue  # refused at upload; a model cannot be deleted
-        rule = _parsed_rule(
-            json.dumps(row.definition, sort_keys=True), json.dumps(model.definition, sort_keys=True)
-        )
+        try:
+            rule = _parsed_rule(
+                json.dumps(row.definition, sort_keys=True),
+                json.dumps(model.definition, sort_keys=True),
+            )
+        except InvalidRecord as exc:
+            # A newer model version dropped a variable the rule reads: the program's decisions
+            # stay as they are until a rule version that fits is activated.
+            log.warning(
+                "eligibility rule of %s v%s does not fit model %s v%s, not applied: %s",
+                row.program_code,
+                row.version,
+                model.code,
+                model.version,
+                exc,
+            )
+            continue
         rules.append(eligibility.ActiveRule(row.program_code, row.version, rule))
     return rules
 
@@ -406,6 +423,8 @@ class Scoring:
             session.flush()
             changed = 0
             for rule in active_rules(session, [m.code for m in models]):
+                if rule.rule.quota is not None:
+                    continue  # a ranking over every household: decided by full runs only
                 changed += eligibility.recompute(session, rule, now, [key]).changed
             return changed
 

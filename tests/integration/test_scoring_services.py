@@ -314,3 +314,53 @@ def test_uploads_are_refused_with_the_reason(registry):
         registry.scoring.add_rule_version("cct", {"model_code": "nothing"}, "tester")
     with pytest.raises(NotFound):
         registry.scoring.activate_model("pmt", 9)
+
+
+def test_a_rule_that_no_longer_fits_the_model_is_skipped_and_decisions_stay(registry):
+    ids = register(registry, 12, seed=19)
+    for household_id in ids:
+        registry.record_attributes(
+            household_id, [{"domain": "dwelling", "name": "rooms", "value": 1}], SURVEY
+        )
+    activate(registry)
+    registry.scoring.rescore_all(as_of=AS_OF)
+    version = registry.scoring.add_rule_version("cct", RULE, "tester")["version"]
+    registry.scoring.activate_rule("cct", version)
+    before = len(eligibility_events(registry))
+    without_children = {
+        **MODEL,
+        "variables": [v for v in MODEL["variables"] if v["name"] != "children"],
+        "weights": {k: v for k, v in MODEL["weights"].items() if k != "children"},
+    }
+    activate(registry, without_children)
+    report = registry.scoring.rescore_all(as_of=AS_OF)
+    assert report.scored["pmt"] == 12 and report.eligibility == []  # cct skipped, not failed
+    assert len(eligibility_events(registry)) == before
+    assert registry.scoring.rescore_household(ids[0], as_of=AS_OF) == 0
+
+
+def test_one_household_at_a_time_leaves_a_quota_to_the_full_runs(registry):
+    ids = register(registry, 6, seed=23)
+    for household_id in ids:
+        registry.record_attributes(
+            household_id, [{"domain": "dwelling", "name": "rooms", "value": 2}], SURVEY
+        )
+    activate(registry)
+    registry.scoring.rescore_all(as_of=AS_OF)
+    rule = {"model_code": "pmt", "quota": {"max_households": 2}}
+    version = registry.scoring.add_rule_version("pilot", rule, "t")["version"]
+    registry.scoring.activate_rule("pilot", version)
+
+    def eligible() -> set[str]:
+        return {
+            h for h in ids if registry.scoring.household_policy(h)["eligibility"][0]["eligible"]
+        }
+
+    first = eligible()
+    outsider = next(h for h in ids if h not in first)
+    for index in range(6):  # six young children: the lowest score of all
+        registry.add_member(outsider, member(f"Kid{index}", "male", "2024-01-01", "child"), SURVEY)
+    registry.scoring.rescore_household(outsider, as_of=AS_OF)
+    assert eligible() == first  # the ranking waits for a full run
+    registry.scoring.rescore_all(as_of=AS_OF)
+    assert outsider in eligible() and len(eligible()) == 2
