@@ -27,6 +27,7 @@ from hub.api.problems import BadRequest
 from hub.api.requests import json_object
 from hub.auth.flask_auth import current_principal, require_program, requires
 from hub.auth.roles import Role
+from registry_core.errors import BusinessRuleViolation
 
 bp = Blueprint("scoring", __name__, url_prefix="/api/v1")
 
@@ -83,7 +84,10 @@ def activate_model(code: str, version: int) -> Response:
     scoring = hub_registry().scoring
     view = scoring.activate_model(_code(code, "model code"), version)
     if rescore:
-        view["rescore"] = scoring.rescore_all(code).as_dict()
+        try:
+            view["rescore"] = scoring.rescore_all(code).as_dict()
+        except BusinessRuleViolation as exc:  # e.g. valid from a later date: active, not used
+            view["rescore_skipped"] = str(exc)
     return jsonify(view)
 
 

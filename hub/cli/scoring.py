@@ -47,6 +47,15 @@ def _refused(exc: Exception) -> CommandError:
     return CommandError(str(exc))
 
 
+def _rescore_after_activation(scoring_: Any, code: str) -> None:
+    """Re-score under the version just activated; one valid only from a later date stays
+    active without scoring (said, not an error: the activation is done)."""
+    try:
+        _echo(scoring_.rescore_all(code).as_dict())
+    except BusinessRuleViolation as exc:
+        click.echo(f"not re-scored: {exc}")
+
+
 @scoring.command("models")
 def models_command() -> None:
     """List every model version: code, version, state, form."""
@@ -68,7 +77,7 @@ def upload_command(code: str, path: Path, activate: bool) -> None:
             click.echo(f"stored {code} version {view['version']}")
             if activate:
                 scoring_.activate_model(code, view["version"])
-                _echo(scoring_.rescore_all(code).as_dict())
+                _rescore_after_activation(scoring_, code)
         except (InvalidRecord, NotFound, BusinessRuleViolation) as exc:
             raise _refused(exc) from None
 
@@ -85,7 +94,7 @@ def activate_command(code: str, version: int, no_rescore: bool) -> None:
             scoring_.activate_model(code, version)
             click.echo(f"{code} version {version} is active")
             if not no_rescore:
-                _echo(scoring_.rescore_all(code).as_dict())
+                _rescore_after_activation(scoring_, code)
         except (InvalidRecord, NotFound, BusinessRuleViolation) as exc:
             raise _refused(exc) from None
 

@@ -199,3 +199,18 @@ def test_an_eligibility_change_reaches_only_its_program_under_consent(api):
     assert personal["srpersonal"] is True
     assert personal["data"]["household_id"] == household["id"]
     assert personal["data"]["eligible"] is True and personal["data"]["program_code"] == "cash"
+
+
+def test_a_version_valid_later_is_activated_without_scoring(api):
+    admin = api.auth("admin")
+    api.post("/api/v1/households", json=HOUSEHOLD, headers=admin)
+    later = {**MODEL, "valid_from": "2999-01-01"}
+    created = api.post("/api/v1/scoring/models/pmt/versions", json=later, headers=admin)
+    assert created.status_code == 201
+    activated = api.post("/api/v1/scoring/models/pmt/versions/1/activate", headers=admin)
+    assert activated.status_code == 200 and activated.json["status"] == "active"
+    assert "not valid" in activated.json["rescore_skipped"] and "rescore" not in activated.json
+    expired = {**MODEL, "valid_from": "2000-01-01", "valid_to": "2001-01-01"}
+    api.post("/api/v1/scoring/models/pmt/versions", json=expired, headers=admin)
+    refused = api.post("/api/v1/scoring/models/pmt/versions/2/activate", headers=admin)
+    assert refused.status_code == 422 and "valid until 2001-01-01" in refused.json["detail"]
