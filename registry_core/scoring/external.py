@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from registry_core.scoring import eligibility
-from registry_core.scoring.service import active_rules
+from registry_core.scoring.active import active_rules
 from registry_core.scoring.tables import HouseholdScore
 from standards.timeutil import utcnow
 
