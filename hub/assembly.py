@@ -5,8 +5,8 @@ and the monitoring middleware.
 (``ingest_handlers``, ``dispatch_handlers``) and the relay worker; ``hub.monitoring`` offers one
 middleware. This module is where they meet, for every way the hub runs:
 
-- ``srhub worker relay|ingest|dispatch|crosscheck|quality`` (``run_worker_process``): one worker in
-  this process, with its own ``HubRuntime`` and, for ingest, the message log and metrics;
+- ``srhub worker relay|ingest|dispatch|crosscheck|quality|scoring`` (``run_worker_process``): one
+  worker in this process, with its own ``HubRuntime`` and, for ingest, the message log and metrics;
 - ``srhub run`` (``hub.embedded_services``): all of them as threads (``start_workers``), sharing
   the API's runtime, its monitoring middleware and its connector host;
 - ``srhub monitoring prune`` and the monitoring thread: every package's retention job
@@ -36,6 +36,7 @@ from hub.pipeline.routes import Route, connector_tables, routes_for
 from hub.pipeline.verification import ConnectorLookup, no_connector
 from hub.quality.handlers import quality_handlers
 from hub.runtime import HubRuntime, recertification_policy
+from hub.scoring.handlers import scoring_handlers
 from hub.settings import Settings
 from hub.subscriptions import retention as delivery_retention
 from hub.workers import idempotency
@@ -44,14 +45,21 @@ from hub.workers.retention import RetentionJob
 from hub.workers.runtime import ConsumerRuntime
 from hub.workers.service import Worker, WorkerGroup, broker_factory, run_until_signalled
 from hub.workers.status import WorkerStatus
-from hub.workers.topology import CROSSCHECK_QUEUE, DISPATCH_QUEUE, INGEST_QUEUE, QUALITY_QUEUE
+from hub.workers.topology import (
+    CROSSCHECK_QUEUE,
+    DISPATCH_QUEUE,
+    INGEST_QUEUE,
+    QUALITY_QUEUE,
+    SCORING_QUEUE,
+)
 from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 
 # crosscheck: registrations -> national ID verification requests, by policy (hub.crosscheck)
 # quality: household and person changes -> data-quality issues re-checked (hub.quality)
-WORKER_KINDS = ("relay", "ingest", "dispatch", "crosscheck", "quality")
+# scoring: household events -> its scores and program eligibility again (hub.scoring)
+WORKER_KINDS = ("relay", "ingest", "dispatch", "crosscheck", "quality", "scoring")
 
 
 def build_worker(
@@ -64,7 +72,7 @@ def build_worker(
     batch_size: int | None = None,
     prefetch: int | None = None,
 ) -> Worker:
-    """One worker of ``kind`` (relay, ingest, dispatch, crosscheck, quality), not yet
+    """One worker of ``kind`` (relay, ingest, dispatch, crosscheck, quality, scoring), not yet
     running. ``middleware`` watches the consumers' handlings; ``connectors`` finds a running
     connector by name (the ingest worker's verification requests); ``routes`` are the ingest
     routes."""
@@ -99,6 +107,9 @@ def build_worker(
     elif kind == "quality":
         handlers = quality_handlers(runtime)
         queue = QUALITY_QUEUE
+    elif kind == "scoring":
+        handlers = scoring_handlers(runtime)
+        queue = SCORING_QUEUE
     else:
         raise ValueError(f"unknown worker kind {kind!r}; use one of {', '.join(WORKER_KINDS)}")
     return ConsumerRuntime(

@@ -30,6 +30,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # these so that the metadata is complete.
 MODEL_MODULES: tuple[str, ...] = (
     "registry_core.models",
+    "registry_core.scoring.tables",
     "hub.auth.tables",
     "hub.workers.idempotency",
     "hub.broker.embedded_tables",

@@ -85,10 +85,10 @@ def start_workers_for(
     middleware: Any = None,
     connector_configs: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Run relay, ingest, dispatch, crosscheck and quality as threads of this process, sharing its
-    runtime (keys, engine), its monitoring ``middleware`` and the connectors ``app`` hosts; the
-    ingest routes are those of ``connector_configs`` (every configured instance of each
-    kind)."""
+    """Run relay, ingest, dispatch, crosscheck, quality and scoring as threads of this process,
+    sharing its runtime (keys, engine), its monitoring ``middleware`` and the connectors
+    ``app`` hosts; the ingest routes are those of ``connector_configs`` (every configured
+    instance of each kind)."""
     from hub.assembly import start_workers
     from hub.pipeline.routes import routes_for
     from hub.pipeline.verification import no_connector
@@ -104,8 +104,8 @@ def start_workers_for(
     deliveries = start_delivery_workers(settings, runtime)
     stack.callback(deliveries.stop)
     click.echo(
-        "srhub: workers relay, ingest, dispatch, crosscheck, quality and subscription delivery"
-        " running"
+        "srhub: workers relay, ingest, dispatch, crosscheck, quality, scoring and subscription"
+        " delivery running"
     )
     return group
 

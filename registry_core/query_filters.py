@@ -10,9 +10,10 @@ backends. Attributes are of three kinds:
 - identifier types (``UIN``, ``BRN`` ...): exact match through the keyed look-up hash, so no
   identifier is ever compared in clear. Only ``eq`` and ``in`` make sense for them.
 
-``poverty_score`` is the newest eligibility score of the household (of one model if the
-caller names it). A compiler scoped to a consent sees only the members that consent covers,
-so member and identifier criteria cannot reveal anyone else.
+``poverty_score`` is the household's current score (``household_scores``): of the model the
+DCI settings name, else of a model with an active version, else the newest. A compiler
+scoped to a consent sees only the members that consent covers, so member and identifier
+criteria cannot reveal anyone else.
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import ColumnElement, and_, exists, false, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, select
 
 from registry_core.consent import ConsentScope, member_covered
 from registry_core.crypto import IdentifierCipher
-from registry_core.models import EligibilityScore, Household, Identifier, Membership, Person
+from registry_core.models import Household, Identifier, Membership, Person
+from registry_core.scoring.tables import HouseholdScore, ScoringModel
 from standards.dci import codes
 from standards.dci.query import And, Cmp, IdMatch, Node, Not, Or, QueryError
 from standards.timeutil import utcnow
@@ -139,18 +141,30 @@ class FilterCompiler:
         return current
 
     def score(self) -> Any:
-        return self._newest_score(EligibilityScore.score)
+        return self._current_score(HouseholdScore.score)
 
     def score_type(self) -> Any:
-        return self._newest_score(EligibilityScore.model)
+        return self._current_score(HouseholdScore.model_code)
 
-    def _newest_score(self, column: Any) -> Any:
-        """``column`` of the household's newest eligibility score (of our model, if one is set)."""
-        query = select(column).where(EligibilityScore.household_id == Household.id)
+    def _current_score(self, column: Any) -> Any:
+        """``column`` of the household's current score: of our model if one is set, else of
+        a model with an active version first (``registry_core.scoring``), newest first."""
+        query = select(column).where(
+            HouseholdScore.household_id == Household.id, HouseholdScore.score.is_not(None)
+        )
         if self.score_model:
-            query = query.where(EligibilityScore.model == self.score_model)
+            query = query.where(HouseholdScore.model_code == self.score_model)
+        active = exists(
+            select(ScoringModel.id).where(
+                ScoringModel.code == HouseholdScore.model_code, ScoringModel.status == "active"
+            )
+        )
         return (
-            query.order_by(EligibilityScore.computed_at.desc(), EligibilityScore.id)
+            query.order_by(
+                case((active, 0), else_=1),
+                HouseholdScore.computed_at.desc(),
+                HouseholdScore.model_code,
+            )
             .limit(1)
             .correlate(Household)
             .scalar_subquery()

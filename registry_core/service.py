@@ -11,7 +11,8 @@ each method hands the call to the use case that owns it (``registry_core/service
 - ``reviews`` — resolving who a record is about, and the review queue;
 - ``merges`` — deciding duplicate pairs (merge, keep apart), undoing merges;
 - ``reads`` — records, pages, provenance, the outbox;
-- ``recertification`` — when households are due again, the periodic round, the lists.
+- ``recertification`` — when households are due again, the periodic round, the lists;
+- ``scoring`` — scoring models, program eligibility rules, re-scoring (``registry_core.scoring``).
 
 Each write is one transaction (``services.base.Workspace``): it validates its input against
 the canonical schema, applies the change through field provenance and source precedence, and
@@ -36,6 +37,7 @@ from registry_core.models import OutboxEvent
 from registry_core.precedence import SourcePrecedence
 from registry_core.recertification import RecertificationPolicy
 from registry_core.resolution import Resolution
+from registry_core.scoring.service import Scoring
 from registry_core.services.attributes import Attributes
 from registry_core.services.base import ChangeResult, Source, Workspace
 from registry_core.services.consents import Consents
@@ -88,6 +90,7 @@ class Registry:
         self._merges = Merges(ws)
         self._reads = Reads(ws)
         self._recertifications = Recertifications(ws)
+        self._scoring = Scoring(ws)
 
     def within(self, session: Session) -> Registry:
         """The same services, working inside the caller's open transaction.
@@ -99,6 +102,12 @@ class Registry:
         bound = Registry.__new__(Registry)
         bound._open(self._ws.within(session))
         return bound
+
+    @property
+    def scoring(self) -> Scoring:
+        """Scoring models, eligibility rules, re-scoring and the household's policy results
+        (``registry_core.scoring.service.Scoring``; in a caller's transaction under ``within``)."""
+        return self._scoring
 
     # ------------------------------------------------------------------ identity
 

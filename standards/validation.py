@@ -146,6 +146,12 @@ def _path(error: ValidationError) -> str:
     return str(error.json_path)
 
 
+def violation_of(error: ValidationError) -> Violation:
+    """One jsonschema error as a Violation (path, keyword, a message that never echoes the
+    value), for callers that check against a schema of their own."""
+    return Violation(_path(error), str(error.validator), _message(error))
+
+
 def violations(name: str, instance: Any, *, writing: bool = False) -> list[Violation]:
     """Every violation of schema ``name`` by ``instance``, sorted by path.
 

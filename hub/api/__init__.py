@@ -35,6 +35,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.quality:bp",
     "hub.ui.quality_views:bp",
     "hub.api.duplicates:bp",
+    "hub.api.scoring:bp",
 )
 
 

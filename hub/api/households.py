@@ -24,6 +24,9 @@ bp = Blueprint("households", __name__, url_prefix="/api/v1/households")
 
 READERS = (Role.admin, Role.registry_staff, Role.field_worker, Role.supervisor, Role.auditor)
 WRITERS = (Role.admin, Role.registry_staff, Role.field_worker)
+# Who sees a household's scores and eligibility (docs/policy.md): not field workers, whose
+# answers feed the score.
+POLICY_READERS = (Role.admin, Role.registry_staff, Role.auditor)
 
 
 def _with_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -37,6 +40,8 @@ def _with_checks(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _with_etag(record: dict[str, Any], status: int = 200) -> Response:
     _with_checks([record])
+    if current_principal().has_any(POLICY_READERS):
+        record["policy"] = hub_registry().scoring.household_policy(record["id"])
     response = jsonify(shape_household(record))
     response.status_code = status
     response.headers["ETag"] = f'"{record["version"]}"'

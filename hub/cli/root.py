@@ -29,6 +29,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "monitoring": "hub.cli.monitoring:monitoring",
     "subscriptions": "hub.cli.subscriptions:subscriptions",
     "quality": "hub.cli.quality:quality",
+    "scoring": "hub.cli.scoring:scoring",
 }
 
 

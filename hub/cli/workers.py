@@ -1,4 +1,4 @@
-"""``srhub worker relay|ingest|dispatch|crosscheck|quality``: one worker per process, for scale-out.
+"""``srhub worker relay|ingest|dispatch|crosscheck|quality|scoring``: one worker per process.
 
 Start as many ``ingest`` and ``dispatch`` processes as the load needs: they compete for the
 same queues. Relays may run several at once too (they do not double-publish in the normal
@@ -48,8 +48,8 @@ def _run(kind: str, batch_size: int | None, prefetch: int | None = None) -> None
 
 @click.group()
 def worker() -> None:
-    """Run one pipeline worker in this process (relay, ingest, dispatch, crosscheck or
-    quality)."""
+    """Run one pipeline worker in this process (relay, ingest, dispatch, crosscheck, quality
+    or scoring)."""
 
 
 @worker.command()
@@ -109,3 +109,11 @@ def crosscheck(batch_size: int | None, prefetch: int | None) -> None:
 def quality(batch_size: int | None, prefetch: int | None) -> None:
     """Consume sr.quality: re-check changed households and persons for data-quality issues."""
     _run("quality", batch_size, prefetch)
+
+
+@worker.command()
+@_batch
+@_prefetch
+def scoring(batch_size: int | None, prefetch: int | None) -> None:
+    """Consume sr.scoring: re-score households after their events, decide eligibility."""
+    _run("scoring", batch_size, prefetch)

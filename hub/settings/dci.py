@@ -33,7 +33,7 @@ class DciSettings(Section):
     callback_timeout_seconds: float = positive(10.0)
     callback_attempts: int = positive(3)
     signing_key_file: str = ""  # empty: <data_dir>/dci-signing-key.pem
-    score_model: str = ""  # eligibility model reported as poverty_score; empty: newest
+    score_model: str = ""  # scoring model reported as poverty_score; empty: an active one
     # How long a process trusts what it read of a sender's keys: a key an operator registers
     # or revokes takes effect within this time.
     key_cache_seconds: float = positive(5.0)

@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.broker.base import Message
-from hub.subscriptions.matching import subscription_matches
+from hub.subscriptions.matching import program_matches, subscription_matches
 from hub.subscriptions.tables import Subscription
 from registry_core.consent import consent_purposes
 from registry_core.crypto import IdentifierCipher
@@ -187,7 +187,7 @@ class Fanout:
         for subscription in subscriptions:
             if not subscription_matches(
                 subscription.event_types, subscription.filters or {}, routing_key, event.get("data")
-            ):
+            ) or not program_matches(subscription.program_code, routing_key, event.get("data")):
                 continue
             built = self.content(session, subscription, event, sequence)
             if built is None:

@@ -1,4 +1,5 @@
-"""Which subscriptions an event goes to: event-type patterns and the area filter.
+"""Which subscriptions an event goes to: event-type patterns, the area filter, and the
+program an eligibility decision belongs to.
 
 Event-type patterns use the broker's topic rules (``*`` one word, ``#`` any number), so a
 subscription reads like the AMQP binding an AMQP subscriber would write. The area filter is a
@@ -35,6 +36,19 @@ def area_matches(filters: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
     if not isinstance(area, str) or not area:
         return False
     return any(area.startswith(prefix) for prefix in prefixes)
+
+
+# Events about one program's decision go to that program's subscriptions only: a program
+# learns nothing of its households' standing in other programs.
+PROGRAM_EVENTS = frozenset({"household.eligibility_changed"})
+
+
+def program_matches(program_code: str | None, routing_key: str, data: Any) -> bool:
+    """False for a program-specific event (``PROGRAM_EVENTS``) of another program."""
+    if routing_key not in PROGRAM_EVENTS:
+        return True
+    owner = data.get("program_code") if isinstance(data, Mapping) else None
+    return owner is not None and owner == program_code
 
 
 def subscription_matches(

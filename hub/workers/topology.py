@@ -22,6 +22,16 @@ CROSSCHECK_EVENTS = (
     "person.verification_failed",
 )
 
+QUEUE_SCORING = "sr.scoring"
+# What the scoring worker reads (hub.scoring): the household events after which its scores
+# and eligibility may change. Never its own household.eligibility_changed.
+SCORING_EVENTS = (
+    "household.created",
+    "household.updated",
+    "household.member_added",
+    "household.member_removed",
+)
+
 INGEST_QUEUE = QueueSpec(name=QUEUE_INGEST, bindings=[(EXCHANGE_INBOUND, "#")])
 DISPATCH_QUEUE = QueueSpec(name=QUEUE_DISPATCH, bindings=[(EXCHANGE_EVENTS, "#")])
 
@@ -36,10 +46,14 @@ QUALITY_EVENTS = ("household.#", "person.#")
 QUALITY_QUEUE = QueueSpec(
     name=QUEUE_QUALITY, bindings=[(EXCHANGE_EVENTS, key) for key in QUALITY_EVENTS]
 )
+SCORING_QUEUE = QueueSpec(
+    name=QUEUE_SCORING, bindings=[(EXCHANGE_EVENTS, key) for key in SCORING_EVENTS]
+)
 
 WORKER_QUEUES: tuple[QueueSpec, ...] = (
     INGEST_QUEUE,
     DISPATCH_QUEUE,
     CROSSCHECK_QUEUE,
     QUALITY_QUEUE,
+    SCORING_QUEUE,
 )

@@ -3,8 +3,9 @@
 Facts (income, dwelling, assets) are rows keyed by household, member, domain, name, period
 and source, so a new survey question needs no migration and two sources' incomes stand side
 by side. A fact whose value did not change emits nothing; one that did is listed in
-``household.updated`` as ``attributes.<domain>.<name>``. A new eligibility score that differs
-from the model's last one emits ``household.eligibility_changed``.
+``household.updated`` as ``attributes.<domain>.<name>``. A score recorded from outside (not
+computed by a scoring model, ``registry_core.scoring``) becomes the household's current score of
+that model; programs deciding on it are decided again.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from registry_core.models import (
 )
 from registry_core.records import household_record
 from registry_core.services.base import (
-    REGISTRY_SOURCE,
     ChangeResult,
     Source,
     Workspace,
@@ -34,7 +34,6 @@ from registry_core.services.base import (
     household_by_id,
     person_by_id,
 )
-from registry_core.services.events import EligibilityChanged, emit
 from registry_core.services.membership import household_updated
 from standards.validation import Violation, validate
 
@@ -177,7 +176,12 @@ class Attributes:
         score: float,
         inputs: Mapping[str, Any],
     ) -> ChangeResult:
-        """Store a new score; emits ``household.eligibility_changed`` when it differs."""
+        """Store a score computed outside the registry (kept in ``eligibility_scores`` when it
+        differs from the model's last one, and as the household's current score of ``model``,
+        without a model version); programs whose rule uses ``model`` are decided again and
+        ``household.eligibility_changed`` is written for each whose verdict changed."""
+        from registry_core.scoring.external import record_external_score
+
         with self._ws.transaction() as session:
             household = household_by_id(session, household_id)
             previous = session.scalar(
@@ -188,20 +192,12 @@ class Attributes:
                 .order_by(EligibilityScore.computed_at.desc())
                 .limit(1)
             )
-            events = []
+            events: list[str] = []
             if previous is None or previous.score != score:
                 session.add(
                     EligibilityScore(
                         household_id=household.id, model=model, score=score, inputs=dict(inputs)
                     )
                 )
-                event = EligibilityChanged(
-                    household_id=household.id,
-                    model=model,
-                    score=score,
-                    previous_score=previous.score if previous else None,
-                    admin_area_code=household.admin_area_code,
-                    source=REGISTRY_SOURCE,
-                )
-                events.append(emit(session, event))
+                events = record_external_score(session, household.id, model, score, inputs)
             return ChangeResult(household_record(session, household, self._ws.cipher), events)

@@ -152,12 +152,20 @@ class MemberRemoved(EventPayload):
 
 @dataclass(frozen=True, kw_only=True)
 class EligibilityChanged(EventPayload):
+    """A household's eligibility for one program flipped (or was decided eligible the first
+    time); written only on change (``registry_core.scoring.eligibility``)."""
+
     TYPE: ClassVar[str] = "household.eligibility_changed"
     SUBJECT: ClassVar[tuple[str, str]] = ("household", "household_id")
 
     household_id: uuid.UUID
+    program_code: str
+    eligible: bool
+    previous_eligible: bool | None  # None: never decided before
+    rule_version: int
     model: str
-    score: float
+    model_version: int | None  # None: a score recorded from outside the registry
+    score: float | None  # None: not scorable
     previous_score: float | None
     admin_area_code: str | None
     source: Source

@@ -82,6 +82,13 @@ PER_TYPE: dict[str, dict[str, Any]] = {
     "household.updated": {"reason": "head_died"},
     "household.member_added": {"reason": "birth"},
     "household.member_removed": {"reason": "death"},
+    "household.eligibility_changed": {
+        "program_code": "cct-01",
+        "eligible": True,
+        "previous_eligible": None,
+        "rule_version": 2,
+        "model_version": 3,
+    },
     "person.verification_failed": {"reason": "the birth date differs"},
 }
 

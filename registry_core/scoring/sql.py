@@ -1,0 +1,324 @@
+"""A model's variables and linear score as one set-based SQL statement.
+
+Why SQL: re-scoring the whole registry after a new model version must take seconds, not an
+evening. The database reads each fact table once (one scan, one hash aggregate per table:
+facts of the household, facts of each member, members with their ages and sex), joins the
+aggregates to the households, and computes every score in the same statement; nothing crosses
+to Python. The rules are those of ``evaluate`` and ``facts`` (the tests hold them together):
+
+- a fact's JSON value becomes a number (numbers, true/false as 1/0, strings through the
+  variable's ``value_map``), written per dialect (``json_typeof``/``#>>`` on PostgreSQL,
+  ``json_type``/``json_extract`` on SQLite);
+- a missing value is the variable's default (``COALESCE``) or makes the score NULL and the
+  household not scorable.
+
+``score_select`` is the read-only form (a simulation can aggregate over it without writing);
+``rescore_statement`` wraps it in an upsert into ``household_scores`` that keeps the previous
+score and contributions when the score changed. Only linear models compile: a CEL formula runs
+in Python (``evaluate``). Constants are validated numbers and names (``definitions``) written
+as literals; every string from the definition is a bound parameter.
+"""
+
+# ruff: noqa: S608 - the statement is assembled from validated names and numeric literals;
+# every string of a definition is a bound parameter (see the module docstring).
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Date, TextClause, Uuid, bindparam, text
+
+from registry_core.db import UTCDateTime
+from registry_core.scoring.definitions import ModelDefinition, Variable
+from registry_core.scoring.facts import age_bounds
+
+
+@dataclass
+class _Params:
+    """Bound parameters collected while the statement is written."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    types: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, value: Any, type_: Any = None) -> str:
+        name = f"p{len(self.values)}"
+        self.values[name] = value
+        if type_ is not None:
+            self.types[name] = type_
+        return f":{name}"
+
+    def bind(self, sql: str) -> TextClause:
+        return text(sql).bindparams(
+            *(bindparam(k, v, type_=self.types.get(k)) for k, v in self.values.items())
+        )
+
+
+def _literal(number: float) -> str:
+    return f"CAST({float(number)!r} AS DOUBLE PRECISION)"
+
+
+def _number(column: str, value_map: dict[str, float], dialect: str, params: _Params) -> str:
+    """The JSON ``column`` as a number by ``evaluate.as_number``'s rule (else NULL)."""
+    mapped = " ".join(f"WHEN {params.add(k)} THEN {_literal(v)}" for k, v in value_map.items())
+    if dialect == "postgresql":
+        scalar = f"({column} #>> '{{}}')"
+        strings = f" WHEN 'string' THEN CASE {scalar} {mapped} END" if mapped else ""
+        return (
+            f"CASE json_typeof({column}) WHEN 'number' THEN CAST({scalar} AS DOUBLE PRECISION)"
+            f" WHEN 'boolean' THEN CASE WHEN {scalar} = 'true' THEN 1.0 ELSE 0.0 END{strings} END"
+        )
+    scalar = f"json_extract({column}, '$')"
+    strings = f" WHEN 'text' THEN CASE {scalar} {mapped} END" if mapped else ""
+    return (
+        f"CASE json_type({column}) WHEN 'integer' THEN CAST({scalar} AS REAL)"
+        f" WHEN 'real' THEN {scalar} WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0{strings} END"
+    )
+
+
+def _fact_condition(variable: Variable, alias: str, params: _Params, *, household: bool) -> str:
+    fact = variable.fact
+    assert fact is not None
+    parts = [
+        f"{alias}.domain = {params.add(fact[0])}",
+        f"{alias}.name = {params.add(fact[1])}",
+        f"{alias}.period = {params.add(variable.period)}",
+    ]
+    if household:
+        parts.append(f"{alias}.person_id IS NULL")
+    if variable.source_systems:
+        systems = ", ".join(params.add(s) for s in variable.source_systems)
+        parts.append(f"{alias}.source_system IN ({systems})")
+    return "(" + " AND ".join(parts) + ")"
+
+
+def _aggregate(variable: Variable) -> str:
+    if variable.source == "tax_income":
+        return "SUM"
+    kind = variable.aggregate if variable.aggregate != "count" else "max"
+    return kind.upper()
+
+
+def _member_filter(variable: Variable, as_of: date, params: _Params) -> str:
+    parts = []
+    born_by, born_after = age_bounds(variable, as_of)
+    if born_by is not None:
+        parts.append(f"p.birth_date <= {params.add(born_by, Date())}")
+    if born_after is not None:
+        parts.append(f"p.birth_date > {params.add(born_after, Date())}")
+    if variable.sex is not None:
+        parts.append(f"p.sex = {params.add(variable.sex)}")
+    return " AND ".join(parts) or "1 = 1"
+
+
+def _variables_sql(
+    model: ModelDefinition,
+    dialect: str,
+    params: _Params,
+    as_of: date,
+    household_id: uuid.UUID | None,
+) -> str:
+    """SELECT household_id, area, v_<name>... for every household scored (not dissolved)."""
+    one = params.add(household_id, Uuid()) if household_id is not None else None
+    fact_columns: list[str] = []
+    fact_conditions: list[str] = []
+    person_conditions: list[str] = []
+    person_columns: list[str] = []
+    member_columns: list[str] = []
+    columns = ["h.id AS household_id", "h.admin_area_code AS area"]
+    for index, variable in enumerate(model.variables):
+        column = f"v_{variable.name}"
+        if variable.source != "members":
+            condition = _fact_condition(
+                variable,
+                "s",
+                params,
+                household=variable.source in ("household_attribute", "gis_layer"),
+            )
+            fact_conditions.append(condition)
+            number = _number("s.value", dict(variable.value_map), dialect, params)
+            fact_columns.append(
+                f"{_aggregate(variable)}(CASE WHEN {condition} THEN {number} END) AS {column}"
+            )
+            columns.append(f"f.{column}")
+            continue
+        chosen = _member_filter(variable, as_of, params)
+        if variable.fact is None:
+            member_columns.append(f"COUNT(CASE WHEN {chosen} THEN 1 END) AS {column}")
+            columns.append(f"COALESCE(m.{column}, 0) AS {column}")
+            continue
+        own = f"pv{index}"
+        condition = _fact_condition(variable, "s", params, household=False)
+        person_conditions.append(condition)
+        number = _number("s.value", dict(variable.value_map), dialect, params)
+        person_columns.append(f"MAX(CASE WHEN {condition} THEN {number} END) AS {own}")
+        if variable.aggregate == "count":
+            member_columns.append(
+                f"COUNT(CASE WHEN {chosen} AND pa.{own} > 0 THEN 1 END) AS {column}"
+            )
+            columns.append(f"COALESCE(m.{column}, 0) AS {column}")
+        else:
+            kind = variable.aggregate.upper()
+            member_columns.append(f"{kind}(CASE WHEN {chosen} THEN pa.{own} END) AS {column}")
+            columns.append(f"m.{column}")
+    joins = []
+    if fact_columns:
+        only = f" AND s.household_id = {one}" if one else ""
+        joins.append(
+            f"LEFT JOIN (SELECT s.household_id, {', '.join(fact_columns)}"
+            f" FROM socio_economic_attributes s WHERE ({' OR '.join(fact_conditions)}){only}"
+            " GROUP BY s.household_id) f ON f.household_id = h.id"
+        )
+    if member_columns:
+        only = f" AND ms.household_id = {one}" if one else ""
+        person_join = ""
+        if person_columns:
+            person_only = f" AND s.household_id = {one}" if one else ""
+            person_join = (
+                f" LEFT JOIN (SELECT s.household_id, s.person_id, {', '.join(person_columns)}"
+                " FROM socio_economic_attributes s WHERE s.person_id IS NOT NULL"
+                f" AND ({' OR '.join(person_conditions)}){person_only}"
+                " GROUP BY s.household_id, s.person_id) pa"
+                " ON pa.person_id = ms.person_id AND pa.household_id = ms.household_id"
+            )
+        joins.append(
+            f"LEFT JOIN (SELECT ms.household_id, {', '.join(member_columns)}"
+            " FROM memberships ms JOIN persons p ON p.id = ms.person_id"
+            f"{person_join}"
+            " WHERE ms.end_date IS NULL AND COALESCE(p.is_deceased, false) = false"
+            f"{only} GROUP BY ms.household_id) m ON m.household_id = h.id"
+        )
+    where = "h.status <> 'dissolved'" + (f" AND h.id = {one}" if one else "")
+    return f"SELECT {', '.join(columns)} FROM households h {' '.join(joins)} WHERE {where}"
+
+
+def _json_object(pairs: list[tuple[str, str]], dialect: str) -> str:
+    function = "json_build_object" if dialect == "postgresql" else "json_object"
+    arguments = ", ".join(f"'{key}', {value}" for key, value in pairs)
+    return f"{function}({arguments})"
+
+
+def _score_sql(model: ModelDefinition, dialect: str, inner: str) -> str:
+    if model.weights is None:
+        raise ValueError("only a linear model (weights) compiles to SQL")
+    resolved: dict[str, str] = {}
+    unscorable: list[str] = []
+    for variable in model.variables:
+        column = f"v.v_{variable.name}"
+        if variable.missing.rule == "default":
+            resolved[variable.name] = f"COALESCE({column}, {_literal(variable.missing.value)})"
+        else:
+            resolved[variable.name] = column
+            unscorable.append(f"{column} IS NULL")
+    terms = [
+        (name, f"{_literal(model.weights[name])} * {resolved[name]}")
+        for name in model.names()
+        if name in model.weights
+    ]
+    total = " + ".join([_literal(model.intercept), *(term for _, term in terms)])
+    missing = " OR ".join(unscorable) or "1 = 0"
+    inputs = _json_object(list(resolved.items()), dialect)
+    contributions = _json_object(terms, dialect)
+    empty = _json_object([], dialect)
+    return (
+        "SELECT v.household_id, v.area,"
+        f" CASE WHEN {missing} THEN NULL ELSE {total} END AS score,"
+        f" CASE WHEN {missing} THEN false ELSE true END AS scorable,"
+        f" {inputs} AS inputs,"
+        f" CASE WHEN {missing} THEN {empty} ELSE {contributions} END AS contributions"
+        f" FROM ({inner}) v"
+    )
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """A statement and its bound parameters."""
+
+    statement: TextClause
+
+
+def variables_select(
+    model: ModelDefinition,
+    dialect: str,
+    as_of: date,
+    household_id: uuid.UUID | None = None,
+) -> Compiled:
+    """Raw variable values (``v_<name>``, NULL: missing) of every scored household, or one."""
+    params = _Params()
+    sql = _variables_sql(model, dialect, params, as_of, household_id)
+    return Compiled(params.bind(sql))
+
+
+def score_select(
+    model: ModelDefinition,
+    dialect: str,
+    as_of: date,
+    household_id: uuid.UUID | None = None,
+) -> Compiled:
+    """household_id, area, score, scorable, inputs, contributions — computed, not written."""
+    params = _Params()
+    inner = _variables_sql(model, dialect, params, as_of, household_id)
+    return Compiled(params.bind(_score_sql(model, dialect, inner)))
+
+
+# Memory for the re-score's hash aggregates and joins, for this transaction only: with the
+# server's default (often 4 MB) PostgreSQL sorts the facts on disk instead.
+BULK_WORK_MEM = "256MB"
+
+
+def prepare_for_bulk(connection: Any, dialect: str) -> None:
+    """Settings of the re-scoring transaction (``connection``: a Session or Connection)."""
+    if dialect == "postgresql":
+        connection.execute(text(f"SET LOCAL work_mem = '{BULK_WORK_MEM}'"))
+
+
+def _changed(dialect: str, column: str) -> str:
+    operator = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
+    return f"household_scores.{column} {operator} excluded.{column}"
+
+
+UPSERT_TAIL = (
+    " ON CONFLICT (household_id, model_code) DO UPDATE SET"
+    " previous_model_version = CASE WHEN {moved} THEN household_scores.model_version"
+    " ELSE household_scores.previous_model_version END,"
+    " previous_score = CASE WHEN {moved} THEN household_scores.score"
+    " ELSE household_scores.previous_score END,"
+    " previous_contributions = CASE WHEN {moved} THEN household_scores.contributions"
+    " ELSE household_scores.previous_contributions END,"
+    " model_version = excluded.model_version, score = excluded.score,"
+    " scorable = excluded.scorable, inputs = excluded.inputs,"
+    " contributions = excluded.contributions, computed_at = excluded.computed_at"
+)
+COLUMNS = (
+    "household_id, model_code, model_version, score, scorable, inputs, contributions, computed_at"
+)
+
+
+def upsert_tail(dialect: str) -> str:
+    """The ON CONFLICT clause: the previous score and contributions are kept when the score
+    or the model version moved (a re-score that changes nothing keeps the last change)."""
+    moved = f"({_changed(dialect, 'score')} OR {_changed(dialect, 'model_version')})"
+    return UPSERT_TAIL.format(moved=moved)
+
+
+def rescore_statement(
+    model: ModelDefinition,
+    code: str,
+    version: int,
+    dialect: str,
+    as_of: date,
+    now: datetime,
+    household_id: uuid.UUID | None = None,
+) -> Compiled:
+    """One INSERT ... SELECT ... ON CONFLICT writing every scored household's current score."""
+    params = _Params()
+    inner = _variables_sql(model, dialect, params, as_of, household_id)
+    scores = _score_sql(model, dialect, inner)
+    sql = (
+        f"INSERT INTO household_scores ({COLUMNS})"
+        f" SELECT s.household_id, {params.add(code)}, {params.add(version)}, s.score,"
+        f" s.scorable, s.inputs, s.contributions, {params.add(now, UTCDateTime())}"
+        f" FROM ({scores}) s WHERE true{upsert_tail(dialect)}"
+    )
+    return Compiled(params.bind(sql))
