@@ -3,6 +3,9 @@ registry's current value beside the value the proposer saw and the value propose
 and reject buttons (a reason required to reject); and one household's corrections with their
 history.
 
+The proposer withdraws their own proposal from these pages (a reason required); the form that
+proposes one is ``hub.ui.correction_form_views`` (from the household page).
+
 The same ``staff_page`` rules as every page: a session, a CSRF token on each POST, an audit
 row for each decision (done or refused), a redirect after it. Registry staff and
 administrators see every request; supervisors open these pages too and see and decide only
@@ -107,7 +110,7 @@ def change_requests() -> Any:
 @staff_page
 @admits_supervisors
 def change_request_decision(request_id: Any, action: str) -> Any:
-    if action not in ("approve", "reject"):
+    if action not in ("approve", "reject", "withdraw"):
         abort(404)
     reason = request.form.get("reason", "").strip()[:1000] or None
     back = request.form.get("back", "")
@@ -130,7 +133,8 @@ def change_request_decision(request_id: Any, action: str) -> Any:
         flash(f"Not done: {exc}.", "error")
     else:
         _audit(f"correction_{action}", target, reason or "done")
-        flash("Correction applied." if action == "approve" else "Correction rejected.", "ok")
+        done = {"approve": "applied", "reject": "rejected", "withdraw": "withdrawn"}[action]
+        flash(f"Correction {done}.", "ok")
     if back.startswith("/ui/change-requests") or back.startswith("/ui/households/"):
         return redirect(_safe_next(back))
     return redirect(url_for("ui.change_requests"))
@@ -165,3 +169,6 @@ def household_change_requests(household_id: Any) -> Any:
         shown=shown,
         me=principal.subject,
     )
+
+
+from hub.ui import correction_form_views as _correction_form_views  # noqa: E402,F401

@@ -25,7 +25,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.auth.roles import Principal, Role
-from hub.corrections.service import list_requests
+from hub.corrections.service import PROPOSER_ROLES, list_requests
+from hub.corrections.targets import HOUSEHOLD_FIELDS, PERSON_FIELDS
 from hub.quality.service import issues_for_household
 from registry_core.identifiers import NOTE_FIELD
 from registry_core.models import OutboxEvent
@@ -299,8 +300,9 @@ CORRECTION_PAGE_ROLES = (Role.admin, Role.registry_staff, Role.supervisor)
 
 
 def corrections_section(ctx: SectionContext) -> Section:
-    """The household's newest change requests (proposed, applied, rejected, withdrawn); the
-    full list with each request's steps is on its corrections page."""
+    """The household's newest change requests (proposed, applied, rejected, withdrawn), and
+    for those who may propose, the first step of the form that proposes one; the full list
+    with each request's steps is on its corrections page."""
     with ctx.sessions() as session:
         requests, total = list_requests(
             session, household_id=ctx.household_id, limit=CORRECTIONS_SHOWN
@@ -314,6 +316,11 @@ def corrections_section(ctx: SectionContext) -> Section:
             "names": ctx.member_names,
             # The corrections page decides requests: auditors read this section only.
             "may_open_page": ctx.viewer.has_any(CORRECTION_PAGE_ROLES),
+            # Proposing (hub.ui.correction_form_views): staff and supervisors, not auditors.
+            "may_propose": ctx.viewer.has_any(PROPOSER_ROLES),
+            "household_targets": [f"household.{f}" for f in HOUSEHOLD_FIELDS],
+            "person_targets": [f"person.{f}" for f in PERSON_FIELDS],
+            "fact_example": "attribute.income.wage",
         },
     )
 
