@@ -285,3 +285,38 @@ def field_work(sessions: sessionmaker[Session]) -> FieldWork:
             review=counts(ReviewItem.state),
             identity_checks=counts(IdentityCheck.status),
         )
+
+
+# --- keeping the registry right (Step 10) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RegistryUpkeep:
+    """What waits for someone to keep the registry right, for the overview's tiles."""
+
+    quality_issues_open: int  # data-quality issues nobody acknowledged, resolved or dismissed
+    corrections_proposed: int  # change requests waiting for a second person
+    duplicate_pairs_open: int  # duplicate pairs nobody merged or kept apart yet
+
+
+def registry_upkeep(sessions: sessionmaker[Session]) -> RegistryUpkeep:
+    """Three indexed counts (issues by state, requests by state, reviews by status and kind)."""
+    from sqlalchemy import func
+
+    from hub.corrections.tables import ChangeRequest
+    from hub.quality.tables import DataQualityIssue, IssueState
+    from registry_core.models import MatchReview
+    from registry_core.resolution import DUPLICATE_KIND
+    from registry_core.services.merges import REVIEW_OPEN
+
+    def count(model: Any, *conditions: Any) -> int:
+        return int(session.scalar(select(func.count()).select_from(model).where(*conditions)) or 0)
+
+    with sessions() as session:
+        return RegistryUpkeep(
+            quality_issues_open=count(DataQualityIssue, DataQualityIssue.state == IssueState.OPEN),
+            corrections_proposed=count(ChangeRequest, ChangeRequest.state == "proposed"),
+            duplicate_pairs_open=count(
+                MatchReview, MatchReview.status == REVIEW_OPEN, MatchReview.kind == DUPLICATE_KIND
+            ),
+        )

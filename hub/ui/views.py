@@ -277,9 +277,15 @@ def overview() -> Any:
     except Exception as exc:  # the page still shows everything else
         log.warning("dashboard: field work counts unavailable: %s", type(exc).__name__)
         field = None
+    try:
+        upkeep = sources.registry_upkeep(_sessions())
+    except Exception as exc:  # the page still shows everything else
+        log.warning("dashboard: registry upkeep counts unavailable: %s", type(exc).__name__)
+        upkeep = None
     return render_template(
         "ui/overview.html",
         field=field,
+        upkeep=upkeep,
         connectors=statuses,
         workers=sources.worker_statuses(),
         subscriptions=subs,
