@@ -14,6 +14,9 @@ the survivor (they were made about the merged person, and nobody can tell which 
 meant); a value the merge set and someone changed since (a membership ended again, a new head
 named) keeps the later value, and the unmerge lists it in ``unmerge_notes``.
 
+The merged person's other open duplicate pairs are re-pointed to the survivor, or closed as
+superseded (``pair_repointing``); an unmerge puts them back.
+
 Events: ``person.merged`` about the survivor (which holds both records' consents by then, so
 every program that knew either record learns it) and ``person.unmerged`` twice, once about each
 of the two, so each one's programs learn it; then ``household.updated`` (reason
@@ -67,6 +70,7 @@ from registry_core.services.base import (
 )
 from registry_core.services.events import PersonMerged, PersonUnmerged, emit
 from registry_core.services.membership import household_updated
+from registry_core.services.pair_repointing import SUPERSEDED, repoint_pairs, restore_pairs
 from standards.timeutil import rfc3339, utcnow
 
 MERGED_END_REASON = "merged_duplicate"
@@ -359,6 +363,16 @@ def merge(
     )
     session.add(record)
     session.flush()
+    pairs = repoint_pairs(
+        session,
+        ws.cipher,
+        survivor=survivor.id,
+        merged=merged.id,
+        merge_id=record.id,
+        deciding_review=review_id,
+    )
+    if pairs:  # a new dict: the JSON column sees the change
+        record.journal = {**mover.journal, "pairs": pairs}
     emit(
         session,
         PersonMerged(
@@ -437,6 +451,7 @@ def unmerge(
     notes: list[str] = []
     households = _restore_memberships(session, journal, survivor, merged, notes)
     _restore_rows(session, journal, survivor, merged, notes)
+    restore_pairs(session, ws.cipher, journal.get("pairs", []), notes)
     merged.merged_into_id = None
     session.flush()
     rederive_person_fields(session, ws.precedence, survivor)
@@ -593,7 +608,16 @@ REVIEW_OPEN = "open"
 REVIEW_MERGED = "merged"
 REVIEW_KEPT_APART = "kept_apart"
 REVIEW_UNMERGED = "unmerged"
-REVIEW_STATUSES = (REVIEW_OPEN, REVIEW_MERGED, REVIEW_KEPT_APART, REVIEW_UNMERGED)
+# superseded: a merge of one of the two made the pair moot (registry_core/services/
+# pair_repointing.py); an unmerge opens it again.
+REVIEW_SUPERSEDED = SUPERSEDED
+REVIEW_STATUSES = (
+    REVIEW_OPEN,
+    REVIEW_MERGED,
+    REVIEW_KEPT_APART,
+    REVIEW_UNMERGED,
+    REVIEW_SUPERSEDED,
+)
 
 
 class ReviewNotDecidable(MergeRefused):
