@@ -7,8 +7,9 @@ that also saves the counts, the cursor and a heartbeat: the API and the dashboar
 progress as it is made. One scan at a time: a second request while one is queued or running
 is answered with the active one (409).
 
-A process that stops mid-scan leaves the row ``running`` with an old heartbeat. Whoever looks
-at it next (``GET`` of the scan, the dashboard page, the next ``POST``) wakes a runner, which
+A process that stops mid-scan leaves the row ``running`` with an old heartbeat. The next hub
+process to start (``hub.scan_resume``), or whoever looks at it next (``GET`` of the scan, the
+dashboard page, the next ``POST``), wakes a runner, which
 claims a scan whose heartbeat is older than ``stale_after`` seconds and resumes it after its
 cursor. A failing batch marks the scan ``failed`` with the error's class name (never data).
 """
@@ -183,13 +184,32 @@ class ScanRunner:
             done += 1
         return done
 
-    def _claim(self) -> uuid.UUID | None:
+    def _claimable_condition(self) -> Any:
         stale = utcnow() - timedelta(seconds=self._stale_after)
-        claimable = or_(
+        return or_(
             DuplicateScan.state == ScanState.QUEUED,
             (DuplicateScan.state == ScanState.RUNNING)
             & or_(DuplicateScan.heartbeat_at.is_(None), DuplicateScan.heartbeat_at < stale),
         )
+
+    def pending(self) -> tuple[bool, bool]:
+        """(a scan is claimable now, a scan is active at all): what a starting process
+        checks before waking the runner (``hub.scan_resume``)."""
+        with self._sessions() as session:
+            claimable = session.scalar(
+                select(DuplicateScan.id).where(self._claimable_condition()).limit(1)
+            )
+            active = session.scalar(
+                select(DuplicateScan.id).where(DuplicateScan.state.in_(ScanState.ACTIVE)).limit(1)
+            )
+        return claimable is not None, active is not None
+
+    @property
+    def stale_after(self) -> float:
+        return self._stale_after
+
+    def _claim(self) -> uuid.UUID | None:
+        claimable = self._claimable_condition()
         with self._sessions() as session, session.begin():
             candidate = session.scalar(
                 select(DuplicateScan.id)

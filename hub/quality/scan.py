@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +41,9 @@ SCHEDULED_BY = "schedule"
 # so writers waiting on SQLite's lock are held up briefly; the rest in the next round.
 SCHEDULED_BATCHES = 20
 SCHEDULED_SECONDS = 2.0
+# A running scan whose last batch is older than this is stalled: its process stopped, and the
+# next one to start takes it over (``claim_stalled``). Batches take well under a second.
+STALE_AFTER_SECONDS = 120.0
 
 
 class ScanRunning(RuntimeError):
@@ -206,10 +209,18 @@ def start_in_background(
 ) -> dict[str, Any]:
     """Start a scan and run it to its end on a thread of this process (the API's and the
     dashboard's way); returns its first progress. ``ScanRunning`` if one runs. Should the
-    process stop first, the scheduled job carries the scan on."""
+    process stop first, the next hub process to start takes it over (``claim_stalled``,
+    ``hub.scan_resume``) and the scheduled job carries it on meanwhile."""
     with sessions.begin() as session:
         state = progress(start_scan(session, requested_by))
-    scan_id = uuid.UUID(state["id"])
+    continue_in_background(sessions, config, uuid.UUID(state["id"]))
+    return state
+
+
+def continue_in_background(
+    sessions: sessionmaker[Session], config: QualitySettings, scan_id: uuid.UUID
+) -> threading.Thread:
+    """Run ``scan_id`` to its end on a daemon thread of this process."""
 
     def work() -> None:
         try:
@@ -217,8 +228,37 @@ def start_in_background(
         except Exception:  # run_to_end marked it failed and logged why
             log.warning("data-quality scan %s stopped with an error", scan_id)
 
-    threading.Thread(target=work, name=f"quality-scan-{scan_id}", daemon=True).start()
-    return state
+    thread = threading.Thread(target=work, name=f"quality-scan-{scan_id}", daemon=True)
+    thread.start()
+    return thread
+
+
+def claim_stalled(
+    sessions: sessionmaker[Session],
+    stale_after: float = STALE_AFTER_SECONDS,
+    now: datetime | None = None,
+) -> tuple[uuid.UUID | None, bool]:
+    """Take over the running scan if its last batch is older than ``stale_after`` seconds:
+    (its id, True). A conditional UPDATE of its ``updated_at`` claims it, so of several
+    processes starting at once exactly one gets it; the batches it runs then keep
+    ``updated_at`` fresh, so nobody else does. (None, True): a scan runs and is not stalled
+    (yet); (None, False): none runs."""
+    now = now or utcnow()
+    with sessions.begin() as session:
+        scan = running_scan(session)
+        if scan is None:
+            return None, False
+        claimed = session.execute(
+            update(DataQualityScan)
+            .where(
+                DataQualityScan.id == scan.id,
+                DataQualityScan.state == ScanState.RUNNING,
+                DataQualityScan.updated_at < now - timedelta(seconds=stale_after),
+            )
+            .values(updated_at=now)
+        )
+        taken = int(getattr(claimed, "rowcount", 0) or 0) == 1
+        return (scan.id if taken else None), True
 
 
 def latest_scan(session: Session) -> DataQualityScan | None:
