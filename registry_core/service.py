@@ -44,7 +44,7 @@ from registry_core.services.consents import Consents
 from registry_core.services.households import Households
 from registry_core.services.identity import Identity
 from registry_core.services.life_events import LifeEvents
-from registry_core.services.merges import Actor, Merges
+from registry_core.services.merges import Actor, Merges, PairCheck
 from registry_core.services.reads import Reads
 from registry_core.services.recertification import Recertifications, RoundResult
 from registry_core.services.reviews import Reviews
@@ -342,6 +342,7 @@ class Registry:
         reason: str,
         actor: Actor,
         forced_reason: str | None = None,
+        check: PairCheck | None = None,
     ) -> dict[str, Any]:
         return self._merges.merge_review(
             review_id,
@@ -349,10 +350,18 @@ class Registry:
             reason=reason,
             actor=actor,
             forced_reason=forced_reason,
+            check=check,
         )
 
-    def keep_apart(self, review_id: uuid.UUID | str, *, reason: str, actor: Actor) -> str:
-        return self._merges.keep_apart(review_id, reason=reason, actor=actor)
+    def keep_apart(
+        self,
+        review_id: uuid.UUID | str,
+        *,
+        reason: str,
+        actor: Actor,
+        check: PairCheck | None = None,
+    ) -> str:
+        return self._merges.keep_apart(review_id, reason=reason, actor=actor, check=check)
 
     def merge_persons(
         self,

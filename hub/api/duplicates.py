@@ -11,8 +11,10 @@
 - ``POST /api/v1/duplicates/scans`` (202, a background job), ``GET .../scans`` and
   ``GET .../scans/{id}``: its state, progress and candidates found.
 
-Registry staff and administrators decide; auditors read (identifiers masked). Supervisors and
-field workers are not admitted: a merge reaches across areas and programs.
+Registry staff and administrators decide; auditors read (identifiers masked). Supervisors
+list, read, merge and keep apart the pairs whose two people both live in households of their
+areas (``hub.duplicates.areas``); forcing, undoing merges and scans stay with staff. Field
+workers are not admitted.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ from hub.api.requests import MAX_PAGE_SIZE, int_arg, json_object
 from hub.api.visibility import shape_person
 from hub.auth.flask_auth import AccessDenied, current_principal, requires
 from hub.auth.roles import Role
+from hub.duplicates.areas import (
+    OutsideAreas,
+    area_check,
+    detail_areas,
+    pair_inside,
+    supervised_pairs,
+)
 from hub.duplicates.runner import ScanAlreadyActive, ScanRunner, scan_matcher
 from registry_core.crypto import mask_identifier
 from registry_core.services.merges import REVIEW_STATUSES, Actor, MergeRefused, UnsafeMerge
@@ -37,6 +46,9 @@ bp = Blueprint("duplicates", __name__)
 READERS = (Role.admin, Role.registry_staff, Role.auditor)
 DECIDERS = (Role.admin, Role.registry_staff)
 FORCERS = (Role.admin,)
+# Pairs (the queue, one pair, merge, keep apart): supervisors too, inside their areas.
+PAIR_READERS = (*READERS, Role.supervisor)
+PAIR_DECIDERS = (*DECIDERS, Role.supervisor)
 RUNNER_KEY = "srhub_duplicate_scans"
 
 _REASON = {"type": "string", "minLength": 3, "maxLength": 500, "pattern": r"\S"}
@@ -129,7 +141,7 @@ def shape_review(review: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.get("/api/v1/match-reviews")
-@requires(*READERS)
+@requires(*PAIR_READERS)
 def list_match_reviews() -> Response:
     limit = int_arg("limit", 50, 1, MAX_PAGE_SIZE)
     offset = int_arg("offset", 0, 0, 10_000_000)
@@ -137,9 +149,25 @@ def list_match_reviews() -> Response:
     if status not in (*REVIEW_STATUSES, "all"):
         raise BadRequest(f"status must be one of {', '.join(REVIEW_STATUSES)} or all")
     kind = (request.args.get("kind") or "")[:32] or None
-    items, total = hub_registry().list_reviews(
-        None if status == "all" else status, limit, offset, kind
-    )
+    principal = current_principal()
+    if principal.area_scoped:  # a supervisor: the duplicate pairs inside their areas only
+        items: list[dict[str, Any]] = []
+        total = 0
+        if kind in (None, "duplicate"):
+            runtime = hub_runtime()
+            with runtime.sessions() as session:
+                items, total = supervised_pairs(
+                    session,
+                    runtime.cipher,
+                    principal,
+                    None if status == "all" else status,
+                    limit,
+                    offset,
+                )
+    else:
+        items, total = hub_registry().list_reviews(
+            None if status == "all" else status, limit, offset, kind
+        )
     return jsonify(
         {
             "items": [shape_review(i) for i in items],
@@ -151,16 +179,21 @@ def list_match_reviews() -> Response:
 
 
 @bp.get("/api/v1/match-reviews/<uuid:review_id>")
-@requires(*READERS)
+@requires(*PAIR_READERS)
 def get_match_review(review_id: Any) -> Response:
     registry = hub_registry()
     detail = registry.review_detail(review_id)
+    principal = current_principal()
+    if principal.area_scoped and not (
+        detail["kind"] == "duplicate" and pair_inside(principal, detail_areas(detail))
+    ):
+        raise AccessDenied("This pair is not wholly inside the areas you cover.")
     detail["merges"] = registry.merges_of_review(review_id)
     return jsonify(shape_review(detail))
 
 
 @bp.post("/api/v1/match-reviews/<uuid:review_id>/merge")
-@requires(*DECIDERS)
+@requires(*PAIR_DECIDERS)
 def merge_review(review_id: Any) -> Response:
     body = json_object()
     _validate(_MERGE, body, "merge")
@@ -173,7 +206,10 @@ def merge_review(review_id: Any) -> Response:
             reason=body["reason"].strip(),
             actor=_actor(),
             forced_reason=(body.get("force_reason") or "").strip() or None,
+            check=area_check(current_principal()),
         )
+    except OutsideAreas as exc:
+        raise AccessDenied(str(exc)) from None
     except UnsafeMerge as exc:
         raise Conflict(str(exc), unsafe=exc.problems) from None
     except MergeRefused as exc:
@@ -185,13 +221,20 @@ def merge_review(review_id: Any) -> Response:
 
 
 @bp.post("/api/v1/match-reviews/<uuid:review_id>/keep-apart")
-@requires(*DECIDERS)
+@requires(*PAIR_DECIDERS)
 def keep_apart(review_id: Any) -> Response:
     body = json_object()
     _validate(_REASON_BODY, body, "decision")
     registry = hub_registry()
     try:
-        registry.keep_apart(review_id, reason=body["reason"].strip(), actor=_actor())
+        registry.keep_apart(
+            review_id,
+            reason=body["reason"].strip(),
+            actor=_actor(),
+            check=area_check(current_principal()),
+        )
+    except OutsideAreas as exc:
+        raise AccessDenied(str(exc)) from None
     except MergeRefused as exc:
         raise Conflict(str(exc)) from None
     return jsonify(shape_review(registry.review_detail(review_id)))

@@ -4,11 +4,13 @@ buttons to merge, keep apart or undo a merge (``/ui/duplicates/<review>``).
 
 The same ``staff_page`` rules as every page: a staff session, a CSRF token on each POST, an
 audit row for each decision (done or refused), a redirect after it. Administrators and
-registry staff decide; forcing an unsafe merge (two national IDs, one deceased) is for
-administrators, with a reason. Identifier values are shown masked: comparing two records
-needs the system and the last digits, not the number. Decisions are the registry's own
-(``Registry.merge_review``, ``keep_apart``, ``unmerge``), as the API's are
-(``hub.api.duplicates``), so they emit the same events.
+registry staff decide; supervisors see, merge and keep apart the pairs whose two people both
+live in households of their areas (``hub.duplicates.areas``), checked again on the locked
+review; forcing an unsafe merge (two national IDs, one deceased) is for administrators, with a
+reason; undoing a merge and starting a scan are for staff. Identifier values are shown
+masked: comparing two records needs the system and the last digits, not the number.
+Decisions are the registry's own (``Registry.merge_review``, ``keep_apart``, ``unmerge``), as
+the API's are (``hub.api.duplicates``), so they emit the same events.
 """
 
 from __future__ import annotations
@@ -18,8 +20,15 @@ from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
+from hub.duplicates.areas import (
+    OutsideAreas,
+    area_check,
+    detail_areas,
+    pair_inside,
+    supervised_pairs,
+)
 from hub.duplicates.runner import ScanAlreadyActive
-from hub.ui.views import _audit, _int_arg, _text_arg, bp, staff_page
+from hub.ui.views import _audit, _int_arg, _text_arg, admits_supervisors, bp, staff_page
 from registry_core.crypto import mask_identifier
 from registry_core.errors import NotFound
 from registry_core.services.merges import REVIEW_STATUSES, Actor, MergeRefused
@@ -80,15 +89,30 @@ def _side(side: dict[str, Any]) -> dict[str, Any]:
 
 @bp.route("/ui/duplicates")
 @staff_page
+@admits_supervisors
 def duplicates() -> Any:
     status = _text_arg("status", 16) or "open"
     if status not in (*REVIEW_STATUSES, "all"):
         abort(400, description=f"status must be one of {', '.join(REVIEW_STATUSES)} or all")
     offset = _int_arg("offset") or 0
-    registry = _registry()
-    items, total = registry.list_reviews(
-        None if status == "all" else status, 50, offset, "duplicate"
-    )
+    principal = g.staff.principal()
+    if principal.area_scoped:  # a supervisor: the pairs inside their areas, no scans
+        from hub.api.context import hub_runtime
+
+        runtime = hub_runtime()
+        with runtime.sessions() as session:
+            items, total = supervised_pairs(
+                session,
+                runtime.cipher,
+                principal,
+                None if status == "all" else status,
+                50,
+                offset,
+            )
+    else:
+        items, total = _registry().list_reviews(
+            None if status == "all" else status, 50, offset, "duplicate"
+        )
     names = _names(items)
     rows = []
     for item in items:
@@ -101,7 +125,8 @@ def duplicates() -> Any:
         offset=offset,
         status=status,
         statuses=REVIEW_STATUSES,
-        scans=_runner().recent(5),
+        scans=[] if principal.area_scoped else _runner().recent(5),
+        may_scan=g.staff.is_staff,
     )
 
 
@@ -122,6 +147,7 @@ def start_duplicate_scan() -> Any:
 
 @bp.route("/ui/duplicates/<uuid:review_id>")
 @staff_page
+@admits_supervisors
 def duplicate_pair(review_id: Any) -> Any:
     registry = _registry()
     try:
@@ -130,6 +156,10 @@ def duplicate_pair(review_id: Any) -> Any:
         abort(404, description="No such match review.")
     if review["kind"] != "duplicate":
         abort(404, description="This review is about an incoming record, not a pair of people.")
+    if g.staff.principal().area_scoped and not pair_inside(
+        g.staff.principal(), detail_areas(review)
+    ):
+        abort(403, description="This pair is not wholly inside the areas you supervise.")
     return render_template(
         "ui/duplicate_pair.html",
         review=review,
@@ -137,6 +167,7 @@ def duplicate_pair(review_id: Any) -> Any:
         fields=COMPARED,
         merges=registry.merges_of_review(review_id),
         may_force=g.staff.role == "admin",
+        may_unmerge=g.staff.is_staff,
     )
 
 
@@ -146,6 +177,7 @@ def _reason(name: str = "reason") -> str:
 
 @bp.route("/ui/duplicates/<uuid:review_id>/<decision>", methods=["POST"])
 @staff_page
+@admits_supervisors
 def decide_duplicate(review_id: Any, decision: str) -> Any:
     if decision not in ("merge", "keep-apart"):
         abort(404)
@@ -162,6 +194,7 @@ def decide_duplicate(review_id: Any, decision: str) -> Any:
         flash("Not done: only administrators may force an unsafe merge.", "error")
         return back
     registry = _registry()
+    check = area_check(g.staff.principal())
     try:
         if decision == "merge":
             survivor = request.form.get("survivor_id", "")
@@ -171,18 +204,19 @@ def decide_duplicate(review_id: Any, decision: str) -> Any:
                 reason=reason,
                 actor=_actor(),
                 forced_reason=forced,
+                check=check,
             )
             outcome, message = f"merged (merge {merge['id']}): {reason}", "Merged."
         else:
-            registry.keep_apart(review_id, reason=reason, actor=_actor())
+            registry.keep_apart(review_id, reason=reason, actor=_actor(), check=check)
             outcome, message = f"kept apart: {reason}", "Kept apart."
     except ValueError:
         abort(400, description="survivor_id must be one of the pair's ids")
     except NotFound:
         abort(404, description="No such match review.")
-    except MergeRefused as exc:
+    except (MergeRefused, OutsideAreas) as exc:
         _audit(action, target, f"refused: {exc}"[:300])
-        flash(f"Not done: {exc}.", "error")
+        flash(f"Not done: {str(exc).rstrip('.')}.", "error")
         return back
     _audit(action, target, outcome[:300])
     flash(message, "ok")

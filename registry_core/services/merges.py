@@ -35,6 +35,7 @@ where the other record's source ranks no higher, the survivor's value stays (sta
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -649,6 +650,21 @@ def pair_of(review: MatchReview) -> tuple[str, str]:
     return first, second
 
 
+# Called with the areas of the two people's current households (None: no household) once the
+# review is locked; raises to refuse. Callers scoped to areas (supervisors) pass one.
+PairCheck = Callable[[list[str | None]], None]
+
+
+def _check_pair(session: Session, review: MatchReview, check: PairCheck | None) -> None:
+    if check is None:
+        return
+    areas: list[str | None] = []
+    for person_id in pair_of(review):
+        household = current_household(session, uuid.UUID(person_id))
+        areas.append(household.admin_area_code if household is not None else None)
+    check(areas)
+
+
 class Merges:
     """Deciding duplicate pairs (merge, keep apart), undoing merges, and pointing reads of
     merged-away persons to their survivor."""
@@ -664,11 +680,14 @@ class Merges:
         reason: str,
         actor: Actor,
         forced_reason: str | None = None,
+        check: PairCheck | None = None,
     ) -> dict[str, Any]:
         """Merge the pair of an open duplicate review; the survivor defaults to the record
-        registered first (the one programs most likely already know)."""
+        registered first (the one programs most likely already know). ``check`` may refuse
+        by the two people's household areas (supervisors: both inside their areas)."""
         with self._ws.transaction() as session:
             review = _open_duplicate(session, review_id)
+            _check_pair(session, review, check)
             pair = pair_of(review)
             if survivor_id is None:
                 people = [_person(session, p) for p in pair]
@@ -695,11 +714,19 @@ class Merges:
             session.flush()
             return merge_record(record)
 
-    def keep_apart(self, review_id: uuid.UUID | str, *, reason: str, actor: Actor) -> str:
+    def keep_apart(
+        self,
+        review_id: uuid.UUID | str,
+        *,
+        reason: str,
+        actor: Actor,
+        check: PairCheck | None = None,
+    ) -> str:
         """Record that the pair of an open duplicate review are two people; the scan will not
-        propose them again. Returns the review's new status."""
+        propose them again. Returns the review's new status. ``check`` as for a merge."""
         with self._ws.transaction() as session:
             review = _open_duplicate(session, review_id)
+            _check_pair(session, review, check)
             review.status = REVIEW_KEPT_APART
             review.resolved_at = utcnow()
             review.resolved_by = actor.name
