@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, runtime: object | None = None) 
     for target in BLUEPRINTS:
         module_name, _, attribute = target.partition(":")
         app.register_blueprint(getattr(importlib.import_module(module_name), attribute))
-    from hub.scan_resume import resume_stalled_scans
+    from hub.api.scan_resume import resume_stalled_scans
 
     # Duplicate and data-quality scans a stopped process left running carry on here.
     resume_stalled_scans(app, hub)

@@ -185,7 +185,8 @@ def get_match_review(review_id: Any) -> Response:
     detail = registry.review_detail(review_id)
     principal = current_principal()
     if principal.area_scoped and not (
-        detail["kind"] == "duplicate" and pair_inside(principal, detail_areas(detail))
+        detail["kind"] == "duplicate"
+        and pair_inside(principal, detail_areas(detail, hub_runtime().sessions))
     ):
         raise AccessDenied("This pair is not wholly inside the areas you cover.")
     detail["merges"] = registry.merges_of_review(review_id)

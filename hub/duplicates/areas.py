@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from hub.auth.roles import Principal
 from registry_core.crypto import IdentifierCipher
@@ -87,9 +87,9 @@ def areas_of(session: Session, person_ids: Iterable[uuid.UUID]) -> dict[str, str
     return found
 
 
-def detail_areas(detail: dict[str, Any]) -> list[str | None]:
+def detail_areas(detail: dict[str, Any], sessions: sessionmaker[Session]) -> list[str | None]:
     """The two areas of a review's detail (``Registry.review_detail``): each side's current
-    household's, a merged-away side read as its survivor's."""
+    household's, a merged-away side read as its survivor's (looked up in ``sessions``)."""
     shown = {
         side["person_id"]: (side.get("household") or {}).get("admin_area_code")
         for side in detail.get("people", [])
@@ -100,9 +100,7 @@ def detail_areas(detail: dict[str, Any]) -> list[str | None]:
         if area is None and side.get("merged_into"):
             area = shown.get(side["merged_into"])
             if area is None:
-                from hub.api.context import hub_runtime
-
-                with hub_runtime().sessions() as session:
+                with sessions() as session:
                     area = areas_of(session, [uuid.UUID(side["merged_into"])]).get(
                         side["merged_into"]
                     )

@@ -8,10 +8,10 @@ progress as it is made. One scan at a time: a second request while one is queued
 is answered with the active one (409).
 
 A process that stops mid-scan leaves the row ``running`` with an old heartbeat. The next hub
-process to start (``hub.scan_resume``), or whoever looks at it next (``GET`` of the scan, the
-dashboard page, the next ``POST``), wakes a runner, which
-claims a scan whose heartbeat is older than ``stale_after`` seconds and resumes it after its
-cursor. A failing batch marks the scan ``failed`` with the error's class name (never data).
+process to start (``hub.api.scan_resume``), or whoever looks at it next (``GET`` of the scan,
+the dashboard page, the next ``POST``), wakes a runner, which claims a scan whose heartbeat
+is older than ``stale_after`` seconds and resumes it after its cursor. A failing batch marks
+the scan ``failed`` with the error's class name (never data).
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ class ScanRunner:
 
     def pending(self) -> tuple[bool, bool]:
         """(a scan is claimable now, a scan is active at all): what a starting process
-        checks before waking the runner (``hub.scan_resume``)."""
+        checks before waking the runner (``hub.api.scan_resume``)."""
         with self._sessions() as session:
             claimable = session.scalar(
                 select(DuplicateScan.id).where(self._claimable_condition()).limit(1)

@@ -210,7 +210,7 @@ def start_in_background(
     """Start a scan and run it to its end on a thread of this process (the API's and the
     dashboard's way); returns its first progress. ``ScanRunning`` if one runs. Should the
     process stop first, the next hub process to start takes it over (``claim_stalled``,
-    ``hub.scan_resume``) and the scheduled job carries it on meanwhile."""
+    ``hub.api.scan_resume``) and the scheduled job carries it on meanwhile."""
     with sessions.begin() as session:
         state = progress(start_scan(session, requested_by))
     continue_in_background(sessions, config, uuid.UUID(state["id"]))

@@ -156,8 +156,10 @@ def duplicate_pair(review_id: Any) -> Any:
         abort(404, description="No such match review.")
     if review["kind"] != "duplicate":
         abort(404, description="This review is about an incoming record, not a pair of people.")
+    from hub.api.context import hub_runtime
+
     if g.staff.principal().area_scoped and not pair_inside(
-        g.staff.principal(), detail_areas(review)
+        g.staff.principal(), detail_areas(review, hub_runtime().sessions)
     ):
         abort(403, description="This pair is not wholly inside the areas you supervise.")
     return render_template(

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select, update
 
 from hub.api import create_app
+from hub.api.scan_resume import resume_quality_scan
 from hub.duplicates.runner import ScanRunner
 from hub.duplicates.tables import DuplicateScan
 from hub.quality import scan as quality_scan
 from hub.quality.tables import DataQualityScan
-from hub.scan_resume import resume_quality_scan
 from hub.settings import load_settings, with_overrides
 from registry_core.models import MatchReview
 from registry_core.service import Source
