@@ -281,3 +281,20 @@ def test_only_the_proposer_withdraws_and_says_why(app: Flask) -> None:
     )
     outcomes = [o for _t, o in _audits(app, "correction_withdraw")]
     assert outcomes[-1] == "wrong household" and len(outcomes) == 3
+
+
+def test_a_target_the_corrections_do_not_allow_sends_back_with_the_reason(app: Flask) -> None:
+    household = register(_registry(app), "R01-D01", "Amina", "Otieno")
+    hid, head = household["id"], household["members"][0]["id"]
+    client = _client(app, "olga")
+    for query, reason in (
+        (f"subject={head}&target=person.national_id", "target must be"),
+        ("subject=household&target=person.given_name", "needs person_id"),
+        (f"subject={head}&target=household.address", "without person_id"),
+    ):
+        page = client.get(
+            f"/ui/households/{hid}/change-requests/new?{query}", follow_redirects=True
+        )
+        text = html.unescape(page.get_data(as_text=True))
+        assert 'id="choose-correction"' in text and reason in text, query
+    assert _requests(app) == []

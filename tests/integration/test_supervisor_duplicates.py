@@ -193,3 +193,21 @@ def test_a_supervisor_merges_a_pair_of_their_area_in_the_browser(
     assert any(
         a == "duplicate_merge" and who == "sue" and o.startswith("merged") for a, who, o in actions
     )
+
+
+def test_a_pair_that_left_the_area_is_refused_at_decision_time(api: Any) -> None:
+    pairs = _pairs(api.runtime)
+    sue = api.auth("supervisor", ("R01",))
+    detail = api.get(f"/api/v1/match-reviews/{pairs['inside']}", headers=sue).json
+    moved = detail["people"][1]["household"]["id"]
+    # After the supervisor read it, one household moves to an area they do not cover.
+    api.runtime.registry.update_household(
+        moved, {"admin_area_code": "R02-D09"}, Source("registry_staff")
+    )
+    refused = api.post(
+        f"/api/v1/match-reviews/{pairs['inside']}/keep-apart",
+        json={"reason": "two people"},
+        headers=sue,
+    )
+    assert refused.status_code == 403
+    assert api.runtime.registry.review_detail(pairs["inside"])["status"] == "open"
