@@ -14,10 +14,10 @@ eligible-not-enrolled equals enrolled minus enrolled-not-eligible). The rule:
    stay visible where they can. Repeat until no hidden cell is recoverable.
 
 Cells a table never publishes (``unpublished``: e.g. households eligible *and* enrolled,
-which is eligible minus eligible-not-enrolled) take part too: a small one must not be
-recoverable either (registered 20, scored 19 would name one household not scored). A large or
-zero one is treated as if published, which only ever hides more; hiding one as a complement
-costs nothing, so it is preferred.
+which is eligible minus eligible-not-enrolled) take part as unknowns: a small one must not be
+recoverable either (registered 20, scored 19 would name one household not scored). Before the
+elimination, a relation holding an unknown that appears in no other relation is set aside: it
+only defines that unknown and says nothing about the rest (it keeps large reports fast).
 
 What it does not claim: bounds. A hidden cell is never *determined*, but published cells can
 narrow it (a visible total of 7 and a visible part of 6 leave two hidden parts summing to 1).
@@ -53,11 +53,16 @@ def primary_cells(cells: Mapping[K, int], k: int) -> set[K]:
     return {key for key, value in cells.items() if 0 < value < k}
 
 
-def recoverable(hidden: Iterable[K], relations: Sequence[Relation[K]]) -> set[K]:
-    """The hidden cells the relations determine once every other cell is known.
+def recoverable(
+    hidden: Iterable[K], relations: Sequence[Relation[K]], targets: Set[K] | None = None
+) -> set[K]:
+    """The hidden cells (of ``targets``, default all) the relations determine once every
+    other cell is known.
 
     Gauss-Jordan elimination over the relations restricted to hidden cells; a hidden cell is
-    determined exactly when a row of the reduced form is its unit vector.
+    determined exactly when a row of the reduced form is its unit vector. A relation with a
+    hidden cell (not a target) found in no other relation is dropped first, repeatedly: no
+    combination that cancels that cell can use it.
     """
     wanted = set(hidden)
     rows: list[dict[K, Fraction]] = []
@@ -69,6 +74,7 @@ def recoverable(hidden: Iterable[K], relations: Sequence[Relation[K]]) -> set[K]
         row = {key: value for key, value in row.items() if value}
         if row:
             rows.append(row)
+    rows = _prune(rows, targets)
     pivots: list[tuple[K, dict[K, Fraction]]] = []
     for row in rows:
         for pivot, reduced in pivots:  # reduce the new row by the pivots found so far
@@ -97,7 +103,24 @@ def recoverable(hidden: Iterable[K], relations: Sequence[Relation[K]]) -> set[K]
                         updated_row.pop(key, None)
                 pivots[index] = (other_pivot, updated_row)
         pivots.append((pivot, row))
-    return {pivot for pivot, row in pivots if len(row) == 1}
+    found = {pivot for pivot, row in pivots if len(row) == 1}
+    return found if targets is None else found & set(targets)
+
+
+def _prune(rows: list[dict[K, Fraction]], targets: Set[K] | None) -> list[dict[K, Fraction]]:
+    """Drop, until none is left, each row holding a non-target cell no other row holds."""
+    if targets is None:
+        return rows
+    alive = list(rows)
+    while True:
+        seen: dict[K, int] = {}
+        for row in alive:
+            for key in row:
+                seen[key] = seen.get(key, 0) + 1
+        kept = [row for row in alive if all(seen[key] > 1 or key in targets for key in row)]
+        if len(kept) == len(alive):
+            return kept
+        alive = kept
 
 
 def suppress(
@@ -111,17 +134,17 @@ def suppress(
     """Which published cells to hide so that no count under ``k`` (published or not) is
     shown or recoverable."""
     primary = primary_cells(cells, k) if k > 1 else set()
-    hidden = set(primary)
+    hidden = set(primary) | set(unpublished)
     containing: dict[K, list[int]] = {}
     for index, relation in enumerate(relations):
         for key, _ in relation:
             containing.setdefault(key, []).append(index)
 
     def choose(key: K) -> K | None:
-        return _partner(key, hidden, relations, containing, cells, is_total, unpublished)
+        return _partner(key, hidden, relations, containing, cells, is_total)
 
     while True:
-        exposed = (recoverable(hidden, relations) & primary) if primary else set()
+        exposed = recoverable(hidden, relations, primary) if primary else set()
         if not exposed:
             break
         added = False
@@ -150,25 +173,17 @@ def _partner(
     containing: Mapping[K, list[int]],
     cells: Mapping[K, int],
     is_total: Callable[[K], bool],
-    unpublished: Set[K],
 ) -> K | None:
-    """The cell to hide beside ``key``: from a relation of ``key`` with the fewest hidden
-    cells, an unpublished cell (free), then an inner cell before a total, the smallest count,
-    then a stable order."""
-    best: tuple[tuple[int, bool, bool, int, str], K] | None = None
+    """The published cell to hide beside ``key``: from a relation of ``key`` with the fewest
+    hidden cells, an inner cell before a total, the smallest count, then a stable order."""
+    best: tuple[tuple[int, bool, int, str], K] | None = None
     for index in containing.get(key, ()):
         relation = relations[index]
         hidden_here = sum(1 for other, _ in relation if other in hidden)
         for other, coefficient in relation:
             if other in hidden or not coefficient:
                 continue
-            rank = (
-                hidden_here,
-                other not in unpublished,
-                is_total(other),
-                cells.get(other, 0),
-                repr(other),
-            )
+            rank = (hidden_here, is_total(other), cells.get(other, 0), repr(other))
             if best is None or rank < best[0]:
                 best = (rank, other)
     return best[1] if best else None
