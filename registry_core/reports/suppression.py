@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
@@ -53,71 +52,125 @@ def primary_cells(cells: Mapping[K, int], k: int) -> set[K]:
     return {key for key, value in cells.items() if 0 < value < k}
 
 
+# Arithmetic modulo a large prime: exact integers, no fractions growing. A relation system of
+# +-1 coefficients has the same rank modulo this prime as over the rationals unless the prime
+# divides one of its minors, which for a 61-bit prime does not happen in practice.
+_PRIME = (1 << 61) - 1
+
+
 def recoverable(
-    hidden: Iterable[K], relations: Sequence[Relation[K]], targets: Set[K] | None = None
+    hidden: Iterable[K],
+    relations: Sequence[Relation[K]],
+    targets: Set[K] | None = None,
+    *,
+    quick: bool = False,
 ) -> set[K]:
     """The hidden cells (of ``targets``, default all) the relations determine once every
     other cell is known.
 
-    Gauss-Jordan elimination over the relations restricted to hidden cells; a hidden cell is
-    determined exactly when a row of the reduced form is its unit vector. A relation with a
-    hidden cell (not a target) found in no other relation is dropped first, repeatedly: no
-    combination that cancels that cell can use it.
+    First peeling: a relation with one unknown left determines it, which may leave another
+    relation with one unknown, and so on (cheap; finds most). Then elimination over what is
+    left: a cell is determined exactly when its unit vector lies in the row space of the
+    relations restricted to the unknowns. A relation holding an unknown (not a target) that
+    appears in no other relation is set aside before: no combination that cancels it uses it.
+    ``quick``: when peeling already finds targets, answer those without the elimination
+    (``suppress`` fixes them and asks again; the last answer is always the full one).
     """
     wanted = set(hidden)
-    rows: list[dict[K, Fraction]] = []
+    goal = wanted if targets is None else wanted & set(targets)
+    order = {key: index for index, key in enumerate(sorted(wanted, key=repr))}
+    rows: list[dict[int, int]] = []
     for relation in relations:
-        row: dict[K, Fraction] = {}
+        row: dict[int, int] = {}
         for key, coefficient in relation:
             if key in wanted and coefficient:
-                row[key] = row.get(key, Fraction(0)) + coefficient
-        row = {key: value for key, value in row.items() if value}
+                column = order[key]
+                row[column] = (row.get(column, 0) + coefficient) % _PRIME
+        row = {c: v for c, v in row.items() if v}
         if row:
             rows.append(row)
-    rows = _prune(rows, targets)
-    pivots: list[tuple[K, dict[K, Fraction]]] = []
-    for row in rows:
-        for pivot, reduced in pivots:  # reduce the new row by the pivots found so far
-            factor = row.get(pivot)
-            if factor:
-                for key, value in reduced.items():
-                    updated = row.get(key, Fraction(0)) - factor * value
-                    if updated:
-                        row[key] = updated
-                    else:
-                        row.pop(key, None)
-        if not row:
+    keys = {index: key for key, index in order.items()}
+    peeled = _peel(rows)
+    found = {keys[c] for c in peeled}
+    if quick and found & goal:
+        return found & goal
+    rows = [{c: v for c, v in row.items() if c not in peeled} for row in rows]
+    rows = [row for row in rows if row]
+    rows = _prune(rows, {order[key] for key in goal})
+    echelon = _echelon(rows)
+    for key in goal - found:
+        if _in_span({order[key]: 1}, echelon):
+            found.add(key)
+    return found & goal
+
+
+def _peel(rows: list[dict[int, int]]) -> set[int]:
+    """Unknowns determined by chains of relations with a single unknown left."""
+    containing: dict[int, list[int]] = {}
+    for index, row in enumerate(rows):
+        for column in row:
+            containing.setdefault(column, []).append(index)
+    left = [len(row) for row in rows]
+    known: set[int] = set()
+    queue = [index for index, count in enumerate(left) if count == 1]
+    while queue:
+        index = queue.pop()
+        if left[index] != 1:
             continue
-        pivot = min(row, key=repr)
-        scale = row[pivot]
-        row = {key: value / scale for key, value in row.items()}
-        for index, (other_pivot, other) in enumerate(pivots):  # keep the earlier rows reduced
-            factor = other.get(pivot)
-            if factor:
-                updated_row = dict(other)
-                for key, value in row.items():
-                    new = updated_row.get(key, Fraction(0)) - factor * value
-                    if new:
-                        updated_row[key] = new
-                    else:
-                        updated_row.pop(key, None)
-                pivots[index] = (other_pivot, updated_row)
-        pivots.append((pivot, row))
-    found = {pivot for pivot, row in pivots if len(row) == 1}
-    return found if targets is None else found & set(targets)
+        (column,) = (c for c in rows[index] if c not in known)
+        known.add(column)
+        for other in containing[column]:
+            left[other] -= 1
+            if left[other] == 1:
+                queue.append(other)
+    return known
 
 
-def _prune(rows: list[dict[K, Fraction]], targets: Set[K] | None) -> list[dict[K, Fraction]]:
-    """Drop, until none is left, each row holding a non-target cell no other row holds."""
-    if targets is None:
-        return rows
+def _echelon(rows: list[dict[int, int]]) -> dict[int, dict[int, int]]:
+    """Row echelon form modulo the prime: pivot column -> its row (pivot 1, the smallest)."""
+    pivots: dict[int, dict[int, int]] = {}
+    for source in rows:
+        row = dict(source)
+        while row:
+            lead = min(row)
+            basis = pivots.get(lead)
+            if basis is None:
+                inverse = pow(row[lead], _PRIME - 2, _PRIME)
+                pivots[lead] = {c: v * inverse % _PRIME for c, v in row.items()}
+                break
+            _subtract(row, basis, row[lead])
+    return pivots
+
+
+def _subtract(row: dict[int, int], basis: dict[int, int], factor: int) -> None:
+    for column, value in basis.items():
+        updated = (row.get(column, 0) - factor * value) % _PRIME
+        if updated:
+            row[column] = updated
+        else:
+            row.pop(column, None)
+
+
+def _in_span(vector: dict[int, int], pivots: dict[int, dict[int, int]]) -> bool:
+    row = dict(vector)
+    while row:
+        lead = min(row)
+        basis = pivots.get(lead)
+        if basis is None:
+            return False
+        _subtract(row, basis, row[lead])
+    return True
+
+
+def _prune(rows: list[dict[int, int]], targets: Set[int]) -> list[dict[int, int]]:
+    """Drop, until none is left, each row holding a non-target unknown no other row holds."""
     alive = list(rows)
     while True:
-        seen: dict[K, int] = {}
+        seen: dict[int, int] = {}
         for row in alive:
-            for key in row:
-                seen[key] = seen.get(key, 0) + 1
-        kept = [row for row in alive if all(seen[key] > 1 or key in targets for key in row)]
+            for column in row:
+                seen[column] = seen.get(column, 0) + 1
+        kept = [row for row in alive if all(seen[c] > 1 or c in targets for c in row)]
         if len(kept) == len(alive):
             return kept
         alive = kept
@@ -140,30 +193,59 @@ def suppress(
         for key, _ in relation:
             containing.setdefault(key, []).append(index)
 
-    def choose(key: K) -> K | None:
-        return _partner(key, hidden, relations, containing, cells, is_total)
-
     while True:
-        exposed = recoverable(hidden, relations, primary) if primary else set()
+        exposed = recoverable(hidden, relations, primary, quick=True) if primary else set()
         if not exposed:
             break
+        # One complement per neighbourhood per round: a hidden cell often covers several
+        # exposed ones near it, while exposed cells of unrelated rows are fixed together.
+        used: set[int] = set()  # relations given a new hidden cell this round
         added = False
         for key in sorted(exposed, key=repr):
-            partner = choose(key)
-            if partner is None:  # its own relations are hidden whole: widen to its neighbours
-                for neighbour in sorted(hidden, key=repr):
-                    partner = choose(neighbour)
-                    if partner is not None:
-                        break
-            if partner is not None:
-                hidden.add(partner)
-                added = True
-        if not added:  # every relation is hidden whole: nothing left to hide
+            if used.intersection(containing.get(key, ())):
+                continue
+            found = _nearest_partner(key, hidden, relations, containing, cells, is_total)
+            if found is None:
+                continue
+            partner, taken_from = found
+            hidden.add(partner)
+            added = True
+            used.add(taken_from)
+        if not added:  # every relation they reach is hidden whole: nothing left to hide
             break
     return Suppressed(
         hidden=frozenset(key for key in hidden if key not in unpublished),
         primary=frozenset(primary),
     )
+
+
+def _nearest_partner(
+    key: K,
+    hidden: set[K],
+    relations: Sequence[Relation[K]],
+    containing: Mapping[K, list[int]],
+    cells: Mapping[K, int],
+    is_total: Callable[[K], bool],
+) -> tuple[K, int] | None:
+    """The partner (and the relation it is taken from) from ``key``'s own relations, else
+    from those of the hidden cells nearest to it (breadth first through relations whose cells
+    are all hidden already)."""
+    seen = {key}
+    frontier = [key]
+    while frontier:
+        for current in frontier:
+            partner = _partner(current, hidden, relations, containing, cells, is_total)
+            if partner is not None:
+                return partner
+        following: list[K] = []
+        for current in frontier:
+            for index in containing.get(current, ()):
+                for other, _ in relations[index]:
+                    if other in hidden and other not in seen:
+                        seen.add(other)
+                        following.append(other)
+        frontier = sorted(following, key=repr)
+    return None
 
 
 def _partner(
@@ -173,10 +255,10 @@ def _partner(
     containing: Mapping[K, list[int]],
     cells: Mapping[K, int],
     is_total: Callable[[K], bool],
-) -> K | None:
+) -> tuple[K, int] | None:
     """The published cell to hide beside ``key``: from a relation of ``key`` with the fewest
     hidden cells, an inner cell before a total, the smallest count, then a stable order."""
-    best: tuple[tuple[int, bool, int, str], K] | None = None
+    best: tuple[tuple[int, bool, int, str], K, int] | None = None
     for index in containing.get(key, ()):
         relation = relations[index]
         hidden_here = sum(1 for other, _ in relation if other in hidden)
@@ -185,5 +267,5 @@ def _partner(
                 continue
             rank = (hidden_here, is_total(other), cells.get(other, 0), repr(other))
             if best is None or rank < best[0]:
-                best = (rank, other)
-    return best[1] if best else None
+                best = (rank, other, index)
+    return (best[1], best[2]) if best else None

@@ -150,7 +150,7 @@ def build(registry, homes: list[Home], today: date) -> None:
             record["attributes"] = attributes
         created = registry.register_household(record, SURVEY).record
         for member, stored in zip(home.members, created["members"], strict=True):
-            member.id = stored["person_id"] if "person_id" in stored else stored["id"]
+            member.id = stored["id"]
             if member.disabled:
                 registry.record_person_attributes(
                     member.id, [{"domain": "other", "name": "disability", "value": 1}], SURVEY
