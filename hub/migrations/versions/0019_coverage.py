@@ -37,9 +37,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_program_enrolments")),
         sa.UniqueConstraint("program_code", "beneficiary_number", name="uq_program_enrolment"),
     )
-    op.create_index(
-        op.f("ix_program_enrolments_person_id"), "program_enrolments", ["person_id"]
-    )
+    op.create_index(op.f("ix_program_enrolments_person_id"), "program_enrolments", ["person_id"])
     op.create_index(
         "ix_program_enrolments_program", "program_enrolments", ["program_code", "status"]
     )
