@@ -30,6 +30,7 @@ from registry_core.reports.coverage import (
     CoverageReport,
     coverage_report,
     flat_csv,
+    flat_overlaps,
     gaps_view,
     overlaps_view,
     report_csv,
@@ -142,11 +143,6 @@ def overlaps() -> Response:
     report, form = _report()
     items = overlaps_view(report)
     if form == "csv":
-        flat = [
-            {k: v for k, v in item.items() if k != "programs"} | {"program": program, **measures}
-            for item in items
-            for program, measures in (item["programs"] or {"": {}}).items()
-        ]
-        return _csv(flat_csv(flat), "coverage-overlaps")
+        return _csv(flat_csv(flat_overlaps(items)), "coverage-overlaps")
     header = {k: v for k, v in report.as_dict().items() if k not in ("rows", "rates")}
     return jsonify({**header, "items": items})

@@ -365,3 +365,12 @@ def overlaps_view(report: CoverageReport) -> list[dict[str, Any]]:
         }
         for row in report.rows
     ]
+
+
+def flat_overlaps(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The overlaps view with one item per program (for CSV)."""
+    return [
+        {k: v for k, v in item.items() if k != "programs"} | {"program": program, **measures}
+        for item in items
+        for program, measures in (item["programs"] or {"": {}}).items()
+    ]
