@@ -66,3 +66,34 @@ def test_an_enrolment_is_recorded_once_and_an_exit_updates_it(registry):
     assert apply_enrollment(registry, exited, ctx) == "applied"
     (row,) = rows(registry)
     assert (row.status, row.exited_on) == ("exited", date(2026, 5, 31))
+
+
+def test_a_merge_takes_the_enrolment_to_the_survivor_and_an_unmerge_brings_it_back(registry):
+    from registry_core.services.merges import Actor
+
+    def register(area: str, given: str) -> str:
+        record = registry.register_household(
+            {
+                "admin_area_code": area,
+                "members": [
+                    {
+                        "given_name": given,
+                        "family_name": "Kamau",
+                        "sex": "female",
+                        "birth_date": "1979-03-14",
+                        "relationship": "head",
+                    }
+                ],
+            },
+            Source("field_survey"),
+        ).record
+        return record["members"][0]["id"]
+
+    survivor, merged = register("R01-D01", "Wanjiru"), register("R01-D02", "Wanjiro")
+    registry.record_enrolment(merged, "OAP", "OAP-7", "active", Source("programs"))
+    merge = registry.merge_persons(survivor, merged, reason="same woman", actor=Actor("staff"))
+    (row,) = rows(registry)
+    assert str(row.person_id) == survivor
+    registry.unmerge(merge["id"], reason="two women after all", actor=Actor("staff"))
+    (row,) = rows(registry)
+    assert str(row.person_id) == merged
