@@ -5,13 +5,15 @@ between them, ``Σ coefficient * cell = 0`` (a total is the sum of its parts; el
 eligible-not-enrolled equals enrolled minus enrolled-not-eligible). The rule:
 
 1. **Primary**: a count from 1 to ``k - 1`` is hidden. Zero is shown (it names no one).
-2. **Complementary**: a hidden cell must not be recoverable from the published ones through
-   the relations. The check is exact: with the published cells known, the relations restricted
-   to the hidden cells are a linear system, and a hidden cell is recoverable exactly when its
-   unit vector lies in the row space of that system (one reduced row echelon form, with
-   fractions, gives every such cell at once). For each recoverable cell another published cell
-   of a relation it is in is hidden: the smallest, preferring inner cells to totals, so totals
-   stay visible where they can. Repeat until no hidden cell is recoverable.
+2. **Complementary**: a hidden small cell must not be recoverable from the published ones
+   through the relations. The check is exact: with the published cells known, the relations
+   restricted to the hidden cells are a linear system, and a hidden cell is recoverable exactly
+   when its unit vector lies in the row space of that system (chains of relations with one
+   unknown left first, then an echelon form modulo a large prime). For a recoverable small
+   cell another published cell of a relation it is in is hidden (one per relation per round):
+   the smallest, preferring inner cells to totals, so totals stay visible where they can.
+   Repeat until no small cell is recoverable. A cell hidden only as a complement may itself be
+   recoverable: it is not small, it only had to be unknown for the small ones' sake.
 
 Cells a table never publishes (``unpublished``: e.g. households eligible *and* enrolled,
 which is eligible minus eligible-not-enrolled) take part as unknowns: a small one must not be
