@@ -21,8 +21,9 @@ recoverable either (registered 20, scored 19 would name one household not scored
 elimination, a relation holding an unknown that appears in no other relation is set aside: it
 only defines that unknown and says nothing about the rest (it keeps large reports fast).
 
-What it does not claim: bounds. A hidden cell is never *determined*, but published cells can
-narrow it (a visible total of 7 and a visible part of 6 leave two hidden parts summing to 1).
+What it does not claim: bounds. A hidden small cell is never *determined*, but published
+cells can narrow it (a visible total of 7 and a visible part of 6 leave two hidden parts
+summing to 1).
 And it protects one table: figures published in two different tables (another level or
 segment) are not checked against each other. docs/policy.md says so too.
 """
