@@ -24,7 +24,7 @@ from hub.api.context import hub_runtime
 from hub.api.problems import BadRequest
 from hub.auth.flask_auth import requires
 from hub.auth.roles import Role
-from registry_core.reports.counts import SEGMENTS, Facts
+from registry_core.reports.counts import SEGMENTS
 from registry_core.reports.coverage import (
     MAX_LEVEL,
     CoverageReport,
@@ -93,11 +93,7 @@ def _report() -> tuple[CoverageReport, str]:
             as_of = date.fromisoformat(query["as_of"])
         except ValueError:
             raise BadRequest("query parameter as_of must be a date (YYYY-MM-DD)") from None
-    facts = Facts(
-        disability_domain=settings.disability_domain,
-        disability_name=settings.disability_attribute,
-        settlement_layer=settings.settlement_layer,
-    )
+    facts = settings.facts()
     with runtime.sessions() as session:
         report = coverage_report(
             session,

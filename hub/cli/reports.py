@@ -16,7 +16,7 @@ from datetime import date
 import click
 
 from hub.cli.database import hub_runtime
-from registry_core.reports.counts import SEGMENTS, Facts
+from registry_core.reports.counts import SEGMENTS
 from registry_core.reports.coverage import (
     MAX_LEVEL,
     coverage_report,
@@ -56,11 +56,7 @@ def coverage_command(
     assert isinstance(day, date)
     with hub_runtime() as runtime:
         settings = runtime.settings.reports
-        facts = Facts(
-            disability_domain=settings.disability_domain,
-            disability_name=settings.disability_attribute,
-            settlement_layer=settings.settlement_layer,
-        )
+        facts = settings.facts()
         with runtime.sessions() as session:
             report = coverage_report(
                 session,

@@ -8,9 +8,12 @@ worked out, are hidden, so a report never singles out a household or a person.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from hub.settings.base import Section, ranged
+
+if TYPE_CHECKING:
+    from registry_core.reports.counts import Facts
 
 
 @dataclass(frozen=True)
@@ -27,3 +30,13 @@ class ReportSettings(Section):
     # The GIS layer saying whether a household's locality is "urban" or "rural" (a household
     # fact the GIS connector writes, domain "other" named after the layer).
     settlement_layer: str = "urban_rural"
+
+    def facts(self) -> Facts:
+        """Where the segments' facts are, as the report counts read them."""
+        from registry_core.reports.counts import Facts
+
+        return Facts(
+            disability_domain=self.disability_domain,
+            disability_name=self.disability_attribute,
+            settlement_layer=self.settlement_layer,
+        )
