@@ -64,3 +64,44 @@ def test_the_cli_prints_the_suppressed_table(tmp_path: Path):
     ]
     refused = srhub(env, "reports", "coverage", "--segment", "religion")
     assert refused.exit_code != 0 and "religion" in refused.output
+
+
+def test_the_segments_read_the_facts_the_settings_name(tmp_path: Path):
+    env = {
+        "SRHUB_DATA_DIR": str(tmp_path / "var"),
+        "SRHUB_DATABASE_URL": "",
+        "SRHUB_REPORTS__MIN_CELL": "2",
+        "SRHUB_REPORTS__SETTLEMENT_LAYER": "zone",
+    }
+    assert srhub(env, "db", "upgrade").exit_code == 0
+    runtime = HubRuntime(load_settings(env=env))
+    kinds = ["urban"] * 3 + ["rural"] * 4
+    try:
+        runtime.registry.ensure_identifier_systems()
+        for number, kind in enumerate(kinds):
+            member = {
+                "given_name": f"H{number}",
+                "family_name": "Z",
+                "sex": "male",
+                "birth_date": "1970-05-05",
+                "relationship": "head",
+            }
+            runtime.registry.register_household(
+                {
+                    "admin_area_code": "R01-D01",
+                    "members": [member],
+                    # the layer the settings name, and the default one saying the opposite
+                    "attributes": [
+                        {"domain": "other", "name": "zone", "value": kind},
+                        {"domain": "other", "name": "urban_rural", "value": "urban"},
+                    ],
+                },
+                Source("gis"),
+            )
+    finally:
+        runtime.close()
+    shown = srhub(env, "reports", "coverage", "--segment", "urban_rural")
+    assert shown.exit_code == 0, shown.output
+    rows = {(r["area"], r["segment"]): r for r in json.loads(shown.output)["rows"]}
+    assert rows[("R01", "urban")]["registered"] == kinds.count("urban")
+    assert rows[("R01", "rural")]["registered"] == kinds.count("rural")
