@@ -277,3 +277,11 @@ def known_programs(session: Session) -> list[str]:
         )
     ).scalars()
     return sorted({str(code) for code in found if code})
+
+
+def enrolled_programs(session: Session) -> list[str]:
+    """Programs with active enrolments (upper-case): those ``enrolled_several`` counts over."""
+    found = session.execute(
+        text("SELECT DISTINCT UPPER(program_code) FROM program_enrolments WHERE status = 'active'")
+    ).scalars()
+    return sorted(str(code) for code in found if code)

@@ -23,6 +23,7 @@ from registry_core.reports.counts import (
     PROGRAM_MEASURES,
     Facts,
     count_rows,
+    enrolled_programs,
     known_programs,
 )
 from registry_core.reports.enrolments import program_key
@@ -32,7 +33,7 @@ ALL = "*"  # the area or segment of a total
 NO_AREA = "(none)"
 MAX_LEVEL = 6
 # Counts never published, only guarded: a small one must not be recoverable.
-UNPUBLISHED_COMMON = ("not_scored", "not_enrolled_several")
+UNPUBLISHED_COMMON = ("not_scored", "not_enrolled_several", "enrolled_none")
 UNPUBLISHED_PROGRAM = ("eligible_enrolled", "not_eligible", "not_enrolled")
 # name: (numerator, denominator); a program's measures are of that program.
 RATES: dict[str, tuple[str, str]] = {
@@ -87,9 +88,15 @@ class CoverageReport:
 
 
 def _relations(
-    groups: Iterable[tuple[str, str]], segment_totals: bool, programs: list[str]
+    groups: Iterable[tuple[str, str]],
+    segment_totals: bool,
+    programs: list[str],
+    closed_pair: bool = False,
 ) -> list[Relation[Key]]:
-    """Totals are sums of their parts; within a row the counts are tied together."""
+    """Totals are sums of their parts; within a row the counts are tied together.
+    ``closed_pair``: the report's two programs are the only ones with enrolments, so the
+    households in neither are registered - enrolled in one - enrolled in the other + enrolled
+    in several (which then means both)."""
     groups = list(groups)
     areas = sorted({a for a, _ in groups})
     segments = sorted({s for _, s in groups})
@@ -131,6 +138,17 @@ def _relations(
                 (cell("", "not_enrolled_several"), -1),
             ]
         )
+        if closed_pair:
+            first, second = programs
+            relations.append(
+                [
+                    (cell("", "registered"), 1),
+                    (cell(first, "enrolled"), -1),
+                    (cell(second, "enrolled"), -1),
+                    (cell("", "enrolled_several"), 1),
+                    (cell("", "enrolled_none"), -1),
+                ]
+            )
         for p in programs:
             relations += [
                 [
@@ -158,7 +176,10 @@ def _relations(
 
 
 def _cells(
-    grouped: dict[tuple[str, str], dict[str, int]], segment_totals: bool, programs: list[str]
+    grouped: dict[tuple[str, str], dict[str, int]],
+    segment_totals: bool,
+    programs: list[str],
+    closed_pair: bool = False,
 ) -> dict[Key, int]:
     """Every cell, published or not, with the totals summed from the inner cells."""
     cells: dict[Key, int] = {}
@@ -177,6 +198,14 @@ def _cells(
         cells[(area, segment, "", "not_enrolled_several")] = (
             registered - cells[(area, segment, "", "enrolled_several")]
         )
+        if closed_pair:
+            first, second = programs
+            cells[(area, segment, "", "enrolled_none")] = (
+                registered
+                - cells[(area, segment, first, "enrolled")]
+                - cells[(area, segment, second, "enrolled")]
+                + cells[(area, segment, "", "enrolled_several")]
+            )
         for p in programs:
             eligible = cells[(area, segment, p, "eligible")]
             enrolled = cells[(area, segment, p, "enrolled")]
@@ -221,11 +250,12 @@ def coverage_report(
         for name, value in values.items():
             counts[name] = counts.get(name, 0) + value
     segment_totals = segment != "none"
-    cells = _cells(grouped, segment_totals, codes)
+    closed_pair = len(codes) == 2 and set(enrolled_programs(session)) <= set(codes)
+    cells = _cells(grouped, segment_totals, codes, closed_pair)
     unpublished = {key for key in cells if key[3] in UNPUBLISHED_COMMON + UNPUBLISHED_PROGRAM}
     result = suppress(
         cells,
-        _relations(grouped, segment_totals, codes),
+        _relations(grouped, segment_totals, codes, closed_pair),
         min_cell,
         is_total=lambda key: ALL in key[:2],
         unpublished=unpublished,

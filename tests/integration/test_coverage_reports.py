@@ -307,6 +307,11 @@ def assert_nothing_small_can_be_worked_out(rows: dict, expected: dict) -> None:
         for whole, part in pairs:
             if cells[whole] is not None and cells[part] is not None:
                 assert cells[whole] - cells[part] not in small, (row["area"], whole, part)
+        # the report's two programs are the only ones enrolling: households in neither
+        parts = [cells["registered"], cells[("CCT", "enrolled")], cells[("OAP", "enrolled")]]
+        if None not in parts and cells["enrolled_several"] is not None:
+            neither = parts[0] - parts[1] - parts[2] + cells["enrolled_several"]
+            assert neither not in small, row["area"]
     areas = {a for a, _ in rows}
     segments = {s for _, s in rows}
     for name in shown_cells(next(iter(rows.values()))):

@@ -37,12 +37,14 @@ def grouped_counts(seed: int) -> dict[tuple[str, str], dict[str, int]]:
 
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("segment_totals", [True, False])
-def test_every_relation_holds_on_the_counts(seed, segment_totals):
+@pytest.mark.parametrize("closed_pair", [True, False])
+def test_every_relation_holds_on_the_counts(seed, segment_totals, closed_pair):
     grouped = grouped_counts(seed)
     if not segment_totals:  # one segment per area, as with segment=none
         grouped = {k: v for k, v in grouped.items() if k[1] == "female"}
-    cells = cov._cells(grouped, segment_totals, ["A", "B"])
-    relations = cov._relations(grouped, segment_totals, ["A", "B"])
+    cells = cov._cells(grouped, segment_totals, ["A", "B"], closed_pair)
+    relations = cov._relations(grouped, segment_totals, ["A", "B"], closed_pair)
+    assert any(key[3] == "enrolled_none" for key in cells) is closed_pair
     assert relations
     for relation in relations:
         assert sum(coefficient * cells[key] for key, coefficient in relation) == 0, relation
