@@ -36,6 +36,7 @@ from registry_core.matching import Matcher, PersonMatcher
 from registry_core.models import OutboxEvent
 from registry_core.precedence import SourcePrecedence
 from registry_core.recertification import RecertificationPolicy
+from registry_core.reports.enrolments import record_enrolment
 from registry_core.resolution import Resolution
 from registry_core.scoring.service import Scoring
 from registry_core.services.attributes import Attributes
@@ -238,6 +239,31 @@ class Registry:
         source: Source,
     ) -> ChangeResult:
         return self._attributes.record_person_attributes(person_id, attributes, source)
+
+    def record_enrolment(
+        self,
+        person_id: uuid.UUID | str,
+        program_code: str,
+        beneficiary_number: str,
+        status: str,
+        source: Source,
+        enrolled_on: date | None = None,
+        exited_on: date | None = None,
+    ) -> bool:
+        """Record that ``person_id`` is (``active``) or was (``exited``) a beneficiary of a
+        program: what coverage reports count as enrolled (``registry_core.reports``). True
+        when something changed."""
+        with self._ws.transaction() as session:
+            return record_enrolment(
+                session,
+                program_code=program_code,
+                beneficiary_number=beneficiary_number,
+                person_id=uuid.UUID(str(person_id)),
+                status=status,
+                source_system=source.system,
+                enrolled_on=enrolled_on,
+                exited_on=exited_on,
+            )
 
     def record_eligibility_score(
         self,

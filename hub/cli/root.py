@@ -30,6 +30,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "subscriptions": "hub.cli.subscriptions:subscriptions",
     "quality": "hub.cli.quality:quality",
     "scoring": "hub.cli.scoring:scoring",
+    "reports": "hub.cli.reports:reports",
 }
 
 

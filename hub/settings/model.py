@@ -31,6 +31,7 @@ from hub.settings.notifications import NotificationSettings
 from hub.settings.openrosa import OpenRosaSettings
 from hub.settings.quality import QualitySettings
 from hub.settings.recertification import RecertificationSettings
+from hub.settings.reports import ReportSettings
 from hub.settings.sandbox import SandboxMockSettings
 from hub.settings.ui import UiSettings
 from standards.identifiers import IdentifierProfile, ProfileError, default_profile, load_profile
@@ -87,6 +88,7 @@ class Settings:
     recertification: RecertificationSettings = field(default_factory=RecertificationSettings)
     corrections: CorrectionsSettings = field(default_factory=CorrectionsSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
+    reports: ReportSettings = field(default_factory=ReportSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -137,6 +139,7 @@ SECTIONS: dict[str, type[Section]] = {
         RecertificationSettings,
         CorrectionsSettings,
         QualitySettings,
+        ReportSettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)

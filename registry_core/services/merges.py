@@ -60,6 +60,7 @@ from registry_core.models import (
     SocioEconomicAttribute,
 )
 from registry_core.precedence import Candidate, SourcePrecedence
+from registry_core.reports.tables import ProgramEnrolment
 from registry_core.resolution import refresh_match_keys
 from registry_core.services.base import (
     PERSON_FIELDS,
@@ -211,6 +212,7 @@ class _Mover:
             "identifiers": [],
             "assertions": [],
             "consents": [],
+            "enrolments": [],
             "attributes": [],
             "attributes_not_moved": [],
         }
@@ -261,7 +263,8 @@ class _Mover:
                 self.households.append(household.id)
 
     def rows(self) -> None:
-        """Identifiers, assertions, consents and person facts move to the survivor."""
+        """Identifiers, assertions, consents, program enrolments and person facts move to the
+        survivor."""
         session, merged_id, survivor_id_ = self.session, self.merged.id, self.survivor.id
         for ident in session.scalars(select(Identifier).where(Identifier.person_id == merged_id)):
             ident.person_id = survivor_id_
@@ -283,6 +286,11 @@ class _Mover:
         for consent in session.scalars(select(Consent).where(Consent.person_id == merged_id)):
             consent.person_id = survivor_id_
             self.journal["consents"].append(str(consent.id))
+        for enrolment in session.scalars(
+            select(ProgramEnrolment).where(ProgramEnrolment.person_id == merged_id)
+        ):  # a program's beneficiary stays one (coverage reports count it on the survivor)
+            enrolment.person_id = survivor_id_
+            self.journal["enrolments"].append(str(enrolment.id))
         for fact in session.scalars(
             select(SocioEconomicAttribute).where(SocioEconomicAttribute.person_id == merged_id)
         ):
@@ -565,6 +573,12 @@ def _restore_rows(
     for consent in session.scalars(select(Consent).where(Consent.id.in_(consent_ids))):
         if consent.person_id == survivor.id:
             consent.person_id = merged.id
+    enrolment_ids = [uuid.UUID(i) for i in journal.get("enrolments", [])]
+    for enrolment in session.scalars(
+        select(ProgramEnrolment).where(ProgramEnrolment.id.in_(enrolment_ids))
+    ):
+        if enrolment.person_id == survivor.id:
+            enrolment.person_id = merged.id
     fact_ids = [uuid.UUID(i) for i in journal.get("attributes", [])]
     for fact in session.scalars(
         select(SocioEconomicAttribute).where(SocioEconomicAttribute.id.in_(fact_ids))

@@ -38,6 +38,17 @@ def test_enrollments_and_area_layers_reach_registered_households(live_hub):
         }
         assert numbers <= known  # stored normalised: program code + the MIS's number
 
+    # The same enrolments reach the coverage report (never below its small-cell threshold).
+    report = requests.get(
+        f"{hub.url}/api/v1/reports/coverage", headers=hub.token("policymaker"), timeout=30
+    ).json()
+    (grand,) = [row for row in report["rows"] if row["area"] == "*"]
+    counts = [m["enrolled"] for m in grand["programs"].values()]
+    assert set(report["programs"]) & {"CCG", "OAP", "SFP"}
+    assert any(count is None or count > 0 for count in counts)  # enrolments counted
+    k = report["suppression"]["min_cell"]
+    assert all(count is None or count == 0 or count >= k for count in counts)
+
     gis = f"{hub.mock('gis')}/gis/v1"
 
     def layered() -> bool:

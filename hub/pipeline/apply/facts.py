@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from hub.pipeline.apply.common import IngestContext, source, who
@@ -80,14 +81,35 @@ def apply_enrollment(registry: Registry, record: dict[str, Any], ctx: IngestCont
     beneficiary = who(registry, record["beneficiary"], "enrollment", record, provenance, ctx)
     if isinstance(beneficiary, str):
         return beneficiary
+    # The enrolment itself (what coverage reports count), before the identifier short-cut:
+    # an exit arrives for a beneficiary number the person already holds.
+    enrolled = registry.record_enrolment(
+        beneficiary,
+        record["program_code"],
+        record["beneficiary_number"],
+        record.get("status") or "active",
+        provenance,
+        enrolled_on=_day(record.get("enrolled_on")),
+        exited_on=_day(record.get("exited_on")),
+    )
     number = f"{record['program_code']}-{record['beneficiary_number']}"
     known = registry.get_person(beneficiary).get("identifiers", [])
     stored = registry.identifier_profile.normalise("program_beneficiary_id", number)
     if any(i["system"] == "program_beneficiary_id" and i["value"] == stored for i in known):
-        return "already_applied"
+        return "applied" if enrolled else "already_applied"
     registry.update_person(
         beneficiary,
         {"identifiers": [{"system": "program_beneficiary_id", "value": number}]},
         provenance,
     )
     return "applied"
+
+
+def _day(value: Any) -> date | None:
+    """An ISO date of the mapped record (``YYYY-MM-DD``, maybe with a time), else None."""
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
