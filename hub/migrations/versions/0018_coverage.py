@@ -1,6 +1,6 @@
 """Program enrolments as the programs connector reports them (registry_core.reports).
 
-Revision ID: 0019_coverage
+Revision ID: 0018_coverage
 Revises: 0017_scoring_models
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0019_coverage"
+revision = "0018_coverage"
 down_revision = "0017_scoring_models"
 branch_labels = None
 depends_on = None
