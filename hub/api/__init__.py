@@ -36,6 +36,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.ui.quality_views:bp",
     "hub.api.duplicates:bp",
     "hub.api.scoring:bp",
+    "hub.api.simulations:bp",
 )
 
 

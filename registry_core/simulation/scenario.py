@@ -17,6 +17,7 @@ A scenario names changes against current policy, never a whole policy:
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -119,6 +120,13 @@ def check_scenario(document: Any) -> dict[str, Any]:
     errors = sorted(_VALIDATOR.iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         raise InvalidRecord([violation_of(e) for e in errors])
+    if "as_of" in document:
+        try:
+            date.fromisoformat(document["as_of"])
+        except ValueError:
+            raise InvalidRecord(
+                [Violation("$.as_of", "format", "as_of must be a date, YYYY-MM-DD")]
+            ) from None
     bands = (document.get("segment") or {}).get("bands")
     if bands is not None and list(bands) != sorted(set(bands)):
         raise InvalidRecord(
