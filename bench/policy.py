@@ -64,12 +64,16 @@ def _decide_current(engine: Engine, registry: Any, today: date) -> int:
     with registry.simulations._read_only() as session:
         ((plan, _),) = _plans(session, scenario)
     rows = decided_rows(plan, engine.dialect.name, today)
-    rows.sql = (  # noqa: S608 - bench constants and the simulation's own statement
-        "INSERT INTO household_eligibility (household_id, program_code, rule_version, eligible,"
-        " model_code, model_version, score, reasons, decided_at, changed_at)"
-        " SELECT d.household_id, 'bench-cct', 1, d.sim = 1, 'bench-pmt', 1, d.score,"
-        f" CAST('[]' AS JSON), CURRENT_TIMESTAMP, CURRENT_TIMESTAMP FROM ({rows.sql}) d"
+    columns = (
+        "household_id, program_code, rule_version, eligible, model_code, model_version, score,"
+        " reasons, decided_at, changed_at"
     )
+    values = (
+        "d.household_id, 'bench-cct', 1, d.sim = 1, 'bench-pmt', 1, d.score,"
+        " CAST('[]' AS JSON), CURRENT_TIMESTAMP, CURRENT_TIMESTAMP"
+    )
+    target = f"INSERT INTO household_eligibility ({columns})"
+    rows.sql = f"{target} SELECT {values} FROM ({rows.sql}) d"  # noqa: S608 - constants
     with engine.begin() as conn:
         written = conn.execute(rows.bind()).rowcount
         if engine.dialect.name == "postgresql":

@@ -193,8 +193,11 @@ def _variables_sql(
     return f"SELECT {', '.join(columns)} FROM households h {' '.join(joins)} WHERE {where}"
 
 
-def _json_object(pairs: list[tuple[str, str]], dialect: str) -> str:
-    function = "json_build_object" if dialect == "postgresql" else "json_object"
+def _json_object(pairs: list[tuple[str, str]], dialect: str, binary: bool = False) -> str:
+    """An object of ``pairs`` (JSONB on PostgreSQL when ``binary``: the inputs column)."""
+    function = "json_object"
+    if dialect == "postgresql":
+        function = "jsonb_build_object" if binary else "json_build_object"
     arguments = ", ".join(f"'{key}', {value}" for key, value in pairs)
     return f"{function}({arguments})"
 
@@ -234,7 +237,7 @@ def _score_sql(model: ModelDefinition, dialect: str, inner: str) -> str:
     resolved, missing = _resolved(model)
     terms = _linear_terms(model, resolved)
     total = linear_total(model, resolved)
-    inputs = _json_object(list(resolved.items()), dialect)
+    inputs = _json_object(list(resolved.items()), dialect, binary=True)
     contributions = _json_object(terms, dialect)
     empty = _json_object([], dialect)
     return (

@@ -13,7 +13,7 @@ For every household (not dissolved) the statement reads:
   ties by household id, as ``eligibility._apply_quota`` ranks them).
 
 Only households eligible on either side are counted further: their persons (current, living
-members) are counted per household and everything is grouped by area code and segment. The
+members: the model's plain member count when it has one, else counted) are summed and everything is grouped by area code and segment. The
 caller rolls areas up to the level asked. The same per-household rows, filtered to those whose
 verdict differs, give the staff's paged list of gaining and losing households.
 
@@ -79,9 +79,28 @@ def _needed(plan: ProgramPlan) -> list[str]:
             wanted.update(_names_in(source))
     if plan.segment_variable:
         wanted.add(plan.segment_variable)
+    size = size_variable(plan.model)
+    if size is not None:
+        wanted.add(size)
     if plan.source == REWEIGHTED and plan.model.weights:
         wanted.update(plan.model.weights)
     return [name for name in plan.model.names() if name in wanted]
+
+
+def size_variable(model: ModelDefinition) -> str | None:
+    """A variable counting every current, living member (``members``, no filter): the
+    household's persons as the score saw them, read with the score instead of counting the
+    memberships again (the simulation's costliest part otherwise)."""
+    for variable in model.variables:
+        if (
+            variable.source == "members"
+            and variable.fact is None
+            and variable.age_min is None
+            and variable.age_max is None
+            and variable.sex is None
+        ):
+            return variable.name
+    return None
 
 
 def _names_in(source: str) -> set[str]:
@@ -91,22 +110,16 @@ def _names_in(source: str) -> set[str]:
 def _stored_scores(plan: ProgramPlan, names: list[str], dialect: str, out: _Statement) -> str:
     """household_id, score, i_<name> from ``household_scores`` (scores or inputs)."""
     out.values["s_model"] = plan.model_code
-    if dialect == "postgresql" and names:
-        record = ", ".join(f'"{name}" DOUBLE PRECISION' for name in names)
-        columns = [f'i."{name}" AS i_{name}' for name in names]
-        lateral = f" CROSS JOIN LATERAL json_to_record(hs.inputs) AS i({record})"
-        value = {name: f'i."{name}"' for name in names}
+    if dialect == "postgresql":
+        value = {name: f"CAST(hs.inputs ->> '{name}' AS DOUBLE PRECISION)" for name in names}
     else:
-        columns = [
-            f"CAST(json_extract(hs.inputs, '$.{name}') AS REAL) AS i_{name}" for name in names
-        ]
-        lateral = ""
-        value = {name: f"json_extract(hs.inputs, '$.{name}')" for name in names}
+        value = {name: f"CAST(json_extract(hs.inputs, '$.{name}') AS REAL)" for name in names}
+    columns = [f"{value[name]} AS i_{name}" for name in names]
     score = "hs.score"
     if plan.source == REWEIGHTED:
         score = f"CASE WHEN hs.scorable THEN {linear_total(plan.model, value)} END"
     selected = ", ".join(["hs.household_id", f"{score} AS score", *columns])
-    return f"SELECT {selected} FROM household_scores hs{lateral} WHERE hs.model_code = :s_model"
+    return f"SELECT {selected} FROM household_scores hs WHERE hs.model_code = :s_model"
 
 
 def _scores(plan: ProgramPlan, names: list[str], dialect: str, as_of: date, out: _Statement) -> str:
@@ -149,11 +162,11 @@ def decided_rows(plan: ProgramPlan, dialect: str, as_of: date) -> _Statement:
     variables = "".join(f", s.i_{name}" for name in names)
     base = (
         "SELECT h.id AS household_id, h.admin_area_code AS area,"
-        " CASE WHEN he.eligible THEN 1 ELSE 0 END AS cur,"
+        " COALESCE(he.cur, 0) AS cur,"
         f" s.score AS score{variables}"
         f" FROM households h LEFT JOIN ({scores}) s ON s.household_id = h.id"
-        " LEFT JOIN household_eligibility he"
-        " ON he.household_id = h.id AND he.program_code = :s_program"
+        " LEFT JOIN (SELECT household_id, 1 AS cur FROM household_eligibility"
+        " WHERE program_code = :s_program AND eligible) he ON he.household_id = h.id"
         " WHERE h.status <> 'dissolved'"
     )
     kept = "".join(f", b.i_{name}" for name in names)
@@ -228,8 +241,10 @@ def aggregate_statement(plan: ProgramPlan, dialect: str, as_of: date) -> TextCla
     rows = decided_rows(plan, dialect, as_of)
     segment_value = "x.people" if plan.segment_variable is None else f"x.i_{plan.segment_variable}"
     kept = f", f.i_{plan.segment_variable}" if plan.segment_variable else ""
+    size = size_variable(plan.model)
+    people = PEOPLE if size is None else f"COALESCE(CAST(f.i_{size} AS INTEGER), {PEOPLE})"
     eligible = (
-        f"SELECT f.area, f.cur, f.sim{kept}, {PEOPLE} AS people"
+        f"SELECT f.area, f.cur, f.sim{kept}, {people} AS people"
         f" FROM ({rows.sql}) f WHERE f.cur = 1 OR f.sim = 1"
     )
     cur_cap, sim_cap = plan.caps

@@ -1,4 +1,4 @@
-"""Saved what-if simulations and programs' benefit schedules (registry_core.simulation).
+"""Saved what-if simulations, programs' benefit schedules; score inputs as JSONB on PostgreSQL.
 
 Revision ID: 0020_simulations
 Revises: 0017_scoring_models
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0020_simulations"
 down_revision = "0017_scoring_models"
@@ -16,6 +17,16 @@ depends_on = None
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        # Simulations read single variables of every household's inputs: JSONB needs no
+        # parsing for ``->>`` (see registry_core/scoring/tables.py).
+        op.alter_column(
+            "household_scores",
+            "inputs",
+            type_=postgresql.JSONB(),
+            existing_type=sa.JSON(),
+            postgresql_using="inputs::jsonb",
+        )
     op.create_table(
         "simulations",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -47,6 +58,14 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.alter_column(
+            "household_scores",
+            "inputs",
+            type_=sa.JSON(),
+            existing_type=postgresql.JSONB(),
+            postgresql_using="inputs::json",
+        )
     op.drop_index(op.f("ix_benefit_schedules_program_code"), table_name="benefit_schedules")
     op.drop_table("benefit_schedules")
     op.drop_table("simulations")
