@@ -13,9 +13,10 @@ For every household (not dissolved) the statement reads:
   ties by household id, as ``eligibility._apply_quota`` ranks them).
 
 Only households eligible on either side are counted further: their persons (current, living
-members: the model's plain member count when it has one, else counted) are summed and everything is grouped by area code and segment. The
-caller rolls areas up to the level asked. The same per-household rows, filtered to those whose
-verdict differs, give the staff's paged list of gaining and losing households.
+members: the model's plain member count when it has one, else counted) are summed and
+everything is grouped by area code and segment. The caller rolls areas up to the level asked.
+The same per-household rows, filtered to those whose verdict differs, give the staff's paged
+list of gaining and losing households.
 
 Nothing here writes: these are SELECTs, run by the service in a read-only transaction.
 """
