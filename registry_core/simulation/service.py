@@ -127,6 +127,10 @@ class Simulations:
                 session.execute(text(f"SET LOCAL work_mem = '{BULK_WORK_MEM}'"))
                 # Compiling the statement to machine code costs more than it saves here.
                 session.execute(text("SET LOCAL jit = off"))
+                # The groups (areas x segments) are few and fit in memory; PostgreSQL's
+                # estimate prefers sorting a third of a million rows to group them, which
+                # measured 40% slower than hashing them.
+                session.execute(text("SET LOCAL enable_sort = off"))
             yield session
         finally:
             session.rollback()
