@@ -127,7 +127,8 @@ POSTGRES_FILL = (
     """INSERT INTO socio_economic_attributes (id, household_id, person_id, domain, name, period,
         value, source_system, observed_at)
     SELECT md5('i' || g || '-' || k)::uuid, md5('h' || g)::uuid, md5('p' || g || '-' || k)::uuid,
-        'income', 'gross_income', '2025', to_json((g * 7919 + k * 104729) % 90000), 'tax', now()
+        'income', 'gross_income', '2025', to_json((g::bigint * 7919 + k * 104729) % 90000),
+        'tax', now()
     FROM generate_series(1, :n) g CROSS JOIN LATERAL generate_series(1, 1 + g % 6) k
     WHERE (g + k) % 3 = 0
     UNION ALL

@@ -32,6 +32,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "registry_core.models",
     "registry_core.scoring.tables",
     "registry_core.reports.tables",
+    "registry_core.simulation.tables",
     "hub.auth.tables",
     "hub.workers.idempotency",
     "hub.broker.embedded_tables",

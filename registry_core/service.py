@@ -13,6 +13,7 @@ each method hands the call to the use case that owns it (``registry_core/service
 - ``reads`` — records, pages, provenance, the outbox;
 - ``recertification`` — when households are due again, the periodic round, the lists;
 - ``scoring`` — scoring models, program eligibility rules, re-scoring (``registry_core.scoring``).
+- ``simulations`` — what-if simulations and benefit schedules (``registry_core.simulation``).
 
 Each write is one transaction (``services.base.Workspace``): it validates its input against
 the canonical schema, applies the change through field provenance and source precedence, and
@@ -49,6 +50,7 @@ from registry_core.services.merges import Actor, Merges, PairCheck
 from registry_core.services.reads import Reads
 from registry_core.services.recertification import Recertifications, RoundResult
 from registry_core.services.reviews import Reviews
+from registry_core.simulation.service import Simulations
 from registry_core.vital import VitalFacts
 from standards.identifiers import IdentifierProfile
 
@@ -92,6 +94,7 @@ class Registry:
         self._reads = Reads(ws)
         self._recertifications = Recertifications(ws)
         self._scoring = Scoring(ws)
+        self._simulations = Simulations(ws)
 
     def within(self, session: Session) -> Registry:
         """The same services, working inside the caller's open transaction.
@@ -109,6 +112,12 @@ class Registry:
         """Scoring models, eligibility rules, re-scoring and the household's policy results
         (``registry_core.scoring.service.Scoring``; in a caller's transaction under ``within``)."""
         return self._scoring
+
+    @property
+    def simulations(self) -> Simulations:
+        """What-if simulations of policy and programs' benefit schedules
+        (``registry_core.simulation.service.Simulations``)."""
+        return self._simulations
 
     # ------------------------------------------------------------------ identity
 

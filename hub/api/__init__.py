@@ -37,6 +37,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.duplicates:bp",
     "hub.api.scoring:bp",
     "hub.api.reports:bp",
+    "hub.api.simulations:bp",
 )
 
 

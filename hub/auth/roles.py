@@ -32,7 +32,7 @@ class Role(StrEnum):
     program = "program"  # a program's system: its own subscriptions and notifications
     partner = "partner"  # a partner system: pushes data in (webhooks, DCI notify, search)
     auditor = "auditor"  # reads everything, changes nothing
-    policymaker = "policymaker"  # reads aggregate reports only: no household, no person
+    policymaker = "policymaker"  # aggregate reports and simulations only: no household, no person
 
 
 # Roles whose holders are limited to a list of administrative areas (prefixes).

@@ -193,15 +193,18 @@ def _variables_sql(
     return f"SELECT {', '.join(columns)} FROM households h {' '.join(joins)} WHERE {where}"
 
 
-def _json_object(pairs: list[tuple[str, str]], dialect: str) -> str:
-    function = "json_build_object" if dialect == "postgresql" else "json_object"
+def _json_object(pairs: list[tuple[str, str]], dialect: str, binary: bool = False) -> str:
+    """An object of ``pairs`` (JSONB on PostgreSQL when ``binary``: the inputs column)."""
+    function = "json_object"
+    if dialect == "postgresql":
+        function = "jsonb_build_object" if binary else "json_build_object"
     arguments = ", ".join(f"'{key}', {value}" for key, value in pairs)
     return f"{function}({arguments})"
 
 
-def _score_sql(model: ModelDefinition, dialect: str, inner: str) -> str:
-    if model.weights is None:
-        raise ValueError("only a linear model (weights) compiles to SQL")
+def _resolved(model: ModelDefinition) -> tuple[dict[str, str], str]:
+    """Each variable's value after its missing-value rule, and when the household is not
+    scorable (a ``not_scorable`` variable is NULL), over the columns ``v.v_<name>``."""
     resolved: dict[str, str] = {}
     unscorable: list[str] = []
     for variable in model.variables:
@@ -211,14 +214,30 @@ def _score_sql(model: ModelDefinition, dialect: str, inner: str) -> str:
         else:
             resolved[variable.name] = column
             unscorable.append(f"{column} IS NULL")
-    terms = [
+    return resolved, " OR ".join(unscorable) or "1 = 0"
+
+
+def _linear_terms(model: ModelDefinition, resolved: dict[str, str]) -> list[tuple[str, str]]:
+    if model.weights is None:
+        raise ValueError("only a linear model (weights) compiles to SQL")
+    return [
         (name, f"{_literal(model.weights[name])} * {resolved[name]}")
         for name in model.names()
         if name in model.weights
     ]
-    total = " + ".join([_literal(model.intercept), *(term for _, term in terms)])
-    missing = " OR ".join(unscorable) or "1 = 0"
-    inputs = _json_object(list(resolved.items()), dialect)
+
+
+def linear_total(model: ModelDefinition, resolved: dict[str, str]) -> str:
+    """``intercept + weight * value ...`` in declared order (``resolved``: name -> SQL)."""
+    terms = _linear_terms(model, resolved)
+    return " + ".join([_literal(model.intercept), *(term for _, term in terms)])
+
+
+def _score_sql(model: ModelDefinition, dialect: str, inner: str) -> str:
+    resolved, missing = _resolved(model)
+    terms = _linear_terms(model, resolved)
+    total = linear_total(model, resolved)
+    inputs = _json_object(list(resolved.items()), dialect, binary=True)
     contributions = _json_object(terms, dialect)
     empty = _json_object([], dialect)
     return (
@@ -260,6 +279,31 @@ def score_select(
     params = _Params()
     inner = _variables_sql(model, dialect, params, as_of, household_id)
     return Compiled(params.bind(_score_sql(model, dialect, inner)))
+
+
+@dataclass(frozen=True)
+class RawSelect:
+    """A statement's SQL text with its bound values and types, to embed in a larger one."""
+
+    sql: str
+    values: dict[str, Any]
+    types: dict[str, Any]
+
+
+def resolved_score_sql(model: ModelDefinition, dialect: str, as_of: date) -> RawSelect:
+    """household_id, score (NULL: not scorable) and ``i_<name>`` (each variable after its
+    missing-value rule) of every scored household, computed from the facts and not written:
+    what a simulation of a draft linear model reads. Parameters are named ``p<n>``."""
+    params = _Params()
+    inner = _variables_sql(model, dialect, params, as_of, None)
+    resolved, missing = _resolved(model)
+    columns = ", ".join(f"{value} AS i_{name}" for name, value in resolved.items())
+    sql = (
+        "SELECT v.household_id,"
+        f" CASE WHEN {missing} THEN NULL ELSE {linear_total(model, resolved)} END AS score,"
+        f" {columns} FROM ({inner}) v"
+    )
+    return RawSelect(sql, params.values, params.types)
 
 
 # Memory for the re-score's hash aggregates and joins, for this transaction only: with the
