@@ -30,14 +30,13 @@ from __future__ import annotations
 import argparse
 import copy
 import time
-import uuid
 from collections.abc import Callable
 from datetime import date
 from typing import Any
 
 from sqlalchemy import Engine, text
 
-from bench.scoring import MODEL, RULE, _database, _fill, _registry
+from bench.scoring import MODEL, RULE, _registry, on_filled_database
 
 SCHEDULE = {"amount": 30.0, "per": "household", "period": "month", "periods": 12}
 THRESHOLD_AND_EXTENSION = {
@@ -172,24 +171,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args(argv)
 
-    from hub.dbschema import upgrade_to_head
-    from registry_core.db import make_engine
-
-    url, cleanup = _database(uuid.uuid4().hex[:8], args.keep_db)
-    try:
-        upgrade_to_head(url)
-        engine = make_engine(url)
-        households = args.households
-        if engine.dialect.name != "postgresql":
-            households = min(households, 500)
-            print(f"no PostgreSQL named: SQLite with {households} households (registered)")
-        started = time.perf_counter()
-        _fill(engine, households)
-        print(f"filled {households} households in {time.perf_counter() - started:.1f}s")
-        figures = measure(engine, households, args.repeat)
-        engine.dispose()
-    finally:
-        cleanup()
+    households, figures = on_filled_database(
+        args.households, 500, args.keep_db, lambda engine, n: measure(engine, n, args.repeat)
+    )
     print(
         f"full re-score: {figures['rescore_seconds']:.2f}s; simulation: threshold and"
         f" extension {figures['threshold_seconds']:.2f}s, new weights"

@@ -296,6 +296,36 @@ def measure(engine: Engine, households: int, repeat: int) -> dict[str, float]:
     }
 
 
+def on_filled_database(
+    households: int,
+    sqlite_cap: int,
+    keep_db: bool,
+    measure_on: Callable[[Engine, int], dict[str, Any]],
+) -> tuple[int, dict[str, Any]]:
+    """Make a database at head, fill it with ``households`` generated households (at most
+    ``sqlite_cap`` when no PostgreSQL is named), run ``measure_on`` and drop it (unless
+    ``keep_db``); returns the household count used and the figures. Shared by the scoring and
+    policy benchmarks so both measure on the same generated registry."""
+    from hub.dbschema import upgrade_to_head
+    from registry_core.db import make_engine
+
+    url, cleanup = _database(uuid.uuid4().hex[:8], keep_db)
+    try:
+        upgrade_to_head(url)
+        engine = make_engine(url)
+        if engine.dialect.name != "postgresql":
+            households = min(households, sqlite_cap)
+            print(f"no PostgreSQL named: SQLite with {households} households (registered)")
+        started = time.perf_counter()
+        _fill(engine, households)
+        print(f"filled {households} households in {time.perf_counter() - started:.1f}s")
+        figures = measure_on(engine, households)
+        engine.dispose()
+    finally:
+        cleanup()
+    return households, figures
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--households", type=int, default=200_000)
@@ -303,24 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--keep-db", action="store_true")
     args = parser.parse_args(argv)
 
-    from hub.dbschema import upgrade_to_head
-    from registry_core.db import make_engine
-
-    url, cleanup = _database(uuid.uuid4().hex[:8], args.keep_db)
-    try:
-        upgrade_to_head(url)
-        engine = make_engine(url)
-        households = args.households
-        if engine.dialect.name != "postgresql":
-            households = min(households, 2000)
-            print(f"no PostgreSQL named: SQLite with {households} households (registered)")
-        started = time.perf_counter()
-        _fill(engine, households)
-        print(f"filled {households} households in {time.perf_counter() - started:.1f}s")
-        figures = measure(engine, households, args.repeat)
-        engine.dispose()
-    finally:
-        cleanup()
+    households, figures = on_filled_database(
+        args.households, 2000, args.keep_db, lambda engine, n: measure(engine, n, args.repeat)
+    )
     print(
         f"full re-score: {figures['rescore_seconds']:.2f}s;"
         f" eligibility of one program: {figures['eligibility_per_s']:.0f} households/s"
