@@ -173,6 +173,17 @@ def head_revision() -> str:
     return head
 
 
+def is_known_revision(revision: str) -> bool:
+    """Whether ``revision`` belongs to this code's migration chain (a backup or database
+    written by a newer hub carries one this code does not know)."""
+    from alembic.util.exc import CommandError
+
+    try:
+        return _scripts().get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
 def require_current_schema(engine: Engine) -> None:
     """Return when the database's schema is at head; else raise ``SchemaNotCurrent`` saying
     what to do (``DatabaseUnavailable`` when it cannot be reached)."""

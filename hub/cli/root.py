@@ -31,6 +31,8 @@ LAZY_COMMANDS: dict[str, str] = {
     "quality": "hub.cli.quality:quality",
     "scoring": "hub.cli.scoring:scoring",
     "reports": "hub.cli.reports:reports",
+    "backup": "hub.cli.backup:backup",
+    "restore": "hub.cli.backup:restore",
 }
 
 
