@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from hub.auth import revocations
 from hub.crosscheck.handlers import crosscheck_handlers
 from hub.dci import retention as dci_retention
 from hub.monitoring.message_log import RetentionPolicy
@@ -213,6 +214,7 @@ def retention_jobs(
         requeue(settings),
         recertification_job(settings),
         quality_scan_job(settings),
+        revocations.retention_job(),
     ]
 
 

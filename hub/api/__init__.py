@@ -38,6 +38,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.scoring:bp",
     "hub.api.reports:bp",
     "hub.api.simulations:bp",
+    "hub.api.tokens:bp",
 )
 
 

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.exceptions import HTTPException
 
 from hub.auth.api_keys import ApiKeyError, authenticate_api_key
+from hub.auth.revocations import RevocationList
 from hub.auth.roles import Principal, Role
 from hub.auth.tokens import TokenError, TokenSigner
 from hub.settings import Settings
@@ -176,8 +177,9 @@ def init_app(
 
     ``session_factory`` is where API keys are looked up; with None, only bearer tokens work.
     """
+    revocations = RevocationList(session_factory) if session_factory is not None else None
     state = AuthState(
-        signer=TokenSigner.from_settings(settings),
+        signer=TokenSigner.from_settings(settings, is_revoked=revocations),
         session_factory=session_factory,
         public_endpoints=frozenset(public_endpoints),
     )

@@ -121,6 +121,7 @@ class Principal:
     kind: PrincipalKind = "token"
     token_id: str = ""
     expires_at: datetime | None = None
+    key_id: str | None = None  # the signing key a token names (``kid``); None for API keys
 
     def has_any(self, roles: Iterable[Role]) -> bool:
         return not self.roles.isdisjoint(roles)

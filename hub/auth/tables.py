@@ -28,3 +28,16 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column()
     revoked_at: Mapped[datetime | None] = mapped_column()
+
+
+class RevokedTokenRow(Base):
+    """A bearer token refused before its expiry, by its id (``jti``). Kept until the token
+    would have expired anyway; then the retention jobs delete the row."""
+
+    __tablename__ = "auth_revoked_tokens"
+
+    jti: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(nullable=False, index=True)
+    revoked_at: Mapped[datetime] = mapped_column(nullable=False, default=utcnow)
+    revoked_by: Mapped[str] = mapped_column(String(200), nullable=False)
+    reason: Mapped[str] = mapped_column(String(500), nullable=False)

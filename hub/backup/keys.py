@@ -3,8 +3,9 @@
 A backup holds identifiers sealed with the identifier keys, so a restore is worth nothing
 without them — and an archive that carried them would hand a thief everything. So the archive
 holds only a one-way fingerprint of the identifier keys; the restore refuses when the keys in
-place differ. ``--keys-to`` / ``--keys-from`` copy the local key files to and from a folder
-the operator keeps elsewhere (another medium, a secret store's import), mode 0600.
+place differ. ``--keys-to`` / ``--keys-from`` copy the local key files (identifier keys, DCI
+signing key, token signing keyring) to and from a folder the operator keeps elsewhere (another
+medium, a secret store's import), mode 0600.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from hub.settings import Settings
 _LABEL = b"srhub-backup-keys/1\x00"
 KEY_FILE_NAME = "keys.json"
 DCI_KEY_NAME = "dci-signing-key.pem"
+TOKEN_KEYRING_NAME = "token-signing-keys.json"  # noqa: S105 - a file name
 
 
 def _decode(text: str) -> bytes:
@@ -61,6 +63,7 @@ def _local_key_files(settings: Settings) -> list[tuple[Path, str]]:
     found = [(settings.effective_key_file, KEY_FILE_NAME)]
     dci_key = Path(settings.dci.signing_key_file or settings.data_dir / DCI_KEY_NAME)
     found.append((dci_key, DCI_KEY_NAME))
+    found.append((settings.effective_token_keyring_file, TOKEN_KEYRING_NAME))
     return [(path, name) for path, name in found if path.is_file()]
 
 
@@ -95,6 +98,7 @@ def import_keys(settings: Settings, folder: Path) -> list[Path]:
     targets = {
         KEY_FILE_NAME: settings.effective_key_file,
         DCI_KEY_NAME: Path(settings.dci.signing_key_file or settings.data_dir / DCI_KEY_NAME),
+        TOKEN_KEYRING_NAME: settings.effective_token_keyring_file,
     }
     placed = []
     for name, target in targets.items():

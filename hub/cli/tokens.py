@@ -8,16 +8,20 @@ settings, so run this with the server's ``SRHUB_*`` environment or config file.
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from hub.auth.roles import GrantError, Role
+from hub.auth.tokens import MAX_TTL_SECONDS
 from hub.cli.database import database_session
 from hub.cli.errors import CommandError
 from hub.settings import load_settings
 
+if TYPE_CHECKING:
+    from hub.auth.signing_keys import KeyringSource
+
 ROLE_CHOICE = click.Choice([r.value for r in Role], case_sensitive=False)
-MAX_TTL_SECONDS = 400 * 24 * 3600
 
 
 @click.group()
@@ -154,3 +158,104 @@ def revoke(key_id: str) -> None:
         raise CommandError(f"{exc}; see 'srhub token api-key list'") from None
     assert info.revoked_at is not None
     click.echo(f"revoked API key {info.id} ({info.name}) at {info.revoked_at.isoformat()}")
+
+
+@token.command("revoke")
+@click.option("--jti", default=None, help="The id of the token to revoke (printed at issue).")
+@click.option(
+    "--token-file",
+    type=click.File("r"),
+    default=None,
+    help="A file holding the token itself (- for stdin); its id and expiry are read from it.",
+)
+@click.option("--reason", required=True, help="Why, for the audit trail.")
+def revoke_token(jti: str | None, token_file: TextIO | None, reason: str) -> None:
+    """Refuse one bearer token from now on (every API process within seconds)."""
+    from datetime import timedelta
+
+    from hub.auth import revocations
+    from hub.auth.tokens import TokenError, TokenSigner
+    from standards.timeutil import utcnow
+
+    if (jti is None) == (token_file is None):
+        raise click.UsageError("give either --jti or --token-file")
+    settings = load_settings()
+    expires_at = utcnow() + timedelta(seconds=MAX_TTL_SECONDS)
+    if token_file is not None:
+        try:
+            principal = TokenSigner.from_settings(settings).verify(token_file.read().strip())
+        except TokenError as exc:
+            raise CommandError(
+                f"the token is not valid ({exc.reason}): nothing to revoke"
+            ) from None
+        jti = principal.token_id
+        expires_at = principal.expires_at or expires_at
+    assert jti is not None
+    try:
+        with database_session(settings) as session:
+            created = revocations.revoke(
+                session, jti=jti, expires_at=expires_at, revoked_by="cli", reason=reason
+            )
+    except revocations.RevocationError as exc:
+        raise click.UsageError(str(exc)) from None
+    state = "revoked" if created else "was already revoked"
+    click.echo(f"token {jti} {state}; refused until {expires_at.isoformat()}")
+
+
+@token.command("revoked")
+def revoked() -> None:
+    """List the revocations in force (JSON lines)."""
+    from hub.auth import revocations
+
+    with database_session() as session:
+        for item in revocations.list_revoked(session):
+            click.echo(json.dumps(item))
+
+
+@token.group("keys")
+def keys() -> None:
+    """The token signing keyring: list, rotate, retire (docs/auth.md)."""
+
+
+def _keyring_source() -> KeyringSource:
+    from hub.auth.tokens import keyring_source
+
+    return keyring_source(load_settings())
+
+
+@keys.command("list")
+def list_signing_keys() -> None:
+    """Each signing key: id, created, whether it signs, verifies or is retired."""
+    keyring = _keyring_source().current(fresh=True)
+    active = keyring.active.kid
+    for key in keyring.keys:
+        state = "retired" if key.retired_at else ("signs" if key.kid == active else "verifies")
+        click.echo(f"{key.kid}\t{key.created_at.isoformat()}\t{state}")
+
+
+@keys.command("rotate")
+def rotate_keys() -> None:
+    """Make a new signing key; earlier ones keep verifying the tokens they signed."""
+    from hub.auth.signing_keys import KeyringError
+
+    source = _keyring_source()
+    try:
+        keyring = source.current(fresh=True).rotated()
+        source.save(keyring)
+    except KeyringError as exc:
+        raise CommandError(str(exc)) from None
+    click.echo(f"new signing key {keyring.active.kid}; API processes use it within seconds")
+
+
+@keys.command("retire")
+@click.argument("kid")
+def retire_key(kid: str) -> None:
+    """Refuse tokens signed by KID from now on (after its tokens have expired)."""
+    from hub.auth.signing_keys import KeyringError
+
+    source = _keyring_source()
+    try:
+        source.save(source.current(fresh=True).retired(kid))
+    except KeyringError as exc:
+        raise CommandError(str(exc)) from None
+    click.echo(f"signing key {kid} retired: tokens naming it are refused")

@@ -55,7 +55,13 @@ class Settings:
     port: int = 8000
     log_level: str = "INFO"
     key_file: Path = Path("")  # empty: <data_dir>/keys.json
-    jwt_secret: str = ""  # HS256 signing key for bearer tokens
+    # base64 of 32 bytes: the hub's own HMAC secret (dashboard session cookies, OpenRosa
+    # nonces). Bearer tokens are signed by the Ed25519 keyring below.
+    jwt_secret: str = ""
+    # The bearer-token signing keyring as JSON (a secret store's copy of the keyring file);
+    # empty: the local keyring file, created on first use (docs/auth.md).
+    token_signing_keys: str = ""
+    token_keyring_file: Path = Path("")  # empty: <data_dir>/token-signing-keys.json
     jwt_issuer: str = "srhub"
     token_ttl_seconds: int = 8 * 3600
     identifier_encryption_key: str = ""  # base64 of 32 bytes (AES-256-GCM)
@@ -99,6 +105,12 @@ class Settings:
     @property
     def effective_key_file(self) -> Path:
         return self.key_file if str(self.key_file) not in ("", ".") else self.data_dir / "keys.json"
+
+    @property
+    def effective_token_keyring_file(self) -> Path:
+        if str(self.token_keyring_file) not in ("", "."):
+            return self.token_keyring_file
+        return self.data_dir / "token-signing-keys.json"
 
     @property
     def effective_admin_token_file(self) -> Path:

@@ -219,7 +219,10 @@ def _still_valid(staff: StaffUser, credential_id: str) -> StaffUser | None:
     """The session's user as they are now (a supervisor's areas re-read), or None when the
     credential was revoked, the user disabled or moved to a role without a dashboard."""
     if staff.kind == "token":
-        return staff  # JWTs cannot be revoked one by one; the session ends when the token does
+        from hub.auth.flask_auth import EXTENSION_KEY as AUTH_KEY
+
+        revoked = current_app.extensions[AUTH_KEY].signer.is_revoked
+        return None if revoked is not None and revoked(credential_id) else staff
     from hub.auth.tables import ApiKeyRow
     from hub.ui.tables import UiUser
 

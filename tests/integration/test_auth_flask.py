@@ -29,6 +29,7 @@ from hub.auth.api_keys import create_api_key, revoke_api_key
 from hub.auth.flask_auth import access_table, undeclared_endpoints
 from hub.auth.roles import Principal
 from hub.auth.scope import area_condition
+from hub.auth.signing_keys import Keyring
 from hub.auth.tables import ApiKeyRow
 from hub.auth.tokens import TokenSigner
 from hub.settings import Settings, load_settings
@@ -172,11 +173,11 @@ def test_every_kind_of_bad_token_gets_the_same_generic_401(
         "exp": 2**40,
     }
     bad_tokens = {
-        "bad signature": TokenSigner(secret=b"z" * 32, issuer="srhub").issue(
+        "unknown key": TokenSigner.with_keyring(Keyring.generate()).issue(
             subject="x", roles=["registry_staff"]
         ),
         "expired": signer.issue(subject="x", roles=["registry_staff"], ttl_seconds=60, now=past),
-        "wrong issuer": TokenSigner(secret=signer.secret, issuer="evil").issue(
+        "wrong issuer": TokenSigner(keys=signer.keys, issuer="evil").issue(
             subject="x", roles=["registry_staff"]
         ),
         "alg none": f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(good_claims)}.",

@@ -157,6 +157,8 @@ def test_security_schemes_and_public_routes(document):
         "/collect/",
         "/collect/sw.js",
         "/collect/static/{name}",
+        # The token keys' public halves (JWKS), for checking hub tokens offline.
+        "/.well-known/jwks.json",
     }
 
 

@@ -15,7 +15,6 @@ and ``expire_tokens`` rotates the token key, so every device token the hub issue
 from __future__ import annotations
 
 import dataclasses
-import secrets
 import threading
 import time
 from collections import deque
@@ -33,6 +32,7 @@ from hub.api import create_app
 from hub.assembly import build_worker
 from hub.auth.flask_auth import EXTENSION_KEY as AUTH_KEY
 from hub.auth.roles import Principal, Role
+from hub.auth.signing_keys import Keyring
 from hub.auth.tokens import TokenSigner
 from hub.dbschema import upgrade_to_head
 from hub.intake.contract import INTAKE_EXTENSION_KEY
@@ -111,8 +111,8 @@ class RealCollectHub:
 
     def expire_tokens(self) -> None:
         state = self.app.extensions[AUTH_KEY]
-        rotated = TokenSigner(
-            secret=secrets.token_bytes(32),
+        rotated = TokenSigner.with_keyring(
+            Keyring.generate(),
             issuer=state.signer.issuer,
             default_ttl_seconds=state.signer.default_ttl_seconds,
         )

@@ -16,15 +16,30 @@ import pytest
 from hub.auth.api_keys import ApiKeyError, parse_api_key
 from hub.auth.bootstrap import ensure_admin_token, is_embedded
 from hub.auth.roles import GrantError, Principal, Role, parse_role, validate_grant
+from hub.auth.signing_keys import Keyring, SigningKey
 from hub.auth.tokens import MAX_TOKEN_LENGTH, TokenError, TokenSigner
 from hub.settings import load_settings
 
-SECRET = b"k" * 32
+KEYRING = Keyring.generate()
+SECRET = b"k" * 32  # an HMAC secret, for tokens an attacker signs with HS256
 
 
 @pytest.fixture
 def signer() -> TokenSigner:
-    return TokenSigner(secret=SECRET, issuer="srhub", default_ttl_seconds=600)
+    return TokenSigner.with_keyring(KEYRING, issuer="srhub", default_ttl_seconds=600)
+
+
+def _impostor(kid: str) -> TokenSigner:
+    """A signer with another private key under the same key id."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = SigningKey(kid=kid, private=Ed25519PrivateKey.generate(), created_at=datetime.now(UTC))
+    return TokenSigner.with_keyring(Keyring((key,)), issuer="srhub")
+
+
+def _hs256(claims: dict[str, object], kid: str) -> str:
+    """A token as an attacker would make one with a shared secret."""
+    return jwt.encode(claims, SECRET, algorithm="HS256", headers={"kid": kid})
 
 
 def _b64(data: dict[str, object]) -> str:
@@ -97,8 +112,8 @@ def test_a_remembered_token_still_expires(signer: TokenSigner) -> None:
 def test_remembering_a_token_never_lends_it_to_another_secret(signer: TokenSigner) -> None:
     token = signer.issue(subject="a", roles=["admin"])
     assert signer.verify(token).subject == "a"
-    other = TokenSigner(secret=b"z" * 32, issuer="srhub")
-    assert _reason(other, token) == "bad_signature"
+    other = TokenSigner.with_keyring(Keyring.generate(), issuer="srhub")
+    assert _reason(other, token) == "unknown_key"
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert _reason(signer, tampered) == "bad_signature"
     assert _reason(signer, tampered) == "bad_signature"  # refusals are never remembered
@@ -111,12 +126,12 @@ def test_token_from_the_future_is_refused(signer: TokenSigner) -> None:
 
 
 def test_wrong_issuer_is_refused(signer: TokenSigner) -> None:
-    other = TokenSigner(secret=SECRET, issuer="someone-else")
+    other = TokenSigner.with_keyring(KEYRING, issuer="someone-else")
     assert _reason(signer, other.issue(subject="a", roles=["admin"])) == "wrong_issuer"
 
 
 def test_wrong_signature_is_refused(signer: TokenSigner) -> None:
-    forger = TokenSigner(secret=b"x" * 32, issuer="srhub")
+    forger = _impostor(KEYRING.active.kid)
     assert _reason(signer, forger.issue(subject="a", roles=["admin"])) == "bad_signature"
 
 
@@ -155,7 +170,9 @@ def test_missing_claim_is_refused(signer: TokenSigner, missing: str) -> None:
         "exp": now + 60,
     }
     del claims[missing]
-    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    token = jwt.encode(
+        claims, KEYRING.active.private, algorithm="EdDSA", headers={"kid": KEYRING.active.kid}
+    )
     assert _reason(signer, token) == "missing_claim"
 
 
@@ -173,7 +190,9 @@ def test_missing_claim_is_refused(signer: TokenSigner, missing: str) -> None:
 def test_claims_we_never_issue_are_refused(signer: TokenSigner, bad: dict[str, object]) -> None:
     now = int(datetime.now(UTC).timestamp())
     claims = {"sub": "a", "iss": "srhub", "jti": "j", "iat": now, "exp": now + 60, **bad}
-    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    token = jwt.encode(
+        claims, KEYRING.active.private, algorithm="EdDSA", headers={"kid": KEYRING.active.kid}
+    )
     assert _reason(signer, token) == "bad_claims"
 
 
@@ -187,7 +206,76 @@ def test_oversized_token_is_refused_unparsed(signer: TokenSigner) -> None:
 
 
 def test_signer_repr_hides_the_secret(signer: TokenSigner) -> None:
-    assert "kkkk" not in repr(signer)
+    seed = KEYRING.active.to_json()["ed25519"]
+    assert seed not in repr(signer) and seed not in repr(KEYRING) and "ed25519" not in repr(KEYRING)
+
+
+def test_a_symmetric_token_under_a_known_kid_is_refused(signer: TokenSigner) -> None:
+    """The HS256-with-the-public-key confusion: refused by the algorithm pin, before any key."""
+    now = int(datetime.now(UTC).timestamp())
+    claims = {
+        "sub": "a",
+        "roles": ["admin"],
+        "iss": "srhub",
+        "jti": "j",
+        "iat": now,
+        "exp": now + 60,
+    }
+    assert _reason(signer, _hs256(claims, KEYRING.active.kid)) == "algorithm"
+
+
+def test_a_token_without_kid_or_with_an_unknown_one_is_refused(signer: TokenSigner) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    claims = {
+        "sub": "a",
+        "roles": ["admin"],
+        "iss": "srhub",
+        "jti": "j",
+        "iat": now,
+        "exp": now + 60,
+    }
+    bare = jwt.encode(claims, KEYRING.active.private, algorithm="EdDSA")
+    assert _reason(signer, bare) == "unknown_key"
+    stranger = jwt.encode(
+        claims, KEYRING.active.private, algorithm="EdDSA", headers={"kid": "nobody"}
+    )
+    assert _reason(signer, stranger) == "unknown_key"
+
+
+def test_rotation_keeps_old_tokens_until_their_key_is_retired() -> None:
+    first = Keyring.generate()
+    old_signer = TokenSigner.with_keyring(first)
+    old_token = old_signer.issue(subject="a", roles=["admin"])
+    rotated = first.rotated()
+    new_signer = TokenSigner.with_keyring(rotated)
+    new_token = new_signer.issue(subject="b", roles=["admin"])
+    assert jwt.get_unverified_header(new_token)["kid"] == rotated.active.kid != first.active.kid
+    assert new_signer.verify(old_token).subject == "a"  # signed by the previous key: still good
+    retired = TokenSigner.with_keyring(rotated.retired(first.active.kid))
+    assert _reason(retired, old_token) == "unknown_key"
+    assert retired.verify(new_token).subject == "b"
+    with pytest.raises(Exception, match="rotate first"):
+        rotated.retired(rotated.active.kid)  # the signing key itself cannot be retired
+    published = {k["kid"] for k in rotated.retired(first.active.kid).jwks()["keys"]}
+    assert published == {rotated.active.kid}
+
+
+def test_jwks_lets_anyone_verify_a_token_offline(signer: TokenSigner) -> None:
+    token = signer.issue(subject="a", roles=["auditor"])
+    [jwk] = KEYRING.jwks()["keys"]
+    assert jwk["kty"] == "OKP" and jwk["crv"] == "Ed25519" and "d" not in jwk
+    public = jwt.PyJWK.from_dict(jwk).key
+    claims = jwt.decode(token, public, algorithms=["EdDSA"], issuer="srhub")
+    assert claims["sub"] == "a"
+
+
+def test_a_revoked_token_is_refused_even_when_remembered() -> None:
+    revoked: set[str] = set()
+    signer = TokenSigner.with_keyring(KEYRING, is_revoked=revoked.__contains__)
+    token = signer.issue(subject="a", roles=["admin"])
+    principal = signer.verify(token)  # now remembered
+    revoked.add(principal.token_id)
+    assert _reason(signer, token) == "revoked"
 
 
 @pytest.mark.parametrize(
