@@ -79,12 +79,14 @@ def classes(
 
 
 def _round_up(value: float, count: int) -> float:
-    """The smallest of 1, 2, 2.5, 5 times 10^k (times ``count``) at or above ``value``."""
+    """``count`` times the smallest whole step of 1, 2, 2.5 or 5 times 10^k that reaches
+    ``value``: counts are whole numbers, so class bounds are too."""
     raw = value / count
     power = 10 ** math.floor(math.log10(raw))
-    for factor in (1, 2, 2.5, 5, 10):
-        if factor * power >= raw:
-            return factor * power * count
+    for factor in (1, 2, 2.5, 5, 10, 20):
+        step = factor * power
+        if step >= raw and step >= 1 and float(step).is_integer():
+            return step * count
     return value  # pragma: no cover - the loop always returns
 
 
@@ -134,7 +136,7 @@ class Projection:
         span_x = max((x1 - x0) * self.kx, 1e-9)
         span_y = max(y1 - y0, 1e-9)
         self.scale = min((width - 2 * pad) / span_x, (max_height - 2 * pad) / span_y)
-        self.width = width
+        self.width = math.ceil(span_x * self.scale + 2 * pad)  # no blank band beside a tall map
         self.height = math.ceil(span_y * self.scale + 2 * pad)
 
     def __call__(self, lon: float, lat: float) -> tuple[float, float]:
