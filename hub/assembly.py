@@ -201,8 +201,9 @@ def retention_jobs(
     log, the DCI transactions, the delivery log and the processed-message store; the intake
     core's re-queue of stored submissions no worker has taken yet; the recertification
     round (it deletes nothing: it flags households due or overdue and writes their events);
-    and the data-quality scan's share (it starts a full scan when one is due and checks a
-    few batches of the running one, ``hub.quality.scan``)."""
+    the daily snapshot of the policy headline counts; and the data-quality scan's share (it
+    starts a full scan when one is due and checks a few batches of the running one,
+    ``hub.quality.scan``)."""
     from hub.intake.setup import requeue
 
     config = settings.monitoring
@@ -215,7 +216,31 @@ def retention_jobs(
         recertification_job(settings),
         quality_scan_job(settings),
         revocations.retention_job(),
+        policy_snapshot_job(settings),
     ]
+
+
+def policy_snapshot_job(
+    settings: Settings, today: Callable[[], date] | None = None
+) -> RetentionJob:
+    """Today's snapshot of the policy headline counts (``registry_core.reports.snapshots``),
+    once a day: the retention runner runs more often, and a day already taken is left as it
+    is. Its result is the rows written (0 when today was taken); it deletes nothing."""
+    from registry_core.reports.snapshots import take_snapshot
+
+    reports = settings.reports
+    clock = today or (lambda: utcnow().date())
+
+    def snapshot(session: Session) -> int:
+        return take_snapshot(
+            session,
+            day=clock(),
+            min_cell=reports.min_cell,
+            facts=reports.facts(),
+            replace=False,
+        )
+
+    return RetentionJob("policy_snapshot", snapshot)
 
 
 def quality_scan_job(settings: Settings) -> RetentionJob:

@@ -33,6 +33,8 @@ MODEL_MODULES: tuple[str, ...] = (
     "registry_core.scoring.tables",
     "registry_core.reports.tables",
     "registry_core.simulation.tables",
+    "registry_core.geography.tables",
+    "registry_core.reports.snapshots",
     "hub.auth.tables",
     "hub.workers.idempotency",
     "hub.broker.embedded_tables",

@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from registry_core.crypto import IdentifierCipher
+from registry_core.geography import service as geography
 from registry_core.matching import Matcher, PersonMatcher
 from registry_core.models import OutboxEvent
 from registry_core.precedence import SourcePrecedence
@@ -273,6 +274,18 @@ class Registry:
                 enrolled_on=enrolled_on,
                 exited_on=exited_on,
             )
+
+    def record_admin_area(self, record: Mapping[str, Any], source: Source) -> bool:
+        """Store an admin area's outline, level, name, parent and layer values as the GIS
+        draws it (``inbound/admin_area.json``; ``registry_core.geography``). True when
+        something changed."""
+        with self._ws.transaction() as session:
+            return geography.record_admin_area(session, record, source.system)
+
+    def admin_areas(self, level: int | None = None) -> list[dict[str, Any]]:
+        """The admin areas drawn (of one ``level``, or all), by code, with geometry."""
+        with self._ws.sessions() as session:
+            return geography.admin_areas(session, level)
 
     def record_eligibility_score(
         self,

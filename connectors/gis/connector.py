@@ -15,6 +15,13 @@ Two jobs, one partner:
   ingest can put ``flood_risk`` / ``poverty_rate`` onto every household of that locality.
   Only localities whose values changed since the last refresh are published again; the
   checkpoint keeps a digest per locality.
+- **Area outlines** (the same refresh, unless ``area_outlines`` is false): reads the areas
+  as GeoJSON (``GET /gis/v1/geojson``, every level) and publishes one ``gis.admin_area``
+  record per area, the partner's Feature unchanged (mapping spec ``gis_admin_area``: code,
+  level, name, parent, outline, layer values), so the ingest keeps them in ``admin_areas``
+  for the policy pages' maps. Only areas whose Feature changed are published again (a digest
+  per area in the checkpoint). Nothing about the outline is trusted here: the spec's schema
+  and the registry check it.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from connectors.base.errors import PartnerProtocolError, PartnerRejected
 
 LOCATION = "location"
 AREA_LAYERS = "area_layers"
+ADMIN_AREA = "admin_area"
 LEVELS = {1: "region", 2: "district", 3: "locality"}
 _URL = {"type": "string", "pattern": "^https?://"}
 
@@ -55,6 +63,7 @@ SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
             "default": 5,
         },
         "locality_level": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
+        "area_outlines": {"type": "boolean", "default": True},
         "poll_interval_seconds": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -91,6 +100,7 @@ class GisConnector(LookupConnector, PullConnector):
     record_types: ClassVar[Mapping[str, RecordType]] = {
         LOCATION: RecordType("gis_area", "json", "area"),
         AREA_LAYERS: RecordType("gis_area", "json", "area_layers"),
+        ADMIN_AREA: RecordType("gis_admin_area", "json", "admin_area"),
     }
 
     def __init__(self, settings: Mapping[str, Any], context: Any) -> None:
@@ -181,8 +191,51 @@ class GisConnector(LookupConnector, PullConnector):
                     headers={"admin_area_code": str(area["code"])},
                 )
             )
-        refreshed = self.context.clock.now().isoformat()
-        return PollResult(records, {"digests": digests, "refreshed_at": refreshed}, more=False)
+        state: dict[str, Any] = {"digests": digests}
+        if self.settings["area_outlines"]:
+            before: Mapping[str, str] = {}
+            if isinstance(checkpoint, Mapping) and isinstance(checkpoint.get("outlines"), Mapping):
+                before = checkpoint["outlines"]
+            outlines, state["outlines"] = self._outlines(before)
+            records.extend(outlines)
+        state["refreshed_at"] = self.context.clock.now().isoformat()
+        return PollResult(records, state, more=False)
+
+    def _outlines(self, before: Mapping[str, str]) -> tuple[list[RawRecord], dict[str, str]]:
+        """One ``admin_area`` record per area whose GeoJSON Feature changed since ``before``
+        (digests by area code), and the digests now."""
+        body = self.client.get_json("geojson")
+        features = body.get("features") if isinstance(body, dict) else None
+        if not isinstance(features, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("properties"), dict) for f in features
+        ):
+            raise PartnerProtocolError(
+                self.partner,
+                "GET /geojson",
+                "unexpected_shape",
+                "expected a FeatureCollection of features with properties",
+            )
+        digests: dict[str, str] = {}
+        records: list[RawRecord] = []
+        for item in features:
+            code = item["properties"].get("code") or item.get("id")
+            if not isinstance(code, str) or not code:
+                raise PartnerProtocolError(
+                    self.partner, "GET /geojson", "unexpected_shape", "a feature without a code"
+                )
+            digest = _digest(item)
+            digests[code] = digest
+            if before.get(code) == digest:
+                continue
+            records.append(
+                RawRecord(
+                    ADMIN_AREA,
+                    item,
+                    source_id=f"outline:{code}",
+                    headers={"admin_area_code": code},
+                )
+            )
+        return records, digests
 
     def _areas(self) -> list[dict[str, Any]]:
         body = self.client.get_json("areas")

@@ -2,6 +2,7 @@
 
     srhub reports coverage [--level N] [--segment S] [--program CODE ...]
                            [--view table|gaps|overlaps] [--format json|csv] [--as-of DATE]
+    srhub reports snapshot
 
 The same suppressed table as ``GET /api/v1/reports/coverage`` (``[srhub.reports] min_cell``
 applies here too: an operator's export is no more detailed than the API's), without an HTTP
@@ -76,3 +77,19 @@ def coverage_command(
         else:
             text = json.dumps(items, indent=2)
     click.echo(text, nl=not text.endswith("\n"))
+
+
+@reports.command("snapshot")
+def snapshot_command() -> None:
+    """Take (or retake) today's snapshot of the policy headline counts (the policy page's
+    trends; the scheduled jobs take one a day)."""
+    from registry_core.reports.snapshots import take_snapshot
+
+    day = utcnow().date()
+    with hub_runtime() as runtime:
+        settings = runtime.settings.reports
+        with runtime.sessions.begin() as session:
+            rows = take_snapshot(
+                session, day=day, min_cell=settings.min_cell, facts=settings.facts()
+            )
+    click.echo(f"snapshot {day.isoformat()}: {rows} rows")

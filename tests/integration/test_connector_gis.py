@@ -53,14 +53,14 @@ class GisSandbox:
         self.checkpoints = checkpoints or InMemoryCheckpointStore()
         self.connector = self.new_connector()
 
-    def new_connector(self) -> GisConnector:
+    def new_connector(self, **extra: Any) -> GisConnector:
         context = ConnectorContext(
             "gis", self.publisher, checkpoints=self.checkpoints, clock=self.clock
         )
         url = self.server.url
         # the launcher's [connectors.gis] section, passed whole
         settings = {"kind": "gis", "url": url, "base_url": url, "api_url": url + "/gis/v1"}
-        return GisConnector({**settings, "resilience": RESILIENCE}, context)
+        return GisConnector({**settings, "resilience": RESILIENCE, **extra}, context)
 
     def faults(self, **config: Any) -> None:
         answer = requests.put(self.server.url + "/_admin/faults", json=config, timeout=10)
@@ -148,10 +148,44 @@ def test_refresh_publishes_one_record_per_locality_then_only_changes(gis: GisSan
     index = gis.areas.index(localities[7])
     gis.areas[index] = dataclasses.replace(localities[7], poverty_rate=0.999)
     third = runner.run_once()
-    assert third.published == 1
+    assert third.published == 2  # its layers, and its outline record (which carries them)
     changed = gis.publisher.records("area_layers")[-1]
     assert changed.headers["admin_area_code"] == localities[7].code
     assert changed.payload["locality"]["poverty_rate"] == 0.999
+    outline = gis.publisher.records("admin_area")[-1]
+    assert outline.headers["admin_area_code"] == localities[7].code
+    assert map_record("gis_admin_area", outline.payload)["layers"]["poverty_rate"] == 0.999
+
+
+def test_refresh_publishes_every_area_outline_mapped_and_valid(gis: GisSandbox) -> None:
+    assert PullRunner(gis.connector).run_once().error is None
+    records = gis.publisher.records("admin_area")
+    assert sorted(r.headers["admin_area_code"] for r in records) == sorted(
+        a.code for a in gis.areas
+    )
+    by_code = {a.code: a for a in gis.areas}
+    levels = set()
+    for record in records:
+        mapped = map_record("gis_admin_area", record.payload)
+        area = by_code[mapped["code"]]
+        levels.add(mapped["level"])
+        assert mapped["level"] == area.level and mapped["name"] == area.name
+        assert mapped.get("parent_code") == area.parent_code
+        assert mapped["geometry"] == {"type": "Polygon", "coordinates": area.polygon}
+        assert mapped["layers"] == {
+            "flood_risk": area.flood_risk,
+            "poverty_rate": area.poverty_rate,
+        }
+    assert levels == {1, 2, 3}
+    assert PullRunner(gis.connector).run_once().published == 0  # nothing changed
+
+
+def test_without_area_outlines_the_refresh_publishes_layers_only(gis: GisSandbox) -> None:
+    gis.connector.close()
+    gis.connector = gis.new_connector(area_outlines=False)
+    assert PullRunner(gis.connector).run_once().error is None
+    assert gis.publisher.records("admin_area") == []
+    assert len(gis.publisher.records("area_layers")) == len(gis.localities())
 
 
 def test_partner_down_retried_circuit_opens_then_recovers_from_checkpoint(

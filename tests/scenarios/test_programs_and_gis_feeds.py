@@ -1,6 +1,7 @@
 """The program MIS and GIS feeds land in the registry: enrolled beneficiaries get their program
-beneficiary number, and every registered household gets its locality's flood-risk and
-poverty-rate layers from the GIS."""
+beneficiary number, every registered household gets its locality's flood-risk and
+poverty-rate layers from the GIS, and every area's outline reaches ``admin_areas`` (the policy
+pages' maps)."""
 
 from __future__ import annotations
 
@@ -65,3 +66,16 @@ def test_enrollments_and_area_layers_reach_registered_households(live_hub):
     values = {a["name"]: a["value"] for a in sample["attributes"]}
     flat = str(area)
     assert str(values["flood_risk"]) in flat and str(values["poverty_rate"]) in flat
+
+    # The same refresh brought every area's outline, of every level, through the ingest.
+    served = requests.get(f"{gis}/geojson", timeout=10).json()["features"]
+    wait_for(
+        lambda: len(hub.registry.admin_areas()) == len(served),
+        timeout=60,
+        what="every GIS area outline in admin_areas",
+    )
+    stored = {a["code"]: a for a in hub.registry.admin_areas()}
+    for feature in served:
+        area = stored[feature["properties"]["code"]]
+        assert area["geometry"] == feature["geometry"]
+        assert area["level"] == feature["properties"]["level"]

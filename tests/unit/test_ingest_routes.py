@@ -31,6 +31,7 @@ BUILT_IN = {
     "tax.income_row": ("tax_income_row", "xml_or_json", "income", "taxpayer"),
     "gis.location": ("gis_area", "json", "area", None),
     "gis.area_layers": ("gis_area", "json", "area_layers", None),
+    "gis.admin_area": ("gis_admin_area", "json", "admin_area", None),
     "programs.enrollment": ("program_enrollment", "json", "enrollment", "beneficiary"),
 }
 
@@ -94,7 +95,7 @@ def test_every_configured_instance_of_a_kind_gets_its_record_types():
 
 def test_a_table_without_kind_names_the_plugin_by_its_own_name():
     routes = build_routes({"gis": {}}, defaults=False)
-    assert sorted(routes) == ["gis.area_layers", "gis.location"]
+    assert sorted(routes) == ["gis.admin_area", "gis.area_layers", "gis.location"]
 
 
 def test_unknown_names_are_refused_at_build_naming_instance_record_type_and_known_names(fakes):

@@ -14,6 +14,7 @@ decides what the mapped record must look like (the spec's ``output_schema``):
 | ``area`` | ``inbound/area.json`` | a household's area and layers |
 | ``area_layers`` | ``inbound/area.json`` | a locality's layers on its households |
 | ``enrollment`` | ``inbound/enrollment.json`` | a program's beneficiary number |
+| ``admin_area`` | ``inbound/admin_area.json`` | an area's outline and layers, for maps |
 
 A new kind of fact needs a new applier (and its inbound schema) here; a new partner with facts
 of a known kind needs none.
@@ -24,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from hub.pipeline.apply.areas import apply_admin_area
 from hub.pipeline.apply.common import Applier, IngestContext
 from hub.pipeline.apply.facts import (
     apply_area,
@@ -55,6 +57,7 @@ APPLIERS: Mapping[str, RegistryApplier] = {
     "area": RegistryApplier(apply_area, "inbound/area.json"),
     "area_layers": RegistryApplier(apply_area_layers, "inbound/area.json"),
     "enrollment": RegistryApplier(apply_enrollment, "inbound/enrollment.json"),
+    "admin_area": RegistryApplier(apply_admin_area, "inbound/admin_area.json"),
 }
 
 __all__ = ["APPLIERS", "Applier", "IngestContext", "RegistryApplier"]

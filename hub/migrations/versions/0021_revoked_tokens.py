@@ -1,7 +1,7 @@
 """Bearer tokens revoked one by one (their jti), kept until they would have expired.
 
-Revision ID: 0024_revoked_tokens
-Revises: 0019_simulations
+Revision ID: 0021_revoked_tokens
+Revises: 0020_admin_areas
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024_revoked_tokens"
-down_revision = "0019_simulations"
+revision = "0021_revoked_tokens"
+down_revision = "0020_admin_areas"
 branch_labels = None
 depends_on = None
 
