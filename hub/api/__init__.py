@@ -38,6 +38,8 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.scoring:bp",
     "hub.api.reports:bp",
     "hub.api.simulations:bp",
+    "hub.ui.simulation_views:bp",
+    "hub.ui.report_views:bp",
 )
 
 
