@@ -5,7 +5,8 @@ The password is read from a prompt (hidden, asked twice) or from stdin with
 ``ps`` output. registry_staff and admin use the dashboard; field_worker and supervisor use
 field apps over OpenRosa (``/openrosa``, docs/field-collection.md) and need at least one
 administrative area (``--area``, repeatable); supervisors may also log into the dashboard, and
-auditors open its read-only household pages (identifiers masked). Only
+auditors open its read-only household pages (identifiers masked); policymakers open only
+the policy pages of aggregates (``/ui/policy``). Only
 field users get the Digest password-equivalent devices need, sealed with the hub's key.
 """
 
@@ -20,7 +21,14 @@ from hub.cli.database import database_session
 from hub.cli.errors import CommandError
 from hub.settings import load_settings
 
-PASSWORD_ROLES = ("registry_staff", "admin", "field_worker", "supervisor", "auditor")
+PASSWORD_ROLES = (
+    "registry_staff",
+    "admin",
+    "field_worker",
+    "supervisor",
+    "auditor",
+    "policymaker",
+)
 
 
 @click.group()

@@ -13,8 +13,9 @@ not be revoked, so locking someone out takes effect on their next click.
 Supervisors (password users with areas) may log in too: their session carries their areas,
 re-read from ``ui_users`` on every request like their role, and pages admit them only where a
 view says so (``hub.ui.views.admits_supervisors``). Auditors (password users) likewise open
-only the read-only pages that admit them (``admits_auditors``). Field workers have no
-dashboard.
+only the read-only pages that admit them (``admits_auditors``), and policymakers (password
+users) only the policy pages of aggregates (``admits_policymakers``): never a household, a
+person or a staff page. Field workers have no dashboard.
 """
 
 from __future__ import annotations
@@ -33,9 +34,14 @@ from flask.sansio.app import App
 from hub.auth.roles import Principal, PrincipalKind, Role
 
 STAFF_ROLES: frozenset[str] = frozenset({Role.registry_staff.value, Role.admin.value})
-# Who may hold a dashboard session: staff, supervisors (their pages only, their areas) and
-# auditors (the read-only registry pages, identifiers masked).
-DASHBOARD_ROLES: frozenset[str] = STAFF_ROLES | {Role.supervisor.value, Role.auditor.value}
+# Who may hold a dashboard session: staff, supervisors (their pages only, their areas),
+# auditors (the read-only registry pages, identifiers masked) and policymakers (the policy
+# pages of aggregates only).
+DASHBOARD_ROLES: frozenset[str] = STAFF_ROLES | {
+    Role.supervisor.value,
+    Role.auditor.value,
+    Role.policymaker.value,
+}
 SESSION_LABEL = b"srhub-ui-session-v1"
 SESSION_TTL_SECONDS = 8 * 3600
 CSRF_FIELD = "csrf_token"

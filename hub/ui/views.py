@@ -41,7 +41,8 @@ from hub.ui import audit, charts, deadletter_view, security, sources
 log = logging.getLogger(__name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-# Roles other than staff a view admits (``admits_supervisors``, ``admits_auditors``).
+# Roles other than staff a view admits (``admits_supervisors``, ``admits_auditors``,
+# ``admits_policymakers``).
 ADMITS_ATTRIBUTE = "__srhub_admits_roles__"
 STATIC_DIR = Path(__file__).with_name("static")
 MAX_FAILED_LOGINS = 10  # per client address per window
@@ -86,10 +87,15 @@ def staff_page(view: F) -> F:
         g.staff = staff
         if not staff.is_staff and staff.role not in getattr(view, ADMITS_ATTRIBUTE, ()):
             if request.method == "GET" and request.endpoint == "ui.overview":
-                home = "ui.households" if staff.role == "auditor" else "ui.review_queue"
-                return redirect(url_for(home))
+                return redirect(url_for(HOME_OF_ROLE.get(staff.role, "ui.review_queue")))
             if staff.role == "auditor":
                 abort(403, description="Auditors read the registry's household pages only.")
+            if staff.role == "policymaker":
+                abort(
+                    403,
+                    description="Policymakers see aggregate figures only (the policy pages): "
+                    "no household, person or staff page.",
+                )
             abort(
                 403,
                 description="Supervisors see their areas' households and the review of their "
@@ -117,6 +123,21 @@ def admits_auditors(view: F) -> F:
     """Let auditors open the decorated page (read-only pages: an auditor changes nothing);
     put it under ``staff_page``. The page masks identifiers for them."""
     return _admit(view, "auditor")
+
+
+def admits_policymakers(view: F) -> F:
+    """Let policymakers open the decorated page; put it under ``staff_page``. Only pages of
+    aggregates (counts, rates, small cells suppressed) admit them: never a household or a
+    person."""
+    return _admit(view, "policymaker")
+
+
+# Where someone who is not staff lands when they open ``/`` (the overview is staff-only).
+HOME_OF_ROLE: dict[str, str] = {
+    "auditor": "ui.households",
+    "supervisor": "ui.review_queue",
+    "policymaker": "ui.policy_overview",
+}
 
 
 def _safe_next(target: str | None) -> str:
@@ -536,3 +557,4 @@ from hub.ui import consent_views as _consent_views  # noqa: E402,F401
 from hub.ui import household_views as _household_views  # noqa: E402,F401
 from hub.ui import intake_views as _intake_views  # noqa: E402,F401
 from hub.ui import match_views as _match_views  # noqa: E402,F401
+from hub.ui import policy_views as _policy_views  # noqa: E402,F401
