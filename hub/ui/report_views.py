@@ -19,7 +19,14 @@ from werkzeug.exceptions import HTTPException
 
 from hub.api.problems import BadRequest
 from hub.api.reports import VIEWS, coverage_answer, requested_report
-from hub.ui.views import _headers, _http_error, _sessions, admits_auditors, staff_page
+from hub.ui.views import (
+    _headers,
+    _http_error,
+    _sessions,
+    admits_auditors,
+    admits_policymakers,
+    staff_page,
+)
 from registry_core.reports.counts import SEGMENTS, known_programs
 from registry_core.reports.coverage import MAX_LEVEL, gaps_view, overlaps_view
 
@@ -77,6 +84,7 @@ def _page(view: str) -> Any:
 @bp.route("/ui/policy/reports")
 @staff_page
 @admits_auditors
+@admits_policymakers
 def coverage() -> Any:
     return _page("coverage")
 
@@ -84,6 +92,7 @@ def coverage() -> Any:
 @bp.route("/ui/policy/reports/gaps")
 @staff_page
 @admits_auditors
+@admits_policymakers
 def gaps() -> Any:
     return _page("gaps")
 
@@ -91,6 +100,7 @@ def gaps() -> Any:
 @bp.route("/ui/policy/reports/overlaps")
 @staff_page
 @admits_auditors
+@admits_policymakers
 def overlaps() -> Any:
     return _page("overlaps")
 
@@ -98,6 +108,7 @@ def overlaps() -> Any:
 @bp.route("/ui/policy/reports/export/<view>")
 @staff_page
 @admits_auditors
+@admits_policymakers
 def export(view: str) -> Any:
     """The API's answer of ``view`` to the page's query, as a file to keep."""
     if view not in VIEWS:

@@ -32,6 +32,7 @@ from hub.ui.views import (
     _http_error,
     _sessions,
     admits_auditors,
+    admits_policymakers,
     staff_page,
 )
 from registry_core.errors import ConflictError, InvalidRecord, NotFound
@@ -139,6 +140,7 @@ def _workbench(
 @bp.route("/ui/policy/simulations")
 @staff_page
 @admits_auditors
+@admits_policymakers
 def workbench() -> Any:
     found = _policies()
     policy = _chosen(found, request.args.get("program", "").strip()[:64])
@@ -148,6 +150,8 @@ def workbench() -> Any:
 
 @bp.route("/ui/policy/simulations", methods=["POST"])
 @staff_page
+@admits_auditors
+@admits_policymakers
 def run() -> Any:
     if not _may_run():
         abort(403, description="Auditors read saved simulations; they do not run them.")
@@ -201,6 +205,7 @@ def run() -> Any:
 @bp.route("/ui/policy/simulations/<uuid:simulation_id>")
 @staff_page
 @admits_auditors
+@admits_policymakers
 def one(simulation_id: uuid.UUID) -> Any:
     try:
         shown = hub_registry().simulations.get(simulation_id, _min_cell())
@@ -218,6 +223,7 @@ def one(simulation_id: uuid.UUID) -> Any:
 @bp.route("/ui/policy/simulations/compare")
 @staff_page
 @admits_auditors
+@admits_policymakers
 def compare() -> Any:
     ids = [p.strip() for v in request.args.getlist("ids") for p in v.split(",") if p.strip()]
     if len(ids) < 2:

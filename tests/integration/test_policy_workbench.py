@@ -311,3 +311,41 @@ def test_report_pages_show_suppressed_cells_and_download_the_api_answer(hub: Hub
     bad = auditor.get("/ui/policy/reports?level=9")
     assert bad.status_code == 400 and "level" in bad.get_data(as_text=True)
     assert 'id="report-error"' in bad.get_data(as_text=True)
+
+
+def test_a_policymaker_runs_saves_and_compares_with_small_cells_suppressed(hub: Hub) -> None:
+    policymaker = hub.client("minister", "policymaker")
+    page = policymaker.get("/ui/policy/simulations")
+    assert page.status_code == 200
+    fields = form_of(page.get_data(as_text=True), max_score="9", action="run")
+    before = snapshot(hub.runtime.registry)
+    preview = policymaker.post("/ui/policy/simulations", data=fields).get_data(as_text=True)
+    assert snapshot(hub.runtime.registry) == before
+    # Totals as the API gives them; every area holds one household: suppressed, no number.
+    assert cell(preview, "households", "simulated") == "2"
+    rows = re.findall(r'<tr data-key="(R0\d)" class="suppressed-row">(.*?)</tr>', preview, re.S)
+    assert {area for area, _ in rows} == {"R01", "R02"}
+    assert all(not re.search(r'data-count="[a-z_]+">\d', html) for _, html in rows)
+
+    first = saved_id(
+        policymaker.post("/ui/policy/simulations", data={**fields, "action": "save", "name": "a"})
+    )
+    stricter = {**fields, "max_score": "5", "action": "save", "name": "b"}
+    second = saved_id(policymaker.post("/ui/policy/simulations", data=stricter))
+    saved = policymaker.get(f"/ui/policy/simulations/{first}").get_data(as_text=True)
+    api = hub.app.test_client().get(
+        f"/api/v1/simulations/{first}", headers=hub.token("policymaker")
+    )
+    (cct,) = api.json["result"]["programs"]
+    for row in cct["by_area"]:
+        html = re.search(rf'<tr data-key="{row["area"]}"([^>]*)>(.*?)</tr>', saved, re.S)
+        assert html and ("suppressed-row" in html.group(1)) == bool(row.get("suppressed"))
+    assert "household-list" not in saved
+    households = f"/ui/policy/simulations/{first}/households?program=cct&change=gain"
+    assert policymaker.get(households).status_code == 403
+    compared = policymaker.get(f"/ui/policy/simulations/compare?ids={first},{second}")
+    assert compared.status_code == 200
+    assert 'data-name="a"' in compared.get_data(as_text=True)
+    assert 'data-name="b"' in compared.get_data(as_text=True)
+    assert policymaker.get("/ui/policy/reports/gaps?level=2").status_code == 200
+    assert policymaker.get("/ui/households").status_code == 403  # aggregates only
