@@ -47,6 +47,7 @@ def bars_svg(
         style=_STYLE,
         width=width,
         height=height,
+        explicit_size=True,  # width and height on the <svg>: it keeps its size in any box
         js=(),  # the page runs no script; pygal's tooltips need one
         disable_xml_declaration=True,
         legend_at_bottom=True,
