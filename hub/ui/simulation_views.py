@@ -93,6 +93,11 @@ def _charts(result: dict[str, Any]) -> dict[str, dict[str, str]]:
             ],
         )
         areas = program.get("by_area", [])
+        sides = ("current_households", "simulated_households")
+        counts = [row.get(side) for row in areas for side in sides]
+        if all(value is None for value in counts):  # all suppressed (or none): no empty chart
+            drawn[program["program"]] = {"totals": totals, "by_area": ""}
+            continue
         by_area = bars_svg(
             f"{program['program']}: households by area",
             [row["area"] for row in areas],

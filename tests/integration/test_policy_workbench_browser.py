@@ -134,3 +134,15 @@ def test_a_policymaker_raises_a_threshold_saves_and_compares(
         shown_7 = number(page, simulated_of.format(7, "simulated_households"))
         assert shown_9 > shown_7 > current
         page.screenshot(path=str(tmp_path / "compare.png"), full_page=True)
+
+        # Coverage by district: two households or fewer each, so every district's count is
+        # suppressed on the page; the JSON download is the API's answer.
+        page.goto(f"{hub.url}/ui/policy/reports?level=2")
+        districts = page.locator('#coverage-table tbody tr:not(.total) td[data-count="registered"]')
+        assert districts.count() == 4
+        assert set(districts.all_inner_texts()) == {"suppressed"}
+        page.screenshot(path=str(tmp_path / "reports.png"), full_page=True)
+        with page.expect_download() as download:
+            page.click("#download-json")
+        theirs = api.get("/api/v1/reports/coverage?level=2&format=json", headers=headers)
+        assert Path(download.value.path()).read_bytes() == theirs.data
