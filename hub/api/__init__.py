@@ -39,6 +39,8 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.reports:bp",
     "hub.api.simulations:bp",
     "hub.api.tokens:bp",
+    "hub.ui.simulation_views:bp",
+    "hub.ui.report_views:bp",
 )
 
 

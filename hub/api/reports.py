@@ -83,7 +83,9 @@ def _query() -> dict[str, Any]:
     return found
 
 
-def _report() -> tuple[CoverageReport, str]:
+def requested_report() -> tuple[CoverageReport, str]:
+    """The suppressed report this request's query asks for, and the format asked (the
+    dashboard's report pages read the same query through this)."""
     query = _query()
     runtime = hub_runtime()
     settings = runtime.settings.reports
@@ -113,32 +115,42 @@ def _csv(body: str, name: str) -> Response:
     return response
 
 
+VIEWS = ("coverage", "gaps", "overlaps")
+
+
+def coverage_answer(view: str) -> Response:
+    """The answer of one view (``coverage``, ``gaps`` or ``overlaps``) to this request's
+    query, in its ``format``: the API's, and the dashboard's download links give the same."""
+    report, form = requested_report()
+    if view == "coverage":
+        if form == "csv":
+            return _csv(report_csv(report), "coverage")
+        return jsonify(report.as_dict())
+    header = {k: v for k, v in report.as_dict().items() if k not in ("rows", "rates")}
+    if view == "gaps":
+        items = gaps_view(report)
+        if form == "csv":
+            return _csv(flat_csv(items), "coverage-gaps")
+        return jsonify({**header, "items": items})
+    overlapping = overlaps_view(report)
+    if form == "csv":
+        return _csv(flat_csv(flat_overlaps(overlapping)), "coverage-overlaps")
+    return jsonify({**header, "items": overlapping})
+
+
 @bp.get("/coverage")
 @requires(*READERS)
 def coverage() -> Response:
-    report, form = _report()
-    if form == "csv":
-        return _csv(report_csv(report), "coverage")
-    return jsonify(report.as_dict())
+    return coverage_answer("coverage")
 
 
 @bp.get("/coverage/gaps")
 @requires(*READERS)
 def gaps() -> Response:
-    report, form = _report()
-    items = gaps_view(report)
-    if form == "csv":
-        return _csv(flat_csv(items), "coverage-gaps")
-    header = {k: v for k, v in report.as_dict().items() if k not in ("rows", "rates")}
-    return jsonify({**header, "items": items})
+    return coverage_answer("gaps")
 
 
 @bp.get("/coverage/overlaps")
 @requires(*READERS)
 def overlaps() -> Response:
-    report, form = _report()
-    items = overlaps_view(report)
-    if form == "csv":
-        return _csv(flat_csv(flat_overlaps(items)), "coverage-overlaps")
-    header = {k: v for k, v in report.as_dict().items() if k not in ("rows", "rates")}
-    return jsonify({**header, "items": items})
+    return coverage_answer("overlaps")

@@ -26,7 +26,7 @@ from hub.api.context import hub_registry, hub_runtime
 from hub.api.problems import BadRequest
 from hub.api.requests import int_arg, json_object
 from hub.auth.flask_auth import current_principal, requires
-from hub.auth.roles import Role
+from hub.auth.roles import Principal, Role
 
 bp = Blueprint("simulations", __name__, url_prefix="/api/v1")
 
@@ -41,10 +41,14 @@ MAX_LIST = 500
 
 
 def _min_cell() -> int:
+    return min_cell_for(current_principal())
+
+
+def min_cell_for(principal: Principal) -> int:
     """Small-cell threshold for this caller: the reports' ``settings.reports.min_cell`` for
     those who read aggregates only (policymakers, auditors); none for registry staff, who may
-    list the households behind the figures anyway."""
-    if current_principal().has_any(STAFF):
+    list the households behind the figures anyway. The dashboard's workbench asks the same."""
+    if principal.has_any(STAFF):
         return 0
     reports = getattr(hub_runtime().settings, "reports", None)
     value = getattr(reports, "min_cell", 0)
