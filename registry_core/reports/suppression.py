@@ -186,10 +186,12 @@ def suppress(
     *,
     is_total: Callable[[K], bool] = lambda key: False,
     unpublished: Set[K] = frozenset(),
+    also_primary: Set[K] = frozenset(),
 ) -> Suppressed[K]:
     """Which published cells to hide so that no count under ``k`` (published or not) is
-    shown or recoverable."""
-    primary = primary_cells(cells, k) if k > 1 else set()
+    shown or recoverable; ``also_primary``: cells protected as if they were small (e.g. the
+    people of a small number of households)."""
+    primary = (primary_cells(cells, k) | set(also_primary)) if k > 1 else set()
     hidden = set(primary) | set(unpublished)
     containing: dict[K, list[int]] = {}
     for index, relation in enumerate(relations):
