@@ -69,6 +69,8 @@ def _cells_and_relations(
     rows: list[tuple[str, str, Mapping[str, Any]]] = [("*", "*", {})]
     for part, label in PARTS:
         members = [(part, str(row[label]), row) for row in program.get(part) or []]
+        if len(members) == 1:  # one row: the totals themselves (``_key``), no relation
+            continue
         for _, name, row in members:
             for count in TOTALS:
                 cells[(part, name, count)] = int(row.get(count) or 0)
@@ -101,6 +103,19 @@ def _cells_and_relations(
     return cells, relations, unpublished
 
 
+# In a row, simulated = current - losing + gaining: a hidden gaining count is hidden with the
+# row's simulated count, a hidden losing count with its current count (else the row itself
+# gives it back, and hiding cells of other rows for it would hide far more than needed).
+_PAIRED = {"gaining": "simulated", "simulated": "gaining", "losing": "current", "current": "losing"}
+
+
+def _companions(key: Key) -> tuple[Key, ...]:
+    part, name, count = key
+    side, _, measure = count.partition("_")
+    other = _PAIRED.get(side)
+    return ((part, name, f"{other}_{measure}"),) if other else ()
+
+
 def _people_of_small(cells: Mapping[Key, int], k: int) -> set[Key]:
     """People counts whose households count is small: primary too."""
     found: set[Key] = set()
@@ -126,10 +141,11 @@ def protect_program(program: Mapping[str, Any], min_cell: int) -> dict[str, Any]
         is_total=lambda key: key[0] == "*",
         unpublished=frozenset(unpublished),
         also_primary=frozenset(people),
+        companions=_companions,
     )
     hidden = outcome.hidden
     for part, _ in PARTS:
-        shown[part] = [_row(part, row, hidden) for row in program.get(part) or []]
+        shown[part] = [_row(program, part, row, hidden) for row in program.get(part) or []]
     for side in ("current", "simulated", "gainers", "losers"):
         shown[side] = dict(program.get(side) or {})
     for count, (side, measure) in TOTALS.items():
@@ -148,11 +164,21 @@ def protect_program(program: Mapping[str, Any], min_cell: int) -> dict[str, Any]
     return shown
 
 
-def _row(part: str, row: Mapping[str, Any], hidden: frozenset[Key]) -> dict[str, Any]:
+def _key(program: Mapping[str, Any], part: str, name: str, count: str) -> Key:
+    """A row's cell; the only row of its part is the totals (the same counts: hiding one
+    and showing the other would protect nothing)."""
+    if len(program.get(part) or []) == 1:
+        return ("*", "*", count)
+    return (part, name, count)
+
+
+def _row(
+    program: Mapping[str, Any], part: str, row: Mapping[str, Any], hidden: frozenset[Key]
+) -> dict[str, Any]:
     label = "area" if part == "by_area" else "segment"
     copy = dict(row)
     for count in TOTALS:
-        if (part, str(row[label]), count) in hidden:
+        if _key(program, part, str(row[label]), count) in hidden:
             copy[count] = None
             copy["suppressed"] = True
     for side in ("current", "simulated"):  # a budget is a count times an amount
