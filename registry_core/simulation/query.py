@@ -6,8 +6,9 @@ For every household (not dissolved) the statement reads:
   run wrote it: current policy);
 - ``score`` and the variables the simulated rule reads, from one of three sources
   (``ScoreSource``): the stored scores (the model is unchanged), the stored inputs with new
-  weights (the model's variables are unchanged: no fact is read again), or the facts
-  themselves under a draft model (``sql.resolved_score_sql``, as a re-score reads them);
+  weights or a new CEL formula (the model's variables are unchanged: no fact is read again;
+  ``model_total``), or the facts themselves under a draft model (``sql.resolved_score_sql``,
+  as a re-score reads them);
 - ``sim``: scorable, within the threshold and the condition (or in the ``extend_to``
   subgroup), and within the quota (a window over the passing households in score order,
   ties by household id, as ``eligibility._apply_quota`` ranks them).
