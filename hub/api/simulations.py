@@ -88,7 +88,7 @@ def compare_simulations() -> Response:
     ids = [one.strip() for one in (request.args.get("ids") or "").split(",") if one.strip()]
     if not ids:
         raise BadRequest("give ids=<id>,<id> (1 to 5 saved simulations)")
-    return jsonify(hub_registry().simulations.compare(ids))
+    return jsonify(hub_registry().simulations.compare(ids, _min_cell()))
 
 
 @bp.get("/simulations/<simulation_id>")

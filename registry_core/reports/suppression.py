@@ -186,11 +186,23 @@ def suppress(
     *,
     is_total: Callable[[K], bool] = lambda key: False,
     unpublished: Set[K] = frozenset(),
+    also_primary: Set[K] = frozenset(),
+    companions: Callable[[K], Iterable[K]] = lambda key: (),
 ) -> Suppressed[K]:
     """Which published cells to hide so that no count under ``k`` (published or not) is
-    shown or recoverable."""
-    primary = primary_cells(cells, k) if k > 1 else set()
+    shown or recoverable; ``also_primary``: cells protected as if they were small (e.g. the
+    people of a small number of households); ``companions``: the cells hidden with a cell
+    whenever it is (a count that would otherwise give it straight back, e.g. the other side
+    of a difference)."""
+    primary = (primary_cells(cells, k) | set(also_primary)) if k > 1 else set()
     hidden = set(primary) | set(unpublished)
+
+    def hide(key: K) -> None:
+        hidden.add(key)
+        hidden.update(other for other in companions(key) if other in cells)
+
+    for key in primary:
+        hide(key)
     containing: dict[K, list[int]] = {}
     for index, relation in enumerate(relations):
         for key, _ in relation:
@@ -211,7 +223,7 @@ def suppress(
             if found is None:
                 continue
             partner, taken_from = found
-            hidden.add(partner)
+            hide(partner)
             added = True
             used.add(taken_from)
         if not added:  # every relation they reach is hidden whole: nothing left to hide

@@ -24,6 +24,7 @@ as literals; every string from the definition is a bound parameter.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -290,17 +291,25 @@ class RawSelect:
     types: dict[str, Any]
 
 
-def resolved_score_sql(model: ModelDefinition, dialect: str, as_of: date) -> RawSelect:
+def resolved_score_sql(
+    model: ModelDefinition,
+    dialect: str,
+    as_of: date,
+    total: Callable[[dict[str, str]], str] | None = None,
+) -> RawSelect:
     """household_id, score (NULL: not scorable) and ``i_<name>`` (each variable after its
     missing-value rule) of every scored household, computed from the facts and not written:
-    what a simulation of a draft linear model reads. Parameters are named ``p<n>``."""
+    what a simulation of a draft model reads. ``total`` writes the score over the resolved
+    values (default: the linear total; a formula model's translated CEL). Parameters are
+    named ``p<n>``."""
     params = _Params()
     inner = _variables_sql(model, dialect, params, as_of, None)
     resolved, missing = _resolved(model)
     columns = ", ".join(f"{value} AS i_{name}" for name, value in resolved.items())
+    score = total(resolved) if total is not None else linear_total(model, resolved)
     sql = (
         "SELECT v.household_id,"
-        f" CASE WHEN {missing} THEN NULL ELSE {linear_total(model, resolved)} END AS score,"
+        f" CASE WHEN {missing} THEN NULL ELSE {score} END AS score,"
         f" {columns} FROM ({inner}) v"
     )
     return RawSelect(sql, params.values, params.types)

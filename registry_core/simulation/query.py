@@ -6,8 +6,9 @@ For every household (not dissolved) the statement reads:
   run wrote it: current policy);
 - ``score`` and the variables the simulated rule reads, from one of three sources
   (``ScoreSource``): the stored scores (the model is unchanged), the stored inputs with new
-  weights (the model's variables are unchanged: no fact is read again), or the facts
-  themselves under a draft model (``sql.resolved_score_sql``, as a re-score reads them);
+  weights or a new CEL formula (the model's variables are unchanged: no fact is read again;
+  ``model_total``), or the facts themselves under a draft model (``sql.resolved_score_sql``,
+  as a re-score reads them);
 - ``sim``: scorable, within the threshold and the condition (or in the ``extend_to``
   subgroup), and within the quota (a window over the passing households in score order,
   ties by household id, as ``eligibility._apply_quota`` ranks them).
@@ -25,7 +26,7 @@ Nothing here writes: these are SELECTs, run by the service in a read-only transa
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -34,7 +35,7 @@ from sqlalchemy import TextClause, bindparam, text
 
 from registry_core.scoring.definitions import ModelDefinition, RuleDefinition
 from registry_core.scoring.sql import linear_total, resolved_score_sql
-from registry_core.simulation.cel_sql import translate
+from registry_core.simulation.cel_sql import translate, translate_formula
 
 STORED, REWEIGHTED, RESCORED = "stored", "reweighted", "rescored"
 SIZE_SEGMENT = "household_size"
@@ -85,6 +86,8 @@ def _needed(plan: ProgramPlan) -> list[str]:
         wanted.add(size)
     if plan.source == REWEIGHTED and plan.model.weights:
         wanted.update(plan.model.weights)
+    if plan.source == REWEIGHTED and plan.model.formula is not None:
+        wanted.update(plan.model.formula.variables)
     return [name for name in plan.model.names() if name in wanted]
 
 
@@ -118,15 +121,31 @@ def _stored_scores(plan: ProgramPlan, names: list[str], dialect: str, out: _Stat
     columns = [f"{value[name]} AS i_{name}" for name in names]
     score = "hs.score"
     if plan.source == REWEIGHTED:
-        score = f"CASE WHEN hs.scorable THEN {linear_total(plan.model, value)} END"
+        score = f"CASE WHEN hs.scorable THEN {model_total(plan.model, value, dialect, out)} END"
     selected = ", ".join(["hs.household_id", f"{score} AS score", *columns])
     return f"SELECT {selected} FROM household_scores hs WHERE hs.model_code = :s_model"
+
+
+def model_total(
+    model: ModelDefinition, values: Mapping[str, str], dialect: str, out: _Statement
+) -> str:
+    """The score over ``values`` (name -> SQL of the resolved value): the linear total, or
+    the model's CEL formula translated (``cel_sql.translate_formula``; its strings bound in
+    ``out``). Raises ``Untranslatable`` for a formula outside the translated subset."""
+    if model.formula is None:
+        return linear_total(model, dict(values))
+    columns = {name: f"CAST({sql} AS DOUBLE PRECISION)" for name, sql in values.items()}
+    formula = translate_formula(model.formula.source, columns, dialect, prefix="f_")
+    out.values.update(formula.params)
+    return formula.sql
 
 
 def _scores(plan: ProgramPlan, names: list[str], dialect: str, as_of: date, out: _Statement) -> str:
     if plan.source != RESCORED:
         return _stored_scores(plan, names, dialect, out)
-    raw = resolved_score_sql(plan.model, dialect, as_of)
+    raw = resolved_score_sql(
+        plan.model, dialect, as_of, lambda resolved: model_total(plan.model, resolved, dialect, out)
+    )
     out.values.update(raw.values)
     out.types.update(raw.types)
     return raw.sql

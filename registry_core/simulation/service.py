@@ -35,7 +35,7 @@ from registry_core.scoring.sql import BULK_WORK_MEM
 from registry_core.scoring.tables import EligibilityRule, ScoringModel
 from registry_core.services.base import Workspace
 from registry_core.simulation.budget import budget
-from registry_core.simulation.cel_sql import Untranslatable
+from registry_core.simulation.cel_sql import Untranslatable, translate_formula
 from registry_core.simulation.query import (
     RESCORED,
     REWEIGHTED,
@@ -46,7 +46,7 @@ from registry_core.simulation.query import (
     changed_statement,
 )
 from registry_core.simulation.scenario import DEFAULT_BANDS, check_benefit, check_scenario
-from registry_core.simulation.suppression import suppress_small_cells
+from registry_core.simulation.suppression import protect_program, protect_programs
 from registry_core.simulation.tables import BenefitSchedule, Simulation
 from standards.timeutil import iso, utcnow
 from standards.validation import Violation
@@ -203,8 +203,9 @@ class Simulations:
 
         return self._ws.read(work)
 
-    def compare(self, ids: Sequence[str]) -> dict[str, Any]:
-        """Saved simulations side by side: per program, current policy and each scenario."""
+    def compare(self, ids: Sequence[str], min_cell: int = 0) -> dict[str, Any]:
+        """Saved simulations side by side: per program, current policy and each scenario
+        (totals under ``min_cell``, or revealing one, suppressed as ``get`` does)."""
         if not 1 <= len(ids) <= MAX_COMPARED:
             raise _refuse("$.ids", "count", f"compare 1 to {MAX_COMPARED} simulations")
 
@@ -212,7 +213,8 @@ class Simulations:
             rows = [self._row(session, one) for one in ids]
             programs: dict[str, list[dict[str, Any]]] = {}
             for row in rows:
-                for program in row.result.get("programs", []):
+                for stored in row.result.get("programs", []):
+                    program = protect_program(stored, min_cell)
                     programs.setdefault(program["program"], []).append(
                         {
                             "simulation": str(row.id),
@@ -358,10 +360,23 @@ def _simulated_model(
             weights=weights,
             intercept=float(change.get("intercept", active.model.intercept)),
         )
-    if not model.linear:
-        raise _refuse(where, "linear", "a formula model cannot be simulated set-based yet")
+    if model.formula is not None:
+        _check_formula(model, where)
     same_inputs = active is not None and active.model.variables == model.variables
     return model, REWEIGHTED if same_inputs else RESCORED
+
+
+def _check_formula(model: ModelDefinition, where: str) -> None:
+    """Refuse a formula the simulation cannot write in SQL, naming what and where (line and
+    column in the formula) before anything runs."""
+    assert model.formula is not None
+    columns = {name: f"v_{name}" for name in model.names()}
+    try:
+        translate_formula(model.formula.source, columns, "postgresql")
+    except Untranslatable as exc:
+        raise _refuse(
+            f"{where}.formula", "set_based", f"the formula cannot be simulated: {exc}"
+        ) from None
 
 
 def _simulated_rule(
@@ -433,10 +448,10 @@ def _run_plan(
             f"$.rules.{plan.program}", "set_based", f"the condition cannot be simulated: {exc}"
         ) from None
     cells = [dict(row._mapping) for row in session.execute(statement)]
-    by_area = _roll_up(cells, lambda c: area_at_level(c["area"], level), "area")
+    current, simulated = schedules
+    by_area = _roll_up(cells, lambda c: area_at_level(c["area"], level), "area", schedules)
     by_segment = _roll_up(cells, lambda c: str(c["segment"]), "segment")
     totals = _sum(cells)
-    current, simulated = schedules
     return {
         "program": plan.program,
         "model": plan.model_code,
@@ -480,15 +495,31 @@ def _sum(cells: Sequence[Mapping[str, Any]]) -> dict[str, int]:
 
 
 def _roll_up(
-    cells: Sequence[Mapping[str, Any]], key: Callable[[Mapping[str, Any]], str], name: str
+    cells: Sequence[Mapping[str, Any]],
+    key: Callable[[Mapping[str, Any]], str],
+    name: str,
+    schedules: tuple[Mapping[str, Any] | None, Mapping[str, Any] | None] | None = None,
 ) -> list[dict[str, Any]]:
+    """Rows of summed counts per ``key``; with ``schedules`` (current, simulated) also each
+    side's budget in the row (``current_budget``, ``simulated_budget``: the total over the
+    schedule's periods, None without a schedule)."""
     groups: dict[str, list[Mapping[str, Any]]] = {}
     for cell in cells:
         groups.setdefault(key(cell), []).append(cell)
     rows = []
     for value in sorted(groups):
         sums = _sum(groups[value])
-        rows.append({name: value, **{k: sums[k] for k in COUNTS}})
+        row: dict[str, Any] = {name: value, **{k: sums[k] for k in COUNTS}}
+        if schedules is not None:
+            for side, schedule in zip(("current", "simulated"), schedules, strict=True):
+                cost = budget(
+                    schedule,
+                    sums[f"{side}_households"],
+                    sums[f"{side}_people"],
+                    sums[f"{side}_paid_people"],
+                )
+                row[f"{side}_budget"] = cost["total"] if cost else None
+        rows.append(row)
     return rows
 
 
@@ -519,15 +550,10 @@ def summary_view(row: Simulation) -> dict[str, Any]:
 
 
 def simulation_view(row: Simulation, min_cell: int = 0) -> dict[str, Any]:
-    """A saved simulation; area and segment cells under ``min_cell`` are suppressed."""
+    """A saved simulation; counts under ``min_cell``, and those that would reveal one, are
+    suppressed (``suppression.protect_program``)."""
     result = dict(row.result)
-    programs = []
-    for program in result.get("programs", []):
-        shown = dict(program)
-        for part in ("by_area", "by_segment"):
-            shown[part] = suppress_small_cells(program.get(part, []), min_cell, COUNTS)
-        programs.append(shown)
-    result["programs"] = programs
+    result["programs"] = protect_programs(result.get("programs", []), min_cell)
     return {**summary_view(row), "scenario": row.scenario, "result": result}
 
 

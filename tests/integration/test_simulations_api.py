@@ -94,12 +94,16 @@ def test_staff_run_a_scenario_and_it_is_saved_with_its_budget(api):
     assert [item["name"] for item in listed.json["items"]] == ["everyone below 9"]
     read = api.get(f"/api/v1/simulations/{ran.json['id']}", headers=staff)
     assert read.status_code == 200 and read.json["result"] == ran.json["result"]
-    # An auditor reads aggregates only: the small area cells are hidden, the totals kept.
+    # An auditor reads aggregates only: the small area cells are hidden, and here the totals
+    # too (two households: under the reports' k), with the budget they would give away.
     audited = api.get(f"/api/v1/simulations/{ran.json['id']}", headers=auditor).json
     (audited_cct,) = audited["result"]["programs"]
     assert all(row["suppressed"] for row in audited_cct["by_area"])
-    assert audited_cct["simulated"]["households"] == cct["simulated"]["households"]
+    assert audited_cct["simulated"]["households"] is None
+    assert audited_cct["simulated"]["budget"]["total"] is None
     compared = api.get(f"/api/v1/simulations/compare?ids={ran.json['id']}", headers=auditor)
+    assert compared.json["programs"][0]["scenarios"][0]["simulated"]["households"] is None
+    compared = api.get(f"/api/v1/simulations/compare?ids={ran.json['id']}", headers=staff)
     assert compared.json["programs"][0]["scenarios"][0]["simulated"]["households"] == 2
 
 
@@ -132,7 +136,7 @@ def test_who_may_run_and_what_is_refused(api):
     assert refused.status_code == 422 and refused.json["errors"][0]["path"] == "$.area_level"
     refused = api.post(
         "/api/v1/simulations",
-        json={"name": "x", "rules": {"cct": {"condition": "size / 2.0 >= 1.0"}}},
+        json={"name": "x", "rules": {"cct": {"condition": "size / size >= 1.0"}}},
         headers=staff,
     )
     assert refused.status_code == 422
@@ -156,7 +160,11 @@ def test_small_cells_are_suppressed_when_the_reports_say_so(api, monkeypatch):
     (cct,) = ran["result"]["programs"]
     assert all(row["suppressed"] for row in cct["by_area"])  # one or two households each
     assert all(row["simulated_households"] is None for row in cct["by_area"])
-    assert cct["simulated"]["households"] == 2  # totals are kept
+    # two households in all: a total under k is hidden like any count, and so is its budget
+    assert cct["simulated"]["households"] is None
+    assert cct["suppression"]["min_cell"] == 3 and cct["suppression"]["suppressed_cells"] > 0
+    audited = api.get(f"/api/v1/simulations/{ran['id']}", headers=api.auth("auditor")).json
+    assert audited["result"]["programs"][0]["simulated"]["households"] is None
 
 
 def test_a_policymaker_simulates_and_sees_aggregates_only(api):
