@@ -54,6 +54,22 @@ def start_sandbox_for(settings: Settings, runtime: HubRuntime, stack: ExitStack)
     return sandbox
 
 
+def allow_sandbox_hosts(settings: Settings, sandbox: Any) -> Settings:
+    """``settings`` with each running sandbox mock's ``host:port`` allowed as an outbound
+    destination (``hub.workers.egress``): the program MIS's webhook and the mocks' callbacks
+    are on loopback, which the hub refuses unless allowed explicitly."""
+    from urllib.parse import urlsplit
+
+    from hub.settings import with_overrides
+
+    hosts = list(settings.outbound.allow_hosts)
+    for name in sandbox.running:
+        netloc = urlsplit(sandbox.url(name)).netloc
+        if netloc and netloc not in hosts:
+            hosts.append(netloc)
+    return with_overrides(settings, outbound={"allow_hosts": hosts})
+
+
 def start_monitoring_middleware(settings: Settings, runtime: HubRuntime, stack: ExitStack) -> Any:
     """The message log and metrics of this process, running before anything reports to them
     and stopped after everything that does (the stack unwinds in reverse)."""

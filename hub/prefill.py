@@ -17,6 +17,14 @@ seconds, even when one agency is slow. So:
 
 Only the asked person's own data is used: the civil registry's parent identifiers, other
 taxpayers and other records a partner might add are dropped.
+
+A prefill only *proposes*: nothing a partner answers is published to the ingest or applied to
+the registry here (the national ID's eKYC answer is asked for with ``publish=False``). The
+values reach the registry when the household is registered, with their provenance. So a
+refused prefill (a field worker outside their areas) and a repeated one write nothing.
+The answer carries, under ``AUTHORITY_AREA_KEY``, the admin area the national ID authority
+gives for the person: the one fact the view's area rule uses for someone not yet registered,
+whatever order the partners answered in.
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ DEFAULT_DEADLINE_S = 2.0
 MAX_DEADLINE_S = 10.0
 OK, TIMEOUT, NOT_FOUND, ERROR = "ok", "timeout", "not_found", "error"
 NOT_CONFIGURED = "not configured"
+#: Key of the answer holding the national ID authority's area code (for the view, not shown).
+AUTHORITY_AREA_KEY = "authority_area_code"
 
 # Person fields a source may propose for the head, in the order they are shown.
 PERSON_FIELDS = (
@@ -145,7 +155,8 @@ def _person_claims(
 def ask_national_id(connector: Connector, national_id: str, deadline: Deadline) -> SourceOutcome:
     if not isinstance(connector, NationalIdConnector):
         raise TypeError("the national_id connector is not a NationalIdConnector")
-    answer = connector.get_person(national_id, consent=True, deadline=deadline)
+    # A proposal, not a fact for the registry: nothing is published (see the module docstring).
+    answer = connector.get_person(national_id, consent=True, deadline=deadline, publish=False)
     if not answer.kyc_status or answer.identity is None:
         codes = ",".join(answer.error_codes) or "none"
         return SourceOutcome(
@@ -427,16 +438,21 @@ class PrefillService:
         client = self._client("gis", connector, AreaLookup.from_connector)
         return ask_gis(client, place, run.deadline)
 
+    def normalised(self, national_id: str) -> str:
+        """``national_id`` as the registry stores it; ``InvalidNationalId`` when it breaks
+        the country profile's rule (nothing is called)."""
+        problem = national_id_problem(national_id, "UIN", self.identifiers)
+        if problem:
+            raise InvalidNationalId(problem)
+        return self.identifiers.normalise("national_id", national_id)
+
     def prefill(self, national_id: str, deadline_s: float = DEFAULT_DEADLINE_S) -> dict[str, Any]:
         """The household proposal for ``national_id`` (see the module docstring).
 
         Raises ``InvalidNationalId`` before anything is called. Sources whose connector is
         not configured are reported ``error`` / ``not configured``; ``missing`` lists them.
         """
-        problem = national_id_problem(national_id, "UIN", self.identifiers)
-        if problem:
-            raise InvalidNationalId(problem)
-        national_id = self.identifiers.normalise("national_id", national_id)
+        national_id = self.normalised(national_id)
         if not 0 < deadline_s <= MAX_DEADLINE_S:
             raise ValueError(f"the deadline must be more than 0 and at most {MAX_DEADLINE_S:g} s")
         configured = self.connectors()
@@ -475,6 +491,9 @@ class PrefillService:
         answer["deadline_ms"] = round(deadline_s * 1000)
         answer["elapsed_ms"] = round((time.monotonic() - run.started) * 1000, 1)
         answer["missing"] = missing
+        authority = outcomes.get("national_id")
+        place = authority.place if authority is not None and authority.status == OK else None
+        answer[AUTHORITY_AREA_KEY] = place.area_code if place is not None else None
         return answer
 
 

@@ -28,6 +28,7 @@ from hub.settings import Settings
 from hub.subscriptions import service
 from hub.subscriptions.queues import declare_queues
 from hub.subscriptions.tables import CHANNEL_AMQP, CHANNEL_WEBHOOK
+from hub.workers.egress import EgressPolicy
 
 log = logging.getLogger("srhub.sandbox")
 
@@ -78,7 +79,11 @@ def subscribe_program_mis_by_webhook(
 
 
 def _ensure(settings: Settings, runtime: HubRuntime, body: dict[str, Any]) -> list[str]:
-    service.validate_create(body, amqp_available=settings.offers_amqp_channel)
+    service.validate_create(
+        body,
+        amqp_available=settings.offers_amqp_channel,
+        egress=EgressPolicy.from_settings(settings),
+    )
     with runtime.sessions() as session, session.begin():
         subscription, new = service.ensure(
             session, runtime.cipher, body, program_code=MIS_PROGRAM, created_by=CREATED_BY

@@ -39,12 +39,16 @@ class ConflictError(RegistryError):
 
 
 class DuplicateIdentifier(ConflictError):
-    """An identifier given for a new person already belongs to someone in the registry."""
+    """An identifier given for a new person already belongs to someone in the registry.
+
+    The message does not name that person: it reaches callers (a field worker registering a
+    member) who may not see them, and would tell them who holds a national ID and where to
+    look. ``existing_person_id`` stays on the error for code that may use it."""
 
     def __init__(self, system: str, existing_person_id: object) -> None:
         super().__init__(
-            f"an identifier of system {system} given here already belongs to person "
-            f"{existing_person_id}"
+            f"an identifier of system {system} given here already belongs to another person "
+            "in the registry; registry staff can find and link that record"
         )
         self.system = system
         self.existing_person_id = str(existing_person_id)

@@ -18,13 +18,12 @@ criteria cannot reveal anyone else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
 
 from dateutil.relativedelta import relativedelta
-from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, not_, or_, select
 
 from registry_core.consent import ConsentScope, member_covered
 from registry_core.crypto import IdentifierCipher
@@ -70,28 +69,6 @@ SORTABLE = frozenset(
     }
 )
 _STRING_OPS = frozenset({"eq", "ne", "in"})
-
-
-def area_prefix_condition(column: Any, prefixes: Sequence[str]) -> ColumnElement[bool]:
-    """``column`` (an admin area code) starts with one of ``prefixes``: the area rule of
-    ``Principal.may_touch_area`` inside a query, so a page is filtered before it is counted.
-
-    LIKE with ``%`` and ``_`` escaped (an area code never acts as a wildcard, and an index can
-    serve the prefix), confirmed with an exact ``substr`` comparison because SQLite's LIKE
-    ignores case (``ke-30`` is not ``KE-30``). No usable prefix matches nothing.
-    """
-    usable = [p for p in prefixes if p]
-    if not usable:
-        return false()
-    return or_(
-        *(
-            and_(
-                column.startswith(prefix, autoescape=True),
-                func.substr(column, 1, len(prefix)) == prefix,
-            )
-            for prefix in usable
-        )
-    )
 
 
 def invalid(message: str) -> QueryError:

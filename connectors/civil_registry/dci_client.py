@@ -34,7 +34,12 @@ from connectors.civil_registry.dci_messages import DciAnswerError, SearchResult
 from connectors.civil_registry.dci_subscriptions import DciSubscriptions
 from standards.dci import codes
 from standards.dci.envelope import request_header
-from standards.dci.signature import SignatureError, sign_envelope, verify_envelope
+from standards.dci.signature import (
+    DEFAULT_MAX_LIFETIME_SECONDS,
+    SignatureError,
+    sign_envelope,
+    verify_envelope,
+)
 
 MAX_PENDING = 1000
 
@@ -105,7 +110,13 @@ class DciClient:
         hold. Without a configured key nothing can be checked, and nothing is refused."""
         if self.registry_key is None:
             return
-        params = verify_envelope(signature, header, message, self.registry_key)
+        params = verify_envelope(
+            signature,
+            header,
+            message,
+            self.registry_key,
+            max_lifetime_seconds=DEFAULT_MAX_LIFETIME_SECONDS,
+        )
         sender = header.get("sender_id") if isinstance(header, dict) else None
         if sender is not None and params.sender_id != str(sender):
             raise SignatureError(

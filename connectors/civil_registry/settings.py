@@ -139,6 +139,14 @@ SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
         "feed_page_size": {"type": "integer", "minimum": 1, "maximum": 500, "default": 100},
         # false: no feed is polled (OpenCRVS itself has none; the sandbox's registry has one)
         "feed": {"type": "boolean", "default": True},
+        # A signed delivery whose (signed) ``timestamp`` is further than this from our clock is
+        # refused as a replay (OpenCRVS signs the body, timestamp included); 0: not checked.
+        "max_delivery_age_seconds": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 7 * 24 * 3600,
+            "default": 600,
+        },
         "max_body_bytes": {
             "type": "integer",
             "minimum": 1024,

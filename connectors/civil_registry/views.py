@@ -128,7 +128,11 @@ def build_blueprint(connector: CivilRegistryConnector) -> Blueprint:
                 f"{' or '.join(connector.signature_algorithms)})",
             )
         try:
-            delivery = parse_delivery(body, connector.topics)
+            delivery = parse_delivery(
+                body,
+                connector.topics,
+                max_age_seconds=int(connector.settings.get("max_delivery_age_seconds", 600)),
+            )
         except DeliveryError as error:
             return refuse_push(error.status, "bad_delivery", str(error))
         if delivery.refused_items:

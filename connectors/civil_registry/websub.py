@@ -24,6 +24,7 @@ import re
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from connectors.base import Clock
@@ -138,14 +139,44 @@ def event_key(bundle: Mapping[str, Any]) -> tuple[str, str]:
     return "bundle_digest", bundle_digest(bundle)
 
 
-def parse_delivery(raw: bytes, topics: frozenset[str]) -> Delivery:
-    """Decode a delivery whose signature was already verified."""
+def check_fresh(body: dict[str, Any], max_age_seconds: int, now: datetime | None = None) -> None:
+    """Refuse a delivery whose ``timestamp`` (inside the signed body) is further than
+    ``max_age_seconds`` from ``now``: a captured delivery replayed later. OpenCRVS retries at
+    once, so a genuine delivery is seconds old; 0 turns the check off."""
+    if max_age_seconds <= 0:
+        return
+    stamp = body.get("timestamp")
+    try:
+        sent = datetime.fromisoformat(str(stamp).replace("Z", "+00:00"))
+    except ValueError:
+        raise DeliveryError("timestamp is missing or not an ISO 8601 time", status=403) from None
+    if sent.tzinfo is None:
+        sent = sent.replace(tzinfo=UTC)
+    age = ((now or datetime.now(UTC)) - sent).total_seconds()
+    if abs(age) > max_age_seconds:
+        raise DeliveryError(
+            f"timestamp is {int(age)}s away from our clock (allowed {max_age_seconds}s): "
+            "a replayed delivery, or a badly set clock",
+            status=403,
+        )
+
+
+def parse_delivery(
+    raw: bytes,
+    topics: frozenset[str],
+    *,
+    max_age_seconds: int = 0,
+    now: datetime | None = None,
+) -> Delivery:
+    """Decode a delivery whose signature was already verified; with ``max_age_seconds``,
+    refuse one whose signed ``timestamp`` is stale (``check_fresh``)."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise DeliveryError("the body is not JSON") from None
     if not isinstance(body, dict):
         raise DeliveryError("the body is not a JSON object")
+    check_fresh(body, max_age_seconds, now)
     event = body.get("event")
     if not isinstance(event, dict):
         if isinstance(body.get("payload"), dict):

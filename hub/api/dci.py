@@ -23,6 +23,7 @@ from hub.auth.flask_auth import current_principal, requires
 from hub.auth.roles import Role
 from hub.dci.config import load_signing_key
 from hub.dci.server import DciServer
+from hub.workers.egress import EgressPolicy
 from standards.dci import codes
 from standards.dci.envelope import ack, http_errors, new_id, problem_fields
 
@@ -56,6 +57,7 @@ def dci_server() -> DciServer:
                 runtime.cipher,
                 config,
                 load_signing_key(runtime.settings, config),
+                egress=EgressPolicy.from_settings(runtime.settings),
             )
             current_app.extensions[EXTENSION_KEY] = server
     return server

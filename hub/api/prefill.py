@@ -4,7 +4,15 @@ The view validates the body and the national ID (format and check digit: 422 bef
 partner is called), runs ``hub.prefill`` on the process's shared pool, and answers the
 proposal with per-source status and per-field provenance. A source whose connector is not
 configured makes the answer a 503 problem naming it; the problem still carries what the other
-sources said. A field worker sees the proposal only for a person registered in their areas.
+sources said.
+
+A field worker sees the proposal only for a person of their areas, decided without depending
+on which partner answers first: a person the registry holds is judged by their household's area,
+*before* any partner is asked (outside the worker's areas: 403 and no partner call); someone
+not yet registered by the area the national ID authority gives (not the merged proposal, whose
+area depends on which place GIS was asked about first); no area from the authority: 403.
+Nothing a prefill hears is published or applied (``hub.prefill``), so a refused or repeated
+prefill writes nothing.
 """
 
 from __future__ import annotations
@@ -16,11 +24,13 @@ from flask import Blueprint, Response, current_app, jsonify
 from jsonschema import Draft202012Validator
 
 from hub.api.context import EXTENSION_KEY as RUNTIME_KEY
+from hub.api.context import hub_registry
 from hub.api.problems import BadRequest, UnprocessableRecord, problem
 from hub.api.requests import json_object
 from hub.auth.flask_auth import current_principal, require_area, requires
 from hub.auth.roles import Role
 from hub.prefill import (
+    AUTHORITY_AREA_KEY,
     DEFAULT_DEADLINE_S,
     MAX_DEADLINE_S,
     InvalidNationalId,
@@ -75,6 +85,16 @@ def _expected(error: Any) -> str:
     return f"({error.validator_value})"
 
 
+def _registered_area(national_id: str) -> str | None:
+    """The area of the current household of the person holding ``national_id`` in the
+    registry (None: not registered, or in no household)."""
+    registry = hub_registry()
+    person = registry.find_person_by_identifier("national_id", national_id)
+    if person is None:
+        return None
+    return registry.person_household_area(person["id"])
+
+
 @bp.post("")
 @requires(Role.admin, Role.registry_staff, Role.field_worker)
 def prefill() -> Response:
@@ -85,16 +105,22 @@ def prefill() -> Response:
         listing = "; ".join(f"{e.json_path}: violates {e.validator} {_expected(e)}" for e in errors)
         raise BadRequest(f"invalid prefill request: {listing}")
     deadline = float(body.get("deadline_seconds", DEFAULT_DEADLINE_S))
+    service = prefill_service()
     try:
-        answer = prefill_service().prefill(body["national_id"], deadline)
+        national_id = service.normalised(body["national_id"])
     except InvalidNationalId as error:
         raise UnprocessableRecord(
             f"the national ID is not valid: {error}; no partner was asked",
             errors=[{"path": "$.national_id", "rule": "national_id", "message": str(error)}],
         ) from None
-    principal = current_principal()
-    if principal.area_scoped:
-        require_area(answer["household"].get("admin_area_code"))
+    scoped = current_principal().area_scoped
+    registered_area = _registered_area(national_id) if scoped else None
+    if registered_area is not None:
+        require_area(registered_area)  # decided before any partner is asked
+    answer = service.prefill(national_id, deadline)
+    authority_area = answer.pop(AUTHORITY_AREA_KEY, None)
+    if scoped and registered_area is None:
+        require_area(authority_area)
     if answer["missing"]:
         names = ", ".join(answer["missing"])
         return problem(

@@ -18,6 +18,7 @@ from hub.api.problems import BadRequest
 from hub.api.requests import MAX_PAGE_SIZE, caller_source, int_arg
 from hub.auth.flask_auth import current_principal, require_area, requires
 from hub.auth.roles import Principal, Role
+from registry_core.areas import narrowed
 
 bp = Blueprint("recertification", __name__, url_prefix="/api/v1")
 
@@ -36,14 +37,8 @@ def area_prefixes(requested: str | None, principal: Principal | None = None) -> 
     own = [area for area in principal.admin_areas if area]
     if not requested:
         return own
-    # The requested prefix inside one of the caller's areas, or the caller's areas inside it.
-    return sorted(
-        {
-            requested if requested.startswith(a) else a
-            for a in own
-            if requested.startswith(a) or a.startswith(requested)
-        }
-    )
+    # The requested area inside one of the caller's areas, or the caller's areas inside it.
+    return narrowed(requested, own)
 
 
 @bp.get("/recertification")

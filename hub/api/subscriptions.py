@@ -22,6 +22,7 @@ from hub.auth.roles import Role
 from hub.subscriptions import service
 from hub.subscriptions.queues import declare_queues, delete_queues
 from hub.subscriptions.tables import Subscription
+from hub.workers.egress import EgressPolicy
 from registry_core.errors import NotFound
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/api/v1/subscriptions")
@@ -49,9 +50,10 @@ def _find(session: Session, key: str) -> Subscription:
         found = session.get(Subscription, uuid.UUID(key))
     except ValueError:
         found = session.scalar(select(Subscription).where(Subscription.code == key))
-    if found is None:
+    # Another program's subscription answers as an unknown one: a 403 would tell a program
+    # which codes exist elsewhere.
+    if found is None or not current_principal().may_act_for_program(found.program_code):
         raise NotFound("subscription", key)
-    require_program(found.program_code)
     return found
 
 
@@ -61,7 +63,11 @@ def create_subscription() -> tuple[Response, int, dict[str, str]]:
     body = json_object()
     runtime = hub_runtime()
     program = _owner_program(body)
-    service.validate_create(body, amqp_available=runtime.settings.offers_amqp_channel)
+    service.validate_create(
+        body,
+        amqp_available=runtime.settings.offers_amqp_channel,
+        egress=EgressPolicy.from_settings(runtime.settings),
+    )
     with runtime.sessions() as session, session.begin():
         subscription, secret = service.create(
             session,

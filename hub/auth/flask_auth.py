@@ -315,6 +315,15 @@ def _authenticate(state: AuthState) -> Principal:
 # --- helpers for views and tests ------------------------------------------------------------
 
 
+def optional_principal() -> Principal | None:
+    """The caller of a *public* view when it sent valid credentials, else None (never an
+    error: a public view answers everyone, and may show more to a known caller)."""
+    try:
+        return _authenticate(_state())
+    except (_Refused, SQLAlchemyError):
+        return None
+
+
 def current_principal() -> Principal:
     """The authenticated caller of this request; only valid inside a non-public view."""
     principal = g.get("principal")

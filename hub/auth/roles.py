@@ -15,6 +15,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
+from registry_core.areas import within_any
+
 # Longest accepted area prefix / program code / subject; keeps tokens and rows small.
 MAX_AREA_LENGTH = 64
 MAX_PROGRAM_LENGTH = 64
@@ -136,16 +138,16 @@ class Principal:
     def may_touch_area(self, admin_area_code: str | None) -> bool:
         """Whether this caller may read or change a household in ``admin_area_code``.
 
-        Area codes are hierarchical (``KE-30`` contains ``KE-30-01``), so a field worker's area
-        is a prefix. A household without an area is only for unscoped staff: guessing would put
-        it in someone's district by accident. Program and partner systems get no household by
-        area: their routes decide what they see.
+        Area codes are a hierarchy of segments (``KE-30`` contains ``KE-30-01``, not
+        ``KE-301``): ``registry_core.areas.is_within``. A household without an area is only
+        for unscoped staff: guessing would put it in someone's district by accident. Program
+        and partner systems get no household by area: their routes decide what they see.
         """
         if not self.area_scoped:
             return self.has_any(UNSCOPED_AREA_ROLES)
         if not admin_area_code:
             return False
-        return any(admin_area_code.startswith(area) for area in self.admin_areas if area)
+        return within_any(admin_area_code, self.admin_areas)
 
     def may_act_for_program(self, program_code: str | None) -> bool:
         """Whether this caller may see or change things that belong to ``program_code``."""

@@ -2,7 +2,7 @@
 
 ``Principal.may_touch_area`` answers for one household; lists need the same rule inside the
 query, or a page of results would be filtered after the fact and leak counts. Prefixes are
-matched by ``registry_core.query_filters.area_prefix_condition`` (LIKE confirmed by an exact
+matched by ``registry_core.areas.within_areas`` (LIKE confirmed by an exact
 comparison: SQLite's LIKE ignores case, and ``ke-30`` is not ``KE-30``).
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy import false
 from sqlalchemy.sql.elements import ColumnElement
 
 from hub.auth.roles import UNSCOPED_AREA_ROLES, Principal
-from registry_core.query_filters import area_prefix_condition
+from registry_core.areas import within_areas
 
 
 def area_condition(principal: Principal, column: Any) -> ColumnElement[bool] | None:
@@ -25,4 +25,4 @@ def area_condition(principal: Principal, column: Any) -> ColumnElement[bool] | N
     """
     if not principal.area_scoped:
         return None if principal.has_any(UNSCOPED_AREA_ROLES) else false()
-    return area_prefix_condition(column, principal.admin_areas)
+    return within_areas(column, principal.admin_areas)

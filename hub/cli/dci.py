@@ -62,11 +62,19 @@ def revoke(sender_id: str, key_id: str) -> None:
 @click.argument("sender_id")
 @click.argument("base_uri")
 def add_callback(sender_id: str, base_uri: str) -> None:
-    """Allow callbacks for SENDER_ID to BASE_URI and the paths below it."""
+    """Allow callbacks for SENDER_ID to BASE_URI and the paths below it.
+
+    The host must be one the hub may call: a loopback, private or link-local address is
+    refused unless allowed in ``[srhub.outbound] allow_hosts`` (checked again at every call)."""
     from hub.dci.senders import register_callback_uri
+    from hub.workers.egress import EgressPolicy, EgressRefused
     from standards.dci.envelope import EnvelopeError
 
     with hub_runtime() as runtime:
+        try:
+            EgressPolicy.from_settings(runtime.settings).vet(base_uri)
+        except EgressRefused as refused:
+            raise CommandError(f"{base_uri[:200]}: {refused.reason}") from None
         try:
             register_callback_uri(runtime.sessions, sender_id, base_uri)
         except EnvelopeError as exc:

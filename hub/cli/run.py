@@ -58,6 +58,8 @@ def start_background(
                 f"{exc}. With `srhub run`, move the mocks with SRHUB_SANDBOX_MOCKS__PORT_BASE "
                 "(0: free ports) or run with --no-sandbox"
             ) from None
+        # The sandbox partners run on loopback: allow exactly their host:port, nothing more.
+        settings = services.allow_sandbox_hosts(settings, running)
     # The connectors before the workers: the ingest worker routes their instances.
     configs = services.load_connector_configs(settings, running)
     host = services.start_connectors_for(

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from hub.auth.roles import Principal, Role
 from hub.corrections import targets
 from hub.corrections.tables import ChangeRequest, ChangeRequestStep
-from registry_core.query_filters import area_prefix_condition
+from registry_core.areas import within_areas
 from registry_core.service import Registry
 from standards.timeutil import iso, utcnow
 
@@ -330,11 +330,11 @@ def list_requests(
     if state:
         conditions.append(ChangeRequest.state == state)
     if area:
-        conditions.append(area_prefix_condition(ChangeRequest.admin_area_code, [area]))
+        conditions.append(within_areas(ChangeRequest.admin_area_code, [area]))
     if household_id is not None:
         conditions.append(ChangeRequest.household_id == household_id)
     if area_prefixes is not None:
-        conditions.append(area_prefix_condition(ChangeRequest.admin_area_code, area_prefixes))
+        conditions.append(within_areas(ChangeRequest.admin_area_code, area_prefixes))
     total = session.scalar(select(func.count()).select_from(ChangeRequest).where(*conditions))
     rows = session.scalars(
         select(ChangeRequest)

@@ -19,8 +19,15 @@ from standards.dci.envelope import EnvelopeError, ParsedEnvelope
 from standards.dci.signature import SignatureError, parse_signature, verify_envelope
 
 
-def authenticate(envelope: ParsedEnvelope, trust: SenderTrust, clock_skew_seconds: int) -> bool:
-    """Raise EnvelopeError unless the request is authenticated; True when it was signed."""
+def authenticate(
+    envelope: ParsedEnvelope,
+    trust: SenderTrust,
+    clock_skew_seconds: int,
+    max_lifetime_seconds: int | None = None,
+) -> bool:
+    """Raise EnvelopeError unless the request is authenticated; True when it was signed.
+    A signature whose ``expires`` lies more than ``max_lifetime_seconds`` after its
+    ``created`` is refused (``settings.dci.max_signature_lifetime_seconds``)."""
     text = envelope.signature
     present = isinstance(text, str) and bool(text.strip())
     if not trust.onboarded:
@@ -65,6 +72,7 @@ def authenticate(envelope: ParsedEnvelope, trust: SenderTrust, clock_skew_second
             envelope.message,
             key,
             clock_skew_seconds=clock_skew_seconds,
+            max_lifetime_seconds=max_lifetime_seconds,
         )
     except SignatureError as error:
         raise EnvelopeError(error.code, error.message, http_status=401) from None

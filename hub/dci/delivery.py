@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from hub.workers.egress import EgressPolicy
 from hub.workers.outbound import OutboundSender
 from hub.workers.retry import RetryPolicy
 
@@ -35,13 +36,18 @@ class DeliveryResult:
 
 
 def callback_sender(
-    timeout: float = 10.0, attempts: int = 3, backoff: float = 0.5
+    timeout: float = 10.0,
+    attempts: int = 3,
+    backoff: float = 0.5,
+    *,
+    egress: EgressPolicy | None = None,
 ) -> OutboundSender:
-    """A sender for DCI bodies: ``attempts`` tries, waits doubling from ``backoff`` seconds."""
+    """A sender for DCI bodies: ``attempts`` tries, waits doubling from ``backoff`` seconds;
+    ``egress`` the hub's outbound rule (None: public hosts only)."""
     policy = RetryPolicy(
         attempts=max(attempts, 1), initial_delay=backoff, max_delay=backoff * 8, jitter=0.0
     )
-    return OutboundSender(policy, timeout=timeout, connect_timeout=5.0)
+    return OutboundSender(policy, timeout=timeout, connect_timeout=5.0, egress=egress)
 
 
 def post_envelope(

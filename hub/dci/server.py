@@ -51,6 +51,7 @@ from hub.dci.ledger import MessageLedger, TransactionStore, txn_status_of
 from hub.dci.search import answer_item, failed_answer
 from hub.dci.senders import KeyDirectory, callback_url
 from hub.dci.subscriptions import subscribe_item, unsubscribe_codes
+from hub.workers.egress import EgressPolicy
 from registry_core.consent import ReadScope
 from registry_core.crypto import IdentifierCipher
 from registry_core.db import is_postgresql, make_engine, read_connection
@@ -129,6 +130,7 @@ class DciServer:
         cipher: IdentifierCipher,
         config: DciConfig,
         signing_key: SigningKey,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.sessions = sessions
         self.config = config
@@ -142,7 +144,9 @@ class DciServer:
         self._lock = threading.Lock()
         self._pending = 0
         # One pooled sender for every callback (hub.workers.outbound), closed with the server.
-        self.callbacks = callback_sender(config.callback_timeout_seconds, config.callback_attempts)
+        self.callbacks = callback_sender(
+            config.callback_timeout_seconds, config.callback_attempts, egress=egress
+        )
         # Outgoing bodies that broke our message schemas (by path, no values): a bug of ours.
         self.outgoing_problems: list[str] = []
 
@@ -343,7 +347,12 @@ class DciServer:
     def _check_signature(self, envelope: ParsedEnvelope) -> bool:
         """Refuse the request unless its sender is authenticated; True when it was signed."""
         trust = self.keys.trust(envelope.sender_id)
-        return authenticate(envelope, trust, self.config.max_clock_skew_seconds)
+        return authenticate(
+            envelope,
+            trust,
+            self.config.max_clock_skew_seconds,
+            self.config.max_signature_lifetime_seconds,
+        )
 
     def _check_batch(self, endpoint: Endpoint, envelope: ParsedEnvelope) -> None:
         """Batch limits before the message id is spent, so a corrected resend is not a replay."""

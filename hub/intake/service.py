@@ -46,6 +46,7 @@ from hub.intake.tables import (
 )
 from hub.intake.validation import validate_instance
 from hub.intake.xform import cached_model
+from registry_core.areas import within_areas
 from registry_core.errors import NotFound
 from registry_core.service import Registry
 from standards.timeutil import iso, utcnow
@@ -317,21 +318,12 @@ class IntakeService(FormCatalog):
         if submitted_by:
             query = query.where(IntakeSubmission.submitted_by == submitted_by)
         if area:
-            query = query.where(IntakeSubmission.admin_area_code.startswith(area, autoescape=True))
+            query = query.where(within_areas(IntakeSubmission.admin_area_code, [area]))
         if principal.area_scoped:
             areas = [a for a in principal.admin_areas if a]
             if not areas:
                 return []
-            from sqlalchemy import or_
-
-            query = query.where(
-                or_(
-                    *(
-                        IntakeSubmission.admin_area_code.startswith(a, autoescape=True)
-                        for a in areas
-                    )
-                )
-            )
+            query = query.where(within_areas(IntakeSubmission.admin_area_code, areas))
         query = query.order_by(IntakeSubmission.received_at.desc()).limit(limit).offset(offset)
         with self.sessions() as session:
             return [_submission_dict(row) for row in session.scalars(query)]

@@ -35,6 +35,7 @@ from sqlalchemy import BigInteger, Float, Index, Integer, String, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from hub.settings import MonitoringSettings
+from hub.workers.egress import REFUSED_ERROR, EgressPolicy, EgressRefused
 from registry_core.db import Base, UTCDateTime
 from standards.timeutil import utcnow
 
@@ -227,10 +228,16 @@ def verify_signature(secret: bytes, header: str, body: bytes) -> bool:
 class WebhookNotifier:
     """POSTs alert transitions to one URL; returns None on success or a short reason."""
 
-    def __init__(self, url: str, secret: str, timeout: float = 5.0) -> None:
+    def __init__(
+        self, url: str, secret: str, timeout: float = 5.0, egress: EgressPolicy | None = None
+    ) -> None:
         self.url = url
         self._secret = secret.encode()
         self._timeout = timeout
+        # The hook is vetted like every outbound URL (hub.workers.egress): a private address
+        # must be allowed by the operator in [srhub.outbound] allow_hosts.
+        self._egress = egress or EgressPolicy()
+        self._session = self._egress.session()
 
     def __call__(self, payload: dict[str, Any]) -> str | None:
         body = json.dumps(payload, sort_keys=True).encode()
@@ -239,7 +246,11 @@ class WebhookNotifier:
         if self._secret:
             headers[SIGNATURE_HEADER] = sign(self._secret, timestamp, body)
         try:
-            response = requests.post(self.url, data=body, headers=headers, timeout=self._timeout)
+            response = self._egress.post(
+                self._session, self.url, data=body, headers=headers, timeout=self._timeout
+            )
+        except EgressRefused:
+            return REFUSED_ERROR
         except requests.RequestException as exc:
             return f"{type(exc).__name__}"
         if response.status_code >= 300:

@@ -35,6 +35,7 @@ from hub.monitoring.message_log import MessageLogWriter, RetentionPolicy
 from hub.monitoring.metrics import RECORDER, CounterSampler, sample_connector_statuses
 from hub.monitoring.middleware import MonitoringMiddleware
 from hub.settings import Settings
+from hub.workers.egress import EgressPolicy
 from hub.workers.retention import RetentionJob, run_retention
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,13 @@ def start_monitoring(
     middleware = middleware or monitoring_middleware(settings, runtime)
     context = health.MonitoringContext(settings, runtime, host, workers, writer=middleware.writer)
     url = config.alert_webhook_url
-    notifier = WebhookNotifier(url, config.alert_webhook_secret) if url else None
+    notifier = (
+        WebhookNotifier(
+            url, config.alert_webhook_secret, egress=EgressPolicy.from_settings(settings)
+        )
+        if url
+        else None
+    )
     if url and not config.alert_webhook_secret:
         log.warning("alert_webhook_url is set without alert_webhook_secret: alerts go unsigned")
     evaluator = AlertEvaluator(runtime.sessions, AlertRules.from_settings(config), notifier)

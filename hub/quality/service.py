@@ -26,8 +26,8 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from hub.quality.rules import REASONS, Finding, Kind, dedupe_key
 from hub.quality.tables import DataQualityIssue, IssueState
+from registry_core.areas import within_areas
 from registry_core.models import Membership
-from registry_core.query_filters import area_prefix_condition
 
 CHECK_ACTOR = "check"
 
@@ -248,15 +248,13 @@ def _conditions(where: IssueFilter) -> list[ColumnElement[bool]] | None:
     if where.severity:
         conditions.append(DataQualityIssue.severity == where.severity)
     if where.area:
-        conditions.append(area_prefix_condition(DataQualityIssue.admin_area_code, [where.area]))
+        conditions.append(within_areas(DataQualityIssue.admin_area_code, [where.area]))
     if where.household_id:
         conditions.append(_about_household(where.household_id))
     if where.area_prefixes is not None:
         if not where.area_prefixes:
             return None
-        conditions.append(
-            area_prefix_condition(DataQualityIssue.admin_area_code, list(where.area_prefixes))
-        )
+        conditions.append(within_areas(DataQualityIssue.admin_area_code, list(where.area_prefixes)))
     return conditions
 
 

@@ -29,7 +29,7 @@ from hub.review.tables import (
     ReviewItem,
     ReviewSubmission,
 )
-from registry_core.query_filters import area_prefix_condition
+from registry_core.areas import within_areas
 from standards.timeutil import iso, utcnow
 
 log = logging.getLogger(__name__)
@@ -251,7 +251,7 @@ class ReviewQueue:
         if state:
             conditions.append(ReviewItem.state == state)
         if area:
-            conditions.append(ReviewItem.admin_area_code.startswith(area, autoescape=True))
+            conditions.append(within_areas(ReviewItem.admin_area_code, [area]))
         if submitter:
             conditions.append(ReviewItem.submitted_by == submitter)
         if form:
@@ -364,8 +364,8 @@ def clean_reasons(reasons: Sequence[str]) -> tuple[str, ...]:
 
 
 def area_condition(prefixes: Sequence[str]) -> ColumnElement[bool]:
-    """``Principal.may_touch_area`` as SQL: the item's area starts with one of the prefixes."""
-    return area_prefix_condition(ReviewItem.admin_area_code, prefixes)
+    """``Principal.may_touch_area`` as SQL: the item's area is inside one of the areas."""
+    return within_areas(ReviewItem.admin_area_code, prefixes)
 
 
 def item_record(session: Session, item: ReviewItem, *, history: bool = False) -> dict[str, Any]:

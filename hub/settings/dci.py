@@ -28,6 +28,9 @@ class DciSettings(Section):
     max_page_size: int = positive(100)
     max_message_age_seconds: int = positive(600)
     max_clock_skew_seconds: int = positive(60)
+    # Longest accepted signature lifetime (expires - created): a signature valid for years is a
+    # credential anyone who captured the request can replay until then. The hub signs for 300 s.
+    max_signature_lifetime_seconds: int = positive(3600)
     async_workers: int = positive(2)
     max_pending: int = positive(100)  # queued async jobs before answering NACK
     callback_timeout_seconds: float = positive(10.0)

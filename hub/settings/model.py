@@ -29,6 +29,7 @@ from hub.settings.intake import IntakeSettings
 from hub.settings.monitoring import MonitoringSettings
 from hub.settings.notifications import NotificationSettings
 from hub.settings.openrosa import OpenRosaSettings
+from hub.settings.outbound import OutboundSettings
 from hub.settings.quality import QualitySettings
 from hub.settings.recertification import RecertificationSettings
 from hub.settings.reports import ReportSettings
@@ -95,6 +96,7 @@ class Settings:
     corrections: CorrectionsSettings = field(default_factory=CorrectionsSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
+    outbound: OutboundSettings = field(default_factory=OutboundSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -152,6 +154,7 @@ SECTIONS: dict[str, type[Section]] = {
         CorrectionsSettings,
         QualitySettings,
         ReportSettings,
+        OutboundSettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)

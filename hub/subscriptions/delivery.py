@@ -51,6 +51,7 @@ from hub.subscriptions.tables import (
     DeliveryAttempt,
     Subscription,
 )
+from hub.workers.egress import EgressPolicy
 from hub.workers.loop import ConsumerLoop
 from hub.workers.outbound import Attempt, OutboundSender
 from hub.workers.retry import RetryPolicy
@@ -110,7 +111,9 @@ class SubscriptionSender(ConsumerLoop):
         self.settings = settings
         self.runtime = runtime
         self.policy = policy
-        self.outbound = outbound or OutboundSender(policy.retry, timeout=policy.timeout)
+        self.outbound = outbound or OutboundSender(
+            policy.retry, timeout=policy.timeout, egress=EgressPolicy.from_settings(settings)
+        )
         super().__init__(
             f"{self.kind}-{code}", service.delivery_queue(code), self._broker, (), prefetch=1
         )

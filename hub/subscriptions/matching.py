@@ -3,9 +3,9 @@ program an eligibility decision belongs to.
 
 Event-type patterns use the broker's topic rules (``*`` one word, ``#`` any number), so a
 subscription reads like the AMQP binding an AMQP subscriber would write. The area filter is a
-list of prefixes of ``data.admin_area_code`` (area codes are hierarchical: ``R01`` contains
-``R01-D02``); an event without an area never passes an area filter, because guessing would send
-it to programs of the wrong region.
+list of areas ``data.admin_area_code`` must lie in (area codes are a hierarchy of segments:
+``R01`` contains ``R01-D02``, not ``R011``; ``registry_core.areas``); an event without an area
+never passes an area filter, because guessing would send it to programs of the wrong region.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from hub.broker.topic import matches
+from registry_core.areas import within_any
 from registry_core.outbox import EVENT_TYPES
 
 SUBSCRIBABLE_EVENT_TYPES: tuple[str, ...] = EVENT_TYPES
@@ -35,7 +36,7 @@ def area_matches(filters: Mapping[str, Any], data: Mapping[str, Any]) -> bool:
     area = data.get("admin_area_code")
     if not isinstance(area, str) or not area:
         return False
-    return any(area.startswith(prefix) for prefix in prefixes)
+    return within_any(area, prefixes)
 
 
 # Events about one program's decision go to that program's subscriptions only: a program

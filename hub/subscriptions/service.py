@@ -3,7 +3,9 @@
 Input is validated with a JSON schema at the edge (every problem listed with its path), then
 with the rules a schema cannot express: patterns must match an event the registry emits, the
 AMQP channel needs RabbitMQ (the hub's own, or ``SRHUB_DELIVERY_AMQP_URL`` when the hub runs on
-the embedded queue), webhook and DCI targets must be http(s) URLs.
+the embedded queue), webhook and DCI targets must be http(s) URLs the hub may call: a host that
+is (or resolves to) a loopback, private, link-local or other non-public address is refused
+unless an operator allowed it (``hub.workers.egress``; checked again at every delivery).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from hub.subscriptions.tables import (
     DeliveryAttempt,
     Subscription,
 )
+from hub.workers.egress import EgressPolicy, EgressRefused
 from registry_core.crypto import IdentifierCipher
 from registry_core.errors import ConflictError, NotFound
 from standards.validation import SchemaViolation, Violation
@@ -94,8 +97,22 @@ def _check_url(value: Any) -> bool:
     return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
-def validate_create(body: dict[str, Any], *, amqp_available: bool) -> None:
-    """Raise ``SchemaViolation`` listing everything wrong with a new subscription."""
+def _target_problem(value: str, egress: EgressPolicy) -> Violation | None:
+    """Why the hub may not deliver to ``value`` (an http(s) URL), or None."""
+    try:
+        egress.vet(value)
+    except EgressRefused as refused:
+        return Violation("$.target", "egress", refused.reason)
+    return None
+
+
+def validate_create(
+    body: dict[str, Any], *, amqp_available: bool, egress: EgressPolicy | None = None
+) -> None:
+    """Raise ``SchemaViolation`` listing everything wrong with a new subscription.
+
+    ``egress`` is the hub's outbound rule (``EgressPolicy.from_settings``); None: public
+    hosts only."""
     problems = [
         Violation(error.json_path, str(error.validator), error.message[:300])
         for error in _VALIDATOR.iter_errors(body)
@@ -130,6 +147,10 @@ def validate_create(body: dict[str, Any], *, amqp_available: bool) -> None:
         problems.append(
             Violation("$.target", "url", f"a {channel} subscription needs an http(s) URL")
         )
+    else:
+        refused = _target_problem(body["target"], egress or EgressPolicy())
+        if refused is not None:
+            problems.append(refused)
     if channel != CHANNEL_WEBHOOK and "secret" in body and channel != CHANNEL_AMQP:
         problems.append(Violation("$.secret", "unused", "only webhook subscriptions sign"))
     if problems:

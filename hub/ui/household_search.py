@@ -2,7 +2,7 @@
 national ID, by area prefix and status, one page at a time.
 
 Everything is decided in the database, so a page and its count agree and an area-scoped
-viewer's page is filtered before it is counted (``area_prefix_condition``, the rule of
+viewer's page is filtered before it is counted (``within_areas``, the rule of
 ``Principal.may_touch_area``). Names match when every word of the query is part of the same
 current member's given, family or other names, ignoring case (a word is also tried in its
 folded form, ``fold_text``: ``O'Brien`` finds ``O Brien``). A national ID is never compared in
@@ -23,10 +23,11 @@ from sqlalchemy.orm import Session
 
 from hub.api.visibility import identifiers_visible_to, masked_household
 from hub.auth.roles import Principal
+from registry_core.areas import within_areas
 from registry_core.crypto import IdentifierCipher
 from registry_core.matching.normalise import fold_text
 from registry_core.models import Household, HouseholdStatus, Identifier, Membership, Person
-from registry_core.query_filters import area_prefix_condition, holds_identifier
+from registry_core.query_filters import holds_identifier
 from registry_core.records import household_record
 
 NATIONAL_ID_SYSTEM = "national_id"
@@ -143,9 +144,7 @@ def search_households(
         conditions.append(Household.status == criteria.status)
     if area_prefixes is not None:
         conditions.append(
-            area_prefix_condition(Household.admin_area_code, area_prefixes)
-            if area_prefixes
-            else false()
+            within_areas(Household.admin_area_code, area_prefixes) if area_prefixes else false()
         )
     query = select(Household).where(and_(*conditions)) if conditions else select(Household)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 from flask import (
     Blueprint,
@@ -141,10 +141,31 @@ HOME_OF_ROLE: dict[str, str] = {
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: a login link must not bounce people to another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("ui.overview")
+    """Only paths of this site: a login link must not bounce people to another site.
+
+    Browsers drop tabs and newlines from a ``Location`` and read a backslash as ``/``, so
+    ``/%09/evil.example`` (a tab) or ``/`` + backslash + ``evil.example`` would become
+    ``//evil.example``, another host;
+    a CR or LF in a header is refused by the server (a 500). So ``next`` must be printable
+    ASCII without spaces or backslashes, start with one ``/`` (not two), and stay so once
+    percent-decoded (``/%2F%2Fevil`` is refused too, for servers or proxies that decode
+    before routing). Anything else goes to the overview.
+    """
+    fallback = url_for("ui.overview")
+    if not target or len(target) > 2000:
+        return fallback
+    if any(not 0x21 <= ord(char) <= 0x7E for char in target):
+        return fallback  # spaces, tabs, CR, LF, DEL and non-ASCII: never in a path we make
+    decoded = unquote(target)
+    for candidate in (target, decoded):
+        if any(ord(char) < 0x20 or ord(char) == 0x7F for char in candidate):
+            return fallback
+        if "\\" in candidate or not candidate.startswith("/") or candidate.startswith("//"):
+            return fallback
+        parts = urlsplit(candidate)
+        if parts.scheme or parts.netloc:
+            return fallback
+    return target
 
 
 @bp.after_request

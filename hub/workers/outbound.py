@@ -7,6 +7,11 @@ Webhook deliveries (``hub.subscriptions.delivery``), DCI notifies and DCI callba
   kept for the sender's life, so a burst of deliveries reuses its TLS connections;
 - a connect and a read timeout on every request (requests has none by default);
 - no redirects followed: a redirect could carry personal data to a host nobody registered;
+- every URL vetted just before its request by the hub's ``EgressPolicy``
+  (``hub.workers.egress``), and the connection pinned to the address vetted: a loopback,
+  private or link-local destination is refused (DNS rebinding included) unless an operator
+  allowed its host, and the attempt says only ``REFUSED_ERROR`` (no status, no network
+  detail, so the delivery log cannot map the internal network);
 - retries with backoff and jitter (``RetryPolicy``, tenacity) for network errors, timeouts and
   the statuses that mean "later" (``RETRYABLE_STATUSES``); any other answer is final;
 - an ``Attempt`` per try that names the failure without echoing the body, for the caller's
@@ -28,6 +33,7 @@ from typing import Any
 import requests
 from tenacity import RetryCallState, retry_if_result
 
+from hub.workers.egress import REFUSED_ERROR, EgressPolicy, EgressRefused
 from hub.workers.retry import RetryPolicy
 
 RETRYABLE_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -68,8 +74,11 @@ class OutboundSender:
         timeout: float = 10.0,
         connect_timeout: float = 3.0,
         retryable_statuses: frozenset[int] = RETRYABLE_STATUSES,
+        egress: EgressPolicy | None = None,
     ) -> None:
         self.policy = policy
+        # Deny by default: a sender built without the hub's settings reaches public hosts only.
+        self.egress = egress or EgressPolicy()
         self.timeout = timeout
         self.connect_timeout = min(connect_timeout, timeout)
         self.retryable_statuses = retryable_statuses
@@ -83,7 +92,7 @@ class OutboundSender:
         """This thread's pooled session."""
         found: requests.Session | None = getattr(self._local, "session", None)
         if found is None:
-            found = requests.Session()
+            found = self.egress.session()
             self._local.session = found
             with self._lock:
                 self._sessions.append(found)
@@ -109,13 +118,15 @@ class OutboundSender:
         started_at = datetime.now(UTC)
         clock = time.monotonic()
         try:
-            response = self.session().post(
+            response = self.egress.post(
+                self.session(),
                 url,
                 data=body,
                 headers=dict(headers),
                 timeout=(self.connect_timeout, self.timeout),
-                allow_redirects=False,
             )
+        except EgressRefused:
+            return Attempt(False, False, None, REFUSED_ERROR, started_at=started_at, duration_ms=0)
         except requests.RequestException as exc:
             return Attempt(
                 False,

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from registry_core.areas import within_areas
 from registry_core.models import Household, HouseholdStatus, OutboxEvent
-from registry_core.query_filters import area_prefix_condition
 from registry_core.records import household_record, person_record
 from registry_core.services.base import (
     Workspace,
@@ -68,7 +68,7 @@ class Reads:
             if area_prefixes is not None:
                 if not area_prefixes:
                     return [], 0
-                query = query.where(area_prefix_condition(Household.admin_area_code, area_prefixes))
+                query = query.where(within_areas(Household.admin_area_code, area_prefixes))
             if status:
                 query = query.where(Household.status == status)
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
@@ -88,7 +88,7 @@ class Reads:
             rows = session.scalars(
                 select(Household.id)
                 .where(
-                    Household.admin_area_code.startswith(admin_area_code, autoescape=True),
+                    within_areas(Household.admin_area_code, [admin_area_code]),
                     Household.status != HouseholdStatus.DISSOLVED,
                 )
                 .order_by(Household.id)

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.orm import Session
 
+from registry_core.areas import within_areas
 from registry_core.models import (
     Consent,
     Household,
@@ -34,7 +35,6 @@ from registry_core.models import (
     HouseholdStatus,
     Membership,
 )
-from registry_core.query_filters import area_prefix_condition
 from registry_core.recertification import RecertificationPolicy, RecertificationState
 from registry_core.records import recertification_record
 from registry_core.services.base import REGISTRY_SOURCE, Source, Workspace, household_by_id
@@ -256,7 +256,7 @@ class Recertifications:
             if area_prefixes is not None:
                 if not area_prefixes:
                     return [], 0
-                query = query.where(area_prefix_condition(Household.admin_area_code, area_prefixes))
+                query = query.where(within_areas(Household.admin_area_code, area_prefixes))
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
             rows = session.execute(
                 query.order_by(
@@ -300,7 +300,7 @@ class Recertifications:
             if area_prefixes is not None:
                 if not area_prefixes:
                     return []
-                query = query.where(area_prefix_condition(area, area_prefixes))
+                query = query.where(within_areas(area, area_prefixes))
             rows = session.execute(
                 query.order_by(overdue.desc(), due.desc(), area).limit(limit)
             ).all()

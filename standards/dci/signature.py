@@ -42,6 +42,8 @@ NAMESPACE = "spdci"
 ALGORITHM = "ed25519"
 SIGNED_HEADERS = "(created) (expires) digest"
 DEFAULT_TTL_SECONDS = 300
+# Longest signature lifetime (expires - created) a verifier accepts unless told otherwise.
+DEFAULT_MAX_LIFETIME_SECONDS = 3600
 MAX_SIGNATURE_LENGTH = 2048
 _PARAM = re.compile(r'([A-Za-z]+)="([^"]*)"')
 _REQUIRED = ("kidId", "algorithm", "created", "expires", "headers", "signature")
@@ -137,8 +139,12 @@ def verify_envelope(
     *,
     now: float | None = None,
     clock_skew_seconds: int = 60,
+    max_lifetime_seconds: int | None = None,
 ) -> SignatureParams:
-    """Check the signature of an envelope against the sender's public key and the clock."""
+    """Check the signature of an envelope against the sender's public key and the clock.
+
+    ``max_lifetime_seconds`` caps ``expires - created``: a signature valid for years is a
+    replayable credential, whatever the message says (None: no cap)."""
     params = parse_signature(text)
     current = now if now is not None else time.time()
     invalid = codes.ERR_SIGNATURE_INVALID
@@ -146,6 +152,12 @@ def verify_envelope(
         raise SignatureError(invalid, "the signature was created in the future")
     if params.expires < current - clock_skew_seconds or params.expires < params.created:
         raise SignatureError(invalid, "the signature has expired")
+    if max_lifetime_seconds is not None and params.expires - params.created > max_lifetime_seconds:
+        raise SignatureError(
+            invalid,
+            f"the signature is valid for {params.expires - params.created}s; at most "
+            f"{max_lifetime_seconds}s is accepted (expires - created)",
+        )
     payload = signing_string(params.created, params.expires, body_digest(header, message))
     try:
         public_key.verify(params.signature, payload)

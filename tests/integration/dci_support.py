@@ -187,7 +187,12 @@ class Dci:
         """``roles``/``program``: the caller's credential (an admin reads every record; the
         consent tests pass a program's)."""
         self.settings = load_settings(
-            env={}, database_url=db_url, data_dir=tmp_path, extra={"dci": extra or {}}
+            env={},
+            database_url=db_url,
+            data_dir=tmp_path,
+            extra={"dci": extra or {}},
+            # The callback receiver runs on loopback: allowed explicitly, as an operator would.
+            outbound={"allow_hosts": ["127.0.0.1"]},
         )
         self.app = create_app(self.settings)
         self.runtime = self.app.extensions["srhub_runtime"]

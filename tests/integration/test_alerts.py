@@ -26,7 +26,10 @@ from hub.monitoring.alerts import (
 )
 from hub.runtime import HubRuntime
 from hub.settings import load_settings
+from hub.workers.egress import EgressPolicy
 
+# The receiver runs on loopback: allowed explicitly, as an operator would.
+LOOPBACK = EgressPolicy(frozenset({"127.0.0.1"}))
 SECRET = "alert-test-secret"
 
 
@@ -108,7 +111,7 @@ def test_open_circuit_fires_and_resolves_with_signed_webhooks(
     runtime: HubRuntime, receiver: Receiver
 ) -> None:
     evaluator = AlertEvaluator(
-        runtime.sessions, AlertRules(), WebhookNotifier(receiver.url, SECRET)
+        runtime.sessions, AlertRules(), WebhookNotifier(receiver.url, SECRET, egress=LOOPBACK)
     )
     assert evaluator.evaluate(snapshot()) == []
     fired = evaluator.evaluate(snapshot(circuit="open"))
@@ -160,7 +163,7 @@ def test_error_rate_lag_and_dead_letter_growth_rules(runtime: HubRuntime) -> Non
 
 def test_a_failed_delivery_is_sent_again(runtime: HubRuntime, receiver: Receiver) -> None:
     evaluator = AlertEvaluator(
-        runtime.sessions, AlertRules(), WebhookNotifier(receiver.url, SECRET)
+        runtime.sessions, AlertRules(), WebhookNotifier(receiver.url, SECRET, egress=LOOPBACK)
     )
     receiver.status = 503
     evaluator.evaluate(snapshot(circuit="open"))

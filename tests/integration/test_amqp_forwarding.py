@@ -48,6 +48,7 @@ from hub.subscriptions.tables import (
     FAILED,
     QUEUED,
 )
+from hub.workers.egress import EgressPolicy
 from registry_core.service import Source
 from tests.contract.tcp_forward import Forwarder
 from tests.integration.notification_support import (
@@ -70,7 +71,11 @@ def _closed_port_url() -> str:
 
 def _hub(db_url: str, tmp_path: Path, delivery_url: str) -> tuple[Settings, HubRuntime]:
     settings = load_settings(
-        env={}, database_url=db_url, data_dir=tmp_path, delivery_amqp_url=delivery_url
+        env={},
+        database_url=db_url,
+        data_dir=tmp_path,
+        delivery_amqp_url=delivery_url,
+        outbound={"allow_hosts": ["127.0.0.1"]},  # the webhook receivers run on loopback
     )
     runtime = HubRuntime(settings)
     runtime.registry.ensure_identifier_systems()
@@ -348,7 +353,9 @@ def test_a_delivery_broker_that_stays_away_dead_letters_and_blocks_nobody(db_url
         person = person_with_consent(runtime)
         with receiver() as hook:
             body["target"] = hook.url
-            service.validate_create(body, amqp_available=True)
+            service.validate_create(
+                body, amqp_available=True, egress=EgressPolicy.from_settings(settings)
+            )
             with runtime.sessions() as session, session.begin():
                 service.create(session, runtime.cipher, body, program_code="cash", created_by="t")
             with notification_workers(settings, runtime) as workers:

@@ -516,7 +516,8 @@ def test_a_re_sent_delivery_has_one_message_id(
     for n in range(3):
         body = json.dumps(
             {
-                "timestamp": f"2025-05-0{n + 1}T10:00:00.000Z",
+                # Each copy sent a moment later (within the connector's replay window).
+                "timestamp": _now(),
                 "id": f"webhook-{n}",
                 "event": {"hub": {"topic": event.topic}, "context": [event.bundle]},
             },

@@ -13,6 +13,7 @@ import pytest
 
 from hub.auth.tokens import issue_token
 from hub.subscriptions import service
+from hub.workers.egress import EgressPolicy
 from registry_core.service import Source
 from tests.integration.dci_support import Dci, check_sync, numbers, search_message
 from tests.integration.notification_support import notification_workers, receiver, wait_until
@@ -237,7 +238,9 @@ def test_a_withdrawal_makes_the_next_dispatch_carry_no_personal_data(world):
             "purpose": "cash_transfer",
             "secret": SECRET,
         }
-        service.validate_create(body, amqp_available=False)
+        service.validate_create(
+            body, amqp_available=False, egress=EgressPolicy.from_settings(world.settings)
+        )
         with runtime.sessions() as session, session.begin():
             service.create(session, runtime.cipher, body, program_code=PROGRAM, created_by="test")
         house = register(

@@ -72,6 +72,9 @@ def _srhub_env(data_dir: Path) -> dict[str, str]:
         "SRHUB_DCI",
     ):
         env.pop(name, None)
+    # The suite's callback receiver runs on loopback: the operator allows it explicitly (the
+    # hub refuses non-public callback hosts otherwise).
+    env["SRHUB_OUTBOUND__ALLOW_HOSTS"] = "127.0.0.1"
     return env
 
 

@@ -473,6 +473,7 @@ def test_subscribe_notify_unsubscribe(dci, population):
         registry_id="social-registry",
         signing_key=server_key,
         attempts=1,
+        sender=dci.app.extensions["srhub_dci"].callbacks,  # the hub's rule: loopback allowed
     )
     assert result.ok, result
     path, notify = dci.receiver.next()
@@ -624,11 +625,23 @@ def test_refusals_carry_the_specs_codes(dci):
         key_id=KEY_ID,
         now=datetime.now(UTC).timestamp() - 3600,
     )
+    # Finding of issue 17: a signature that expires 31 years after it was made is a credential
+    # anyone who captured it could replay for decades; more than an hour is refused.
+    decades = idtype(dci)
+    decades["signature"] = sign_envelope(
+        decades["header"],
+        decades["message"],
+        dci.key,
+        sender_id=SENDER,
+        key_id=KEY_ID,
+        ttl_seconds=31 * 365 * 24 * 3600,
+    )
     for label, body, code in (
         ("tampered", tampered, "err.signature.invalid"),
         ("unsigned", unsigned, "err.signature.missing"),
         ("wrong key", wrong_key, "err.signature.invalid"),
         ("stale", stale, "err.signature.invalid"),
+        ("expires in 31 years", decades, "err.signature.invalid"),
     ):
         response = dci.post("sync/search", body)
         assert response.status_code == 401, label

@@ -18,6 +18,7 @@ from hub.settings import load_settings
 from hub.subscriptions import service
 from hub.subscriptions.signing import verify
 from hub.subscriptions.tables import DEAD_LETTERED, DELIVERED, FAILED
+from hub.workers.egress import EgressPolicy
 from registry_core.service import Source
 from tests.integration.notification_support import (
     log_rows,
@@ -31,7 +32,10 @@ SECRET = "a-test-secret-of-some-length"
 
 @pytest.fixture
 def hub(db_url: str, tmp_path: Path):
-    settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path)
+    # The webhook receivers run on loopback: allowed explicitly, as an operator would.
+    settings = load_settings(
+        env={}, database_url=db_url, data_dir=tmp_path, outbound={"allow_hosts": ["127.0.0.1"]}
+    )
     runtime = HubRuntime(settings)
     runtime.registry.ensure_identifier_systems()
     yield settings, runtime
@@ -50,7 +54,9 @@ def subscribe(runtime: HubRuntime, code: str, program: str, target: str, **extra
     }
     if body["channel"] != "webhook":
         body.pop("secret")
-    service.validate_create(body, amqp_available=False)
+    service.validate_create(
+        body, amqp_available=False, egress=EgressPolicy.from_settings(runtime.settings)
+    )
     with runtime.sessions() as session, session.begin():
         service.create(session, runtime.cipher, body, program_code=program, created_by="test")
 

@@ -125,7 +125,7 @@ def hub(db_url: str, tmp_path: Path) -> Iterator[MonitoredHub]:
 
 
 def _gis(hub: MonitoredHub) -> dict[str, Any]:
-    response = hub.get("/health/ready")
+    response = hub.get("/health/ready", "registry_staff")  # the detail is for staff only
     assert response.status_code == 200, response.text  # a partner outage never makes it 503
     return {"status": response.json()["status"], **response.json()["checks"]["connectors"]["gis"]}
 
@@ -143,7 +143,7 @@ def test_partner_outage_shows_within_seconds_and_heals(hub: MonitoredHub) -> Non
         "gis up with a success",
     )
     assert up["circuit"] == "closed"
-    ready = hub.get("/health/ready").json()
+    ready = hub.get("/health/ready", "registry_staff").json()
     assert ready["checks"]["database"]["ok"] is True
     assert ready["checks"]["broker"]["ok"] is True
     assert "sr.ingest" in ready["checks"]["broker"]["queues"]
@@ -221,7 +221,8 @@ def test_ready_is_503_without_its_database(tmp_path: Path) -> None:
     runtime = HubRuntime(settings)
     try:
         client = create_app(settings, runtime).test_client()
-        response = client.get("/health/ready")
+        staff = {"Authorization": f"Bearer {issue_token(settings, subject='ops', roles=['admin'])}"}
+        response = client.get("/health/ready", headers=staff)
         assert response.status_code == 503
         body = response.get_json()
         assert body["status"] == "down"
@@ -243,8 +244,11 @@ def test_ready_reads_rabbitmq_queue_depths(tmp_path: Path) -> None:
         with connect(settings, wait_for=5) as broker:
             broker.declare_topology(list(WORKER_QUEUES))
         client = create_app(settings, runtime).test_client()
+        staff = {
+            "Authorization": f"Bearer {issue_token(settings, subject='ops', roles=['auditor'])}"
+        }
         for _ in range(2):  # a fresh connection per check: the second works like the first
-            response = client.get("/health/ready")
+            response = client.get("/health/ready", headers=staff)
             assert response.status_code == 200, response.get_data(as_text=True)
             broker_check = response.get_json()["checks"]["broker"]
             assert broker_check["backend"] == "amqp" and broker_check["ok"] is True

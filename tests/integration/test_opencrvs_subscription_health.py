@@ -103,7 +103,10 @@ def test_a_denied_subscription_is_degraded_with_opencrvs_reason_everywhere(
             f"websub:DEATH_REGISTERED: {reason}",
         ]
 
-        ready = requests.get(f"{hub.url}/health/ready", timeout=10).json()
+        staff = {
+            "Authorization": f"Bearer {issue_token(hub.settings, subject='ops', roles=['admin'])}"
+        }
+        ready = requests.get(f"{hub.url}/health/ready", headers=staff, timeout=10).json()
         connector = ready["checks"]["connectors"][NAME]
         assert connector["state"] == "degraded" and len(connector["problems"]) == 2
 

@@ -11,9 +11,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from hub.dci.delivery import callback_sender, post_envelope
+from hub.workers.egress import EgressPolicy
 from hub.workers.outbound import Attempt, OutboundSender
 from hub.workers.retry import RetryPolicy
 
+# The test servers run on loopback: allowed explicitly, as an operator would.
+LOOPBACK = EgressPolicy(frozenset({"127.0.0.1"}))
 FAST = RetryPolicy(attempts=4, initial_delay=0.01, max_delay=0.02, jitter=0)
 
 Answer = Callable[[int], tuple[int, dict[str, str], float]]
@@ -69,7 +72,7 @@ def server(answer: Answer) -> Iterator[dict[str, Any]]:
 
 def test_transient_answers_are_retried_and_every_attempt_is_seen() -> None:
     with server(lambda n: (503 if n < 3 else 200, {}, 0)) as seen:
-        sender = OutboundSender(FAST, timeout=2)
+        sender = OutboundSender(FAST, timeout=2, egress=LOOPBACK)
         attempts: list[tuple[int, Attempt]] = []
         result = sender.post(
             seen["url"],
@@ -91,26 +94,28 @@ def test_transient_answers_are_retried_and_every_attempt_is_seen() -> None:
 
 def test_a_final_answer_is_not_retried_and_redirects_are_not_followed() -> None:
     with server(lambda n: (404, {}, 0)) as seen:
-        result = OutboundSender(FAST, timeout=2).post(seen["url"], b"{}", {})
+        result = OutboundSender(FAST, timeout=2, egress=LOOPBACK).post(seen["url"], b"{}", {})
     assert (result.ok, result.attempts, result.last.status_code) == (False, 1, 404)
     with server(lambda n: (302, {"Location": "http://127.0.0.1:1/elsewhere"}, 0)) as seen:
-        result = OutboundSender(FAST, timeout=2).post(seen["url"], b"{}", {})
+        result = OutboundSender(FAST, timeout=2, egress=LOOPBACK).post(seen["url"], b"{}", {})
     assert (result.ok, result.attempts, result.last.error) == (False, 1, "HTTP 302")
     assert seen["count"] == 1  # the redirect target was never asked
 
 
 def test_timeouts_and_unreachable_hosts_are_retried_then_reported() -> None:
     with server(lambda n: (200, {}, 1.0 if n == 1 else 0)) as seen:
-        result = OutboundSender(FAST, timeout=0.3).post(seen["url"], b"{}", {})
+        result = OutboundSender(FAST, timeout=0.3, egress=LOOPBACK).post(seen["url"], b"{}", {})
     assert result.ok and result.attempts == 2
-    result = OutboundSender(FAST, timeout=0.3).post("http://127.0.0.1:1/closed", b"{}", {})
+    result = OutboundSender(FAST, timeout=0.3, egress=LOOPBACK).post(
+        "http://127.0.0.1:1/closed", b"{}", {}
+    )
     assert not result.ok and result.attempts == 4
     assert result.last.error is not None and result.last.error.startswith("network error")
 
 
 def test_connections_are_pooled_per_thread() -> None:
     with server(lambda n: (200, {}, 0)) as seen:
-        sender = OutboundSender(FAST, timeout=2)
+        sender = OutboundSender(FAST, timeout=2, egress=LOOPBACK)
         for _ in range(5):
             assert sender.post(seen["url"], b"{}", {}).ok
         sender.close()
@@ -123,7 +128,9 @@ def test_a_stop_request_ends_the_retries() -> None:
     with server(lambda n: (503, {}, 0)) as seen:
         threading.Timer(0.2, stop.set).start()
         started = time.monotonic()
-        result = OutboundSender(slow, timeout=2).post(seen["url"], b"{}", {}, stop_event=stop)
+        result = OutboundSender(slow, timeout=2, egress=LOOPBACK).post(
+            seen["url"], b"{}", {}, stop_event=stop
+        )
     # the wait was cut short; at most the attempt it interrupted is made
     assert not result.ok and result.attempts <= 2
     assert time.monotonic() - started < 5
@@ -133,7 +140,7 @@ def test_dci_bodies_go_through_the_same_sender() -> None:
     with server(
         lambda n: (500 if n == 1 else 200, {"Content-Type": "application/json"}, 0)
     ) as seen:
-        sender = callback_sender(timeout=2, attempts=3, backoff=0.01)
+        sender = callback_sender(timeout=2, attempts=3, backoff=0.01, egress=LOOPBACK)
         result = post_envelope(seen["url"], {"header": {"action": "on-search"}}, sender=sender)
         sender.close()
     assert result.ok and result.attempts == 2 and result.response_json == {"ok": True}

@@ -80,13 +80,18 @@ def connectors_for(sandbox: RunningSandbox, skip: tuple[str, ...] = ()) -> dict[
 @pytest.fixture
 def api(sandbox: RunningSandbox, tmp_path: Path) -> Iterator[Any]:
     # The sandbox's country profile, as `srhub run` gives the hub while the sandbox runs.
+    from hub.dbschema import upgrade_to_head
+
+    url = f"sqlite:///{tmp_path / 'hub.db'}"
+    upgrade_to_head(url)  # a field worker's prefill first looks the person up in the registry
     settings = load_settings(
         env={},
-        database_url=f"sqlite:///{tmp_path / 'hub.db'}",
+        database_url=url,
         data_dir=tmp_path,
         identifier_profile=SANDBOX_IDENTIFIER_PROFILE,
     )
     app = create_app(settings)
+    app.extensions["srhub_runtime"].registry.ensure_identifier_systems()
     app.extensions[CONNECTORS_KEY] = connectors_for(sandbox)
     client = app.test_client()
 
@@ -267,3 +272,79 @@ def test_a_source_not_configured_is_named_in_a_503(api, sandbox) -> None:
     assert body["sources"]["gis"] == {"status": "error", "ms": 0.0, "reason": "not configured"}
     assert body["sources"]["national_id"]["status"] == "ok"
     assert body["household"]["head"]["given_name"]
+
+
+def published(api: Any) -> list[Any]:
+    """What the prefill's connectors handed to the ingest (shared by the four of them)."""
+    connector = api.app_under_test.extensions[CONNECTORS_KEY]["national_id"]
+    return list(connector.context.publisher.published)
+
+
+def outbox_size(api: Any) -> int:
+    from sqlalchemy import func, select
+
+    from registry_core.models import OutboxEvent
+
+    runtime = api.app_under_test.extensions["srhub_runtime"]
+    with runtime.sessions() as session:
+        return int(session.scalar(select(func.count()).select_from(OutboxEvent)) or 0)
+
+
+def test_prefill_refused_403_applies_and_publishes_nothing(api, sandbox) -> None:
+    """Finding of issue 17: a prefill answered 403 still published the partners' answers (300
+    prefills wrote 1,140 history rows on one person). Refused or granted, repeated prefills
+    now hand nothing to the ingest and change nothing in the registry."""
+    person, area = living_taxpayer(sandbox, 2)
+    body = {"national_id": person.national_id}
+    other = "R09" if not area.startswith("R09") else "R08"
+    events_before = outbox_size(api)
+    for _ in range(5):
+        refused = post(api, body, "field_worker", areas=(other,))
+        assert refused.status_code == 403
+        assert person.family_name not in refused.get_data(as_text=True)
+    assert published(api) == []
+    for _ in range(3):
+        assert post(api, body, "registry_staff").status_code == 200
+    assert published(api) == []  # a prefill proposes; registering the household writes
+    assert outbox_size(api) == events_before
+
+
+def test_prefill_area_decision_does_not_depend_on_which_partner_answers_first(api, sandbox):
+    """Someone not registered: the national ID authority's area decides, every time."""
+    person, area = living_taxpayer(sandbox, 1)
+    body = {"national_id": person.national_id}
+    region = area.split("-")[0]
+    answers = [post(api, body, "field_worker", areas=(region,)).status_code for _ in range(6)]
+    assert answers == [200] * 6
+    sibling = region + "0"  # R010 is not inside R01: segments, not string prefixes
+    assert post(api, body, "field_worker", areas=(sibling,)).status_code == 403
+
+
+def test_prefill_registered_person_is_judged_by_the_registry_before_any_partner(api, sandbox):
+    """A person the registry holds is judged by their household's area, before any partner is
+    asked: a worker of that area is served whatever the partners say, another is refused."""
+    person, area = living_taxpayer(sandbox, 3)
+    registered_in = "R77-D01" if not area.startswith("R77") else "R78-D01"
+    household = {
+        "admin_area_code": registered_in,
+        "members": [
+            {
+                "given_name": person.given_name,
+                "family_name": person.family_name,
+                "sex": person.sex,
+                "birth_date": person.birth_date.isoformat(),
+                "relationship": "head",
+                "identifiers": [{"system": "national_id", "value": person.national_id}],
+            }
+        ],
+    }
+    created = api.post("/api/v1/households", json=household, headers=api.auth("registry_staff"))
+    assert created.status_code == 201, created.get_json()
+    region = area.split("-")[0]
+    refused = post(api, {"national_id": person.national_id}, "field_worker", areas=(region,))
+    assert refused.status_code == 403  # the partners would place them here; the registry not
+    assert "sources" not in (refused.get_json() or {})
+    served = post(
+        api, {"national_id": person.national_id}, "field_worker", areas=(registered_in[:3],)
+    )
+    assert served.status_code == 200, served.get_json()

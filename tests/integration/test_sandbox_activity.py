@@ -20,7 +20,12 @@ MIS = {"webhook_url": "http://127.0.0.1:9/notifications/webhook", "webhook_secre
 
 @pytest.fixture
 def runtime(db_url: str, tmp_path: Path):
-    settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path / "var")
+    settings = load_settings(
+        env={},
+        database_url=db_url,
+        data_dir=tmp_path / "var",
+        outbound={"allow_hosts": ["127.0.0.1"]},
+    )
     built = HubRuntime(settings)
     built.registry.ensure_identifier_systems()
     try:

@@ -20,7 +20,10 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture
 def api(db_url: str, tmp_path: Path):
-    settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path)
+    # Targets on loopback (never called here): allowed explicitly, as an operator would.
+    settings = load_settings(
+        env={}, database_url=db_url, data_dir=tmp_path, outbound={"allow_hosts": ["127.0.0.1"]}
+    )
     app = create_app(settings)
     runtime = app.extensions["srhub_runtime"]
     runtime.registry.ensure_identifier_systems()

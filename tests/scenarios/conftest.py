@@ -132,6 +132,8 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
         data_dir=tmp_path / "var",
         sandbox=False,
         identifier_profile=SANDBOX_IDENTIFIER_PROFILE,
+        # The sandbox partners and receivers run on loopback: allowed explicitly.
+        outbound={"allow_hosts": ["127.0.0.1"]},
     )
     runtime = HubRuntime(settings)
     runtime.registry.ensure_identifier_systems()

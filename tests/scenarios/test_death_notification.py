@@ -140,6 +140,7 @@ def notify_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Notif
             sandbox=False,
             amqp_url=amqp_url or "",
             delivery_amqp_url=delivery_url or "",
+            outbound={"allow_hosts": ["127.0.0.1"]},  # the program MIS runs on loopback
         )
         runtime = HubRuntime(settings)
         stack.callback(runtime.close)

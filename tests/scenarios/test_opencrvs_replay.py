@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import requests
@@ -26,6 +26,7 @@ from hub.broker import connect
 from hub.deadletters import list_dead_letters
 from registry_core.models import OutboxEvent
 from sandbox_mocks.civil_registry.fhir_bundles import build_bundle
+from sandbox_mocks.civil_registry.webhooks import js_iso
 from sandbox_mocks.population import iter_vital_events
 from standards.identifiers import verhoeff_check_digit
 from tests.scenarios.conftest import wait_for
@@ -59,8 +60,10 @@ def copies(bundle: dict[str, Any], topic: str) -> list[bytes]:
         }
         return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
-    first = body("0b6a1c2e-hook-one", "2025-06-01T10:00:00.000Z")
-    return [first, first, body("7f3d9e41-hook-two", "2025-06-01T10:00:02.517Z")]
+    # Sent now: the connector refuses a delivery whose signed timestamp is outside its window.
+    sent = datetime.now(UTC)
+    first = body("0b6a1c2e-hook-one", js_iso(sent))
+    return [first, first, body("7f3d9e41-hook-two", js_iso(sent + timedelta(seconds=2.517)))]
 
 
 def test_an_event_sent_three_times_changes_the_registry_once(live_hub: Any) -> None:
