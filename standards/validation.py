@@ -19,6 +19,8 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 
+from standards.hygiene import hygiene_problems
+
 SCHEMA_BASE = "https://schemas.socialregistry.example/v1/"
 SCHEMA_PACKAGE = "standards.schemas"
 
@@ -156,10 +158,14 @@ def violations(name: str, instance: Any, *, writing: bool = False) -> list[Viola
     """Every violation of schema ``name`` by ``instance``, sorted by path.
 
     With ``writing=True``, fields marked ``readOnly`` in the schema are violations too: they are
-    assigned by the registry and a client must not set them.
+    assigned by the registry and a client must not set them. Values no record may hold (NaN,
+    Infinity, lone surrogates, control and bidirectional characters, blank names:
+    ``standards.hygiene``) are violations whatever the schema admits.
     """
     validator = validator_for(name)
-    found: list[Violation] = []
+    found: list[Violation] = [
+        Violation(path, rule, reason) for path, rule, reason in hygiene_problems(instance)
+    ]
     for error in validator.iter_errors(instance):
         found.append(Violation(_path(error), str(error.validator), _message(error)))
     if writing:

@@ -36,11 +36,13 @@ from connectors.base.clock import Deadline
 from connectors.base.errors import (
     PartnerBusy,
     PartnerConnectionError,
+    PartnerError,
     PartnerProtocolError,
     PartnerRejected,
     PartnerTimeout,
 )
 from connectors.base.resilience import ResilientCaller
+from connectors.base.watchdog import total_deadline, watch_session
 
 TRANSIENT_STATUSES = frozenset({408, 429, 502, 503, 504})
 MAX_BODY_BYTES = 32 * 1024 * 1024  # a partner answer larger than this is refused
@@ -86,7 +88,7 @@ class PartnerHttpClient:
             raise ValueError(f"partner base URL must be http or https, not {scheme or 'empty'!r}")
         self.base_url = base_url if base_url.endswith("/") else base_url + "/"
         self.caller = caller
-        self.session = session or requests.Session()
+        self.session = watch_session(session or requests.Session())
         self.session.headers.setdefault("User-Agent", USER_AGENT)
         if headers:
             self.session.headers.update(headers)
@@ -158,7 +160,34 @@ class PartnerHttpClient:
         **kwargs: Any,
     ) -> requests.Response:
         """Exactly one HTTP exchange, no retry: errors mapped to the connectors' tree; a
-        status in ``accept`` is returned as it is."""
+        status in ``accept`` is returned as it is. The exchange ends after ``timeout`` in all,
+        however slowly the partner sends (``connectors.base.watchdog``)."""
+        late = PartnerTimeout(
+            self.partner, operation, "timeout", f"answer took over {timeout:.1f}s"
+        )
+        with total_deadline(timeout) as watch:
+            try:
+                response = self._exchange(
+                    method, url, timeout=timeout, operation=operation, accept=accept, **kwargs
+                )
+            except PartnerError:
+                if watch.fired:
+                    raise late from None
+                raise
+        if watch.fired:  # a body without a length ends "normally" when its socket is shut
+            raise late
+        return response
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: float,
+        operation: str,
+        accept: frozenset[int],
+        **kwargs: Any,
+    ) -> requests.Response:
         connect = min(self.caller.connect_timeout, timeout)
         kwargs.setdefault("allow_redirects", False)  # a partner API that redirects is a surprise
         started = time.monotonic()

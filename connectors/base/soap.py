@@ -41,6 +41,7 @@ from connectors.base.errors import (
 )
 from connectors.base.http import TRANSIENT_STATUSES, parse_retry_after
 from connectors.base.resilience import ResilientCaller
+from connectors.base.watchdog import total_deadline, watch_session
 
 # DTDs and entities refused. External references stay allowed: a WSDL importing its own XSD by
 # URL is normal (the national-ID mock does), and those loads go through our transport.
@@ -82,6 +83,7 @@ class ResilientTransport(Transport):
             session=session,
         )
         self.caller = caller
+        watch_session(self.session)
         self._local = threading.local()
 
     @contextmanager
@@ -107,9 +109,20 @@ class ResilientTransport(Transport):
         return getattr(self._local, "retry_after", None)
 
     def post(self, address: str, message: Any, headers: Any) -> requests.Response:
-        response = self.session.post(
-            address, data=message, headers=headers, timeout=self._timeouts()
-        )
+        timeouts = self._timeouts()
+        # The whole exchange within the attempt's time, however slowly the partner sends
+        # (requests' read timeout restarts with every byte): connectors.base.watchdog.
+        with total_deadline(timeouts[1]) as watch:
+            try:
+                response = self.session.post(
+                    address, data=message, headers=headers, timeout=timeouts
+                )
+            except requests.RequestException:
+                if watch.fired:
+                    raise requests.Timeout("the answer took longer than allowed") from None
+                raise
+        if watch.fired:
+            raise requests.Timeout("the answer took longer than allowed")
         self._local.status = response.status_code
         self._local.retry_after = parse_retry_after(response.headers.get("Retry-After"))
         return response

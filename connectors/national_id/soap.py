@@ -18,7 +18,6 @@ from __future__ import annotations
 import shutil
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
@@ -42,6 +41,7 @@ from connectors.base.errors import (
     PermanentPartnerError,
     TransientPartnerError,
 )
+from connectors.base.watchdog import total_deadline, watch_session
 
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024  # a WSDL or schema larger than this is refused
 MAX_DOCUMENTS = 16  # the WSDL plus the schemas it pulls in
@@ -221,6 +221,7 @@ class CallTimeoutTransport(Transport):
 
     def __init__(self, session: requests.Session, load_timeout: float, default_timeout: float):
         super().__init__(timeout=load_timeout, operation_timeout=default_timeout, session=session)
+        watch_session(self.session)
         self.session.headers["User-Agent"] = USER_AGENT
         self._local = threading.local()
         self.last_status: int | None = None
@@ -240,7 +241,25 @@ class CallTimeoutTransport(Transport):
 
     def post(self, address: str, message: Any, headers: Any) -> requests.Response:
         connect, seconds = self._timeout()
-        started = time.monotonic()
+        # The whole exchange within ``seconds``: requests' read timeout restarts with every
+        # byte, so a partner dripping its answer is cut off on the socket (base.watchdog).
+        late = PartnerTimeout(
+            "national_id", "POST soap", "timeout", f"answer took over {seconds:.1f}s"
+        )
+        with total_deadline(seconds) as watch:
+            try:
+                response = self._post(address, message, headers, connect, seconds)
+            except (requests.RequestException, PartnerProtocolError):
+                if watch.fired:
+                    raise late from None
+                raise
+        if watch.fired:  # a body without a length ends "normally" when its socket is shut
+            raise late
+        return response
+
+    def _post(
+        self, address: str, message: Any, headers: Any, connect: float, seconds: float
+    ) -> requests.Response:
         response = self.session.post(
             address,
             data=message,
@@ -259,10 +278,6 @@ class CallTimeoutTransport(Transport):
                 if size > MAX_ANSWER_BYTES:
                     raise PartnerProtocolError("national_id", "POST soap", "body_too_large")
                 chunks.append(chunk)
-                if time.monotonic() - started > seconds:  # a partner dripping bytes
-                    raise PartnerTimeout(
-                        "national_id", "POST soap", "timeout", f"answer took over {seconds:.1f}s"
-                    )
         response._content = b"".join(chunks)  # what zeep reads as .content
         response._content_consumed = True  # type: ignore[union-attr]
         return response

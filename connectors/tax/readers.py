@@ -197,6 +197,10 @@ def check_xml_prolog(path: Path) -> None:
 
 
 def _iterparse(path: Path, namespace: str) -> Any:
+    # libxml2 keeps parse errors in a log per thread that outlives each parse: left alone,
+    # one file's entity complaint was read back as the reason for every later malformed file
+    # of that thread. Each parse starts with an empty log, so its errors are its own.
+    etree.clear_error_log()
     return etree.iterparse(
         str(path),
         events=("end",),
@@ -243,8 +247,8 @@ def _syntax(error: etree.XMLSyntaxError) -> FileRejected:
     """A refusal naming the parser's first complaint and its line (libxml2 keeps the root
     cause in the error log; the exception itself may only say where parsing stopped)."""
     entries = list(error.error_log) if error.error_log else []
-    # The log can still hold an earlier parse's complaints in this thread: an entity problem
-    # anywhere in it, or in the exception itself, is what decides the reason.
+    # The log holds this parse's complaints only (``_iterparse`` clears it first): an entity
+    # problem anywhere in it, or in the exception itself, is what decides the reason.
     entity = next(
         (e for e in entries if "ENTITY" in e.type_name or "ntity" in (e.message or "")), None
     )

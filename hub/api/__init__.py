@@ -46,14 +46,23 @@ BLUEPRINTS: tuple[str, ...] = (
 
 def create_app(settings: Settings | None = None, runtime: object | None = None) -> Flask:
     """Build the app. ``runtime`` (a HubRuntime) may be shared with workers in one process."""
+    from hub.api.body_limit import LimitedRequest
     from hub.api.context import EXTENSION_KEY
+    from hub.api.json_provider import StrictJSONProvider
     from hub.api.problems import install_error_handlers
     from hub.auth.flask_auth import init_app as init_auth
+    from hub.logging_setup import install_access_log_redaction, install_database_error_redaction
     from hub.runtime import HubRuntime
 
     settings = settings or load_settings()
     hub = runtime if isinstance(runtime, HubRuntime) else HubRuntime(settings)
+    # Under gunicorn no configure_logging ran: the access log and the handlers gunicorn set
+    # up get their redaction here (idempotent).
+    install_access_log_redaction()
+    install_database_error_redaction()
     app = Flask("hub")
+    app.request_class = LimitedRequest
+    app.json = StrictJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     if settings.trusted_proxies > 0:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -62,7 +71,6 @@ def create_app(settings: Settings | None = None, runtime: object | None = None) 
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION_KEY] = hub
     init_auth(app, settings, hub.sessions)
     install_error_handlers(app)

@@ -9,6 +9,7 @@ question's group gives it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,9 +75,13 @@ def typed(kind: str, text: str) -> Any:
             return int(text)
         if kind == "decimal":
             number = float(text)
+            if not math.isfinite(number):  # "NaN", "inf": kept as the text the form refuses
+                return text
             return int(number) if number.is_integer() else number
         if kind == "geopoint":
             parts = [float(p) for p in text.split()]
+            if not all(math.isfinite(p) for p in parts[:2]):
+                return text
             return {"lat": parts[0], "lon": parts[1]}
     except (ValueError, IndexError):
         return text

@@ -42,6 +42,7 @@ from registry_core.errors import (
     NotFound,
 )
 from registry_core.service import Registry, Source
+from standards.hygiene import hygiene_problems
 from standards.validation import SchemaViolation
 
 log = logging.getLogger(__name__)
@@ -146,6 +147,15 @@ def _handle(
     except MappingError as exc:
         raise PermanentError(json.dumps(exc.as_dict())[:2000], "MappingError") from None
     record = mapped.record
+    # Values no record may hold (NaN from a partner's "NaN", a NUL, a lone surrogate, a bidi
+    # override) are refused here with their paths, before any write: a dead letter with the
+    # reason, never a crashed statement (standards.hygiene).
+    unhygienic = list(hygiene_problems(record))
+    if unhygienic:
+        raise PermanentError(
+            "; ".join(f"{path}: {reason}" for path, _rule, reason in unhygienic)[:2000],
+            "SchemaViolation",
+        )
     log_notes.extend(_note_line(n) for n in mapped.notes)
     try:
         outcome = route.apply(registry, record, context)
