@@ -236,7 +236,7 @@ def compare() -> Any:
     if len(ids) > MAX_COMPARED:
         abort(400, description=f"Compare at most {MAX_COMPARED} simulations at once.")
     try:
-        compared = hub_registry().simulations.compare(ids)
+        compared = hub_registry().simulations.compare(ids, _min_cell())
     except NotFound:
         abort(404, description="One of the simulations does not exist.")
     except InvalidRecord as exc:
