@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -223,9 +223,10 @@ def retention_jobs(
 def policy_snapshot_job(
     settings: Settings, today: Callable[[], date] | None = None
 ) -> RetentionJob:
-    """Today's snapshot of the policy headline counts (``registry_core.reports.snapshots``),
-    once a day: the retention runner runs more often, and a day already taken is left as it
-    is. Its result is the rows written (0 when today was taken); it deletes nothing."""
+    """Today's snapshot of the policy headline counts (``registry_core.reports.snapshots``):
+    the retention runner runs every few minutes, and today's row is retaken once it is an
+    hour old, so a past day keeps its figures as of its last hour. Its result is the rows
+    written (0 when today's row is recent); it deletes nothing."""
     from registry_core.reports.snapshots import take_snapshot
 
     reports = settings.reports
@@ -237,7 +238,7 @@ def policy_snapshot_job(
             day=clock(),
             min_cell=reports.min_cell,
             facts=reports.facts(),
-            replace=False,
+            refresh_after=timedelta(hours=1),
         )
 
     return RetentionJob("policy_snapshot", snapshot)

@@ -3,8 +3,9 @@ enrolment move over time.
 
 Why snapshots: the registry keeps only each household's *current* verdict
 (``household_eligibility``), so "how many were eligible last month" cannot be rebuilt from
-the data (enrolments have dates, eligibility history does not). Once a day the scheduled jobs
-(``hub.assembly.policy_snapshot_job``), and on demand an operator (``srhub reports snapshot``,
+the data (enrolments have dates, eligibility history does not). The scheduled jobs
+(``hub.assembly.policy_snapshot_job``: today's row, retaken when an hour old, so each day
+keeps its figures as of its last hour), and on demand an operator (``srhub reports snapshot``,
 the policy page's button for staff), store the whole-registry totals of the coverage report,
 **as suppressed** (a hidden count stays hidden in the history) together with the ``min_cell``
 in force. One row per day and program (``*`` holds the counts of no program).
@@ -12,10 +13,10 @@ in force. One row per day and program (``*`` holds the counts of no program).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Date, Integer, String, delete, select
+from sqlalchemy import JSON, Date, Integer, String, delete, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from registry_core.db import Base
@@ -52,12 +53,15 @@ def take_snapshot(
     day: date,
     min_cell: int,
     facts: Facts | None = None,
-    replace: bool = True,
+    refresh_after: timedelta | None = None,
 ) -> int:
-    """Store ``day``'s totals (every known program); the rows written. Without ``replace`` a
-    day already taken is left alone (0): the scheduled job runs more often than daily."""
-    taken = session.scalars(select(PolicySnapshot.day).where(PolicySnapshot.day == day)).first()
-    if taken is not None and not replace:
+    """Store ``day``'s totals (every known program); the rows written. With
+    ``refresh_after`` a day taken less than that long ago is left alone (0): the scheduled job
+    runs every few minutes, and an hourly retake keeps the day's row close to its end."""
+    taken = session.scalar(
+        select(func.max(PolicySnapshot.taken_at)).where(PolicySnapshot.day == day)
+    )
+    if taken is not None and refresh_after is not None and utcnow() - taken < refresh_after:
         return 0
     report = coverage_report(
         session, level=1, segment="none", programs=None, min_cell=min_cell, as_of=day, facts=facts

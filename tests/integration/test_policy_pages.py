@@ -10,16 +10,19 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import update
 
 from hub.api import create_app
+from hub.assembly import policy_snapshot_job
 from hub.settings import load_settings
 from hub.ui.maps import PALETTES
-from registry_core.reports.snapshots import snapshot_series
+from registry_core.reports.snapshots import PolicySnapshot, snapshot_series
 from standards.timeutil import utcnow
 from tests.integration import policy_support as policy
 from tests.integration.staff_support import add_dashboard_user, csrf_of, register
@@ -331,6 +334,13 @@ def test_snapshots_taken_by_staff_become_the_trend(policy_app: Flask) -> None:
     households = sum(r.households for r in policy.PLAN)
     assert series[today.isoformat()]["*"]["registered"] == households
     assert series[today.isoformat()]["CCT"]["eligible"] == households
+    # The scheduled job leaves a recent row alone and retakes one an hour old.
+    job = policy_snapshot_job(runtime.settings)
+    with runtime.sessions.begin() as session:
+        assert job.prune(session) == 0
+        session.execute(update(PolicySnapshot).values(taken_at=utcnow() - timedelta(minutes=61)))
+    with runtime.sessions.begin() as session:
+        assert job.prune(session) == 2  # the common row and CCT's
     eligible = policy.add_history(runtime.sessions, today)
     charts = re.search(r'id="trend-charts">(.*?)</div>', _page(pat), re.S)
     assert charts, "no trend charts"
