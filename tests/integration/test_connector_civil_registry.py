@@ -533,6 +533,49 @@ def test_a_re_sent_delivery_has_one_message_id(
     assert ids == {raw_record_id(NAME, publisher.records()[0])}
 
 
+def test_webhook_replay_outside_the_window_is_refused(
+    sandbox: RunningSandbox, hub_side: Callable[[CivilRegistryConnector], HubSide]
+) -> None:
+    """Finding of issue 17: a captured, genuinely signed delivery could be replayed forever
+    (each replay of a failing one adding a dead letter). OpenCRVS signs the body and its
+    ``timestamp``: one further than ``max_delivery_age_seconds`` from our clock is refused
+    before anything is published."""
+    from datetime import UTC, datetime, timedelta
+
+    from sandbox_mocks.civil_registry.webhooks import js_iso
+
+    publisher = CollectingPublisher()
+    connector = make_connector(sandbox, publisher)
+    hub = hub_side(connector)
+    secret = connector.webhook_secret
+    advance(sandbox, 60)
+    event = released(sandbox)[0]
+
+    def delivery(sent: datetime) -> bytes:
+        body = {
+            "timestamp": js_iso(sent),
+            "id": "webhook-replayed",
+            "event": {"hub": {"topic": event.topic}, "context": [event.bundle]},
+        }
+        return json.dumps(body, ensure_ascii=False).encode()
+
+    now = datetime.now(UTC)
+    for sent in (now - timedelta(hours=1), now + timedelta(hours=1)):
+        body = delivery(sent)
+        answer = requests.post(
+            hub.webhook, data=body, headers={"X-Hub-Signature": sign(secret, body)}, timeout=5
+        )
+        assert answer.status_code == 403, answer.text
+        assert "timestamp" in answer.json()["error"]["message"]
+    assert publisher.records() == []
+    fresh = delivery(now)
+    answer = requests.post(
+        hub.webhook, data=fresh, headers={"X-Hub-Signature": sign(secret, fresh)}, timeout=5
+    )
+    assert answer.status_code == 200, answer.text
+    assert len(publisher.records()) == 1
+
+
 # --- pull: the feed --------------------------------------------------------------------------
 
 

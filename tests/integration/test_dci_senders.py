@@ -137,7 +137,12 @@ def test_operators_grant_list_and_revoke_exemptions_from_the_cli(tmp_path):
 
     from hub.cli import main
 
-    env = {"SRHUB_DATA_DIR": str(tmp_path), "SRHUB_DATABASE_URL": ""}
+    # No DNS here: the partner's host is allowed by name, as an operator allows one explicitly.
+    env = {
+        "SRHUB_DATA_DIR": str(tmp_path),
+        "SRHUB_DATABASE_URL": "",
+        "SRHUB_OUTBOUND__ALLOW_HOSTS": "mis.example",
+    }
     runner = CliRunner()
 
     def dci_cli_run(args: list[str]) -> Result:
@@ -155,6 +160,11 @@ def test_operators_grant_list_and_revoke_exemptions_from_the_cli(tmp_path):
     public = public_key_base64(Ed25519PrivateKey.generate().public_key())
     assert dci_cli_run(["add-key", SENDER, "k1", public]).exit_code == 0
     assert (dci_cli_run(["add-callback", PARTNER, "https://mis.example/dci"])).exit_code == 0
+    # SSRF (issue 17): a callback on the hub's own machine or network is refused at onboarding.
+    for internal in ("http://127.0.0.1:5432/dci", "http://169.254.169.254/", "http://2130706433/"):
+        refused = dci_cli_run(["add-callback", PARTNER, internal])
+        assert refused.exit_code != 0, internal
+        assert "non-public" in refused.output or "dotted-quad" in refused.output
     table = dci_cli_run(["senders"])
     assert f"{PARTNER}\tUNSIGNED allowed by amina: no PKI yet" in table.output
     assert f"{SENDER}\tsigns with k1" in table.output

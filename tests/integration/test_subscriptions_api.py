@@ -92,14 +92,15 @@ def test_a_program_cannot_see_or_change_another_programs_subscriptions(api):
     food = api.auth("program", program="food")
     assert api.post("/api/v1/subscriptions", json=webhook(), headers=cash).status_code == 201
     assert api.get("/api/v1/subscriptions", headers=food).get_json()["items"] == []
+    # Another program's subscription answers as an unknown one (404, not 403): no enumeration.
     for method in ("get", "delete"):
         response = getattr(api, method)("/api/v1/subscriptions/cash-deaths", headers=food)
-        assert response.status_code == 403, method
+        assert response.status_code == 404, method
         assert response.mimetype == PROBLEM
     patched = api.patch(
         "/api/v1/subscriptions/cash-deaths", json={"status": "paused"}, headers=food
     )
-    assert patched.status_code == 403
+    assert patched.status_code == 404
     # ... nor create one in its name.
     stolen = api.post(
         "/api/v1/subscriptions", json=webhook("steal", program_code="cash"), headers=food

@@ -316,7 +316,9 @@ def test_field_worker_is_limited_to_area_prefixes() -> None:
     assert worker.area_scoped
     assert worker.may_touch_area("KE-30")
     assert worker.may_touch_area("KE-30-01-004")
-    assert worker.may_touch_area("UG-12")
+    assert worker.may_touch_area("UG-1-2")
+    assert not worker.may_touch_area("UG-12")  # areas are segments, not string prefixes
+    assert not worker.may_touch_area("KE-301")
     assert not worker.may_touch_area("KE-31")
     assert not worker.may_touch_area("ke-30")
     assert not worker.may_touch_area("")

@@ -189,3 +189,21 @@ def test_deliveries_that_cannot_be_routed_say_why(raw, status, reason):
     with pytest.raises(DeliveryError) as refused:
         parse_delivery(raw, TOPICS)
     assert refused.value.status == status and reason in str(refused.value)
+
+
+def test_webhook_replay_window_on_the_signed_timestamp():
+    """A delivery whose signed ``timestamp`` is outside the window is a replay (issue 17)."""
+    from datetime import UTC, datetime
+
+    now = datetime(2025, 1, 10, 8, 20, tzinfo=UTC)  # five minutes after the delivery's stamp
+    raw = delivery(bundle("c-1"))
+    assert parse_delivery(raw, TOPICS, max_age_seconds=600, now=now).events
+    with pytest.raises(DeliveryError, match="timestamp") as stale:
+        parse_delivery(raw, TOPICS, max_age_seconds=60, now=now)
+    assert stale.value.status == 403
+    for stamp in ("yesterday", None, "2025-01-10T09:30:00.000Z"):
+        with pytest.raises(DeliveryError, match="timestamp"):
+            parse_delivery(
+                delivery(bundle("c-1"), timestamp=stamp), TOPICS, max_age_seconds=600, now=now
+            )
+    assert parse_delivery(raw, TOPICS, max_age_seconds=0, now=now).events  # 0: not checked
