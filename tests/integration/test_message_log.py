@@ -415,6 +415,7 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
         "intake_requeue",  # not a log: stored field submissions nobody queued, queued again
         "recertification",  # not a log: flags households due or overdue, deletes nothing
         "quality_scan",  # not a log: starts and carries on the data-quality scan
+        "partner_file_archives",  # files, not rows: archived partner extracts age out
     ]
     results = run_retention(runtime.sessions, jobs)
     assert results["dci_transactions"] == 4  # 3 days old, kept for 1
@@ -423,6 +424,7 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
     assert results["intake_requeue"] == 0  # nothing was stuck
     assert results["recertification"] == 0  # no household is due
     assert results["quality_scan"] == 0  # a scan started: nothing in the registry to check
+    assert results["partner_file_archives"] == 0  # no connector with a drop folder here
     assert results["message_log"].deleted == 0
     assert _other_log_counts(runtime) == (2, 6)
 
@@ -446,6 +448,7 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
         "intake_requeue": 0,
         "recertification": 0,
         "quality_scan": 0,
+        "partner_file_archives": 0,
     }
     assert _other_log_counts(runtime) == (3, 3)
 
