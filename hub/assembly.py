@@ -18,8 +18,10 @@ A missing module fails here, at start, with Python's own error: nothing is skipp
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -195,7 +197,10 @@ def outbound_connectors(settings: Settings, runtime: HubRuntime) -> Any | None:
 
 
 def retention_jobs(
-    settings: Settings, *, message_log: RetentionPolicy | None = None
+    settings: Settings,
+    *,
+    message_log: RetentionPolicy | None = None,
+    connector_configs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> list[RetentionJob]:
     """Every package's retention job, built (and their settings checked) now: the message
     log, the DCI transactions, the delivery log and the processed-message store; the intake
@@ -217,6 +222,7 @@ def retention_jobs(
         quality_scan_job(settings),
         revocations.retention_job(),
         policy_snapshot_job(settings),
+        partner_archive_job(settings, connector_configs),
     ]
 
 
@@ -242,6 +248,43 @@ def policy_snapshot_job(
         )
 
     return RetentionJob("policy_snapshot", snapshot)
+
+
+def drop_folders(configs: Mapping[str, Mapping[str, Any]]) -> list[Path]:
+    """The drop folders of the connector instances in ``configs`` (a ``drop.folder`` or a
+    ``drop_folder`` setting), each once."""
+    found: list[Path] = []
+    for table in configs.values():
+        drop = table.get("drop")
+        folder = drop.get("folder") if isinstance(drop, Mapping) else None
+        folder = folder or table.get("drop_folder")
+        if isinstance(folder, str | Path) and str(folder) and Path(folder) not in found:
+            found.append(Path(folder))
+    return found
+
+
+def partner_archive_job(
+    settings: Settings, connector_configs: Mapping[str, Mapping[str, Any]] | None = None
+) -> RetentionJob:
+    """Deletes archived partner files (``processed/`` and ``rejected/`` of every connector's
+    drop folder) older than ``partner_file_archive_max_age_days``: they hold the partners'
+    extracts, national IDs in clear (docs/security.md). ``connector_configs`` default: the
+    tables of ``SRHUB_CONNECTORS_FILE``. Its result is the number of files deleted."""
+    from connectors.base.filedrop import prune_archives
+
+    if connector_configs is None:
+        try:
+            connector_configs = connector_tables(settings.connectors_file)
+        except (OSError, ValueError):  # unreadable: the connector host reports it
+            connector_configs = {}
+    folders = drop_folders(connector_configs)
+    max_age = settings.monitoring.partner_file_archive_max_age_days * 86_400
+
+    def prune(_session: Session) -> int:
+        now = time.time()
+        return sum(prune_archives(folder, max_age, now) for folder in folders)
+
+    return RetentionJob("partner_file_archives", prune)
 
 
 def quality_scan_job(settings: Settings) -> RetentionJob:

@@ -135,8 +135,10 @@ def start_monitoring_for(
     *,
     app: Any = None,
     middleware: Any = None,
+    connector_configs: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Health model, alert evaluation and every package's retention job on a schedule."""
+    """Health model, alert evaluation and every package's retention job on a schedule
+    (``connector_configs``: the running connectors, whose drop folders' archives age out)."""
     from hub.assembly import retention_jobs
     from hub.monitoring.service import start_monitoring
 
@@ -146,7 +148,7 @@ def start_monitoring_for(
         host,
         workers,
         middleware=middleware,
-        jobs=retention_jobs(settings),
+        jobs=retention_jobs(settings, connector_configs=connector_configs),
     )
     stack.callback(monitor.stop)
     if app is not None:

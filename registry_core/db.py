@@ -79,8 +79,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """Create an engine for ``url``; SQLite files get WAL, a busy timeout and their folder."""
+    """Create an engine for ``url``; SQLite files get WAL, a busy timeout and their folder.
+
+    Bound parameters are hidden from SQLAlchemy's error messages and logs
+    (``hide_parameters``): they are names, dates of birth, addresses and identifier hashes,
+    and an error's text ends up in logs and dead-letter reasons.
+    """
     parsed = make_url(url)
+    kwargs.setdefault("hide_parameters", True)
     if parsed.drivername.startswith("sqlite"):
         database = parsed.database or ""
         if database and database != ":memory:":

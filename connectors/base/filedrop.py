@@ -386,3 +386,31 @@ class DropFolder:
     def duplicate_of(self, ready: ReadyFile) -> str | None:
         """The name under which the same content was already processed, if it was."""
         return self.seen.seen(self.connector, ready.sha256)
+
+
+def prune_archives(folder: Path | str, max_age_seconds: float, now_epoch: float) -> int:
+    """Delete the archived files of drop folder ``folder`` (its ``processed/`` and
+    ``rejected/``, with their reports) last changed more than ``max_age_seconds`` before
+    ``now_epoch``; returns how many were deleted.
+
+    Why: an archived partner file is the partner's whole extract, national IDs in clear, kept
+    only so an operator can look into a run or a refusal. Kept forever it is a second copy of
+    the registry's most sensitive data outside the database's access control and encryption.
+    Symbolic links and folders are never followed or deleted.
+    """
+    cutoff = now_epoch - max_age_seconds
+    deleted = 0
+    for name in (PROCESSED, REJECTED):
+        directory = Path(folder) / name
+        if not directory.is_dir() or directory.is_symlink():
+            continue
+        for entry in os.scandir(directory):
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            try:
+                if entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                    os.unlink(entry.path)
+                    deleted += 1
+            except FileNotFoundError:  # another process pruned it first
+                continue
+    return deleted

@@ -76,7 +76,14 @@ def start_background(
     if host is not None:
         services.after_serving_in_background(host, url)
     services.start_monitoring_for(
-        settings, runtime, host, group, stack, app=app, middleware=monitoring
+        settings,
+        runtime,
+        host,
+        group,
+        stack,
+        app=app,
+        middleware=monitoring,
+        connector_configs=configs,
     )
 
 

@@ -36,6 +36,9 @@ class MonitoringSettings(Section):
     # Age after which DCI transactions and delivery-log rows are deleted.
     dci_transaction_max_age_days: float = positive(30.0)
     delivery_log_max_age_days: float = positive(90.0)
+    # Age after which a connector's archived partner files (processed/ and rejected/ of its
+    # drop folder, national IDs in clear) are deleted by the retention round.
+    partner_file_archive_max_age_days: float = positive(30.0)
     # Where alert transitions are POSTed (empty: no webhook), and the HMAC key that signs them.
     alert_webhook_url: str = ""
     alert_webhook_secret: str = ""

@@ -415,7 +415,9 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
         "intake_requeue",  # not a log: stored field submissions nobody queued, queued again
         "recertification",  # not a log: flags households due or overdue, deletes nothing
         "quality_scan",  # not a log: starts and carries on the data-quality scan
+        "revoked_tokens",  # ids of revoked bearer tokens, once the tokens have expired
         "policy_snapshot",  # not a log: today's policy headline counts, hourly
+        "partner_file_archives",  # files, not rows: archived partner extracts age out
     ]
     results = run_retention(runtime.sessions, jobs)
     assert results["dci_transactions"] == 4  # 3 days old, kept for 1
@@ -424,9 +426,12 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
     assert results["intake_requeue"] == 0  # nothing was stuck
     assert results["recertification"] == 0  # no household is due
     assert results["quality_scan"] == 0  # a scan started: nothing in the registry to check
+    assert results["revoked_tokens"] == 0  # no token was revoked
     assert results["policy_snapshot"] == 1  # today's totals (no program yet: one row)
     # Retaken only once today's row is an hour old.
-    assert run_retention(runtime.sessions, jobs[-1:])["policy_snapshot"] == 0
+    snapshot_job = [job for job in jobs if job.name == "policy_snapshot"]
+    assert run_retention(runtime.sessions, snapshot_job)["policy_snapshot"] == 0
+    assert results["partner_file_archives"] == 0  # no connector with a drop folder here
     assert results["message_log"].deleted == 0
     assert _other_log_counts(runtime) == (2, 6)
 
@@ -450,7 +455,9 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
         "intake_requeue": 0,
         "recertification": 0,
         "quality_scan": 0,
+        "revoked_tokens": 0,
         "policy_snapshot": 1,
+        "partner_file_archives": 0,
     }
     assert _other_log_counts(runtime) == (3, 3)
 
