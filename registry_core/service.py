@@ -279,8 +279,9 @@ class Registry:
         """Store an admin area's outline, level, name, parent and layer values as the GIS
         draws it (``inbound/admin_area.json``; ``registry_core.geography``). True when
         something changed."""
+        box = geography.check_admin_area(record)  # before the transaction, as every write
         with self._ws.transaction() as session:
-            return geography.record_admin_area(session, record, source.system)
+            return geography.record_admin_area(session, record, source.system, box)
 
     def admin_areas(self, level: int | None = None) -> list[dict[str, Any]]:
         """The admin areas drawn (of one ``level``, or all), by code, with geometry."""

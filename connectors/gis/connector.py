@@ -16,7 +16,8 @@ Two jobs, one partner:
   Only localities whose values changed since the last refresh are published again; the
   checkpoint keeps a digest per locality.
 - **Area outlines** (the same refresh, unless ``area_outlines`` is false): reads the areas
-  as GeoJSON (``GET /gis/v1/geojson``, every level) and publishes one ``gis.admin_area``
+  as GeoJSON (``GET /gis/v1/geojson``; levels up to ``outline_max_level``, default 2:
+  regions and districts) and publishes one ``gis.admin_area``
   record per area, the partner's Feature unchanged (mapping spec ``gis_admin_area``: code,
   level, name, parent, outline, layer values), so the ingest keeps them in ``admin_areas``
   for the policy pages' maps. Only areas whose Feature changed are published again (a digest
@@ -64,6 +65,8 @@ SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
         },
         "locality_level": {"type": "integer", "minimum": 1, "maximum": 10, "default": 3},
         "area_outlines": {"type": "boolean", "default": True},
+        # Outlines of levels 1..N only: maps of regions and districts; finer ones cost writes.
+        "outline_max_level": {"type": "integer", "minimum": 1, "maximum": 10, "default": 2},
         "poll_interval_seconds": {
             "type": "number",
             "exclusiveMinimum": 0,
@@ -223,6 +226,9 @@ class GisConnector(LookupConnector, PullConnector):
                 raise PartnerProtocolError(
                     self.partner, "GET /geojson", "unexpected_shape", "a feature without a code"
                 )
+            level = item["properties"].get("level")
+            if isinstance(level, int) and level > int(self.settings["outline_max_level"]):
+                continue
             digest = _digest(item)
             digests[code] = digest
             if before.get(code) == digest:

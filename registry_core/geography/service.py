@@ -23,13 +23,19 @@ from standards.validation import validate
 SCHEMA = "inbound/admin_area.json"
 
 
-def record_admin_area(session: Session, record: Mapping[str, Any], source_system: str) -> bool:
-    """Insert or replace one area; True when something changed."""
+def check_admin_area(record: Mapping[str, Any]) -> list[float]:
+    """Check ``record`` (schema, then rings) before any transaction; its bounding box."""
     validate(SCHEMA, dict(record))
     try:
-        box = check_geometry(record["geometry"])
+        return check_geometry(record["geometry"])
     except GeometryError as error:
         raise InvalidRecord([Violation("$.geometry", "geometry", str(error))]) from None
+
+
+def record_admin_area(
+    session: Session, record: Mapping[str, Any], source_system: str, box: list[float]
+) -> bool:
+    """Insert or replace one area checked by ``check_admin_area``; True when it changed."""
     code = record["code"].strip().upper()
     parent = record.get("parent_code")
     wanted = {

@@ -148,16 +148,21 @@ def test_refresh_publishes_one_record_per_locality_then_only_changes(gis: GisSan
     index = gis.areas.index(localities[7])
     gis.areas[index] = dataclasses.replace(localities[7], poverty_rate=0.999)
     third = runner.run_once()
-    assert third.published == 2  # its layers, and its outline record (which carries them)
+    assert third.published == 1  # its layers (localities' outlines are not published)
     changed = gis.publisher.records("area_layers")[-1]
     assert changed.headers["admin_area_code"] == localities[7].code
     assert changed.payload["locality"]["poverty_rate"] == 0.999
-    outline = gis.publisher.records("admin_area")[-1]
-    assert outline.headers["admin_area_code"] == localities[7].code
-    assert map_record("gis_admin_area", outline.payload)["layers"]["poverty_rate"] == 0.999
+
+
+def test_refresh_publishes_the_outlines_of_regions_and_districts(gis: GisSandbox) -> None:
+    assert PullRunner(gis.connector).run_once().error is None
+    published = sorted(r.headers["admin_area_code"] for r in gis.publisher.records("admin_area"))
+    assert published == sorted(a.code for a in gis.areas if a.level <= 2)
 
 
 def test_refresh_publishes_every_area_outline_mapped_and_valid(gis: GisSandbox) -> None:
+    gis.connector.close()
+    gis.connector = gis.new_connector(outline_max_level=3)
     assert PullRunner(gis.connector).run_once().error is None
     records = gis.publisher.records("admin_area")
     assert sorted(r.headers["admin_area_code"] for r in records) == sorted(
@@ -178,6 +183,12 @@ def test_refresh_publishes_every_area_outline_mapped_and_valid(gis: GisSandbox) 
         }
     assert levels == {1, 2, 3}
     assert PullRunner(gis.connector).run_once().published == 0  # nothing changed
+    index = gis.areas.index(next(a for a in gis.areas if a.level == 3))
+    gis.areas[index] = dataclasses.replace(gis.areas[index], poverty_rate=0.999)
+    assert PullRunner(gis.connector).run_once().published == 2  # its layers and its outline
+    outline = gis.publisher.records("admin_area")[-1]
+    assert outline.headers["admin_area_code"] == gis.areas[index].code
+    assert map_record("gis_admin_area", outline.payload)["layers"]["poverty_rate"] == 0.999
 
 
 def test_without_area_outlines_the_refresh_publishes_layers_only(gis: GisSandbox) -> None:
