@@ -15,8 +15,11 @@ def pixels(png: bytes) -> list[list[tuple[int, int, int]]]:
     """The image's rows of (r, g, b)."""
     image = Image.open(io.BytesIO(png)).convert("RGB")
     width, height = image.size
-    data = list(image.getdata())
-    return [data[row * width : (row + 1) * width] for row in range(height)]
+    raw = image.tobytes()
+    return [
+        [(raw[i], raw[i + 1], raw[i + 2]) for i in range(row * width * 3, (row + 1) * width * 3, 3)]
+        for row in range(height)
+    ]
 
 
 def hex_colour(text: str) -> tuple[int, int, int]:

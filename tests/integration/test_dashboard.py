@@ -88,9 +88,12 @@ class DashboardHub:
 
 
 @contextmanager
-def running_dashboard(db_url: str, data_dir: Path) -> Iterator[DashboardHub]:
-    """The hub's app with one fake pull connector, served over loopback on a free port."""
-    settings = load_settings(env={}, data_dir=data_dir, database_url=db_url, sandbox=False)
+def running_dashboard(
+    db_url: str, data_dir: Path, env: dict[str, str] | None = None
+) -> Iterator[DashboardHub]:
+    """The hub's app with one fake pull connector, served over loopback on a free port;
+    ``env`` holds extra ``SRHUB_*`` settings."""
+    settings = load_settings(env=env or {}, data_dir=data_dir, database_url=db_url, sandbox=False)
     runtime = HubRuntime(settings)
     app = create_app(settings, runtime)
     host = ConnectorHost(settings, runtime.engine)
