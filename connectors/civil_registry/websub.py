@@ -176,7 +176,6 @@ def parse_delivery(
         raise DeliveryError("the body is not JSON") from None
     if not isinstance(body, dict):
         raise DeliveryError("the body is not a JSON object")
-    check_fresh(body, max_age_seconds, now)
     event = body.get("event")
     if not isinstance(event, dict):
         if isinstance(body.get("payload"), dict):
@@ -211,6 +210,7 @@ def parse_delivery(
         )
     if not events:
         raise DeliveryError("event.context holds no FHIR Bundle")
+    check_fresh(body, max_age_seconds, now)  # a well-formed delivery: is it a replay?
     webhook_id = body.get("id")
     return Delivery(
         body,

@@ -137,7 +137,7 @@ class EgressPolicy:
         """The destination of ``url`` when the hub may call it; ``EgressRefused`` otherwise."""
         parts = urlsplit(url.strip())
         if parts.scheme not in ("http", "https"):
-            raise EgressRefused("the URL must be http:// or https://")
+            raise EgressRefused("the URL must be an http(s) URL (http:// or https://)")
         if "@" in parts.netloc:
             raise EgressRefused("the URL must not carry a user name or password")
         raw_host = parts.hostname or ""

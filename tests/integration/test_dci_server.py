@@ -837,7 +837,12 @@ def test_operators_onboard_senders_from_the_cli(tmp_path):
 
     from hub.cli import main
 
-    env = {"SRHUB_DATA_DIR": str(tmp_path), "SRHUB_DATABASE_URL": ""}
+    # The callback receiver is on loopback: the operator allows it explicitly.
+    env = {
+        "SRHUB_DATA_DIR": str(tmp_path),
+        "SRHUB_DATABASE_URL": "",
+        "SRHUB_OUTBOUND__ALLOW_HOSTS": "127.0.0.1",
+    }
     runner = CliRunner()
 
     def dci_cli_run(args: list[str]) -> Result:
