@@ -30,9 +30,11 @@ from hub.settings.monitoring import MonitoringSettings
 from hub.settings.notifications import NotificationSettings
 from hub.settings.openrosa import OpenRosaSettings
 from hub.settings.quality import QualitySettings
+from hub.settings.rate_limits import RateLimitSettings
 from hub.settings.recertification import RecertificationSettings
 from hub.settings.reports import ReportSettings
 from hub.settings.sandbox import SandboxMockSettings
+from hub.settings.serving import ServingSettings
 from hub.settings.ui import UiSettings
 from standards.identifiers import IdentifierProfile, ProfileError, default_profile, load_profile
 
@@ -89,6 +91,8 @@ class Settings:
     corrections: CorrectionsSettings = field(default_factory=CorrectionsSettings)
     quality: QualitySettings = field(default_factory=QualitySettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -140,6 +144,8 @@ SECTIONS: dict[str, type[Section]] = {
         CorrectionsSettings,
         QualitySettings,
         ReportSettings,
+        ServingSettings,
+        RateLimitSettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)
