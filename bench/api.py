@@ -554,6 +554,9 @@ def _measure(args: argparse.Namespace, url: str, keys: dict[str, str], data_dir:
         "SRHUB_DATA_DIR": str(data_dir),
         "SRHUB_LOG_LEVEL": "WARNING",
         "SRHUB_SANDBOX": "false",
+        # The bench floods from one address with one credential to measure the server:
+        # production rate limits (docs/deployment.md) would answer most of it with 429.
+        "SRHUB_RATE_LIMITS__ENABLED": "false",
     }
     settings = load_settings(env={k: v for k, v in env.items() if k.startswith("SRHUB_")})
     # An admin reads every household (a program would see only what its consents cover, and

@@ -632,6 +632,8 @@ def _run(
         "SRHUB_AMQP_URL": amqp_url,
         "SRHUB_DATA_DIR": str(data_dir),
         "SRHUB_LOG_LEVEL": "WARNING",
+        # One address and one device user flood the server on purpose (docs/deployment.md).
+        "SRHUB_RATE_LIMITS__ENABLED": "false",
         "SRHUB_SANDBOX": "false",
     }
     password = secrets.token_urlsafe(18)

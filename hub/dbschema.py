@@ -49,6 +49,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.crosscheck.tables",
     "hub.quality.tables",
     "hub.duplicates.tables",
+    "hub.ratelimit.tables",
 )
 
 

@@ -7,6 +7,7 @@ dropped here), so concurrent runs on one server never see each other's rows.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +18,11 @@ from sqlalchemy.engine import Engine, make_url
 
 from tests.browser_support import browser  # noqa: F401 - every page test's Chromium
 from tests.services import postgres_url_or_skip, unique_name
+
+# The suite's flows send thousands of requests, and dozens of deliberately bad credentials,
+# from one address within seconds: the rate limits are off unless a test turns them on
+# (tests/integration/test_rate_limits.py and test_serve_rate_limits.py do).
+os.environ.setdefault("SRHUB_RATE_LIMITS__ENABLED", "false")
 
 
 @contextmanager

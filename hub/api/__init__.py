@@ -72,6 +72,11 @@ def create_app(settings: Settings | None = None, runtime: object | None = None) 
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops
         )
     app.extensions[EXTENSION_KEY] = hub
+    from hub.ratelimit.flask_limits import install as install_rate_limits
+
+    # Before authentication: a flood of requests (or of guessed tokens) is refused by a
+    # counter update, not by a token check each (hub.ratelimit).
+    install_rate_limits(app, settings, hub.engine)
     init_auth(app, settings, hub.sessions)
     install_error_handlers(app)
     from hub.intake.contract import INTAKE_EXTENSION_KEY

@@ -17,6 +17,7 @@ from hub.cli.errors import as_command_error, missing_module
 LAZY_COMMANDS: dict[str, str] = {
     "db": "hub.cli.db:db",
     "run": "hub.cli.run:run",
+    "serve": "hub.cli.serve:serve",
     "token": "hub.cli.tokens:token",
     "sandbox": "sandbox_mocks.cli:sandbox",
     "worker": "hub.cli.workers:worker",

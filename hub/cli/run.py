@@ -2,7 +2,10 @@
 
 It migrates the database, starts the sandbox mocks (unless told not to), the workers (relay,
 ingest, dispatch) as threads, and serves the API. Production runs the same pieces as separate
-processes (``srhub worker ...`` and gunicorn); see docs/operations.md.
+processes (``srhub worker ...`` and ``srhub serve``, gunicorn); see docs/deployment.md. The API
+is served by waitress (``hub.serving.embedded``): a bounded pool of request threads and
+timeouts for stalled connections, where Werkzeug's development server grew a thread per
+connection.
 
 Every piece is part of the build: one that cannot be imported stops the start with the
 module's name (``hub.cli.errors``), instead of a hub that runs without its workers.
@@ -18,7 +21,6 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import click
-from werkzeug.serving import make_server
 
 from hub.cli.errors import CommandError
 from hub.logging_setup import configure_logging
@@ -164,8 +166,10 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
         from hub.api.dci import close_app
 
         stack.callback(close_app, app)
-        server = make_server(settings.host, settings.port, app, threaded=True)
-        url = f"http://{settings.host}:{server.server_port}"
+        from hub.serving.embedded import EmbeddedServer
+
+        server = EmbeddedServer(app, settings)
+        url = f"http://{settings.host}:{server.port}"
         click.echo(f"srhub: API on {url}  (health: {url}/health)")
         for line in login_lines(url, token is not None, settings):
             click.echo(line)
@@ -198,6 +202,6 @@ def run(host: str | None, port: int | None, no_sandbox: bool, no_workers: bool) 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
         click.echo("srhub: ready; Ctrl-C to stop")
-        server.serve_forever()
-        server.server_close()
+        if not stop.is_set():
+            server.serve_forever()
     click.echo("srhub: stopped")

@@ -31,9 +31,11 @@ from hub.settings.notifications import NotificationSettings
 from hub.settings.openrosa import OpenRosaSettings
 from hub.settings.outbound import OutboundSettings
 from hub.settings.quality import QualitySettings
+from hub.settings.rate_limits import RateLimitSettings
 from hub.settings.recertification import RecertificationSettings
 from hub.settings.reports import ReportSettings
 from hub.settings.sandbox import SandboxMockSettings
+from hub.settings.serving import ServingSettings
 from hub.settings.ui import UiSettings
 from standards.identifiers import IdentifierProfile, ProfileError, default_profile, load_profile
 
@@ -97,6 +99,8 @@ class Settings:
     quality: QualitySettings = field(default_factory=QualitySettings)
     reports: ReportSettings = field(default_factory=ReportSettings)
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
+    serving: ServingSettings = field(default_factory=ServingSettings)
+    rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -155,6 +159,8 @@ SECTIONS: dict[str, type[Section]] = {
         QualitySettings,
         ReportSettings,
         OutboundSettings,
+        ServingSettings,
+        RateLimitSettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)

@@ -63,7 +63,11 @@ def served(tmp_path_factory: pytest.TempPathFactory):
     data: Path = tmp_path_factory.mktemp("schemathesis")
     url = f"sqlite:///{data.as_posix()}/hub.db"
     upgrade_to_head(url)
-    hub_settings = load_settings(env={}, database_url=url, data_dir=data)
+    # The fuzzer sends thousands of requests from one address: the contract is under test,
+    # not the rate limits (tests/integration/test_rate_limits.py).
+    hub_settings = load_settings(
+        env={}, database_url=url, data_dir=data, rate_limits={"enabled": False}
+    )
     app = create_app(hub_settings)
     runtime = app.extensions["srhub_runtime"]
     runtime.registry.ensure_identifier_systems()
