@@ -30,12 +30,15 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from hub.settings.base import SettingsError
+
 RELOAD_SECONDS = 2.0
 FILE_FORMAT = "srhub-token-keys/1"
 
 
-class KeyringError(Exception):
-    """The keyring cannot be read or changed as asked; the message says why."""
+class KeyringError(SettingsError):
+    """The keyring cannot be read or changed as asked; the message says why (a settings
+    error: the CLI answers it with exit code 3, naming the file)."""
 
 
 def _b64url(raw: bytes) -> str:

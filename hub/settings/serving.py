@@ -47,7 +47,9 @@ class ServingSettings(Section):
     max_requests_jitter: int = non_negative(1_000)
     # srhub run (waitress): request threads, open connections, and seconds an idle or stalled
     # connection is kept before it is closed.
-    run_threads: int = ranged(8, low=1, high=1024)
+    # 32: on SQLite a request may wait for the write lock (busy timeout 30 s); with few threads
+    # a burst of field syncs left none for a plain read (first-hour scenario under load).
+    run_threads: int = ranged(32, low=1, high=1024)
     run_connection_limit: int = ranged(1000, low=1, high=100_000)
     run_channel_timeout_seconds: int = ranged(30, low=1, high=3600)
 

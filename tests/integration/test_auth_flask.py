@@ -316,7 +316,8 @@ def test_api_key_roles_and_scopes_apply(key_app: Flask, db_engine: Engine) -> No
     tablet = _new_key(db_engine, name="tablet-7", roles=["field_worker"], admin_areas=["UG-1"])
     client = key_app.test_client()
     assert_problem(client.get("/households", headers={"X-API-Key": partner}), 403)
-    assert client.post("/households/UG-12", headers={"X-API-Key": tablet}).status_code == 201
+    assert client.post("/households/UG-1-2", headers={"X-API-Key": tablet}).status_code == 201
+    assert_problem(client.post("/households/UG-12", headers={"X-API-Key": tablet}), 403)
     assert_problem(client.post("/households/KE-1", headers={"X-API-Key": tablet}), 403)
 
 

@@ -222,8 +222,10 @@ def test_a_file_a_setting_names_must_be_readable(upgraded: dict[str, str], tmp_p
     assert_error(config, 3, f"SRHUB_CONFIG names {missing}, which is not a file")
     broken = tmp_path / "keys.json"
     broken.write_text("{not json", "utf-8")
-    keys = srhub(
-        {**upgraded, "SRHUB_KEY_FILE": str(broken)},
+    keys = srhub({**upgraded, "SRHUB_KEY_FILE": str(broken)}, "db", "upgrade")
+    assert_error(keys, 3, f"{broken} (SRHUB_KEY_FILE) is not a key file")
+    keyring = srhub(
+        {**upgraded, "SRHUB_TOKEN_KEYRING_FILE": str(broken)},
         "token",
         "issue",
         "--role",
@@ -231,7 +233,7 @@ def test_a_file_a_setting_names_must_be_readable(upgraded: dict[str, str], tmp_p
         "--sub",
         "x",
     )
-    assert_error(keys, 3, f"{broken} (SRHUB_KEY_FILE) is not a key file")
+    assert_error(keyring, 3, f"{broken} is not JSON")
 
 
 def test_a_folder_that_cannot_be_made_is_named(tmp_path: Path) -> None:

@@ -48,7 +48,10 @@ HOUSEHOLD = {
 
 @pytest.fixture
 def api(db_url: str, tmp_path: Path):
-    settings = load_settings(env={}, database_url=db_url, data_dir=tmp_path)
+    # the subscriptions below point at a loopback receiver, which only an allow-list admits
+    settings = load_settings(
+        env={}, database_url=db_url, data_dir=tmp_path, outbound={"allow_hosts": ["127.0.0.1"]}
+    )
     app = create_app(settings)
     app.extensions["srhub_runtime"].registry.ensure_identifier_systems()
 
