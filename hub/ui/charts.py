@@ -12,6 +12,7 @@ the difference of two such windows, so the chart uses the recorder's public API 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -106,15 +107,23 @@ def errors_svg(series: Series) -> str:
     return _line("Errors per minute (UTC)", series, series.errors)
 
 
-def daily_svg(title: str, days: list[str], series: dict[str, list[int]]) -> str:
+def daily_svg(
+    title: str,
+    days: Sequence[str],
+    series: Mapping[str, Sequence[int | None]],
+    *,
+    height: int = 240,
+    no_data_text: str = "no data yet",
+) -> str:
     """A line per series over calendar days (``YYYY-MM-DD`` labels, shown as ``MM-DD``), in
     the same style as the monitoring charts; no script (the page's CSP runs none). Used by
-    the data-quality page's trend of issues opened and resolved per day."""
+    the data-quality page's trend of issues opened and resolved per day and the policy
+    overview's snapshot trends. ``None`` values (a hidden count) leave a gap in the line."""
     chart = pygal.Line(
         title=title,
         style=_STYLE,
         width=720,
-        height=240,
+        height=height,
         show_dots=len(days) <= 31,
         fill=False,
         js=(),
@@ -126,11 +135,12 @@ def daily_svg(title: str, days: list[str], series: dict[str, list[int]]) -> str:
         legend_at_bottom=True,
         min_scale=2,
         include_x_axis=True,
-        no_data_text="no data yet",
+        allow_interruptions=True,
+        no_data_text=no_data_text,
     )
     chart.x_labels = [day[5:] for day in days]
     chart.x_labels_major = chart.x_labels[:: max(1, len(days) // 6)]
     for name, values in series.items():
-        chart.add(name, values)
+        chart.add(name, list(values))
     rendered: str = chart.render(is_unicode=True)
     return _SCRIPT.sub("", rendered)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pygal
 
-from hub.ui.charts import _SCRIPT, _STYLE
+from hub.ui.charts import _SCRIPT, _STYLE, daily_svg
 
 
 def _clean(chart: Any) -> str:
@@ -43,25 +43,4 @@ def programs_svg(rows: Sequence[dict[str, Any]]) -> str:
 
 def trend_svg(title: str, days: Sequence[str], series: dict[str, Sequence[int | None]]) -> str:
     """A line per series over the snapshot days (``MM-DD`` labels); gaps where hidden."""
-    chart = pygal.Line(
-        title=title,
-        style=_STYLE,
-        width=720,
-        height=260,
-        show_dots=len(days) <= 31,
-        fill=False,
-        js=(),
-        disable_xml_declaration=True,
-        x_label_rotation=0,
-        show_minor_x_labels=False,
-        truncate_label=-1,
-        legend_at_bottom=True,
-        include_x_axis=True,
-        allow_interruptions=True,
-        no_data_text="no snapshot yet",
-    )
-    chart.x_labels = [day[5:] for day in days]
-    chart.x_labels_major = chart.x_labels[:: max(1, len(days) // 6)]
-    for name, values in series.items():
-        chart.add(name, list(values))
-    return _clean(chart)
+    return daily_svg(title, days, series, height=260, no_data_text="no snapshot yet")
