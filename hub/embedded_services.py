@@ -263,13 +263,17 @@ def sandbox_activity_in_background(
     kept out of the seed over OpenRosa (``hub/sandbox_field_team.py``).
     """
     from hub import sandbox_activity
-    from hub.sandbox_field_team import build_team, plan_team
+    from hub.sandbox_field_team import build_team, households_with_vital_events, plan_team
     from hub.sandbox_seed import seed_registry
 
     consenting = settings.sandbox_mocks.verification_round
     households = list(sandbox.households)
     with_team = settings.sandbox_mocks.field_team and url is not None
-    plan = plan_team(households) if with_team else None
+    plan = (
+        plan_team(households, busy_keys=households_with_vital_events(sandbox.config))
+        if with_team
+        else None
+    )
 
     seeded = threading.Event()  # the seed is done (or was not needed)
     fresh: list[bool] = []  # set before the field team may start: was the registry empty?

@@ -19,9 +19,11 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from hub.runtime import HubRuntime
 from sandbox_mocks.field_team.team import Enumerator, FieldTeam, Revisit
@@ -33,6 +35,8 @@ TEAM_SIZE = 2
 HOUSEHOLDS_PER_ENUMERATOR = 12
 ENUMERATOR_NAME = "sandbox-enumerator-{}"
 SUPERVISOR_NAME = "sandbox-supervisor"
+SEED_WAIT_SECONDS = 300.0
+REVISIT_POLL_SECONDS = 0.5
 
 
 def district_of(household: Household) -> str:
@@ -46,6 +50,9 @@ class TeamPlan:
 
     districts: tuple[str, ...]
     assignments: dict[str, list[Household]] = field(default_factory=dict)  # district -> work
+    # Households a partner feed changes while the team works (a birth or death from the
+    # civil registry): a revisit of one would meet a version the feed moved on.
+    busy_keys: frozenset[str] = frozenset()
 
     @property
     def reserved_keys(self) -> frozenset[str]:
@@ -57,10 +64,21 @@ class TeamPlan:
         return [h for h in households if h.household_key not in reserved]
 
 
+def households_with_vital_events(config: Any) -> frozenset[str]:
+    """The keys of the households the sandbox's civil registry reports a birth or death of
+    (its events, as ``sandbox_mocks.launcher`` configures it from the sandbox's settings)."""
+    from sandbox_mocks.population import DEFAULT_AS_OF, iter_vital_events
+
+    start = config.as_of or DEFAULT_AS_OF
+    events = iter_vital_events(config.seed, config.people, start, as_of=start)
+    return frozenset(e.household_key for e in events)
+
+
 def plan_team(
     households: Sequence[Household],
     size: int = TEAM_SIZE,
     per_enumerator: int = HOUSEHOLDS_PER_ENUMERATOR,
+    busy_keys: frozenset[str] = frozenset(),
 ) -> TeamPlan:
     """The ``size`` most populous districts, one per enumerator; each enumerator gets the last
     ``per_enumerator`` households of its district (the seed keeps the rest, so a revisit
@@ -71,7 +89,7 @@ def plan_team(
             by_district[district_of(household)].append(household)
     ranked = sorted(by_district, key=lambda d: (-len(by_district[d]), d))[:size]
     assignments = {d: by_district[d][-per_enumerator:] for d in ranked}
-    return TeamPlan(tuple(ranked), assignments)
+    return TeamPlan(tuple(ranked), assignments, busy_keys)
 
 
 @dataclass(frozen=True)
@@ -125,17 +143,26 @@ def find_revisit(
     runtime: HubRuntime, plan: TeamPlan, households: Sequence[Household]
 ) -> Revisit | None:
     """A registered household of the first district, with the population household it came
-    from (matched by address) and its current version."""
+    from (matched by address) and its current version.
+
+    Only one nothing else changes while the two visits go in, so that the first visit is
+    applied and the second meets the version the first made: none the civil registry reports
+    a birth or death of, and none whose people the national ID check looks at (the seed's
+    first households consent to it, and a check may correct a member)."""
     if not plan.districts:
         return None
     by_address = {h.address: h for h in households}
+    avoid = plan.reserved_keys | plan.busy_keys
     registered, _total = runtime.registry.list_households(
         area_prefixes=[plan.districts[0]], limit=50
     )
     for record in registered:
         source = by_address.get(record.get("address") or "")
-        if source is not None and source.household_key not in plan.reserved_keys:
-            return Revisit(source, str(record["id"]), int(record["version"]))
+        if source is None or source.household_key in avoid:
+            continue
+        if runtime.registry.list_consents(household_id=str(record["id"])):
+            continue
+        return Revisit(source, str(record["id"]), int(record["version"]))
     return None
 
 
@@ -147,7 +174,8 @@ def build_team(
     seeded: threading.Event,
 ) -> FieldTeam:
     """The team, with its accounts created. It surveys while the registry is being seeded;
-    its revisit waits for the seed (``seeded``), since it revisits a seeded household."""
+    its revisit waits until the seed has registered a household of the first district (or,
+    at the latest, until the seed is done: ``seeded``), since it revisits a seeded one."""
     accounts = create_accounts(runtime, plan)
     enumerators = [
         Enumerator(a.username, a.password, plan.assignments[district])
@@ -155,10 +183,17 @@ def build_team(
     ]
 
     def revisits() -> list[Revisit]:
-        if not seeded.wait(timeout=300):
-            return []
-        found = find_revisit(runtime, plan, households)
-        return [found] if found else []
+        # The first registered household of the district will do: waiting for the whole seed
+        # (451 households, a minute on a slow machine) would push the conflict past the
+        # first minute the sandbox promises.
+        deadline = time.monotonic() + SEED_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            done = seeded.is_set()
+            found = find_revisit(runtime, plan, households)
+            if found is not None or done:
+                return [found] if found else []
+            seeded.wait(timeout=REVISIT_POLL_SECONDS)
+        return []
 
     return FieldTeam(
         server_url=f"{server_url.rstrip('/')}/openrosa",

@@ -83,7 +83,7 @@ def no_revisits() -> Sequence[Revisit]:
 class FieldTeam:
     server_url: str  # …/openrosa
     enumerators: Sequence[Enumerator]
-    # Called once the surveys are done: the households to revisit (it may wait until the
+    # Called while the surveys go on: the households to revisit (it may wait until the
     # registry holds them).
     revisits: Callable[[], Sequence[Revisit]] = no_revisits
     as_of: date = date(2025, 1, 1)
@@ -94,8 +94,12 @@ class FieldTeam:
     report: TeamReport = field(default_factory=TeamReport)
 
     def run(self) -> TeamReport:
-        """Every enumerator works at the same time (a thread each), then the revisits."""
+        """Every enumerator works at the same time (a thread each); the revisits go on beside
+        the surveys, from phones of their own, as soon as a household to revisit exists (a
+        slow survey must not hold the conflict back)."""
         devices = [self._device(e) for e in self.enumerators]
+        revisiting = threading.Thread(target=self._revisits, name="sandbox-revisits", daemon=True)
+        revisiting.start()
         workers = [
             threading.Thread(
                 target=self._survey,
@@ -111,9 +115,7 @@ class FieldTeam:
             worker.start()
         for worker in workers:
             worker.join()
-        revisits = self.revisits()
-        if devices and revisits:
-            self._revisit(devices, revisits, random.Random(self.seed))
+        revisiting.join()
         log.info(
             "sandbox field team: %d sent, %d stored, %d already received, refused %s",
             self.report.sent,
@@ -154,6 +156,17 @@ class FieldTeam:
                 self.report.add(client.submit(instance))
             if instances:  # the answer to one was lost on the way: the phone sends it again
                 self.report.add(client.submit(instances[0]))
+
+    def _revisits(self) -> None:
+        """Find the households to revisit and visit them; a failure is logged, never raised
+        (the surveys go on)."""
+        try:
+            revisits = self.revisits()
+            if revisits and self.enumerators:
+                devices = [self._device(e) for e in self.enumerators]
+                self._revisit(devices, revisits, random.Random(self.seed))
+        except Exception:
+            log.exception("sandbox field team: the revisit failed")
 
     def _revisit(
         self,
