@@ -248,6 +248,8 @@ class Registry:
         attributes: Sequence[Mapping[str, Any]],
         source: Source,
     ) -> ChangeResult:
+        """Facts about one person, kept on their household; the result's record holds the
+        household's ``id`` and ``version`` only (see ``Attributes.record_person_attributes``)."""
         return self._attributes.record_person_attributes(person_id, attributes, source)
 
     def record_enrolment(

@@ -34,6 +34,7 @@ topology again.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections import OrderedDict
@@ -81,10 +82,20 @@ def _error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
 
 
+def node_urls(url: str) -> list[str]:
+    """The nodes of ``url``: one AMQP URL, or several separated by commas (the nodes of a
+    RabbitMQ cluster, tried in turn when connecting, so losing one node loses no worker)."""
+    return [part.strip() for part in url.split(",") if part.strip()]
+
+
 def describe_url(url: str) -> str:
-    """The URL without credentials, for logs and status."""
-    params = pika.URLParameters(url)
-    return f"amqp://{params.host}:{params.port}/{quote(params.virtual_host, safe='')}"
+    """The URL (or URLs) without credentials, for logs and status."""
+    described = []
+    for node in node_urls(url):
+        params = pika.URLParameters(node)
+        vhost = quote(params.virtual_host, safe="")
+        described.append(f"amqp://{params.host}:{params.port}/{vhost}")
+    return ",".join(described)
 
 
 def queue_arguments(spec: QueueSpec) -> dict[str, Any]:
@@ -137,15 +148,22 @@ class AmqpBroker(Broker):
         confirm_timeout: float = 30.0,
         connection_name: str = "srhub",
         heartbeat: int | None = None,
+        spread_nodes: bool = True,
     ) -> None:
-        self.params = pika.URLParameters(url)
-        self.params.client_properties = {"connection_name": connection_name}
-        if heartbeat is not None:
-            self.params.heartbeat = heartbeat
-        if self.params.blocked_connection_timeout is None:
-            # A broker under a memory or disk alarm blocks publishers; give up after a while
-            # instead of hanging a relay for ever.
-            self.params.blocked_connection_timeout = 120
+        # A cluster's nodes, starting at a random one so the processes spread their
+        # connections; pika tries the next node when one does not answer.
+        self.nodes = [pika.URLParameters(node) for node in node_urls(url)]
+        start = random.randrange(len(self.nodes)) if spread_nodes else 0
+        self.nodes = self.nodes[start:] + self.nodes[:start]
+        for params in self.nodes:
+            params.client_properties = {"connection_name": connection_name}
+            if heartbeat is not None:
+                params.heartbeat = heartbeat
+            if params.blocked_connection_timeout is None:
+                # A broker under a memory or disk alarm blocks publishers; give up after a
+                # while instead of hanging a relay for ever.
+                params.blocked_connection_timeout = 120
+        self.params = self.nodes[0]
         self.confirm_timeout = confirm_timeout
         self._keeper = ConnectionKeeper(describe_url(url), wait_for=wait_for)
         self._conn: BlockingConnection | None = None
@@ -165,7 +183,7 @@ class AmqpBroker(Broker):
 
     def _open(self) -> BlockingConnection:
         try:
-            conn = BlockingConnection(self.params)
+            conn = BlockingConnection(self.nodes if len(self.nodes) > 1 else self.params)
         except (pe.ProbableAuthenticationError, pe.AuthenticationError) as exc:
             raise BrokerError(
                 f"RabbitMQ at {self._keeper.describe} refused the credentials; check SRHUB_AMQP_URL"
@@ -423,4 +441,4 @@ class AmqpBroker(Broker):
         self._keeper.mark_closed()
 
 
-__all__ = ["AmqpBroker", "AmqpConsumer", "describe_url", "queue_arguments"]
+__all__ = ["AmqpBroker", "AmqpConsumer", "describe_url", "node_urls", "queue_arguments"]

@@ -40,8 +40,8 @@ def _run(kind: str, batch_size: int | None, prefetch: int | None = None) -> None
     snapshot = status.snapshot()
     click.echo(
         f"srhub worker {kind}: stopped; processed={snapshot['processed']} "
-        f"duplicates={snapshot['duplicates']} dead_lettered={snapshot['dead_lettered']} "
-        f"requeued={snapshot['requeued']}",
+        f"duplicates={snapshot['duplicates']} failed={snapshot['failed']} "
+        f"dead_lettered={snapshot['dead_lettered']} requeued={snapshot['requeued']}",
         err=True,
     )
 

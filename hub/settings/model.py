@@ -415,13 +415,16 @@ def _check_database_url(url: str) -> None:
 
 
 def _check_amqp_url(name: str, url: str) -> None:
-    """An AMQP URL setting is empty or an amqp(s):// URL with a host; the message never
-    repeats the URL (it may hold a password)."""
+    """An AMQP URL setting is empty, or amqp(s):// URLs with a host separated by commas (a
+    cluster's nodes); the message never repeats the URL (it may hold a password)."""
     if not url:
         return
-    scheme, _, rest = url.partition("://")
-    if scheme.lower() not in ("amqp", "amqps") or not rest.split("/", 1)[0].rsplit("@", 1)[-1]:
-        raise SettingsError(
-            f"{ENV_PREFIX}{name.upper()} must be an amqp:// or amqps:// URL with a host, "
-            "e.g. amqp://user:password@rabbitmq:5672/%2F"
-        )
+    for node in url.split(","):
+        scheme, _, rest = node.strip().partition("://")
+        host = rest.split("/", 1)[0].rsplit("@", 1)[-1]
+        if scheme.lower() not in ("amqp", "amqps") or not host:
+            raise SettingsError(
+                f"{ENV_PREFIX}{name.upper()} must be an amqp:// or amqps:// URL with a host, "
+                "e.g. amqp://user:password@rabbitmq:5672/%2F, or several separated by commas "
+                "(the nodes of a cluster)"
+            )

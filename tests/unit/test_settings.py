@@ -215,6 +215,10 @@ def test_each_key_of_the_old_extra_table_reaches_its_section(
         ({"SRHUB_MONITORING": '{"alert_webhook_url": "ops"}'}, "must be an http:// or https"),
         ({"SRHUB_DATABASE_URL": "not a url"}, "SRHUB_DATABASE_URL is not a database URL"),
         ({"SRHUB_AMQP_URL": "rabbit:5672"}, "SRHUB_AMQP_URL must be an amqp://"),
+        (
+            {"SRHUB_AMQP_URL": "amqp://u:secretpw@rabbit-1/srhub,rabbit-2:5672"},
+            "SRHUB_AMQP_URL must be an amqp://",
+        ),
     ],
 )
 def test_faulty_component_settings_are_refused_at_start_with_key_and_reason(
@@ -253,3 +257,8 @@ def test_the_operations_guide_lists_every_component_setting() -> None:
     ]
     missing += [f"extra.{key}" for key in EXTRA_KEYS if f"`{key}`" not in guide]
     assert not missing, f"docs/operations.md does not describe {missing}"
+
+
+def test_a_cluster_is_given_as_its_nodes_amqp_urls_separated_by_commas() -> None:
+    nodes = "amqp://u:p@rabbit-1:5672/srhub, amqp://u:p@rabbit-2:5672/srhub"
+    assert load_settings(env={"SRHUB_AMQP_URL": nodes}).amqp_url == nodes
