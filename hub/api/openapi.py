@@ -42,6 +42,9 @@ class FragmentError(RuntimeError):
     """A spec fragment is missing or clashes with another; the message names the file."""
 
 
+HTTP_METHODS = frozenset({"get", "put", "post", "delete", "patch", "head", "options", "trace"})
+
+
 def _load(path: Path) -> dict[str, Any]:
     try:
         with path.open(encoding="utf-8") as fh:
@@ -122,10 +125,23 @@ def build_document(
                 raise FragmentError(f"{source} describes {path}, already described elsewhere")
             document["paths"][path] = item
         _merge_components(document["components"], fragment.get("components", {}), source)
+    _every_operation_may_be_rate_limited(document)
     if missing:
         log.warning("OpenAPI: no fragment for blueprint(s) %s in %s", ", ".join(missing), spec_dir)
         document["x-undocumented-blueprints"] = missing
     return document
+
+
+def _every_operation_may_be_rate_limited(document: dict[str, Any]) -> None:
+    """The rate limits (hub.ratelimit) stand in front of every route, so every operation may
+    answer 429: it gets the shared ``TooManyRequests`` response unless its fragment describes
+    a 429 of its own (a login's throttle, a DCI partner's)."""
+    for item in document["paths"].values():
+        for method, operation in item.items():
+            if method in HTTP_METHODS and isinstance(operation, dict):
+                operation.setdefault("responses", {}).setdefault(
+                    "429", {"$ref": "#/components/responses/TooManyRequests"}
+                )
 
 
 def document_for(app: Flask) -> dict[str, Any]:

@@ -213,3 +213,41 @@ def test_two_fragments_may_not_describe_the_same_path(tmp_path: Path):
     (spec_dir / "b.json").write_text(json.dumps(fragment))
     with pytest.raises(FragmentError, match="already described"):
         build_document(["a", "b"], spec_dir)
+
+
+def test_every_operation_documents_the_rate_limits_429(document):
+    """The limits stand before every route (hub.ratelimit), so every operation says 429."""
+    missing = [
+        f"{method.upper()} {path}"
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS and "429" not in operation.get("responses", {})
+    ]
+    assert missing == []
+    shared = document["components"]["responses"]["TooManyRequests"]
+    assert shared["headers"]["Retry-After"]["schema"]["type"] == "integer"
+    # A fragment's own 429 (the login throttle answers HTML) is kept, not replaced.
+    login = document["paths"]["/ui/login"]["post"]["responses"]["429"]
+    assert "$ref" not in login and "text/html" in login["content"]
+
+
+def test_a_real_429_matches_the_documented_response(document, tmp_path: Path):
+    settings = load_settings(
+        env={},
+        data_dir=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'limits.db'}",
+        sandbox=False,
+        rate_limits={"enabled": True, "storage": "memory", "per_address": "2/minute"},
+    )
+    client = create_app(settings).test_client()
+    answers = [client.get("/health") for _ in range(3)]
+    refused = answers[-1]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    documented = document["paths"]["/health"]["get"]["responses"]["429"]
+    response = _resolve(document, documented)
+    assert refused.mimetype in response["content"]
+    assert int(refused.headers["Retry-After"]) >= 0
+    registry = Registry().with_resource("urn:openapi", Resource.opaque(document))
+    schema = {"$ref": "urn:openapi#/components/schemas/Problem"}
+    validator = Draft202012Validator(schema, registry=registry)
+    assert list(validator.iter_errors(refused.get_json())) == []
