@@ -72,6 +72,7 @@ class OpenRosaAuthState:
 def auth_state(app: App | None = None) -> OpenRosaAuthState:
     """The app's device-authentication state, made on first use from the hub's settings."""
     from hub.api.context import EXTENSION_KEY, hub_runtime
+    from hub.ratelimit.flask_limits import make_storage
 
     target = app or current_app
     found = target.extensions.get(STATE_KEY)
@@ -83,7 +84,11 @@ def auth_state(app: App | None = None) -> OpenRosaAuthState:
         settings=settings,
         nonces=digest.NonceSigner.from_secret(runtime.keys.jwt_secret, settings.nonce_ttl_seconds),
         counts=digest.NonceCounts(settings.nonce_ttl_seconds),
-        failures=FailedLogins(settings.max_failed_logins, settings.failed_login_window_seconds),
+        failures=FailedLogins(
+            settings.max_failed_logins,
+            settings.failed_login_window_seconds,
+            make_storage(runtime.settings, runtime.engine),
+        ),
     )
     target.extensions[STATE_KEY] = state
     return state

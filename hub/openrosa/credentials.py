@@ -24,8 +24,11 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from limits.storage import MemoryStorage, Storage
+
 from hub.auth.roles import AREA_SCOPED_ROLES, Principal, Role
 from hub.openrosa.digest import ALGORITHMS, Algorithm, ha1
+from hub.ratelimit.logins import LoginFailures
 from registry_core.crypto import IdentifierCipher, IdentifierDecryptionError
 
 # Roles that may hold OpenRosa credentials (and so a stored Digest password-equivalent).
@@ -128,44 +131,25 @@ class VerifiedPasswords:
 
 
 class FailedLogins:
-    """Failed logins per (user name, client address) in a sliding window, in memory.
+    """Failed logins per (user name, client address), in the hub's shared counters.
 
-    Once ``limit`` failures are counted within ``window_seconds``, further attempts for that
-    pair are refused before any password is checked, until the oldest failure leaves the
-    window. A success clears the pair. Keyed by name *and* address so that someone guessing a
-    field worker's password from one place cannot lock the worker out everywhere.
+    Once ``limit`` failures are counted within the window, further attempts for that pair are
+    refused before any password is checked, until the window ends. A success clears the pair.
+    Keyed by name *and* address so that someone guessing a field worker's password from one
+    place cannot lock the worker out everywhere. ``storage`` is the rate limits' storage
+    (``hub.ratelimit.flask_limits.make_storage``: the database, so every API process counts
+    the same failures); without one, this process's memory.
     """
 
-    def __init__(self, limit: int, window_seconds: float, max_keys: int = 100_000) -> None:
-        self._limit = limit
-        self._window = window_seconds
-        self._max_keys = max_keys
-        self._failures: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
-        self._lock = threading.Lock()
+    def __init__(self, limit: int, window_seconds: float, storage: Storage | None = None) -> None:
+        self._counter = LoginFailures(storage or MemoryStorage(), "openrosa", limit, window_seconds)
 
     def retry_after(self, username: str, address: str) -> int:
         """Seconds until this pair may try again; 0 when it may try now."""
-        now = time.monotonic()
-        with self._lock:
-            times = self._recent((username.lower(), address), now)
-            if len(times) < self._limit:
-                return 0
-            return max(1, int(times[0] + self._window - now) + 1)
+        return self._counter.retry_after(username.lower(), address)
 
     def failed(self, username: str, address: str) -> None:
-        now = time.monotonic()
-        key = (username.lower(), address)
-        with self._lock:
-            times = self._recent(key, now)
-            times.append(now)
-            self._failures[key] = times
-            self._failures.move_to_end(key)
-            while len(self._failures) > self._max_keys:
-                self._failures.popitem(last=False)
+        self._counter.failed(username.lower(), address)
 
     def succeeded(self, username: str, address: str) -> None:
-        with self._lock:
-            self._failures.pop((username.lower(), address), None)
-
-    def _recent(self, key: tuple[str, str], now: float) -> list[float]:
-        return [t for t in self._failures.get(key, []) if now - t < self._window]
+        self._counter.succeeded(username.lower(), address)

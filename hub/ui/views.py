@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-import time
-from collections import deque
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +22,7 @@ from flask import (
     Blueprint,
     Response,
     abort,
+    current_app,
     flash,
     g,
     redirect,
@@ -36,6 +34,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 
 from hub.auth.flask_auth import public
+from hub.ratelimit.logins import LoginFailures
 from hub.ui import audit, charts, deadletter_view, security, sources
 
 log = logging.getLogger(__name__)
@@ -224,31 +223,28 @@ def _text_arg(name: str, limit: int = 300) -> str | None:
 # --- login --------------------------------------------------------------------------------------
 
 
-class _Throttle:
-    """Failed logins per client address in a sliding window (in this process)."""
+LOGIN_FAILURES_KEY = "srhub_ui_login_failures"
 
-    def __init__(self) -> None:
-        self._failures: dict[str, deque[float]] = {}
-        self._lock = threading.Lock()
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        found = self._failures.setdefault(key, deque(maxlen=MAX_FAILED_LOGINS))
-        while found and now - found[0] > FAILED_LOGIN_WINDOW:
-            found.popleft()
+def _login_failures() -> LoginFailures:
+    """Failed dashboard logins per client address, in the counters every API process shares
+    (hub.ratelimit.logins). Never cleared by a success: one good account must not buy its
+    holder more guesses at the others."""
+    found = current_app.extensions.get(LOGIN_FAILURES_KEY)
+    if isinstance(found, LoginFailures):
         return found
+    from hub.api.context import hub_runtime
+    from hub.ratelimit.flask_limits import make_storage
 
-    def blocked(self, key: str) -> bool:
-        with self._lock:
-            return len(self._recent(key, time.monotonic())) >= MAX_FAILED_LOGINS
-
-    def fail(self, key: str) -> None:
-        with self._lock:
-            if len(self._failures) > 10_000:
-                self._failures.clear()  # bounded memory under a spray of addresses
-            self._recent(key, time.monotonic()).append(time.monotonic())
-
-
-_throttle = _Throttle()
+    runtime = hub_runtime()
+    made = LoginFailures(
+        make_storage(runtime.settings, runtime.engine),
+        "dashboard",
+        MAX_FAILED_LOGINS,
+        FAILED_LOGIN_WINDOW,
+    )
+    current_app.extensions[LOGIN_FAILURES_KEY] = made
+    return made
 
 
 @bp.route("/ui/login", methods=["GET", "POST"])
@@ -259,7 +255,7 @@ def login() -> Any:
     if request.method == "POST":
         security.check_csrf()
         client = request.remote_addr or "?"
-        if _throttle.blocked(client):
+        if _login_failures().retry_after(client):
             error = "Too many failed logins from this address; wait five minutes."
             return render_template("ui/login.html", error=error, next=next_path), 429
         method = request.form.get("method", "password")
@@ -271,7 +267,7 @@ def login() -> Any:
                     request.form.get("username", ""), request.form.get("password", "")
                 )
         except security.LoginFailed as exc:
-            _throttle.fail(client)
+            _login_failures().failed(client)
             error = f"Login refused: {exc}."
             who = request.form.get("username", "")[:64] if method != "token" else "(token)"
             _audit("login_failed", who, str(exc))
