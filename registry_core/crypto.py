@@ -127,6 +127,7 @@ class IdentifierCipher:
     @property
     def versions(self) -> tuple[int, ...]:
         """The key versions held, ascending."""
+        self._refresh()
         return tuple(sorted(self._state[0]))
 
     def lookup_hash(self, system: str, value: str, version: int | None = None) -> str:

@@ -14,9 +14,9 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.keyrotation.sealed import SealedColumn, sealed_columns
@@ -103,6 +103,7 @@ def _identifier_batch(
     if after is not None:
         query = query.where(Identifier.id > after)
     rows = session.execute(query.order_by(Identifier.id).limit(batch)).all()
+    changes: list[dict[str, Any]] = []
     for row in rows:
         try:
             value = cipher.decrypt(row.system, bytes(row.value_ciphertext))
@@ -110,34 +111,50 @@ def _identifier_batch(
             progress.skipped[IDENTIFIER_CIPHERTEXTS] += 1
             continue
         version, digest = cipher.active_lookup(row.system, value)
-        taken = session.scalar(
-            select(Identifier.id).where(
-                Identifier.system == row.system,
-                Identifier.value_hash == digest,
-                Identifier.id != row.id,
+        changes.append(
+            {
+                "row_id": row.id,
+                "old_hash": row.value_hash,
+                "old_blob": row.value_ciphertext,
+                "system": row.system,
+                "new_hash": digest,
+                "new_version": version,
+                "new_blob": cipher.encrypt(row.system, value),
+            }
+        )
+    # A value written twice, once under each version, would collide on (system, value_hash):
+    # such a row is left for an operator (counted as skipped), never overwritten.
+    taken = {
+        (system, digest): row_id
+        for row_id, system, digest in session.execute(
+            select(Identifier.id, Identifier.system, Identifier.value_hash).where(
+                Identifier.value_hash.in_([c["new_hash"] for c in changes])
             )
         )
-        if taken is not None:  # the same value written twice under two versions
-            progress.skipped[IDENTIFIER_HASHES] += 1
-            continue
-        done = session.execute(
-            update(Identifier)
+    }
+    fresh = [
+        c for c in changes if taken.get((c["system"], c["new_hash"]), c["row_id"]) == c["row_id"]
+    ]
+    progress.skipped[IDENTIFIER_HASHES] += len(changes) - len(fresh)
+    if fresh:
+        table = cast(Table, Identifier.__table__)
+        statement = (
+            update(table)
             .where(
-                Identifier.id == row.id,
-                Identifier.value_hash == row.value_hash,
-                Identifier.value_ciphertext == row.value_ciphertext,
+                table.c.id == bindparam("row_id"),
+                table.c.value_hash == bindparam("old_hash"),
+                table.c.value_ciphertext == bindparam("old_blob"),
             )
             .values(
-                value_hash=digest,
-                value_hash_version=version,
-                value_ciphertext=cipher.encrypt(row.system, value),
+                value_hash=bindparam("new_hash"),
+                value_hash_version=bindparam("new_version"),
+                value_ciphertext=bindparam("new_blob"),
             )
-            .execution_options(synchronize_session=False)
         )
-        if getattr(done, "rowcount", 0):
-            progress.moved[IDENTIFIER_CIPHERTEXTS] += 1
-        else:
-            progress.skipped[IDENTIFIER_CIPHERTEXTS] += 1
+        # One executemany; a row changed since it was read matches nothing and is skipped.
+        done = session.connection().execute(statement, fresh).rowcount
+        progress.moved[IDENTIFIER_CIPHERTEXTS] += done
+        progress.skipped[IDENTIFIER_CIPHERTEXTS] += len(fresh) - done
     return (rows[-1].id if len(rows) == batch else None), len(rows)
 
 
@@ -155,6 +172,7 @@ def _sealed_batch(
     if after is not None:
         query = query.where(key > after)
     rows = session.execute(query.order_by(key).limit(batch)).all()
+    changes: list[dict[str, Any]] = []
     for row in rows:
         old = bytes(row[1])
         context = spec.context({spec.key: row[0], spec.column: old})
@@ -163,13 +181,16 @@ def _sealed_batch(
         except IdentifierDecryptionError:
             progress.skipped[spec.name] += 1
             continue
-        done = session.execute(
-            update(table).where(key == row[0], column == old).values({spec.column: fresh})
+        changes.append({"row_key": row[0], "old_blob": old, "new_blob": fresh})
+    if changes:
+        statement = (
+            update(table)
+            .where(key == bindparam("row_key"), column == bindparam("old_blob"))
+            .values({spec.column: bindparam("new_blob")})
         )
-        if getattr(done, "rowcount", 0):
-            progress.moved[spec.name] += 1
-        else:
-            progress.skipped[spec.name] += 1
+        done = session.connection().execute(statement, changes).rowcount
+        progress.moved[spec.name] += done
+        progress.skipped[spec.name] += len(changes) - done
     return (rows[-1][0] if len(rows) == batch else None), len(rows)
 
 

@@ -177,7 +177,7 @@ def write_key_file(path: Path, keys: Mapping[str, Any], *, replace_existing: boo
 
 class KeyFileWatch:
     """A ``KeySource`` for ``IdentifierCipher.follow``: re-reads the key file when it changed
-    (its modification time and size, looked at most once a second, or at once when forced), so
+    (its inode, modification time and size, looked at most once a second, or at once when forced), so
     ``srhub keys rotate`` / ``retire`` in another process reach a running hub."""
 
     def __init__(self, path: Path, interval: float = 1.0) -> None:
@@ -186,12 +186,12 @@ class KeyFileWatch:
         self._seen = self._stamp()
         self._checked = time.monotonic()
 
-    def _stamp(self) -> tuple[int, int] | None:
+    def _stamp(self) -> tuple[int, int, int] | None:
         try:
             stat = self._path.stat()
         except OSError:
             return None
-        return stat.st_mtime_ns, stat.st_size
+        return stat.st_ino, stat.st_mtime_ns, stat.st_size  # a rewrite is a new file
 
     def __call__(self, force: bool) -> tuple[dict[int, tuple[bytes, bytes]], int] | None:
         now = time.monotonic()

@@ -27,9 +27,11 @@ from hub.keyrotation.rekey import (
 from hub.runtime import HubRuntime
 from hub.settings import load_keys, load_settings
 from hub.subscriptions.tables import Subscription
-from registry_core.crypto import IdentifierCipher, ciphertext_version
+from registry_core.crypto import IdentifierCipher, IdentifierDecryptionError, ciphertext_version
 from registry_core.models import Identifier
+from registry_core.queries import HouseholdQueries
 from registry_core.services.base import Source
+from standards.dci.query import parse_query
 
 STAFF = Source("registry_staff")
 REALM = "srhub"
@@ -89,6 +91,10 @@ def _assert_all_found(hub: HubRuntime, ids: dict[str, str]) -> None:
         assert found is not None, national_id
         values = [i["value"] for i in found["identifiers"] if i["system"] == "national_id"]
         assert values == [national_id]
+        # The DCI search path (one prepared statement, the hashes bound as a list).
+        query = parse_query("idtype-value", {"type": "UIN", "value": national_id})
+        _found, total = HouseholdQueries(hub.sessions, hub.cipher).search(query)
+        assert total == 1, national_id
 
 
 def _hash_versions(hub: HubRuntime) -> list[int]:
@@ -246,3 +252,21 @@ def test_srhub_keys_commands(runtime: HubRuntime, tmp_path: Path) -> None:
     stored = json.loads(runtime.settings.effective_key_file.read_text())
     ring = stored["identifier_keys"]["versions"]["2"]
     assert ring["encryption"] not in status and ring["lookup"] not in status  # no key material
+
+
+def test_a_running_cipher_follows_rotate_and_retire_in_the_key_file(tmp_path: Path) -> None:
+    from hub.settings.keys import KeyFileWatch
+
+    settings = load_settings(env={}, data_dir=tmp_path / "var", sandbox=False)
+    cipher = load_keys(settings).identifier_cipher()
+    cipher.follow(KeyFileWatch(settings.effective_key_file, interval=0))  # the hub: 1 s
+    old = cipher.encrypt("national_id", "555")
+    rotate(settings)  # as another process would
+    new = cipher.encrypt("national_id", "555")
+    assert (old[0], new[0]) == (1, 2)  # taken up without a restart
+    assert len(cipher.lookup_hashes("national_id", "555")) == 2
+    retire(settings, 1, 0)
+    assert cipher.versions == (2,)
+    assert cipher.decrypt("national_id", new) == "555"
+    with pytest.raises(IdentifierDecryptionError):
+        cipher.decrypt("national_id", old)
