@@ -177,8 +177,8 @@ def write_key_file(path: Path, keys: Mapping[str, Any], *, replace_existing: boo
 
 class KeyFileWatch:
     """A ``KeySource`` for ``IdentifierCipher.follow``: re-reads the key file when it changed
-    (its inode, modification time and size, looked at most once a second, or at once when forced), so
-    ``srhub keys rotate`` / ``retire`` in another process reach a running hub."""
+    (its inode, modification time and size, looked at most once a second, or at once when
+    forced), so ``srhub keys rotate`` / ``retire`` in another process reach a running hub."""
 
     def __init__(self, path: Path, interval: float = 1.0) -> None:
         self._path = path
