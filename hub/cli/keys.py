@@ -47,15 +47,37 @@ def status() -> None:
 
 
 @keys.command("rotate")
-def rotate_command() -> None:
+@click.option(
+    "--inactive",
+    is_flag=True,
+    help="Add the version without writing with it yet (hubs on several machines: copy the "
+    "key file to all, then `srhub keys activate`).",
+)
+def rotate_command(inactive: bool) -> None:
     """Add a new key version; new writes use it at once (running hubs within a second)."""
     from hub.keyrotation.keyfile import KeyRotationError, rotate
 
     try:
-        version = rotate(load_settings())
+        version = rotate(load_settings(), activate=not inactive)
     except KeyRotationError as exc:
         raise CommandError(str(exc)) from None
-    click.echo(f"key version {version} added and active; now run `srhub keys rekey`")
+    if inactive:
+        click.echo(f"key version {version} added, not active; `srhub keys activate {version}`")
+    else:
+        click.echo(f"key version {version} added and active; now run `srhub keys rekey`")
+
+
+@keys.command("activate")
+@click.argument("version", type=click.IntRange(1, 255))
+def activate_command(version: int) -> None:
+    """Make VERSION (added with `rotate --inactive`) the one new writes use."""
+    from hub.keyrotation.keyfile import KeyRotationError, activate
+
+    try:
+        activate(load_settings(), version)
+    except KeyRotationError as exc:
+        raise CommandError(str(exc)) from None
+    click.echo(f"key version {version} active; now run `srhub keys rekey`")
 
 
 @keys.command("rekey")

@@ -64,8 +64,9 @@ def _ring(stored: dict[str, Any]) -> dict[str, Any]:
     return {"active": ring["active"], "versions": dict(ring["versions"])}
 
 
-def rotate(settings: Settings) -> int:
-    """Add a new key version and make it the active one; return its number."""
+def rotate(settings: Settings, *, activate: bool = True) -> int:
+    """Add a new key version and make it the active one (or, with ``activate=False``, only
+    held: every process can read it before any writes with it); return its number."""
     stored = _stored(settings)
     versions, _active = identifier_versions(stored)
     new = max(versions) + 1
@@ -73,9 +74,21 @@ def rotate(settings: Settings) -> int:
         raise KeyRotationError("255 key versions used: no version number left")
     ring = _ring(stored)
     ring["versions"][str(new)] = {"encryption": _new_key(), "lookup": _new_key()}
-    ring["active"] = new
+    if activate:
+        ring["active"] = new
     _write(settings, stored, ring)
     return new
+
+
+def activate(settings: Settings, version: int) -> None:
+    """Make a held ``version`` the one new data is written with."""
+    stored = _stored(settings)
+    versions, _active = identifier_versions(stored)
+    if version not in versions:
+        raise KeyRotationError(f"key version {version} is not in the key file")
+    ring = _ring(stored)
+    ring["active"] = version
+    _write(settings, stored, ring)
 
 
 def held_versions(settings: Settings) -> tuple[list[int], int]:

@@ -239,7 +239,9 @@ def test_srhub_keys_commands(runtime: HubRuntime, tmp_path: Path) -> None:
         return result.output
 
     assert "versions held: 1; active: 1" in run("keys", "status")
-    assert "key version 2 added" in run("keys", "rotate")
+    assert "not active" in run("keys", "rotate", "--inactive")  # staged: readable, not written
+    assert "versions held: 1, 2; active: 1" in run("keys", "status")
+    assert "key version 2 active" in run("keys", "activate", "2")
     runtime.cipher.refresh(force=True)  # this process follows the key file (within a second)
     _register(runtime, "300002")
     status = run("keys", "status")
