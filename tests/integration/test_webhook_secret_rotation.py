@@ -141,3 +141,81 @@ def test_rotation_is_refused_to_others_and_for_bad_input(api) -> None:
         refused = api.post(path, json=bad, headers=cash)
         assert refused.status_code == 422, (bad, refused.get_json())
     assert signing_secrets(api.runtime.cipher, _row(api)) == [OLD.encode()]  # unchanged
+
+
+def test_the_sandbox_program_mis_accepts_a_delivery_signed_during_the_overlap(api) -> None:
+    from sandbox_mocks.programs import ProgramMisConfig, create_app
+
+    answer = api.post("/api/v1/subscriptions/cash-hooks/secret", json={}, headers=api.auth("admin"))
+    new = answer.get_json()["secret"]
+    now = datetime.now().astimezone()
+    for secret, expected in ((OLD, 200), (new, 200), ("a-third-secret-0123456789", 401)):
+        mis = create_app(ProgramMisConfig(webhook_secret=secret, reject_unverified=True))
+        headers = _signed_now(api, now)
+        got = mis.test_client().post("/notifications/webhook", data=BODY, headers=headers)
+        assert got.status_code == expected, (secret, got.get_json())
+
+
+def test_a_real_delivery_during_the_overlap_verifies_with_either_secret(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Through the delivery worker on the embedded broker, to a loopback receiver."""
+    from hub.runtime import HubRuntime
+    from hub.subscriptions import service
+    from hub.subscriptions.secret_rotation import rotate_secret
+    from registry_core.service import Source
+    from tests.integration.notification_support import (
+        notification_workers,
+        receiver,
+        wait_until,
+    )
+
+    settings = load_settings(
+        env={}, database_url=db_url, data_dir=tmp_path, outbound={"allow_hosts": ["127.0.0.1"]}
+    )
+    runtime = HubRuntime(settings)
+    try:
+        runtime.registry.ensure_identifier_systems()
+        with receiver() as rx:
+            body = {
+                "code": "cash-deaths",
+                "event_types": ["person.died"],
+                "channel": "webhook",
+                "target": rx.url,
+                "purpose": "cash_transfer",
+                "secret": OLD,
+            }
+            with runtime.sessions() as session, session.begin():
+                subscription, _ = service.create(
+                    session, runtime.cipher, body, program_code="cash", created_by="test"
+                )
+                new, _until = rotate_secret(runtime.cipher, subscription, {})
+            assert new is not None
+            record = {
+                "admin_area_code": "R01",
+                "members": [
+                    {
+                        "given_name": "Amina",
+                        "family_name": "Otieno",
+                        "sex": "female",
+                        "birth_date": "1970-04-02",
+                        "relationship": "head",
+                    }
+                ],
+            }
+            created = runtime.registry.register_household(record, Source("registry_staff"))
+            person = created.record["members"][0]["id"]
+            with notification_workers(settings, runtime):
+                runtime.registry.record_death(person, "2025-01-02", Source("civil_registry"))
+                wait_until(lambda: rx.requests, 20, "the death delivered")
+        sent = rx.requests[0]
+        received = {k.lower(): v for k, v in sent["headers"].items()}
+        assert len(received[SIGNATURE_HEADER.lower()].split()) == 2
+        assert len(received[BODY_SIGNATURE_HEADER.lower()].split()) == 2
+        verify(OLD.encode(), sent["body"], sent["headers"])
+        verify(new.encode(), sent["body"], sent["headers"])
+        mis_headers = {BODY_SIGNATURE_HEADER: received[BODY_SIGNATURE_HEADER.lower()]}
+        assert check_signature(OLD, sent["body"], mis_headers).verified is True
+        assert check_signature(new, sent["body"], mis_headers).verified is True
+    finally:
+        runtime.close()
