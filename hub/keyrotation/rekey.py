@@ -260,7 +260,7 @@ def rekey_job(
     def run(session: Session) -> int:
         if not held:
             held.append(cipher())
-        held[0].refresh()
+        held[0].refresh(force=True)  # one stat of the key file per round
         if len(held[0].versions) == 1:
             return 0  # no rotation under way: nothing can be behind
         factory = sessionmaker(bind=session.get_bind())

@@ -3,8 +3,8 @@
 During the window the hub signs every delivery with the new secret and the previous one
 (``X-SR-Signature: sha256=<new> sha256=<previous>``, the same in ``X-Hub-Signature-256``), so
 a receiver still configured with either secret verifies; once the window ends only the new one
-signs. The new secret is given or generated and shown once; the previous one is kept sealed
-with the identifier key until the window ends, then dropped at the next delivery or rotation.
+signs. The new secret is given or generated and shown once; the previous one stays sealed
+with the identifier key, unused after its window, until the next rotation replaces it.
 """
 
 from __future__ import annotations

@@ -291,3 +291,19 @@ def test_every_binary_column_is_known_sealed_or_not() -> None:
         if isinstance(column.type, LargeBinary)
     }
     assert binary == plain | sealed
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_retention_round_carries_the_rekey_forward(runtime: HubRuntime) -> None:
+    from hub.assembly import identifier_rekey_job
+    from hub.workers.retention import run_retention
+
+    for n in range(3):
+        _register(runtime, f"40000{n}")
+    job = identifier_rekey_job(runtime.settings)
+    assert run_retention(runtime.sessions, [job])["identifier_rekey"] == 0  # one version
+    rotate(runtime.settings)
+    moved = run_retention(runtime.sessions, [job])["identifier_rekey"]
+    assert moved == 3
+    assert _hash_versions(runtime) == [2, 2, 2]
+    assert run_retention(runtime.sessions, [job])["identifier_rekey"] == 0
