@@ -55,6 +55,7 @@ from hub.workers.topology import (
     QUALITY_QUEUE,
     SCORING_QUEUE,
 )
+from registry_core.crypto import IdentifierCipher
 from standards.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -223,7 +224,20 @@ def retention_jobs(
         revocations.retention_job(),
         policy_snapshot_job(settings),
         partner_archive_job(settings, connector_configs),
+        identifier_rekey_job(settings),
     ]
+
+
+def identifier_rekey_job(settings: Settings) -> RetentionJob:
+    """The background share of an identifier key rotation (``hub.keyrotation.rekey``): rows
+    still under an older key version move to the active one a few batches per round."""
+    from hub.keyrotation.rekey import rekey_job
+    from hub.settings import identifier_cipher, load_identifier_profile, load_keys
+
+    def cipher() -> IdentifierCipher:
+        return identifier_cipher(settings, load_keys(settings), load_identifier_profile(settings))
+
+    return rekey_job(cipher, settings.openrosa.realm)
 
 
 def policy_snapshot_job(

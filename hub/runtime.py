@@ -17,6 +17,7 @@ from hub.settings import (
     Keys,
     Settings,
     SettingsError,
+    identifier_cipher,
     load_identifier_profile,
     load_keys,
     load_person_matcher,
@@ -63,11 +64,7 @@ class HubRuntime:
 
     @cached_property
     def cipher(self) -> IdentifierCipher:
-        return IdentifierCipher(
-            self.keys.identifier_encryption_key,
-            self.keys.identifier_hmac_key,
-            self.identifier_profile,
-        )
+        return identifier_cipher(self.settings, self.keys, self.identifier_profile)
 
     @cached_property
     def precedence(self) -> SourcePrecedence:

@@ -23,6 +23,7 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -149,6 +150,11 @@ class Identifier(Base):
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("persons.id"), index=True)
     system: Mapped[str] = mapped_column(ForeignKey("identifier_systems.code"))
     value_hash: Mapped[str] = mapped_column(String(64))
+    # Which identifier look-up key made ``value_hash`` (1 for every row before key rotation);
+    # the re-key job moves rows to the active version (docs/identifiers.md).
+    value_hash_version: Mapped[int] = mapped_column(
+        SmallInteger, default=1, server_default="1", index=True
+    )
     value_ciphertext: Mapped[bytes] = mapped_column(LargeBinary)
     verified: Mapped[bool] = mapped_column(Boolean, default=False)
     source_system: Mapped[str] = mapped_column(String(64))

@@ -223,21 +223,21 @@ class HouseholdQueries:
             total = connection.scalar(count, params) or 0
         return found, total
 
-    def _identifier_lookup(self, node: Node) -> dict[str, str] | None:
+    def _identifier_lookup(self, node: Node) -> dict[str, Any] | None:
         """Bind values for an identifier-equality query (``UIN = x``), or None for others."""
         if not isinstance(node, IdMatch) or node.id_type in codes.GROUP_IDENTIFIER_ALIASES:
             return None
         system = self._filters.system_for(node.id_type)
         if system is None:
             return None
-        return {"id_system": system, "id_hash": self._filters.lookup_hash(system, node.value)}
+        return {"id_system": system, "id_hash": self._filters.lookup_hashes(system, node.value)}
 
     @cached_property
     def _by_identifier(self) -> tuple[Any, Any]:
         """(page statement, count statement) for one bound identifier: built once."""
         where = holds_identifier(
             bindparam("id_system"),
-            Identifier.value_hash == bindparam("id_hash"),
+            Identifier.value_hash.in_(bindparam("id_hash", expanding=True)),
             self._filters.members(),
         )
         return self._page_statement(where, []), select(func.count(Household.id)).where(where)

@@ -279,13 +279,14 @@ class FilterCompiler:
         the country profile gives a ``dci_identifier_type``."""
         return codes.identifier_system(id_type) or self.cipher.profile.system_for_dci_type(id_type)
 
-    def lookup_hash(self, system: str, value: Any) -> str:
-        """The look-up hash of a searched value, normalised by the country profile; a value
-        that breaks the system's rule (no one can hold it) rejects the search with the rule."""
+    def lookup_hashes(self, system: str, value: Any) -> list[str]:
+        """The look-up hashes of a searched value (one per identifier key version held),
+        normalised by the country profile; a value that breaks the system's rule (no one can
+        hold it) rejects the search with the rule."""
         problem = self.cipher.profile.problem(system, str(value))
         if problem is not None:
             raise invalid(f"the searched {problem.reason}")
-        return self.cipher.lookup_hash(system, str(value))
+        return self.cipher.lookup_hashes(system, str(value))
 
     def _identifier_condition(self, id_type: str, op: str, value: Any) -> ColumnElement[bool]:
         system = self.system_for(id_type)
@@ -293,7 +294,7 @@ class FilterCompiler:
         if op not in ("eq", "in"):
             raise invalid(f"identifier type {id_type} only takes eq or in")
         values = value if op == "in" else (value,)
-        hashes = [self.lookup_hash(system, v) for v in values]
+        hashes = [h for v in values for h in self.lookup_hashes(system, v)]
         return holds_identifier(system, Identifier.value_hash.in_(hashes), self.members())
 
     def condition(self, node: Node) -> ColumnElement[bool]:

@@ -82,11 +82,11 @@ def resolve_by_identifiers(
     """A resolution if any identifier is known to the registry; None if none is."""
     owners: dict[uuid.UUID, list[str]] = {}
     for ident in identifiers:
-        digest = cipher.lookup_hash(ident["system"], ident["value"])
+        digests = cipher.lookup_hashes(ident["system"], ident["value"])
         owner = session.scalar(
-            select(Identifier.person_id).where(
-                Identifier.system == ident["system"], Identifier.value_hash == digest
-            )
+            select(Identifier.person_id)
+            .where(Identifier.system == ident["system"], Identifier.value_hash.in_(digests))
+            .limit(1)
         )
         if owner is not None:
             owners.setdefault(owner, []).append(ident["system"])

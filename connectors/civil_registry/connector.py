@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 from flask import Blueprint
@@ -234,13 +234,27 @@ class CivilRegistryConnector(PullConnector, PushConnector):
         be asked about is tried again in the background; a refusal waits for an operator."""
         return self.websub.subscribe(callback, self.topics)
 
-    def verify_signature(self, body: bytes, header: str | None) -> bool:
-        return verify_signature(
-            self.signature_scheme,
-            self.webhook_secret.encode("utf-8"),
-            body,
-            header,
-            self.signature_algorithms,
+    def verify_signature(
+        self, body: bytes, header: str | None, now: datetime | None = None
+    ) -> bool:
+        """The delivery is signed with our secret, or, while the registry rotates it, with the
+        previous one (``previous_webhook_secret`` until ``previous_webhook_secret_until``)."""
+        secrets_now = [self.webhook_secret]
+        previous = str(self.settings.get("previous_webhook_secret") or "")
+        until_text = str(self.settings.get("previous_webhook_secret_until") or "")
+        if previous and until_text:
+            until = datetime.fromisoformat(until_text.replace("Z", "+00:00"))
+            if (now or datetime.now(UTC)) < until:
+                secrets_now.append(previous)
+        return any(
+            verify_signature(
+                self.signature_scheme,
+                secret.encode("utf-8"),
+                body,
+                header,
+                self.signature_algorithms,
+            )
+            for secret in secrets_now
         )
 
     def challenge_answered(self, topic: str) -> None:

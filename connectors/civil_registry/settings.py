@@ -69,6 +69,13 @@ SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
         },
         "callback_base_url": _URL,
         "webhook_secret": {"type": "string", "minLength": 16, "maxLength": 512},
+        # While the registry rotates its signing secret: the one before, accepted until
+        # ``previous_webhook_secret_until`` (an ISO 8601 time with its offset).
+        "previous_webhook_secret": {"type": "string", "minLength": 16, "maxLength": 512},
+        "previous_webhook_secret_until": {
+            "type": "string",
+            "pattern": r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$",
+        },
         "signature_scheme": {"enum": list(SIGNATURE_SCHEMES), "default": OPENCRVS},
         "signature_algorithms": {
             "type": "array",

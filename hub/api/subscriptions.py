@@ -7,6 +7,7 @@ is accepted once (or generated and shown once) and never returned afterwards.
 
 from __future__ import annotations
 
+import logging
 import uuid
 from typing import Any
 
@@ -19,11 +20,13 @@ from hub.api.problems import BadRequest, UnprocessableRecord
 from hub.api.requests import int_arg, json_object
 from hub.auth.flask_auth import current_principal, require_program, requires
 from hub.auth.roles import Role
-from hub.subscriptions import service
+from hub.subscriptions import secret_rotation, service
 from hub.subscriptions.queues import declare_queues, delete_queues
 from hub.subscriptions.tables import Subscription
 from hub.workers.egress import EgressPolicy
 from registry_core.errors import NotFound
+
+log = logging.getLogger(__name__)
 
 bp = Blueprint("subscriptions", __name__, url_prefix="/api/v1/subscriptions")
 
@@ -123,6 +126,25 @@ def delete_subscription(key: str) -> tuple[str, int]:
         session.delete(subscription)
     delete_queues(hub_runtime().settings, code, channel)
     return "", 204
+
+
+@bp.post("/<key>/secret")
+@requires(*OWNERS)
+def rotate_secret(key: str) -> Response:
+    """A new signing secret (given, or generated and shown once); the current one keeps
+    signing beside it for ``overlap_seconds`` (default 24 h) so the receiver can switch."""
+    body = json_object()
+    runtime = hub_runtime()
+    with runtime.sessions() as session, session.begin():
+        subscription = _find(session, key)
+        secret_rotation.validate_rotation(body, subscription)
+        generated, until = secret_rotation.rotate_secret(runtime.cipher, subscription, body)
+        session.flush()
+        result = service.to_json(subscription)
+    log.info("subscription %s: webhook secret rotated (overlap until %s)", key, until)
+    if generated is not None:
+        result["secret"] = generated  # shown once: keep it, the hub will not show it again
+    return jsonify(result)
 
 
 @bp.get("/<key>/deliveries")

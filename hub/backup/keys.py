@@ -18,7 +18,8 @@ import shutil
 from pathlib import Path
 
 from hub.backup.archive import BackupError
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError
+from hub.settings.keys import KEYRING_FIELD, identifier_versions
 
 _LABEL = b"srhub-backup-keys/1\x00"
 KEY_FILE_NAME = "keys.json"
@@ -33,30 +34,43 @@ def _decode(text: str) -> bytes:
         raise BackupError(f"an identifier key is not valid base64: {exc}") from exc
 
 
-def _identifier_keys(settings: Settings) -> tuple[bytes, bytes] | None:
-    """The identifier keys the hub would use, read without creating a key file."""
+def _identifier_keys(settings: Settings) -> list[tuple[bytes, bytes]] | None:
+    """The identifier key versions the hub would use (encryption, look-up), read without
+    creating a key file."""
     encryption, lookup = settings.identifier_encryption_key, settings.identifier_hmac_key
-    if not (encryption and lookup):
-        path = settings.effective_key_file
-        if not path.is_file():
-            return None
-        try:
-            stored = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise BackupError(f"{path} cannot be read as a key file: {exc}") from exc
-        encryption = encryption or str(stored.get("identifier_encryption_key", ""))
-        lookup = lookup or str(stored.get("identifier_hmac_key", ""))
-        if not (encryption and lookup):
-            return None
-    return _decode(encryption), _decode(lookup)
+    if encryption and lookup:
+        return [(_decode(encryption), _decode(lookup))]
+    path = settings.effective_key_file
+    if not path.is_file():
+        return None
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BackupError(f"{path} cannot be read as a key file: {exc}") from exc
+    if not isinstance(stored, dict):
+        raise BackupError(f"{path} is not a key file")
+    if not stored.get("identifier_encryption_key") and KEYRING_FIELD not in stored:
+        return None
+    try:
+        versions, _active = identifier_versions(stored)
+    except SettingsError as exc:
+        raise BackupError(str(exc)) from exc
+    return [versions[v] for v in sorted(versions)] or None
 
 
-def fingerprint(settings: Settings) -> str | None:
-    """A one-way digest of the identifier keys (None when the hub has none yet)."""
+def fingerprints(settings: Settings) -> set[str] | None:
+    """One one-way digest per identifier key version held (None when the hub has none yet)."""
     keys = _identifier_keys(settings)
     if keys is None:
         return None
-    return hashlib.sha256(_LABEL + keys[0] + keys[1]).hexdigest()[:32]
+    return {hashlib.sha256(_LABEL + enc + look).hexdigest()[:32] for enc, look in keys}
+
+
+def fingerprint(settings: Settings) -> str | None:
+    """The digests of the identifier key versions, comma-separated (one version, as before
+    rotation existed: the same single digest every earlier backup holds)."""
+    found = fingerprints(settings)
+    return ",".join(sorted(found)) if found else None
 
 
 def _local_key_files(settings: Settings) -> list[tuple[Path, str]]:

@@ -126,14 +126,16 @@ def _check_revision(manifest: Manifest) -> bool:
 def _check_keys(settings: Settings, manifest: Manifest) -> None:
     if manifest.keys_fingerprint is None:
         return
-    current = backup_keys.fingerprint(settings)
+    current = backup_keys.fingerprints(settings)
     if current is None:
         raise BackupError(
             "the hub has no identifier keys yet, and the backup's identifiers are sealed: put "
             "the backup's key file in place (`--keys-from FOLDER`, written by `srhub backup "
             "--keys-to`), or set the keys from your secret store"
         )
-    if current != manifest.keys_fingerprint:
+    # Every key version the backup's data was sealed under must be held here (a backup taken
+    # before a rotation restores as long as its version has not been retired).
+    if not set(manifest.keys_fingerprint.split(",")) <= current:
         raise BackupError(
             "the hub's identifier keys are not the ones this backup was sealed with (their "
             "fingerprints differ): restore the matching key file first (`--keys-from`), or "

@@ -106,11 +106,9 @@ def _sealed_bodies(settings: Settings) -> SealedBodies:
     """The embedded queue lives in the registry's database: seal its message bodies with the
     hub's identifier key so partner records are never stored in clear there."""
     from hub.broker.embedded import SealedBodies
-    from hub.settings import load_keys
-    from registry_core.crypto import IdentifierCipher
+    from hub.settings import identifier_cipher, load_keys
 
-    keys = load_keys(settings)
-    cipher = IdentifierCipher(keys.identifier_encryption_key, keys.identifier_hmac_key)
+    cipher = identifier_cipher(settings, load_keys(settings))
     return SealedBodies(
         lambda body: cipher.seal("broker", body), lambda blob: cipher.unseal("broker", blob)
     )

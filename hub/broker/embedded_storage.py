@@ -31,7 +31,7 @@ class BodyCodec:
 
 
 PLAIN = BodyCodec()
-_SEALED_MARK = b"\x00srseal1"
+SEALED_MARK = b"\x00srseal1"
 
 
 class SealedBodies(BodyCodec):
@@ -45,11 +45,11 @@ class SealedBodies(BodyCodec):
         self._seal, self._unseal = seal, unseal
 
     def seal(self, body: bytes) -> bytes:
-        return _SEALED_MARK + self._seal(body)
+        return SEALED_MARK + self._seal(body)
 
     def unseal(self, stored: bytes) -> bytes:
-        if stored.startswith(_SEALED_MARK):
-            return self._unseal(stored[len(_SEALED_MARK) :])
+        if stored.startswith(SEALED_MARK):
+            return self._unseal(stored[len(SEALED_MARK) :])
         return stored
 
 

@@ -19,6 +19,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "run": "hub.cli.run:run",
     "serve": "hub.cli.serve:serve",
     "token": "hub.cli.tokens:token",
+    "keys": "hub.cli.keys:keys",
     "sandbox": "sandbox_mocks.cli:sandbox",
     "worker": "hub.cli.workers:worker",
     "dead-letters": "hub.cli.dead_letters:dead_letters",

@@ -58,7 +58,6 @@ def add(
     from hub.openrosa.accounts import UserExists, save_user
     from hub.settings import load_keys
     from hub.ui.passwords import PasswordPolicyError
-    from registry_core.crypto import IdentifierCipher
 
     username = username.strip()
     if not username or len(username) > 64 or not username.isprintable() or ":" in username:
@@ -73,7 +72,7 @@ def add(
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     settings = load_settings()
     keys = load_keys(settings)
-    cipher = IdentifierCipher(keys.identifier_encryption_key, keys.identifier_hmac_key)
+    cipher = keys.identifier_cipher()
     try:
         with database_session(settings) as session:
             created = save_user(

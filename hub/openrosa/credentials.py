@@ -35,7 +35,8 @@ from registry_core.crypto import IdentifierCipher, IdentifierDecryptionError
 FIELD_ROLES: frozenset[Role] = frozenset(AREA_SCOPED_ROLES)
 
 
-def _context(realm: str, username: str) -> str:
+def sealing_context(realm: str, username: str) -> str:
+    """The context a user's Digest secrets are sealed under (bound to realm and user)."""
     return f"srhub-openrosa-digest-v1\x00{realm}\x00{username}"
 
 
@@ -44,7 +45,7 @@ def seal_digest_secrets(
 ) -> bytes:
     """The sealed Digest password-equivalents of ``password`` (one per offered algorithm)."""
     values = {algorithm: ha1(algorithm, username, realm, password) for algorithm in ALGORITHMS}
-    return cipher.seal(_context(realm, username), json.dumps(values).encode("ascii"))
+    return cipher.seal(sealing_context(realm, username), json.dumps(values).encode("ascii"))
 
 
 def open_digest_secret(
@@ -53,7 +54,7 @@ def open_digest_secret(
     """The HA1 for ``algorithm``, or None when nothing usable is stored (sealed for another
     realm or user, another key, or tampered with)."""
     try:
-        values = json.loads(cipher.unseal(_context(realm, username), sealed))
+        values = json.loads(cipher.unseal(sealing_context(realm, username), sealed))
     except (IdentifierDecryptionError, ValueError):
         return None
     found = values.get(algorithm) if isinstance(values, dict) else None

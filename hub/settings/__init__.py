@@ -10,7 +10,7 @@ keys explicitly. The package imports nothing else of the hub: every part may imp
 
 from hub.settings.base import ENV_PREFIX, SettingsError
 from hub.settings.dci import DciSettings
-from hub.settings.keys import Keys, load_keys
+from hub.settings.keys import Keys, identifier_cipher, load_keys
 from hub.settings.model import (
     Settings,
     load_identifier_profile,
@@ -33,6 +33,7 @@ __all__ = [
     "Settings",
     "SettingsError",
     "UiSettings",
+    "identifier_cipher",
     "load_identifier_profile",
     "load_keys",
     "load_person_matcher",

@@ -37,6 +37,7 @@ from hub.runtime import HubRuntime
 from hub.settings import Settings
 from hub.subscriptions import service
 from hub.subscriptions.fanout import H_EVENT_ID, H_PERSONAL, H_REDRIVE, H_SEQUENCE
+from hub.subscriptions.secret_rotation import signing_secrets
 from hub.subscriptions.signing import signature_headers
 from hub.subscriptions.tables import (
     CHANNEL_AMQP,
@@ -322,9 +323,9 @@ class SubscriptionSender(ConsumerLoop):
             "X-SR-Event-Id": info["event_id"],
             "X-SR-Attempt": str(number),
         }
-        secret = service.secret_of(self.runtime.cipher, subscription)
-        if secret is not None:
-            headers.update(signature_headers(secret, body))
+        secrets_now = signing_secrets(self.runtime.cipher, subscription)
+        if secrets_now:
+            headers.update(signature_headers(secrets_now, body))
         attempt = self.outbound.post_once(subscription.target, body, headers)
         self._log_attempt(info, number, attempt, DELIVERED)
         if not attempt.ok:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -284,6 +285,10 @@ def deliveries(
     )
 
 
+def _stamp(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
 def to_json(subscription: Subscription) -> dict[str, Any]:
     """The subscription as the API shows it; never the secret."""
     return {
@@ -298,6 +303,7 @@ def to_json(subscription: Subscription) -> dict[str, Any]:
         "purpose": subscription.purpose,
         "status": subscription.status,
         "signed": subscription.secret_sealed is not None,
+        "previous_secret_until": _stamp(subscription.previous_secret_until),
         "created_at": subscription.created_at.isoformat().replace("+00:00", "Z"),
     }
 

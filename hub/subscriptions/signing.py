@@ -9,6 +9,11 @@ For receivers built for GitHub-style webhooks (the sandbox's program MIS among t
 also sends ``X-Hub-Signature-256: sha256=<hex>`` over the body alone. It proves origin and
 integrity but not freshness; receivers should prefer the first one (documented in
 docs/notifications.md).
+
+While a subscription's secret rotates (``hub.subscriptions.secret_rotation``) each header
+carries two signatures separated by a space, one per secret (``sha256=<new> sha256=<old>``,
+as Standard Webhooks does with ``v1,<sig> v1,<sig>``); a receiver accepts the request when
+any of them matches its secret.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 SIGNATURE_HEADER = "X-SR-Signature"
 TIMESTAMP_HEADER = "X-SR-Timestamp"
@@ -32,18 +37,27 @@ def _mac(secret: bytes, message: bytes) -> str:
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 
-def signature_headers(secret: bytes, body: bytes, timestamp: int | None = None) -> dict[str, str]:
-    """The headers that sign ``body`` for one delivery attempt."""
+def _secrets(secret: bytes | Sequence[bytes]) -> list[bytes]:
+    return [secret] if isinstance(secret, bytes) else list(secret)
+
+
+def signature_headers(
+    secret: bytes | Sequence[bytes], body: bytes, timestamp: int | None = None
+) -> dict[str, str]:
+    """The headers that sign ``body`` for one delivery attempt, with one signature per
+    secret given (several during a secret rotation's overlap)."""
     stamp = int(time.time()) if timestamp is None else int(timestamp)
+    keys = _secrets(secret)
+    stamped = f"{stamp}.".encode("ascii") + body
     return {
         TIMESTAMP_HEADER: str(stamp),
-        SIGNATURE_HEADER: "sha256=" + _mac(secret, f"{stamp}.".encode("ascii") + body),
-        BODY_SIGNATURE_HEADER: "sha256=" + _mac(secret, body),
+        SIGNATURE_HEADER: " ".join("sha256=" + _mac(k, stamped) for k in keys),
+        BODY_SIGNATURE_HEADER: " ".join("sha256=" + _mac(k, body) for k in keys),
     }
 
 
 def verify(
-    secret: bytes,
+    secret: bytes | Sequence[bytes],
     body: bytes,
     headers: Mapping[str, str],
     *,
@@ -52,7 +66,10 @@ def verify(
 ) -> int:
     """Check a received webhook; return its timestamp or raise ``SignatureError``.
 
-    Constant-time comparison; the timestamp must be within ``tolerance_s`` of ``now``.
+    Constant-time comparison; the timestamp must be within ``tolerance_s`` of ``now``. The
+    header may carry several signatures (a sender rotating its secret), and ``secret`` may be
+    several (a receiver rotating its own: the previous secret during its overlap window); one
+    match is enough.
     """
     lowered = {k.lower(): v for k, v in headers.items()}
     stamp_text = lowered.get(TIMESTAMP_HEADER.lower(), "").strip()
@@ -68,10 +85,18 @@ def verify(
             f"{TIMESTAMP_HEADER} is {int(current - stamp)}s away from now (allowed "
             f"{tolerance_s}s): a replay or a badly set clock"
         )
-    algorithm, _, digest = signature.partition("=")
-    if algorithm.lower() != "sha256" or not digest:
-        raise SignatureError(f"{SIGNATURE_HEADER} must look like sha256=<hex>")
-    expected = _mac(secret, f"{stamp}.".encode("ascii") + body)
-    if not hmac.compare_digest(expected.encode("ascii"), digest.lower().encode("ascii", "replace")):
+    digests: list[bytes] = []
+    for token in signature.split()[:8]:
+        algorithm, _, text = token.partition("=")
+        if algorithm.lower() != "sha256" or not text:
+            raise SignatureError(f"{SIGNATURE_HEADER} must look like sha256=<hex>")
+        digests.append(text.lower().encode("ascii", "replace"))
+    stamped = f"{stamp}.".encode("ascii") + body
+    matched = False
+    for key in _secrets(secret):
+        expected = _mac(key, stamped).encode("ascii")
+        for found in digests:  # every comparison runs: no early exit on a match
+            matched |= hmac.compare_digest(expected, found)
+    if not matched:
         raise SignatureError("signature does not match the body and timestamp")
     return stamp

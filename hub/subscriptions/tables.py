@@ -51,6 +51,10 @@ class Subscription(Base):
     channel: Mapped[str] = mapped_column(String(16))
     target: Mapped[str] = mapped_column(String(2048))
     secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # After a secret rotation: the secret before it, also signing deliveries until
+    # ``previous_secret_until`` (docs/notifications.md, "Rotating a webhook secret").
+    previous_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    previous_secret_until: Mapped[datetime | None] = mapped_column()
     purpose: Mapped[str] = mapped_column(String(64))
     status: Mapped[str] = mapped_column(String(16), default=STATUS_ACTIVE, index=True)
     created_by: Mapped[str] = mapped_column(String(200), default="")

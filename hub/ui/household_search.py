@@ -111,9 +111,9 @@ def _national_id_condition(cipher: IdentifierCipher, value: str) -> ColumnElemen
     problem = cipher.profile.problem(NATIONAL_ID_SYSTEM, value)
     if problem is not None:
         raise SearchRefused(f"the national ID searched for is not valid: {problem.reason}")
-    digest = cipher.lookup_hash(NATIONAL_ID_SYSTEM, value)
+    digests = cipher.lookup_hashes(NATIONAL_ID_SYSTEM, value)
     return holds_identifier(
-        NATIONAL_ID_SYSTEM, Identifier.value_hash == digest, [Membership.end_date.is_(None)]
+        NATIONAL_ID_SYSTEM, Identifier.value_hash.in_(digests), [Membership.end_date.is_(None)]
     )
 
 

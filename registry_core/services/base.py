@@ -153,11 +153,12 @@ def person_by_identifier(
     session: Session, cipher: IdentifierCipher, system: str, value: str
 ) -> Person | None:
     """The person holding ``value`` of ``system`` (through the keyed look-up hash)."""
-    digest = cipher.lookup_hash(system, value)
+    digests = cipher.lookup_hashes(system, value)  # every key version still held
     return session.scalar(
         select(Person)
         .join(Identifier, Identifier.person_id == Person.id)
-        .where(Identifier.system == system, Identifier.value_hash == digest)
+        .where(Identifier.system == system, Identifier.value_hash.in_(digests))
+        .limit(1)
     )
 
 

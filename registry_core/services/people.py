@@ -53,11 +53,13 @@ def add_identifiers(
             raise DuplicateIdentifier(system, owner.id)
         if owner is not None:
             continue
+        version, digest = ws.cipher.active_lookup(system, value)
         session.add(
             Identifier(
                 person_id=person.id,
                 system=system,
-                value_hash=ws.cipher.lookup_hash(system, value),
+                value_hash=digest,
+                value_hash_version=version,
                 value_ciphertext=ws.cipher.encrypt(system, value),
                 verified=bool(ident.get("verified", False)),
                 source_system=source.system,

@@ -110,19 +110,23 @@ def check_signature(
     headers: Mapping[str, str] | Headers,
     header_names: tuple[str, ...] = DEFAULT_SIGNATURE_HEADERS,
 ) -> SignatureCheck:
-    """Verify ``sha256=<hex>`` (or bare hex) over the raw body, in constant time."""
+    """Verify ``sha256=<hex>`` (or bare hex) over the raw body, in constant time. A header
+    may carry several signatures separated by spaces (a sender rotating its secret signs
+    with both during the overlap): one that matches is enough."""
     header = next((name for name in header_names if headers.get(name)), None)
     if header is None:
         return SignatureCheck(None, None if secret is None else False, "no signature header")
     if secret is None:
         return SignatureCheck(header, None, "no secret configured; signature not checked")
-    value = headers[header].strip()
-    algorithm, _, digest = value.partition("=") if "=" in value else ("sha256", "", value)
-    if algorithm.lower() != "sha256":
-        return SignatureCheck(header, False, f"unsupported algorithm {algorithm!r}")
     expected = hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
-    if hmac.compare_digest(
-        expected.encode("ascii"), digest.strip().lower().encode("ascii", "replace")
-    ):
+    matched = False
+    for value in headers[header].split()[:8]:
+        algorithm, _, digest = value.partition("=") if "=" in value else ("sha256", "", value)
+        if algorithm.lower() != "sha256":
+            return SignatureCheck(header, False, f"unsupported algorithm {algorithm!r}")
+        matched |= hmac.compare_digest(
+            expected.encode("ascii"), digest.strip().lower().encode("ascii", "replace")
+        )
+    if matched:
         return SignatureCheck(header, True, "signature matches")
     return SignatureCheck(header, False, "signature does not match the body")
