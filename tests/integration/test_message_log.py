@@ -418,6 +418,7 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
         "revoked_tokens",  # ids of revoked bearer tokens, once the tokens have expired
         "policy_snapshot",  # not a log: today's policy headline counts, hourly
         "partner_file_archives",  # files, not rows: archived partner extracts age out
+        "read_audit",  # who read what, purged past its own retention behind an anchor
     ]
     results = run_retention(runtime.sessions, jobs)
     assert results["dci_transactions"] == 4  # 3 days old, kept for 1
@@ -432,6 +433,7 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
     snapshot_job = [job for job in jobs if job.name == "policy_snapshot"]
     assert run_retention(runtime.sessions, snapshot_job)["policy_snapshot"] == 0
     assert results["partner_file_archives"] == 0  # no connector with a drop folder here
+    assert results["read_audit"] == 0  # nothing read yet
     assert results["message_log"].deleted == 0
     assert _other_log_counts(runtime) == (2, 6)
 
@@ -458,6 +460,7 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
         "revoked_tokens": 0,
         "policy_snapshot": 1,
         "partner_file_archives": 0,
+        "read_audit": 0,
     }
     assert _other_log_counts(runtime) == (3, 3)
 
