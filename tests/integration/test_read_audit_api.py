@@ -258,3 +258,23 @@ def test_the_dashboard_page_is_for_auditors_and_admins(hub):
     assert "Audit of reads" in auditor.get("/ui/households").get_data(as_text=True)
     assert auditor.get("/ui/audit/reads?household_id=nope").status_code == 400
     assert auditor.get("/ui/audit/reads?purpose=a%20b").status_code == 400
+
+
+def test_a_read_that_cannot_be_recorded_is_not_answered(hub, monkeypatch):
+    from hub.readaudit.log import ReadAuditLog
+
+    family = seed_population(hub)["otieno"]
+
+    def broken(self, entry):
+        raise RuntimeError("the audit table is gone")
+
+    monkeypatch.setattr(ReadAuditLog, "append", broken)
+    response = hub.client.get(
+        f"/api/v1/households/{family['id']}", headers=token(hub, "o", "admin")
+    )
+    assert response.status_code == 500 and "Otieno" not in response.get_data(as_text=True)
+    message = search_message(
+        {"query_type": "idtype-value", "query": {"type": "UIN", "value": "1111111111"}}
+    )
+    answer = hub.post("sync/search", hub.envelope("search", message))
+    assert answer.status_code == 503 and "Otieno" not in answer.get_data(as_text=True)
