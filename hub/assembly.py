@@ -38,6 +38,7 @@ from hub.pipeline.relay_worker import RelayWorker
 from hub.pipeline.routes import Route, connector_tables, routes_for
 from hub.pipeline.verification import ConnectorLookup, no_connector
 from hub.quality.handlers import quality_handlers
+from hub.readaudit import retention as read_audit_retention
 from hub.runtime import HubRuntime, recertification_policy
 from hub.scoring.handlers import scoring_handlers
 from hub.settings import Settings
@@ -209,7 +210,8 @@ def retention_jobs(
     round (it deletes nothing: it flags households due or overdue and writes their events);
     the daily snapshot of the policy headline counts; and the data-quality scan's share (it
     starts a full scan when one is due and checks a few batches of the running one,
-    ``hub.quality.scan``)."""
+    ``hub.quality.scan``); and the purge of the read audit past its retention, which
+    leaves an anchor so the rest still verifies (``hub.readaudit``)."""
     from hub.intake.setup import requeue
 
     config = settings.monitoring
@@ -225,6 +227,7 @@ def retention_jobs(
         policy_snapshot_job(settings),
         partner_archive_job(settings, connector_configs),
         identifier_rekey_job(settings),
+        read_audit_retention.retention_job(settings.read_audit.retention_days),
     ]
 
 

@@ -50,6 +50,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "hub.quality.tables",
     "hub.duplicates.tables",
     "hub.ratelimit.tables",
+    "hub.readaudit.tables",
 )
 
 

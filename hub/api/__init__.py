@@ -39,6 +39,7 @@ BLUEPRINTS: tuple[str, ...] = (
     "hub.api.reports:bp",
     "hub.api.simulations:bp",
     "hub.api.tokens:bp",
+    "hub.api.read_audit:bp",
     "hub.ui.simulation_views:bp",
     "hub.ui.report_views:bp",
 )

@@ -13,10 +13,13 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, request
+from sqlalchemy.orm import Session, sessionmaker
 
+from hub.api.audit_reads import read_audit_log
 from hub.api.context import hub_runtime
 from hub.api.visibility import read_scope
 from hub.auth.flask_auth import current_principal, requires
@@ -58,9 +61,23 @@ def dci_server() -> DciServer:
                 config,
                 load_signing_key(runtime.settings, config),
                 egress=EgressPolicy.from_settings(runtime.settings),
+                program_purpose=_program_purpose(runtime.sessions),
+                read_audit=read_audit_log(),
             )
             current_app.extensions[EXTENSION_KEY] = server
     return server
+
+
+def _program_purpose(sessions: sessionmaker[Session]) -> Callable[[str], str | None]:
+    """The DCI server's look-up of a program's subscription purpose (``hub.dci`` may not
+    import ``hub.subscriptions``, which imports it)."""
+    from hub.subscriptions.purpose import subscription_purpose
+
+    def purpose(program: str) -> str | None:
+        with sessions() as session:
+            return subscription_purpose(session, program)
+
+    return purpose
 
 
 def close_app(app: Flask, *, wait: bool = True) -> None:
@@ -96,7 +113,8 @@ def _body() -> Any:
 
 def _answer(name: str) -> Response:
     body = _body()
-    reply = dci_server().handle(name, body, read_scope(current_principal()))
+    principal = current_principal()
+    reply = dci_server().handle(name, body, read_scope(principal), principal)
     response = Response(json.dumps(reply.body), status=reply.status, mimetype="application/json")
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -17,10 +17,12 @@ from typing import Any
 
 from flask import Blueprint, Response, request
 
+from hub.api.audit_reads import record_read
 from hub.api.context import hub_registry, hub_runtime
 from hub.api.visibility import only_members, read_scope, shape_household, shape_person
 from hub.auth.flask_auth import current_principal, public, require_area, requires
 from hub.auth.roles import Role
+from hub.readaudit.records import ReadRecords
 from registry_core.consent import (
     NOTHING_TO_READ,
     ConsentScope,
@@ -161,6 +163,7 @@ def read_patient(patient_id: str) -> Response:
         raise _FhirError(403, "This person is outside the administrative areas you cover.")
     if not _covered(live, consent):
         raise _not_known(f"Patient/{key}", consent)
+    record_read(ReadRecords.of_persons([record]), "fhir")
     return _fhir(_convert().patient(shape_person(record), replaced_by=survivor))
 
 
@@ -188,6 +191,8 @@ def search_patients() -> Response:
     resources = []
     if found is not None and _in_scope(found["id"]) and _covered(found["id"], consent):
         resources.append(_convert().patient(shape_person(found)))
+    records = ReadRecords.of_persons([found] if resources and found is not None else [])
+    record_read(records, "fhir", query_kind=f"identifier:{system}"[:64])
     return _fhir(_convert().searchset(resources, _base_url(), request.url))
 
 
@@ -199,16 +204,22 @@ def _profile_system(uri: str) -> str | None:
     return next((rule.system for rule in profile if rule.fhir_system == uri), None)
 
 
+def _read_household(group_id: str) -> dict[str, Any]:
+    record = _household(group_id)
+    record_read(ReadRecords.of_households([record]), "fhir")
+    return record
+
+
 @bp.get("/Group/<group_id>")
 @requires(*READERS)
 def read_group(group_id: str) -> Response:
-    return _fhir(_convert().group(_household(group_id)))
+    return _fhir(_convert().group(_read_household(group_id)))
 
 
 @bp.get("/Group/<group_id>/$everything")
 @requires(*READERS)
 def group_everything(group_id: str) -> Response:
-    return _fhir(_convert().everything(_household(group_id), _base_url()))
+    return _fhir(_convert().everything(_read_household(group_id), _base_url()))
 
 
 @bp.errorhandler(_FhirError)

@@ -13,12 +13,14 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from hub.api.audit_reads import record_read
 from hub.api.context import hub_registry, hub_runtime
 from hub.api.problems import PreconditionRequired
 from hub.api.requests import MAX_PAGE_SIZE, caller_source, expected_version, int_arg, json_object
 from hub.api.visibility import shape_household
 from hub.auth.flask_auth import current_principal, require_area, requires
 from hub.auth.roles import UNSCOPED_AREA_ROLES, Role
+from hub.readaudit.records import ReadRecords
 
 bp = Blueprint("households", __name__, url_prefix="/api/v1/households")
 
@@ -65,6 +67,7 @@ def list_households() -> Response:
     items, total = hub_registry().list_households(
         area_prefixes=areas, status=status, limit=limit, offset=offset
     )
+    record_read(ReadRecords.of_households(items), "api", query_kind="list")
     return jsonify(
         {
             "items": [shape_household(i) for i in _with_checks(items)],
@@ -104,7 +107,9 @@ def register_household() -> Response:
 @bp.get("/<uuid:household_id>")
 @requires(*READERS)
 def get_household(household_id: Any) -> Response:
-    return _with_etag(_load_in_scope(str(household_id)))
+    record = _load_in_scope(str(household_id))
+    record_read(ReadRecords.of_households([record]), "api")
+    return _with_etag(record)
 
 
 @bp.patch("/<uuid:household_id>")

@@ -6,11 +6,13 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from hub.api.audit_reads import record_read
 from hub.api.context import hub_registry
 from hub.api.problems import BadRequest
 from hub.api.visibility import shape_person
 from hub.auth.flask_auth import current_principal, require_area, requires
 from hub.auth.roles import UNSCOPED_AREA_ROLES, Role
+from hub.readaudit.records import ReadRecords
 from registry_core.errors import InvalidRecord
 
 bp = Blueprint("persons", __name__, url_prefix="/api/v1/persons")
@@ -32,6 +34,7 @@ def get_person(person_id: Any) -> Response:
     if survivor is not None:
         return _moved(str(person_id), survivor)
     _require_person_in_scope(str(person_id))
+    record_read(ReadRecords.of_persons([record]), "api")
     response = jsonify(shape_person(record))
     response.headers["ETag"] = f'"{record["version"]}"'
     return response
@@ -76,10 +79,13 @@ def find_persons() -> Response:
             hub_registry().person_household_area(found["id"])
         ):
             items.append(shape_person(found))
+    # The kind of identifier searched, never its value.
+    record_read(ReadRecords.of_persons(items), "api", query_kind=f"identifier:{system}"[:64])
     return jsonify({"items": items, "total": len(items)})
 
 
 @bp.get("/<uuid:person_id>/provenance")
 @requires(Role.admin, Role.registry_staff, Role.auditor)
 def person_provenance(person_id: Any) -> Response:
+    record_read(ReadRecords((), (str(person_id),), 1), "api", query_kind="provenance")
     return jsonify({"items": hub_registry().provenance("person", str(person_id))})

@@ -35,6 +35,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "reports": "hub.cli.reports:reports",
     "backup": "hub.cli.backup:backup",
     "restore": "hub.cli.backup:restore",
+    "audit": "hub.cli.audit:audit",
 }
 
 

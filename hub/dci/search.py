@@ -52,7 +52,10 @@ def answer_item(
     default_page_size: int,
     max_page_size: int,
     connection: Connection | None = None,
+    touched: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """One item's answer; the household records it returns are added to ``touched`` (for
+    the read audit)."""
     reference = str(item["reference_id"])
     answer: dict[str, Any] = {"reference_id": reference, "timestamp": timestamp()}
     locale = item.get("locale")
@@ -85,6 +88,8 @@ def answer_item(
             found, total = view.search(node, sort, page, connection=connection)
     except QueryError as error:
         return _reject(answer, error.reason_code, error.message)
+    if touched is not None:
+        touched.extend(f.record for f in found)
     records = [
         group_record(
             f.record, poverty_score=f.poverty_score, poverty_score_type=f.poverty_score_type

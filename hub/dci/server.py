@@ -44,13 +44,16 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from hub.auth.roles import Principal
 from hub.dci.authentication import authenticate
 from hub.dci.config import DciConfig, SigningKey
 from hub.dci.delivery import callback_sender, post_envelope
 from hub.dci.ledger import MessageLedger, TransactionStore, txn_status_of
-from hub.dci.search import answer_item, failed_answer
+from hub.dci.search import answer_item, consent_purpose, failed_answer
 from hub.dci.senders import KeyDirectory, callback_url
 from hub.dci.subscriptions import subscribe_item, unsubscribe_codes
+from hub.readaudit.log import ReadAuditLog
+from hub.readaudit.records import ReadEntry, ReadRecords
 from hub.workers.egress import EgressPolicy
 from registry_core.consent import ReadScope
 from registry_core.crypto import IdentifierCipher
@@ -131,14 +134,21 @@ class DciServer:
         config: DciConfig,
         signing_key: SigningKey,
         egress: EgressPolicy | None = None,
+        program_purpose: Callable[[str], str | None] | None = None,
+        read_audit: ReadAuditLog | None = None,
     ) -> None:
+        """``program_purpose``: the purpose a program's reads are recorded under when its
+        search names none (its subscriptions' purpose, ``hub.subscriptions.purpose``);
+        ``read_audit``: the process's read-audit log (one of its own when not given)."""
         self.sessions = sessions
+        self.program_purpose = program_purpose
         self.config = config
         self.signing_key = signing_key
         self.queries = HouseholdQueries(sessions, cipher, score_model=config.score_model or None)
         self.transactions = TransactionStore(sessions)
         self.ledger = MessageLedger(sessions, config.max_age + config.max_future)
         self.keys = KeyDirectory(sessions, config.key_cache_seconds)
+        self.read_audit = read_audit or ReadAuditLog(sessions)
         self.search_engine = _search_engine(self.queries.engine, config.relaxed_search_ledger)
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
@@ -228,11 +238,14 @@ class DciServer:
 
     # ------------------------------------------------------------------ the gate
 
-    def handle(self, name: str, body: Any, scope: ReadScope) -> Reply:
+    def handle(
+        self, name: str, body: Any, scope: ReadScope, reader: Principal | None = None
+    ) -> Reply:
         """Answer one DCI request for a caller who may read ``scope``; logs who asked what and
-        the outcome (and whether the request was signed), never the content."""
+        the outcome (and whether the request was signed), never the content. A search's
+        answer is recorded in the read audit as read by ``reader`` (``hub.readaudit``)."""
         signed: list[bool] = []
-        reply = self._handle(name, body, scope, signed)
+        reply = self._handle(name, body, scope, signed, reader)
         header = body.get("header") if isinstance(body, dict) else None
         sender = header.get("sender_id") if isinstance(header, dict) else None
         message_id = header.get("message_id") if isinstance(header, dict) else None
@@ -250,7 +263,14 @@ class DciServer:
         )
         return reply
 
-    def _handle(self, name: str, body: Any, scope: ReadScope, signed: list[bool]) -> Reply:
+    def _handle(
+        self,
+        name: str,
+        body: Any,
+        scope: ReadScope,
+        signed: list[bool],
+        reader: Principal | None = None,
+    ) -> Reply:
         endpoint = ENDPOINTS.get(name)
         correlation_id = new_id()
         if endpoint is None:
@@ -288,9 +308,9 @@ class DciServer:
                     )
             self._check_batch(endpoint, envelope)
             if endpoint.sync and endpoint.action == codes.SEARCH:
-                return self._sync_search(endpoint, envelope, correlation_id, scope)
+                return self._sync_search(endpoint, envelope, correlation_id, scope, reader)
             self.ledger.remember(envelope)
-            return self._dispatch(endpoint, envelope, correlation_id, callback, scope)
+            return self._dispatch(endpoint, envelope, correlation_id, callback, scope, reader)
         except EnvelopeError as error:
             return self._refuse(endpoint, error, correlation_id, sender)
         except SQLAlchemyError:
@@ -369,9 +389,10 @@ class DciServer:
         correlation_id: str,
         callback: str | None,
         scope: ReadScope,
+        reader: Principal | None = None,
     ) -> Reply:
         if endpoint.action == codes.SEARCH:
-            return self._search(endpoint, envelope, correlation_id, callback, scope)
+            return self._search(endpoint, envelope, correlation_id, callback, scope, reader)
         if endpoint.action == codes.SUBSCRIBE:
             return self._subscribe(envelope, correlation_id, callback)
         if endpoint.action == codes.UNSUBSCRIBE:
@@ -415,7 +436,12 @@ class DciServer:
     # ------------------------------------------------------------------ search
 
     def _sync_search(
-        self, endpoint: Endpoint, envelope: ParsedEnvelope, correlation_id: str, scope: ReadScope
+        self,
+        endpoint: Endpoint,
+        envelope: ParsedEnvelope,
+        correlation_id: str,
+        scope: ReadScope,
+        reader: Principal | None = None,
     ) -> Reply:
         """Search, then spend the message id and record the transaction: one connection.
 
@@ -425,10 +451,11 @@ class DciServer:
         been written, and a second try would call the request a replay.
         """
         for attempt in (1, 2):
+            touched: list[dict[str, Any]] = []
             with read_connection(self.search_engine) as connection:
                 try:
                     body, status, summary = self._search_answer(
-                        envelope, correlation_id, scope, connection
+                        envelope, correlation_id, scope, connection, touched
                     )
                 except DBAPIError as error:
                     if attempt == 1 and error.connection_invalidated:
@@ -438,8 +465,38 @@ class DciServer:
                     connection, envelope, correlation_id, "search", status, summary
                 )
             break
+        # After the search's connection is given back: on SQLite it holds the write lock.
+        self._record_read(envelope, endpoint, reader, touched)
         self._check_outgoing(validation.answer_problems(endpoint.path, body), "sync search answer")
         return Reply(200, body)
+
+    def _record_read(
+        self,
+        envelope: ParsedEnvelope,
+        endpoint: Endpoint,
+        reader: Principal | None,
+        touched: list[dict[str, Any]],
+    ) -> None:
+        """The search in the read audit: the households answered, the purpose the items name
+        (``search_criteria.consent.purpose.code``; else the program's subscription purpose),
+        the query types (never the values searched)."""
+        if reader is None:
+            return
+        items = envelope.message["search_request"]
+        named = sorted({p for i in items if (p := consent_purpose(i["search_criteria"]))})
+        purpose = ",".join(named)[:64] or None
+        if purpose is None and reader.program and self.program_purpose is not None:
+            purpose = self.program_purpose(reader.program)
+        kinds = sorted({str(i["search_criteria"].get("query_type", "?"))[:20] for i in items})
+        entry = ReadEntry.by(
+            reader,
+            "dci",
+            f"POST /dci{endpoint.path}",
+            ReadRecords.of_households(touched),
+            purpose,
+            ("dci:" + "+".join(kinds))[:64],
+        )
+        self.read_audit.append(entry)
 
     def _search(
         self,
@@ -448,6 +505,7 @@ class DciServer:
         correlation_id: str,
         callback: str | None,
         scope: ReadScope,
+        reader: Principal | None = None,
     ) -> Reply:
         assert callback is not None
         pending = [
@@ -458,7 +516,12 @@ class DciServer:
 
         def job() -> None:
             try:
-                body, status, summary = self._search_answer(envelope, correlation_id, scope)
+                touched: list[dict[str, Any]] = []
+                body, status, summary = self._search_answer(
+                    envelope, correlation_id, scope, touched=touched
+                )
+                # Recorded before the callback leaves; a failure to record sends no records.
+                self._record_read(envelope, endpoint, reader, touched)
             except Exception:
                 incident = uuid.uuid4().hex[:12]
                 log.exception("DCI async search failed (incident %s)", incident)
@@ -478,6 +541,7 @@ class DciServer:
         correlation_id: str,
         scope: ReadScope,
         connection: Connection | None = None,
+        touched: list[dict[str, Any]] | None = None,
     ) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
         seen: set[str] = set()
         answers = [
@@ -489,6 +553,7 @@ class DciServer:
                 default_page_size=self.config.default_page_size,
                 max_page_size=self.config.max_page_size,
                 connection=connection,
+                touched=touched,
             )
             for item in envelope.message["search_request"]
         ]

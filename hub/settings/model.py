@@ -32,6 +32,7 @@ from hub.settings.openrosa import OpenRosaSettings
 from hub.settings.outbound import OutboundSettings
 from hub.settings.quality import QualitySettings
 from hub.settings.rate_limits import RateLimitSettings
+from hub.settings.read_audit import ReadAuditSettings
 from hub.settings.recertification import RecertificationSettings
 from hub.settings.reports import ReportSettings
 from hub.settings.sandbox import SandboxMockSettings
@@ -101,6 +102,7 @@ class Settings:
     outbound: OutboundSettings = field(default_factory=OutboundSettings)
     serving: ServingSettings = field(default_factory=ServingSettings)
     rate_limits: RateLimitSettings = field(default_factory=RateLimitSettings)
+    read_audit: ReadAuditSettings = field(default_factory=ReadAuditSettings)
 
     @property
     def effective_database_url(self) -> str:
@@ -161,6 +163,7 @@ SECTIONS: dict[str, type[Section]] = {
         OutboundSettings,
         ServingSettings,
         RateLimitSettings,
+        ReadAuditSettings,
     )
 }
 _HINTS = typing.get_type_hints(Settings)

@@ -21,9 +21,11 @@ from typing import Any
 from flask import abort, current_app, flash, g, redirect, render_template, request, url_for
 from jsonschema import Draft202012Validator
 
+from hub.api.audit_reads import record_read
 from hub.api.consents import CONSENT_SCHEMA
 from hub.api.visibility import identifiers_visible_to, masked_household
 from hub.auth.roles import Principal
+from hub.readaudit.records import ReadRecords
 from hub.ui.household_search import PAGE_SIZE, SearchCriteria, SearchRefused, search_households
 from hub.ui.household_sections import SectionContext, household_sections
 from hub.ui.views import (
@@ -93,6 +95,17 @@ def _household_in_scope(household_id: Any) -> dict[str, Any]:
     return record if identifiers_visible_to(viewer) else masked_household(record)
 
 
+def _record_read(records: ReadRecords, query_kind: str = "") -> None:
+    """The page's read in the read audit (``hub.api.audit_reads``), as the staff user."""
+    record_read(records, "ui", principal=_viewer(), query_kind=query_kind)
+
+
+def _search_kind(criteria: SearchCriteria) -> str:
+    """Which fields a search used, never what was typed in them."""
+    used = [name for name in ("text", "national_id", "area", "status") if getattr(criteria, name)]
+    return "search:" + "+".join(used) if used else "list"
+
+
 # --- search ----------------------------------------------------------------------------------
 
 
@@ -113,6 +126,7 @@ def households() -> Any:
             found, total = search_households(session, _cipher(), criteria, _viewer(), offset=offset)
     except SearchRefused as exc:
         abort(400, description=f"Search refused: {exc}.")
+    _record_read(ReadRecords.of_households(found), _search_kind(criteria))
     return render_template(
         "ui/households.html",
         households=found,
@@ -134,6 +148,7 @@ def households() -> Any:
 @admits_auditors
 def household(household_id: Any) -> Any:
     record = _household_in_scope(household_id)
+    _record_read(ReadRecords.of_households([record]))
     context = SectionContext(record, _viewer(), _registry(), _sessions())
     return render_template(
         "ui/household.html",

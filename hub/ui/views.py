@@ -575,3 +575,4 @@ from hub.ui import household_views as _household_views  # noqa: E402,F401
 from hub.ui import intake_views as _intake_views  # noqa: E402,F401
 from hub.ui import match_views as _match_views  # noqa: E402,F401
 from hub.ui import policy_views as _policy_views  # noqa: E402,F401
+from hub.ui import read_audit_views as _read_audit_views  # noqa: E402,F401

@@ -74,6 +74,7 @@ DATABASE_COMMANDS: list[tuple[str, ...]] = [
     ("monitoring", "prune"),
     ("subscriptions", "list"),
     ("dead-letters", "list", "--wait", "0"),  # the embedded queue lives in the database
+    ("audit", "verify"),
 ]
 
 

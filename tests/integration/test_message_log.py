@@ -419,6 +419,7 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
         "policy_snapshot",  # not a log: today's policy headline counts, hourly
         "partner_file_archives",  # files, not rows: archived partner extracts age out
         "identifier_rekey",  # not a log: moves rows to the active identifier key version
+        "read_audit",  # who read what, purged past its own retention behind an anchor
     ]
     results = run_retention(runtime.sessions, jobs)
     assert results["dci_transactions"] == 4  # 3 days old, kept for 1
@@ -434,6 +435,7 @@ def test_every_package_brings_its_retention_job(runtime: HubRuntime) -> None:
     assert run_retention(runtime.sessions, snapshot_job)["policy_snapshot"] == 0
     assert results["partner_file_archives"] == 0  # no connector with a drop folder here
     assert results["identifier_rekey"] == 0  # one key version: nothing to move
+    assert results["read_audit"] == 0  # nothing read yet
     assert results["message_log"].deleted == 0
     assert _other_log_counts(runtime) == (2, 6)
 
@@ -461,6 +463,7 @@ def test_cli_prune_reports_the_other_logs(runtime: HubRuntime, tmp_path: Path) -
         "policy_snapshot": 1,
         "partner_file_archives": 0,
         "identifier_rekey": 0,
+        "read_audit": 0,
     }
     assert _other_log_counts(runtime) == (3, 3)
 
