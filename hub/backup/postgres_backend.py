@@ -139,7 +139,7 @@ def empty_schema(url: str) -> None:
             if names:
                 quoted = ", ".join('"{}"'.format(str(n).replace('"', '""')) for n in names)
                 conn.execute(text(f"DROP TABLE {quoted} CASCADE"))
-            for kind in ("SEQUENCE", "TYPE"):
+            for kind in ("SEQUENCE", "TYPE", "FUNCTION"):
                 _drop_remaining(conn, kind)
     finally:
         engine.dispose()
@@ -151,10 +151,15 @@ def _drop_remaining(conn: Connection, kind: str) -> None:
             "SELECT sequence_name FROM information_schema.sequences "
             "WHERE sequence_schema = current_schema()"
         )
-    else:  # enum types the migrations created
+    elif kind == "TYPE":  # enum types the migrations created
         query = text(
             "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
             "WHERE n.nspname = current_schema() AND t.typtype = 'e'"
+        )
+    else:  # trigger functions the migrations created (the read audit's append-only guard)
+        query = text(
+            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = current_schema() AND p.prorettype = 'trigger'::regtype"
         )
     for name in list(conn.execute(query).scalars()):
         conn.execute(
