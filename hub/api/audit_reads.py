@@ -10,9 +10,12 @@ answer is an error, not an unrecorded read.
 
 from __future__ import annotations
 
+import functools
 import threading
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
 
-from flask import current_app, request
+from flask import Response, current_app, request
 
 from hub.api.context import hub_runtime
 from hub.api.problems import BadRequest
@@ -82,3 +85,31 @@ def record_read(
     who = principal or current_principal()
     entry = ReadEntry.by(who, channel, route_of_request(), records, purpose_of_use(who), query_kind)
     read_audit_log().append(entry)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+PATH_IDS = frozenset({"household_id", "person_id"})
+
+
+def audited_read(channel: str = "api", query_kind: str = "") -> Callable[[F], F]:
+    """Record what a view's JSON answer names (``ReadRecords.found_in``) as a read, before
+    the answer leaves. Placed right above the view function, under the route and role
+    decorators, so only an allowed, successful read is recorded. An answer naming nobody
+    records nothing."""
+
+    def wrap(view: F) -> F:
+        @functools.wraps(view)
+        def audited(*args: Any, **kwargs: Any) -> Response:
+            answer = current_app.make_response(view(*args, **kwargs))
+            if answer.status_code == 200 and answer.is_json:
+                # The household or person the path names is read too (its consents, its
+                # change requests), even when the answer's items do not repeat its id.
+                named = {k: str(v) for k, v in kwargs.items() if k in PATH_IDS}
+                records = ReadRecords.found_in([named, answer.get_json(silent=True)])
+                if records:
+                    record_read(records, channel, query_kind=query_kind)
+            return answer
+
+        return cast(F, audited)
+
+    return wrap

@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, url_for
 from jsonschema import Draft202012Validator
 
+from hub.api.audit_reads import audited_read
 from hub.api.context import hub_registry, hub_runtime
 from hub.api.problems import ApiProblem, BadRequest
 from hub.api.requests import MAX_PAGE_SIZE, expected_version, int_arg, json_object
@@ -150,6 +151,7 @@ def propose() -> Response:
 
 @bp.get("/change-requests")
 @requires(*READERS)
+@audited_read()
 def list_requests() -> Response:
     principal = current_principal()
     limit = int_arg("limit", 50, 1, MAX_PAGE_SIZE)
@@ -177,6 +179,7 @@ def list_requests() -> Response:
 
 @bp.get("/change-requests/<uuid:request_id>")
 @requires(*READERS)
+@audited_read()
 def get_request(request_id: Any) -> Response:
     principal = current_principal()
 
@@ -235,6 +238,7 @@ def _decide(request_id: Any, action: str) -> Response:
 
 @bp.get("/households/<uuid:household_id>/change-requests")
 @requires(*READERS)
+@audited_read()
 def household_history(household_id: Any) -> Response:
     require_area(hub_registry().get_household(str(household_id))["admin_area_code"])
     limit = int_arg("limit", 50, 1, MAX_PAGE_SIZE)

@@ -24,6 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, url_for
 from jsonschema import Draft202012Validator
 
+from hub.api.audit_reads import audited_read
 from hub.api.context import hub_registry
 from hub.api.problems import BadRequest
 from hub.api.requests import caller_source, json_object
@@ -171,6 +172,7 @@ def withdraw_consent(consent_id: Any) -> Response:
 
 @bp.get("/api/v1/consents/<uuid:consent_id>")
 @requires(*READERS)
+@audited_read()
 def get_consent(consent_id: Any) -> Response:
     registry = hub_registry()
     consent = registry.get_consent(consent_id)
@@ -180,6 +182,7 @@ def get_consent(consent_id: Any) -> Response:
 
 @bp.get("/api/v1/persons/<uuid:person_id>/consents")
 @requires(*READERS)
+@audited_read()
 def person_consents(person_id: Any) -> Response:
     registry = hub_registry()
     registry.get_person(person_id)  # 404 before the area check
@@ -189,6 +192,7 @@ def person_consents(person_id: Any) -> Response:
 
 @bp.get("/api/v1/households/<uuid:household_id>/consents")
 @requires(*READERS)
+@audited_read()
 def household_consents(household_id: Any) -> Response:
     registry = hub_registry()
     require_area(registry.get_household(household_id)["admin_area_code"])

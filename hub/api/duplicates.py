@@ -24,6 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from jsonschema import Draft202012Validator
 
+from hub.api.audit_reads import audited_read
 from hub.api.context import hub_registry, hub_runtime
 from hub.api.problems import ApiProblem, BadRequest
 from hub.api.requests import MAX_PAGE_SIZE, int_arg, json_object
@@ -142,6 +143,7 @@ def shape_review(review: dict[str, Any]) -> dict[str, Any]:
 
 @bp.get("/api/v1/match-reviews")
 @requires(*PAIR_READERS)
+@audited_read()
 def list_match_reviews() -> Response:
     limit = int_arg("limit", 50, 1, MAX_PAGE_SIZE)
     offset = int_arg("offset", 0, 0, 10_000_000)
@@ -180,6 +182,7 @@ def list_match_reviews() -> Response:
 
 @bp.get("/api/v1/match-reviews/<uuid:review_id>")
 @requires(*PAIR_READERS)
+@audited_read()
 def get_match_review(review_id: Any) -> Response:
     registry = hub_registry()
     detail = registry.review_detail(review_id)
@@ -246,6 +249,7 @@ def keep_apart(review_id: Any) -> Response:
 
 @bp.get("/api/v1/merges/<uuid:merge_id>")
 @requires(*READERS)
+@audited_read()
 def get_merge(merge_id: Any) -> Response:
     return jsonify(hub_registry().get_merge(merge_id))
 

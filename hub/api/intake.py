@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from hub.api.audit_reads import audited_read
 from hub.api.problems import BadRequest, problem
 from hub.api.requests import int_arg, json_object
 from hub.auth.flask_auth import current_principal, requires
@@ -94,6 +95,7 @@ def _status_arg() -> str | None:
 
 @bp.get("/submissions")
 @requires(*READERS)
+@audited_read()
 def list_submissions() -> Response:
     """Submissions newest first, filtered by status, form, submitter and area."""
     limit = int_arg("limit", 50, 1, 200)
@@ -112,6 +114,7 @@ def list_submissions() -> Response:
 
 @bp.get("/submissions/<path:instance_id>")
 @requires(*READERS)
+@audited_read()
 def get_submission(instance_id: str) -> Response:
     """One submission with its mapped result, its problems, or both sides of its conflict."""
     return jsonify(_service().get_submission(instance_id, current_principal()))
@@ -119,6 +122,7 @@ def get_submission(instance_id: str) -> Response:
 
 @bp.get("/conflicts")
 @requires(*READERS)
+@audited_read()
 def list_conflicts() -> Response:
     limit = int_arg("limit", 50, 1, 200)
     found = _service().list_submissions(current_principal(), status="conflict", limit=limit)

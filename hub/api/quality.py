@@ -24,6 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from jsonschema import Draft202012Validator
 
+from hub.api.audit_reads import audited_read
 from hub.api.context import hub_runtime
 from hub.api.problems import ApiProblem, BadRequest
 from hub.api.recertification import area_prefixes
@@ -114,6 +115,7 @@ def _may_touch(principal: Principal, area: str | None) -> None:
 
 @bp.get("/quality/issues")
 @requires(*READERS)
+@audited_read()
 def list_issues() -> Response:
     where = _filter()
     limit = int_arg("limit", 50, 1, MAX_PAGE_SIZE)
@@ -125,6 +127,7 @@ def list_issues() -> Response:
 
 @bp.get("/quality/issues/<uuid:issue_id>")
 @requires(*READERS)
+@audited_read()
 def get_issue(issue_id: uuid.UUID) -> Response:
     with hub_runtime().sessions() as session:
         try:
@@ -223,6 +226,7 @@ def get_scan(scan_id: uuid.UUID) -> Response:
 
 @bp.get("/households/<uuid:household_id>/quality")
 @requires(*READERS)
+@audited_read()
 def household_issues(household_id: uuid.UUID) -> Response:
     runtime = hub_runtime()
     try:

@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from hub.api.audit_reads import audited_read
 from hub.api.context import hub_registry
 from hub.api.problems import BadRequest
 from hub.api.requests import MAX_PAGE_SIZE, caller_source, int_arg
@@ -43,6 +44,7 @@ def area_prefixes(requested: str | None, principal: Principal | None = None) -> 
 
 @bp.get("/recertification")
 @requires(*READERS)
+@audited_read()
 def list_recertification() -> Response:
     state = request.args.get("state", "due")
     if state not in LISTED_STATES:

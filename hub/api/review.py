@@ -19,6 +19,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from jsonschema import Draft202012Validator
 
+from hub.api.audit_reads import audited_read
 from hub.api.context import hub_registry, hub_runtime
 from hub.api.problems import ApiProblem, BadRequest
 from hub.api.requests import MAX_PAGE_SIZE, expected_version, int_arg, json_object
@@ -146,6 +147,7 @@ def _may_decide(principal: Principal, item: Any) -> None:
 
 @bp.get("/api/v1/review/items")
 @requires(*READERS)
+@audited_read()
 def list_items() -> Response:
     principal = current_principal()
     limit = int_arg("limit", 50, 1, MAX_PAGE_SIZE)
@@ -179,6 +181,7 @@ def _item_or_404(session: Any, item_id: Any, *, lock: bool = False) -> Any:
 
 @bp.get("/api/v1/review/items/<uuid:item_id>")
 @requires(*READERS)
+@audited_read()
 def get_item(item_id: Any) -> Response:
     principal = current_principal()
     with hub_runtime().sessions() as session:
@@ -231,6 +234,7 @@ def _household_area(household_id: str) -> str | None:
 
 @bp.get("/api/v1/households/<uuid:household_id>/visits")
 @requires(*READERS)
+@audited_read()
 def list_visits(household_id: Any) -> Response:
     require_area(_household_area(str(household_id)))
     limit = int_arg("limit", 50, 1, MAX_PAGE_SIZE)

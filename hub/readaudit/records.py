@@ -61,6 +61,45 @@ class ReadRecords:
         persons = tuple(str(r["id"]) for r in records)
         return cls((), persons, len(persons))
 
+    @classmethod
+    def found_in(cls, answer: Any) -> ReadRecords:
+        """The households and persons an answer names, wherever they sit in it: values of
+        keys ending in ``household_id`` / ``person_id`` (``left_person_id``,
+        ``mother_person_id``, ...) or ``person_ids``, and the ids of ``members``. For the
+        routes whose answers are about people without being household or person records
+        (change requests, consents, review items, match reviews, quality issues)."""
+        households: dict[str, None] = {}
+        persons: dict[str, None] = {}
+        stack = [answer]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, list):
+                stack.extend(node)
+                continue
+            if not isinstance(node, Mapping):
+                continue
+            for key, value in node.items():
+                if isinstance(value, str) and value:
+                    if key.endswith("household_id"):
+                        households[value] = None
+                    elif key.endswith("person_id"):
+                        persons[value] = None
+                elif key == "person_ids" and isinstance(value, list):
+                    persons.update((str(v), None) for v in value if v)
+                elif key == "members" and isinstance(value, list):
+                    persons.update(
+                        (str(m["id"]), None)
+                        for m in value
+                        if isinstance(m, Mapping) and m.get("id")
+                    )
+                    stack.extend(value)
+                elif isinstance(value, (Mapping, list)):
+                    stack.append(value)
+        return cls(tuple(households), tuple(persons), len(households) or len(persons))
+
+    def __bool__(self) -> bool:
+        return bool(self.household_ids or self.person_ids or self.count)
+
 
 @dataclass(frozen=True)
 class ReadEntry:
