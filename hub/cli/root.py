@@ -34,6 +34,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "reports": "hub.cli.reports:reports",
     "backup": "hub.cli.backup:backup",
     "restore": "hub.cli.backup:restore",
+    "import": "hub.cli.bulk_import:import_file",
 }
 
 
