@@ -58,7 +58,9 @@ class ImportSummary:
     seconds: float = 0.0
 
     def line(self) -> str:
-        counts = " ".join(f"{k}={v}" for k, v in sorted(self.counts.items()) if k != "rows")
+        counts = " ".join(
+            f"{k}={v}" for k, v in sorted(self.counts.items()) if k not in ("rows", "rejected")
+        )
         return (
             f"rows={self.rows} rejected={self.rejected} {counts} resumed_from_line="
             f"{self.resumed_from} seconds={self.seconds:.1f}"

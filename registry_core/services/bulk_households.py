@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from registry_core.errors import RegistryError
@@ -60,6 +60,7 @@ from registry_core.services.base import (
     Workspace,
     new_registry_number,
 )
+from registry_core.services.bulk_rows import insert_rows
 from standards.timeutil import utcnow
 
 LOOKUP_CHUNK = 5000  # hashes per IN list (SQLite allows 32,766 parameters)
@@ -89,21 +90,22 @@ class BulkOutcome:
 def lookup_owners(
     session: Session, hashes: Iterable[tuple[str, str]]
 ) -> dict[tuple[str, str], uuid.UUID]:
-    """{(system, value hash): person id} for those the registry holds, in one query per
-    ``LOOKUP_CHUNK`` hashes."""
-    wanted = sorted(set(hashes))
+    """{(system, value hash): person id} for those the registry holds: one query per system
+    and ``LOOKUP_CHUNK`` hashes, on the unique (system, value_hash) index."""
+    by_system: dict[str, set[str]] = {}
+    for system, digest in hashes:
+        by_system.setdefault(system, set()).add(digest)
     found: dict[tuple[str, str], uuid.UUID] = {}
-    for start in range(0, len(wanted), LOOKUP_CHUNK):
-        chunk = wanted[start : start + LOOKUP_CHUNK]
-        rows = session.execute(
-            select(Identifier.system, Identifier.value_hash, Identifier.person_id).where(
-                Identifier.value_hash.in_([h for _, h in chunk])
+    for system, digests in sorted(by_system.items()):
+        wanted = sorted(digests)
+        for start in range(0, len(wanted), LOOKUP_CHUNK):
+            rows = session.execute(
+                select(Identifier.value_hash, Identifier.person_id).where(
+                    Identifier.system == system,
+                    Identifier.value_hash.in_(wanted[start : start + LOOKUP_CHUNK]),
+                )
             )
-        )
-        asked = set(chunk)
-        for system, digest, person_id in rows:
-            if (system, digest) in asked:
-                found[(system, digest)] = person_id
+            found.update({(system, digest): person_id for digest, person_id in rows})
     return found
 
 
@@ -140,8 +142,7 @@ class _Rows:
             (PersonMatchKey.__table__, self.match_keys),
             (HouseholdRecertification.__table__, self.certifications),
         ):
-            if rows:
-                session.execute(insert(cast(Table, table)), rows)
+            insert_rows(session, cast(Table, table), rows)
 
 
 class BulkHouseholds:

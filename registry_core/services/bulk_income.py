@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from registry_core.models import (
@@ -39,6 +39,7 @@ from registry_core.models import (
 from registry_core.outbox import EVENT_SOURCE, EVENT_TYPE_PREFIX
 from registry_core.services.base import Source, Workspace
 from registry_core.services.bulk_households import LOOKUP_CHUNK, lookup_owners
+from registry_core.services.bulk_rows import insert_rows
 from registry_core.services.events import HouseholdUpdated
 from standards.timeutil import utcnow
 from standards.validation import validate
@@ -135,7 +136,7 @@ class BulkIncome:
             if (person, system) not in held
         ]
         if rows:
-            session.execute(insert(IDENTIFIERS), rows)
+            insert_rows(session, IDENTIFIERS, rows)
 
     def _upsert_facts(
         self,
@@ -167,7 +168,7 @@ class BulkIncome:
                     },
                     index,
                 )
-        existing = _facts_of(session, sorted({k[1] for k in latest}), {k[5] for k in latest})
+        existing = _facts_of(session, sorted({k[0] for k in latest}), {k[5] for k in latest})
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         changed: dict[tuple[uuid.UUID, uuid.UUID], tuple[set[str], Source]] = {}
@@ -195,7 +196,7 @@ class BulkIncome:
             fields, _ = changed.setdefault((household, person), (set(), batch[index].source))
             fields.add(f"attributes.{domain}.{name}")
         if inserts:
-            session.execute(insert(FACTS), inserts)
+            insert_rows(session, FACTS, inserts)
         if updates:
             table = FACTS
             session.execute(
@@ -263,7 +264,7 @@ class BulkIncome:
                     "published_at": None,
                 }
             )
-        session.execute(insert(OUTBOX), events)
+        insert_rows(session, OUTBOX, events)
 
 
 def _current_households(
@@ -297,18 +298,19 @@ def _systems_held(session: Session, persons: Sequence[uuid.UUID]) -> set[tuple[u
 
 
 def _facts_of(
-    session: Session, persons: Sequence[uuid.UUID], systems: set[str]
+    session: Session, households: Sequence[uuid.UUID], systems: set[str]
 ) -> dict[tuple[Any, ...], tuple[uuid.UUID, Any, str | None]]:
-    """{(household, person, domain, name, period, source): (row id, value, unit)}."""
+    """{(household, person, domain, name, period, source): (row id, value, unit)} of these
+    households' facts from these sources (by household: the indexed column)."""
     found: dict[tuple[Any, ...], tuple[uuid.UUID, Any, str | None]] = {}
     table = SocioEconomicAttribute
-    for start in range(0, len(persons), LOOKUP_CHUNK):
-        chunk = persons[start : start + LOOKUP_CHUNK]
+    for start in range(0, len(households), LOOKUP_CHUNK):
+        chunk = households[start : start + LOOKUP_CHUNK]
         rows = session.execute(
             select(
                 table.household_id, table.person_id, table.domain, table.name, table.period,
                 table.source_system, table.id, table.value, table.unit,
-            ).where(table.person_id.in_(chunk), table.source_system.in_(sorted(systems)))
+            ).where(table.household_id.in_(chunk), table.source_system.in_(sorted(systems)))
         )  # fmt: skip
         for r in rows:
             found[(r[0], r[1], r[2], r[3], r[4], r[5])] = (r[6], r[7], r[8])
