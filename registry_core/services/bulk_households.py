@@ -10,10 +10,11 @@ assertion (provenance) for every field given, the matcher's blocking keys and th
 first recertification cycle — so a household loaded in bulk reads, matches and changes like
 any other.
 
-Matching: a member whose identifier the registry already holds is that person. A household all
-of whose members are known is ``matched``: each member's fields are asserted on the existing
-person through ``update_person`` (provenance and precedence as ever; ``household.updated``
-when a current value changes), nothing is created twice. A household only some of whose
+Matching: a member whose identifier the registry already holds is that person. A household
+all of whose members are known is ``matched``: each member's fields (and identifiers the
+person lacks) are asserted on the existing person through ``update_person`` (provenance and
+precedence as ever; ``household.updated`` when a current value changes), nothing is created
+twice. A household only some of whose
 members are known is not created: the known members are linked as above and the others are
 ``rejected`` (a person adds them to the existing household). Identifiers of one member that
 belong to different people, or an identifier repeated inside the batch, reject the household.
@@ -249,7 +250,9 @@ class BulkHouseholds:
                     )
                 )
                 continue
-            fields = {k: member[k] for k in PERSON_FIELDS if k in member}
+            fields: dict[str, Any] = {k: member[k] for k in PERSON_FIELDS if k in member}
+            if member.get("identifiers"):  # those the person lacks are added, held ones kept
+                fields["identifiers"] = member["identifiers"]
             try:
                 households.update_person(matched[m], fields, source)
             except RegistryError as exc:

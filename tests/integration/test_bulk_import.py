@@ -219,12 +219,14 @@ def test_a_row_is_linked_to_the_person_holding_its_national_id(registry, db_engi
         Source("field_survey"),
     )
     person_id = known.record["members"][0]["id"]
-    row = person_row("HX", 500, "head", GIVEN_NAME="Aminah", TAX_ID="")
+    row = person_row("HX", 500, "head", GIVEN_NAME="Aminah")
     path = export(tmp_path / "export.csv", [row, *households(2, start=600)])
     summary = load(registry, db_engine, path, batch_size=100)
     assert summary.counts["persons_matched"] == 1
     assert summary.counts["households_created"] == 2
     assert count(db_engine, Household) == 3  # the known one and the two new ones
+    linked = registry.get_person(person_id)
+    assert {i["system"] for i in linked["identifiers"]} == {"national_id", "tax_id"}
     provenance = registry.provenance("person", person_id)
     assert {(p["field"], p["source_system"]) for p in provenance} >= {
         ("given_name", "field_survey"),
