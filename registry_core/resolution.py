@@ -52,19 +52,32 @@ class Resolution:
 
 
 def _match_keys(person: Person) -> list[str]:
+    return match_keys_for(
+        {
+            "given_name": person.given_name,
+            "family_name": person.family_name,
+            "birth_date": person.birth_date.isoformat() if person.birth_date else None,
+            "sex": person.sex,
+        },
+        str(person.id),
+    )
+
+
+def match_keys_for(fields: Mapping[str, Any], record_id: str) -> list[str]:
+    """The stored blocking keys of a person with these canonical fields (names, ISO birth
+    date, sex); the bulk load computes them without building ORM rows."""
     try:
         record = person_from_canonical(
-            {
-                "given_name": person.given_name,
-                "family_name": person.family_name,
-                "birth_date": person.birth_date.isoformat() if person.birth_date else None,
-                "sex": person.sex,
-            },
-            record_id=str(person.id),
+            {name: fields.get(name) for name in ("given_name", "family_name", "birth_date", "sex")},
+            record_id=record_id,
         )
     except FieldError:
         return []
-    return [k for k in blocking_keys(record) if not k.startswith(_IDENTIFIER_KEY_PREFIXES)]
+    return [
+        k[:64]
+        for k in dict.fromkeys(blocking_keys(record))
+        if not k.startswith(_IDENTIFIER_KEY_PREFIXES)
+    ]
 
 
 def refresh_match_keys(session: Session, person: Person, *, new: bool = False) -> None:

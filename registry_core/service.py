@@ -43,6 +43,8 @@ from registry_core.resolution import Resolution
 from registry_core.scoring.service import Scoring
 from registry_core.services.attributes import Attributes
 from registry_core.services.base import ChangeResult, Source, Workspace
+from registry_core.services.bulk_households import BulkHousehold, BulkHouseholds, BulkOutcome
+from registry_core.services.bulk_income import BulkFacts, BulkIncome
 from registry_core.services.consents import Consents
 from registry_core.services.households import Households
 from registry_core.services.identity import Identity
@@ -55,7 +57,14 @@ from registry_core.simulation.service import Simulations
 from registry_core.vital import VitalFacts
 from standards.identifiers import IdentifierProfile
 
-__all__ = ["ChangeResult", "Registry", "Source"]
+__all__ = [
+    "BulkFacts",
+    "BulkHousehold",
+    "BulkOutcome",
+    "ChangeResult",
+    "Registry",
+    "Source",
+]
 
 
 class Registry:
@@ -251,6 +260,16 @@ class Registry:
         """Facts about one person, kept on their household; the result's record holds the
         household's ``id`` and ``version`` only (see ``Attributes.record_person_attributes``)."""
         return self._attributes.record_person_attributes(person_id, attributes, source)
+
+    # ------------------------------------------------------------------ bulk
+
+    def load_households(self, batch: Sequence[BulkHousehold], source: Source) -> list[BulkOutcome]:
+        """A batch of a registry's first load, set-based (``services.bulk_households``)."""
+        return BulkHouseholds(self._ws).load(batch, source)
+
+    def record_facts_bulk(self, batch: Sequence[BulkFacts]) -> dict[str, str]:
+        """Persons' facts of a large partner extract, set-based (``services.bulk_income``)."""
+        return BulkIncome(self._ws).record(batch)
 
     def record_enrolment(
         self,

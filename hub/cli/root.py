@@ -36,6 +36,7 @@ LAZY_COMMANDS: dict[str, str] = {
     "backup": "hub.cli.backup:backup",
     "restore": "hub.cli.backup:restore",
     "audit": "hub.cli.audit:audit",
+    "import": "hub.cli.bulk_import:import_file",
 }
 
 
