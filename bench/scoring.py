@@ -241,7 +241,8 @@ def _best(rounds: int, run: Callable[[], float]) -> float:
 
 def measure(engine: Engine, households: int, repeat: int) -> dict[str, float]:
     from registry_core.scoring.definitions import parse_model
-    from registry_core.scoring.sql import prepare_for_bulk, rescore_statement
+    from registry_core.scoring.rescore import score_linear
+    from registry_core.scoring.sql import prepare_for_bulk
     from standards.timeutil import utcnow
 
     registry = _registry(engine)
@@ -253,11 +254,10 @@ def measure(engine: Engine, households: int, repeat: int) -> dict[str, float]:
     dialect = engine.dialect.name
 
     def rescore() -> float:
-        statement = rescore_statement(model, "bench-pmt", version, dialect, today, utcnow())
         started = time.perf_counter()
         with engine.begin() as conn:
             prepare_for_bulk(conn, dialect)
-            written = conn.execute(statement.statement).rowcount
+            written = score_linear(conn, model, "bench-pmt", version, dialect, today, utcnow())
         seconds = time.perf_counter() - started
         assert written == households, (written, households)
         return seconds
