@@ -9,8 +9,9 @@ small SQLite one, to check that it runs), fills it set-based like ``bench.scorin
 households of one to six members, dwelling facts, a GIS layer, tax incomes, disabilities;
 default N = 1,000,000), and measures, best of ``--repeat`` rounds:
 
-- ``rescore``: the one-statement re-score of every household under the nine-variable model
-  (``registry_core.scoring.sql.rescore_statement``), as households per second;
+- ``rescore``: the set-based re-score of every household under the nine-variable model
+  (``registry_core.scoring.rescore.score_linear``: on PostgreSQL a new table swapped in), as
+  households per second;
 - current policy: the program's decisions written once, set-based, from its rule (the same
   per-household SQL the simulation uses, so the bench does not wait on the per-household
   Python decision run);

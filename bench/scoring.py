@@ -12,8 +12,8 @@ layer, tax incomes of about a third of the people and disabilities of a tenth.
 
 The model has eight variables of all four sources (member counts by age and sex, a member
 fact, household facts with a value map and defaults, tax income, a GIS layer) and a linear
-form: the one statement ``registry_core.scoring.sql.rescore_statement`` writes (an upsert that
-also keeps the previous score and contributions).
+form: ``registry_core.scoring.rescore.score_linear`` writes it (on PostgreSQL a new table
+swapped in, elsewhere an upsert; both keep the previous score and contributions).
 
 Why the baseline: "X households/s" alone says little on a shared two-core machine. In the same
 run, on the same database, ``baseline`` is a plain ``INSERT INTO copy SELECT * FROM

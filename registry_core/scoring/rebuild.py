@@ -51,14 +51,13 @@ ALL_COLUMNS = (
 )
 
 
-def _fill_sql(scores: str, code_param: str) -> str:
-    """New rows (joined to the old ones for the previous values), then other models' rows."""
+def _new_rows_sql(scores: str, _code_param: str) -> str:
+    """The new rows, joined to the old ones for the previous values."""
     new = ", ".join(f"n.{c.strip()}" for c in COLUMNS.split(",") if c.strip() != "computed_at")
     return (
         f"INSERT INTO {NEXT} ({ALL_COLUMNS})"
         f" SELECT {new}, {_KEPT}, n.computed_at FROM ({scores}) n"
         f" LEFT JOIN {TABLE} o ON o.household_id = n.household_id AND o.model_code = n.model_code"
-        f" UNION ALL SELECT {ALL_COLUMNS} FROM {TABLE} WHERE model_code <> {code_param}"
     )
 
 
@@ -75,7 +74,7 @@ def rebuild_scores(
     (nothing changed: upsert instead). ``connection``: a Session or Connection in a
     PostgreSQL transaction (``sql.prepare_for_bulk`` already run)."""
     statement = new_scores_select(model, code, version, "postgresql", as_of, now)
-    fill = statement.fill(lambda scores, code_param: _fill_sql(scores, code_param))
+    fill = statement.fill(_new_rows_sql)
     savepoint = connection.begin_nested()
     try:
         connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
@@ -86,11 +85,13 @@ def rebuild_scores(
                 " INCLUDING COMPRESSION)"
             )
         )
-        connection.execute(fill)
-        scored = int(
-            connection.execute(
-                text(f"SELECT COUNT(*) FROM {NEXT} WHERE model_code = :code"), {"code": code}
-            ).scalar_one()
+        scored = int(connection.execute(fill).rowcount)
+        connection.execute(
+            text(
+                f"INSERT INTO {NEXT} ({ALL_COLUMNS}) SELECT {ALL_COLUMNS} FROM {TABLE}"
+                " WHERE model_code <> :code"
+            ),
+            {"code": code},
         )
         connection.execute(
             text(
