@@ -15,8 +15,9 @@ are), the table's columns, types, defaults, key and foreign key under their migr
 and the transaction: readers see the old table until the commit. What differs: while the new
 table is built, writers of scores wait (``EXCLUSIVE`` lock: a score written meanwhile would be
 lost in the swap); the ``DROP`` waits for readers of the old table and then holds them out
-until the commit. If a lock is not granted within ``LOCK_TIMEOUT`` (a long transaction
-holds the table), the attempt is rolled back to its savepoint and the caller upserts instead.
+until the commit. If a lock is not granted in time (``LOCK_TIMEOUT`` to start; for the
+``DROP``, short tries that give up before a deadlock could be declared, ``_take_over``), the
+attempt is rolled back to its savepoint and the caller upserts instead.
 
 Rows of the model for dissolved households are not copied: ``rescore.score_everyone``
 deletes them before any re-score, so the result equals the upsert's after that delete.
@@ -39,7 +40,10 @@ NEXT = "household_scores_next"
 KEY = "pk_household_scores"
 FOREIGN_KEY = "fk_household_scores_household_id_households"
 LOCK_TIMEOUT = "10s"
+TAKE_OVER_TIMEOUT = "400ms"  # below PostgreSQL's default deadlock_timeout (1 s): see _take_over
+TAKE_OVER_TRIES = 10
 LOCK_NOT_AVAILABLE = "55P03"
+DEADLOCK = "40P01"
 _MOVED = "(o.score IS DISTINCT FROM n.score OR o.model_version IS DISTINCT FROM n.model_version)"
 _KEPT = ", ".join(
     f"CASE WHEN {_MOVED} THEN o.{now} ELSE o.previous_{now} END"
@@ -101,14 +105,40 @@ def rebuild_scores(
             )
         )
         connection.execute(text(f"ANALYZE {NEXT}"))
+        if not _take_over(connection):
+            savepoint.rollback()
+            return None
         connection.execute(text(f"DROP TABLE {TABLE}"))
         connection.execute(text(f"ALTER TABLE {NEXT} RENAME TO {TABLE}"))
         connection.execute(text(f"ALTER TABLE {TABLE} RENAME CONSTRAINT {NEXT}_key TO {KEY}"))
         connection.execute(text("SET LOCAL lock_timeout = DEFAULT"))
     except OperationalError as exc:
-        if getattr(exc.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+        if getattr(exc.orig, "sqlstate", None) not in (LOCK_NOT_AVAILABLE, DEADLOCK):
             raise
         savepoint.rollback()
         return None
     savepoint.commit()
     return scored
+
+
+def _take_over(connection: Any) -> bool:
+    """The old table's ``ACCESS EXCLUSIVE`` lock, tried ``TAKE_OVER_TRIES`` times for
+    ``TAKE_OVER_TIMEOUT`` each. Why short tries: a transaction that read the old table and now
+    waits to write a score (behind our ``EXCLUSIVE`` lock) will never let go, and waiting on
+    it would be a deadlock that PostgreSQL resolves after ``deadlock_timeout`` (1 s by
+    default) by aborting one of the two, possibly the scoring worker's. Giving up first (the
+    caller rolls the whole attempt back, releasing the worker, and upserts) avoids it; a
+    plain reader (a simulation) is waited for across the tries."""
+    for _ in range(TAKE_OVER_TRIES):
+        attempt = connection.begin_nested()
+        try:
+            connection.execute(text(f"SET LOCAL lock_timeout = '{TAKE_OVER_TIMEOUT}'"))
+            connection.execute(text(f"LOCK TABLE {TABLE} IN ACCESS EXCLUSIVE MODE"))
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) not in (LOCK_NOT_AVAILABLE, DEADLOCK):
+                raise
+            attempt.rollback()
+            continue
+        attempt.commit()
+        return True
+    return False

@@ -107,6 +107,7 @@ def test_a_reader_holding_the_table_makes_it_upsert_instead(pg_registry, db_engi
     _populated(pg_registry)
     model, version = _second_version(pg_registry)
     monkeypatch.setattr(rebuild, "LOCK_TIMEOUT", "200ms")
+    monkeypatch.setattr(rebuild, "TAKE_OVER_TRIES", 2)
     with db_engine.connect() as reader:
         reader.begin()
         reader.execute(text("SELECT COUNT(*) FROM household_scores")).scalar_one()
