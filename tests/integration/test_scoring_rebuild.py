@@ -7,6 +7,7 @@ reader holds the table, and the contributions written by concatenation are
 from __future__ import annotations
 
 import random
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -143,3 +144,53 @@ def test_contributions_by_concatenation_are_json_build_objects_text(pg_registry,
         empty = conn.execute(text(f"SELECT CAST({_json_text([])} AS TEXT)")).scalar_one()
     assert concatenated == built
     assert empty == "{}"
+
+
+def test_a_worker_waiting_to_write_behind_the_swap_is_not_deadlocked(
+    pg_registry, db_engine, monkeypatch
+):
+    """The scoring worker's transaction read the table, then waits to write a score behind
+    the swap's EXCLUSIVE lock while the swap waits for the worker's read to take the table
+    over: a deadlock unless the swap gives up first (it does, and upserts)."""
+    _populated(pg_registry)
+    model, version = _second_version(pg_registry)
+    monkeypatch.setattr(rebuild, "TAKE_OVER_TRIES", 2)
+    outcome: dict[str, Any] = {}
+
+    def rescore() -> None:
+        try:
+            with db_engine.begin() as conn:
+                prepare_for_bulk(conn, "postgresql")
+                outcome["scored"] = score_linear(
+                    conn, model, "pmt", version, "postgresql", AS_OF, NOW
+                )
+        except Exception as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    exclusive_held = text(
+        "SELECT COUNT(*) FROM pg_locks WHERE relation = 'household_scores'::regclass"
+        " AND mode = 'ExclusiveLock' AND granted"
+    )
+    with db_engine.connect() as worker, db_engine.connect() as watcher:
+        worker.begin()
+        household_id = worker.execute(
+            text("SELECT household_id FROM household_scores WHERE model_code = 'pmt' LIMIT 1")
+        ).scalar_one()
+        thread = threading.Thread(target=rescore)
+        thread.start()
+        while not watcher.execute(exclusive_held).scalar_one():
+            watcher.rollback()
+            if not thread.is_alive():
+                break
+        watcher.rollback()
+        worker.execute(
+            text(
+                "UPDATE household_scores SET computed_at = :now"
+                " WHERE household_id = :id AND model_code = 'pmt'"
+            ),
+            {"now": NOW, "id": household_id},
+        )
+        worker.commit()
+        thread.join()
+    assert "error" not in outcome, outcome.get("error")
+    assert outcome["scored"] == 30
