@@ -12,8 +12,8 @@ layer, tax incomes of about a third of the people and disabilities of a tenth.
 
 The model has eight variables of all four sources (member counts by age and sex, a member
 fact, household facts with a value map and defaults, tax income, a GIS layer) and a linear
-form: the one statement ``registry_core.scoring.sql.rescore_statement`` writes (an upsert that
-also keeps the previous score and contributions).
+form: ``registry_core.scoring.rescore.score_linear`` writes it (on PostgreSQL a new table
+swapped in, elsewhere an upsert; both keep the previous score and contributions).
 
 Why the baseline: "X households/s" alone says little on a shared two-core machine. In the same
 run, on the same database, ``baseline`` is a plain ``INSERT INTO copy SELECT * FROM
@@ -241,7 +241,8 @@ def _best(rounds: int, run: Callable[[], float]) -> float:
 
 def measure(engine: Engine, households: int, repeat: int) -> dict[str, float]:
     from registry_core.scoring.definitions import parse_model
-    from registry_core.scoring.sql import prepare_for_bulk, rescore_statement
+    from registry_core.scoring.rescore import score_linear
+    from registry_core.scoring.sql import prepare_for_bulk
     from standards.timeutil import utcnow
 
     registry = _registry(engine)
@@ -253,11 +254,10 @@ def measure(engine: Engine, households: int, repeat: int) -> dict[str, float]:
     dialect = engine.dialect.name
 
     def rescore() -> float:
-        statement = rescore_statement(model, "bench-pmt", version, dialect, today, utcnow())
         started = time.perf_counter()
         with engine.begin() as conn:
             prepare_for_bulk(conn, dialect)
-            written = conn.execute(statement.statement).rowcount
+            written = score_linear(conn, model, "bench-pmt", version, dialect, today, utcnow())
         seconds = time.perf_counter() - started
         assert written == households, (written, households)
         return seconds

@@ -1,6 +1,7 @@
 """Writing scores: every household of a model at once, or one household.
 
-A linear model is one set-based statement (``sql.rescore_statement``); a formula model reads
+A linear model is set-based: on PostgreSQL a new table swapped in (``rebuild``), else one
+upsert (``sql.rescore_statement``); a formula model reads
 its variables with the same SQL and runs its CEL formula per household, written back in
 batches with the same upsert. One household (the worker's incremental path) is read through
 the ORM (``facts``) and scored in Python (``evaluate``); its previous score is kept when the
@@ -19,8 +20,10 @@ from sqlalchemy.orm import Session
 from registry_core.db import UTCDateTime
 from registry_core.models import Household
 from registry_core.scoring.active import ActiveModel
+from registry_core.scoring.definitions import ModelDefinition
 from registry_core.scoring.evaluate import ScoreResult, score
 from registry_core.scoring.facts import raw_values
+from registry_core.scoring.rebuild import rebuild_scores
 from registry_core.scoring.sql import (
     COLUMNS,
     prepare_for_bulk,
@@ -47,12 +50,32 @@ def score_everyone(session: Session, active: ActiveModel, day: date) -> int:
     )
     prepare_for_bulk(session, dialect)
     if active.model.linear:
-        statement = rescore_statement(
-            active.model, active.code, active.version, dialect, day, utcnow()
-        ).statement
-        result = session.execute(statement)
-        return int(getattr(result, "rowcount", 0) or 0)
+        return score_linear(
+            session, active.model, active.code, active.version, dialect, day, utcnow()
+        )
     return _score_in_python(session, active, day, dialect)
+
+
+def score_linear(
+    connection: Any,
+    model: ModelDefinition,
+    code: str,
+    version: int,
+    dialect: str,
+    day: date,
+    now: datetime,
+) -> int:
+    """Every household (not dissolved) of a linear model, set-based; returns how many.
+    PostgreSQL builds a new table and swaps it in (``rebuild``), or upserts when a lock was
+    not granted in time; SQLite upserts. ``connection``: a Session or Connection, in the
+    transaction ``prepare_for_bulk`` set up."""
+    if dialect == "postgresql":
+        scored = rebuild_scores(connection, model, code, version, day, now)
+        if scored is not None:
+            return scored
+    statement = rescore_statement(model, code, version, dialect, day, now).statement
+    result = connection.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _score_in_python(session: Session, active: ActiveModel, day: date, dialect: str) -> int:

@@ -3,7 +3,8 @@
 Models and rules are versioned configuration: a version is never edited, a new one is added
 and activated, and every score or decision names the version it came from. Results keep the
 current state per household (one row per household and model, per household and program), so
-the set-based re-score is one upsert and a read (DCI search, the household API) is a primary
+the set-based re-score is one statement (a table swapped in on PostgreSQL, an upsert
+elsewhere) and a read (DCI search, the household API) is a primary
 key look-up. The score row keeps the previous version's score and contributions beside the
 current ones: "which variables moved the score" is answered from the row itself.
 """
