@@ -139,16 +139,59 @@ def create_accounts(runtime: HubRuntime, plan: TeamPlan) -> list[Account]:
     return accounts
 
 
+def _past_the_area_layers(runtime: HubRuntime, household_id: str, locality: str) -> bool:
+    """Whether the GIS connector's layers can no longer move this household's version. They
+    land on every household registered in the locality when its record is applied
+    (``apply_area_layers``, one transaction), so a household is past them when its locality's
+    layers are on it already, or when it was registered after the ingest worker had applied
+    the layer records (the message log's last ``gis.area_layers`` entry)."""
+    import uuid
+
+    from sqlalchemy import func, select
+
+    from hub.monitoring.message_log import MessageLogEntry
+    from registry_core.models import Household, SocioEconomicAttribute
+
+    with runtime.sessions() as session:
+        on_it = session.scalar(
+            select(SocioEconomicAttribute.id)
+            .where(
+                SocioEconomicAttribute.household_id == uuid.UUID(household_id),
+                SocioEconomicAttribute.source_system == "gis",
+                SocioEconomicAttribute.source_record_id == f"area:{locality}",
+            )
+            .limit(1)
+        )
+        if on_it is not None:
+            return True
+        layers_done = session.scalar(
+            select(func.max(MessageLogEntry.finished_at)).where(
+                MessageLogEntry.connector == "gis",
+                MessageLogEntry.routing_key == "gis.area_layers",
+            )
+        )
+        created = session.scalar(
+            select(Household.created_at).where(Household.id == uuid.UUID(household_id))
+        )
+    return layers_done is not None and created is not None and created > layers_done
+
+
 def find_revisit(
-    runtime: HubRuntime, plan: TeamPlan, households: Sequence[Household]
+    runtime: HubRuntime,
+    plan: TeamPlan,
+    households: Sequence[Household],
+    seed_done: bool = True,
 ) -> Revisit | None:
     """A registered household of the first district, with the population household it came
     from (matched by address) and its current version.
 
     Only one nothing else changes while the two visits go in, so that the first visit is
     applied and the second meets the version the first made: none the civil registry reports
-    a birth or death of, and none whose people the national ID check looks at (the seed's
-    first households consent to it, and a check may correct a member)."""
+    a birth or death of, none whose people the national ID check looks at (the seed's first
+    households consent to it, and a check may correct a member), and, while the seed is still
+    going (``seed_done`` false), only one the GIS layers can no longer reach (the GIS
+    connector's first pass runs while the seed registers, and its layers move the version of
+    every household registered by then)."""
     if not plan.districts:
         return None
     by_address = {h.address: h for h in households}
@@ -161,6 +204,9 @@ def find_revisit(
         if source is None or source.household_key in avoid:
             continue
         if runtime.registry.list_consents(household_id=str(record["id"])):
+            continue
+        locality = str(record["admin_area_code"])
+        if not seed_done and not _past_the_area_layers(runtime, str(record["id"]), locality):
             continue
         return Revisit(source, str(record["id"]), int(record["version"]))
     return None
@@ -183,13 +229,13 @@ def build_team(
     ]
 
     def revisits() -> list[Revisit]:
-        # The first registered household of the district will do: waiting for the whole seed
+        # The first fitting household of the district will do: waiting for the whole seed
         # (451 households, a minute on a slow machine) would push the conflict past the
         # first minute the sandbox promises.
         deadline = time.monotonic() + SEED_WAIT_SECONDS
         while time.monotonic() < deadline:
             done = seeded.is_set()
-            found = find_revisit(runtime, plan, households)
+            found = find_revisit(runtime, plan, households, seed_done=done)
             if found is not None or done:
                 return [found] if found else []
             seeded.wait(timeout=REVISIT_POLL_SECONDS)
