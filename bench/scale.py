@@ -380,9 +380,9 @@ def main(argv: list[str] | None = None) -> int:
             base = rounds[0]
             print(
                 f"  {count} worker process(es): ingest {result.ingest_per_s:7.0f} returns/s "
-                f"(x{result.ingest_per_s / base.ingest_per_s:.2f}), events "
+                f"(x{result.ingest_per_s / (base.ingest_per_s or 1):.2f}), events "
                 f"{result.events_per_s:7.0f} events/s "
-                f"(x{result.events_per_s / base.events_per_s:.2f}, {result.events} events); "
+                f"(x{result.events_per_s / (base.events_per_s or 1):.2f}, {result.events} events); "
                 f"retried {result.ingest_retried} returns, {result.dispatch_retried} events"
             )
     print("scale_ingest " + " ".join(f"workers_{r.workers}={r.ingest_per_s:.0f}" for r in rounds))
