@@ -21,6 +21,7 @@ from typing import Any
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
 from hub.corrections import service, targets
+from hub.ui.page_reads import record_page_read
 from hub.ui.views import (
     _audit,
     _int_arg,
@@ -93,6 +94,7 @@ def change_requests() -> Any:
             offset=offset,
         )
         _with_current(session, items)
+    record_page_read(items)
     return render_template(
         "ui/change_requests.html",
         items=items,
@@ -160,6 +162,7 @@ def household_change_requests(household_id: Any) -> Any:
         m["id"]: f"{m.get('given_name') or ''} {m.get('family_name') or ''}".strip()
         for m in household.get("members", [])
     }
+    record_page_read(items, households=(household,))
     return render_template(
         "ui/household_changes.html",
         household=household,

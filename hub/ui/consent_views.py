@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import abort, flash, g, redirect, render_template, request, url_for
 
+from hub.ui.page_reads import record_page_read
 from hub.ui.views import _audit, bp, staff_page
 from registry_core.errors import NotFound
 from registry_core.service import Source
@@ -52,6 +53,7 @@ def household_consents(household_id: Any) -> Any:
         for m in household.get("members", [])
     }
     ordered = sorted(consents.values(), key=lambda c: (c["granted_at"], c["consent_id"]))
+    record_page_read(ordered, households=(household,))
     return render_template(
         "ui/consents.html",
         household=household,

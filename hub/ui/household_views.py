@@ -28,6 +28,7 @@ from hub.auth.roles import Principal
 from hub.readaudit.records import ReadRecords
 from hub.ui.household_search import PAGE_SIZE, SearchCriteria, SearchRefused, search_households
 from hub.ui.household_sections import SectionContext, household_sections
+from hub.ui.page_reads import record_page_read
 from hub.ui.views import (
     _audit,
     _int_arg,
@@ -266,6 +267,7 @@ def recertification() -> Any:
         listed: registry.list_recertification(listed, area_prefixes=prefixes, limit=1)[1]
         for listed in RECERTIFICATION_STATES
     }
+    record_page_read(items)
     return render_template(
         "ui/recertification.html",
         items=items,

@@ -18,6 +18,7 @@ from hub.intake.errors import IntakeError
 from hub.intake.media import check_media_set, media_file
 from hub.intake.service import RESOLUTIONS, IntakeService
 from hub.intake.tables import SUBMISSION_STATUSES
+from hub.ui.page_reads import record_page_read
 from hub.ui.views import _audit, bp, staff_page
 
 CHANGERS = {Role.admin.value, Role.registry_staff.value}
@@ -100,6 +101,7 @@ def intake_submissions() -> Any:
     if status is not None and status not in SUBMISSION_STATUSES:
         status = None
     found = _service().list_submissions(_principal(), status=status, limit=100)
+    record_page_read(found)
     return render_template(
         "ui/intake_submissions.html",
         submissions=found,
@@ -117,6 +119,7 @@ def intake_conflicts() -> Any:
         service.get_submission(row["instance_id"], principal)
         for row in service.list_submissions(principal, status="conflict", limit=20)
     ]
+    record_page_read(conflicts)
     return render_template("ui/intake_conflicts.html", conflicts=conflicts, fields=_FIELDS)
 
 

@@ -28,6 +28,7 @@ from hub.duplicates.areas import (
     supervised_pairs,
 )
 from hub.duplicates.runner import ScanAlreadyActive
+from hub.ui.page_reads import record_page_read
 from hub.ui.views import _audit, _int_arg, _text_arg, admits_supervisors, bp, staff_page
 from registry_core.crypto import mask_identifier
 from registry_core.errors import NotFound
@@ -162,6 +163,7 @@ def duplicate_pair(review_id: Any) -> Any:
         g.staff.principal(), detail_areas(review, hub_runtime().sessions)
     ):
         abort(403, description="This pair is not wholly inside the areas you supervise.")
+    record_page_read(review)
     return render_template(
         "ui/duplicate_pair.html",
         review=review,

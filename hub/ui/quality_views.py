@@ -21,6 +21,7 @@ from hub.quality import service
 from hub.quality.rules import REASONS, Kind
 from hub.quality.tables import IssueState
 from hub.ui import charts
+from hub.ui.page_reads import record_page_read
 from hub.ui.views import (
     _audit,
     _headers,
@@ -104,6 +105,7 @@ def quality_page() -> Any:
         issues, total = service.list_issues(session, listed, limit=PAGE_SIZE, offset=offset)
         last = scans.latest_scan(session)
         last_scan = scans.progress(last) if last is not None else None
+    record_page_read(issues)
     grid = {(cell["kind"], cell["area"]): cell["count"] for cell in found["by_kind_area"]}
     trend = found["trend"]
     trend_svg = charts.daily_svg(

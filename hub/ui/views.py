@@ -36,6 +36,7 @@ from werkzeug.exceptions import HTTPException
 from hub.auth.flask_auth import public
 from hub.ratelimit.logins import LoginFailures
 from hub.ui import audit, charts, deadletter_view, security, sources
+from hub.ui.page_reads import record_page_read
 
 log = logging.getLogger(__name__)
 
@@ -495,6 +496,7 @@ def review_queue() -> Any:
             limit=50,
             offset=offset,
         )
+    record_page_read(items)
     return render_template(
         "ui/review.html",
         items=items,

@@ -85,3 +85,29 @@ def test_found_in_collects_ids_wherever_they_sit() -> None:
     assert set(found.household_ids) == {"h1"}
     assert set(found.person_ids) == {"p1", "p2", "p3", "p4", "p5", "p6"}
     assert not ReadRecords.found_in({"items": [], "total": 0})
+
+
+def test_dashboard_pages_about_people_leave_a_row(hub: Dci) -> None:
+    from tests.integration.staff_support import add_dashboard_user, log_in
+
+    family = seed_population(hub)["otieno"]
+    person = family["members"][0]["id"]
+    hub.runtime.registry.grant_consent(
+        "cash", "cash_transfer", "paper", Source("registry_staff", "form-2"), person_id=person
+    )
+    add_dashboard_user(hub.settings, "clerk", "registry_staff")
+    client = hub.app.test_client()
+    log_in(client, "clerk")
+    for page in ("consents", "change-requests"):
+        before = len(_rows(hub))
+        answer = client.get(f"/ui/households/{family['id']}/{page}")
+        assert answer.status_code == 200, page
+        rows = _rows(hub)
+        assert len(rows) == before + 1, page
+        assert rows[0]["channel"] == "ui" and rows[0]["subject"] == "clerk"
+        assert family["id"] in rows[0]["household_ids"]
+        assert {m["id"] for m in family["members"]} <= set(rows[0]["person_ids"])
+    # A queue with nobody in it records nothing.
+    before = len(_rows(hub))
+    assert client.get("/ui/change-requests").status_code == 200
+    assert len(_rows(hub)) == before
