@@ -8,9 +8,11 @@ so one loaded spec serves every record of every worker thread. ``Spec.map`` runs
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from mappings.context import Context
+from mappings.flat_plan import FlatPlan, plan_for
 from mappings.paths import Path, describe_missing
 from mappings.results import IdentifierReview, MappingError, MappingResult, Problem
 from mappings.run import Run
@@ -74,8 +76,20 @@ class Spec:
     # ------------------------------------------------------------------ applying
 
     def apply(self, record: Any, identifiers: IdentifierProfile | None = None) -> dict[str, Any]:
-        """The canonical record for ``record``, or ``MappingError`` listing every problem."""
-        return self.map(record, identifiers).record
+        """The canonical record for ``record``, or ``MappingError`` listing every problem.
+
+        A flat spec first tries its straight-line plan (``mappings.flat_plan``); a record
+        the plan does not take as it is goes through the general run, which judges it."""
+        profile = identifiers or default_profile()
+        if self._flat_plan is not None:
+            output = self._flat_plan.apply(record, profile)
+            if output is not None:
+                return output
+        return self.map(record, profile).record
+
+    @cached_property
+    def _flat_plan(self) -> FlatPlan | None:
+        return plan_for(self)
 
     def map(self, record: Any, identifiers: IdentifierProfile | None = None) -> MappingResult:
         """Like ``apply``, also returning where each output value came from and the notes.

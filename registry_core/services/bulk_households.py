@@ -118,10 +118,12 @@ def lookup_owners_any_version(
     look-up key version the cipher holds (during a key rotation, before the re-key job has
     moved them); keyed by the triple's own ``(system, hash)``."""
     alias: dict[tuple[str, str], tuple[str, str]] = {}
+    rotating = len(cipher.versions) > 1  # one key: the triple's hash is the only one
     for system, value, digest in hashed:
         alias[(system, digest)] = (system, digest)
-        for other in cipher.lookup_hashes(system, value):
-            alias.setdefault((system, other), (system, digest))
+        if rotating:
+            for other in cipher.lookup_hashes(system, value):
+                alias.setdefault((system, other), (system, digest))
     found = lookup_owners(session, alias)
     return {alias[key]: person for key, person in found.items()}
 
