@@ -138,6 +138,9 @@ class ConnectorHost:
     problems: dict[str, str] = field(default_factory=dict)
     routes: dict[str, Any] = field(default_factory=dict)  # ingest routes of its instances
     on_publish: PublishObserver = _nobody
+    # The registry's bulk loader (``hub.bulk.connector_loader``) when this process holds the
+    # registry: file connectors hand it large files instead of publishing every row.
+    bulk_loader: Any | None = None
 
     def __post_init__(self) -> None:
         self.identifiers = load_identifier_profile(self.settings)
@@ -183,6 +186,7 @@ class ConnectorHost:
                 seen_files=self.seen_files,
                 signing_key=signing_key,
                 identifiers=self.identifiers,
+                bulk_loader=self.bulk_loader,
             )
             try:
                 self.connectors[name] = create_connector(settings, context)

@@ -191,9 +191,14 @@ def start_connectors_for(
         configs = load_connector_configs(settings, sandbox)
     if not configs:
         return None
+    from hub.bulk.connector_loader import RegistryBulkLoader
+
     options: dict[str, Any] = {}
     if middleware is not None:
         options["on_publish"] = middleware.published
+    options["bulk_loader"] = RegistryBulkLoader(
+        lambda: (runtime.registry, runtime.sessions), settings.data_dir / "bulk-rejects"
+    )
     host = ConnectorHost(settings, runtime.engine, **options).build(configs)
     host.mount(app)
     host.start()

@@ -13,6 +13,13 @@ imported here, so only SOAP connectors load zeep), ``checkpoints``, ``filedrop``
 docs/connectors-contract.md.
 """
 
+from connectors.base.bulk import (
+    BulkLoader,
+    BulkLoadResult,
+    BulkLoadUnavailable,
+    BulkRefusal,
+    BulkRow,
+)
 from connectors.base.checkpoints import (
     CheckpointStore,
     InMemoryCheckpointStore,
@@ -59,6 +66,11 @@ from connectors.base.webhooks import signed_webhook, verify_hmac_sha256
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "BulkLoadResult",
+    "BulkLoadUnavailable",
+    "BulkLoader",
+    "BulkRefusal",
+    "BulkRow",
     "CheckpointStore",
     "CircuitBreaker",
     "CircuitOpenError",

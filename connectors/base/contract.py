@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import requests
 
+from connectors.base.bulk import BulkLoader
 from connectors.base.checkpoints import (
     CheckpointStore,
     InMemoryCheckpointStore,
@@ -120,6 +121,9 @@ class ConnectorContext:
     # The country's identifier profile: a connector that checks identifiers before calling a
     # partner (or in a file's rows) applies the same rules as the rest of the hub.
     identifiers: IdentifierProfile = field(default_factory=default_profile)
+    # The registry's bulk loader, where the hub runs connectors beside the registry (``srhub
+    # run``): a file connector may hand it a large file instead of publishing every row.
+    bulk_loader: BulkLoader | None = None
 
     def __post_init__(self) -> None:
         if not CONNECTOR_NAME_RE.match(self.name):

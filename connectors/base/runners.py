@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from connectors.base.bulk import BulkLoadUnavailable
 from connectors.base.checkpoints import DEFAULT_STREAM
 from connectors.base.contract import FileConnector, PullConnector
 from connectors.base.errors import (
@@ -282,9 +283,10 @@ class FileDropRunner(_Scheduled):
             self.status.count("files_rejected")
             outcome.rejected.append(name)
             return True
-        except (PublishFailed, TransientPartnerError, NotAttempted) as error:
-            # Records may be half published; the file stays and is handled again next run
-            # (at least once). Nothing is archived, nothing remembered as seen.
+        except (PublishFailed, TransientPartnerError, NotAttempted, BulkLoadUnavailable) as error:
+            # Records may be half published (or half loaded, up to a committed checkpoint);
+            # the file stays and is handled again next run (at least once; a bulk load
+            # continues after its checkpoint). Nothing is archived, nothing remembered as seen.
             outcome.error = safe_reason(error)
             self.status.record_failure(error)
             log.warning("%s: %s; %s left in place", self.connector.instance_name, error, name)

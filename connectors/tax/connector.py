@@ -14,6 +14,11 @@ What happens to a dropped file, in order (``FileDropRunner`` drives it):
 4. Only then is the file read again and every row checked (``validation.check_row``): good
    rows are published raw in batches as ``tax.income_row``; bad rows are listed in the report
    (row, column, reason; never the values) and not published.
+5. A file of ``bulk_threshold`` rows or more (manifest row count; default 20,000), where the
+   hub gives a bulk loader, is not published: its good rows go to the registry's bulk loader
+   (``connectors/base/bulk.py``; the hub's is ``hub.bulk.connector_loader``), which maps,
+   matches and writes them set-based in committed batches, as ``srhub import`` does. The
+   report then carries the loader's outcomes (``bulk``).
 
 The report is returned and written by the runner to ``processed/<file>.report.json``.
 """
@@ -25,6 +30,9 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from connectors.base import (
+    BulkLoader,
+    BulkRefusal,
+    BulkRow,
     DropFolder,
     FileConnector,
     FileRejected,
@@ -43,9 +51,11 @@ from connectors.tax.readers import (
     iter_xml,
 )
 from connectors.tax.report import DEFAULT_MAX_LISTED, TaxFileReport
-from connectors.tax.validation import check_row
+from connectors.tax.validation import Problem, check_row
 
 RECORD_TYPE = "income_row"
+SPEC = "tax_income_row"
+DEFAULT_BULK_THRESHOLD = 20_000
 DEFAULT_PATTERNS = ("*.csv", "*.xml")
 FORMATS = ("csv", "xml")
 _URL = {"type": "string", "pattern": "^https?://"}
@@ -67,6 +77,14 @@ SETTINGS_SCHEMA: dict[str, Any] = connector_settings_schema(
             "default": DEFAULT_MAX_LISTED,
         },
         "default_delimiter": {"type": "string", "minLength": 1, "maxLength": 1, "default": ";"},
+        # Files of at least this many rows go to the registry's bulk loader, where the hub
+        # gives one (connectors/base/bulk.py); 0: every file is published row by row.
+        "bulk_threshold": {
+            "type": "integer",
+            "minimum": 0,
+            "maximum": 1_000_000_000,
+            "default": DEFAULT_BULK_THRESHOLD,
+        },
     },
 )
 SETTINGS_SCHEMA["anyOf"] = [{"required": ["drop"]}, {"required": ["drop_folder"]}]
@@ -80,7 +98,7 @@ class TaxFileConnector(FileConnector):
     settings_schema: ClassVar[dict[str, Any]] = SETTINGS_SCHEMA
     # A CSV row arrives as a JSON object, an XML <Return> as its text.
     record_types: ClassVar[Mapping[str, RecordType]] = {
-        RECORD_TYPE: RecordType("tax_income_row", "xml_or_json", "income", "taxpayer"),
+        RECORD_TYPE: RecordType(SPEC, "xml_or_json", "income", "taxpayer"),
     }
 
     def drop_folder(self) -> DropFolder:
@@ -125,15 +143,66 @@ class TaxFileConnector(FileConnector):
             routing_key=routing_key(self.instance_name, RECORD_TYPE),
             max_listed=int(self.settings["max_reported_problems"]),
         )
-        self._publish_rows(path, rows, period, fmt, report)
+        loader = self.context.bulk_loader
+        threshold = int(self.settings["bulk_threshold"])
+        if loader is not None and threshold and expected >= threshold:
+            self._load_rows(loader, path, rows, period, report)
+        else:
+            self._publish_rows(path, rows, period, fmt, report)
         self.log.info(
-            "%s: %s: %d rows accepted, %d rejected",
+            "%s: %s: %d rows accepted, %d rejected%s",
             self.instance_name,
             path.name,
             report.accepted,
             report.rows_rejected,
+            " (bulk load)" if report.bulk is not None else "",
         )
         return report
+
+    def _load_rows(
+        self,
+        loader: BulkLoader,
+        path: Path,
+        rows: Iterator[SourceRow],
+        period: str | None,
+        report: TaxFileReport,
+    ) -> None:
+        """A large file: its good rows go to the registry's bulk loader (mapping, matching,
+        set-based writes, checkpoints) instead of ``sr.inbound``. The rows are checked here
+        first, by the same rules as published rows; a row the loader refuses (mapping) is
+        reported like one refused here. A registry that cannot be written leaves the file
+        in place (``BulkLoadUnavailable``): handled again, the load continues after its
+        last committed row."""
+
+        def good_rows() -> Iterator[BulkRow]:
+            for row in rows:
+                report.rows_read += 1
+                problems = row.problems + check_row(row.flat, period, self.context.identifiers)
+                if problems:
+                    report.reject(row.number, row.line, problems)
+                    continue
+                report.accepted += 1
+                yield BulkRow(row.number, row.flat)
+
+        def refused(refusal: BulkRefusal) -> None:
+            report.accepted -= 1
+            problems = [
+                Problem(
+                    str(p.get("source_path") or p.get("column") or "(row)").removeprefix("$."),
+                    str(p.get("message") or refusal.reason),
+                )
+                for p in refusal.problems
+            ]
+            report.reject(refusal.number, None, problems or [Problem("(row)", refusal.reason)])
+
+        result = loader.load(
+            path, SPEC, good_rows(), source_system=self.instance_name, on_refused=refused
+        )
+        report.bulk = {
+            "outcomes": dict(sorted(result.counts.items())),
+            "resumed_after_row": result.resumed_after,
+            "loaded_before": result.already_loaded,
+        }
 
     def _publish_rows(
         self,

@@ -31,6 +31,8 @@ class TaxFileReport(FileReport):
     problems: list[dict[str, Any]] = field(default_factory=list)
     problems_not_listed: int = 0
     by_column: Counter[str] = field(default_factory=Counter)
+    # A file given to the registry's bulk loader: its outcomes (None: rows were published).
+    bulk: dict[str, Any] | None = None
 
     def reject(self, row: int, line: int | None, problems: list[Problem]) -> None:
         """Record one refused row and every problem it has (column + reason, no values)."""
@@ -61,4 +63,5 @@ class TaxFileReport(FileReport):
             "rejected": self.problems,
             "rejected_not_listed": self.problems_not_listed,
             "rejected_by_column": dict(sorted(self.by_column.items())),
+            **({"bulk": self.bulk} if self.bulk is not None else {}),
         }

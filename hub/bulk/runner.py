@@ -9,7 +9,7 @@ committed. ``on_progress`` is called with the last line done after each batch.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -20,7 +20,7 @@ from hub.bulk.checkpoint import ImportCheckpoint, Position, file_digest
 from hub.bulk.households import BatchResult, HouseholdRows
 from hub.bulk.income import IncomeRows, iter_tax_rows
 from hub.bulk.reading import Row, iter_rows
-from hub.bulk.rejects import RejectsFile
+from hub.bulk.rejects import Reject, RejectsFile
 from mappings.engine import Spec, load_spec
 from registry_core.service import Registry
 
@@ -106,8 +106,16 @@ def run_import(
     sessions: sessionmaker[Session],
     options: ImportOptions,
     on_progress: Callable[[int], None] | None = None,
+    *,
+    rows: Iterable[Row] | None = None,
+    on_rejects: Callable[[list[Reject]], None] | None = None,
 ) -> ImportSummary:
-    """Load ``options.path``; returns the summary (counts of this run and earlier ones)."""
+    """Load ``options.path``; returns the summary (counts of this run and earlier ones).
+
+    ``rows``: the file's rows as a connector read them (its own parser; ``Row.line`` is
+    then the record's number), instead of reading ``options.path`` here; the path still
+    names the checkpoint. ``on_rejects``: told each batch's refused rows once it committed,
+    beside the rejects file."""
     started = time.perf_counter()
     spec = load_spec(options.mapping)
     digest = file_digest(options.path)
@@ -123,7 +131,8 @@ def run_import(
         return summary
     rejects = RejectsFile(options.rejects)
     last = position.line
-    for batch in batches(read_rows(spec, options), processor, options.batch_size, position.line):
+    source = iter(rows) if rows is not None else read_rows(spec, options)
+    for batch in batches(source, processor, options.batch_size, position.line):
         session = sessions()
         transaction = session.begin()
         try:
@@ -143,6 +152,8 @@ def run_import(
         finally:
             session.close()
         rejects.write(result.rejects)
+        if on_rejects is not None and result.rejects:
+            on_rejects(result.rejects)
         if on_progress is not None:
             on_progress(last)
     if not options.dry_run:
