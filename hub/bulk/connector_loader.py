@@ -58,6 +58,7 @@ class RegistryBulkLoader:
     registry: Callable[[], tuple[Registry, sessionmaker[Session]]]
     rejects_dir: Path
     batch_size: int = DEFAULT_BATCH
+    on_progress: Callable[[int], None] | None = None  # the last row number done, per batch
 
     def load(
         self,
@@ -80,7 +81,7 @@ class RegistryBulkLoader:
         )
         try:
             registry, sessions = self.registry()
-            summary = run_import(registry, sessions, options, rows=_rows(rows))
+            summary = run_import(registry, sessions, options, self.on_progress, rows=_rows(rows))
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, OperationalError) or exc.connection_invalidated:
                 raise BulkLoadUnavailable(
