@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.pool import NullPool
 
-from tests.browser_support import browser  # noqa: F401 - every page test's Chromium
+from tests.browser_support import browser, chromium_session  # noqa: F401 - page tests' Chromium
 from tests.services import postgres_url_or_skip, unique_name
 
 # The suite's flows send thousands of requests, and dozens of deliberately bad credentials,
