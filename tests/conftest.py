@@ -27,6 +27,25 @@ from tests.services import postgres_url_or_skip, unique_name
 os.environ.setdefault("SRHUB_RATE_LIMITS__ENABLED", "false")
 
 
+# Users made by the tests store scrypt hashes with N = 2**10 instead of the production 2**15
+# (~0.1 s per hash and per login on the CI machine, paid hundreds of times). The hash is still
+# scrypt, stored with its parameters and checked by the production code; only the cost differs.
+# tests/integration/test_dashboard_parts.py uses the same cheap parameters for its own hashes.
+TEST_SCRYPT_N = 2**10
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cheap_password_hashes() -> Iterator[None]:
+    from functools import partial
+
+    from hub.openrosa import accounts
+    from hub.ui import passwords
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "hash_password", partial(passwords.hash_password, n=TEST_SCRYPT_N))
+        yield
+
+
 @contextmanager
 def fresh_postgres_database(prefix: str) -> Iterator[str]:
     """A new, empty PostgreSQL database (named ``<prefix>_<pid>_<random>``), dropped after."""
