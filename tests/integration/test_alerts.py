@@ -41,7 +41,7 @@ class Receiver:
         self.status = 200
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()
 
     def app(self, environ: dict[str, Any], start_response: Any) -> Any:
         request = Request(environ)

@@ -234,7 +234,7 @@ def test_field_worker_is_held_to_their_areas(api):
 def test_random_malformed_input_over_http_never_gets_a_500(api):
     app = api.app_under_test
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_port}"
     headers = {**api.auth("registry_staff"), "Content-Type": "application/json"}

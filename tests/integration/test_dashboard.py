@@ -107,7 +107,7 @@ def running_dashboard(
     host.start()
     host.mount(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield DashboardHub(settings, runtime, app, host, f"http://127.0.0.1:{server.port}")

@@ -200,7 +200,7 @@ def test_if_match_with_5000_digits_is_refused_with_400(api):
 @pytest.fixture
 def served(api):
     server = make_server("127.0.0.1", 0, api.app_under_test, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield server.server_port
     server.shutdown()

@@ -52,7 +52,7 @@ def test_national_id_in_identifier_search_is_not_in_the_access_log(
     app = create_app(settings)
     token = issue_token(settings, subject="tester", roles=["registry_staff"])
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     base = f"http://127.0.0.1:{server.server_port}"
     try:

@@ -93,7 +93,7 @@ def hub(db_url: str, tmp_path: Path) -> Iterator[MonitoredHub]:
     assert not host.problems
     host.mount(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     consumer = ConsumerRuntime(
         "ingest",
         INGEST_QUEUE,

@@ -53,7 +53,7 @@ def running_hub(db_url: str, data_dir: Path, section: dict[str, Any]) -> Iterato
     host = ConnectorHost(settings, runtime.engine).build({NAME: section})
     host.mount(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.port}"
     try:

@@ -169,7 +169,7 @@ def hub(db_url: str, tmp_path: Path, intake_backend: Any) -> Iterator[Hub]:
         logo = MediaFile("logo.png", "image/png", LOGO_PNG)
         backend.upload_form(sample_form_bytes(), SAMPLE_FORM, "probe", media=[logo])
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield Hub(f"http://127.0.0.1:{server.port}", settings, backend)

@@ -72,7 +72,10 @@ def live_hub(db_url: str, tmp_path: Path, amqp_url: str) -> Iterator[LiveHub]:
     assert isinstance(service, IntakeService) and load_sample_form(service)
     ingest = build_worker("ingest", runtime, routes={})
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    threads = [threading.Thread(target=t, daemon=True) for t in (server.serve_forever, ingest.run)]
+    threads = [
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True),
+        threading.Thread(target=ingest.run, daemon=True),
+    ]
     for thread in threads:
         thread.start()
     try:

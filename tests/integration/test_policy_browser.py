@@ -46,7 +46,7 @@ def running_hub(db_url: str, data_dir: Path) -> Iterator[tuple[HubRuntime, str]]
     policy.add_history(runtime.sessions, utcnow().date())
     add_dashboard_user(settings, "pat", "policymaker")
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield runtime, f"http://127.0.0.1:{server.port}"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from hub.api import create_app
+from hub.api import create_app, scan_resume
 from hub.api.scan_resume import resume_quality_scan
 from hub.duplicates.runner import ScanRunner
 from hub.duplicates.tables import DuplicateScan
@@ -67,19 +67,41 @@ def first_app(settings: Any) -> Iterator[Any]:
 
 
 def _start_apps(settings: Any, count: int) -> list[Any]:
-    """``count`` hub processes starting at the same moment (each its own runtime)."""
+    """``count`` hub processes starting at the same moment (each its own runtime).
+
+    Threads stand in for the processes. Building a Flask app compiles its URL rules with
+    ``compile()``, which CPython 3.11 does not make safe across threads (``SystemError: AST
+    constructor recursion depth mismatch``, cpython gh-106905); separate processes never share
+    that state. So the apps are built one at a time, and what this module tests, each app's
+    resume of stalled scans, starts in all of them at the same moment (a barrier).
+    """
     apps: list[Any] = [None] * count
-    gate = threading.Barrier(count)
+    building = threading.Lock()
+    resume_together = threading.Barrier(count)
+    real_resume = scan_resume.resume_stalled_scans
+
+    def resume(app: Any, hub: Any) -> None:
+        building.release()  # the app is built: the next one may be
+        resume_together.wait(60)
+        real_resume(app, hub)
 
     def start(index: int) -> None:
-        gate.wait()
-        apps[index] = create_app(settings)
+        assert building.acquire(timeout=60)
+        try:
+            apps[index] = create_app(settings)
+        except BaseException:
+            if building.locked():
+                building.release()
+            resume_together.abort()  # the others fail instead of waiting
+            raise
 
-    threads = [threading.Thread(target=start, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(scan_resume, "resume_stalled_scans", resume)
+        threads = [threading.Thread(target=start, args=(i,), daemon=True) for i in range(count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
     return apps
 
 

@@ -150,7 +150,7 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
     host.mount(app)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     url = f"http://127.0.0.1:{server.server_port}"
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     from hub.broker import connect
 
     consumer = ConsumerRuntime(

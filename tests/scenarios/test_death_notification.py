@@ -154,7 +154,7 @@ def notify_hub(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Notif
         host.mount(app)
         server = make_server("127.0.0.1", 0, app, threaded=True)
         url = f"http://127.0.0.1:{server.server_port}"
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
         stack.callback(server.shutdown)
         consumer = ConsumerRuntime(
             "ingest",

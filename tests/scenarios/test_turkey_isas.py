@@ -171,7 +171,7 @@ def hub(db_url: str, tmp_path: Path) -> Iterator[Hub]:
     runtime.registry.ensure_identifier_systems()
     app = create_app(settings, runtime)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
 
     def factory() -> Any:
         return connect(settings, wait_for=0)

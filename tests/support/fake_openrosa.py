@@ -247,7 +247,7 @@ def running_fake_openrosa(
     the page's service worker registers)."""
     state = FakeState(users={username: (password, ("PK-01",))}, xform=household_xform())
     server = make_server("127.0.0.1", 0, build_app(state), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield OpenRosaHub(f"http://127.0.0.1:{server.port}", username, password, state)

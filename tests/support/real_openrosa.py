@@ -233,7 +233,10 @@ def running_real_hub(
     served: Any = InnerHost(app, inner_host) if inner_host else app
     server = make_server("127.0.0.1", 0, served, threaded=True)
     hub.url = f"http://127.0.0.1:{server.port}"
-    threads = [threading.Thread(target=t, daemon=True) for t in (server.serve_forever, ingest.run)]
+    threads = [
+        threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True),
+        threading.Thread(target=ingest.run, daemon=True),
+    ]
     for thread in threads:
         thread.start()
     try:
