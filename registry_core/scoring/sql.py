@@ -36,6 +36,7 @@ from sqlalchemy import Date, TextClause, Uuid, bindparam, text
 from registry_core.db import UTCDateTime
 from registry_core.scoring.definitions import ModelDefinition, Variable
 from registry_core.scoring.facts import age_bounds
+from registry_core.scoring.profiles import KEY_SPAN, SEX_CODES, day_number
 
 
 @dataclass
@@ -115,6 +116,95 @@ def _member_filter(variable: Variable, as_of: date, params: _Params) -> str:
     return " AND ".join(parts) or "1 = 1"
 
 
+def _profile_count(variable: Variable, as_of: date, params: _Params) -> str | None:
+    """A member count (no fact) over the household's profile ``mp`` (``profiles``): births
+    sorted, so each bound is one ``width_bucket`` (how many are at or below it). None: the
+    variable's sex has no code there (it is counted from the members themselves)."""
+    born_by, born_after = age_bounds(variable, as_of)
+    if variable.sex is None:
+        if born_by is None and born_after is None:
+            return "COALESCE(mp.members, 0)"
+        upper = (
+            f"width_bucket(CAST({params.add(born_by, Date())} AS DATE), mp.births)"
+            if born_by is not None
+            else "cardinality(mp.births)"
+        )
+        lower = (
+            f"width_bucket(CAST({params.add(born_after, Date())} AS DATE), mp.births)"
+            if born_after is not None
+            else "0"
+        )
+        return f"COALESCE({upper} - {lower}, 0)"
+    code = SEX_CODES.get(variable.sex)
+    if code is None:
+        return None
+    base = code * KEY_SPAN
+    high = base + day_number(born_by) if born_by is not None else base + KEY_SPAN - 1
+    if born_after is not None:
+        low = base + day_number(born_after)
+    else:  # with an age bound, an unknown birth date (day number 0) is not counted
+        low = base if born_by is not None else base - 1
+    return (
+        f"COALESCE(width_bucket(CAST({high} AS BIGINT), mp.member_keys)"
+        f" - width_bucket(CAST({low} AS BIGINT), mp.member_keys), 0)"
+    )
+
+
+def _profile_member_filter(variable: Variable, as_of: date, params: _Params) -> str:
+    """``_member_filter`` over the member at ``x.i`` of the profile ``mp``."""
+    parts = []
+    born_by, born_after = age_bounds(variable, as_of)
+    if born_by is not None:
+        parts.append(f"mp.birth_dates[x.i] <= {params.add(born_by, Date())}")
+    if born_after is not None:
+        parts.append(f"mp.birth_dates[x.i] > {params.add(born_after, Date())}")
+    if variable.sex is not None:
+        parts.append(f"mp.sexes[x.i] = {params.add(variable.sex)}")
+    return " AND ".join(parts) or "1 = 1"
+
+
+@dataclass
+class _Parts:
+    """The joins' columns and conditions, collected variable by variable."""
+
+    fact_columns: list[str] = field(default_factory=list)
+    fact_conditions: list[str] = field(default_factory=list)
+    person_conditions: list[str] = field(default_factory=list)
+    person_columns: list[str] = field(default_factory=list)
+    member_columns: list[str] = field(default_factory=list)
+    profile: bool = False
+    profile_person_conditions: list[str] = field(default_factory=list)
+    profile_person_columns: list[str] = field(default_factory=list)
+    profile_member_columns: list[str] = field(default_factory=list)
+
+
+def _profile_member(
+    variable: Variable, index: int, as_of: date, dialect: str, params: _Params, parts: _Parts
+) -> str | None:
+    """PostgreSQL: a members variable read from the profiles (the column's SQL), or None
+    when it must be read from the members themselves."""
+    column = f"v_{variable.name}"
+    if variable.fact is None:
+        count = _profile_count(variable, as_of, params)
+        if count is not None:
+            parts.profile = True
+        return count
+    own = f"pv{index}"
+    condition = _fact_condition(variable, "s", params, household=False)
+    parts.profile_person_conditions.append(condition)
+    number = _number("s.value", dict(variable.value_map), dialect, params)
+    parts.profile_person_columns.append(f"MAX(CASE WHEN {condition} THEN {number} END) AS {own}")
+    chosen = _profile_member_filter(variable, as_of, params)
+    if variable.aggregate == "count":
+        parts.profile_member_columns.append(
+            f"COUNT(CASE WHEN {chosen} AND pa.{own} > 0 THEN 1 END) AS {column}"
+        )
+        return f"COALESCE(mf.{column}, 0)"
+    kind = variable.aggregate.upper()
+    parts.profile_member_columns.append(f"{kind}(CASE WHEN {chosen} THEN pa.{own} END) AS {column}")
+    return f"mf.{column}"
+
+
 def _variables_sql(
     model: ModelDefinition,
     dialect: str,
@@ -122,13 +212,13 @@ def _variables_sql(
     as_of: date,
     household_id: uuid.UUID | None,
 ) -> str:
-    """SELECT household_id, area, v_<name>... for every household scored (not dissolved)."""
+    """SELECT household_id, area, v_<name>... for every household scored (not dissolved).
+
+    On PostgreSQL a members variable is read from the household's profile
+    (``profiles.MemberProfile``, one row per household) when it can be; elsewhere, and for a
+    sex the profile has no code for, from memberships, persons and their facts."""
     one = params.add(household_id, Uuid()) if household_id is not None else None
-    fact_columns: list[str] = []
-    fact_conditions: list[str] = []
-    person_conditions: list[str] = []
-    person_columns: list[str] = []
-    member_columns: list[str] = []
+    parts = _Parts()
     columns = ["h.id AS household_id", "h.admin_area_code AS area"]
     for index, variable in enumerate(model.variables):
         column = f"v_{variable.name}"
@@ -139,61 +229,95 @@ def _variables_sql(
                 params,
                 household=variable.source in ("household_attribute", "gis_layer"),
             )
-            fact_conditions.append(condition)
+            parts.fact_conditions.append(condition)
             number = _number("s.value", dict(variable.value_map), dialect, params)
-            fact_columns.append(
+            parts.fact_columns.append(
                 f"{_aggregate(variable)}(CASE WHEN {condition} THEN {number} END) AS {column}"
             )
             columns.append(f"f.{column}")
             continue
+        if dialect == "postgresql":
+            profiled = _profile_member(variable, index, as_of, dialect, params, parts)
+            if profiled is not None:
+                columns.append(f"{profiled} AS {column}")
+                continue
         chosen = _member_filter(variable, as_of, params)
         if variable.fact is None:
-            member_columns.append(f"COUNT(CASE WHEN {chosen} THEN 1 END) AS {column}")
+            parts.member_columns.append(f"COUNT(CASE WHEN {chosen} THEN 1 END) AS {column}")
             columns.append(f"COALESCE(m.{column}, 0) AS {column}")
             continue
         own = f"pv{index}"
         condition = _fact_condition(variable, "s", params, household=False)
-        person_conditions.append(condition)
+        parts.person_conditions.append(condition)
         number = _number("s.value", dict(variable.value_map), dialect, params)
-        person_columns.append(f"MAX(CASE WHEN {condition} THEN {number} END) AS {own}")
+        parts.person_columns.append(f"MAX(CASE WHEN {condition} THEN {number} END) AS {own}")
         if variable.aggregate == "count":
-            member_columns.append(
+            parts.member_columns.append(
                 f"COUNT(CASE WHEN {chosen} AND pa.{own} > 0 THEN 1 END) AS {column}"
             )
             columns.append(f"COALESCE(m.{column}, 0) AS {column}")
         else:
             kind = variable.aggregate.upper()
-            member_columns.append(f"{kind}(CASE WHEN {chosen} THEN pa.{own} END) AS {column}")
+            parts.member_columns.append(f"{kind}(CASE WHEN {chosen} THEN pa.{own} END) AS {column}")
             columns.append(f"m.{column}")
-    joins = []
-    if fact_columns:
-        only = f" AND s.household_id = {one}" if one else ""
-        joins.append(
-            f"LEFT JOIN (SELECT s.household_id, {', '.join(fact_columns)}"
-            f" FROM socio_economic_attributes s WHERE ({' OR '.join(fact_conditions)}){only}"
-            " GROUP BY s.household_id) f ON f.household_id = h.id"
-        )
-    if member_columns:
-        only = f" AND ms.household_id = {one}" if one else ""
-        person_join = ""
-        if person_columns:
-            person_only = f" AND s.household_id = {one}" if one else ""
-            person_join = (
-                f" LEFT JOIN (SELECT s.household_id, s.person_id, {', '.join(person_columns)}"
-                " FROM socio_economic_attributes s WHERE s.person_id IS NOT NULL"
-                f" AND ({' OR '.join(person_conditions)}){person_only}"
-                " GROUP BY s.household_id, s.person_id) pa"
-                " ON pa.person_id = ms.person_id AND pa.household_id = ms.household_id"
-            )
-        joins.append(
-            f"LEFT JOIN (SELECT ms.household_id, {', '.join(member_columns)}"
-            " FROM memberships ms JOIN persons p ON p.id = ms.person_id"
-            f"{person_join}"
-            " WHERE ms.end_date IS NULL AND COALESCE(p.is_deceased, false) = false"
-            f"{only} GROUP BY ms.household_id) m ON m.household_id = h.id"
-        )
+    joins = [*_fact_join(parts, one), *_profile_joins(parts, one), *_member_join(parts, one)]
     where = "h.status <> 'dissolved'" + (f" AND h.id = {one}" if one else "")
     return f"SELECT {', '.join(columns)} FROM households h {' '.join(joins)} WHERE {where}"
+
+
+def _fact_join(parts: _Parts, one: str | None) -> list[str]:
+    if not parts.fact_columns:
+        return []
+    only = f" AND s.household_id = {one}" if one else ""
+    return [
+        f"LEFT JOIN (SELECT s.household_id, {', '.join(parts.fact_columns)}"
+        f" FROM socio_economic_attributes s WHERE ({' OR '.join(parts.fact_conditions)}){only}"
+        " GROUP BY s.household_id) f ON f.household_id = h.id"
+    ]
+
+
+def _profile_joins(parts: _Parts, one: str | None) -> list[str]:
+    """The profile itself (``mp``) and the member facts of current members (``mf``): each
+    person's facts aggregated, kept when the person is one of the household's members."""
+    joins = []
+    if parts.profile:
+        joins.append("LEFT JOIN scoring_member_profiles mp ON mp.household_id = h.id")
+    if parts.profile_member_columns:
+        only = f" AND s.household_id = {one}" if one else ""
+        joins.append(
+            f"LEFT JOIN (SELECT pa.household_id, {', '.join(parts.profile_member_columns)}"
+            f" FROM (SELECT s.household_id, s.person_id, {', '.join(parts.profile_person_columns)}"
+            " FROM socio_economic_attributes s WHERE s.person_id IS NOT NULL"
+            f" AND ({' OR '.join(parts.profile_person_conditions)}){only}"
+            " GROUP BY s.household_id, s.person_id) pa"
+            " JOIN scoring_member_profiles mp ON mp.household_id = pa.household_id"
+            " CROSS JOIN LATERAL (SELECT array_position(mp.person_ids, pa.person_id) AS i) x"
+            " WHERE x.i IS NOT NULL GROUP BY pa.household_id) mf ON mf.household_id = h.id"
+        )
+    return joins
+
+
+def _member_join(parts: _Parts, one: str | None) -> list[str]:
+    if not parts.member_columns:
+        return []
+    only = f" AND ms.household_id = {one}" if one else ""
+    person_join = ""
+    if parts.person_columns:
+        person_only = f" AND s.household_id = {one}" if one else ""
+        person_join = (
+            f" LEFT JOIN (SELECT s.household_id, s.person_id, {', '.join(parts.person_columns)}"
+            " FROM socio_economic_attributes s WHERE s.person_id IS NOT NULL"
+            f" AND ({' OR '.join(parts.person_conditions)}){person_only}"
+            " GROUP BY s.household_id, s.person_id) pa"
+            " ON pa.person_id = ms.person_id AND pa.household_id = ms.household_id"
+        )
+    return [
+        f"LEFT JOIN (SELECT ms.household_id, {', '.join(parts.member_columns)}"
+        " FROM memberships ms JOIN persons p ON p.id = ms.person_id"
+        f"{person_join}"
+        " WHERE ms.end_date IS NULL AND COALESCE(p.is_deceased, false) = false"
+        f"{only} GROUP BY ms.household_id) m ON m.household_id = h.id"
+    ]
 
 
 def _resolved(model: ModelDefinition) -> tuple[dict[str, str], str]:
