@@ -7,8 +7,8 @@ aggregates to the households, and computes every score in the same statement; no
 to Python. The rules are those of ``evaluate`` and ``facts`` (the tests hold them together):
 
 - a fact's JSON value becomes a number (numbers, true/false as 1/0, strings through the
-  variable's ``value_map``), written per dialect (``json_typeof``/``#>>`` on PostgreSQL,
-  ``json_type``/``json_extract`` on SQLite);
+  variable's ``value_map``), read from the columns the database computes from it
+  (``value_number``, ``value_text``: migration 0027);
 - a missing value is the variable's default (``COALESCE``) or makes the score NULL and the
   household not scorable.
 
@@ -63,22 +63,14 @@ def _literal(number: float) -> str:
     return f"CAST({float(number)!r} AS DOUBLE PRECISION)"
 
 
-def _number(column: str, value_map: dict[str, float], dialect: str, params: _Params) -> str:
-    """The JSON ``column`` as a number by ``evaluate.as_number``'s rule (else NULL)."""
+def _number(alias: str, value_map: dict[str, float], params: _Params) -> str:
+    """The fact ``alias``'s value as a number by ``evaluate.as_number``'s rule (else NULL),
+    from the columns the database computes from the JSON (``value_number``: numbers and
+    true/false; ``value_text``: strings, through the variable's ``value_map``)."""
+    if not value_map:
+        return f"{alias}.value_number"
     mapped = " ".join(f"WHEN {params.add(k)} THEN {_literal(v)}" for k, v in value_map.items())
-    if dialect == "postgresql":
-        scalar = f"({column} #>> '{{}}')"
-        strings = f" WHEN 'string' THEN CASE {scalar} {mapped} END" if mapped else ""
-        return (
-            f"CASE json_typeof({column}) WHEN 'number' THEN CAST({scalar} AS DOUBLE PRECISION)"
-            f" WHEN 'boolean' THEN CASE WHEN {scalar} = 'true' THEN 1.0 ELSE 0.0 END{strings} END"
-        )
-    scalar = f"json_extract({column}, '$')"
-    strings = f" WHEN 'text' THEN CASE {scalar} {mapped} END" if mapped else ""
-    return (
-        f"CASE json_type({column}) WHEN 'integer' THEN CAST({scalar} AS REAL)"
-        f" WHEN 'real' THEN {scalar} WHEN 'true' THEN 1.0 WHEN 'false' THEN 0.0{strings} END"
-    )
+    return f"COALESCE({alias}.value_number, CASE {alias}.value_text {mapped} END)"
 
 
 def _fact_condition(variable: Variable, alias: str, params: _Params, *, household: bool) -> str:
@@ -192,7 +184,7 @@ def _profile_member(
     own = f"pv{index}"
     condition = _fact_condition(variable, "s", params, household=False)
     parts.profile_person_conditions.append(condition)
-    number = _number("s.value", dict(variable.value_map), dialect, params)
+    number = _number("s", dict(variable.value_map), params)
     parts.profile_person_columns.append(f"MAX(CASE WHEN {condition} THEN {number} END) AS {own}")
     chosen = _profile_member_filter(variable, as_of, params)
     if variable.aggregate == "count":
@@ -230,7 +222,7 @@ def _variables_sql(
                 household=variable.source in ("household_attribute", "gis_layer"),
             )
             parts.fact_conditions.append(condition)
-            number = _number("s.value", dict(variable.value_map), dialect, params)
+            number = _number("s", dict(variable.value_map), params)
             parts.fact_columns.append(
                 f"{_aggregate(variable)}(CASE WHEN {condition} THEN {number} END) AS {column}"
             )
@@ -249,7 +241,7 @@ def _variables_sql(
         own = f"pv{index}"
         condition = _fact_condition(variable, "s", params, household=False)
         parts.person_conditions.append(condition)
-        number = _number("s.value", dict(variable.value_map), dialect, params)
+        number = _number("s", dict(variable.value_map), params)
         parts.person_columns.append(f"MAX(CASE WHEN {condition} THEN {number} END) AS {own}")
         if variable.aggregate == "count":
             parts.member_columns.append(
