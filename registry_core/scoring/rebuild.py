@@ -52,6 +52,9 @@ _KEPT = (
     f" THEN COALESCE(o.input_values, {empty_values('postgresql')})"
     " ELSE o.previous_input_values END"
 )
+# Statistics for the columns queries filter or group on; not the value arrays (per-element
+# statistics of two arrays per row were half of ANALYZE's time, and nothing filters on them).
+ANALYZED = "household_id, model_code, model_version, score, scorable, computed_at"
 ALL_COLUMNS = (
     "household_id, model_code, model_version, score, scorable, input_values, inputs,"
     " previous_model_version, previous_score, previous_input_values, computed_at"
@@ -59,11 +62,13 @@ ALL_COLUMNS = (
 
 
 def _new_rows_sql(scores: str, _code_param: str) -> str:
-    """The new rows, joined to the old ones for the previous values."""
+    """The new rows, joined to the old ones for the previous values. ``OFFSET 0`` keeps the
+    new rows a subquery computed once: flattened, each use of ``n.score`` in ``_KEPT``
+    computed the score again (a quarter of the statement at 200,000 households)."""
     return (
         f"INSERT INTO {NEXT} ({ALL_COLUMNS})"
         " SELECT n.household_id, n.model_code, n.model_version, n.score, n.scorable,"
-        f" n.input_values, NULL, {_KEPT}, n.computed_at FROM ({scores}) n"
+        f" n.input_values, NULL, {_KEPT}, n.computed_at FROM ({scores} OFFSET 0) n"
         f" LEFT JOIN {TABLE} o ON o.household_id = n.household_id AND o.model_code = n.model_code"
     )
 
@@ -107,7 +112,7 @@ def rebuild_scores(
                 " FOREIGN KEY (household_id) REFERENCES households (id)"
             )
         )
-        connection.execute(text(f"ANALYZE {NEXT}"))
+        connection.execute(text(f"ANALYZE {NEXT} ({ANALYZED})"))
         if not _take_over(connection):
             savepoint.rollback()
             return None
