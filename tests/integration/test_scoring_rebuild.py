@@ -27,9 +27,10 @@ ROWS = text(
     " FROM household_scores ORDER BY household_id, model_code"
 )
 SHAPE = text(
+    # the columns' order (a swapped table numbers them afresh where migrations dropped some)
     "SELECT column_name, data_type, character_maximum_length, is_nullable, column_default,"
-    " ordinal_position FROM information_schema.columns WHERE table_name = 'household_scores'"
-    " ORDER BY ordinal_position"
+    " row_number() OVER (ORDER BY ordinal_position) FROM information_schema.columns"
+    " WHERE table_name = 'household_scores' ORDER BY ordinal_position"
 )
 CONSTRAINTS = text(
     "SELECT conname, contype, convalidated, pg_get_constraintdef(oid) FROM pg_constraint"
