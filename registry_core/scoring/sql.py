@@ -359,12 +359,16 @@ def _score_sql(model: ModelDefinition, dialect: str, inner: str) -> str:
     resolved, missing = _resolved(model)
     total = linear_total(model, resolved)
     values = values_array([resolved[name] for name in model.names()], dialect)
+    # PostgreSQL: the variables a subquery computed once (``OFFSET 0``); flattened, each
+    # variable's expression (a member count's binary searches) ran again for the score,
+    # the values and the missing-value test.
+    fence = " OFFSET 0" if dialect == "postgresql" else ""
     return (
         "SELECT v.household_id, v.area,"
         f" CASE WHEN {missing} THEN NULL ELSE {total} END AS score,"
         f" CASE WHEN {missing} THEN false ELSE true END AS scorable,"
         f" {values} AS input_values"
-        f" FROM ({inner}) v"
+        f" FROM ({inner}{fence}) v"
     )
 
 
