@@ -436,8 +436,8 @@ def resolved_score_sql(
     return RawSelect(sql, params.values, params.types)
 
 
-# Memory for the re-score's hash aggregates and joins, for this transaction only: with the
-# server's default (often 4 MB) PostgreSQL sorts the facts on disk instead.
+# Memory for the re-score's hash aggregates, joins and key build, for this transaction only:
+# with the server's defaults (often 4 MB and 64 MB) PostgreSQL sorts on disk instead.
 BULK_WORK_MEM = "256MB"
 
 
@@ -449,6 +449,9 @@ def prepare_for_bulk(connection: Any, dialect: str) -> None:
     (measured on the simulation's statement) for a statement that runs once."""
     if dialect == "postgresql":
         connection.execute(text(f"SET LOCAL work_mem = '{BULK_WORK_MEM}'"))
+        # The swapped table's key is built in this transaction: with the default 64 MB its
+        # sort of a million keys spilled to disk (0.3-0.5 s of CPU against 0.2 s in memory).
+        connection.execute(text(f"SET LOCAL maintenance_work_mem = '{BULK_WORK_MEM}'"))
         connection.execute(text("SET LOCAL jit = off"))
 
 
