@@ -89,12 +89,12 @@ def upgrade() -> None:
     with op.batch_alter_table("household_scores") as batch:
         batch.add_column(sa.Column("input_values", VALUES, nullable=True))
         batch.add_column(sa.Column("previous_input_values", VALUES, nullable=True))
+        batch.alter_column("inputs", existing_type=sa.JSON(), nullable=True)
     if bind.dialect.name == "postgresql":
         op.execute(POSTGRES_FILL)
     else:
         _fill_elsewhere(bind)
     with op.batch_alter_table("household_scores") as batch:
-        batch.alter_column("inputs", existing_type=sa.JSON(), nullable=True)
         batch.drop_column("contributions")
         batch.drop_column("previous_contributions")
 
