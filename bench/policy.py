@@ -18,7 +18,7 @@ default N = 1,000,000), and measures, best of ``--repeat`` rounds:
   Python decision run);
 - ``simulate``: ``Simulations.evaluate`` of the scenarios a policymaker asks — a higher
   threshold with the program extended to a subgroup, and new weights (scores from the
-  stored inputs) — each the whole read-only answer: counts by area and segment, gainers,
+  stored values) — each the whole read-only answer: counts by area and segment, gainers,
   losers and budgets; the slower of the two is reported. A draft model with other
   variables (every fact read again) is printed beside it for information;
 - ``count_baseline``: a plain ``SELECT COUNT(*) FROM households`` in the same run, what the

@@ -13,11 +13,11 @@ layer, tax incomes of about a third of the people and disabilities of a tenth.
 The model has eight variables of all four sources (member counts by age and sex, a member
 fact, household facts with a value map and defaults, tax income, a GIS layer) and a linear
 form: ``registry_core.scoring.rescore.score_linear`` writes it (on PostgreSQL a new table
-swapped in, elsewhere an upsert; both keep the previous score and contributions).
+swapped in, elsewhere an upsert; both keep the previous score and values).
 
 Why the baseline: "X households/s" alone says little on a shared two-core machine. In the same
 run, on the same database, ``baseline`` is a plain ``INSERT INTO copy SELECT * FROM
-household_scores`` of the very rows the re-score wrote (same count, same JSON): what the
+household_scores`` of the very rows the re-score wrote (same count, same values): what the
 database needs just to write them, without reading any fact or computing anything. Each is
 run ``--repeat`` times (default 3) and the best round is reported. Also printed: the
 eligibility decision of one program over every household (CEL in Python) and the incremental

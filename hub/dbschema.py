@@ -31,6 +31,7 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 MODEL_MODULES: tuple[str, ...] = (
     "registry_core.models",
     "registry_core.scoring.tables",
+    "registry_core.scoring.profiles",
     "registry_core.reports.tables",
     "registry_core.simulation.tables",
     "registry_core.geography.tables",

@@ -17,6 +17,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     Date,
     Float,
     ForeignKey,
@@ -190,6 +191,25 @@ class Consent(Base):
     )
 
 
+# ``socio_economic_attributes.value`` as a number and as text, per dialect (PostgreSQL stores
+# them; SQLite computes them when read).
+VALUE_NUMBER_SQL = {
+    "postgresql": (
+        "CASE json_typeof(value) WHEN 'number' THEN CAST((value #>> '{}') AS DOUBLE PRECISION)"
+        " WHEN 'boolean' THEN CASE WHEN (value #>> '{}') = 'true' THEN 1.0 ELSE 0.0 END END"
+    ),
+    "sqlite": (
+        "CASE json_type(value) WHEN 'integer' THEN CAST(json_extract(value, '$') AS REAL)"
+        " WHEN 'real' THEN json_extract(value, '$') WHEN 'true' THEN 1.0"
+        " WHEN 'false' THEN 0.0 END"
+    ),
+}
+VALUE_TEXT_SQL = {
+    "postgresql": "CASE WHEN json_typeof(value) = 'string' THEN (value #>> '{}') END",
+    "sqlite": "CASE WHEN json_type(value) = 'text' THEN json_extract(value, '$') END",
+}
+
+
 class SocioEconomicAttribute(Base):
     """One socio-economic fact used by scoring (income by source and period, dwelling, assets).
 
@@ -205,6 +225,15 @@ class SocioEconomicAttribute(Base):
     name: Mapped[str] = mapped_column(String(64))  # e.g. "employment", "roof_material"
     period: Mapped[str] = mapped_column(String(16), default="")  # e.g. "2025", "" for timeless
     value: Mapped[Any] = mapped_column(JSON)
+    # The value as a number (a JSON number; true/false as 1/0) or as text (a JSON string),
+    # computed by the database (migration 0027): scoring reads every fact of the registry
+    # at once, and taking each JSON value apart again measured half of reading the facts.
+    value_number: Mapped[float | None] = mapped_column(
+        Float, Computed(VALUE_NUMBER_SQL["postgresql"], persisted=True)
+    )
+    value_text: Mapped[str | None] = mapped_column(
+        Text, Computed(VALUE_TEXT_SQL["postgresql"], persisted=True)
+    )
     unit: Mapped[str | None] = mapped_column(String(16))
     source_system: Mapped[str] = mapped_column(String(64))
     source_record_id: Mapped[str | None] = mapped_column(String(128))

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from registry_core.models import Household
 from registry_core.scoring.definitions import RuleDefinition
 from registry_core.scoring.evaluate import Decision, decide
+from registry_core.scoring.explain import ModelVersions, named
 from registry_core.scoring.tables import HouseholdEligibility, HouseholdScore
 from registry_core.services.base import REGISTRY_SOURCE
 from registry_core.services.events import EligibilityChanged, emit
@@ -125,6 +126,7 @@ def recompute(
             Household.admin_area_code,
             HouseholdScore.score,
             HouseholdScore.model_version,
+            HouseholdScore.input_values,
             HouseholdScore.inputs,
             HouseholdEligibility.eligible,
             HouseholdEligibility.rule_version,
@@ -144,10 +146,15 @@ def recompute(
     if only is not None:
         query = query.where(HouseholdScore.household_id.in_(only))
     candidates = []
+    versions = ModelVersions(session)
     for row in session.execute(query):
-        decision = decide(rule, row[2], row[4] or {}, row[1])
-        before = None if row[5] is None else (row[5], row[6], row[7], row[8], row[9])
-        candidates.append(_Candidate(row[0], row[1], row[2], row[3], decision, before, row[10]))
+        if row[3] is None:
+            inputs = row[5] or {}  # recorded from outside: its inputs by name
+        else:
+            inputs = named(versions.get(rule.model_code, row[3]), row[4])
+        decision = decide(rule, row[2], inputs, row[1])
+        before = None if row[6] is None else (row[6], row[7], row[8], row[9], row[10])
+        candidates.append(_Candidate(row[0], row[1], row[2], row[3], decision, before, row[11]))
     _apply_quota(rule, candidates)
     seen = {c.household_id for c in candidates}
     candidates.extend(_no_longer_scored(session, active, seen, only))

@@ -35,9 +35,9 @@ def record_external_score(
         session.add(row)
     elif row.score != score:
         row.previous_score, row.previous_model_version = row.score, row.model_version
-        row.previous_contributions = row.contributions
+        row.previous_input_values = list(row.input_values or [])
     row.model_version, row.score, row.scorable = None, float(score), True
-    row.inputs, row.contributions, row.computed_at = dict(inputs), {}, now
+    row.inputs, row.input_values, row.computed_at = dict(inputs), None, now
     session.flush()
     events: list[str] = []
     for rule in active_rules(session, [model]):

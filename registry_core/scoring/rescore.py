@@ -14,7 +14,7 @@ import uuid
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Uuid, bindparam, delete, select, text
+from sqlalchemy import Uuid, bindparam, delete, select, text
 from sqlalchemy.orm import Session
 
 from registry_core.db import UTCDateTime
@@ -31,7 +31,7 @@ from registry_core.scoring.sql import (
     upsert_tail,
     variables_select,
 )
-from registry_core.scoring.tables import HouseholdScore
+from registry_core.scoring.tables import VALUES, HouseholdScore
 from standards.timeutil import utcnow
 
 PYTHON_WRITE_BATCH = 2000
@@ -84,13 +84,11 @@ def _score_in_python(session: Session, active: ActiveModel, day: date, dialect: 
     now = utcnow()
     insert = text(
         f"INSERT INTO household_scores ({COLUMNS}) VALUES (:household_id, :model_code,"  # noqa: S608
-        " :model_version, :score, :scorable, :inputs, :contributions, :computed_at)"
-        + upsert_tail(dialect)
+        " :model_version, :score, :scorable, :input_values, :computed_at)" + upsert_tail(dialect)
     )
     insert = insert.bindparams(
         bindparam("household_id", type_=Uuid()),
-        bindparam("inputs", type_=JSON()),
-        bindparam("contributions", type_=JSON()),
+        bindparam("input_values", type_=VALUES),
         bindparam("computed_at", type_=UTCDateTime()),
     )
     batch: list[dict[str, Any]] = []
@@ -127,9 +125,10 @@ def score_one(
         return
     if row.score != result.score or row.model_version != active.version:
         row.previous_score, row.previous_model_version = row.score, row.model_version
-        row.previous_contributions = row.contributions
+        row.previous_input_values = list(row.input_values or [])
     for name, value in values.items():
         setattr(row, name, value)
+    row.inputs = None
 
 
 def _float(value: Any) -> float | None:
@@ -145,7 +144,6 @@ def _score_row(
         "model_version": active.version,
         "score": result.score,
         "scorable": result.scorable,
-        "inputs": dict(result.inputs),
-        "contributions": dict(result.contributions),
+        "input_values": [result.inputs[name] for name in active.model.names()],
         "computed_at": now,
     }

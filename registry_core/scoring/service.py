@@ -34,6 +34,7 @@ from registry_core.scoring.active import (
     valid_on,
 )
 from registry_core.scoring.definitions import CODE, parse_model, parse_rule
+from registry_core.scoring.explain import ModelVersions
 from registry_core.scoring.rescore import score_everyone, score_one
 from registry_core.scoring.tables import (
     EligibilityRule,
@@ -254,6 +255,7 @@ class Scoring:
         key = uuid.UUID(str(household_id))
 
         def work(session: Session) -> dict[str, Any]:
+            versions = ModelVersions(session)
             scores = session.scalars(
                 select(HouseholdScore)
                 .where(HouseholdScore.household_id == key)
@@ -265,7 +267,7 @@ class Scoring:
                 .order_by(HouseholdEligibility.program_code)
             )
             return {
-                "scores": [score_view(row) for row in scores],
+                "scores": [score_view(row, versions) for row in scores],
                 "eligibility": [eligibility_view(row) for row in decisions],
             }
 

@@ -5,8 +5,9 @@ and activated, and every score or decision names the version it came from. Resul
 current state per household (one row per household and model, per household and program), so
 the set-based re-score is one statement (a table swapped in on PostgreSQL, an upsert
 elsewhere) and a read (DCI search, the household API) is a primary
-key look-up. The score row keeps the previous version's score and contributions beside the
-current ones: "which variables moved the score" is answered from the row itself.
+key look-up. The score row keeps the previous score and the values it came from beside the
+current ones: "which variables moved the score" is answered from the row and the two
+versions' weights.
 """
 
 from __future__ import annotations
@@ -28,13 +29,14 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, DOUBLE_PRECISION, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from registry_core.db import Base, new_uuid
 from standards.timeutil import utcnow
 
 VERSION_STATES = ("draft", "active", "retired")
+VALUES = JSON().with_variant(ARRAY(DOUBLE_PRECISION()), "postgresql")
 
 
 class ScoringModel(Base):
@@ -88,8 +90,14 @@ class EligibilityRule(Base):
 class HouseholdScore(Base):
     """A household's current score under one model code (``model_version`` None: a score
     recorded from outside, ``Registry.record_eligibility_score``). ``score`` is None when the
-    household is not scorable (a variable it lacks is marked so); ``inputs`` are the
-    variables' values, ``contributions`` each variable's part of the score."""
+    household is not scorable (a variable it lacks is marked so).
+
+    A model's score keeps its variables' values as numbers in the version's declared order
+    (``input_values``; None: missing); names and each variable's contribution (weight times
+    value) are derived on read from the version's definition (``explain``). Why not named
+    JSON and stored contributions: building both per household was half of a full
+    re-score's cost and most of each row (docs/policy.md, "Fourth look"). A score recorded
+    from outside has no version: its ``inputs`` are kept as given, as JSON."""
 
     __tablename__ = "household_scores"
 
@@ -100,15 +108,18 @@ class HouseholdScore(Base):
     model_version: Mapped[int | None] = mapped_column(Integer)
     score: Mapped[float | None] = mapped_column(Float)
     scorable: Mapped[bool] = mapped_column(Boolean, default=True)
-    # JSONB on PostgreSQL: simulations read single variables of every household's inputs,
-    # and ``->>`` on JSONB needs no parsing (three times faster than on JSON text).
-    inputs: Mapped[dict[str, Any]] = mapped_column(
-        JSON().with_variant(JSONB(), "postgresql"), default=dict
+    # DOUBLE PRECISION[] on PostgreSQL (a simulation reads ``input_values[i]``: no parsing),
+    # a JSON array elsewhere.
+    input_values: Mapped[list[float | None] | None] = mapped_column(VALUES)
+    # Recorded from outside only (JSONB on PostgreSQL since migration 0019).
+    inputs: Mapped[dict[str, Any] | None] = mapped_column(
+        JSON().with_variant(JSONB(), "postgresql")
     )
-    contributions: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     previous_model_version: Mapped[int | None] = mapped_column(Integer)
     previous_score: Mapped[float | None] = mapped_column(Float)
-    previous_contributions: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # The values the previous score was computed from (set when the score or the version
+    # moved): with the previous version's weights, "which variables moved the score".
+    previous_input_values: Mapped[list[float | None] | None] = mapped_column(VALUES)
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
     # No index beyond the key: reads are by household (the key), reports scan one model's
     # rows whole, and a second index made the set-based re-score a quarter slower.

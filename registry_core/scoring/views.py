@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from registry_core.scoring.explain import ModelVersions, explain
 from registry_core.scoring.tables import (
     EligibilityRule,
     HouseholdEligibility,
@@ -41,10 +43,8 @@ def rule_view(row: EligibilityRule) -> dict[str, Any]:
     }
 
 
-def moved_by(row: HouseholdScore) -> dict[str, float]:
+def moved_by(now: Mapping[str, float], before: Mapping[str, float]) -> dict[str, float]:
     """Each variable's change of contribution since the previous score (largest first)."""
-    before = row.previous_contributions or {}
-    now = row.contributions or {}
     moves = {
         name: float(now.get(name, 0.0)) - float(before.get(name, 0.0))
         for name in sorted(set(now) | set(before))
@@ -52,17 +52,19 @@ def moved_by(row: HouseholdScore) -> dict[str, float]:
     return dict(sorted(((k, v) for k, v in moves.items() if v), key=lambda kv: -abs(kv[1])))
 
 
-def score_view(row: HouseholdScore) -> dict[str, Any]:
+def score_view(row: HouseholdScore, versions: ModelVersions) -> dict[str, Any]:
+    explained = explain(row, versions)
+    before = explained.previous_contributions
     return {
         "model": row.model_code,
         "model_version": row.model_version,
         "score": row.score,
         "scorable": bool(row.scorable),
-        "inputs": row.inputs,
-        "contributions": row.contributions,
+        "inputs": explained.inputs,
+        "contributions": explained.contributions,
         "previous_score": row.previous_score,
         "previous_model_version": row.previous_model_version,
-        "moved_by": moved_by(row) if row.previous_contributions is not None else {},
+        "moved_by": moved_by(explained.contributions, before) if before is not None else {},
         "computed_at": rfc3339(row.computed_at),
     }
 

@@ -5,7 +5,7 @@ For every household (not dissolved) the statement reads:
 - ``cur``: the program's current decision (``household_eligibility``, as the last decision
   run wrote it: current policy);
 - ``score`` and the variables the simulated rule reads, from one of three sources
-  (``ScoreSource``): the stored scores (the model is unchanged), the stored inputs with new
+  (``ScoreSource``): the stored scores (the model is unchanged), the stored values with new
   weights or a new CEL formula (the model's variables are unchanged: no fact is read again;
   ``model_total``), or the facts themselves under a draft model (``sql.resolved_score_sql``,
   as a re-score reads them);
@@ -55,6 +55,9 @@ class ProgramPlan:
     segment_variable: str | None  # None: household size
     bands: tuple[float, ...]
     caps: tuple[int | None, int | None] = (None, None)  # persons per household paid: cur, sim
+    # Every version of the model code with its variable names in declared order: where a
+    # name sits in a stored score's ``input_values``.
+    layouts: tuple[tuple[int, tuple[str, ...]], ...] = ()
 
 
 @dataclass
@@ -111,13 +114,30 @@ def _names_in(source: str) -> set[str]:
     return set(re.findall(r"[A-Za-z_]\w*", source))
 
 
+def _stored_value(name: str, plan: ProgramPlan, dialect: str) -> str:
+    """The stored value of variable ``name`` of a score row ``hs`` (NULL when the row's
+    version has no such variable, or the score was recorded from outside): one array
+    subscript when every version keeps it at the same place, else one per version."""
+    places = {version: names.index(name) for version, names in plan.layouts if name in names}
+
+    def at(index: int) -> str:
+        if dialect == "postgresql":
+            return f"hs.input_values[{index + 1}]"
+        return f"CAST(json_extract(hs.input_values, '$[{index}]') AS REAL)"
+
+    if not places:
+        return "CAST(NULL AS DOUBLE PRECISION)" if dialect == "postgresql" else "NULL"
+    missing = {version for version, _ in plan.layouts} - set(places)
+    if len(set(places.values())) == 1 and not missing:
+        return at(next(iter(places.values())))
+    cases = " ".join(f"WHEN {version} THEN {at(index)}" for version, index in places.items())
+    return f"CASE hs.model_version {cases} END"
+
+
 def _stored_scores(plan: ProgramPlan, names: list[str], dialect: str, out: _Statement) -> str:
-    """household_id, score, i_<name> from ``household_scores`` (scores or inputs)."""
+    """household_id, score, i_<name> from ``household_scores`` (scores or values)."""
     out.values["s_model"] = plan.model_code
-    if dialect == "postgresql":
-        value = {name: f"CAST(hs.inputs ->> '{name}' AS DOUBLE PRECISION)" for name in names}
-    else:
-        value = {name: f"CAST(json_extract(hs.inputs, '$.{name}') AS REAL)" for name in names}
+    value = {name: _stored_value(name, plan, dialect) for name in names}
     columns = [f"{value[name]} AS i_{name}" for name in names]
     score = "hs.score"
     if plan.source == REWEIGHTED:

@@ -23,7 +23,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from registry_core.errors import ConflictError, InvalidRecord, NotFound
-from registry_core.scoring.active import active_models, active_rules
+from registry_core.scoring.active import active_models, active_rules, stored_model
 from registry_core.scoring.definitions import (
     ModelDefinition,
     condition_samples,
@@ -319,9 +319,21 @@ def _plans(
             segment_variable=variable,
             bands=bands,
             caps=caps,
+            layouts=_layouts(session, code),
         )
         plans.append((plan, schedules))
     return plans
+
+
+def _layouts(session: Session, code: str) -> tuple[tuple[int, tuple[str, ...]], ...]:
+    """Every version of ``code`` with its variables in declared order: where each name sits
+    in a stored score's ``input_values`` (rows of older versions may remain)."""
+    rows = session.execute(
+        select(ScoringModel.version, ScoringModel.definition)
+        .where(ScoringModel.code == code)
+        .order_by(ScoringModel.version)
+    )
+    return tuple((version, tuple(stored_model(document).names())) for version, document in rows)
 
 
 def _cap(schedule: Mapping[str, Any] | None) -> int | None:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from hub.workers.topology import SCORING_QUEUE
 from registry_core.models import OutboxEvent
 from registry_core.scoring.tables import HouseholdScore
 from registry_core.service import Source
+from tests.integration.test_scoring_services import explained
 
 SOURCE = Source("field_survey", "form-1")
 MODEL = {
@@ -94,11 +96,12 @@ def runtime(db_url: str, tmp_path: Path) -> Iterator[HubRuntime]:
         runtime.close()
 
 
-def current_score(runtime: HubRuntime, household_id: str) -> HouseholdScore | None:
+def current_score(runtime: HubRuntime, household_id: str) -> SimpleNamespace | None:
     with runtime.sessions() as session:
-        return session.scalar(
+        row = session.scalar(
             select(HouseholdScore).where(HouseholdScore.household_id == household_id)
         )
+        return None if row is None else explained(session, row)
 
 
 def eligibility_events(runtime: HubRuntime) -> list[dict[str, Any]]:

@@ -1,8 +1,7 @@
 """The PostgreSQL full re-score that builds a new ``household_scores`` and swaps it in
 (``registry_core.scoring.rebuild``) writes exactly the rows the upsert writes, keeps the
 table's key, foreign key, columns and other models' rows, falls back to the upsert when a
-reader holds the table, and the contributions written by concatenation are
-``json_build_object``'s very text."""
+reader holds the table."""
 
 from __future__ import annotations
 
@@ -18,20 +17,20 @@ from registry_core.scoring import rebuild
 from registry_core.scoring.definitions import parse_model
 from registry_core.scoring.rebuild import rebuild_scores
 from registry_core.scoring.rescore import score_linear
-from registry_core.scoring.sql import _json_object, _json_text, prepare_for_bulk, rescore_statement
+from registry_core.scoring.sql import prepare_for_bulk, rescore_statement
 from tests.integration.test_scoring_services import AS_OF, MODEL, SURVEY, activate, household
 
 NOW = datetime(2026, 6, 2, 8, 0, tzinfo=UTC)
 ROWS = text(
-    "SELECT household_id, model_code, model_version, score, scorable, inputs,"
-    " contributions::text AS contributions, previous_model_version, previous_score,"
-    " previous_contributions::text AS previous_contributions, computed_at"
+    "SELECT household_id, model_code, model_version, score, scorable, input_values, inputs,"
+    " previous_model_version, previous_score, previous_input_values, computed_at"
     " FROM household_scores ORDER BY household_id, model_code"
 )
 SHAPE = text(
+    # the columns' order (a swapped table numbers them afresh where migrations dropped some)
     "SELECT column_name, data_type, character_maximum_length, is_nullable, column_default,"
-    " ordinal_position FROM information_schema.columns WHERE table_name = 'household_scores'"
-    " ORDER BY ordinal_position"
+    " row_number() OVER (ORDER BY ordinal_position) FROM information_schema.columns"
+    " WHERE table_name = 'household_scores' ORDER BY ordinal_position"
 )
 CONSTRAINTS = text(
     "SELECT conname, contype, convalidated, pg_get_constraintdef(oid) FROM pg_constraint"
@@ -79,6 +78,12 @@ def _run(engine, write) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
     return seen  # type: ignore[return-value]
 
 
+def _pairs(rows: list[Any], before: list[Any]) -> list[tuple[Any, Any]]:
+    """Each row beside the same household's and model's row before."""
+    earlier = {(r[0], r[1]): r for r in before}
+    return [(row, earlier[(row[0], row[1])]) for row in rows]
+
+
 def test_the_swapped_table_has_the_upserts_rows_and_the_migrations_shape(pg_registry, db_engine):
     migrated = _run(db_engine, lambda conn: None)  # the table as the migrations made it
     _populated(pg_registry)
@@ -94,9 +99,9 @@ def test_the_swapped_table_has_the_upserts_rows_and_the_migrations_shape(pg_regi
 
     upserted, swapped = _run(db_engine, upsert), _run(db_engine, swap)
     assert swapped[0] == upserted[0]
-    # the new version moved scores, so previous scores and contributions were carried over
+    # the new version moved scores, so previous scores and values were carried over
     moved = [row for row in swapped[0] if row[1] == "pmt" and row[7] is not None]
-    assert moved and all(row[9] is not None for row in moved)
+    assert moved and all(row[9] == before_row[5] for row, before_row in _pairs(moved, before[0]))
     # the other models' rows are there unchanged, the outside score among them
     assert [r for r in swapped[0] if r[1] != "pmt"] == [r for r in before[0] if r[1] != "pmt"]
     assert {r[1] for r in swapped[0]} == {"pmt", "other", "partner-pmt"}
@@ -128,22 +133,6 @@ def test_a_reader_holding_the_table_makes_it_upsert_instead(pg_registry, db_engi
             ).scalars()
             assert list(versions) == [version]
             transaction.commit()
-
-
-def test_contributions_by_concatenation_are_json_build_objects_text(pg_registry, db_engine):
-    values = [-2.5, 0.0, -0.0, 1e-7, 123456789.123, 1e20, -3.0, 0.1 + 0.2, 45.0]
-    pairs = [(f"v{i}", f"CAST({v!r} AS DOUBLE PRECISION)") for i, v in enumerate(values)]
-    pairs.append(("missing", "CAST(NULL AS DOUBLE PRECISION)"))
-    with db_engine.connect() as conn:
-        built, concatenated = conn.execute(
-            text(
-                f"SELECT CAST({_json_object(pairs, 'postgresql')} AS TEXT),"
-                f" CAST({_json_text(pairs)} AS TEXT)"
-            )
-        ).one()
-        empty = conn.execute(text(f"SELECT CAST({_json_text([])} AS TEXT)")).scalar_one()
-    assert concatenated == built
-    assert empty == "{}"
 
 
 def test_a_worker_waiting_to_write_behind_the_swap_is_not_deadlocked(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import uuid
 from datetime import UTC, date, datetime
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from registry_core.errors import InvalidRecord, NotFound
 from registry_core.models import OutboxEvent
 from registry_core.scoring.definitions import parse_model
 from registry_core.scoring.evaluate import score
+from registry_core.scoring.explain import ModelVersions, explain
 from registry_core.scoring.facts import raw_values
 from registry_core.scoring.tables import HouseholdScore
 from registry_core.service import Source
@@ -132,10 +134,22 @@ def activate(registry, document=MODEL, code: str = "pmt") -> int:
     return version
 
 
-def scores(registry, code: str = "pmt") -> dict[str, HouseholdScore]:
+def explained(session, row: HouseholdScore) -> SimpleNamespace:
+    """A stored score's columns with its inputs and contributions by name, as read back
+    (``explain``: from the stored values and the version's definition)."""
+    found = explain(row, ModelVersions(session))
+    columns = {c.key: getattr(row, c.key) for c in HouseholdScore.__mapper__.column_attrs}
+    return SimpleNamespace(
+        **{**columns, "inputs": found.inputs},
+        contributions=found.contributions,
+        previous_contributions=found.previous_contributions,
+    )
+
+
+def scores(registry, code: str = "pmt") -> dict[str, SimpleNamespace]:
     with registry._ws.sessions() as session:
         rows = session.scalars(select(HouseholdScore).where(HouseholdScore.model_code == code))
-        return {str(row.household_id): row for row in rows}
+        return {str(row.household_id): explained(session, row) for row in rows}
 
 
 def eligibility_events(registry) -> list[dict]:
