@@ -81,7 +81,11 @@ class RegistryBulkLoader:
         )
         try:
             registry, sessions = self.registry()
-            summary = run_import(registry, sessions, options, self.on_progress, rows=_rows(rows))
+            source = _rows(rows)
+            summary = run_import(registry, sessions, options, self.on_progress, rows=source)
+            if summary.already_done:  # read to the end all the same: the connector counts
+                for _ in source:
+                    pass
         except (OperationalError, DBAPIError) as exc:
             if isinstance(exc, OperationalError) or exc.connection_invalidated:
                 raise BulkLoadUnavailable(

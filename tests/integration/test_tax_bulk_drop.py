@@ -244,3 +244,33 @@ def test_a_file_under_the_threshold_is_still_published_row_by_row(drops: Drops) 
     assert drops.runner(threshold=drop["row_count"] + 1).run_once().processed == [name]
     assert len(drops.publisher.records("income_row")) == drop["row_count"]
     assert "bulk" not in drops.report(name)
+
+
+def test_a_file_loaded_but_not_archived_is_reported_whole_the_next_time(
+    drops: Drops, registry: Any, db_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from connectors.base.filedrop import DropFolder
+
+    drop = drops.drop(format="csv", bad_rows={"negative_amount": 1})
+    name = drop["files"][0]["file_name"]
+    runner = drops.runner()
+    real = DropFolder.archive_processed
+
+    def disk_full(self: Any, ready: Any, report: Any) -> Any:
+        raise OSError("no space left on device")
+
+    monkeypatch.setattr(DropFolder, "archive_processed", disk_full)
+    with pytest.raises(OSError):
+        runner.run_once()
+    loaded = _incomes(registry, db_engine)
+    events = _events(db_engine)
+    assert loaded and (drops.folder / name).exists()
+
+    monkeypatch.setattr(DropFolder, "archive_processed", real)
+    assert runner.run_once().processed == [name]
+    report = drops.report(name)
+    assert report["bulk"]["loaded_before"] is True
+    assert report["rows_read"] == drop["row_count"]  # every row read and counted again
+    assert report["accepted"] == drop["row_count"] - 1
+    assert [e["column"] for e in report["rejected"]] == ["GROSS_INCOME"]
+    assert _incomes(registry, db_engine) == loaded and _events(db_engine) == events
