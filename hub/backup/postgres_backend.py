@@ -156,11 +156,20 @@ def _drop_remaining(conn: Connection, kind: str) -> None:
             "SELECT t.typname FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace "
             "WHERE n.nspname = current_schema() AND t.typtype = 'e'"
         )
-    else:  # trigger functions the migrations created (the read audit's append-only guard)
+    else:
+        # Functions the migrations created: the read audit's append-only guard, the member
+        # profiles' triggers and their refresh function. Not an extension's: those belong to
+        # the extension (pg_depend 'e') and go with it.
         query = text(
-            "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname = current_schema() AND p.prorettype = 'trigger'::regtype"
+            "SELECT p.oid::regprocedure::text FROM pg_proc p"
+            " JOIN pg_namespace n ON n.oid = p.pronamespace"
+            " WHERE n.nspname = current_schema() AND NOT EXISTS ("
+            "SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"
         )
+        for signature in list(conn.execute(query).scalars()):
+            # regprocedure's text is already quoted where needed: name(argument types)
+            conn.execute(text(f"DROP FUNCTION IF EXISTS {signature} CASCADE"))
+        return
     for name in list(conn.execute(query).scalars()):
         conn.execute(
             text('DROP {} IF EXISTS "{}" CASCADE'.format(kind, str(name).replace('"', '""')))
