@@ -75,6 +75,20 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def export_rows(household: Any) -> list[tuple[str, ...]]:
+    """A synthetic household as the partner export's rows (``EXPORT_COLUMNS``), one a person."""
+    return [
+        (
+            household.household_key, household.locality_code, household.address,
+            f"{household.latitude:.6f}", f"{household.longitude:.6f}",
+            person.given_name, person.family_name, "", person.sex,
+            person.birth_date.isoformat(), person.relationship,
+            person.national_id or "", person.tax_id or "",
+        )
+        for person in household.members
+    ]  # fmt: skip
+
+
 def write_files(rows: int, seed: int, export: Path, tax: Path) -> tuple[int, int]:
     """The export (``rows`` persons) and a tax extract of up to ``rows`` returns, streamed."""
     country = SyntheticCountry(seed)
@@ -88,17 +102,9 @@ def write_files(rows: int, seed: int, export: Path, tax: Path) -> tuple[int, int
         tax_csv = csv.DictWriter(tax_out, fieldnames=CSV_COLUMNS, delimiter=";")
         tax_csv.writeheader()
         for household in country.iter_households(rows):
-            for person in household.members:
-                people += 1
-                people_csv.writerow(
-                    (
-                        household.household_key, household.locality_code, household.address,
-                        f"{household.latitude:.6f}", f"{household.longitude:.6f}",
-                        person.given_name, person.family_name, "", person.sex,
-                        person.birth_date.isoformat(), person.relationship,
-                        person.national_id or "", person.tax_id or "",
-                    )
-                )  # fmt: skip
+            rows_of_household = export_rows(household)
+            people += len(rows_of_household)
+            people_csv.writerows(rows_of_household)
             names = {p.tax_id: p for p in household.members if p.tax_id}
             for income in household.incomes:
                 for back in range(TAX_YEARS):

@@ -175,12 +175,7 @@ class TaxFileConnector(FileConnector):
         last committed row."""
 
         def good_rows() -> Iterator[BulkRow]:
-            for row in rows:
-                report.rows_read += 1
-                problems = row.problems + check_row(row.flat, period, self.context.identifiers)
-                if problems:
-                    report.reject(row.number, row.line, problems)
-                    continue
+            for row in self._checked(rows, period, report):
                 report.accepted += 1
                 yield BulkRow(row.number, row.flat)
 
@@ -204,6 +199,19 @@ class TaxFileConnector(FileConnector):
             "loaded_before": result.already_loaded,
         }
 
+    def _checked(
+        self, rows: Iterator[SourceRow], period: str | None, report: TaxFileReport
+    ) -> Iterator[SourceRow]:
+        """The rows that pass the row checks; each one read is counted, each bad one is
+        listed in the report with its problems."""
+        for row in rows:
+            report.rows_read += 1
+            problems = row.problems + check_row(row.flat, period, self.context.identifiers)
+            if problems:
+                report.reject(row.number, row.line, problems)
+                continue
+            yield row
+
     def _publish_rows(
         self,
         path: Path,
@@ -216,12 +224,7 @@ class TaxFileConnector(FileConnector):
         if period:
             headers_base["period"] = period
         with self.context.batch(int(self.settings["batch_size"])) as batch:
-            for row in rows:
-                report.rows_read += 1
-                problems = row.problems + check_row(row.flat, period, self.context.identifiers)
-                if problems:
-                    report.reject(row.number, row.line, problems)
-                    continue
+            for row in self._checked(rows, period, report):
                 batch.add(
                     RECORD_TYPE,
                     row.payload,

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
+from bench.bulk import EXPORT_COLUMNS, export_rows
 from connectors.base import ConnectorContext, FileDropRunner, InMemorySeenFileStore
 from connectors.base.testing import BatchCollectingPublisher
 from connectors.tax import TaxFileConnector
@@ -36,11 +37,6 @@ from sandbox_mocks.population.ids import sandbox_profile
 from sandbox_mocks.population.model import Household
 from sandbox_mocks.tax import BAD_ROW_KINDS, TaxAuthorityConfig, create_app
 
-EXPORT_COLUMNS = (
-    "HOUSEHOLD_REF", "ADMIN_AREA", "ADDRESS", "LATITUDE", "LONGITUDE", "GIVEN_NAME",
-    "FAMILY_NAME", "OTHER_NAMES", "SEX", "BIRTH_DATE", "RELATIONSHIP", "NATIONAL_ID", "TAX_ID",
-)  # fmt: skip
-
 
 @pytest.fixture(scope="module")
 def households() -> list[Household]:
@@ -53,16 +49,7 @@ def _load_population(registry: Any, db_engine: Any, households: list[Household],
         writer = csv.writer(handle)
         writer.writerow(EXPORT_COLUMNS)
         for household in households:
-            for person in household.members:
-                writer.writerow(
-                    (
-                        household.household_key, household.locality_code, household.address,
-                        f"{household.latitude:.6f}", f"{household.longitude:.6f}",
-                        person.given_name, person.family_name, "", person.sex,
-                        person.birth_date.isoformat(), person.relationship,
-                        person.national_id or "", person.tax_id or "",
-                    )
-                )  # fmt: skip
+            writer.writerows(export_rows(household))
     options = ImportOptions(path=path, fmt="csv", mapping="partner_household_row")
     summary = run_import(registry, make_session_factory(db_engine), options)
     assert summary.rejected == 0 and summary.counts["persons_created"] == 400
