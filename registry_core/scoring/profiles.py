@@ -94,7 +94,13 @@ BEGIN
             ELSE LEAST(GREATEST(p.birth_date - DATE '0001-01-01' + 1, 1), 9999999) END
         AS key) k
     WHERE ms.end_date IS NULL AND NOT COALESCE(p.is_deceased, false)
-    GROUP BY ms.household_id;
+    GROUP BY ms.household_id
+    -- Two transactions refreshing one household: the second's DELETE did not see the
+    -- first's new row; it waits for it here and overwrites it instead of failing.
+    ON CONFLICT (household_id) DO UPDATE SET members = EXCLUDED.members,
+        births = EXCLUDED.births, member_keys = EXCLUDED.member_keys,
+        person_ids = EXCLUDED.person_ids, birth_dates = EXCLUDED.birth_dates,
+        sexes = EXCLUDED.sexes;
 END
 $$ LANGUAGE plpgsql
 """,

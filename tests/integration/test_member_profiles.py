@@ -141,3 +141,49 @@ def test_kept_profiles_equal_profiles_built_afresh(registry, db_engine):
         built = [tuple(row) for row in conn.execute(PROFILES)]
     assert kept == built
     assert len(kept) == 25
+
+
+def test_two_writers_of_one_household_both_commit_and_the_profile_is_right(registry, db_engine):
+    """Two transactions change members of one household at once: the second's refresh waits
+    for the first's new profile row and overwrites it (before: a unique violation)."""
+    if db_engine.dialect.name != "postgresql":
+        pytest.skip("the profiles are kept by PostgreSQL triggers; SQLite reads the members")
+    import threading
+
+    rng = random.Random(5)
+    record = registry.register_household(household(rng), SURVEY).record
+    while len(record["members"]) < 2:
+        record = registry.register_household(household(rng), SURVEY).record
+    first_member, second_member = (m["id"] for m in record["members"][:2])
+    touch = text("UPDATE memberships SET start_date = start_date WHERE person_id = :p")
+    outcome: dict[str, object] = {}
+    first = db_engine.connect()
+    transaction = first.begin()
+    first.execute(touch, {"p": first_member})  # refreshed, not committed
+
+    def second_writer() -> None:
+        try:
+            with db_engine.begin() as conn:
+                conn.execute(touch, {"p": second_member})  # waits for the first
+            outcome["second"] = "committed"
+        except Exception as exc:  # the failure this test is about
+            outcome["second"] = exc
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    thread.join(timeout=1.0)
+    assert thread.is_alive(), "the second writer should wait for the first"
+    transaction.commit()
+    first.close()
+    thread.join(timeout=30)
+    assert outcome.get("second") == "committed", outcome
+    with db_engine.begin() as conn:
+        kept = [tuple(row) for row in conn.execute(PROFILES)]
+        conn.execute(text("DELETE FROM scoring_member_profiles"))
+        conn.execute(
+            text(
+                "SELECT scoring_member_profiles_refresh(ARRAY("
+                "SELECT DISTINCT household_id FROM memberships))"
+            )
+        )
+        assert kept == [tuple(row) for row in conn.execute(PROFILES)]
