@@ -86,9 +86,13 @@ class ScanRunner:
                     .order_by(DuplicateScan.created_at)
                     .limit(1)
                 )
-                if active is None:  # it finished meanwhile: ask again
-                    return self.request_scan(requested_by, start=start)
-                raise ScanAlreadyActive(scan_record(active))
+                found = scan_record(active) if active is not None else None
+            # Asked again only once this session is closed: on SQLite its transaction holds
+            # the write lock (BEGIN IMMEDIATE), and the new request's would wait on it for
+            # the whole busy timeout, then fail (a 500 seen by the API's contract test).
+            if found is None:  # it finished meanwhile: ask again
+                return self.request_scan(requested_by, start=start)
+            raise ScanAlreadyActive(found)
         if start:
             self.wake()
         return record

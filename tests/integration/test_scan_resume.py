@@ -245,3 +245,26 @@ def test_a_scan_fresh_at_start_is_taken_over_once_it_goes_stale(first_app: Any) 
     done = _wait(lambda: _quality(runtime, scan_id), lambda s: s.state != "running")
     assert done.state == "finished" and done.persons_checked == done.persons_total
     assert resume_quality_scan(runtime.sessions, runtime.settings.quality) == "none"
+
+
+def test_a_scan_requested_as_the_active_one_ends_is_queued_without_waiting_on_itself(
+    db_engine: Any, cipher: Any
+) -> None:
+    """The active scan finished between the request's look and its check: the request asks
+    again, and must not wait on its own still-open transaction (SQLite's write lock: before,
+    the busy timeout, then a 500)."""
+    from registry_core.db import make_session_factory
+
+    runner = ScanRunner(make_session_factory(db_engine), cipher)
+    real = runner._queue
+    calls = {"n": 0}
+
+    def as_if_one_was_active(requested_by: str) -> Any:
+        calls["n"] += 1
+        return None if calls["n"] == 1 else real(requested_by)
+
+    runner._queue = as_if_one_was_active  # type: ignore[method-assign]
+    started = time.monotonic()
+    record = runner.request_scan("staff", start=False)
+    assert record["state"] == "queued" and calls["n"] == 2
+    assert time.monotonic() - started < 10  # not the 30 s busy timeout
