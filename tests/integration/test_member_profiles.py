@@ -85,6 +85,20 @@ PROFILES = text(
 )
 
 
+def _kept_and_rebuilt(db_engine) -> tuple[list[tuple], list[tuple]]:
+    """The profiles as the triggers kept them, and as a refresh from scratch builds them."""
+    with db_engine.begin() as conn:
+        kept = [tuple(row) for row in conn.execute(PROFILES)]
+        conn.execute(text("DELETE FROM scoring_member_profiles"))
+        conn.execute(
+            text(
+                "SELECT scoring_member_profiles_refresh(ARRAY("
+                "SELECT DISTINCT household_id FROM memberships))"
+            )
+        )
+        return kept, [tuple(row) for row in conn.execute(PROFILES)]
+
+
 def _changed_registry(registry) -> list[str]:
     """Households registered, then members added, removed, dead, moved and corrected."""
     rng = random.Random(11)
@@ -129,16 +143,7 @@ def test_kept_profiles_equal_profiles_built_afresh(registry, db_engine):
     if db_engine.dialect.name != "postgresql":
         pytest.skip("the profiles are kept by PostgreSQL triggers; SQLite reads the members")
     _changed_registry(registry)
-    with db_engine.begin() as conn:
-        kept = [tuple(row) for row in conn.execute(PROFILES)]
-        conn.execute(text("DELETE FROM scoring_member_profiles"))
-        conn.execute(
-            text(
-                "SELECT scoring_member_profiles_refresh(ARRAY("
-                "SELECT DISTINCT household_id FROM memberships))"
-            )
-        )
-        built = [tuple(row) for row in conn.execute(PROFILES)]
+    kept, built = _kept_and_rebuilt(db_engine)
     assert kept == built
     assert len(kept) == 25
 
@@ -177,13 +182,5 @@ def test_two_writers_of_one_household_both_commit_and_the_profile_is_right(regis
     first.close()
     thread.join(timeout=30)
     assert outcome.get("second") == "committed", outcome
-    with db_engine.begin() as conn:
-        kept = [tuple(row) for row in conn.execute(PROFILES)]
-        conn.execute(text("DELETE FROM scoring_member_profiles"))
-        conn.execute(
-            text(
-                "SELECT scoring_member_profiles_refresh(ARRAY("
-                "SELECT DISTINCT household_id FROM memberships))"
-            )
-        )
-        assert kept == [tuple(row) for row in conn.execute(PROFILES)]
+    kept, built = _kept_and_rebuilt(db_engine)
+    assert kept == built
