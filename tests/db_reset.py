@@ -7,8 +7,10 @@ rows (children first), and restarts the sequences that were used: the same empty
 fresh ids as ``TRUNCATE ... RESTART IDENTITY``, in ~10 ms.
 
 Two kinds of table still get ``TRUNCATE``: tables with many rows (deleting 100,000 rows would
-be slower and leave them bloated for the next tests) and tables with row triggers that refuse
-``DELETE`` (the read audit is append-only).
+be slower and leave them bloated for the next tests) and tables with ``BEFORE DELETE``
+triggers, which may refuse it (the read audit is append-only). Tables that triggers keep from
+others (the scoring profiles and their fact keys) are emptied last: deleting the rows they are
+kept from refreshes them on the way.
 """
 
 # ruff: noqa: S608 - table names come from the metadata and the catalog, and are quoted
@@ -20,6 +22,8 @@ from sqlalchemy import Connection, Engine, text
 
 # Above this many rows a table is truncated rather than deleted from.
 MANY_ROWS = 1000
+# Kept by triggers from other tables: emptied after them (``registry_core.scoring.profiles``).
+DERIVED = ("scoring_household_profiles", "scoring_fact_keys")
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,7 @@ class Schema:
     """What the reset needs to know about the hub's tables; read once per database."""
 
     tables: tuple[str, ...]  # parents before children (metadata's sorted order)
-    guarded: frozenset[str]  # tables with user triggers (DELETE may be refused)
+    guarded: frozenset[str]  # tables with BEFORE DELETE triggers (DELETE may be refused)
     sequences: tuple[tuple[str, int], ...]  # (sequence, start value) owned by the tables
 
     @classmethod
@@ -36,6 +40,8 @@ class Schema:
             text(
                 "SELECT DISTINCT c.relname FROM pg_trigger g JOIN pg_class c ON c.oid = g.tgrelid "
                 "WHERE NOT g.tgisinternal AND c.relname = ANY(:t) "
+                # pg_trigger.tgtype: 2 = BEFORE, 8 = DELETE
+                "AND g.tgtype & 2 = 2 AND g.tgtype & 8 = 8 "
                 "AND c.relnamespace = current_schema()::regnamespace"
             ),
             {"t": tables},
@@ -85,7 +91,10 @@ def _empty(connection: Connection, schema: Schema) -> None:
         # CASCADE empties the tables that reference them too (they are emptied anyway).
         connection.execute(text(f"TRUNCATE {', '.join(map(_quoted, truncate))} CASCADE"))
     for name in reversed(schema.tables):  # children before parents
-        if name in filled and name not in truncate:
+        if name in filled and name not in truncate and name not in DERIVED:
+            connection.execute(text(f"DELETE FROM {_quoted(name)}"))
+    for name in DERIVED:
+        if name in schema.tables:
             connection.execute(text(f"DELETE FROM {_quoted(name)}"))
     connection.execute(
         text(

@@ -36,7 +36,7 @@ from sqlalchemy import Date, TextClause, Uuid, bindparam, text
 from registry_core.db import UTCDateTime
 from registry_core.scoring.definitions import ModelDefinition, Variable
 from registry_core.scoring.facts import age_bounds
-from registry_core.scoring.profiles import KEY_SPAN, SEX_CODES, day_number
+from registry_core.scoring.profiles import FACT_SPAN, KEY_SPAN, SEX_CODES, day_number
 
 
 @dataclass
@@ -108,21 +108,35 @@ def _member_filter(variable: Variable, as_of: date, params: _Params) -> str:
     return " AND ".join(parts) or "1 = 1"
 
 
+def _key_range(
+    base: int, span: int, born_by: date | None, born_after: date | None
+) -> tuple[int, int]:
+    """The keys ``(low, high]`` of members born in the range, among keys ``base`` plus a
+    birth date's day number (0 when unknown) below ``base + span``: the two bounds of two
+    binary searches (``width_bucket`` counts the keys at or below a bound)."""
+    high = base + day_number(born_by) if born_by is not None else base + span - 1
+    if born_after is not None:
+        low = base + day_number(born_after)
+    else:  # with an age bound, an unknown birth date (day number 0) is not counted
+        low = base if born_by is not None else base - 1
+    return low, high
+
+
 def _profile_count(variable: Variable, as_of: date, params: _Params) -> str | None:
-    """A member count (no fact) over the household's profile ``mp`` (``profiles``): births
+    """A member count (no fact) over the household's profile ``h`` (``profiles``): births
     sorted, so each bound is one ``width_bucket`` (how many are at or below it). None: the
     variable's sex has no code there (it is counted from the members themselves)."""
     born_by, born_after = age_bounds(variable, as_of)
     if variable.sex is None:
         if born_by is None and born_after is None:
-            return "COALESCE(mp.members, 0)"
+            return "h.members"
         upper = (
-            f"width_bucket(CAST({params.add(born_by, Date())} AS DATE), mp.births)"
+            f"width_bucket(CAST({params.add(born_by, Date())} AS DATE), h.births)"
             if born_by is not None
-            else "cardinality(mp.births)"
+            else "cardinality(h.births)"
         )
         lower = (
-            f"width_bucket(CAST({params.add(born_after, Date())} AS DATE), mp.births)"
+            f"width_bucket(CAST({params.add(born_after, Date())} AS DATE), h.births)"
             if born_after is not None
             else "0"
         )
@@ -130,15 +144,44 @@ def _profile_count(variable: Variable, as_of: date, params: _Params) -> str | No
     code = SEX_CODES.get(variable.sex)
     if code is None:
         return None
-    base = code * KEY_SPAN
-    high = base + day_number(born_by) if born_by is not None else base + KEY_SPAN - 1
-    if born_after is not None:
-        low = base + day_number(born_after)
-    else:  # with an age bound, an unknown birth date (day number 0) is not counted
-        low = base if born_by is not None else base - 1
+    low, high = _key_range(code * KEY_SPAN, KEY_SPAN, born_by, born_after)
     return (
-        f"COALESCE(width_bucket(CAST({high} AS BIGINT), mp.member_keys)"
-        f" - width_bucket(CAST({low} AS BIGINT), mp.member_keys), 0)"
+        f"COALESCE(width_bucket(CAST({high} AS BIGINT), h.member_keys)"
+        f" - width_bucket(CAST({low} AS BIGINT), h.member_keys), 0)"
+    )
+
+
+def _profile_fact_count(variable: Variable, as_of: date, params: _Params) -> str | None:
+    """Members of an age range or sex with a fact above 0 (``count`` of a member fact), from
+    the profile's ``fact_member_days`` / ``fact_member_keys`` (the fact key's place plus each
+    such member's birth day number or member key, sorted): two binary searches. None when
+    the variable needs the facts themselves (a value map, source systems, another aggregate,
+    a sex without a code)."""
+    fact = variable.fact
+    if (
+        fact is None
+        or variable.aggregate != "count"
+        or variable.value_map
+        or variable.source_systems
+    ):
+        return None
+    place = (
+        "CAST((SELECT k.id FROM scoring_fact_keys k WHERE k.domain = "
+        f"{params.add(fact[0])} AND k.name = {params.add(fact[1])} AND k.period = "
+        f"{params.add(variable.period)} AND k.personal) AS BIGINT) * {FACT_SPAN}"
+    )
+    born_by, born_after = age_bounds(variable, as_of)
+    if variable.sex is None:
+        array, base, span = "h.fact_member_days", 0, FACT_SPAN
+    else:
+        code = SEX_CODES.get(variable.sex)
+        if code is None:
+            return None
+        array, base, span = "h.fact_member_keys", code * KEY_SPAN, KEY_SPAN
+    low, high = _key_range(base, span, born_by, born_after)
+    return (
+        f"COALESCE(width_bucket({place} + {high}, {array})"
+        f" - width_bucket({place} + {low}, {array}), 0)"
     )
 
 
@@ -159,28 +202,33 @@ def _profile_member_filter(variable: Variable, as_of: date, params: _Params) -> 
 class _Parts:
     """The joins' columns and conditions, collected variable by variable."""
 
+    profiled: bool = False  # PostgreSQL: the anchor is the household's profile row
     fact_columns: list[str] = field(default_factory=list)
     fact_conditions: list[str] = field(default_factory=list)
     person_conditions: list[str] = field(default_factory=list)
     person_columns: list[str] = field(default_factory=list)
     member_columns: list[str] = field(default_factory=list)
-    profile: bool = False
     profile_person_conditions: list[str] = field(default_factory=list)
     profile_person_columns: list[str] = field(default_factory=list)
     profile_member_columns: list[str] = field(default_factory=list)
 
 
+def _anchor_id(parts: _Parts) -> str:
+    """The household's id in the statement's anchor row ``h``."""
+    return "h.household_id" if parts.profiled else "h.id"
+
+
 def _profile_member(
-    variable: Variable, index: int, as_of: date, dialect: str, params: _Params, parts: _Parts
+    variable: Variable, index: int, as_of: date, params: _Params, parts: _Parts
 ) -> str | None:
     """PostgreSQL: a members variable read from the profiles (the column's SQL), or None
     when it must be read from the members themselves."""
     column = f"v_{variable.name}"
     if variable.fact is None:
-        count = _profile_count(variable, as_of, params)
-        if count is not None:
-            parts.profile = True
-        return count
+        return _profile_count(variable, as_of, params)
+    counted = _profile_fact_count(variable, as_of, params)
+    if counted is not None:
+        return counted
     own = f"pv{index}"
     condition = _fact_condition(variable, "s", params, household=False)
     parts.profile_person_conditions.append(condition)
@@ -197,6 +245,69 @@ def _profile_member(
     return f"mf.{column}"
 
 
+def _profile_fact(variable: Variable, params: _Params) -> str | None:
+    """PostgreSQL: a household, tax or GIS variable read from the profile's facts aggregated
+    per key (``profiles``), or None when it must read the facts themselves (a variable
+    limited to some source systems: the profile's keys do not tell sources apart).
+
+    Per key (its place ``i`` in ``h.fact_keys``) the profile has the largest, smallest, sum
+    and count of the facts' numbers, and their one string with the count of strings. With a
+    value map the string counts as its mapped number as many times as it occurs; when the
+    strings under a key differ (``fact_text`` NULL with strings counted) the variable is read
+    from the household's facts instead, by the same rule as the aggregate over all facts."""
+    fact = variable.fact
+    if fact is None or variable.source_systems:
+        return None
+    kind = "sum" if variable.source == "tax_income" else variable.aggregate
+    kind = "max" if kind == "count" else kind
+    household = variable.source in ("household_attribute", "gis_layer")
+    personal = (False,) if household else (False, True)
+    places = []
+    for own in personal:
+        key = (
+            "(SELECT k.id FROM scoring_fact_keys k WHERE k.domain = "
+            f"{params.add(fact[0])} AND k.name = {params.add(fact[1])} AND k.period = "
+            f"{params.add(variable.period)} AND k.personal = {'true' if own else 'false'})"
+        )
+        places.append(f"array_position(h.fact_keys, {key})")
+    mapped = dict(variable.value_map)
+    numbers: list[tuple[str, str]] = []  # (value, how many times it counts)
+    parts: list[str] = []
+    mixed: list[str] = []
+    for i in places:
+        if kind in ("max", "min"):
+            parts.append(f"h.fact_{kind}[{i}]")
+        if mapped:
+            cases = " ".join(f"WHEN {params.add(k)} THEN {_literal(v)}" for k, v in mapped.items())
+            string = f"(CASE h.fact_text[{i}] {cases} END)"
+            mixed.append(f"(h.fact_text_count[{i}] > 0 AND h.fact_text[{i}] IS NULL)")
+            if kind in ("max", "min"):
+                parts.append(string)
+            numbers.append((string, f"h.fact_text_count[{i}]"))
+    if kind in ("max", "min"):
+        fast = f"{'GREATEST' if kind == 'max' else 'LEAST'}({', '.join(parts)})"
+    else:
+        counted = [f"COALESCE(h.fact_count[{i}], 0)" for i in places] + [
+            f"CASE WHEN {value} IS NULL THEN 0 ELSE {times} END" for value, times in numbers
+        ]
+        summed = [f"COALESCE(h.fact_sum[{i}], 0)" for i in places] + [
+            f"COALESCE({value} * {times}, 0)" for value, times in numbers
+        ]
+        count = f"({' + '.join(counted)})"
+        total = f"({' + '.join(summed)})"
+        divided = total if kind == "sum" else f"{total} / {count}"
+        fast = f"CASE WHEN {count} = 0 THEN NULL ELSE CAST({divided} AS DOUBLE PRECISION) END"
+    if not mixed:
+        return fast
+    condition = _fact_condition(variable, "s", params, household=household)
+    number = _number("s", mapped, params)
+    slow = (
+        f"(SELECT {_aggregate(variable)}({number}) FROM socio_economic_attributes s"
+        f" WHERE s.household_id = h.household_id AND {condition})"
+    )
+    return f"CASE WHEN {' OR '.join(mixed)} THEN {slow} ELSE {fast} END"
+
+
 def _variables_sql(
     model: ModelDefinition,
     dialect: str,
@@ -206,15 +317,23 @@ def _variables_sql(
 ) -> str:
     """SELECT household_id, area, v_<name>... for every household scored (not dissolved).
 
-    On PostgreSQL a members variable is read from the household's profile
-    (``profiles.MemberProfile``, one row per household) when it can be; elsewhere, and for a
-    sex the profile has no code for, from memberships, persons and their facts."""
+    On PostgreSQL the statement reads each household's profile (``profiles.HouseholdProfile``,
+    one row per household: its area, status, members and facts aggregated per key) and a
+    variable is computed from that row when it can be; a member fact (a disability) from the
+    facts of current members, a sex the profile has no code for from the members themselves,
+    a variable limited to some source systems from the facts. Elsewhere every variable is
+    read from households, memberships, persons and facts."""
     one = params.add(household_id, Uuid()) if household_id is not None else None
-    parts = _Parts()
-    columns = ["h.id AS household_id", "h.admin_area_code AS area"]
+    parts = _Parts(profiled=dialect == "postgresql")
+    anchor = _anchor_id(parts)
+    columns = [f"{anchor} AS household_id", "h.admin_area_code AS area"]
     for index, variable in enumerate(model.variables):
         column = f"v_{variable.name}"
         if variable.source != "members":
+            profiled = _profile_fact(variable, params) if parts.profiled else None
+            if profiled is not None:
+                columns.append(f"{profiled} AS {column}")
+                continue
             condition = _fact_condition(
                 variable,
                 "s",
@@ -228,8 +347,8 @@ def _variables_sql(
             )
             columns.append(f"f.{column}")
             continue
-        if dialect == "postgresql":
-            profiled = _profile_member(variable, index, as_of, dialect, params, parts)
+        if parts.profiled:
+            profiled = _profile_member(variable, index, as_of, params, parts)
             if profiled is not None:
                 columns.append(f"{profiled} AS {column}")
                 continue
@@ -253,8 +372,9 @@ def _variables_sql(
             parts.member_columns.append(f"{kind}(CASE WHEN {chosen} THEN pa.{own} END) AS {column}")
             columns.append(f"m.{column}")
     joins = [*_fact_join(parts, one), *_profile_joins(parts, one), *_member_join(parts, one)]
-    where = "h.status <> 'dissolved'" + (f" AND h.id = {one}" if one else "")
-    return f"SELECT {', '.join(columns)} FROM households h {' '.join(joins)} WHERE {where}"
+    where = "h.status <> 'dissolved'" + (f" AND {anchor} = {one}" if one else "")
+    table = "scoring_household_profiles" if parts.profiled else "households"
+    return f"SELECT {', '.join(columns)} FROM {table} h {' '.join(joins)} WHERE {where}"
 
 
 def _fact_join(parts: _Parts, one: str | None) -> list[str]:
@@ -264,16 +384,14 @@ def _fact_join(parts: _Parts, one: str | None) -> list[str]:
     return [
         f"LEFT JOIN (SELECT s.household_id, {', '.join(parts.fact_columns)}"
         f" FROM socio_economic_attributes s WHERE ({' OR '.join(parts.fact_conditions)}){only}"
-        " GROUP BY s.household_id) f ON f.household_id = h.id"
+        f" GROUP BY s.household_id) f ON f.household_id = {_anchor_id(parts)}"
     ]
 
 
 def _profile_joins(parts: _Parts, one: str | None) -> list[str]:
-    """The profile itself (``mp``) and the member facts of current members (``mf``): each
-    person's facts aggregated, kept when the person is one of the household's members."""
+    """The member facts of current members (``mf``): each person's facts aggregated, kept
+    when the person is one of the household's members (``mp``: their profile)."""
     joins = []
-    if parts.profile:
-        joins.append("LEFT JOIN scoring_member_profiles mp ON mp.household_id = h.id")
     if parts.profile_member_columns:
         only = f" AND s.household_id = {one}" if one else ""
         joins.append(
@@ -282,9 +400,10 @@ def _profile_joins(parts: _Parts, one: str | None) -> list[str]:
             " FROM socio_economic_attributes s WHERE s.person_id IS NOT NULL"
             f" AND ({' OR '.join(parts.profile_person_conditions)}){only}"
             " GROUP BY s.household_id, s.person_id) pa"
-            " JOIN scoring_member_profiles mp ON mp.household_id = pa.household_id"
+            " JOIN scoring_household_profiles mp ON mp.household_id = pa.household_id"
             " CROSS JOIN LATERAL (SELECT array_position(mp.person_ids, pa.person_id) AS i) x"
-            " WHERE x.i IS NOT NULL GROUP BY pa.household_id) mf ON mf.household_id = h.id"
+            " WHERE x.i IS NOT NULL GROUP BY pa.household_id) mf"
+            f" ON mf.household_id = {_anchor_id(parts)}"
         )
     return joins
 
@@ -308,7 +427,7 @@ def _member_join(parts: _Parts, one: str | None) -> list[str]:
         " FROM memberships ms JOIN persons p ON p.id = ms.person_id"
         f"{person_join}"
         " WHERE ms.end_date IS NULL AND COALESCE(p.is_deceased, false) = false"
-        f"{only} GROUP BY ms.household_id) m ON m.household_id = h.id"
+        f"{only} GROUP BY ms.household_id) m ON m.household_id = {_anchor_id(parts)}"
     ]
 
 

@@ -1,7 +1,7 @@
 """Members read for a full re-score stay right after the members change.
 
 On PostgreSQL the full re-score reads each household's members from
-``scoring_member_profiles``, kept by triggers on memberships and persons
+``scoring_household_profiles``, kept by triggers on memberships and persons
 (``registry_core.scoring.profiles``); elsewhere it reads the members themselves. Either way the
 set-based scores must equal the per-household Python path (``facts.raw_values``), which reads
 memberships and persons through the ORM, after members are added, removed, die, move, or have
@@ -80,8 +80,9 @@ MODEL = {
     },
 }
 PROFILES = text(
-    "SELECT household_id, members, births, member_keys, person_ids, birth_dates, sexes"
-    " FROM scoring_member_profiles ORDER BY household_id"
+    "SELECT household_id, admin_area_code, status, members, births, member_keys, person_ids,"
+    " birth_dates, sexes, fact_keys, fact_max, fact_min, fact_sum, fact_count, fact_text,"
+    " fact_text_count FROM scoring_household_profiles ORDER BY household_id"
 )
 
 
@@ -89,12 +90,9 @@ def _kept_and_rebuilt(db_engine) -> tuple[list[tuple], list[tuple]]:
     """The profiles as the triggers kept them, and as a refresh from scratch builds them."""
     with db_engine.begin() as conn:
         kept = [tuple(row) for row in conn.execute(PROFILES)]
-        conn.execute(text("DELETE FROM scoring_member_profiles"))
+        conn.execute(text("DELETE FROM scoring_household_profiles"))
         conn.execute(
-            text(
-                "SELECT scoring_member_profiles_refresh(ARRAY("
-                "SELECT DISTINCT household_id FROM memberships))"
-            )
+            text("SELECT scoring_household_profiles_refresh(ARRAY(SELECT id FROM households))")
         )
         return kept, [tuple(row) for row in conn.execute(PROFILES)]
 
