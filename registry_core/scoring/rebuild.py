@@ -26,6 +26,7 @@ deletes them before any re-score, so the result equals the upsert's after that d
 # ruff: noqa: S608 - names are constants; the scores' SELECT binds every value (sql.py).
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -61,16 +62,76 @@ ALL_COLUMNS = (
 )
 
 
-def _new_rows_sql(scores: str, _code_param: str) -> str:
-    """The new rows, joined to the old ones for the previous values. ``OFFSET 0`` keeps the
-    new rows a subquery computed once: flattened, each use of ``n.score`` in ``_KEPT``
+def _new_rows_sql(scores: str, columns: list[Column]) -> str:
+    """The new table filled by ``CREATE TABLE AS`` from the new rows, joined to the old ones
+    for the previous values, each column cast to the old table's type in its order.
+
+    Why ``CREATE TABLE AS`` and not ``INSERT``: it writes through a bulk-insert buffer ring,
+    1.0 s against 1.4 s for a million rows (docs/policy.md, "Fifth look"). ``OFFSET 0`` keeps
+    the new rows a subquery computed once: flattened, each use of ``n.score`` in ``_KEPT``
     computed the score again (a quarter of the statement at 200,000 households)."""
+    casts = ", ".join(f"CAST(r.{c.name} AS {c.type}) AS {c.name}" for c in columns)
     return (
-        f"INSERT INTO {NEXT} ({ALL_COLUMNS})"
-        " SELECT n.household_id, n.model_code, n.model_version, n.score, n.scorable,"
-        f" n.input_values, NULL, {_KEPT}, n.computed_at FROM ({scores} OFFSET 0) n"
-        f" LEFT JOIN {TABLE} o ON o.household_id = n.household_id AND o.model_code = n.model_code"
+        f"CREATE TABLE {NEXT} AS SELECT {casts} FROM (SELECT n.household_id, n.model_code,"
+        " n.model_version, n.score, n.scorable, n.input_values, NULL AS inputs,"
+        f" {_KEPT}, n.computed_at FROM ({scores} OFFSET 0) n"
+        f" LEFT JOIN {TABLE} o ON o.household_id = n.household_id"
+        " AND o.model_code = n.model_code) r"
     )
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column of the scores table as the catalog has it (the new table copies it)."""
+
+    name: str
+    type: str
+    not_null: bool
+    default: str | None
+    storage: str | None  # ALTER ... SET STORAGE when not the type's own
+    compression: str | None  # ALTER ... SET COMPRESSION when set on the column
+
+
+def _columns(connection: Any) -> list[Column]:
+    """The scores table's columns in order: the migrations' shape, whatever it becomes."""
+    rows = connection.execute(
+        text(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,"
+            " pg_get_expr(d.adbin, d.adrelid),"
+            " CASE WHEN a.attstorage <> t.typstorage THEN a.attstorage END,"
+            " NULLIF(CAST(a.attcompression AS text), '')"
+            " FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid"
+            " LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum"
+            " WHERE a.attrelid = CAST(:table AS regclass) AND a.attnum > 0"
+            " AND NOT a.attisdropped ORDER BY a.attnum"
+        ),
+        {"table": TABLE},
+    )
+    return [Column(*row) for row in rows]
+
+
+_STORAGE = {"p": "PLAIN", "e": "EXTERNAL", "m": "MAIN", "x": "EXTENDED"}
+_COMPRESSION = {"p": "pglz", "l": "lz4"}
+
+
+def _shape_sql(columns: list[Column]) -> str:
+    """``ALTER TABLE`` giving the new table the old one's constraints, defaults, storage,
+    key and foreign key (under their migration names), in one statement: one scan."""
+    parts = [f"ALTER COLUMN {c.name} SET NOT NULL" for c in columns if c.not_null]
+    parts += [f"ALTER COLUMN {c.name} SET DEFAULT {c.default}" for c in columns if c.default]
+    parts += [
+        f"ALTER COLUMN {c.name} SET STORAGE {_STORAGE[c.storage]}" for c in columns if c.storage
+    ]
+    parts += [
+        f"ALTER COLUMN {c.name} SET COMPRESSION {_COMPRESSION[c.compression]}"
+        for c in columns
+        if c.compression
+    ]
+    parts += [
+        f"ADD CONSTRAINT {NEXT}_key PRIMARY KEY (household_id, model_code)",
+        f"ADD CONSTRAINT {FOREIGN_KEY} FOREIGN KEY (household_id) REFERENCES households (id)",
+    ]
+    return f"ALTER TABLE {NEXT} " + ", ".join(parts)
 
 
 def rebuild_scores(
@@ -86,17 +147,12 @@ def rebuild_scores(
     (nothing changed: upsert instead). ``connection``: a Session or Connection in a
     PostgreSQL transaction (``sql.prepare_for_bulk`` already run)."""
     statement = new_scores_select(model, code, version, "postgresql", as_of, now)
-    fill = statement.fill(_new_rows_sql)
     savepoint = connection.begin_nested()
     try:
         connection.execute(text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
         connection.execute(text(f"LOCK TABLE {TABLE} IN EXCLUSIVE MODE"))
-        connection.execute(
-            text(
-                f"CREATE TABLE {NEXT} (LIKE {TABLE} INCLUDING DEFAULTS INCLUDING STORAGE"
-                " INCLUDING COMPRESSION)"
-            )
-        )
+        columns = _columns(connection)
+        fill = statement.fill(lambda scores, _code: _new_rows_sql(scores, columns))
         scored = int(connection.execute(fill).rowcount)
         connection.execute(
             text(
@@ -105,13 +161,7 @@ def rebuild_scores(
             ),
             {"code": code},
         )
-        connection.execute(
-            text(
-                f"ALTER TABLE {NEXT} ADD CONSTRAINT {NEXT}_key PRIMARY KEY"
-                f" (household_id, model_code), ADD CONSTRAINT {FOREIGN_KEY}"
-                " FOREIGN KEY (household_id) REFERENCES households (id)"
-            )
-        )
+        connection.execute(text(_shape_sql(columns)))
         connection.execute(text(f"ANALYZE {NEXT} ({ANALYZED})"))
         if not _take_over(connection):
             savepoint.rollback()
