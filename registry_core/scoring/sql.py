@@ -1,10 +1,14 @@
 """A model's variables and linear score as one set-based SQL statement.
 
 Why SQL: re-scoring the whole registry after a new model version must take seconds, not an
-evening. The database reads each fact table once (one scan, one hash aggregate per table:
-facts of the household, facts of each member, members with their ages and sex), joins the
-aggregates to the households, and computes every score in the same statement; nothing crosses
-to Python. The rules are those of ``evaluate`` and ``facts`` (the tests hold them together):
+evening. On PostgreSQL the statement reads one row per household, its scoring profile kept
+by triggers (``profiles``: area, members, facts aggregated per key), and computes each
+variable from it with array look-ups and binary searches; what the profile cannot answer is
+read from the tables per variable. Elsewhere the database reads each table once (one scan,
+one hash aggregate per table: facts of the household, facts of each member, members with
+their ages and sex) and joins the aggregates to the households. Either way every score is
+computed in the same statement and nothing crosses to Python. The rules are those of
+``evaluate`` and ``facts`` (the tests hold them together):
 
 - a fact's JSON value becomes a number (numbers, true/false as 1/0, strings through the
   variable's ``value_map``), read from the columns the database computes from it
@@ -319,10 +323,11 @@ def _variables_sql(
 
     On PostgreSQL the statement reads each household's profile (``profiles.HouseholdProfile``,
     one row per household: its area, status, members and facts aggregated per key) and a
-    variable is computed from that row when it can be; a member fact (a disability) from the
-    facts of current members, a sex the profile has no code for from the members themselves,
-    a variable limited to some source systems from the facts. Elsewhere every variable is
-    read from households, memberships, persons and facts."""
+    variable is computed from that row when it can be; a member fact other than a count of
+    members with it (the largest income of the adults) from the facts of current members, a
+    sex the profile has no code for from the members themselves, a variable limited to some
+    source systems from the facts. Elsewhere every variable is read from households,
+    memberships, persons and facts."""
     one = params.add(household_id, Uuid()) if household_id is not None else None
     parts = _Parts(profiled=dialect == "postgresql")
     anchor = _anchor_id(parts)
