@@ -24,6 +24,7 @@ from registry_core.models import SocioEconomicAttribute
 from registry_core.scoring.definitions import parse_model
 from registry_core.scoring.evaluate import score
 from registry_core.scoring.facts import raw_values
+from tests.integration.test_member_profiles import _kept_and_rebuilt
 from tests.integration.test_scoring_services import AS_OF, SURVEY, activate, household, scores
 
 ROOF = {"tin": 1, "thatch": 2, "concrete": 0}
@@ -96,12 +97,6 @@ MODEL = {
     "intercept": 1.0,
 }
 MODEL["weights"] = {variable["name"]: 1.0 for variable in MODEL["variables"]}
-
-PROFILES = text(
-    "SELECT household_id, admin_area_code, status, members, births, member_keys, person_ids,"
-    " birth_dates, sexes, fact_keys, fact_max, fact_min, fact_sum, fact_count, fact_text,"
-    " fact_text_count FROM scoring_household_profiles ORDER BY household_id"
-)
 
 
 def _facts_of(
@@ -181,16 +176,6 @@ def _agrees_with_python(registry, ids: list[str]) -> dict[str, set]:
             for name, value in row.inputs.items():
                 seen[name].add(round(value, 6))
     return seen
-
-
-def _kept_and_rebuilt(db_engine) -> tuple[list[tuple], list[tuple]]:
-    with db_engine.begin() as conn:
-        kept = [tuple(row) for row in conn.execute(PROFILES)]
-        conn.execute(text("DELETE FROM scoring_household_profiles"))
-        conn.execute(
-            text("SELECT scoring_household_profiles_refresh(ARRAY(SELECT id FROM households))")
-        )
-        return kept, [tuple(row) for row in conn.execute(PROFILES)]
 
 
 def test_set_based_fact_values_equal_the_python_path(registry):
