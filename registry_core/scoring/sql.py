@@ -100,16 +100,37 @@ def _aggregate(variable: Variable) -> str:
     return kind.upper()
 
 
-def _member_filter(variable: Variable, as_of: date, params: _Params) -> str:
+def _member_filter(
+    variable: Variable,
+    as_of: date,
+    params: _Params,
+    birth: str = "p.birth_date",
+    sex: str = "p.sex",
+) -> str:
+    """The variable's age range and sex over a member's ``birth`` date and ``sex`` columns
+    (a person ``p``, or the member at ``x.i`` of a profile: ``_profile_member``)."""
     parts = []
     born_by, born_after = age_bounds(variable, as_of)
     if born_by is not None:
-        parts.append(f"p.birth_date <= {params.add(born_by, Date())}")
+        parts.append(f"{birth} <= {params.add(born_by, Date())}")
     if born_after is not None:
-        parts.append(f"p.birth_date > {params.add(born_after, Date())}")
+        parts.append(f"{birth} > {params.add(born_after, Date())}")
     if variable.sex is not None:
-        parts.append(f"p.sex = {params.add(variable.sex)}")
+        parts.append(f"{sex} = {params.add(variable.sex)}")
     return " AND ".join(parts) or "1 = 1"
+
+
+def _key_id(variable: Variable, personal: str, params: _Params) -> str:
+    """The number of the variable's fact key in ``scoring_fact_keys`` (``personal``: the
+    SQL condition on ``k.personal``), a subquery run once per statement; NULL when no fact
+    of that key was ever written."""
+    fact = variable.fact
+    assert fact is not None
+    return (
+        "(SELECT k.id FROM scoring_fact_keys k WHERE k.domain = "
+        f"{params.add(fact[0])} AND k.name = {params.add(fact[1])} AND k.period = "
+        f"{params.add(variable.period)} AND {personal})"
+    )
 
 
 def _key_range(
@@ -169,11 +190,7 @@ def _profile_fact_count(variable: Variable, as_of: date, params: _Params) -> str
         or variable.source_systems
     ):
         return None
-    place = (
-        "CAST((SELECT k.id FROM scoring_fact_keys k WHERE k.domain = "
-        f"{params.add(fact[0])} AND k.name = {params.add(fact[1])} AND k.period = "
-        f"{params.add(variable.period)} AND k.personal) AS BIGINT) * {FACT_SPAN}"
-    )
+    place = f"CAST({_key_id(variable, 'k.personal', params)} AS BIGINT) * {FACT_SPAN}"
     born_by, born_after = age_bounds(variable, as_of)
     if variable.sex is None:
         array, base, span = "h.fact_member_days", 0, FACT_SPAN
@@ -187,19 +204,6 @@ def _profile_fact_count(variable: Variable, as_of: date, params: _Params) -> str
         f"COALESCE(width_bucket({place} + {high}, {array})"
         f" - width_bucket({place} + {low}, {array}), 0)"
     )
-
-
-def _profile_member_filter(variable: Variable, as_of: date, params: _Params) -> str:
-    """``_member_filter`` over the member at ``x.i`` of the profile ``mp``."""
-    parts = []
-    born_by, born_after = age_bounds(variable, as_of)
-    if born_by is not None:
-        parts.append(f"mp.birth_dates[x.i] <= {params.add(born_by, Date())}")
-    if born_after is not None:
-        parts.append(f"mp.birth_dates[x.i] > {params.add(born_after, Date())}")
-    if variable.sex is not None:
-        parts.append(f"mp.sexes[x.i] = {params.add(variable.sex)}")
-    return " AND ".join(parts) or "1 = 1"
 
 
 @dataclass
@@ -238,7 +242,7 @@ def _profile_member(
     parts.profile_person_conditions.append(condition)
     number = _number("s", dict(variable.value_map), params)
     parts.profile_person_columns.append(f"MAX(CASE WHEN {condition} THEN {number} END) AS {own}")
-    chosen = _profile_member_filter(variable, as_of, params)
+    chosen = _member_filter(variable, as_of, params, "mp.birth_dates[x.i]", "mp.sexes[x.i]")
     if variable.aggregate == "count":
         parts.profile_member_columns.append(
             f"COUNT(CASE WHEN {chosen} AND pa.{own} > 0 THEN 1 END) AS {column}"
@@ -268,11 +272,7 @@ def _profile_fact(variable: Variable, params: _Params) -> str | None:
     personal = (False,) if household else (False, True)
     places = []
     for own in personal:
-        key = (
-            "(SELECT k.id FROM scoring_fact_keys k WHERE k.domain = "
-            f"{params.add(fact[0])} AND k.name = {params.add(fact[1])} AND k.period = "
-            f"{params.add(variable.period)} AND k.personal = {'true' if own else 'false'})"
-        )
+        key = _key_id(variable, f"k.personal = {'true' if own else 'false'}", params)
         places.append(f"array_position(h.fact_keys, {key})")
     mapped = dict(variable.value_map)
     numbers: list[tuple[str, str]] = []  # (value, how many times it counts)
