@@ -11,6 +11,9 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import func, select
 
+from connectors.base.runners import PullRunner
+from hub.broker import Broker, connect
+from hub.workers.topology import CROSSCHECK_QUEUE, INGEST_QUEUE
 from registry_core.errors import ConflictError
 from registry_core.models import OutboxEvent
 from sandbox_mocks.population import iter_vital_events
@@ -44,17 +47,47 @@ def again_on_conflict(write: Callable[[], T]) -> T:
     return write()
 
 
+def _first_passes_pending(hub: LiveHub) -> list[str]:
+    """The pull connectors (GIS layers, program enrolments) whose first poll has not yet
+    succeeded: their records are still to come, whatever the registry looks like now."""
+    return [
+        name
+        for name, runners in hub.host.runners.items()
+        if any(isinstance(r, PullRunner) for r in runners)
+        and hub.host.connectors[name].status.last_success_at is None
+    ]
+
+
+def _work_waiting(hub: LiveHub, broker: Broker) -> int:
+    """Messages the workers have still to take (ingest, cross-checks) plus events the relay
+    has still to publish."""
+    queued = sum(broker.queue_depth(q.name) for q in (INGEST_QUEUE, CROSSCHECK_QUEUE))
+    with hub.runtime.sessions() as session:
+        unpublished = session.scalar(
+            select(func.count()).select_from(OutboxEvent).where(OutboxEvent.published_at.is_(None))
+        )
+    return queued + int(unpublished or 0)
+
+
 def wait_settled(hub: LiveHub, quiet_for: float = 3.0) -> None:
-    """Wait until the partner feeds' first pass is over: no new registry event for a while
-    (the GIS and civil-registry connectors touch seeded households when they start)."""
+    """Wait until the partner feeds' first pass is over: every pull connector has polled
+    once, nothing waits in the workers' queues or the outbox, and no new registry event came
+    for ``quiet_for`` seconds. (A quiet spell alone was not enough: on a loaded machine the
+    program enrolments came more than 3 s after the GIS layers and touched a "quiet" family
+    under a field visit.)"""
     last, calm_since = -1, time.monotonic()
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        with hub.runtime.sessions() as session:
-            newest = session.scalar(select(func.max(OutboxEvent.sequence))) or 0
-        if newest != last:
-            last, calm_since = newest, time.monotonic()
-        elif time.monotonic() - calm_since >= quiet_for:
-            return
-        time.sleep(0.2)
-    pytest.fail("the registry did not settle within 90 s")
+    with connect(hub.settings, wait_for=0) as broker:
+        while time.monotonic() < deadline:
+            with hub.runtime.sessions() as session:
+                newest = session.scalar(select(func.max(OutboxEvent.sequence))) or 0
+            if newest != last or _first_passes_pending(hub) or _work_waiting(hub, broker):
+                last, calm_since = newest, time.monotonic()
+            elif time.monotonic() - calm_since >= quiet_for:
+                return
+            time.sleep(0.2)
+        waiting = _work_waiting(hub, broker)
+    pytest.fail(
+        "the registry did not settle within 90 s "
+        f"(first polls pending: {_first_passes_pending(hub)}, work waiting: {waiting})"
+    )
