@@ -268,14 +268,25 @@ def sandbox_activity_in_background(
     kept out of the seed over OpenRosa (``hub/sandbox_field_team.py``).
     """
     from hub import sandbox_activity
-    from hub.sandbox_field_team import build_team, households_with_vital_events, plan_team
+    from hub.sandbox_field_team import (
+        build_team,
+        households_in_programs,
+        households_with_vital_events,
+        plan_team,
+    )
     from hub.sandbox_seed import seed_registry
 
     consenting = settings.sandbox_mocks.verification_round
     households = list(sandbox.households)
     with_team = settings.sandbox_mocks.field_team and url is not None
+    # Households a partner feed changes while the team works: a revisit of one would meet
+    # a version the feed moved on.
     plan = (
-        plan_team(households, busy_keys=households_with_vital_events(sandbox.config))
+        plan_team(
+            households,
+            busy_keys=households_with_vital_events(sandbox.config)
+            | households_in_programs(sandbox.config, households),
+        )
         if with_team
         else None
     )

@@ -51,7 +51,8 @@ class TeamPlan:
     districts: tuple[str, ...]
     assignments: dict[str, list[Household]] = field(default_factory=dict)  # district -> work
     # Households a partner feed changes while the team works (a birth or death from the
-    # civil registry): a revisit of one would meet a version the feed moved on.
+    # civil registry, a program's beneficiary number): a revisit of one would meet a version
+    # the feed moved on.
     busy_keys: frozenset[str] = frozenset()
 
     @property
@@ -72,6 +73,34 @@ def households_with_vital_events(config: Any) -> frozenset[str]:
     start = config.as_of or DEFAULT_AS_OF
     events = iter_vital_events(config.seed, config.people, start, as_of=start)
     return frozenset(e.household_key for e in events)
+
+
+def households_in_programs(config: Any, households: Sequence[Household]) -> frozenset[str]:
+    """The keys of the households the sandbox's program MIS enrols someone of (its starting
+    beneficiaries, as ``sandbox_mocks.launcher`` configures it): the programs connector's
+    first pass gives their people the program's beneficiary number, which moves the
+    household's version."""
+    from sandbox_mocks.population import DEFAULT_AS_OF
+    from sandbox_mocks.programs import ProgramMisConfig
+    from sandbox_mocks.programs.catalogue import initial_enrolments
+
+    enrolments = initial_enrolments(
+        households,
+        config.as_of or DEFAULT_AS_OF,
+        config.seed,
+        ProgramMisConfig.coverage,
+        config.noise_rate,
+    )
+    enrolled = {
+        national_id
+        for records in enrolments.values()
+        for record in records
+        for national_id in (record["nationalId"], *record["memberNationalIds"])
+        if national_id
+    }
+    return frozenset(
+        h.household_key for h in households if any(p.national_id in enrolled for p in h.members)
+    )
 
 
 def plan_team(
@@ -187,7 +216,8 @@ def find_revisit(
 
     Only one nothing else changes while the two visits go in, so that the first visit is
     applied and the second meets the version the first made: none the civil registry reports
-    a birth or death of, none whose people the national ID check looks at (the seed's first
+    a birth or death of, none the program MIS enrols someone of, none whose people the
+    national ID check looks at (the seed's first
     households consent to it, and a check may correct a member), and, while the seed is still
     going (``seed_done`` false), only one the GIS layers can no longer reach (the GIS
     connector's first pass runs while the seed registers, and its layers move the version of

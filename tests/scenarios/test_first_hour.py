@@ -157,9 +157,14 @@ def _field_work(hub: RunningHub, auth: dict[str, str], seen: dict[str, Any]) -> 
         f"{hub.url}/api/v1/intake/submissions?limit=200", headers=auth, timeout=10
     )
     if listed.status_code == 200:
-        statuses = [s["status"] for s in listed.json()["submissions"]]
+        submissions = listed.json()["submissions"]
+        statuses = [s["status"] for s in submissions]
         seen["field_applied"] = statuses.count("applied")
         seen["field_conflicts"] = statuses.count("conflict")
+        # Which household each conflict is on and why, for the failure message.
+        seen["conflict_reasons"] = [
+            f"{s['household_id']}: {s['reason']}" for s in submissions if s["status"] == "conflict"
+        ]
     review = requests.get(
         f"{hub.url}/api/v1/review/items?state=submitted&limit=200", headers=auth, timeout=10
     )
@@ -171,7 +176,8 @@ def _assert_field_work(seen: dict[str, Any]) -> None:
     """The field team's households were registered over OpenRosa, the conflicting revisit
     waits for review, and supervisors have items to review."""
     assert seen.get("field_applied", 0) >= 20, seen
-    assert seen.get("field_conflicts") == 1, seen
+    conflicts = seen.get("conflict_reasons")
+    assert seen.get("field_conflicts") == 1, (seen.get("field_conflicts"), conflicts)
     assert seen.get("review_items", 0) >= 20, seen
 
 
