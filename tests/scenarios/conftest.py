@@ -32,11 +32,11 @@ from hub.pipeline.relay_worker import RelayWorker
 from hub.pipeline.routes import default_routes
 from hub.review.service import ReviewQueue
 from hub.runtime import HubRuntime
-from hub.sandbox_seed import seed_registry
 from hub.settings import Settings, load_settings
 from hub.workers.runtime import ConsumerRuntime, RetryPolicy
 from hub.workers.topology import CROSSCHECK_QUEUE, INGEST_QUEUE
 from sandbox_mocks.launcher import SANDBOX_IDENTIFIER_PROFILE, SandboxConfig, start_sandbox
+from tests.scenarios.seeded_copies import SeededCopies
 
 FAST_RESILIENCE = {
     "timeout_seconds": 2,
@@ -109,8 +109,19 @@ def wait_for(check: Callable[[], Any], timeout: float = 60.0, what: str = "condi
         time.sleep(0.2)
 
 
+@pytest.fixture(scope="session")
+def seeded_copies(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeededCopies]:
+    copies = SeededCopies(tmp_path_factory.mktemp("seeded"))
+    try:
+        yield copies
+    finally:
+        copies.close()
+
+
 @pytest.fixture
-def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Iterator[LiveHub]:
+def live_hub(
+    request: pytest.FixtureRequest, db_url: str, tmp_path: Path, seeded_copies: SeededCopies
+) -> Iterator[LiveHub]:
     # A test may set more sandbox options: @pytest.mark.sandbox(civil_registry_messy_rate=1.0)
     marker = request.node.get_closest_marker("sandbox")
     sandbox = start_sandbox(
@@ -124,23 +135,50 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
             **(marker.kwargs if marker else {}),
         )
     )
-    # The sandbox's identifier profile (Verhoeff national IDs), as `srhub run` gives the hub
-    # while the sandbox runs.
-    settings = load_settings(
+    try:
+        kept_out = request.node.get_closest_marker("unseeded")
+        households = list(sandbox.households)
+        split = len(households) - (int(kept_out.kwargs["count"]) if kept_out else 0)
+        config = sandbox.config
+        population = (config.seed, config.people, config.as_of, split)
+        data_dir = tmp_path / "var"
+        with seeded_copies.copy(
+            db_url,
+            population,
+            households[:split],
+            data_dir,
+            _hub_settings,
+            sqlite_template=lambda: request.getfixturevalue("sqlite_schema_template"),
+        ) as story_url:
+            settings = _hub_settings(story_url, data_dir)
+            yield from _serve(sandbox, settings, households, split)
+    finally:
+        sandbox.stop()
+
+
+def _hub_settings(database_url: str, data_dir: Path) -> Settings:
+    """The story hub's settings: the sandbox's identifier profile (Verhoeff national IDs), as
+    `srhub run` gives the hub while the sandbox runs; the sandbox partners and receivers run
+    on loopback, allowed explicitly."""
+    return load_settings(
         env={},
-        database_url=db_url,
-        data_dir=tmp_path / "var",
+        database_url=database_url,
+        data_dir=data_dir,
         sandbox=False,
         identifier_profile=SANDBOX_IDENTIFIER_PROFILE,
-        # The sandbox partners and receivers run on loopback: allowed explicitly.
         outbound={"allow_hosts": ["127.0.0.1"]},
     )
+
+
+def _serve(
+    sandbox: Any,
+    settings: Settings,
+    households: list[Any],
+    split: int,
+) -> Iterator[LiveHub]:
+    """The hub on the seeded registry: API, connectors and workers, until the story ends."""
     runtime = HubRuntime(settings)
     runtime.registry.ensure_identifier_systems()
-    kept_out = request.node.get_closest_marker("unseeded")
-    households = list(sandbox.households)
-    split = len(households) - (int(kept_out.kwargs["count"]) if kept_out else 0)
-    assert seed_registry(runtime.registry, households[:split]) > 50
     configs = sandbox.connectors()
     for config in configs.values():
         config["resilience"] = dict(FAST_RESILIENCE)
@@ -193,5 +231,4 @@ def live_hub(request: pytest.FixtureRequest, db_url: str, tmp_path: Path) -> Ite
         for thread in threads:
             thread.join(20)
         server.shutdown()
-        sandbox.stop()
         runtime.close()
