@@ -47,13 +47,15 @@ def cheap_password_hashes() -> Iterator[None]:
 
 
 @contextmanager
-def fresh_postgres_database(prefix: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database (named ``<prefix>_<pid>_<random>``), dropped after."""
+def fresh_postgres_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (named ``<prefix>_<pid>_<random>``), dropped after: empty, or
+    a copy of the database ``template`` (which nobody may be connected to meanwhile)."""
     admin_url = make_url(postgres_url_or_skip()).set(drivername="postgresql+psycopg")
     name = unique_name(prefix)
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    copied = f' TEMPLATE "{template}"' if template else ""
     with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"{copied}'))
     try:
         yield admin_url.set(database=name).render_as_string(hide_password=False)
     finally:

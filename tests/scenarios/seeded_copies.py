@@ -16,16 +16,14 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from tests.conftest import migrated_sqlite
-from tests.services import unique_name
+from tests.conftest import fresh_postgres_database, migrated_sqlite
 
 KEY_FILE = "keys.json"
 
@@ -53,44 +51,6 @@ def seed_into(
         runtime.close()
 
 
-def _admin(url: str) -> Any:
-    return create_engine(
-        make_url(url).set(drivername="postgresql+psycopg", database="postgres"),
-        isolation_level="AUTOCOMMIT",
-    )
-
-
-def _new_postgres_database(like_url: str, template: str | None = None) -> str:
-    """A new database on ``like_url``'s server: empty, or a copy of ``template`` (which no
-    one may be connected to)."""
-    name = unique_name("srhub_story")
-    admin = _admin(like_url)
-    try:
-        with admin.connect() as conn:
-            clause = f' TEMPLATE "{template}"' if template else ""
-            conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
-    finally:
-        admin.dispose()
-    return make_url(like_url).set(database=name).render_as_string(hide_password=False)
-
-
-def _drop_database(url: str) -> None:
-    name = make_url(url).database
-    admin = _admin(url)
-    try:
-        with admin.connect() as conn:
-            conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :n AND pid <> pg_backend_pid()"
-                ),
-                {"n": name},
-            )
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-    finally:
-        admin.dispose()
-
-
 class SeededCopies:
     """Per test session: the seeded registries made so far, by backend and population; hands
     out copies, and drops the PostgreSQL databases it made."""
@@ -98,6 +58,7 @@ class SeededCopies:
     def __init__(self, work_dir: Path) -> None:
         self._work_dir = work_dir
         self._seeded: dict[tuple[Any, ...], Seeded] = {}
+        self._databases = ExitStack()  # the seeded PostgreSQL databases, dropped on close
 
     def _make(
         self,
@@ -113,7 +74,7 @@ class SeededCopies:
         if empty_url.startswith("sqlite"):
             url = migrated_sqlite(sqlite_template(), folder / "seeded.db")
         else:
-            url = _new_postgres_database(empty_url)
+            url = self._databases.enter_context(fresh_postgres_database("srhub_seeded"))
             upgrade_to_head(url)
         seed_into(url, data_dir, households, settings_for)
         if url.startswith("sqlite"):  # the copy is of the file alone: nothing may be in a WAL
@@ -153,15 +114,10 @@ class SeededCopies:
             shutil.copyfile(make_url(seeded.url).database or "", path)
             yield f"sqlite:///{path.as_posix()}"
             return
-        url = _new_postgres_database(empty_url, template=make_url(seeded.url).database)
-        try:
+        with fresh_postgres_database("srhub_story", template=make_url(seeded.url).database) as url:
             yield url
-        finally:
-            _drop_database(url)
 
     def close(self) -> None:
         """Drop the seeded PostgreSQL databases."""
-        for seeded in self._seeded.values():
-            if not seeded.url.startswith("sqlite"):
-                _drop_database(seeded.url)
         self._seeded.clear()
+        self._databases.close()
