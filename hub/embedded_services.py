@@ -279,8 +279,6 @@ def sandbox_activity_in_background(
     consenting = settings.sandbox_mocks.verification_round
     households = list(sandbox.households)
     with_team = settings.sandbox_mocks.field_team and url is not None
-    # Households a partner feed changes while the team works: a revisit of one would meet
-    # a version the feed moved on.
     plan = (
         plan_team(
             households,

@@ -217,8 +217,8 @@ def find_revisit(
     Only one nothing else changes while the two visits go in, so that the first visit is
     applied and the second meets the version the first made: none the civil registry reports
     a birth or death of, none the program MIS enrols someone of, none whose people the
-    national ID check looks at (the seed's first
-    households consent to it, and a check may correct a member), and, while the seed is still
+    national ID check looks at (the seed's first households consent to it, and a check may
+    correct a member), and, while the seed is still
     going (``seed_done`` false), only one the GIS layers can no longer reach (the GIS
     connector's first pass runs while the seed registers, and its layers move the version of
     every household registered by then)."""
